@@ -1,0 +1,49 @@
+# The two commands: `make demo` and `make test`. Each installs everything it needs first.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# pytest workers: the dev-server tiers share one landscape per worker process.
+PYTEST_WORKERS ?= 2
+
+.PHONY: all install system-deps demo test lint typecheck unit bench chaos clean
+
+all: test
+
+system-deps:
+	./scripts/install-system-deps
+
+$(STAMP): pyproject.toml scripts/install-system-deps debian-packages.txt
+	./scripts/install-system-deps
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The main job: start the local landscape, run the edge-site pipeline, print a summary, stop.
+demo: $(STAMP)
+	$(BIN)/apeiro demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+## Everything CI runs: lint, types, and every test tier.
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .apeiro .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,7 @@
+"""The local Apeiro landscape: real peers started as processes on loopback for the demo and the tests.
+
+Each peer is a :class:`landscape.part.Part`. A :class:`landscape.landscape.Landscape` starts parts in
+order, records their endpoints and process ids in a state directory (so `apeiro dev down` from another
+process can stop them), and stops them in reverse order. Later lifecycles add parts (Redfish emulator,
+OCI registries, the garden API) without touching the ones that exist.
+"""

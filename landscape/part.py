@@ -1,0 +1,39 @@
+"""The interface every landscape part implements."""
+
+from __future__ import annotations
+
+import abc
+from pathlib import Path
+
+from landscape.process import ManagedProcess
+
+
+class Part(abc.ABC):
+    """One peer of the local landscape (a server process, an emulator, a registry...).
+
+    A part starts on loopback ports it chooses at run time (unless told otherwise), exposes what
+    clients need in :attr:`endpoints`, and exports environment variables for workers in :meth:`env`.
+    """
+
+    name: str = "part"
+
+    def __init__(self) -> None:
+        self.processes: list[ManagedProcess] = []
+        self.endpoints: dict[str, str] = {}
+
+    @abc.abstractmethod
+    def start(self, state_dir: Path) -> None:
+        """Start the part and return once it answers. Raise LandscapeError with the log tail if not."""
+
+    def stop(self) -> None:
+        for proc in reversed(self.processes):
+            proc.stop()
+        self.processes.clear()
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that point workers and clients at this part."""
+        return {}
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes if p.pid is not None]

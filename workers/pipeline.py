@@ -1,0 +1,18 @@
+"""Worker contents of the `pipeline` queue: the pipeline engine and its core activities."""
+
+from __future__ import annotations
+
+from workers.queues import QueueContents
+
+
+def contents() -> QueueContents:
+    from activities import core
+    from workflows.fanout import FanOutWorkflow
+    from workflows.pipeline import PipelineWorkflow
+
+    acts = core.CoreActivities()
+    return QueueContents(
+        workflows=[PipelineWorkflow, FanOutWorkflow],
+        activities=acts.all(),
+        close=acts.close,
+    )

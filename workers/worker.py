@@ -1,0 +1,65 @@
+"""Run Temporal workers for any subset of task queues in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from workers.queues import contents_for
+
+log = logging.getLogger(__name__)
+
+#: Pure, deterministic modules the workflow sandbox may share with the host instead of re-importing
+#: them for every workflow run (re-importing the CEL parser per run costs ~50 ms).
+PASSTHROUGH_MODULES = ("celpy", "lark", "pydantic", "pydantic_core", "yaml", "definitions")
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
+    )
+
+
+def build_workers(client: Client, queues: Sequence[str], *, max_concurrent_activities: int = 100,
+                  activity_executor: ThreadPoolExecutor | None = None) -> list[Worker]:
+    """One Worker per queue, sharing the client. Sync activities run on ``activity_executor``."""
+    workers = []
+    for queue in queues:
+        contents = contents_for(queue)
+        needs_executor = any(not asyncio.iscoroutinefunction(a) for a in contents.activities)
+        workers.append(
+            Worker(
+                client,
+                task_queue=queue,
+                workflows=list(contents.workflows),
+                activities=list(contents.activities),
+                activity_executor=(activity_executor or ThreadPoolExecutor(max_concurrent_activities))
+                if needs_executor else None,
+                max_concurrent_activities=max_concurrent_activities,
+                workflow_runner=workflow_runner(),
+            )
+        )
+    return workers
+
+
+async def run_workers(client: Client, queues: Sequence[str], stop: asyncio.Event | None = None) -> None:
+    """Run until ``stop`` is set or SIGINT/SIGTERM arrives; then shut down gracefully."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    workers = build_workers(client, queues)
+    async with contextlib.AsyncExitStack() as stack:
+        for w in workers:
+            await stack.enter_async_context(w)
+        log.info("workers running for queues: %s", ", ".join(queues))
+        await stop.wait()
