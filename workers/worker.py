@@ -7,8 +7,8 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
