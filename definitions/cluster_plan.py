@@ -187,3 +187,105 @@ def worker_skew_problem(control_plane: str, worker: str) -> str | None:
             f"than the control plane version {control_plane}"
         )
     return None
+
+
+# --- readiness -------------------------------------------------------------------------------------
+
+#: lastErrors codes after which Gardener does not retry by itself (the operation ends Failed).
+NON_RETRYABLE_CODES = frozenset(
+    {
+        "ERR_INFRA_UNAUTHENTICATED",
+        "ERR_INFRA_UNAUTHORIZED",
+        "ERR_INFRA_DEPENDENCIES",
+        "ERR_INFRA_QUOTA_EXCEEDED",
+        "ERR_INFRA_RATE_LIMITS_EXCEEDED",
+        "ERR_CONFIGURATION_PROBLEM",
+        "ERR_PROBLEMATIC_WEBHOOK",
+    }
+)
+
+
+class Readiness(BaseModel):
+    """What a Shoot's status says, judged by the only correct rule:
+    generation == observedGeneration, lastOperation Succeeded, and every condition True."""
+
+    ready: bool
+    failed: bool = False
+    state: str = ""
+    operation: str = ""
+    progress: int = 0
+    description: str = ""
+    codes: list[str] = Field(default_factory=list)
+    generation: int = 0
+    observed_generation: int = 0
+    not_true: list[str] = Field(default_factory=list, description="conditions that are not True")
+    resource_version: str = ""
+    observed_at: float = Field(default=0.0, description="epoch seconds when a waiter saw this state")
+
+    def summary(self) -> str:
+        parts = [f"{self.operation or 'no operation'} {self.state or 'pending'} at {self.progress}%"]
+        if self.generation != self.observed_generation:
+            parts.append(
+                f"generation {self.generation} not yet observed (observed {self.observed_generation})"
+            )
+        if self.not_true:
+            parts.append("conditions not True: " + ", ".join(self.not_true))
+        if self.codes:
+            parts.append("codes: " + ", ".join(self.codes))
+        if self.description:
+            parts.append(f"last task: {self.description}")
+        return "; ".join(parts)
+
+
+def shoot_readiness(shoot: dict[str, Any]) -> Readiness:
+    meta = shoot.get("metadata") or {}
+    status = shoot.get("status") or {}
+    last = status.get("lastOperation") or {}
+    conditions = status.get("conditions") or []
+    codes = sorted({c for e in status.get("lastErrors") or [] for c in e.get("codes") or []})
+    not_true = [f"{c.get('type')}={c.get('status')}" for c in conditions if c.get("status") != "True"]
+    generation = int(meta.get("generation") or 0)
+    observed = int(status.get("observedGeneration") or 0)
+    state = str(last.get("state") or "")
+    ready = generation == observed and state == "Succeeded" and bool(conditions) and not not_true
+    return Readiness(
+        ready=ready,
+        failed=state == "Failed" and generation == observed,
+        state=state,
+        operation=str(last.get("type") or ""),
+        progress=int(last.get("progress") or 0),
+        description=str(last.get("description") or ""),
+        codes=codes,
+        generation=generation,
+        observed_generation=observed,
+        not_true=not_true,
+        resource_version=str(meta.get("resourceVersion") or ""),
+    )
+
+
+# --- maintenance windows ---------------------------------------------------------------------------
+
+
+def _window_time(value: str) -> tuple[int, int]:
+    """`HHMMSS+ZZZZ` -> (seconds after midnight UTC, 0)."""
+    m = re.match(r"^(\d{2})(\d{2})(\d{2})([+-])(\d{2})(\d{2})$", value)
+    if not m:
+        raise VersionError(f"maintenance time {value!r} is not HHMMSS+ZZZZ (e.g. 220000+0000)")
+    h, mi, s, sign, zh, zm = m.groups()
+    offset = (int(zh) * 3600 + int(zm) * 60) * (1 if sign == "+" else -1)
+    return (int(h) * 3600 + int(mi) * 60 + int(s) - offset) % 86400, 0
+
+
+def in_maintenance_window(now: datetime, begin: str, end: str) -> bool:
+    b, _ = _window_time(begin)
+    e, _ = _window_time(end)
+    t = now.hour * 3600 + now.minute * 60 + now.second
+    return b <= t < e if b <= e else (t >= b or t < e)
+
+
+def seconds_until_window(now: datetime, begin: str, end: str) -> float:
+    if in_maintenance_window(now, begin, end):
+        return 0.0
+    b, _ = _window_time(begin)
+    t = now.hour * 3600 + now.minute * 60 + now.second + now.microsecond / 1e6
+    return (b - t) % 86400
