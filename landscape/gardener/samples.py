@@ -27,41 +27,70 @@ def cloud_profile(name: str = PROFILE) -> dict[str, Any]:
         "metadata": {"name": name},
         "spec": {
             "type": "local",
-            "kubernetes": {"versions": [
-                {"version": "1.33.0", "classification": "preview"},
-                {"version": "1.32.2", "classification": "supported"},
-                {"version": "1.32.1", "classification": "supported"},
-                {"version": "1.31.4", "classification": "supported"},
-                {"version": "1.30.8", "classification": "supported"},
-                {"version": "1.30.2", "classification": "deprecated", "expirationDate": _date(-10)},
-                {"version": "1.29.10", "classification": "deprecated", "expirationDate": _date(20)},
-                {"version": "1.28.15", "classification": "deprecated", "expirationDate": _date(-30)},
-            ]},
-            "machineImages": [{"name": "gardenlinux", "versions": [
-                {"version": "1877.3.0", "classification": "supported"},
-                {"version": "1592.9.0", "classification": "deprecated", "expirationDate": _date(15)},
-                {"version": "1443.3.0", "classification": "deprecated", "expirationDate": _date(-5)},
-            ]}],
-            "machineTypes": [{"name": "local-small", "cpu": "2", "gpu": "0", "memory": "4Gi", "usable": True},
-                             {"name": "local-large", "cpu": "8", "gpu": "0", "memory": "32Gi", "usable": True}],
-            "regions": [{"name": "local", "zones": [{"name": "local-a"}]},
-                        {"name": "edge-1", "zones": [{"name": "edge-1a"}]}],
+            "kubernetes": {
+                "versions": [
+                    {"version": "1.33.0", "classification": "preview"},
+                    {"version": "1.32.2", "classification": "supported"},
+                    {"version": "1.32.1", "classification": "supported"},
+                    {"version": "1.31.4", "classification": "supported"},
+                    {"version": "1.30.8", "classification": "supported"},
+                    {"version": "1.30.2", "classification": "deprecated", "expirationDate": _date(-10)},
+                    {"version": "1.29.10", "classification": "deprecated", "expirationDate": _date(20)},
+                    {"version": "1.28.15", "classification": "deprecated", "expirationDate": _date(-30)},
+                ]
+            },
+            "machineImages": [
+                {
+                    "name": "gardenlinux",
+                    "versions": [
+                        {"version": "1877.3.0", "classification": "supported"},
+                        {"version": "1592.9.0", "classification": "deprecated", "expirationDate": _date(15)},
+                        {"version": "1443.3.0", "classification": "deprecated", "expirationDate": _date(-5)},
+                    ],
+                }
+            ],
+            "machineTypes": [
+                {"name": "local-small", "cpu": "2", "gpu": "0", "memory": "4Gi", "usable": True},
+                {"name": "local-large", "cpu": "8", "gpu": "0", "memory": "32Gi", "usable": True},
+            ],
+            "regions": [
+                {"name": "local", "zones": [{"name": "local-a"}]},
+                {"name": "edge-1", "zones": [{"name": "edge-1a"}]},
+            ],
         },
     }
 
 
-def seed(url: str, namespace: str = PROJECT_NAMESPACE, profile: str = PROFILE, binding: str = BINDING) -> None:
+def seed(
+    url: str, namespace: str = PROJECT_NAMESPACE, profile: str = PROFILE, binding: str = BINDING
+) -> None:
     """Create (or leave alone) the namespace, secret, credentials binding and CloudProfile."""
     objects = [
         ("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
-        (f"/api/v1/namespaces/{namespace}/secrets",
-         {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"{binding}-secret"},
-          "stringData": {"token": "not-a-real-token"}}),
-        (f"/apis/security.gardener.cloud/v1alpha1/namespaces/{namespace}/credentialsbindings",
-         {"apiVersion": "security.gardener.cloud/v1alpha1", "kind": "CredentialsBinding",
-          "metadata": {"name": binding}, "provider": {"type": "local"},
-          "credentialsRef": {"apiVersion": "v1", "kind": "Secret", "name": f"{binding}-secret",
-                             "namespace": namespace}}),
+        (
+            f"/api/v1/namespaces/{namespace}/secrets",
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": f"{binding}-secret"},
+                "stringData": {"token": "not-a-real-token"},
+            },
+        ),
+        (
+            f"/apis/security.gardener.cloud/v1alpha1/namespaces/{namespace}/credentialsbindings",
+            {
+                "apiVersion": "security.gardener.cloud/v1alpha1",
+                "kind": "CredentialsBinding",
+                "metadata": {"name": binding},
+                "provider": {"type": "local"},
+                "credentialsRef": {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "name": f"{binding}-secret",
+                    "namespace": namespace,
+                },
+            },
+        ),
         ("/apis/core.gardener.cloud/v1beta1/cloudprofiles", cloud_profile(profile)),
     ]
     with httpx.Client(base_url=url, timeout=5.0) as client:
@@ -71,8 +100,14 @@ def seed(url: str, namespace: str = PROJECT_NAMESPACE, profile: str = PROFILE, b
                 raise RuntimeError(f"seeding {path} failed: {resp.status_code} {resp.text}")
 
 
-def shoot(name: str, version: str = "1.30.8", namespace: str = PROJECT_NAMESPACE, profile: str = PROFILE,
-          image_version: str = "1592.9.0", workers: int = 1) -> dict[str, Any]:
+def shoot(
+    name: str,
+    version: str = "1.30.8",
+    namespace: str = PROJECT_NAMESPACE,
+    profile: str = PROFILE,
+    image_version: str = "1592.9.0",
+    workers: int = 1,
+) -> dict[str, Any]:
     return {
         "apiVersion": "core.gardener.cloud/v1beta1",
         "kind": "Shoot",
@@ -83,11 +118,24 @@ def shoot(name: str, version: str = "1.30.8", namespace: str = PROJECT_NAMESPACE
             "credentialsBindingName": BINDING,
             "kubernetes": {"version": version},
             "networking": {"type": "calico", "nodes": "10.10.0.0/16"},
-            "provider": {"type": "local", "workers": [
-                {"name": f"pool{i}", "minimum": 1, "maximum": 2,
-                 "machine": {"type": "local-small", "image": {"name": "gardenlinux", "version": image_version}}}
-                for i in range(1, workers + 1)]},
-            "maintenance": {"timeWindow": {"begin": "000000+0000", "end": "235959+0000"},
-                            "autoUpdate": {"kubernetesVersion": False, "machineImageVersion": False}},
+            "provider": {
+                "type": "local",
+                "workers": [
+                    {
+                        "name": f"pool{i}",
+                        "minimum": 1,
+                        "maximum": 2,
+                        "machine": {
+                            "type": "local-small",
+                            "image": {"name": "gardenlinux", "version": image_version},
+                        },
+                    }
+                    for i in range(1, workers + 1)
+                ],
+            },
+            "maintenance": {
+                "timeWindow": {"begin": "000000+0000", "end": "235959+0000"},
+                "autoUpdate": {"kubernetesVersion": False, "machineImageVersion": False},
+            },
         },
     }

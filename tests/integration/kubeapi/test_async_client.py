@@ -27,8 +27,12 @@ async def api(kubeapi: KubeApiServer) -> AsyncIterator[client.ApiClient]:
 
 
 def stage(name: str) -> dict[str, Any]:
-    return {"apiVersion": "konfidence.cloud/v1alpha1", "kind": "Stage", "metadata": {"name": name},
-            "spec": {"vector": "a:1"}}
+    return {
+        "apiVersion": "konfidence.cloud/v1alpha1",
+        "kind": "Stage",
+        "metadata": {"name": name},
+        "spec": {"vector": "a:1"},
+    }
 
 
 async def test_crud_patches_status_conflict(api: client.ApiClient) -> None:
@@ -37,20 +41,33 @@ async def test_crud_patches_status_conflict(api: client.ApiClient) -> None:
     grp, ver, plural = "konfidence.cloud", "v1alpha1", "stages"
     created = await co.create_namespaced_custom_object(grp, ver, NS, plural, stage(name))
     # A dict body without _content_type becomes a JSON patch in this client (the trap); with it, merge.
-    merged = await co.patch_namespaced_custom_object(grp, ver, NS, plural, name, {"spec": {"vector": "a:2"}},
-                                                     _content_type=MERGE)
+    merged = await co.patch_namespaced_custom_object(
+        grp, ver, NS, plural, name, {"spec": {"vector": "a:2"}}, _content_type=MERGE
+    )
     assert merged["spec"]["vector"] == "a:2" and merged["metadata"]["generation"] == 2
-    jp = await co.patch_namespaced_custom_object(grp, ver, NS, plural, name,
-                                                 [{"op": "replace", "path": "/spec/vector", "value": "a:3"}])
+    jp = await co.patch_namespaced_custom_object(
+        grp, ver, NS, plural, name, [{"op": "replace", "path": "/spec/vector", "value": "a:3"}]
+    )
     assert jp["spec"]["vector"] == "a:3"
     applied = await co.patch_namespaced_custom_object(
-        grp, ver, NS, plural, name, {**stage(name), "spec": {"vector": "a:4"}}, field_manager="apeiro",
-        force=True, _content_type="application/apply-patch+yaml")
+        grp,
+        ver,
+        NS,
+        plural,
+        name,
+        {**stage(name), "spec": {"vector": "a:4"}},
+        field_manager="apeiro",
+        force=True,
+        _content_type="application/apply-patch+yaml",
+    )
     assert applied["spec"]["vector"] == "a:4"
-    st = await co.patch_namespaced_custom_object_status(grp, ver, NS, plural, name, {"status": {"ok": True}},
-                                                        _content_type=MERGE)
+    st = await co.patch_namespaced_custom_object_status(
+        grp, ver, NS, plural, name, {"status": {"ok": True}}, _content_type=MERGE
+    )
     assert st["status"] == {"ok": True} and st["metadata"]["generation"] == 4
-    listed = await co.list_namespaced_custom_object(grp, ver, NS, plural, field_selector=f"metadata.name={name}")
+    listed = await co.list_namespaced_custom_object(
+        grp, ver, NS, plural, field_selector=f"metadata.name={name}"
+    )
     assert len(listed["items"]) == 1
     with pytest.raises(client.ApiException) as err:
         await co.replace_namespaced_custom_object(grp, ver, NS, plural, name, created)
@@ -61,23 +78,35 @@ async def test_watch_resumes_and_410(api: client.ApiClient, admin: KubeApiAdmin)
     co = client.CustomObjectsApi(api)
     grp, ver, plural = "konfidence.cloud", "v1alpha1", "stages"
     name = f"aw-{uuid.uuid4().hex[:6]}"
-    rv = (await co.create_namespaced_custom_object(grp, ver, NS, plural, stage(name)))["metadata"]["resourceVersion"]
+    rv = (await co.create_namespaced_custom_object(grp, ver, NS, plural, stage(name)))["metadata"][
+        "resourceVersion"
+    ]
     for i in range(3):
-        await co.patch_namespaced_custom_object(grp, ver, NS, plural, name, {"spec": {"vector": f"b:{i}"}},
-                                                _content_type=MERGE)
+        await co.patch_namespaced_custom_object(
+            grp, ver, NS, plural, name, {"spec": {"vector": f"b:{i}"}}, _content_type=MERGE
+        )
     w = watch.Watch()
     seen = []
-    async with w.stream(co.list_namespaced_custom_object, grp, ver, NS, plural, resource_version=rv,
-                        field_selector=f"metadata.name={name}", timeout_seconds=1,
-                        allow_watch_bookmarks=True) as stream:
+    async with w.stream(
+        co.list_namespaced_custom_object,
+        grp,
+        ver,
+        NS,
+        plural,
+        resource_version=rv,
+        field_selector=f"metadata.name={name}",
+        timeout_seconds=1,
+        allow_watch_bookmarks=True,
+    ) as stream:
         async for ev in stream:
             seen.append((ev["type"], ev["raw_object"]["metadata"]["resourceVersion"]))
     assert [t for t, _ in seen[:3]] == ["MODIFIED"] * 3
     assert any(t == "BOOKMARK" for t, _ in seen)
     admin.compact()
     with pytest.raises(client.ApiException) as err:
-        async with watch.Watch().stream(co.list_namespaced_custom_object, grp, ver, NS, plural,
-                                        resource_version=rv, timeout_seconds=1) as stream:
+        async with watch.Watch().stream(
+            co.list_namespaced_custom_object, grp, ver, NS, plural, resource_version=rv, timeout_seconds=1
+        ) as stream:
             async for _ in stream:
                 pass
     assert err.value.status == 410

@@ -27,8 +27,12 @@ def api(kubeapi: KubeApiServer) -> Iterator[client.ApiClient]:
 
 
 def stage(name: str, **labels: str) -> dict[str, Any]:
-    return {"apiVersion": f"{G}/{V}", "kind": "Stage", "metadata": {"name": name, "labels": labels},
-            "spec": {"vector": "github.com/acme/app:1.0.0"}}
+    return {
+        "apiVersion": f"{G}/{V}",
+        "kind": "Stage",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"vector": "github.com/acme/app:1.0.0"},
+    }
 
 
 def unique(prefix: str) -> str:
@@ -80,26 +84,56 @@ def test_update_conflict_and_patch_flavours(api: client.ApiClient) -> None:
         co.replace_namespaced_custom_object(G, V, NS, P, name, first)  # stale resourceVersion
     assert err.value.status == 409 and '"reason":"Conflict"' in err.value.body
     jp = [{"op": "replace", "path": "/spec/vector", "value": "x:3"}]
-    updated = co.patch_namespaced_custom_object(G, V, NS, P, name, jp, _content_type="application/json-patch+json")
+    updated = co.patch_namespaced_custom_object(
+        G, V, NS, P, name, jp, _content_type="application/json-patch+json"
+    )
     assert updated["spec"]["vector"] == "x:3"
-    with pytest.raises(client.ApiException) as err:  # CRD-like kinds refuse strategic merge, like kube-apiserver
-        co.patch_namespaced_custom_object(G, V, NS, P, name, {"spec": {}},
-                                          _content_type="application/strategic-merge-patch+json")
+    with pytest.raises(
+        client.ApiException
+    ) as err:  # CRD-like kinds refuse strategic merge, like kube-apiserver
+        co.patch_namespaced_custom_object(
+            G, V, NS, P, name, {"spec": {}}, _content_type="application/strategic-merge-patch+json"
+        )
     assert err.value.status == 415
-    applied = {"apiVersion": f"{G}/{V}", "kind": "Stage", "metadata": {"name": name}, "spec": {"vector": "x:4"}}
+    applied = {
+        "apiVersion": f"{G}/{V}",
+        "kind": "Stage",
+        "metadata": {"name": name},
+        "spec": {"vector": "x:4"},
+    }
     with pytest.raises(client.ApiException) as err:  # another manager owns spec.vector
-        co.patch_namespaced_custom_object(G, V, NS, P, name, applied, field_manager="ops",
-                                          _content_type="application/apply-patch+yaml")
+        co.patch_namespaced_custom_object(
+            G, V, NS, P, name, applied, field_manager="ops", _content_type="application/apply-patch+yaml"
+        )
     assert err.value.status == 409 and "conflict" in err.value.body
-    result = co.patch_namespaced_custom_object(G, V, NS, P, name, applied, field_manager="ops", force=True,
-                                               _content_type="application/apply-patch+yaml")
+    result = co.patch_namespaced_custom_object(
+        G,
+        V,
+        NS,
+        P,
+        name,
+        applied,
+        field_manager="ops",
+        force=True,
+        _content_type="application/apply-patch+yaml",
+    )
     assert result["spec"]["vector"] == "x:4"
-    assert any(m["manager"] == "ops" and m["operation"] == "Apply" for m in result["metadata"]["managedFields"])
+    assert any(
+        m["manager"] == "ops" and m["operation"] == "Apply" for m in result["metadata"]["managedFields"]
+    )
     # apply creates when absent and answers 201, as kube-apiserver does; this client maps only 200 for
     # patch, so it returns None then (a trap for callers: read the object back).
     fresh = unique("apply")
-    made = co.patch_namespaced_custom_object(G, V, NS, P, fresh, {**applied, "metadata": {"name": fresh}},
-                                             field_manager="ops", _content_type="application/apply-patch+yaml")
+    made = co.patch_namespaced_custom_object(
+        G,
+        V,
+        NS,
+        P,
+        fresh,
+        {**applied, "metadata": {"name": fresh}},
+        field_manager="ops",
+        _content_type="application/apply-patch+yaml",
+    )
     assert made is None
     assert co.get_namespaced_custom_object(G, V, NS, P, fresh)["spec"]["vector"] == "x:4"
 
@@ -108,7 +142,9 @@ def test_status_subresource_and_generation(api: client.ApiClient) -> None:
     co = client.CustomObjectsApi(api)
     name = unique("s")
     co.create_namespaced_custom_object(G, V, NS, P, stage(name))
-    with_status = co.patch_namespaced_custom_object_status(G, V, NS, P, name, {"status": {"phase": "Deployed"}})
+    with_status = co.patch_namespaced_custom_object_status(
+        G, V, NS, P, name, {"status": {"phase": "Deployed"}}
+    )
     assert with_status["status"] == {"phase": "Deployed"} and with_status["metadata"]["generation"] == 1
     # status written through the main resource is ignored
     main = co.patch_namespaced_custom_object(G, V, NS, P, name, {"status": {"phase": "Hacked"}})
@@ -139,15 +175,24 @@ def test_watch_from_resource_version_bookmarks_and_410(api: client.ApiClient, ad
     co.patch_namespaced_custom_object(G, V, NS, P, name, {"spec": {"vector": "w:2"}})
     co.delete_namespaced_custom_object(G, V, NS, P, name)
     seen = []
-    for ev in watch.Watch().stream(co.list_namespaced_custom_object, G, V, NS, P, resource_version=start,
-                                   field_selector=f"metadata.name={name}", timeout_seconds=1,
-                                   allow_watch_bookmarks=True):
+    for ev in watch.Watch().stream(
+        co.list_namespaced_custom_object,
+        G,
+        V,
+        NS,
+        P,
+        resource_version=start,
+        field_selector=f"metadata.name={name}",
+        timeout_seconds=1,
+        allow_watch_bookmarks=True,
+    ):
         seen.append(ev["type"])
     assert seen[:2] == ["MODIFIED", "DELETED"] and "BOOKMARK" in seen
     admin.compact()
     with pytest.raises(client.ApiException) as err:
-        for _ in watch.Watch().stream(co.list_namespaced_custom_object, G, V, NS, P, resource_version=start,
-                                      timeout_seconds=1):
+        for _ in watch.Watch().stream(
+            co.list_namespaced_custom_object, G, V, NS, P, resource_version=start, timeout_seconds=1
+        ):
             pass
     assert err.value.status == 410 and "Expired" in str(err.value.reason)
 
