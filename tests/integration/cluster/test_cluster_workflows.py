@@ -66,6 +66,10 @@ def shoot(api: KubeApiServer, name: str) -> dict[str, Any]:
     return data
 
 
+def shoot_code(api: KubeApiServer, name: str) -> int:
+    return httpx.get(f"{api.url}/apis/core.gardener.cloud/v1beta1/namespaces/{NS}/shoots/{name}").status_code
+
+
 async def create(client: Client, queue: str, api: KubeApiServer, name: str, **kw: Any) -> ClusterCreateResult:
     inp = ClusterCreateInput(cluster=kw.pop("cluster", None) or spec(name), garden=garden(api), **kw)
     result: ClusterCreateResult = await client.execute_workflow(
@@ -274,12 +278,7 @@ async def test_delete_and_delete_again(
             result_type=ClusterDeleteResult,
         )
         assert result.existed is existed
-    assert (
-        httpx.get(
-            f"{garden_api.url}/apis/core.gardener.cloud/v1beta1/namespaces/{NS}/shoots/{name}"
-        ).status_code
-        == 404
-    )
+    assert shoot_code(garden_api, name) == 404
 
 
 async def test_maintain_upgrades_expiring_inside_window_only(
