@@ -54,7 +54,7 @@ def test_plan_refuses_a_gap_it_cannot_cross() -> None:
     profile["spec"]["kubernetes"]["versions"] = [
         v for v in profile["spec"]["kubernetes"]["versions"] if not v["version"].startswith("1.31.")
     ]
-    with pytest.raises(VersionError, match="no usable 1.31.x"):
+    with pytest.raises(VersionError, match=r"no usable 1\.31\.x"):
         plan_control_plane(versions(profile), "1.30.8", "1.32.2", NOW)
 
 
