@@ -1,57 +1,60 @@
-"""Resolve secret references inside activities, so secrets never enter workflow history.
-
-References: ``env:NAME`` (an environment variable), ``file:/path`` (a file's content), and
-``k8s:namespace/secret#key`` (a key of a Secret in the cluster named by $APEIRO_SECRETS_KUBECONFIG,
-or in-cluster config).
-"""
+"""Resolve secret references inside activities (never in workflows: history is readable in the UI)."""
 
 from __future__ import annotations
 
-import base64
 import os
 from pathlib import Path
 
+from temporalio.exceptions import ApplicationError
 
-class SecretRefError(ValueError):
-    """A reference that cannot be resolved; the message names the reference kind and what is missing."""
+from definitions.secrets import check_secret_ref
+
+
+class SecretError(ApplicationError):
+    """A reference that cannot be resolved; retrying will not help until someone fixes it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, type="SecretUnavailable", non_retryable=True)
 
 
 def resolve_secret(ref: str) -> str:
-    scheme, sep, rest = ref.partition(":")
-    if not sep or not rest:
-        raise SecretRefError(
-            f"secret reference {ref!r} must look like env:NAME, file:/path or k8s:ns/name#key"
-        )
-    if scheme == "env":
-        value = os.environ.get(rest)
+    """Return the secret a reference names. Raises SecretError saying what to fix."""
+    try:
+        check_secret_ref(ref)
+    except ValueError as exc:
+        raise SecretError(f"secret reference {ref!r}: {exc}") from None
+    kind, _, where = ref.partition(":")
+    if kind == "env":
+        value = os.environ.get(where)
         if value is None:
-            raise SecretRefError(f"environment variable {rest} (from {ref!r}) is not set in the worker")
+            raise SecretError(f"secret reference {ref!r}: environment variable {where} is not set on this worker")
         return value
-    if scheme == "file":
+    if kind == "file":
         try:
-            return Path(rest).read_text()
+            return Path(where).read_text().rstrip("\n")
         except OSError as exc:
-            raise SecretRefError(f"cannot read {rest} (from {ref!r}) on the worker: {exc.strerror}") from None
-    if scheme == "k8s":
-        return _from_kubernetes(rest, ref)
-    raise SecretRefError(f"unknown secret reference scheme {scheme!r} in {ref!r}; use env:, file: or k8s:")
+            raise SecretError(f"secret reference {ref!r}: cannot read {where}: {exc.strerror}") from None
+    if kind == "k8s":
+        return _resolve_k8s(where, ref)
+    raise SecretError(f"secret reference {ref!r}: unknown kind {kind!r}")
 
 
-def _from_kubernetes(rest: str, ref: str) -> str:
-    path, _, key = rest.partition("#")
-    namespace, _, name = path.partition("/")
-    if not (namespace and name and key):
-        raise SecretRefError(f"{ref!r}: expected k8s:namespace/secret#key")
-    from kubernetes import client, config
+def _resolve_k8s(where: str, ref: str) -> str:
+    """`namespace/name#key` from the Kubernetes API the worker's kubeconfig (KUBECONFIG) points at."""
+    import base64
 
-    kubeconfig = os.environ.get("APEIRO_SECRETS_KUBECONFIG")
-    api = config.new_client_from_config(kubeconfig) if kubeconfig else None
-    if api is None:
-        config.load_incluster_config()
-        api = client.ApiClient()
-    with api:
-        secret = client.CoreV1Api(api).read_namespaced_secret(name, namespace, _request_timeout=10)
+    namespace_name, _, key = where.partition("#")
+    namespace, _, name = namespace_name.partition("/")
+    try:
+        from kubernetes import client, config  # optional: only workers that use k8s refs need it
+    except ImportError:
+        raise SecretError(f"secret reference {ref!r}: the kubernetes client is not installed on this worker") from None
+    try:
+        config.load_kube_config()
+        secret = client.CoreV1Api().read_namespaced_secret(name, namespace)
+    except Exception as exc:
+        raise SecretError(f"secret reference {ref!r}: cannot read Secret {namespace}/{name}: {exc}") from None
     data = secret.data or {}
     if key not in data:
-        raise SecretRefError(f"{ref!r}: secret {namespace}/{name} has no key {key!r}")
+        raise SecretError(f"secret reference {ref!r}: Secret {namespace}/{name} has no key {key!r}")
     return base64.b64decode(data[key]).decode()
