@@ -14,7 +14,7 @@ from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 from temporalio.exceptions import ApplicationError
 
-from activities.secrets import SecretRefError, resolve_secret
+from activities.secrets import resolve_secret
 from definitions.cluster import GardenRef
 
 GROUP, VERSION, SHOOTS, PROFILES = "core.gardener.cloud", "v1beta1", "shoots", "cloudprofiles"
@@ -38,7 +38,7 @@ def _kubeconfig(ref: GardenRef) -> dict[str, Any]:
                     non_retryable=True,
                 )
             text = Path(path).read_text()
-    except (SecretRefError, OSError) as exc:
+    except OSError as exc:
         raise ApplicationError(
             f"garden kubeconfig: {exc}", type="GardenConfigError", non_retryable=True
         ) from None

@@ -32,7 +32,8 @@ class KubeApiServer(Part):
     ) -> None:
         super().__init__()
         self.plugins = plugins
-        self.settings = dict(settings or {})
+        #: Default clock: 300 simulated s per real s (a create takes ~2 s, an upgrade step ~1.2 s).
+        self.settings = {"gardener.speed": "300", **(settings or {})}
         self.port = port
         self.bookmark_interval = bookmark_interval
 
@@ -69,6 +70,10 @@ class KubeApiServer(Part):
         proc.start(lambda: httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200, timeout=30)
         self.endpoints = {"url": url}
         self.endpoints["kubeconfig"] = str(self.write_kubeconfig(state_dir / "kubeconfig"))
+        if self.seed_garden:
+            from landscape.gardener import samples
+
+            samples.seed(url)  # project namespace garden-edge, CloudProfile "local", credentials binding
 
     def write_kubeconfig(self, path: Path, namespace: str = "default") -> Path:
         """A kubeconfig both `kubernetes` and `kubernetes_asyncio` load; the token is not checked."""
