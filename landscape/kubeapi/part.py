@@ -29,9 +29,11 @@ class KubeApiServer(Part):
         settings: dict[str, str] | None = None,
         port: int | None = None,
         bookmark_interval: float = 5.0,
+        seed_garden: bool = True,
     ) -> None:
         super().__init__()
         self.plugins = plugins
+        self.seed_garden = seed_garden and "landscape.gardener" in plugins
         #: Default clock: 300 simulated s per real s (a create takes ~2 s, an upgrade step ~1.2 s).
         self.settings = {"gardener.speed": "300", **(settings or {})}
         self.port = port
