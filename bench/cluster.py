@@ -104,10 +104,8 @@ async def run(runs: int, speed: float) -> None:
             print(f"  ours:              median {med * 1000:8.1f} ms   max {worst * 1000:8.1f} ms")
             print(f"  30 s polling:      median {pmed * 1000:8.1f} ms   max {pworst * 1000:8.1f} ms")
             print(f"  ratio (median):    polling / ours = {pmed / med:,.0f}x" if med > 0 else "  ratio: n/a")
-            print(
-                "  (polling aligned with the workflow start; for operations much longer than 30 s the phase is"
-            )
-            print("   random and 30 s polling gives median ~15 s, max 30 s)")
+            print("  (polling aligned with the workflow start; for operations much longer than 30 s")
+            print("   the phase is random and 30 s polling gives median ~15 s, max 30 s)")
 
             name = f"bench-up-{uuid.uuid4().hex[:4]}"
             t0 = time.time()
