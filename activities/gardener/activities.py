@@ -99,6 +99,18 @@ async def apply_shoot(inp: ApplyShootInput) -> ShootRef:
                     type="ShootRejected",
                     non_retryable=False,
                 )
+            readiness = shoot_readiness(existing)
+            if readiness.failed:
+                # Re-running create after a Failed operation (quota raised, credentials fixed) is the
+                # operator asking Gardener to try again: annotate `retry` once.
+                try:
+                    existing = await patch_shoot_body(
+                        co, ns, name, {"metadata": {"annotations": {OPERATION: "retry"}}}, MERGE
+                    )
+                except ApiException as exc:
+                    raise_for(exc, f"annotating shoot {ns}/{name} for retry")
+                note = f"{note}; " if note else ""
+                note += f"was Failed ({', '.join(readiness.codes) or 'no code'}): annotated retry"
             return _ref(existing, created=False, note=note)
         try:
             await patch_shoot_body(co, ns, name, shoot_manifest(cluster), APPLY)

@@ -60,7 +60,9 @@ class ApiServer:
     admin_routes: list[Route] = field(default_factory=list)
     background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     plugin_config: dict[str, Any] = field(default_factory=dict)
-    stats: dict[str, int] = field(default_factory=lambda: {"requests": 0, "watches": 0, "faults": 0})
+    stats: dict[str, int] = field(
+        default_factory=lambda: {"requests": 0, "watches": 0, "faults": 0, "expiredWatches": 0}
+    )
 
     def __post_init__(self) -> None:
         self.store = Store(self.registry, history_size=self.history_size)
@@ -357,6 +359,7 @@ def make_app(server: ApiServer) -> Starlette:
         except ApiError as err:
             if err.code != 410:
                 raise
+            server.stats["expiredWatches"] += 1
             # kube-apiserver answers 200 and streams one ERROR event carrying the 410 Status.
             error_line = json.dumps({"type": "ERROR", "object": err.status()}) + "\n"
             return Response(error_line, media_type="application/json")

@@ -109,7 +109,12 @@ class Store:
             listener(ev)
 
     def compact(self) -> int:
-        """Drop the whole history (what etcd compaction does); older watches then get 410."""
+        """Drop the whole history (what etcd compaction does); older watches then get 410.
+
+        The revision moves on by one first, as other writes in a real cluster would, so every
+        resourceVersion a client has seen so far (bookmarks included) is now too old to watch from.
+        """
+        self.rv += 1
         self.history.clear()
         self.floor = self.rv
         return self.floor

@@ -133,6 +133,10 @@ async def test_quota_exceeded_fails_fast_with_code(
     cause = failure(err)
     assert cause.type == "ShootFailed" and "ERR_INFRA_QUOTA_EXCEEDED" in cause.message
     assert "Quota exceeded" in cause.message
+    # The operator raised the quota and runs create again: it asks Gardener to retry and waits.
+    again = await create(dev_client, gardener_queue, garden_api, name)
+    assert not again.created
+    assert shoot(garden_api, name)["status"]["lastOperation"]["state"] == "Succeeded"
 
 
 async def test_rate_limited_recovers_with_retry_annotation(
@@ -306,3 +310,69 @@ async def test_maintain_upgrades_expiring_inside_window_only(
     obj = shoot(garden_api, open_)
     assert obj["spec"]["kubernetes"]["version"] == "1.30.8"
     assert obj["spec"]["provider"]["workers"][0]["machine"]["image"]["version"] == "1877.3.0"
+
+
+async def test_wait_survives_compaction_410_and_cut_watches(
+    dev_client: Client, gardener_queue: str, garden_api: KubeApiServer, garden_admin: KubeApiAdmin
+) -> None:
+    name = uid("e")
+    garden_admin.post("/admin/gardener/faults", {"fault": "stuck", "shoot": f"{NS}/{name}", "atProgress": 30})
+    handle = await dev_client.start_workflow(
+        "ClusterCreateWorkflow",
+        ClusterCreateInput(cluster=spec(name), garden=garden(garden_api)),
+        id=f"create-{name}",
+        task_queue=gardener_queue,
+        result_type=ClusterCreateResult,
+    )
+    for _ in range(200):
+        status = await handle.query("status", result_type=ClusterStatus)
+        if status.phase == "waiting" and garden_admin.stats()["activeWatches"] > 0:
+            break
+        await asyncio.sleep(0.05)
+    expired = garden_admin.stats()["expiredWatches"]
+    garden_admin.compact()  # the waiter's resourceVersion is now too old: a new watch answers 410
+    assert garden_admin.cut_watches() >= 1
+    await asyncio.sleep(0.3)
+    garden_admin.client.delete("/admin/gardener/faults")  # release the stuck operation
+    result = await handle.result()
+    assert result.created and shoot(garden_api, name)["status"]["lastOperation"]["state"] == "Succeeded"
+    assert garden_admin.stats()["expiredWatches"] > expired  # it did hit 410 and recovered by re-reading
+
+
+async def test_workflow_histories_replay(
+    dev_client: Client, gardener_queue: str, garden_api: KubeApiServer
+) -> None:
+    """Determinism: the recorded histories of create and upgrade replay against today's code."""
+    from temporalio.worker import Replayer
+
+    from workers.config import data_converter
+    from workers.worker import workflow_runner
+    from workflows.cluster import WORKFLOWS
+
+    name = uid("r")
+    ids = [f"create-{name}", f"upgrade-{name}"]
+    await dev_client.execute_workflow(
+        "ClusterCreateWorkflow",
+        ClusterCreateInput(cluster=spec(name), garden=garden(garden_api)),
+        id=ids[0],
+        task_queue=gardener_queue,
+        result_type=ClusterCreateResult,
+    )
+    await dev_client.execute_workflow(
+        "ClusterUpgradeWorkflow",
+        ClusterUpgradeInput(
+            name=name, project_namespace=NS, garden=garden(garden_api), target_version="1.31.4"
+        ),
+        id=ids[1],
+        task_queue=gardener_queue,
+        result_type=ClusterUpgradeResult,
+    )
+    replayer = Replayer(
+        workflows=WORKFLOWS, data_converter=data_converter(), workflow_runner=workflow_runner()
+    )
+    replayed = 0
+    for wid in ids:
+        history = await dev_client.get_workflow_handle(wid).fetch_history()
+        await replayer.replay_workflow(history)
+        replayed += 1
+    assert replayed == 2
