@@ -245,7 +245,7 @@ def _string_literal(node: Any) -> str | None:
         node = node.children[0]
     if isinstance(node, Tree) and node.data == "literal":
         tok = node.children[0]
-        if isinstance(tok, Token) and tok.type in ("STRING_LIT", "MLSTRING_LIT") or (
+        if (isinstance(tok, Token) and tok.type in ("STRING_LIT", "MLSTRING_LIT")) or (
             isinstance(tok, Token) and str(tok)[:1] in "\"'"
         ):
             text = str(tok)

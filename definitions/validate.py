@@ -80,7 +80,7 @@ class _StrictLoader(yaml.SafeLoader):
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     seen: dict[Any, Any] = {}
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark
@@ -94,7 +94,7 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _c
 
 def load_yaml(text: str, source: str = "") -> Any:
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
@@ -237,8 +237,8 @@ def _check_args(step: Step, model: type[BaseModel], path: str) -> list[Problem]:
         problems = []
         for p, err in zip(pydantic_problems(exc), exc.errors(), strict=True):
             first = err["loc"][0] if err["loc"] else None
-            if first in dynamic:
-                continue
+            if first in dynamic or (first is None and dynamic):
+                continue  # depends on a value only known at run time
             problems.append(Problem(f"{path}.{p.path}" if p.path else path, p.message))
         return problems
     return []

@@ -86,7 +86,8 @@ async def _follow_and_approve(client: Client, handle: WorkflowHandle[Any, Any]) 
     while not result.done():
         status = await handle.query("status", result_type=PipelineStatus)
         for step in status.steps:
-            line = f"  {STATE_MARK[step.state]} {step.name:<22} {step.state.value:<10} {step.message or step.error or ''}"
+            detail = step.message or step.error or ""
+            line = f"  {STATE_MARK[step.state]} {step.name:<22} {step.state.value:<10} {detail}"
             if seen.get(step.name) != line:
                 seen[step.name] = line
                 print(line, flush=True)

@@ -257,6 +257,7 @@ class PipelineWorkflow:
         rec.state = StepState.WAITING if _is_resumable(step_type) else StepState.RUNNING
         rec.message = ""
         try:
+            outputs: Any
             if step.for_each is not None:
                 outputs = await self._run_for_each(step, step_type)
             else:
@@ -449,7 +450,7 @@ class PipelineWorkflow:
         self._records[step.name].child_workflow_ids.append(child_id)
         try:
             result: PipelineResult = await workflow.execute_child_workflow(
-                PipelineWorkflow.run,
+                "PipelineWorkflow",
                 PipelineRequest(pipeline=sub.pipeline, inputs=sub.inputs, requested_by=self._requested_by),
                 id=child_id, task_queue=queues.PIPELINE, result_type=PipelineResult,
                 search_attributes=child_search_attributes(self._invocation(step), step),

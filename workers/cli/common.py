@@ -14,9 +14,9 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 
 from definitions.library import PipelineLibrary
-from landscape.landscape import default_state_dir, read_state
 from definitions.pipeline import Pipeline
 from definitions.validate import DefinitionError, Problem, coerce_cli_value, load_yaml, parse_pipeline
+from landscape.landscape import default_state_dir, read_state
 from workers.config import ConfigError, TemporalSettings, connect
 
 T = TypeVar("T")
