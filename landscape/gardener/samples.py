@@ -4,10 +4,11 @@ namespace and a credentials binding, seeded over HTTP so it works against any ru
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-import httpx
 
 PROFILE = "local"
 PROJECT_NAMESPACE = "garden-edge"
@@ -61,9 +62,7 @@ def cloud_profile(name: str = PROFILE) -> dict[str, Any]:
     }
 
 
-def seed(
-    url: str, namespace: str = PROJECT_NAMESPACE, profile: str = PROFILE, binding: str = BINDING
-) -> None:
+def seed(url: str, namespace: str = PROJECT_NAMESPACE, profile: str = PROFILE, binding: str = BINDING) -> None:
     """Create (or leave alone) the namespace, secret, credentials binding and CloudProfile."""
     objects = [
         ("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
@@ -93,11 +92,16 @@ def seed(
         ),
         ("/apis/core.gardener.cloud/v1beta1/cloudprofiles", cloud_profile(profile)),
     ]
-    with httpx.Client(base_url=url, timeout=5.0) as client:
-        for path, body in objects:
-            resp = client.post(path, json=body)
-            if resp.status_code not in (201, 409):
-                raise RuntimeError(f"seeding {path} failed: {resp.status_code} {resp.text}")
+    for path, body in objects:
+        request = urllib.request.Request(
+            url + path, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5.0):
+                pass
+        except urllib.error.HTTPError as exc:
+            if exc.code != 409:  # already there: seeding is idempotent
+                raise RuntimeError(f"seeding {path} failed: {exc.code} {exc.read()[:300]!r}") from None
 
 
 def shoot(
