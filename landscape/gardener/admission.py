@@ -133,13 +133,9 @@ def validate_shoot(req: AdmissionRequest) -> None:
         if wv and cp is not None:
             problem = worker_skew_problem(k8s_version, str(wv))
             if problem:
-                causes.append(
-                    (f"spec.provider.workers[{i}].kubernetes.version", "FieldValueForbidden", problem)
-                )
+                causes.append((f"spec.provider.workers[{i}].kubernetes.version", "FieldValueForbidden", problem))
         if not (w.get("machine") or {}).get("type"):
-            causes.append(
-                (f"spec.provider.workers[{i}].machine.type", "FieldValueRequired", "Required value")
-            )
+            causes.append((f"spec.provider.workers[{i}].machine.type", "FieldValueRequired", "Required value"))
     if old is not None:
         ospec = old.get("spec") or {}
         for path, a, b in (
@@ -182,9 +178,7 @@ def _check_against_profile(req: AdmissionRequest, new: Obj, old: Obj | None) -> 
     name = profile_name(new)
     profile = req.store.peek(_profile_kind(req), None, name)
     if profile is None:
-        raise _forbidden(
-            req, f'could not find referenced cloud profile: cloudprofiles.{CORE} "{name}" not found'
-        )
+        raise _forbidden(req, f'could not find referenced cloud profile: cloudprofiles.{CORE} "{name}" not found')
     spec = new.get("spec") or {}
     pspec = profile.get("spec") or {}
     now = _now()
@@ -208,13 +202,10 @@ def _check_against_profile(req: AdmissionRequest, new: Obj, old: Obj | None) -> 
         )
     elif entry.expired(now) and version != old_version:
         problems.append(
-            f"spec.kubernetes.version: Unsupported value: {version!r}: version expired on "
-            f"{entry.expirationDate}"
+            f"spec.kubernetes.version: Unsupported value: {version!r}: version expired on {entry.expirationDate}"
         )
     machine_types = [m.get("name") for m in pspec.get("machineTypes") or []]
-    old_workers = {
-        w.get("name"): w for w in ((old or {}).get("spec") or {}).get("provider", {}).get("workers") or []
-    }
+    old_workers = {w.get("name"): w for w in ((old or {}).get("spec") or {}).get("provider", {}).get("workers") or []}
     for i, w in enumerate((spec.get("provider") or {}).get("workers") or []):
         mtype = (w.get("machine") or {}).get("type")
         if machine_types and mtype not in machine_types:
@@ -223,9 +214,7 @@ def _check_against_profile(req: AdmissionRequest, new: Obj, old: Obj | None) -> 
         if image.get("name"):
             versions = {v.version: v for v in profile_image_versions(profile, image["name"])}
             if not versions:
-                problems.append(
-                    f"spec.provider.workers[{i}].machine.image.name: Unsupported value: {image['name']!r}"
-                )
+                problems.append(f"spec.provider.workers[{i}].machine.image.name: Unsupported value: {image['name']!r}")
             elif image.get("version"):
                 iv = versions.get(str(image["version"]))
                 old_image = ((old_workers.get(w.get("name")) or {}).get("machine") or {}).get("image") or {}
@@ -265,9 +254,7 @@ def _check_credentials(req: AdmissionRequest, new: Obj) -> None:
         )
     assert kind is not None
     if req.store.peek(kind, ns, name) is None:
-        raise _forbidden(
-            req, f'could not find referenced {kind.plural}.{kind.group} "{name}" in namespace {ns}'
-        )
+        raise _forbidden(req, f'could not find referenced {kind.plural}.{kind.group} "{name}" in namespace {ns}')
 
 
 def validate_cloud_profile(req: AdmissionRequest) -> None:

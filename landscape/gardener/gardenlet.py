@@ -90,11 +90,7 @@ class ShootFault:
     sim_seconds: float = 120.0  # how long an `error` or `flap` lasts in simulated time
 
     def matches(self, key: str, operation: str, progress: int) -> bool:
-        return (
-            (self.shoot in (None, key))
-            and (self.operation in (None, operation))
-            and progress >= self.at_progress
-        )
+        return (self.shoot in (None, key)) and (self.operation in (None, operation)) and progress >= self.at_progress
 
 
 @dataclass
@@ -237,9 +233,7 @@ class Gardenlet:
                 f"shoot--{key.split('/')[0].removeprefix('garden-')}--{obj['metadata']['name']}",
             )
             status.setdefault("uid", obj["metadata"]["uid"])
-            status.setdefault(
-                "gardener", {"id": "sim-gardenlet", "name": "gardenlet", "version": "v1.110.0-sim"}
-            )
+            status.setdefault("gardener", {"id": "sim-gardenlet", "name": "gardenlet", "version": "v1.110.0-sim"})
             status.setdefault("hibernated", False)
             if operation == "Create" or not status.get("conditions"):
                 status["conditions"] = [
@@ -277,9 +271,7 @@ class Gardenlet:
             ns, name = self._split(key)
             with contextlib.suppress(ApiError):
                 obj = self.store.get(self.kind, ns, name)
-                obj["metadata"]["finalizers"] = [
-                    f for f in obj["metadata"].get("finalizers") or [] if f != FINALIZER
-                ]
+                obj["metadata"]["finalizers"] = [f for f in obj["metadata"].get("finalizers") or [] if f != FINALIZER]
                 self.store.update(self.kind, ns, name, obj, manager="gardenlet")
             return
         verb = "created" if operation == "Create" else "reconciled"
