@@ -84,9 +84,7 @@ class ClusterSpec(_Strict):
 class ClusterCreateInput(_Strict):
     cluster: ClusterSpec
     garden: GardenRef = Field(default_factory=GardenRef)
-    timeout_seconds: float = Field(
-        default=3600, gt=0, description="overall limit for the shoot to become ready"
-    )
+    timeout_seconds: float = Field(default=3600, gt=0, description="overall limit for the shoot to become ready")
     auto_retry_codes: list[str] = Field(
         default_factory=lambda: ["ERR_INFRA_RATE_LIMITS_EXCEEDED"],
         description="Failed codes after which the workflow annotates `gardener.cloud/operation: retry`",
@@ -166,9 +164,7 @@ class ClusterMaintainInput(_Strict):
     project_namespace: str = "garden-edge"
     names: list[str] | None = Field(default=None, description="shoots to consider; None: every shoot")
     expiring_within_days: float = Field(default=30, ge=0)
-    wait_for_window: bool = Field(
-        default=False, description="wait for each shoot's window instead of skipping"
-    )
+    wait_for_window: bool = Field(default=False, description="wait for each shoot's window instead of skipping")
     ignore_windows: bool = Field(default=False, description="operator override: upgrade now")
     allow_preview: bool = False
     dry_run: bool = False
@@ -189,6 +185,9 @@ class MaintenanceCandidate(BaseModel):
 
 class ClusterMaintainResult(BaseModel):
     upgraded: list[str] = Field(default_factory=list)
+    planned: dict[str, list[str]] = Field(
+        default_factory=dict, description="dry run: the upgrade steps each shoot would get"
+    )
     skipped: dict[str, str] = Field(default_factory=dict)
     failed: dict[str, str] = Field(default_factory=dict)
     candidates: list[MaintenanceCandidate] = Field(default_factory=list)

@@ -211,9 +211,7 @@ class ClusterUpgradeWorkflow(_Waiting):
             raise _fail(err) from None
         self._status.plan = plan
         self._status.phase = "planned"
-        self._status.message = (
-            " -> ".join([plan.current, *plan.versions()]) if plan.steps else "nothing to do"
-        )
+        self._status.message = " -> ".join([plan.current, *plan.versions()]) if plan.steps else "nothing to do"
         result = ClusterUpgradeResult(
             name=inp.name,
             namespace=inp.project_namespace,
@@ -229,9 +227,7 @@ class ClusterUpgradeWorkflow(_Waiting):
             try:
                 ref = await _call(
                     "gardener_patch_shoot",
-                    PatchShootInput(
-                        name=inp.name, namespace=inp.project_namespace, step=step, garden=inp.garden
-                    ),
+                    PatchShootInput(name=inp.name, namespace=inp.project_namespace, step=step, garden=inp.garden),
                     ShootRef,
                 )
             except ActivityError as err:
@@ -269,9 +265,7 @@ class ClusterDeleteWorkflow(_Waiting):
             )
             if existed:
                 self._status.phase = "waiting until gone"
-                await self._wait(
-                    inp.name, inp.project_namespace, inp.garden, inp.timeout_seconds, expect_gone=True
-                )
+                await self._wait(inp.name, inp.project_namespace, inp.garden, inp.timeout_seconds, expect_gone=True)
         except ActivityError as err:
             raise _fail(err) from None
         self._status.phase = "deleted"
@@ -319,7 +313,7 @@ class ClusterMaintainWorkflow(_Waiting):
                     return
                 await workflow.sleep(wait)
             try:
-                await workflow.execute_child_workflow(
+                child: ClusterUpgradeResult = await workflow.execute_child_workflow(
                     "ClusterUpgradeWorkflow",
                     ClusterUpgradeInput(
                         name=cand.name,
@@ -335,7 +329,12 @@ class ClusterMaintainWorkflow(_Waiting):
                     task_queue=workflow.info().task_queue,
                     result_type=ClusterUpgradeResult,
                 )
-                result.upgraded.append(cand.name)
+                if inp.dry_run:
+                    result.planned[cand.name] = [
+                        f"{s.target} -> {s.kubernetes_version or s.machine_image_version}" for s in child.plan.steps
+                    ]
+                else:
+                    result.upgraded.append(cand.name)
             except ChildWorkflowError as err:
                 result.failed[cand.name] = _fail(err).message
 

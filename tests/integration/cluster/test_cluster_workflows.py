@@ -88,9 +88,7 @@ def failure(exc: pytest.ExceptionInfo[WorkflowFailureError]) -> ApplicationError
     return cause
 
 
-async def test_create_ready_and_idempotent(
-    dev_client: Client, gardener_queue: str, garden_api: KubeApiServer
-) -> None:
+async def test_create_ready_and_idempotent(dev_client: Client, gardener_queue: str, garden_api: KubeApiServer) -> None:
     name = uid()
     result = await create(dev_client, gardener_queue, garden_api, name)
     assert result.created and result.kubernetes_version == "1.30.8"
@@ -106,9 +104,7 @@ async def test_unknown_cloud_profile_fails_without_retry(
 ) -> None:
     name = uid()
     with pytest.raises(WorkflowFailureError) as err:
-        await create(
-            dev_client, gardener_queue, garden_api, name, cluster=spec(name, profile="no-such-profile")
-        )
+        await create(dev_client, gardener_queue, garden_api, name, cluster=spec(name, profile="no-such-profile"))
     cause = failure(err)
     assert cause.type == "ShootRejected" and "could not find referenced cloud profile" in cause.message
 
@@ -155,9 +151,7 @@ async def test_error_state_keeps_waiting(
     dev_client: Client, gardener_queue: str, garden_api: KubeApiServer, garden_admin: KubeApiAdmin
 ) -> None:
     name = uid()
-    garden_admin.post(
-        "/admin/gardener/faults", {"fault": "error", "shoot": f"{NS}/{name}", "simSeconds": 1500}
-    )
+    garden_admin.post("/admin/gardener/faults", {"fault": "error", "shoot": f"{NS}/{name}", "simSeconds": 1500})
     result = await create(dev_client, gardener_queue, garden_api, name)
     assert result.created and shoot(garden_api, name)["status"]["lastOperation"]["state"] == "Succeeded"
 
@@ -185,9 +179,7 @@ async def test_api_server_503_for_a_while_and_cut_watch(
     assert not [r for r in garden_admin.faults() if r.get("name") == name]  # every injected 503 was hit
 
 
-async def upgrade(
-    client: Client, queue: str, api: KubeApiServer, name: str, **kw: Any
-) -> ClusterUpgradeResult:
+async def upgrade(client: Client, queue: str, api: KubeApiServer, name: str, **kw: Any) -> ClusterUpgradeResult:
     inp = ClusterUpgradeInput(name=name, project_namespace=NS, garden=garden(api), **kw)
     result: ClusterUpgradeResult = await client.execute_workflow(
         "ClusterUpgradeWorkflow",
@@ -230,9 +222,7 @@ async def test_upgrade_plan_visible_before_first_patch(
     garden_admin.inject(503, count=1000, verbs=["patch"], resource="shoots", name=name)
     handle = await dev_client.start_workflow(
         "ClusterUpgradeWorkflow",
-        ClusterUpgradeInput(
-            name=name, project_namespace=NS, garden=garden(garden_api), target_version="1.31.4"
-        ),
+        ClusterUpgradeInput(name=name, project_namespace=NS, garden=garden(garden_api), target_version="1.31.4"),
         id=f"upgrade-{name}",
         task_queue=gardener_queue,
         result_type=ClusterUpgradeResult,
@@ -268,9 +258,7 @@ async def test_upgrade_bad_targets(
     assert failure(err).type == "UpgradeNotPossible" and error in failure(err).message
 
 
-async def test_delete_and_delete_again(
-    dev_client: Client, gardener_queue: str, garden_api: KubeApiServer
-) -> None:
+async def test_delete_and_delete_again(dev_client: Client, gardener_queue: str, garden_api: KubeApiServer) -> None:
     name = uid("d")
     await create(dev_client, gardener_queue, garden_api, name)
     for existed in (True, False):
@@ -298,6 +286,15 @@ async def test_maintain_upgrades_expiring_inside_window_only(
         closed,
         cluster=spec(closed, version="1.29.10", maintenance=shut),
     )
+    dry = await dev_client.execute_workflow(
+        "ClusterMaintainWorkflow",
+        ClusterMaintainInput(project_namespace=NS, names=[open_, closed], garden=garden(garden_api), dry_run=True),
+        id=f"maintain-dry-{open_}",
+        task_queue=gardener_queue,
+        result_type=ClusterMaintainResult,
+    )
+    assert dry.planned == {open_: ["controlPlane -> 1.30.8", "worker:pool1 -> 1877.3.0"]} and not dry.upgraded
+    assert shoot(garden_api, open_)["spec"]["kubernetes"]["version"] == "1.29.10"
     result = await dev_client.execute_workflow(
         "ClusterMaintainWorkflow",
         ClusterMaintainInput(project_namespace=NS, names=[open_, closed], garden=garden(garden_api)),
@@ -339,9 +336,7 @@ async def test_wait_survives_compaction_410_and_cut_watches(
     assert garden_admin.stats()["expiredWatches"] > expired  # it did hit 410 and recovered by re-reading
 
 
-async def test_workflow_histories_replay(
-    dev_client: Client, gardener_queue: str, garden_api: KubeApiServer
-) -> None:
+async def test_workflow_histories_replay(dev_client: Client, gardener_queue: str, garden_api: KubeApiServer) -> None:
     """Determinism: the recorded histories of create and upgrade replay against today's code."""
     from temporalio.worker import Replayer
 
@@ -360,16 +355,12 @@ async def test_workflow_histories_replay(
     )
     await dev_client.execute_workflow(
         "ClusterUpgradeWorkflow",
-        ClusterUpgradeInput(
-            name=name, project_namespace=NS, garden=garden(garden_api), target_version="1.31.4"
-        ),
+        ClusterUpgradeInput(name=name, project_namespace=NS, garden=garden(garden_api), target_version="1.31.4"),
         id=ids[1],
         task_queue=gardener_queue,
         result_type=ClusterUpgradeResult,
     )
-    replayer = Replayer(
-        workflows=WORKFLOWS, data_converter=data_converter(), workflow_runner=workflow_runner()
-    )
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=data_converter(), workflow_runner=workflow_runner())
     replayed = 0
     for wid in ids:
         history = await dev_client.get_workflow_handle(wid).fetch_history()
