@@ -57,9 +57,7 @@ class CoreActivities:
         verify: bool | str = args.ca_bundle or not args.insecure
         url = str(args.url)
         try:
-            async with httpx.AsyncClient(
-                verify=verify, timeout=args.request_timeout.total_seconds()
-            ) as client:
+            async with httpx.AsyncClient(verify=verify, timeout=args.request_timeout.total_seconds()) as client:
                 response = await client.request(
                     args.method,
                     url,

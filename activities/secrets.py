@@ -27,9 +27,7 @@ def resolve_secret(ref: str) -> str:
     if kind == "env":
         value = os.environ.get(where)
         if value is None:
-            raise SecretError(
-                f"secret reference {ref!r}: environment variable {where} is not set on this worker"
-            )
+            raise SecretError(f"secret reference {ref!r}: environment variable {where} is not set on this worker")
         return value
     if kind == "file":
         try:
@@ -50,9 +48,7 @@ def _resolve_k8s(where: str, ref: str) -> str:
     try:
         from kubernetes import client, config  # optional: only workers that use k8s refs need it
     except ImportError:
-        raise SecretError(
-            f"secret reference {ref!r}: the kubernetes client is not installed on this worker"
-        ) from None
+        raise SecretError(f"secret reference {ref!r}: the kubernetes client is not installed on this worker") from None
     try:
         config.load_kube_config()
         secret = client.CoreV1Api().read_namespaced_secret(name, namespace)

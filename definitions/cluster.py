@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -69,6 +70,9 @@ class ClusterSpec(_Strict):
     maintenance: MaintenanceWindow = Field(default_factory=MaintenanceWindow)
     networking_type: str = "calico"
     nodes_cidr: str | None = None
+    confine_spec_update_rollout: bool = Field(
+        default=False, description="Gardener rolls spec changes out only inside the maintenance window"
+    )
     labels: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("name", "project_namespace")
@@ -122,6 +126,11 @@ class ClusterUpgradeInput(_Strict):
         default=None, description="worker image version, 'latest' for the newest usable, None keeps them"
     )
     upgrade_workers: bool = Field(default=True, description="move pools that pin an older Kubernetes version")
+    confined_rollout: Literal["reconcile", "wait"] = Field(
+        default="reconcile",
+        description="for shoots with confineSpecUpdateRollout outside their window: 'reconcile' annotates "
+        "gardener.cloud/operation=reconcile with each patch (roll out now); 'wait' waits for the window",
+    )
     allow_preview: bool = False
     dry_run: bool = False
     garden: GardenRef = Field(default_factory=GardenRef)
@@ -235,6 +244,7 @@ class PatchShootInput(BaseModel):
     name: str
     namespace: str
     step: PlanStep
+    force_reconcile: bool = False
     garden: GardenRef = Field(default_factory=GardenRef)
 
 

@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
         ShootRef,
         WaitShootInput,
     )
-    from definitions.cluster_plan import Readiness, UpgradePlan, in_maintenance_window, seconds_until_window
+    from definitions.cluster_plan import PlanStep, Readiness, UpgradePlan, in_maintenance_window, seconds_until_window
 
 #: Short garden calls: retried by Temporal (client retries are off), bounded.
 CALL_RETRY = RetryPolicy(
@@ -221,13 +221,24 @@ class ClusterUpgradeWorkflow(_Waiting):
         )
         if inp.dry_run:
             return result
-        for step in plan.steps:
+        steps = plan.steps or [
+            # Nothing to change: still make sure what is there is rolled out and ready (a re-run after
+            # a crash, or a change held back by confineSpecUpdateRollout).
+            PlanStep(target="controlPlane", kubernetes_version=plan.current, reason="settle: already planned")
+        ]
+        for step in steps:
             what = step.kubernetes_version or f"image {step.machine_image_version}"
             self._status.phase = f"upgrading {step.target} to {what}"
             try:
                 ref = await _call(
                     "gardener_patch_shoot",
-                    PatchShootInput(name=inp.name, namespace=inp.project_namespace, step=step, garden=inp.garden),
+                    PatchShootInput(
+                        name=inp.name,
+                        namespace=inp.project_namespace,
+                        step=step,
+                        garden=inp.garden,
+                        force_reconcile=inp.confined_rollout == "reconcile",
+                    ),
                     ShootRef,
                 )
             except ActivityError as err:
@@ -242,6 +253,8 @@ class ClusterUpgradeWorkflow(_Waiting):
                 inp.max_auto_retries,
                 inp.auto_retry_delay_seconds,
             )
+            if not plan.steps:
+                break
             result.applied.append(step)
             self._status.applied.append(step)
             if step.target == "controlPlane" and step.kubernetes_version:

@@ -89,8 +89,7 @@ async def apply_shoot(inp: ApplyShootInput) -> ShootRef:
                 ""
                 if have == cluster.kubernetes_version
                 else (
-                    f"shoot exists at Kubernetes {have} (definition says {cluster.kubernetes_version}); "
-                    "left unchanged"
+                    f"shoot exists at Kubernetes {have} (definition says {cluster.kubernetes_version}); left unchanged"
                 )
             )
             if existing["metadata"].get("deletionTimestamp"):
@@ -252,11 +251,7 @@ def build_plan(shoot: dict[str, Any], profile: dict[str, Any], inp: PlanInput, n
     versions = profile_kubernetes_versions(profile)
     plan = plan_control_plane(versions, current, target, now, inp.allow_preview)
     workers = shoot["spec"]["provider"].get("workers") or []
-    pinned = {
-        w["name"]: str(w["kubernetes"]["version"])
-        for w in workers
-        if (w.get("kubernetes") or {}).get("version")
-    }
+    pinned = {w["name"]: str(w["kubernetes"]["version"]) for w in workers if (w.get("kubernetes") or {}).get("version")}
     steps: list[PlanStep] = []
     for cp_step in plan.steps:
         assert cp_step.kubernetes_version is not None
@@ -294,13 +289,9 @@ def build_plan(shoot: dict[str, Any], profile: dict[str, Any], inp: PlanInput, n
                 wanted = latest_image_version(available, now, inp.allow_preview) or ""
             entry = next((v for v in available if v.version == wanted), None)
             if entry is None:
-                raise VersionError(
-                    f"machine image {image.get('name')} {wanted} is not offered by the CloudProfile"
-                )
+                raise VersionError(f"machine image {image.get('name')} {wanted} is not offered by the CloudProfile")
             if entry.expired(now):
-                raise VersionError(
-                    f"machine image {image.get('name')} {wanted} expired on {entry.expirationDate}"
-                )
+                raise VersionError(f"machine image {image.get('name')} {wanted} expired on {entry.expirationDate}")
             have = str(image.get("version") or "")
             if have and parse_version(wanted) < parse_version(have):
                 raise VersionError(f"pool {w['name']}: cannot downgrade machine image {have} -> {wanted}")
@@ -321,9 +312,7 @@ def _best_in_minor(versions: list[Any], minor: tuple[int, int], now: datetime, a
     usable = [
         v
         for v in versions
-        if minor_of(v.version) == minor
-        and not v.expired(now)
-        and (allow_preview or v.classification != "preview")
+        if minor_of(v.version) == minor and not v.expired(now) and (allow_preview or v.classification != "preview")
     ]
     if not usable:
         raise VersionError(f"no usable {minor[0]}.{minor[1]}.x version for a worker pool in the CloudProfile")
@@ -388,14 +377,20 @@ async def patch_shoot(inp: PatchShootInput) -> ShootRef:
                     non_retryable=True,
                 )
             spec = copy.deepcopy(shoot["spec"])
+            confined = ((shoot["spec"].get("maintenance") or {}).get("confineSpecUpdateRollout")) is True
+            body: dict[str, Any] = {"metadata": {"resourceVersion": shoot["metadata"]["resourceVersion"]}}
             if not _apply_step(spec, inp.step):
-                return _ref(shoot, note="already at this step")
-            body: dict[str, Any] = {
-                "metadata": {"resourceVersion": shoot["metadata"]["resourceVersion"]},
-                "spec": {"kubernetes": spec["kubernetes"]},
-            }
-            if inp.step.target != "controlPlane":
+                pending = shoot_readiness(shoot)
+                if not (inp.force_reconcile and confined and pending.generation != pending.observed_generation):
+                    return _ref(shoot, note="already at this step")
+                # Written before (a re-run), but held back by confineSpecUpdateRollout: release it.
+            elif inp.step.target == "controlPlane":
+                body["spec"] = {"kubernetes": spec["kubernetes"]}
+            else:
                 body["spec"] = {"provider": {"workers": spec["provider"]["workers"]}}
+            if inp.force_reconcile and confined:
+                # Roll this change out now instead of in the next maintenance window.
+                body["metadata"]["annotations"] = {OPERATION: "reconcile"}
             try:
                 patched = await patch_shoot_body(co, inp.namespace, inp.name, body, MERGE)
                 return _ref(patched)
@@ -506,11 +501,7 @@ def _candidate(
             and (inp.allow_preview or v.classification != "preview")
         )
 
-    if (
-        entry is None
-        or entry.classification == "deprecated"
-        or entry.expires_within(now, inp.expiring_within_days)
-    ):
+    if entry is None or entry.classification == "deprecated" or entry.expires_within(now, inp.expiring_within_days):
         why = (
             "not offered"
             if entry is None

@@ -39,9 +39,7 @@ def _kubeconfig(ref: GardenRef) -> dict[str, Any]:
                 )
             text = Path(path).read_text()
     except OSError as exc:
-        raise ApplicationError(
-            f"garden kubeconfig: {exc}", type="GardenConfigError", non_retryable=True
-        ) from None
+        raise ApplicationError(f"garden kubeconfig: {exc}", type="GardenConfigError", non_retryable=True) from None
     data = yaml.safe_load(text)
     if not isinstance(data, dict) or "clusters" not in data:
         raise ApplicationError(

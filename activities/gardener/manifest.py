@@ -44,6 +44,7 @@ def shoot_manifest(cluster: ClusterSpec) -> dict[str, Any]:
             "maintenance": {
                 "timeWindow": {"begin": cluster.maintenance.begin, "end": cluster.maintenance.end},
                 "autoUpdate": {"kubernetesVersion": False, "machineImageVersion": False},
+                "confineSpecUpdateRollout": cluster.confine_spec_update_rollout,
             },
         },
     }

@@ -24,6 +24,8 @@ from landscape.kubeapi import errors
 from landscape.kubeapi.kinds import AdmissionRequest
 
 Obj = dict[str, Any]
+#: store.notes key: {(namespace, name, generation)} whose rollout an operation annotation forced.
+FORCED_NOTE = "gardener.forced-reconciles"
 
 
 def profile_name(shoot: Obj) -> str:
@@ -64,6 +66,11 @@ def admit_shoot(req: AdmissionRequest) -> None:
                 meta["generation"] = max(
                     int(meta.get("generation", 1)), int(req.old["metadata"].get("generation", 1)) + 1
                 )
+                if not req.dry_run:
+                    # The gardenlet must know this generation was asked for explicitly: it rolls it
+                    # out even outside the window of a shoot with confineSpecUpdateRollout.
+                    forced = req.store.notes.setdefault(FORCED_NOTE, set())
+                    forced.add((meta.get("namespace"), meta.get("name"), int(meta["generation"])))
             del annotations[OPERATION]
 
 

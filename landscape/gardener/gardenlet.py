@@ -23,8 +23,11 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+from definitions.cluster_plan import in_maintenance_window, seconds_until_window
+from landscape.gardener.admission import FORCED_NOTE
 from landscape.gardener.kinds import CONDITION_TYPES, CORE, FINALIZER
 from landscape.kubeapi.errors import ApiError
 from landscape.kubeapi.kinds import Kind
@@ -180,7 +183,30 @@ class Gardenlet:
         if int(meta.get("generation", 1)) != int(status.get("observedGeneration") or 0):
             created = last.get("type") != "Create" or last.get("state") == "Succeeded"
             op = "Reconcile" if last and created else "Create"
+            if op == "Reconcile" and self._confined(obj):
+                return
             self._start(key, op, int(meta["generation"]))
+
+    def _confined(self, obj: dict[str, Any]) -> bool:
+        """confineSpecUpdateRollout: a spec change waits for the maintenance window unless an operation
+        annotation forced this generation (then it rolls out now). Re-checked when the window opens."""
+        meta = obj["metadata"]
+        maintenance = (obj.get("spec") or {}).get("maintenance") or {}
+        if not maintenance.get("confineSpecUpdateRollout"):
+            return False
+        forced = self.store.notes.get(FORCED_NOTE, set())
+        if (meta.get("namespace"), meta["name"], int(meta.get("generation", 1))) in forced:
+            return False
+        window = maintenance.get("timeWindow") or {}
+        begin, end = window.get("begin", "220000+0000"), window.get("end", "230000+0000")
+        now = datetime.now(UTC)
+        if in_maintenance_window(now, begin, end):
+            return False
+        key = f"{meta.get('namespace')}/{meta['name']}"
+        delay = seconds_until_window(now, begin, end) + 1
+        asyncio.get_running_loop().call_later(delay, self.queue.put_nowait, key)
+        log.info("%s: spec change confined to the maintenance window (opens in %.0f s)", key, delay)
+        return True
 
     def _start(self, key: str, operation: str, generation: int) -> None:
         task = asyncio.create_task(self._operate(key, operation, generation))

@@ -201,9 +201,7 @@ def make_app(server: ApiServer) -> Starlette:
             {
                 "kind": "APIVersions",
                 "versions": ["v1"],
-                "serverAddressByClientCIDRs": [
-                    {"clientCIDR": "0.0.0.0/0", "serverAddress": request.url.netloc}
-                ],
+                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": request.url.netloc}],
             }
         )
 
@@ -345,14 +343,10 @@ def make_app(server: ApiServer) -> Starlette:
         items, _ = store.list_objects(t.kind, ns, label_selector(q.get("labelSelector")))
         for obj in items:
             with contextlib.suppress(ApiError):
-                store.delete(
-                    t.kind, obj["metadata"].get("namespace"), obj["metadata"]["name"], dry_run=dry_run
-                )
+                store.delete(t.kind, obj["metadata"].get("namespace"), obj["metadata"]["name"], dry_run=dry_run)
         return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
 
-    def watch(
-        request: Request, t: Target, ns: str | None, matcher: Callable[[dict[str, Any]], bool]
-    ) -> Response:
+    def watch(request: Request, t: Target, ns: str | None, matcher: Callable[[dict[str, Any]], bool]) -> Response:
         q = request.query_params
         try:
             replay, watcher = store.watch(t.kind, ns, q.get("resourceVersion"), matcher)
@@ -487,9 +481,7 @@ def make_app(server: ApiServer) -> Starlette:
             server.bookmark_interval = float(body["bookmarkIntervalSeconds"])
         if "historySize" in body:
             store.history_size = int(body["historySize"])
-        return JSONResponse(
-            {"bookmarkIntervalSeconds": server.bookmark_interval, "historySize": store.history_size}
-        )
+        return JSONResponse({"bookmarkIntervalSeconds": server.bookmark_interval, "historySize": store.history_size})
 
     async def admin_stats(request: Request) -> Response:
         return JSONResponse(

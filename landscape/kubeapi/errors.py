@@ -56,9 +56,7 @@ class ApiError(Exception):
 
 def not_found(resource: str, name: str, group: str) -> ApiError:
     full = f"{resource}.{group}" if group else resource
-    return ApiError(
-        404, f'{full} "{name}" not found', details={"name": name, "group": group, "kind": resource}
-    )
+    return ApiError(404, f'{full} "{name}" not found', details={"name": name, "group": group, "kind": resource})
 
 
 def already_exists(resource: str, name: str, group: str) -> ApiError:

@@ -37,9 +37,7 @@ class FaultRule:
     retry_after: int = 1
     hits: int = 0
 
-    def matches(
-        self, verb: str, resource: str, namespace: str | None, name: str | None, subresource: str
-    ) -> bool:
+    def matches(self, verb: str, resource: str, namespace: str | None, name: str | None, subresource: str) -> bool:
         return (
             verb in self.verbs
             and (self.resource is None or self.resource == resource)

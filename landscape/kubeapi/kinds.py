@@ -116,9 +116,7 @@ def core_kinds() -> list[Kind]:
     return [
         Kind("", "v1", "Namespace", "namespaces", namespaced=False, short_names=("ns",), merge_keys={}),
         Kind("", "v1", "Secret", "secrets", status_subresource=False, merge_keys={}),
-        Kind(
-            "", "v1", "ConfigMap", "configmaps", status_subresource=False, merge_keys={}, short_names=("cm",)
-        ),
+        Kind("", "v1", "ConfigMap", "configmaps", status_subresource=False, merge_keys={}, short_names=("cm",)),
     ]
 
 

@@ -59,15 +59,11 @@ def strategic_merge_patch(target: Any, patch: Any, merge_keys: dict[str, str], p
     return result
 
 
-def _merge_list(
-    current: list[Any], patch: list[Any], key: str, merge_keys: dict[str, str], path: str
-) -> list[Any]:
+def _merge_list(current: list[Any], patch: list[Any], key: str, merge_keys: dict[str, str], path: str) -> list[Any]:
     out = copy.deepcopy(current)
     for item in patch:
         if not isinstance(item, dict) or key not in item:
-            raise ApiError(
-                422, f"{path}: every element of a strategic merge list needs the merge key {key!r}"
-            )
+            raise ApiError(422, f"{path}: every element of a strategic merge list needs the merge key {key!r}")
         idx = next((i for i, e in enumerate(out) if isinstance(e, dict) and e.get(key) == item[key]), None)
         if item.get("$patch") == "delete":
             if idx is not None:
@@ -205,8 +201,7 @@ def set_ownership(
 
 def apply_operations(obj: dict[str, Any]) -> dict[str, str]:
     return {
-        e.get("manager", ""): e.get("operation", "Update")
-        for e in obj.get("metadata", {}).get("managedFields") or []
+        e.get("manager", ""): e.get("operation", "Update") for e in obj.get("metadata", {}).get("managedFields") or []
     }
 
 

@@ -108,9 +108,7 @@ def field_selector(selector: str | None) -> Matcher:
     for raw in _split(selector):
         m = _EQ_RE.match(raw)
         if not m:
-            raise ApiError(
-                400, f"invalid field selector {raw.strip()!r}: expected FIELD=VALUE or FIELD!=VALUE"
-            )
+            raise ApiError(400, f"invalid field selector {raw.strip()!r}: expected FIELD=VALUE or FIELD!=VALUE")
         path, op, value = m.group(1), m.group(2), m.group(3)
         terms.append(_field_term(path, value, op != "!="))
     return lambda obj: all(t(obj) for t in terms)

@@ -80,6 +80,8 @@ class Store:
         self.clock = clock
         #: Called after every committed write (controllers use it to wake up).
         self.listeners: list[Callable[[Event], None]] = []
+        #: Side channel between admission plugins and controllers of the same server (not served).
+        self.notes: dict[str, Any] = {}
 
     # --- helpers ---------------------------------------------------------------------------------
 
@@ -327,8 +329,7 @@ class Store:
                 if patch.get(field_name) != want:
                     raise errors.ApiError(
                         400,
-                        f"{field_name} must be {want!r} in an apply configuration, "
-                        f"got {patch.get(field_name)!r}",
+                        f"{field_name} must be {want!r} in an apply configuration, got {patch.get(field_name)!r}",
                     )
             if (patch.get("metadata") or {}).get("name") not in (None, name):
                 raise errors.ApiError(400, "the name in the apply configuration does not match the URL")
@@ -344,9 +345,7 @@ class Store:
                 return self.create(kind, namespace, obj, dry_run=dry_run, manager=manager, apply=True)
             applied = copy.deepcopy(patch)
             if subresource == "status":
-                applied = {
-                    k: v for k, v in applied.items() if k in ("apiVersion", "kind", "status", "metadata")
-                }
+                applied = {k: v for k, v in applied.items() if k in ("apiVersion", "kind", "status", "metadata")}
             elif kind.status_subresource:
                 applied.pop("status", None)
             new = patches.server_side_apply(old, applied, manager, force, self.clock())
@@ -419,9 +418,7 @@ class Store:
                 kind.plural, name, kind.group, "Precondition failed: the resourceVersion does not match"
             )
         if precondition_uid and precondition_uid != old["metadata"]["uid"]:
-            raise errors.conflict(
-                kind.plural, name, kind.group, "Precondition failed: the UID does not match"
-            )
+            raise errors.conflict(kind.plural, name, kind.group, "Precondition failed: the UID does not match")
         if old["metadata"].get("deletionTimestamp"):
             return copy.deepcopy(old)
         self._admit(AdmissionRequest("DELETE", kind, None, copy.deepcopy(old), self, dry_run=dry_run))
@@ -453,9 +450,7 @@ class Store:
         """Events to replay first, and a registered watcher for what follows. Raises 410 Expired."""
         replay: list[Event] = []
         if not resource_version or resource_version == "0":
-            for obj in sorted(
-                self.iter(kind, namespace), key=lambda o: int(o["metadata"]["resourceVersion"])
-            ):
+            for obj in sorted(self.iter(kind, namespace), key=lambda o: int(o["metadata"]["resourceVersion"])):
                 if matcher(obj):
                     replay.append(
                         Event(
@@ -470,9 +465,7 @@ class Store:
             try:
                 since = int(resource_version)
             except ValueError:
-                raise errors.ApiError(
-                    400, f"invalid resourceVersion {resource_version!r}: not a number"
-                ) from None
+                raise errors.ApiError(400, f"invalid resourceVersion {resource_version!r}: not a number") from None
             if since < self.floor:
                 raise errors.expired(f"too old resource version: {since} ({self.floor})")
             w = Watcher(kind, namespace, matcher)

@@ -367,3 +367,37 @@ async def test_workflow_histories_replay(dev_client: Client, gardener_queue: str
         await replayer.replay_workflow(history)
         replayed += 1
     assert replayed == 2
+
+
+async def test_confined_rollout_waits_for_window_unless_reconcile(
+    dev_client: Client, gardener_queue: str, garden_api: KubeApiServer
+) -> None:
+    name = uid("cf")
+    shut = MaintenanceWindow(begin="000000+0000", end="000001+0000")
+    await create(
+        dev_client,
+        gardener_queue,
+        garden_api,
+        name,
+        cluster=spec(name, maintenance=shut, confine_spec_update_rollout=True),
+    )
+    with pytest.raises(WorkflowFailureError) as err:  # respects the window: the change is not rolled out
+        await upgrade(
+            dev_client,
+            gardener_queue,
+            garden_api,
+            name,
+            target_version="1.31.4",
+            confined_rollout="wait",
+            step_timeout_seconds=1.5,
+        )
+    assert failure(err).type == "ShootTimeout" and "not yet observed" in failure(err).message
+    result = await upgrade(dev_client, gardener_queue, garden_api, name, target_version="1.31.4")
+    assert result.applied == []  # already written by the first run; only released now
+    obj = shoot(garden_api, name)
+    assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
+    assert obj["status"]["lastOperation"] == {
+        **obj["status"]["lastOperation"],
+        "type": "Reconcile",
+        "state": "Succeeded",
+    }
