@@ -9,7 +9,7 @@ import httpx
 import yaml
 
 from landscape.part import Part
-from landscape.process import ManagedProcess, free_port
+from landscape.process import LandscapeError, ManagedProcess, free_port
 
 DEFAULT_PLUGINS = ("landscape.kubeapi.extra_kinds", "landscape.gardener")
 
@@ -70,12 +70,16 @@ class KubeApiServer(Part):
         self.processes.append(proc)
         url = f"http://127.0.0.1:{self.port}"
         proc.start(lambda: httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200, timeout=30)
-        self.endpoints = {"url": url}
-        self.endpoints["kubeconfig"] = str(self.write_kubeconfig(state_dir / "kubeconfig"))
-        if self.seed_garden:
-            from landscape.gardener import samples
+        try:
+            self.endpoints = {"url": url}
+            self.endpoints["kubeconfig"] = str(self.write_kubeconfig(state_dir / "kubeconfig"))
+            if self.seed_garden:
+                from landscape.gardener import samples
 
-            samples.seed(url)  # project namespace garden-edge, CloudProfile "local", credentials binding
+                samples.seed(url)  # project namespace garden-edge, CloudProfile "local", credentials binding
+        except Exception as exc:
+            self.stop()  # the landscape only stops parts that started; do not leave the process behind
+            raise LandscapeError(f"kube API server started but could not be prepared: {exc}") from exc
 
     def write_kubeconfig(self, path: Path, namespace: str = "default") -> Path:
         """A kubeconfig both `kubernetes` and `kubernetes_asyncio` load; the token is not checked."""
