@@ -59,9 +59,7 @@ class CoreActivities:
         try:
             async with httpx.AsyncClient(verify=verify, timeout=args.request_timeout.total_seconds()) as client:
                 response = await client.request(
-                    args.method,
-                    url,
-                    headers=headers,
+                    args.method, url, headers=headers,
                     json=args.json_body if args.json_body is not None else None,
                     content=args.body.encode() if args.body is not None else None,
                 )
@@ -69,14 +67,11 @@ class CoreActivities:
             if "CERTIFICATE_VERIFY_FAILED" in str(exc):
                 raise ApplicationError(
                     f"TLS verification of {url} failed: {exc}. Give caBundle, or insecure: true for a lab",
-                    type="TLSError",
-                    non_retryable=True,
-                ) from None
+                    type="TLSError", non_retryable=True) from None
             raise ApplicationError(f"cannot connect to {url}: {exc}", type="ConnectError") from None
         except httpx.TimeoutException:
-            raise ApplicationError(
-                f"{args.method} {url} timed out after {args.request_timeout}", type="Timeout"
-            ) from None
+            raise ApplicationError(f"{args.method} {url} timed out after {args.request_timeout}",
+                                   type="Timeout") from None
         except httpx.HTTPError as exc:
             raise ApplicationError(f"{args.method} {url} failed: {exc}", type="HTTPError") from None
         raw = response.content
@@ -99,9 +94,7 @@ class CoreActivities:
         return HttpResult(
             status=response.status_code,
             headers={k: v for k, v in response.headers.items() if k.lower() not in ("set-cookie",)},
-            body=text,
-            json_body=data,
-            truncated=len(raw) > args.max_body_bytes,
+            body=text, json_body=data, truncated=len(raw) > args.max_body_bytes,
         )
 
     @activity.defn(name="pipeline.load_definition")

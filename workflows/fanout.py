@@ -22,7 +22,6 @@ with workflow.unsafe.imports_passed_through():
 
 REGISTRY = load_catalog()
 
-
 class FanOutRequest(BaseModel):
     parent_id: str
     pipeline: str
@@ -36,17 +35,14 @@ class FanOutRequest(BaseModel):
     retry: RetrySpec
     timeout: timedelta | None = None
 
-
 class ItemResult(BaseModel):
     index: int
     ok: bool
     outputs: Any = None
     error: str | None = None
 
-
 class FanOutResult(BaseModel):
     results: list[ItemResult]
-
 
 @workflow.defn(name="FanOutWorkflow")
 class FanOutWorkflow:
@@ -58,9 +54,8 @@ class FanOutWorkflow:
     async def run(self, request: FanOutRequest) -> FanOutResult:
         step = Step.model_validate(request.step)
         step_type = REGISTRY.get(step.uses)
-        ctx = InvocationContext(
-            parent_id=request.parent_id, pipeline=request.pipeline, site=request.site, step_path=request.step_path
-        )
+        ctx = InvocationContext(parent_id=request.parent_id, pipeline=request.pipeline, site=request.site,
+                                step_path=request.step_path)
         sem = asyncio.Semaphore(request.max_parallel)
         self._total = len(request.items)
 
@@ -69,9 +64,8 @@ class FanOutWorkflow:
             async with sem:
                 try:
                     args = render(step.with_, {**request.context, "item": item, "index": index})
-                    out = await invoke(
-                        step, step_type, args, ctx, retry=request.retry, timeout=request.timeout, index=index
-                    )
+                    out = await invoke(step, step_type, args, ctx, retry=request.retry, timeout=request.timeout,
+                                       index=index)
                     return ItemResult(index=index, ok=True, outputs=out)
                 except (StepFailure, ExpressionError) as exc:
                     return ItemResult(index=index, ok=False, error=str(exc))
@@ -84,3 +78,4 @@ class FanOutWorkflow:
     @workflow.query
     def progress(self) -> dict[str, int]:
         return {"done": self._done, "total": self._total}
+

@@ -96,9 +96,8 @@ class PipelineWorkflow:
             pipeline, resolved = validate_definition(definition, REGISTRY, inputs=inputs, source="pipeline")
         except DefinitionError as exc:
             self._fail_run(str(exc))
-            raise ApplicationError(
-                str(exc), [str(p) for p in exc.problems], type="InvalidDefinition", non_retryable=True
-            ) from None
+            raise ApplicationError(str(exc), [str(p) for p in exc.problems], type="InvalidDefinition",
+                                   non_retryable=True) from None
         self._pipeline, self._inputs = pipeline, resolved
         self._pipeline_name = pipeline.name
         site = resolved.get("site")
@@ -125,18 +124,14 @@ class PipelineWorkflow:
             raise
         if should_continue:
             await workflow.wait_condition(workflow.all_handlers_finished)
-            workflow.continue_as_new(
-                PipelineRequest(
-                    requested_by=req.requested_by,
-                    continue_as_new_after=req.continue_as_new_after,
-                    continuation=Continuation(
-                        definition=definition,
-                        inputs=resolved,
-                        records=list(self._records.values()),
-                        generation=self._generation + 1,
-                    ),
-                )
-            )
+            workflow.continue_as_new(PipelineRequest(
+                requested_by=req.requested_by,
+                continue_as_new_after=req.continue_as_new_after,
+                continuation=Continuation(
+                    definition=definition, inputs=resolved, records=list(self._records.values()),
+                    generation=self._generation + 1,
+                ),
+            ))
         return self._finish()
 
     def _parse_request(self, request: Any) -> PipelineRequest:
@@ -144,11 +139,8 @@ class PipelineWorkflow:
             return PipelineRequest.model_validate(request)
         except ValidationError as exc:
             problems = [str(p) for p in pydantic_problems(exc)]
-            message = (
-                "invalid PipelineWorkflow input: "
-                + "; ".join(problems)
-                + '. Expected e.g. {"pipeline": "edge-site", "inputs": {"site": "edge-1"}}'
-            )
+            message = ("invalid PipelineWorkflow input: " + "; ".join(problems) +
+                       '. Expected e.g. {"pipeline": "edge-site", "inputs": {"site": "edge-1"}}')
             self._fail_run(message)
             raise ApplicationError(message, problems, type="InvalidInput", non_retryable=True) from None
 
@@ -157,11 +149,8 @@ class PipelineWorkflow:
 
         try:
             result: dict[str, Any] = await workflow.execute_activity(
-                "pipeline.load_definition",
-                name,
-                task_queue=queues.PIPELINE,
-                start_to_close_timeout=timedelta(seconds=30),
-                result_type=dict,
+                "pipeline.load_definition", name, task_queue=queues.PIPELINE,
+                start_to_close_timeout=timedelta(seconds=30), result_type=dict,
             )
         except Exception as exc:
             message = f"cannot load pipeline {name!r}: {describe_failure(exc)}"
@@ -194,15 +183,11 @@ class PipelineWorkflow:
                     needs = [self._records[n] for n in step.needs]
                     if not all(r.state.terminal for r in needs):
                         continue
-                    blocked = [
-                        r.name
-                        for r in needs
-                        if r.state is StepState.CANCELLED or (r.state is StepState.FAILED and not r.ignored_failure)
-                    ]
+                    blocked = [r.name for r in needs if r.state is StepState.CANCELLED
+                               or (r.state is StepState.FAILED and not r.ignored_failure)]
                     if blocked:
-                        self._settle(
-                            rec, StepState.CANCELLED, f"not run: needed step(s) {', '.join(blocked)} did not succeed"
-                        )
+                        self._settle(rec, StepState.CANCELLED, f"not run: needed step(s) {', '.join(blocked)} "
+                                                               "did not succeed")
                         changed = True
                         continue
                     if len(tasks) >= spec.max_parallel:
@@ -253,9 +238,8 @@ class PipelineWorkflow:
 
     def _retry(self, step: Step, step_type: StepType) -> RetrySpec:
         assert self._pipeline is not None
-        return (
-            step.retry or self._pipeline.spec.defaults.retry or RetrySpec(max_attempts=step_type.default_max_attempts)
-        )
+        return step.retry or self._pipeline.spec.defaults.retry or RetrySpec(
+            max_attempts=step_type.default_max_attempts)
 
     def _timeout(self, step: Step, step_type: StepType) -> timedelta | None:
         assert self._pipeline is not None
@@ -305,23 +289,12 @@ class PipelineWorkflow:
             if step_type.target == "PipelineWorkflow":
                 return await self._builtin_subpipeline(step, step_type, args, index)
             raise StepFailure(f"builtin {step_type.target!r} is not implemented by this worker")
-        return await invoke(
-            step,
-            step_type,
-            args,
-            self._invocation(step),
-            retry=self._retry(step, step_type),
-            timeout=self._timeout(step, step_type),
-            index=index,
-        )
+        return await invoke(step, step_type, args, self._invocation(step),
+                            retry=self._retry(step, step_type), timeout=self._timeout(step, step_type), index=index)
 
     def _invocation(self, step: Step) -> InvocationContext:
-        return InvocationContext(
-            parent_id=workflow.info().workflow_id,
-            pipeline=self._pipeline_name,
-            site=self._site,
-            step_path=self._path(step),
-        )
+        return InvocationContext(parent_id=workflow.info().workflow_id, pipeline=self._pipeline_name,
+                                 site=self._site, step_path=self._path(step))
 
     # --- forEach ---------------------------------------------------------------------------------
 
@@ -347,9 +320,8 @@ class PipelineWorkflow:
             raise StepFailure(f"{len(failures)} of {len(items)} items failed: {first}{more}")
         return outputs
 
-    async def _fan_out_inline(
-        self, step: Step, step_type: StepType, items: list[Any], parallel: int
-    ) -> list[tuple[bool, Any, str]]:
+    async def _fan_out_inline(self, step: Step, step_type: StepType, items: list[Any],
+                              parallel: int) -> list[tuple[bool, Any, str]]:
         rec = self._records[step.name]
         sem = asyncio.Semaphore(parallel)
         base = self._context(step)
@@ -368,9 +340,8 @@ class PipelineWorkflow:
 
         return list(await asyncio.gather(*(one(i, it) for i, it in enumerate(items))))
 
-    async def _fan_out_children(
-        self, step: Step, step_type: StepType, items: list[Any], parallel: int
-    ) -> list[tuple[bool, Any, str]]:
+    async def _fan_out_children(self, step: Step, step_type: StepType, items: list[Any],
+                                parallel: int) -> list[tuple[bool, Any, str]]:
         """Chunks of CHUNK items, each a FanOutWorkflow child; at most `parallel` items run at once."""
         from definitions import queues
 
@@ -378,7 +349,7 @@ class PipelineWorkflow:
         per_child = min(parallel, CHUNK)
         sem = asyncio.Semaphore(max(1, parallel // per_child))
         base = self._context(step)
-        chunks = [(start, items[start : start + CHUNK]) for start in range(0, len(items), CHUNK)]
+        chunks = [(start, items[start:start + CHUNK]) for start in range(0, len(items), CHUNK)]
         results: list[tuple[bool, Any, str]] = [(False, None, "not run")] * len(items)
         wf_id = workflow.info().workflow_id
 
@@ -387,24 +358,15 @@ class PipelineWorkflow:
                 child_id = f"{wf_id}/{step.name}/chunk-{number}"
                 rec.child_workflow_ids.append(child_id)
                 request = FanOutRequest(
-                    parent_id=wf_id,
-                    pipeline=self._pipeline_name,
-                    site=self._site,
+                    parent_id=wf_id, pipeline=self._pipeline_name, site=self._site,
                     step=step.model_dump(mode="json", by_alias=True, exclude_none=True),
-                    step_path=self._path(step),
-                    context=base,
-                    items=chunk,
-                    start_index=start,
-                    max_parallel=per_child,
-                    retry=self._retry(step, step_type),
+                    step_path=self._path(step), context=base, items=chunk, start_index=start,
+                    max_parallel=per_child, retry=self._retry(step, step_type),
                     timeout=self._timeout(step, step_type),
                 )
                 try:
                     result: FanOutResult = await workflow.execute_child_workflow(
-                        "FanOutWorkflow",
-                        request,
-                        id=child_id,
-                        task_queue=queues.PIPELINE,
+                        "FanOutWorkflow", request, id=child_id, task_queue=queues.PIPELINE,
                         result_type=FanOutResult,
                     )
                 except ChildWorkflowError as exc:
@@ -431,7 +393,8 @@ class PipelineWorkflow:
         wait = validate_args(step_type, args, self._path(step))
         assert isinstance(wait, WaitArgs)
         if rec.wait_until is None:
-            rec.wait_until = wait.until if wait.until is not None else workflow.now() + (wait.duration or timedelta())
+            rec.wait_until = wait.until if wait.until is not None else workflow.now() + (
+                wait.duration or timedelta())
         rec.message = f"waiting until {rec.wait_until.isoformat()}"
         remaining = rec.wait_until - workflow.now()
         if remaining.total_seconds() > 0:
@@ -453,18 +416,15 @@ class PipelineWorkflow:
         try:
             await workflow.wait_condition(lambda: self._decision(step.name) is not None, timeout=timeout)
         except TimeoutError:
-            raise StepFailure(
-                f"no decision within {timeout} ({self._approvals(step.name)} of {approval.quorum} approvals)"
-            ) from None
+            raise StepFailure(f"no decision within {timeout} ({self._approvals(step.name)} of "
+                              f"{approval.quorum} approvals)") from None
         if self._decision(step.name) is False:
             rejection = next(v for v in rec.votes if not v.approve)
-            raise StepFailure(
-                f"rejected by {rejection.approver}" + (f": {rejection.comment}" if rejection.comment else "")
-            )
+            raise StepFailure(f"rejected by {rejection.approver}" +
+                              (f": {rejection.comment}" if rejection.comment else ""))
         approvers = [v.approver for v in rec.votes if v.approve]
-        return ApprovalResult(
-            approved=True, approvers=approvers, comments=[v.comment for v in rec.votes if v.comment]
-        ).model_dump(mode="json")
+        return ApprovalResult(approved=True, approvers=approvers,
+                              comments=[v.comment for v in rec.votes if v.comment]).model_dump(mode="json")
 
     def _approvals(self, step: str) -> int:
         return sum(1 for v in self._records[step].votes if v.approve)
@@ -478,9 +438,8 @@ class PipelineWorkflow:
             return True
         return None
 
-    async def _builtin_subpipeline(
-        self, step: Step, step_type: StepType, args: Any, index: int | None
-    ) -> dict[str, Any]:
+    async def _builtin_subpipeline(self, step: Step, step_type: StepType, args: Any,
+                                   index: int | None) -> dict[str, Any]:
         from definitions import queues
         from workflows.stepexec import child_search_attributes, validate_args
 
@@ -493,9 +452,7 @@ class PipelineWorkflow:
             result: PipelineResult = await workflow.execute_child_workflow(
                 "PipelineWorkflow",
                 PipelineRequest(pipeline=sub.pipeline, inputs=sub.inputs, requested_by=self._requested_by),
-                id=child_id,
-                task_queue=queues.PIPELINE,
-                result_type=PipelineResult,
+                id=child_id, task_queue=queues.PIPELINE, result_type=PipelineResult,
                 search_attributes=child_search_attributes(self._invocation(step), step),
             )
         except ChildWorkflowError as exc:
@@ -531,11 +488,8 @@ class PipelineWorkflow:
             for name, rec in self._records.items()
             if (wanted is None or name in wanted) and rec.state.terminal
         }
-        return {
-            "inputs": self._inputs,
-            "steps": steps,
-            "pipeline": {"name": self._pipeline_name, "id": workflow.info().workflow_id},
-        }
+        return {"inputs": self._inputs, "steps": steps,
+                "pipeline": {"name": self._pipeline_name, "id": workflow.info().workflow_id}}
 
     # --- result, queries, updates ----------------------------------------------------------------
 
@@ -549,9 +503,8 @@ class PipelineWorkflow:
                 lines.append(f"not run because of it: {', '.join(cancelled)}")
             message = f"pipeline {self._pipeline_name!r} failed: " + "; ".join(lines)
             self._fail_run(message)
-            raise ApplicationError(
-                message, self.status().model_dump(mode="json"), type="PipelineFailed", non_retryable=True
-            )
+            raise ApplicationError(message, self.status().model_dump(mode="json"), type="PipelineFailed",
+                                   non_retryable=True)
         outputs: dict[str, Any] = {}
         ctx = self._context(None)
         for key, expr in self._pipeline.spec.outputs.items():
@@ -562,28 +515,15 @@ class PipelineWorkflow:
                 self._fail_run(message)
                 raise ApplicationError(message, type="InvalidOutputs", non_retryable=True) from None
         self._state = RunState.SUCCEEDED
-        return PipelineResult(
-            pipeline=self._pipeline_name,
-            state=self._state,
-            outputs=outputs,
-            steps=self.status().steps,
-            generation=self._generation,
-        )
+        return PipelineResult(pipeline=self._pipeline_name, state=self._state, outputs=outputs,
+                              steps=self.status().steps, generation=self._generation)
 
     @workflow.query
     def status(self) -> PipelineStatus:
-        steps = [
-            StepStatus(**rec.model_dump(exclude={"outputs", "ignored_failure", "wait_until"}))
-            for rec in self._records.values()
-        ]
-        return PipelineStatus(
-            pipeline=self._pipeline_name,
-            workflow_id=workflow.info().workflow_id,
-            state=self._state,
-            generation=self._generation,
-            steps=steps,
-            error=self._error,
-        )
+        steps = [StepStatus(**rec.model_dump(exclude={"outputs", "ignored_failure", "wait_until"}))
+                 for rec in self._records.values()]
+        return PipelineStatus(pipeline=self._pipeline_name, workflow_id=workflow.info().workflow_id,
+                              state=self._state, generation=self._generation, steps=steps, error=self._error)
 
     @workflow.query
     def outputs(self, step: str) -> Any:
@@ -594,20 +534,12 @@ class PipelineWorkflow:
     @workflow.update
     def approve(self, decision: ApprovalDecision) -> ApprovalState:
         rec = self._records[decision.step]
-        rec.votes.append(
-            ApprovalVote(
-                approver=decision.approver, approve=decision.approve, comment=decision.comment, at=workflow.now()
-            )
-        )
+        rec.votes.append(ApprovalVote(approver=decision.approver, approve=decision.approve,
+                                      comment=decision.comment, at=workflow.now()))
         args = self._approval_args[decision.step]
         verdict = self._decision(decision.step)
-        return ApprovalState(
-            step=decision.step,
-            approvals=self._approvals(decision.step),
-            needed=args.quorum,
-            decided=verdict is not None,
-            approved=verdict,
-        )
+        return ApprovalState(step=decision.step, approvals=self._approvals(decision.step), needed=args.quorum,
+                             decided=verdict is not None, approved=verdict)
 
     @approve.validator
     def _validate_approve(self, decision: ApprovalDecision) -> None:
@@ -618,9 +550,8 @@ class PipelineWorkflow:
         if args is None or rec.state is not StepState.WAITING or self._decision(decision.step) is not None:
             raise ValueError(f"step {decision.step!r} is not waiting for approval (state: {rec.state.value})")
         if args.approvers and decision.approver not in args.approvers:
-            raise ValueError(
-                f"{decision.approver!r} may not approve {decision.step!r}; eligible: {', '.join(args.approvers)}"
-            )
+            raise ValueError(f"{decision.approver!r} may not approve {decision.step!r}; eligible: "
+                             f"{', '.join(args.approvers)}")
         if args.requested_by and decision.approver == args.requested_by:
             raise ValueError(f"{decision.approver!r} started this run and cannot approve it (four-eyes rule)")
         if any(v.approver == decision.approver for v in rec.votes):

@@ -115,16 +115,8 @@ def child_search_attributes(ctx: InvocationContext, step: Step) -> TypedSearchAt
     return TypedSearchAttributes(pairs)
 
 
-async def invoke(
-    step: Step,
-    step_type: StepType,
-    args: dict[str, Any],
-    ctx: InvocationContext,
-    *,
-    retry: RetrySpec,
-    timeout: timedelta | None,
-    index: int | None = None,
-) -> Any:
+async def invoke(step: Step, step_type: StepType, args: dict[str, Any], ctx: InvocationContext, *,
+                 retry: RetrySpec, timeout: timedelta | None, index: int | None = None) -> Any:
     """Run one activity or child workflow for a step (or one forEach item) and return its outputs."""
     model = validate_args(step_type, args, ctx.step_path)
     suffix = step.name if index is None else f"{step.name}/{index}"
@@ -141,8 +133,7 @@ async def invoke(
                 heartbeat_timeout=step_type.heartbeat_timeout,
                 retry_policy=retry_policy(retry, step_type),
                 cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
-                if step_type.heartbeat_timeout
-                else ActivityCancellationType.TRY_CANCEL,
+                if step_type.heartbeat_timeout else ActivityCancellationType.TRY_CANCEL,
                 result_type=dict,
             )
         if step_type.kind is StepKind.WORKFLOW:
