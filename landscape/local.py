@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from landscape.kubeapi.part import KubeApiServer
 from landscape.landscape import Landscape
 from landscape.part import Part
 from landscape.process import free_port, port_open
@@ -16,7 +17,10 @@ from landscape.temporal import TemporalDevServer
 def local_parts(*, ui_port: int | None = None) -> list[Part]:
     if ui_port is None:
         ui_port = 8233 if not port_open("127.0.0.1", 8233) else free_port()
-    return [TemporalDevServer(ui_port=ui_port)]
+    # KubeApiServer: the garden (simulated Gardener + IronCore/Konfidence kinds), seeded with the
+    # project namespace garden-edge, CloudProfile "local" and a credentials binding; its env()
+    # gives workers APEIRO_GARDEN_KUBECONFIG.
+    return [TemporalDevServer(ui_port=ui_port), KubeApiServer()]
 
 
 def local_landscape(state_dir: Path | None = None, *, ui_port: int | None = None) -> Landscape:
