@@ -35,7 +35,7 @@ def resolve_secret(ref: str) -> str:
         if not (namespace and name and key):
             raise SecretError(f"k8s secret reference {ref!r} must be k8s:namespace/name#key")
         try:
-            from kubernetes import client, config  # type: ignore[import-untyped]
+            from kubernetes import client, config
 
             config.load_config()
             secret = client.CoreV1Api().read_namespaced_secret(name, namespace)

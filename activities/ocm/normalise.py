@@ -84,7 +84,7 @@ _DescriptorLoader.yaml_implicit_resolvers = {
 def load_descriptor_data(text: str | bytes) -> dict[str, Any]:
     """Parse a descriptor (YAML or JSON) into a plain mapping, as it is on disk."""
     try:
-        data = yaml.load(text, Loader=_DescriptorLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_DescriptorLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise InvalidDescriptor(f"component descriptor is not valid YAML/JSON: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("component"), dict):
@@ -232,7 +232,7 @@ def _legacy_identity_defaulting(resources: list[dict[str, Any]]) -> None:
 
 
 def _signing_labels(labels: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
-    kept = [
+    kept: list[dict[str, Any]] = [
         {k: lbl[k] for k in ("name", "version", "value", "signing") if k in lbl}
         for lbl in labels or []
         if lbl.get("signing") is True

@@ -38,7 +38,8 @@ RSA_PSS = "RSASSA-PSS"
 RSA_PKCS1 = "RSASSA-PKCS1-V1_5"
 ALGORITHMS = (RSA_PSS, RSA_PKCS1)
 DEFAULT_ALGORITHM = RSA_PSS
-MEDIA_TYPES = {RSA_PSS: "application/vnd.ocm.signature.rsa.pss", RSA_PKCS1: "application/vnd.ocm.signature.rsa"}
+MEDIA_TYPES = {RSA_PSS: "application/vnd.ocm.signature.rsa.pss",
+               RSA_PKCS1: "application/vnd.ocm.signature.rsa"}
 MEDIA_PEM = "application/x-pem-file"
 PEM_SIGNATURE = "SIGNATURE"
 PEM_ALGORITHM_HEADER = "Signature Algorithm"
@@ -87,7 +88,8 @@ def load_public_key(pem: bytes | str) -> rsa.RSAPublicKey:
     return key
 
 
-_DN_ATTRS = {"CN": NameOID.COMMON_NAME, "O": NameOID.ORGANIZATION_NAME, "OU": NameOID.ORGANIZATIONAL_UNIT_NAME,
+_DN_ATTRS = {"CN": NameOID.COMMON_NAME, "O": NameOID.ORGANIZATION_NAME,
+             "OU": NameOID.ORGANIZATIONAL_UNIT_NAME,
              "C": NameOID.COUNTRY_NAME, "L": NameOID.LOCALITY_NAME, "ST": NameOID.STATE_OR_PROVINCE_NAME,
              "STREET": NameOID.STREET_ADDRESS, "POSTALCODE": NameOID.POSTAL_CODE,
              "SERIALNUMBER": NameOID.SERIAL_NUMBER}
@@ -128,12 +130,14 @@ def verify_chain(chain: Sequence[x509.Certificate], roots: Sequence[x509.Certifi
     if not chain:
         raise SignatureInvalid("signature carries no certificate chain to check")
     if not roots:
-        raise SignatureInvalid("no trusted root certificates given to check the signature's certificate chain")
+        raise SignatureInvalid("no trusted root certificates given to check the signature's "
+                               "certificate chain")
     leaf = chain[0]
     when = at or leaf.not_valid_before_utc
     try:
         eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-        if ExtendedKeyUsageOID.CODE_SIGNING not in eku and ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE not in eku:
+        allowed = (ExtendedKeyUsageOID.CODE_SIGNING, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE)
+        if not any(u in eku for u in allowed):
             raise SignatureInvalid("signer certificate is not valid for code signing (extended key usage)")
     except x509.ExtensionNotFound:
         pass
@@ -191,7 +195,8 @@ def _padding(algorithm: str, *, verify: bool) -> padding.AsymmetricPadding:
 
 
 def sign_digest(digest_hex: str, key: rsa.RSAPrivateKey, algorithm: str = DEFAULT_ALGORITHM) -> bytes:
-    return key.sign(bytes.fromhex(digest_hex), _padding(algorithm, verify=False), utils.Prehashed(hashes.SHA256()))
+    return key.sign(bytes.fromhex(digest_hex), _padding(algorithm, verify=False),
+                    utils.Prehashed(hashes.SHA256()))
 
 
 def verify_digest(digest_hex: str, signature: bytes, key: rsa.RSAPublicKey, algorithm: str) -> bool:
@@ -250,12 +255,13 @@ def sign_descriptor(data: Mapping[str, Any], *, name: str, private_key: rsa.RSAP
                     issuer: str | None = None) -> dict[str, Any]:
     """A copy of ``data`` with signature ``name`` added (or replaced). The input is not changed."""
     if algorithm not in ALGORITHMS:
-        raise SignatureInvalid(f"unknown signature algorithm {algorithm!r}; supported: {', '.join(ALGORITHMS)}")
+        raise SignatureInvalid(f"unknown signature algorithm {algorithm!r}; "
+                               f"supported: {', '.join(ALGORITHMS)}")
     digest = norm.descriptor_digest(data, normalisation)
     raw = sign_digest(digest, private_key, algorithm)
     spec: dict[str, Any] = {"algorithm": algorithm}
     if chain:
-        if chain[0].public_key().public_numbers() != private_key.public_key().public_numbers():
+        if chain[0].public_key() != private_key.public_key():
             raise KeyError_("the certificate does not belong to the private key")
         if roots:
             verify_chain(chain, roots, issuer)
@@ -353,7 +359,8 @@ def verify_descriptor(data: Mapping[str, Any], *, name: str | None = None,
         if media == MEDIA_PEM:
             raw, pem_alg, chain = signature_from_pem(value)
             if pem_alg and pem_alg != algorithm:
-                result.reason = f"signature {sname!r}: PEM says algorithm {pem_alg!r}, descriptor says {algorithm!r}"
+                result.reason = (f"signature {sname!r}: PEM says algorithm {pem_alg!r}, "
+                                 f"descriptor says {algorithm!r}")
                 return result
         elif media in (MEDIA_TYPES.get(algorithm), ""):
             raw = bytes.fromhex(value)
@@ -379,8 +386,8 @@ def verify_descriptor(data: Mapping[str, Any], *, name: str | None = None,
                 result.reason = f"signature {sname!r}: issuer field does not match the certificate: {why}"
                 return result
         if key is None:
-            result.reason = (f"signature {sname!r}: no public key to verify with (give a public key, or trusted "
-                             "roots for a signature with a certificate chain)")
+            result.reason = (f"signature {sname!r}: no public key to verify with (give a public key, "
+                             "or trusted roots for a signature with a certificate chain)")
             return result
         if not isinstance(key, rsa.RSAPublicKey):
             result.reason = f"signature {sname!r}: the verification key is not an RSA key"

@@ -60,7 +60,8 @@ def register(subparsers: Any) -> None:
     t.add_argument("--no-recursive", action="store_true", help="do not follow component references")
     t.add_argument("--verify", action="append", default=[], metavar="NAME=KEYREF",
                    help="verify signature NAME at the source with public key reference KEYREF")
-    t.add_argument("--sign", metavar="NAME=KEYREF", help="sign at the target with private key reference KEYREF")
+    t.add_argument("--sign", metavar="NAME=KEYREF",
+                   help="sign at the target with private key reference KEYREF")
     t.add_argument("--sign-public-key", metavar="KEYREF", help="public key reference to verify at the target")
     t.add_argument("--existing", choices=["skip-identical", "overwrite", "fail"], default="skip-identical")
     t.add_argument("--source-username-ref"); t.add_argument("--source-password-ref")  # noqa: E702
@@ -115,7 +116,8 @@ def cmd_sign(args: argparse.Namespace) -> int:
         chain = sg.load_certificates(_read(args.certificate)) if args.certificate else []
         roots = sg.load_certificates(_read(args.root_certs)) if args.root_certs else []
         signed = sg.sign_descriptor(data, name=args.name, private_key=key, algorithm=args.algorithm,
-                                    normalisation=args.normalisation, chain=chain, roots=roots, issuer=args.issuer)
+                                    normalisation=args.normalisation, chain=chain, roots=roots,
+                                    issuer=args.issuer)
     except _UsageError as exc:
         return _fail(str(exc), 2)
     except OCMError as exc:
@@ -227,7 +229,7 @@ async def _transfer(inp: Any, workflow_id: str, no_wait: bool) -> int:
     except WorkflowFailureError as exc:
         cause = exc.cause
         while getattr(cause, "cause", None) is not None:
-            cause = cause.cause  # type: ignore[union-attr]
+            cause = getattr(cause, "cause", None)
         return _fail(f"transport failed: {cause}")
     print(json.dumps(result.model_dump(mode="json"), indent=2))
     return 0

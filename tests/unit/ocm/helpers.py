@@ -20,7 +20,8 @@ def vectors_dir() -> Path:
 
     ``APEIRO_SHARED_TESTDATA`` overrides the location.
     """
-    candidates = [Path(os.environ["APEIRO_SHARED_TESTDATA"])] if os.environ.get("APEIRO_SHARED_TESTDATA") else []
+    env = os.environ.get("APEIRO_SHARED_TESTDATA")
+    candidates = [Path(env)] if env else []
     candidates += [REPO.parent / "shared" / "testdata", REPO.parent.parent / "shared" / "testdata"]
     for c in candidates:
         if (c / "ocm-vectors").is_dir():

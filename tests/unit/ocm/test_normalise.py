@@ -120,7 +120,8 @@ def test_unknown_normalisation() -> None:
         norm.normalise({"component": {}}, "jsonNormalisation/v9")
 
 
-@pytest.mark.parametrize("text", ["component: [", "just a string", "meta: {schemaVersion: v3alpha1}\ncomponent: {}"])
+@pytest.mark.parametrize("text", ["component: [", "just a string",
+                                  "meta: {schemaVersion: v3alpha1}\ncomponent: {}"])
 def test_bad_descriptors(text: str) -> None:
     with pytest.raises(InvalidDescriptor):
         norm.load_descriptor_data(text)

@@ -21,8 +21,8 @@ DESC = {
         "resources": [{"name": "blob", "version": "1.2.3", "type": "plainText", "relation": "local",
                        "access": {"type": "localBlob", "localReference": "sha256:" + "a" * 64,
                                   "mediaType": "text/plain"},
-                       "digest": {"hashAlgorithm": "SHA-256", "normalisationAlgorithm": "genericBlobDigest/v1",
-                                  "value": "a" * 64}}],
+                       "digest": {"hashAlgorithm": "SHA-256",
+                                  "normalisationAlgorithm": "genericBlobDigest/v1", "value": "a" * 64}}],
     },
 }
 
