@@ -227,7 +227,7 @@ async def _transfer(inp: Any, workflow_id: str, no_wait: bool) -> int:
     try:
         result = await handle.result()
     except WorkflowFailureError as exc:
-        cause = exc.cause
+        cause: Any = exc.cause
         while getattr(cause, "cause", None) is not None:
             cause = getattr(cause, "cause", None)
         return _fail(f"transport failed: {cause}")
