@@ -236,6 +236,8 @@ class TransportInput(BaseModel):
     existing: ExistingPolicy = ExistingPolicy.SKIP_IDENTICAL
     parallel_blobs: int = Field(default=4, ge=1, le=32)
     chunk_size: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
+    #: A blob copy that stops heartbeating this long is retried (resuming its upload) elsewhere.
+    heartbeat_timeout_s: int = Field(default=60, ge=2)
 
 
 class TransportedVersion(BaseModel):
@@ -274,6 +276,82 @@ class VerifyResult(BaseModel):
     warnings: list[str] = Field(default_factory=list)
 
 
+# --- internal models of the transport (workflow <-> activities) --------------------------------------
+
+
+class BlobTask(BaseModel):
+    """One blob to stream from ``src_repo`` to ``dst_repo`` (one activity each)."""
+
+    src_repo: str
+    dst_repo: str
+    digest: str
+    size: int = 0
+    #: Registry URL of the source when it is not the transport's source registry (OCI artifacts elsewhere).
+    src_registry: str | None = None
+    #: Which resource or artifact it belongs to (for messages).
+    label: str = ""
+    #: Expected sha256 hex of the content per the resource digest (genericBlobDigest), if any.
+    expected_sha256: str | None = None
+
+
+class ManifestTask(BaseModel):
+    """One manifest copied byte for byte; ``tag`` None means by digest only. Children come first."""
+
+    src_registry: str
+    src_repo: str
+    dst_repo: str
+    digest: str
+    tag: str | None = None
+
+
+class VersionPlan(BaseModel):
+    name: str
+    version: str
+    #: "copy" (write all), "skip" (target identical and signed), "sign" (identical, signature missing)
+    action: str
+    overwrite: bool = False
+    source_manifest_digest: str = ""
+    blobs: list[BlobTask] = Field(default_factory=list)
+    manifests: list[ManifestTask] = Field(default_factory=list)
+    #: resource index -> new access spec (by value: digest-pinned OCI references in the target)
+    access_rewrites: dict[int, dict[str, Any]] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list)
+
+
+class TransportPlan(BaseModel):
+    versions: list[VersionPlan] = Field(default_factory=list)
+
+
+class BlobCopyInput(BaseModel):
+    source: RepositorySpec
+    target: RepositorySpec
+    blob: BlobTask
+    chunk_size: int = 8 * 1024 * 1024
+
+
+class BlobCopyResult(BaseModel):
+    digest: str
+    size: int = 0
+    bytes_sent: int = 0
+    skipped: bool = False
+    mounted: bool = False
+    resumed_from: int = 0
+    attempt: int = 1
+
+
+class ManifestCopyInput(BaseModel):
+    source: RepositorySpec
+    target: RepositorySpec
+    manifests: list[ManifestTask]
+
+
+class FinaliseInput(BaseModel):
+    source: RepositorySpec
+    target: RepositorySpec
+    plan: VersionPlan
+    sign: SigningSpec | None = None
+
+
 COMPONENT_TRANSPORT = REGISTRY.register(
     StepType(
         name="component.transport",
@@ -285,8 +363,14 @@ COMPONENT_TRANSPORT = REGISTRY.register(
         description="Copy OCM component versions between OCI registries (by value or by reference), "
         "verify source signatures, sign and verify at the target.",
         default_timeout=timedelta(hours=6),
-        non_retryable_errors=("SignatureInvalid", "DigestMismatch", "BadCredentials", "VersionConflict",
-                              "ComponentNotFound", "InvalidDescriptor"),
+        non_retryable_errors=(
+            "SignatureInvalid",
+            "DigestMismatch",
+            "BadCredentials",
+            "VersionConflict",
+            "ComponentNotFound",
+            "InvalidDescriptor",
+        ),
     )
 )
 

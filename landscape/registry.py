@@ -34,24 +34,42 @@ def write_tls_material(state_dir: Path, host: str = "127.0.0.1") -> tuple[Path, 
     now = dt.datetime.now(dt.UTC)
     ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Apeiro landscape registry CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-          .not_valid_after(now + dt.timedelta(days=30))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
-            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host)),
-                                                        x509.DNSName("localhost")]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address(host)), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
     paths = (state_dir / "ca.pem", state_dir / "server.pem", state_dir / "server.key")
     paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     paths[2].chmod(0o600)
     return paths
 
@@ -65,13 +83,22 @@ def htpasswd_line(username: str, password: str) -> str:
 class RegistryPart(Part):
     """One `docker-registry serve` process on a loopback port chosen at start."""
 
-    def __init__(self, name: str = "registry", *, tls: bool = False, username: str | None = None,
-                 password: str | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        name: str = "registry",
+        *,
+        tls: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+        port: int | None = None,
+    ) -> None:
         super().__init__()
         self.name = name
         self.tls = tls
         self.username = username
-        self.password = password if password is not None else (secrets.token_urlsafe(12) if username else None)
+        self.password = (
+            password if password is not None else (secrets.token_urlsafe(12) if username else None)
+        )
         self.port = port
         self.ca_path: Path | None = None
 
@@ -110,14 +137,19 @@ class RegistryPart(Part):
             lines += ["auth:", "  htpasswd:", "    realm: apeiro-registry", f"    path: {htpasswd}"]
         config = state_dir / "config.yml"
         config.write_text("\n".join(lines) + "\n")
-        exe = find_executable("docker-registry") if not Path("/usr/bin/docker-registry").exists() \
+        exe = (
+            find_executable("docker-registry")
+            if not Path("/usr/bin/docker-registry").exists()
             else Path("/usr/bin/docker-registry")
-        proc = ManagedProcess(f"registry {self.name}", [str(exe), "serve", str(config)],
-                              state_dir / "registry.log")
+        )
+        proc = ManagedProcess(
+            f"registry {self.name}", [str(exe), "serve", str(config)], state_dir / "registry.log"
+        )
         self.processes.append(proc)
         base = f"{scheme}://127.0.0.1:{self.port}"
-        verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(self.ca_path)) if self.ca_path \
-            else True
+        verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=str(self.ca_path)) if self.ca_path else True
+        )
 
         def ready() -> bool:
             # /v2/ answers 200 (anonymous) or 401 (auth required) once the registry serves.
@@ -126,8 +158,9 @@ class RegistryPart(Part):
         try:
             proc.start(ready, timeout=20)
         except LandscapeError as exc:
-            raise LandscapeError(f"{exc}\n(is Debian's docker-registry installed? see debian-packages.txt)") \
-                from None
+            raise LandscapeError(
+                f"{exc}\n(is Debian's docker-registry installed? see debian-packages.txt)"
+            ) from None
         self.endpoints = {"url": base, "host": f"127.0.0.1:{self.port}"}
         if self.ca_path:
             self.endpoints["ca_bundle"] = str(self.ca_path)

@@ -62,7 +62,7 @@ LEGACY_V1_NO_NULL_EXTRA_IDENTITY = LegacyForm(
     algorithm=JSON_V1,
     name="jsonNormalisation/v1 (legacy form without extraIdentity:null)",
     description="the jsonNormalisation/v1 form of early OCM releases, which omitted an empty "
-    "extraIdentity instead of writing {\"extraIdentity\":null}",
+    'extraIdentity instead of writing {"extraIdentity":null}',
 )
 
 LEGACY_FORMS: dict[str, tuple[LegacyForm, ...]] = {JSON_V1: (LEGACY_V1_NO_NULL_EXTRA_IDENTITY,)}
@@ -121,8 +121,11 @@ def _label(raw: Mapping[str, Any]) -> dict[str, Any]:
         out["signing"] = True
     if raw.get("merge") is not None:
         merge = raw["merge"]
-        out["merge"] = {k: merge[k] for k in ("algorithm", "config") if k in merge} \
-            if isinstance(merge, Mapping) else merge
+        out["merge"] = (
+            {k: merge[k] for k in ("algorithm", "config") if k in merge}
+            if isinstance(merge, Mapping)
+            else merge
+        )
     return out
 
 
@@ -306,8 +309,20 @@ def _component_for_v1(comp: dict[str, Any], *, enforce_null: bool) -> dict[str, 
 
 # --- step 4: serialisation ------------------------------------------------------------------------
 
-_GO_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f",
-               "<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_GO_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\b": "\\b",
+    "\f": "\\f",
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
 
 
 def _go_string(s: str) -> str:
@@ -378,8 +393,7 @@ def _as_mapping(descriptor: Mapping[str, Any] | ComponentDescriptor) -> Mapping[
 def _v1(data: Mapping[str, Any], enforce_null: bool) -> bytes:
     proj = copy.deepcopy(_project(data))
     _legacy_identity_defaulting(proj["component"]["resources"])
-    doc = {"component": _component_for_v1(proj["component"], enforce_null=enforce_null),
-           "meta": proj["meta"]}
+    doc = {"component": _component_for_v1(proj["component"], enforce_null=enforce_null), "meta": proj["meta"]}
     return _entries_json(doc).encode("utf-8")
 
 
@@ -414,8 +428,12 @@ def check_algorithm(algorithm: str) -> str:
     return algorithm
 
 
-def normalise(descriptor: Mapping[str, Any] | ComponentDescriptor, algorithm: str = DEFAULT_ALGORITHM,
-              *, form: LegacyForm | None = None) -> bytes:
+def normalise(
+    descriptor: Mapping[str, Any] | ComponentDescriptor,
+    algorithm: str = DEFAULT_ALGORITHM,
+    *,
+    form: LegacyForm | None = None,
+) -> bytes:
     """The exact bytes OCM hashes for ``descriptor`` under ``algorithm`` (or an earlier ``form`` of it)."""
     data = _as_mapping(descriptor)
     if form is not None:
@@ -423,7 +441,11 @@ def normalise(descriptor: Mapping[str, Any] | ComponentDescriptor, algorithm: st
     return _NORMALISERS[check_algorithm(algorithm)](data)
 
 
-def descriptor_digest(descriptor: Mapping[str, Any] | ComponentDescriptor,
-                      algorithm: str = DEFAULT_ALGORITHM, *, form: LegacyForm | None = None) -> str:
+def descriptor_digest(
+    descriptor: Mapping[str, Any] | ComponentDescriptor,
+    algorithm: str = DEFAULT_ALGORITHM,
+    *,
+    form: LegacyForm | None = None,
+) -> str:
     """Hex SHA-256 of the normalised descriptor: the value a signature's ``digest`` holds."""
     return hashlib.sha256(normalise(descriptor, algorithm, form=form)).hexdigest()

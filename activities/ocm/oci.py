@@ -130,7 +130,8 @@ class RegistryClient:
             self._client = httpx.AsyncClient(transport=self.transport, timeout=self.timeout)
         else:
             self._client = httpx.AsyncClient(
-                verify=verify, timeout=httpx.Timeout(self.timeout, connect=10.0),
+                verify=verify,
+                timeout=httpx.Timeout(self.timeout, connect=10.0),
                 limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
             )
         return self
@@ -157,7 +158,9 @@ class RegistryClient:
         if scheme == "basic":
             header = self._basic_header()
             if header is None:
-                raise BadCredentials(f"registry {self.host} requires credentials (basic auth); none configured")
+                raise BadCredentials(
+                    f"registry {self.host} requires credentials (basic auth); none configured"
+                )
             self._auth[scope] = header
             return
         if scheme != "bearer" or "realm" not in params:
@@ -184,9 +187,17 @@ class RegistryClient:
             raise BadCredentials(f"token service {params['realm']} returned no token")
         self._auth[scope] = f"Bearer {token}"
 
-    async def request(self, method: str, url: str, *, scope: str = "", headers: dict[str, str] | None = None,
-                      content: bytes | None = None, stream: bool = False,
-                      ok: tuple[int, ...] = (200, 201, 202, 204)) -> httpx.Response:
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        scope: str = "",
+        headers: dict[str, str] | None = None,
+        content: bytes | None = None,
+        stream: bool = False,
+        ok: tuple[int, ...] = (200, 201, 202, 204),
+    ) -> httpx.Response:
         """One request with auth and bounded 429/503 retries. ``content`` must be re-sendable bytes."""
         assert self._client is not None, "use RegistryClient as an async context manager"
         full = url if url.startswith("http") else urljoin(self.base_url, url)
@@ -215,8 +226,10 @@ class RegistryClient:
                 authed_once = True
                 continue
             if resp.status_code in (429, 503) and attempt < self.max_retries:
-                wait = min(retry_after_seconds(resp.headers.get("retry-after"), 2.0 ** attempt * 0.5),
-                           self.max_retry_wait)
+                wait = min(
+                    retry_after_seconds(resp.headers.get("retry-after"), 2.0**attempt * 0.5),
+                    self.max_retry_wait,
+                )
                 await resp.aclose()
                 attempt += 1
                 self.retries_done += 1
@@ -239,7 +252,9 @@ class RegistryClient:
         if resp.status_code in (429,) or resp.status_code >= 500:
             raise RegistryError(f"{method} {path} on {self.host}: {resp.status_code} {detail}")
         if "DIGEST_INVALID" in detail:
-            raise DigestMismatch(f"{method} {path}: registry says the content does not match its digest: {detail}")
+            raise DigestMismatch(
+                f"{method} {path}: registry says the content does not match its digest: {detail}"
+            )
         raise OCMError(f"{method} {path} on {self.host}: unexpected {resp.status_code} {detail}")
 
     @staticmethod
@@ -250,8 +265,12 @@ class RegistryClient:
 
     async def get_manifest(self, repo: str, ref: str) -> tuple[bytes, str, str]:
         """(exact bytes, media type, digest) of a manifest by tag or digest."""
-        resp = await self.request("GET", f"/v2/{repo}/manifests/{ref}", scope=self._scope(repo),
-                                  headers={"Accept": ", ".join(MANIFEST_TYPES)})
+        resp = await self.request(
+            "GET",
+            f"/v2/{repo}/manifests/{ref}",
+            scope=self._scope(repo),
+            headers={"Accept": ", ".join(MANIFEST_TYPES)},
+        )
         data = resp.content
         digest = sha256_digest(data)
         if ref.startswith("sha256:") and ref != digest:
@@ -262,19 +281,28 @@ class RegistryClient:
     async def head_manifest(self, repo: str, ref: str) -> str | None:
         """The digest of ``repo:ref`` or None when absent."""
         try:
-            resp = await self.request("HEAD", f"/v2/{repo}/manifests/{ref}", scope=self._scope(repo),
-                                      headers={"Accept": ", ".join(MANIFEST_TYPES)})
+            resp = await self.request(
+                "HEAD",
+                f"/v2/{repo}/manifests/{ref}",
+                scope=self._scope(repo),
+                headers={"Accept": ", ".join(MANIFEST_TYPES)},
+            )
         except NotFound:
             return None
         digest = resp.headers.get("docker-content-digest")
         if digest:
             return digest
-        data, _, digest = await self.get_manifest(repo, ref)
+        _data, _, digest = await self.get_manifest(repo, ref)
         return digest
 
     async def put_manifest(self, repo: str, ref: str, data: bytes, media_type: str) -> str:
-        resp = await self.request("PUT", f"/v2/{repo}/manifests/{ref}", scope=self._scope(repo, True),
-                                  headers={"Content-Type": media_type}, content=data)
+        resp = await self.request(
+            "PUT",
+            f"/v2/{repo}/manifests/{ref}",
+            scope=self._scope(repo, True),
+            headers={"Content-Type": media_type},
+            content=data,
+        )
         digest = sha256_digest(data)
         served = resp.headers.get("docker-content-digest")
         if served and served != digest:
@@ -306,8 +334,14 @@ class RegistryClient:
     @contextlib.asynccontextmanager
     async def blob_stream(self, repo: str, digest: str, offset: int = 0) -> AsyncIterator[httpx.Response]:
         headers = {"Range": f"bytes={offset}-"} if offset else {}
-        resp = await self.request("GET", f"/v2/{repo}/blobs/{digest}", scope=self._scope(repo),
-                                  headers=headers, stream=True, ok=(200, 206))
+        resp = await self.request(
+            "GET",
+            f"/v2/{repo}/blobs/{digest}",
+            scope=self._scope(repo),
+            headers=headers,
+            stream=True,
+            ok=(200, 206),
+        )
         try:
             if offset and resp.status_code == 200:
                 raise OCMError(f"registry {self.host} ignored the Range request for {digest}")
@@ -318,15 +352,25 @@ class RegistryClient:
     async def mount_blob(self, repo: str, digest: str, from_repo: str) -> str | None:
         """Cross-repository mount. None when mounted; else the upload URL the registry opened instead."""
         q = urlencode({"mount": digest, "from": from_repo})
-        resp = await self.request("POST", f"/v2/{repo}/blobs/uploads/?{q}", scope=self._scope(repo, True),
-                                  headers={"Content-Length": "0"}, content=b"")
+        resp = await self.request(
+            "POST",
+            f"/v2/{repo}/blobs/uploads/?{q}",
+            scope=self._scope(repo, True),
+            headers={"Content-Length": "0"},
+            content=b"",
+        )
         if resp.status_code == 201:
             return None
         return self._location(resp)
 
     async def start_upload(self, repo: str) -> str:
-        resp = await self.request("POST", f"/v2/{repo}/blobs/uploads/", scope=self._scope(repo, True),
-                                  headers={"Content-Length": "0"}, content=b"")
+        resp = await self.request(
+            "POST",
+            f"/v2/{repo}/blobs/uploads/",
+            scope=self._scope(repo, True),
+            headers={"Content-Length": "0"},
+            content=b"",
+        )
         return self._location(resp)
 
     def _location(self, resp: httpx.Response) -> str:
@@ -347,19 +391,28 @@ class RegistryClient:
 
     async def upload_chunk(self, location: str, repo: str, data: bytes, offset: int) -> str:
         resp = await self.request(
-            "PATCH", location, scope=self._scope(repo, True), content=data,
-            headers={"Content-Type": "application/octet-stream",
-                     "Content-Range": f"{offset}-{offset + len(data) - 1}",
-                     "Content-Length": str(len(data))},
+            "PATCH",
+            location,
+            scope=self._scope(repo, True),
+            content=data,
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Range": f"{offset}-{offset + len(data) - 1}",
+                "Content-Length": str(len(data)),
+            },
         )
         return self._location(resp)
 
     async def finish_upload(self, location: str, repo: str, digest: str, data: bytes = b"") -> None:
         sep = "&" if "?" in location else "?"
-        await self.request("PUT", f"{location}{sep}{urlencode({'digest': digest})}",
-                           scope=self._scope(repo, True), content=data,
-                           headers={"Content-Type": "application/octet-stream",
-                                    "Content-Length": str(len(data))}, ok=(201, 204))
+        await self.request(
+            "PUT",
+            f"{location}{sep}{urlencode({'digest': digest})}",
+            scope=self._scope(repo, True),
+            content=data,
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(len(data))},
+            ok=(201, 204),
+        )
 
     async def cancel_upload(self, location: str, repo: str) -> None:
         with contextlib.suppress(OCMError):
@@ -378,9 +431,18 @@ class RegistryClient:
 ProgressFn = Callable[[UploadSession, int], Awaitable[None] | None]
 
 
-async def copy_blob(src: RegistryClient, src_repo: str, dst: RegistryClient, dst_repo: str, digest: str, *,
-                    chunk_size: int = DEFAULT_CHUNK, session: UploadSession | None = None,
-                    progress: ProgressFn | None = None, allow_mount: bool = True) -> CopyStats:
+async def copy_blob(
+    src: RegistryClient,
+    src_repo: str,
+    dst: RegistryClient,
+    dst_repo: str,
+    digest: str,
+    *,
+    chunk_size: int = DEFAULT_CHUNK,
+    session: UploadSession | None = None,
+    progress: ProgressFn | None = None,
+    allow_mount: bool = True,
+) -> CopyStats:
     """Stream one blob from ``src`` to ``dst``, resumable, hashing on the fly.
 
     ``session`` resumes an upload an earlier attempt started (the registry's ``Range`` decides the
@@ -424,11 +486,12 @@ async def copy_blob(src: RegistryClient, src_repo: str, dst: RegistryClient, dst
                 if pos <= session.offset:
                     continue
                 if start < session.offset:
-                    piece = piece[session.offset - start:]
+                    piece = piece[session.offset - start :]
                 buf.extend(piece)
                 if len(buf) >= chunk_size:
-                    session.location = await dst.upload_chunk(session.location, dst_repo, bytes(buf),
-                                                              session.offset)
+                    session.location = await dst.upload_chunk(
+                        session.location, dst_repo, bytes(buf), session.offset
+                    )
                     session.offset += len(buf)
                     stats.bytes_sent += len(buf)
                     stats.chunks += 1
@@ -441,8 +504,10 @@ async def copy_blob(src: RegistryClient, src_repo: str, dst: RegistryClient, dst
         actual = "sha256:" + hasher.hexdigest()
         if actual != digest:
             await dst.cancel_upload(session.location, dst_repo)
-            raise DigestMismatch(f"blob {src_repo}@{digest} from {src.host} has content digest {actual}; "
-                                 "the source registry serves tampered or corrupt data")
+            raise DigestMismatch(
+                f"blob {src_repo}@{digest} from {src.host} has content digest {actual}; "
+                "the source registry serves tampered or corrupt data"
+            )
         await dst.finish_upload(session.location, dst_repo, digest, bytes(buf))
         stats.bytes_sent += len(buf)
         if buf:
@@ -452,8 +517,9 @@ async def copy_blob(src: RegistryClient, src_repo: str, dst: RegistryClient, dst
     return stats
 
 
-async def copy_manifest(src: RegistryClient, src_repo: str, dst: RegistryClient, dst_repo: str, ref: str,
-                        tag: str | None = None) -> tuple[str, bytes, str]:
+async def copy_manifest(
+    src: RegistryClient, src_repo: str, dst: RegistryClient, dst_repo: str, ref: str, tag: str | None = None
+) -> tuple[str, bytes, str]:
     """Copy one manifest's exact bytes (not its blobs). Returns (digest, bytes, media type)."""
     data, media, digest = await src.get_manifest(src_repo, ref)
     existing = await dst.head_manifest(dst_repo, tag or digest)

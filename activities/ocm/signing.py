@@ -38,8 +38,10 @@ RSA_PSS = "RSASSA-PSS"
 RSA_PKCS1 = "RSASSA-PKCS1-V1_5"
 ALGORITHMS = (RSA_PSS, RSA_PKCS1)
 DEFAULT_ALGORITHM = RSA_PSS
-MEDIA_TYPES = {RSA_PSS: "application/vnd.ocm.signature.rsa.pss",
-               RSA_PKCS1: "application/vnd.ocm.signature.rsa"}
+MEDIA_TYPES = {
+    RSA_PSS: "application/vnd.ocm.signature.rsa.pss",
+    RSA_PKCS1: "application/vnd.ocm.signature.rsa",
+}
 MEDIA_PEM = "application/x-pem-file"
 PEM_SIGNATURE = "SIGNATURE"
 PEM_ALGORITHM_HEADER = "Signature Algorithm"
@@ -88,11 +90,17 @@ def load_public_key(pem: bytes | str) -> rsa.RSAPublicKey:
     return key
 
 
-_DN_ATTRS = {"CN": NameOID.COMMON_NAME, "O": NameOID.ORGANIZATION_NAME,
-             "OU": NameOID.ORGANIZATIONAL_UNIT_NAME,
-             "C": NameOID.COUNTRY_NAME, "L": NameOID.LOCALITY_NAME, "ST": NameOID.STATE_OR_PROVINCE_NAME,
-             "STREET": NameOID.STREET_ADDRESS, "POSTALCODE": NameOID.POSTAL_CODE,
-             "SERIALNUMBER": NameOID.SERIAL_NUMBER}
+_DN_ATTRS = {
+    "CN": NameOID.COMMON_NAME,
+    "O": NameOID.ORGANIZATION_NAME,
+    "OU": NameOID.ORGANIZATIONAL_UNIT_NAME,
+    "C": NameOID.COUNTRY_NAME,
+    "L": NameOID.LOCALITY_NAME,
+    "ST": NameOID.STATE_OR_PROVINCE_NAME,
+    "STREET": NameOID.STREET_ADDRESS,
+    "POSTALCODE": NameOID.POSTAL_CODE,
+    "SERIALNUMBER": NameOID.SERIAL_NUMBER,
+}
 
 
 def parse_dn(text: str) -> dict[str, list[str]]:
@@ -120,8 +128,12 @@ def match_dn(subject: x509.Name, expected: str) -> str | None:
     return None
 
 
-def verify_chain(chain: Sequence[x509.Certificate], roots: Sequence[x509.Certificate],
-                 issuer: str | None = None, at: dt.datetime | None = None) -> None:
+def verify_chain(
+    chain: Sequence[x509.Certificate],
+    roots: Sequence[x509.Certificate],
+    issuer: str | None = None,
+    at: dt.datetime | None = None,
+) -> None:
     """Check ``chain[0]`` (the signer) up through ``chain[1:]`` to one of ``roots``.
 
     Like OCM, validity is checked at the signer certificate's notBefore unless ``at`` is given (a
@@ -130,8 +142,9 @@ def verify_chain(chain: Sequence[x509.Certificate], roots: Sequence[x509.Certifi
     if not chain:
         raise SignatureInvalid("signature carries no certificate chain to check")
     if not roots:
-        raise SignatureInvalid("no trusted root certificates given to check the signature's "
-                               "certificate chain")
+        raise SignatureInvalid(
+            "no trusted root certificates given to check the signature's certificate chain"
+        )
     leaf = chain[0]
     when = at or leaf.not_valid_before_utc
     try:
@@ -187,22 +200,29 @@ def verify_chain(chain: Sequence[x509.Certificate], roots: Sequence[x509.Certifi
 
 def _padding(algorithm: str, *, verify: bool) -> padding.AsymmetricPadding:
     if algorithm == RSA_PSS:
-        return padding.PSS(mgf=padding.MGF1(hashes.SHA256()),
-                           salt_length=padding.PSS.AUTO if verify else padding.PSS.MAX_LENGTH)
+        return padding.PSS(
+            mgf=padding.MGF1(hashes.SHA256()),
+            salt_length=padding.PSS.AUTO if verify else padding.PSS.MAX_LENGTH,
+        )
     if algorithm == RSA_PKCS1:
         return padding.PKCS1v15()
     raise SignatureInvalid(f"unknown signature algorithm {algorithm!r}; supported: {', '.join(ALGORITHMS)}")
 
 
 def sign_digest(digest_hex: str, key: rsa.RSAPrivateKey, algorithm: str = DEFAULT_ALGORITHM) -> bytes:
-    return key.sign(bytes.fromhex(digest_hex), _padding(algorithm, verify=False),
-                    utils.Prehashed(hashes.SHA256()))
+    return key.sign(
+        bytes.fromhex(digest_hex), _padding(algorithm, verify=False), utils.Prehashed(hashes.SHA256())
+    )
 
 
 def verify_digest(digest_hex: str, signature: bytes, key: rsa.RSAPublicKey, algorithm: str) -> bool:
     try:
-        key.verify(signature, bytes.fromhex(digest_hex), _padding(algorithm, verify=True),
-                   utils.Prehashed(hashes.SHA256()))
+        key.verify(
+            signature,
+            bytes.fromhex(digest_hex),
+            _padding(algorithm, verify=True),
+            utils.Prehashed(hashes.SHA256()),
+        )
     except InvalidSignature:
         return False
     return True
@@ -210,9 +230,12 @@ def verify_digest(digest_hex: str, signature: bytes, key: rsa.RSAPublicKey, algo
 
 def signature_to_pem(algorithm: str, signature: bytes, chain: Sequence[x509.Certificate] = ()) -> str:
     b64 = base64.b64encode(signature).decode()
-    lines = [b64[i:i + 64] for i in range(0, len(b64), 64)]
-    text = (f"-----BEGIN {PEM_SIGNATURE}-----\n{PEM_ALGORITHM_HEADER}: {algorithm}\n\n"
-            + "\n".join(lines) + f"\n-----END {PEM_SIGNATURE}-----\n")
+    lines = [b64[i : i + 64] for i in range(0, len(b64), 64)]
+    text = (
+        f"-----BEGIN {PEM_SIGNATURE}-----\n{PEM_ALGORITHM_HEADER}: {algorithm}\n\n"
+        + "\n".join(lines)
+        + f"\n-----END {PEM_SIGNATURE}-----\n"
+    )
     for cert in chain:
         text += cert.public_bytes(serialization.Encoding.PEM).decode()
     return text
@@ -249,14 +272,22 @@ def signature_from_pem(text: str) -> tuple[bytes, str, list[x509.Certificate]]:
 # --- descriptors -----------------------------------------------------------------------------------
 
 
-def sign_descriptor(data: Mapping[str, Any], *, name: str, private_key: rsa.RSAPrivateKey,
-                    algorithm: str = DEFAULT_ALGORITHM, normalisation: str = norm.DEFAULT_ALGORITHM,
-                    chain: Sequence[x509.Certificate] = (), roots: Sequence[x509.Certificate] = (),
-                    issuer: str | None = None) -> dict[str, Any]:
+def sign_descriptor(
+    data: Mapping[str, Any],
+    *,
+    name: str,
+    private_key: rsa.RSAPrivateKey,
+    algorithm: str = DEFAULT_ALGORITHM,
+    normalisation: str = norm.DEFAULT_ALGORITHM,
+    chain: Sequence[x509.Certificate] = (),
+    roots: Sequence[x509.Certificate] = (),
+    issuer: str | None = None,
+) -> dict[str, Any]:
     """A copy of ``data`` with signature ``name`` added (or replaced). The input is not changed."""
     if algorithm not in ALGORITHMS:
-        raise SignatureInvalid(f"unknown signature algorithm {algorithm!r}; "
-                               f"supported: {', '.join(ALGORITHMS)}")
+        raise SignatureInvalid(
+            f"unknown signature algorithm {algorithm!r}; supported: {', '.join(ALGORITHMS)}"
+        )
     digest = norm.descriptor_digest(data, normalisation)
     raw = sign_digest(digest, private_key, algorithm)
     spec: dict[str, Any] = {"algorithm": algorithm}
@@ -273,11 +304,13 @@ def sign_descriptor(data: Mapping[str, Any], *, name: str, private_key: rsa.RSAP
         spec["value"] = raw.hex()
     out = copy.deepcopy(dict(data))
     sigs = [s for s in out.get("signatures") or [] if s.get("name") != name]
-    sigs.append({
-        "name": name,
-        "digest": {"hashAlgorithm": "SHA-256", "normalisationAlgorithm": normalisation, "value": digest},
-        "signature": spec,
-    })
+    sigs.append(
+        {
+            "name": name,
+            "digest": {"hashAlgorithm": "SHA-256", "normalisationAlgorithm": normalisation, "value": digest},
+            "signature": spec,
+        }
+    )
     out["signatures"] = sigs
     return out
 
@@ -313,9 +346,15 @@ def _select(data: Mapping[str, Any], name: str | None) -> Mapping[str, Any]:
     )
 
 
-def verify_descriptor(data: Mapping[str, Any], *, name: str | None = None,
-                      public_key: rsa.RSAPublicKey | None = None, roots: Sequence[x509.Certificate] = (),
-                      issuer: str | None = None, strict: bool = False) -> Verification:
+def verify_descriptor(
+    data: Mapping[str, Any],
+    *,
+    name: str | None = None,
+    public_key: rsa.RSAPublicKey | None = None,
+    roots: Sequence[x509.Certificate] = (),
+    issuer: str | None = None,
+    strict: bool = False,
+) -> Verification:
     """Verify signature ``name`` of ``data``; never raises for an invalid signature (see ``valid``)."""
     try:
         sig = _select(data, name)
@@ -337,19 +376,31 @@ def verify_descriptor(data: Mapping[str, Any], *, name: str | None = None,
         return result
     result.digest = computed
     if not hmac.compare_digest(computed, signed):
-        legacy = next((f for f in norm.LEGACY_FORMS.get(alg, ())
-                       if hmac.compare_digest(norm.descriptor_digest(data, alg, form=f), signed)), None)
+        legacy = next(
+            (
+                f
+                for f in norm.LEGACY_FORMS.get(alg, ())
+                if hmac.compare_digest(norm.descriptor_digest(data, alg, form=f), signed)
+            ),
+            None,
+        )
         if legacy is None:
-            result.reason = (f"signature {sname!r}: descriptor digest mismatch: {alg} gives {computed}, "
-                             f"the signature covers {signed}; the descriptor was changed after signing")
+            result.reason = (
+                f"signature {sname!r}: descriptor digest mismatch: {alg} gives {computed}, "
+                f"the signature covers {signed}; the descriptor was changed after signing"
+            )
             return result
-        msg = (f"signature {sname!r}: the digest matches only {legacy.name}, {legacy.description}; "
-               f"current {alg} gives {computed}")
+        msg = (
+            f"signature {sname!r}: the digest matches only {legacy.name}, {legacy.description}; "
+            f"current {alg} gives {computed}"
+        )
         if strict:
             result.reason = msg + "; rejected because strict verification accepts only the current form"
             return result
-        result.warnings.append(msg + "; accepted for compatibility (re-sign with "
-                               f"{norm.DEFAULT_ALGORITHM} to remove this warning)")
+        result.warnings.append(
+            msg + "; accepted for compatibility (re-sign with "
+            f"{norm.DEFAULT_ALGORITHM} to remove this warning)"
+        )
         result.digest = signed
     algorithm = str(spec.get("algorithm", ""))
     media = str(spec.get("mediaType", ""))
@@ -359,8 +410,9 @@ def verify_descriptor(data: Mapping[str, Any], *, name: str | None = None,
         if media == MEDIA_PEM:
             raw, pem_alg, chain = signature_from_pem(value)
             if pem_alg and pem_alg != algorithm:
-                result.reason = (f"signature {sname!r}: PEM says algorithm {pem_alg!r}, "
-                                 f"descriptor says {algorithm!r}")
+                result.reason = (
+                    f"signature {sname!r}: PEM says algorithm {pem_alg!r}, descriptor says {algorithm!r}"
+                )
                 return result
         elif media in (MEDIA_TYPES.get(algorithm), ""):
             raw = bytes.fromhex(value)
@@ -386,8 +438,10 @@ def verify_descriptor(data: Mapping[str, Any], *, name: str | None = None,
                 result.reason = f"signature {sname!r}: issuer field does not match the certificate: {why}"
                 return result
         if key is None:
-            result.reason = (f"signature {sname!r}: no public key to verify with (give a public key, "
-                             "or trusted roots for a signature with a certificate chain)")
+            result.reason = (
+                f"signature {sname!r}: no public key to verify with (give a public key, "
+                "or trusted roots for a signature with a certificate chain)"
+            )
             return result
         if not isinstance(key, rsa.RSAPublicKey):
             result.reason = f"signature {sname!r}: the verification key is not an RSA key"
@@ -399,8 +453,10 @@ def verify_descriptor(data: Mapping[str, Any], *, name: str | None = None,
         result.reason = f"signature {sname!r}: signature value cannot be decoded: {exc}"
         return result
     if not verify_digest(signed, raw, key, algorithm):
-        result.reason = (f"signature {sname!r}: {algorithm} signature does not verify with the given key "
-                         "(wrong key, or the signature was tampered with)")
+        result.reason = (
+            f"signature {sname!r}: {algorithm} signature does not verify with the given key "
+            "(wrong key, or the signature was tampered with)"
+        )
         return result
     result.valid = True
     return result

@@ -25,8 +25,12 @@ def register(subparsers: Any) -> None:
 
     d = sub.add_parser("digest", help="print the hex SHA-256 of the normalised descriptor")
     d.add_argument("file", type=Path)
-    d.add_argument("--normalisation", "--normalization", default=DEFAULT_ALGORITHM,
-                   help=f"one of {', '.join(ALGORITHMS)} (default {DEFAULT_ALGORITHM})")
+    d.add_argument(
+        "--normalisation",
+        "--normalization",
+        default=DEFAULT_ALGORITHM,
+        help=f"one of {', '.join(ALGORITHMS)} (default {DEFAULT_ALGORITHM})",
+    )
     d.add_argument("--show", action="store_true", help="print the normalised bytes instead of the digest")
     d.set_defaults(func=cmd_digest)
 
@@ -48,8 +52,11 @@ def register(subparsers: Any) -> None:
     v.add_argument("--name", help="signature name (needed when there are several)")
     v.add_argument("--root-certs", type=Path, help="trusted roots for signatures with a certificate chain")
     v.add_argument("--issuer", help="expected signer name")
-    v.add_argument("--strict", action="store_true",
-                   help="reject signatures that only an earlier form of their normalisation reproduces")
+    v.add_argument(
+        "--strict",
+        action="store_true",
+        help="reject signatures that only an earlier form of their normalisation reproduces",
+    )
     v.set_defaults(func=cmd_verify)
 
     t = sub.add_parser("transfer", help="start the component transport workflow and follow it")
@@ -58,15 +65,24 @@ def register(subparsers: Any) -> None:
     t.add_argument("components", nargs="+", help="NAME:VERSION, one or more")
     t.add_argument("--by-reference", action="store_true", help="copy descriptors only (default: by value)")
     t.add_argument("--no-recursive", action="store_true", help="do not follow component references")
-    t.add_argument("--verify", action="append", default=[], metavar="NAME=KEYREF",
-                   help="verify signature NAME at the source with public key reference KEYREF")
-    t.add_argument("--sign", metavar="NAME=KEYREF",
-                   help="sign at the target with private key reference KEYREF")
+    t.add_argument(
+        "--verify",
+        action="append",
+        default=[],
+        metavar="NAME=KEYREF",
+        help="verify signature NAME at the source with public key reference KEYREF",
+    )
+    t.add_argument(
+        "--sign", metavar="NAME=KEYREF", help="sign at the target with private key reference KEYREF"
+    )
     t.add_argument("--sign-public-key", metavar="KEYREF", help="public key reference to verify at the target")
     t.add_argument("--existing", choices=["skip-identical", "overwrite", "fail"], default="skip-identical")
-    t.add_argument("--source-username-ref"); t.add_argument("--source-password-ref")  # noqa: E702
-    t.add_argument("--target-username-ref"); t.add_argument("--target-password-ref")  # noqa: E702
-    t.add_argument("--source-ca"); t.add_argument("--target-ca")  # noqa: E702
+    t.add_argument("--source-username-ref")
+    t.add_argument("--source-password-ref")
+    t.add_argument("--target-username-ref")
+    t.add_argument("--target-password-ref")
+    t.add_argument("--source-ca")
+    t.add_argument("--target-ca")
     t.add_argument("--workflow-id", help="default: transport-<random>")
     t.add_argument("--no-wait", action="store_true", help="start and print the workflow id only")
     t.set_defaults(func=cmd_transfer)
@@ -115,9 +131,16 @@ def cmd_sign(args: argparse.Namespace) -> int:
         key = sg.load_private_key(_read(args.private_key))
         chain = sg.load_certificates(_read(args.certificate)) if args.certificate else []
         roots = sg.load_certificates(_read(args.root_certs)) if args.root_certs else []
-        signed = sg.sign_descriptor(data, name=args.name, private_key=key, algorithm=args.algorithm,
-                                    normalisation=args.normalisation, chain=chain, roots=roots,
-                                    issuer=args.issuer)
+        signed = sg.sign_descriptor(
+            data,
+            name=args.name,
+            private_key=key,
+            algorithm=args.algorithm,
+            normalisation=args.normalisation,
+            chain=chain,
+            roots=roots,
+            issuer=args.issuer,
+        )
     except _UsageError as exc:
         return _fail(str(exc), 2)
     except OCMError as exc:
@@ -145,8 +168,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if key is None and not roots:
         return _fail("give --public-key, or --root-certs for a signature with a certificate chain", 2)
-    res = sg.verify_descriptor(data, name=args.name, public_key=key, roots=roots, issuer=args.issuer,
-                               strict=args.strict)
+    res = sg.verify_descriptor(
+        data, name=args.name, public_key=key, roots=roots, issuer=args.issuer, strict=args.strict
+    )
     for w in res.warnings:
         print(f"warning: {w}", file=sys.stderr)
     if not res.valid:
@@ -184,10 +208,18 @@ def build_transport_input(args: argparse.Namespace) -> Any:
         n, r = _kv(args.sign, "--sign")
         sign = SigningSpec(name=n, private_key_ref=r, public_key_ref=args.sign_public_key)
     return TransportInput(
-        source=RepositorySpec(url=args.source, username_ref=args.source_username_ref,
-                              password_ref=args.source_password_ref, ca_bundle=args.source_ca),
-        target=RepositorySpec(url=args.target, username_ref=args.target_username_ref,
-                              password_ref=args.target_password_ref, ca_bundle=args.target_ca),
+        source=RepositorySpec(
+            url=args.source,
+            username_ref=args.source_username_ref,
+            password_ref=args.source_password_ref,
+            ca_bundle=args.source_ca,
+        ),
+        target=RepositorySpec(
+            url=args.target,
+            username_ref=args.target_username_ref,
+            password_ref=args.target_password_ref,
+            ca_bundle=args.target_ca,
+        ),
         components=comps,
         mode=TransferMode.BY_REFERENCE if args.by_reference else TransferMode.BY_VALUE,
         recursive=not args.no_recursive,
@@ -218,8 +250,9 @@ async def _transfer(inp: Any, workflow_id: str, no_wait: bool) -> int:
         client = await connect()
     except ConfigError as exc:
         return _fail(str(exc))
-    handle = await client.start_workflow("ComponentTransportWorkflow", inp, id=workflow_id,
-                                         task_queue=queues.OCM, result_type=TransportResult)
+    handle = await client.start_workflow(
+        "ComponentTransportWorkflow", inp, id=workflow_id, task_queue=queues.OCM, result_type=TransportResult
+    )
     print(f"started {workflow_id}", file=sys.stderr)
     if no_wait:
         print(workflow_id)

@@ -26,8 +26,10 @@ def vectors_dir() -> Path:
     for c in candidates:
         if (c / "ocm-vectors").is_dir():
             return c / "ocm-vectors"
-    pytest.skip(f"OCM vectors not found (looked in {', '.join(str(c) for c in candidates)}); "
-                "they live in ../shared/testdata/ocm-vectors next to the repository")
+    pytest.skip(
+        f"OCM vectors not found (looked in {', '.join(str(c) for c in candidates)}); "
+        "they live in ../shared/testdata/ocm-vectors next to the repository"
+    )
 
 
 def new_key(bits: int = 2048) -> rsa.RSAPrivateKey:
@@ -35,26 +37,44 @@ def new_key(bits: int = 2048) -> rsa.RSAPrivateKey:
 
 
 def key_pem(key: rsa.RSAPrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def pub_pem(key: rsa.RSAPrivateKey) -> bytes:
-    return key.public_key().public_bytes(serialization.Encoding.PEM,
-                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
-def make_cert(subject_cn: str, key: rsa.RSAPrivateKey, issuer_cert: x509.Certificate | None = None,
-              issuer_key: rsa.RSAPrivateKey | None = None, *, ca: bool = False, code_signing: bool = True,
-              org: str = "Apeiro") -> x509.Certificate:
+def make_cert(
+    subject_cn: str,
+    key: rsa.RSAPrivateKey,
+    issuer_cert: x509.Certificate | None = None,
+    issuer_key: rsa.RSAPrivateKey | None = None,
+    *,
+    ca: bool = False,
+    code_signing: bool = True,
+    org: str = "Apeiro",
+) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject_cn),
-                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, org)])
-    builder = (x509.CertificateBuilder().subject_name(subject)
-               .issuer_name(issuer_cert.subject if issuer_cert else subject)
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, subject_cn),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
+        ]
+    )
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_cert.subject if issuer_cert else subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
     if not ca:
         usage = [ExtendedKeyUsageOID.CODE_SIGNING] if code_signing else [ExtendedKeyUsageOID.SERVER_AUTH]
         builder = builder.add_extension(x509.ExtendedKeyUsage(usage), critical=False)

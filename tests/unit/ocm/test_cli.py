@@ -27,8 +27,11 @@ def test_digest_reproduces_every_vector(capsys: pytest.CaptureFixture[str]) -> N
     checked = 0
     for case in sorted(p for p in vectors_dir().iterdir() if p.is_dir()):
         for exp in case.glob("expected*"):
-            algs = (["jsonNormalisation/v3", "jsonNormalisation/v4alpha1"] if exp.name == "expected.json"
-                    else ["jsonNormalisation/" + exp.stem.split("-")[1]])
+            algs = (
+                ["jsonNormalisation/v3", "jsonNormalisation/v4alpha1"]
+                if exp.name == "expected.json"
+                else ["jsonNormalisation/" + exp.stem.split("-")[1]]
+            )
             for alg in algs:
                 assert run("ocm", "digest", str(case / "input.yaml"), "--normalisation", alg) == 0
                 assert capsys.readouterr().out.strip() == hashlib.sha256(exp.read_bytes()).hexdigest()
@@ -49,8 +52,20 @@ def test_sign_then_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     (tmp_path / "k.pub").write_bytes(pub_pem(KEY))
     (tmp_path / "other.pub").write_bytes(pub_pem(new_key()))
     out = tmp_path / "signed.yaml"
-    assert run("ocm", "sign", str(src), "--private-key", str(tmp_path / "k.pem"), "--name", "acme",
-               "-o", str(out)) == 0
+    assert (
+        run(
+            "ocm",
+            "sign",
+            str(src),
+            "--private-key",
+            str(tmp_path / "k.pem"),
+            "--name",
+            "acme",
+            "-o",
+            str(out),
+        )
+        == 0
+    )
     assert run("ocm", "verify", str(out), "--public-key", str(tmp_path / "k.pub"), "--name", "acme") == 0
     assert "valid" in capsys.readouterr().out
     assert run("ocm", "verify", str(out), "--public-key", str(tmp_path / "other.pub")) == 1
@@ -59,10 +74,26 @@ def test_sign_then_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     tampered.write_text(out.read_text().replace("ocm.software/ocmcli", "evil.org/ocmcli"))
     assert run("ocm", "verify", str(tampered), "--public-key", str(tmp_path / "k.pub")) == 1
     assert "digest mismatch" in capsys.readouterr().err
-    assert run("ocm", "sign", str(src), "--private-key", str(tmp_path / "k.pem"), "--name", "p1",
-               "--algorithm", "RSASSA-PKCS1-V1_5", "-o", str(out)) == 0
-    assert run("ocm", "verify", str(out), "--public-key", str(tmp_path / "k.pub"), "--name", "p1",
-               "--strict") == 0
+    assert (
+        run(
+            "ocm",
+            "sign",
+            str(src),
+            "--private-key",
+            str(tmp_path / "k.pem"),
+            "--name",
+            "p1",
+            "--algorithm",
+            "RSASSA-PKCS1-V1_5",
+            "-o",
+            str(out),
+        )
+        == 0
+    )
+    assert (
+        run("ocm", "verify", str(out), "--public-key", str(tmp_path / "k.pub"), "--name", "p1", "--strict")
+        == 0
+    )
 
 
 def test_legacy_vector_warns_and_strict_fails(capsys: pytest.CaptureFixture[str]) -> None:
@@ -79,8 +110,20 @@ def test_legacy_vector_warns_and_strict_fails(capsys: pytest.CaptureFixture[str]
 def test_transfer_input_parsing() -> None:
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers())
-    args = parser.parse_args(["ocm", "transfer", "http://a/ocm", "https://b/ocm", "acme.org/app:1.0.0+b1",
-                              "--verify", "acme=file:/k.pub", "--sign", "site=env:KEY", "--by-reference"])
+    args = parser.parse_args(
+        [
+            "ocm",
+            "transfer",
+            "http://a/ocm",
+            "https://b/ocm",
+            "acme.org/app:1.0.0+b1",
+            "--verify",
+            "acme=file:/k.pub",
+            "--sign",
+            "site=env:KEY",
+            "--by-reference",
+        ]
+    )
     inp = cli.build_transport_input(args)
     assert inp.components[0].name == "acme.org/app" and inp.components[0].version == "1.0.0+b1"
     assert inp.verify[0].public_key_ref == "file:/k.pub"

@@ -39,17 +39,23 @@ def test_vector_bytes(case: str, expected: str, algorithm: str) -> None:
 def test_provenance_digests() -> None:
     d = vectors_dir() / "jsonNormalisation-v3-conformance-01"
     data = norm.load_descriptor_data((d / "input.yaml").read_text())
-    assert norm.descriptor_digest(data, norm.JSON_V4ALPHA1) == \
-        "c97c44a4dca9fc85d4e634a617b662f72935cc202d52a46aa9367c937458b35b"
+    assert (
+        norm.descriptor_digest(data, norm.JSON_V4ALPHA1)
+        == "c97c44a4dca9fc85d4e634a617b662f72935cc202d52a46aa9367c937458b35b"
+    )
 
 
 def test_legacy_v1_forms_of_signed_vector() -> None:
     d = vectors_dir() / "ocm-v1-signing-compat-rsa"
     data = norm.load_descriptor_data((d / "component-descriptor.yaml").read_text())
-    assert norm.descriptor_digest(data, norm.JSON_V1) == \
-        "cceaa5732057ec335dd6c104db3d99c4d47e7635af7734ddb779912c414c6be8"
-    assert norm.descriptor_digest(data, norm.JSON_V1, form=norm.LEGACY_V1_NO_NULL_EXTRA_IDENTITY) == \
-        "b06e4c1a68274b876661f9fbf1f100526d289745f6ee847bfef702007b5b14cf"
+    assert (
+        norm.descriptor_digest(data, norm.JSON_V1)
+        == "cceaa5732057ec335dd6c104db3d99c4d47e7635af7734ddb779912c414c6be8"
+    )
+    assert (
+        norm.descriptor_digest(data, norm.JSON_V1, form=norm.LEGACY_V1_NO_NULL_EXTRA_IDENTITY)
+        == "b06e4c1a68274b876661f9fbf1f100526d289745f6ee847bfef702007b5b14cf"
+    )
 
 
 def test_model_round_trip_keeps_unknown_fields() -> None:
@@ -86,30 +92,55 @@ def test_normalisation_drops_what_ocm_drops() -> None:
     base = {
         "meta": {"schemaVersion": "v2"},
         "component": {
-            "name": "a/b", "version": "1", "provider": "p", "repositoryContexts": [{"type": "OCIRegistry"}],
-            "sources": [], "componentReferences": [],
+            "name": "a/b",
+            "version": "1",
+            "provider": "p",
+            "repositoryContexts": [{"type": "OCIRegistry"}],
+            "sources": [],
+            "componentReferences": [],
             "resources": [
-                {"name": "n", "version": "1", "type": "t", "relation": "external", "access": {"type": "none"},
-                 "digest": {"hashAlgorithm": "SHA-256", "normalisationAlgorithm": "genericBlobDigest/v1",
-                            "value": "00"}, "srcRefs": [{"identitySelector": {"name": "s"}}]},
+                {
+                    "name": "n",
+                    "version": "1",
+                    "type": "t",
+                    "relation": "external",
+                    "access": {"type": "none"},
+                    "digest": {
+                        "hashAlgorithm": "SHA-256",
+                        "normalisationAlgorithm": "genericBlobDigest/v1",
+                        "value": "00",
+                    },
+                    "srcRefs": [{"identitySelector": {"name": "s"}}],
+                },
             ],
         },
         "signatures": [{"name": "x"}],
         "nestedDigests": [{"name": "y"}],
     }
     out = norm.normalise(base, norm.JSON_V4ALPHA1).decode()
-    assert out == ('{"component":{"componentReferences":[],"name":"a/b","provider":{"name":"p"},'
-                   '"resources":[{"name":"n","relation":"external","type":"t","version":"1"}],'
-                   '"sources":[],"version":"1"}}')
+    assert out == (
+        '{"component":{"componentReferences":[],"name":"a/b","provider":{"name":"p"},'
+        '"resources":[{"name":"n","relation":"external","type":"t","version":"1"}],'
+        '"sources":[],"version":"1"}}'
+    )
     # repositoryContexts / signatures do not change the digest
     changed = {**base, "signatures": [], "component": {**base["component"], "repositoryContexts": []}}
     assert norm.descriptor_digest(changed) == norm.descriptor_digest(base)
 
 
 def test_go_escaping_in_v1() -> None:
-    data = {"meta": {"schemaVersion": "v2"},
-            "component": {"name": "a<b>&c", "version": "1", "provider": "p\u2028", "resources": [],
-                          "componentReferences": [], "sources": [], "repositoryContexts": []}}
+    data = {
+        "meta": {"schemaVersion": "v2"},
+        "component": {
+            "name": "a<b>&c",
+            "version": "1",
+            "provider": "p\u2028",
+            "resources": [],
+            "componentReferences": [],
+            "sources": [],
+            "repositoryContexts": [],
+        },
+    }
     out = norm.normalise(data, norm.JSON_V1).decode()
     assert '"a\\u003cb\\u003e\\u0026c"' in out
     assert '"p\\u2028"' in out
@@ -120,8 +151,9 @@ def test_unknown_normalisation() -> None:
         norm.normalise({"component": {}}, "jsonNormalisation/v9")
 
 
-@pytest.mark.parametrize("text", ["component: [", "just a string",
-                                  "meta: {schemaVersion: v3alpha1}\ncomponent: {}"])
+@pytest.mark.parametrize(
+    "text", ["component: [", "just a string", "meta: {schemaVersion: v3alpha1}\ncomponent: {}"]
+)
 def test_bad_descriptors(text: str) -> None:
     with pytest.raises(InvalidDescriptor):
         norm.load_descriptor_data(text)

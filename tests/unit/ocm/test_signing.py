@@ -16,13 +16,30 @@ OTHER = new_key()
 DESC = {
     "meta": {"schemaVersion": "v2"},
     "component": {
-        "name": "acme.org/app", "version": "1.2.3", "provider": "acme", "repositoryContexts": [],
-        "sources": [], "componentReferences": [],
-        "resources": [{"name": "blob", "version": "1.2.3", "type": "plainText", "relation": "local",
-                       "access": {"type": "localBlob", "localReference": "sha256:" + "a" * 64,
-                                  "mediaType": "text/plain"},
-                       "digest": {"hashAlgorithm": "SHA-256",
-                                  "normalisationAlgorithm": "genericBlobDigest/v1", "value": "a" * 64}}],
+        "name": "acme.org/app",
+        "version": "1.2.3",
+        "provider": "acme",
+        "repositoryContexts": [],
+        "sources": [],
+        "componentReferences": [],
+        "resources": [
+            {
+                "name": "blob",
+                "version": "1.2.3",
+                "type": "plainText",
+                "relation": "local",
+                "access": {
+                    "type": "localBlob",
+                    "localReference": "sha256:" + "a" * 64,
+                    "mediaType": "text/plain",
+                },
+                "digest": {
+                    "hashAlgorithm": "SHA-256",
+                    "normalisationAlgorithm": "genericBlobDigest/v1",
+                    "value": "a" * 64,
+                },
+            }
+        ],
     },
 }
 
@@ -30,8 +47,9 @@ DESC = {
 @pytest.mark.parametrize("algorithm", sg.ALGORITHMS)
 @pytest.mark.parametrize("normalisation", norm.ALGORITHMS)
 def test_sign_verify_round_trip(algorithm: str, normalisation: str) -> None:
-    signed = sg.sign_descriptor(DESC, name="acme", private_key=KEY, algorithm=algorithm,
-                                normalisation=normalisation)
+    signed = sg.sign_descriptor(
+        DESC, name="acme", private_key=KEY, algorithm=algorithm, normalisation=normalisation
+    )
     sig = signed["signatures"][0]
     assert sig["signature"]["mediaType"] == sg.MEDIA_TYPES[algorithm]
     assert sig["digest"]["value"] == norm.descriptor_digest(DESC, normalisation)
@@ -99,8 +117,9 @@ def test_pem_with_certificate_chain() -> None:
     root = make_cert("Apeiro Root", root_key, ca=True)
     inter = make_cert("Apeiro Intermediate", inter_key, root, root_key, ca=True)
     leaf = make_cert("release-signer", KEY, inter, inter_key)
-    signed = sg.sign_descriptor(DESC, name="rel", private_key=KEY, chain=[leaf, inter], roots=[root],
-                                issuer="CN=release-signer")
+    signed = sg.sign_descriptor(
+        DESC, name="rel", private_key=KEY, chain=[leaf, inter], roots=[root], issuer="CN=release-signer"
+    )
     spec = signed["signatures"][0]["signature"]
     assert spec["mediaType"] == sg.MEDIA_PEM
     assert spec["value"].startswith("-----BEGIN SIGNATURE-----\nSignature Algorithm: RSASSA-PSS\n\n")
