@@ -22,7 +22,7 @@ import email.utils
 import hashlib
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
@@ -526,3 +526,25 @@ async def copy_manifest(
     if existing != digest:
         await dst.put_manifest(dst_repo, tag or digest, data, media)
     return digest, data, media
+
+
+async def push_chunks(client: RegistryClient, repo: str, chunks: Iterable[bytes],
+                      chunk_size: int = DEFAULT_CHUNK) -> tuple[str, int]:
+    """Upload a blob produced piece by piece (never held whole); returns (digest, size)."""
+    hasher = hashlib.sha256()
+    loc = await client.start_upload(repo)
+    buf = bytearray()
+    offset = 0
+    for piece in chunks:
+        hasher.update(piece)
+        buf.extend(piece)
+        if len(buf) >= chunk_size:
+            loc = await client.upload_chunk(loc, repo, bytes(buf), offset)
+            offset += len(buf)
+            buf.clear()
+    digest = "sha256:" + hasher.hexdigest()
+    if await client.blob_size(repo, digest) is not None:
+        await client.cancel_upload(loc, repo)
+        return digest, offset + len(buf)
+    await client.finish_upload(loc, repo, digest, bytes(buf))
+    return digest, offset + len(buf)
