@@ -21,6 +21,7 @@ import contextlib
 import email.utils
 import hashlib
 import re
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -125,7 +126,7 @@ class RegistryClient:
         return urlsplit(self.base_url).netloc
 
     async def __aenter__(self) -> RegistryClient:
-        verify: Any = self.ca_bundle if self.ca_bundle else True
+        verify: Any = ssl.create_default_context(cafile=self.ca_bundle) if self.ca_bundle else True
         if self.transport is not None:
             self._client = httpx.AsyncClient(transport=self.transport, timeout=self.timeout)
         else:
