@@ -248,6 +248,8 @@ class TransportedVersion(BaseModel):
     manifest_digest: str = ""
     blobs_copied: int = 0
     bytes_sent: int = 0
+    #: Bytes an attempt found already uploaded by an earlier (crashed) attempt and did not send again.
+    bytes_resumed: int = 0
     signature_digest: str = ""
     warnings: list[str] = Field(default_factory=list)
 

@@ -123,6 +123,7 @@ class ComponentTransportWorkflow:
             )
             tv.blobs_copied = sum(1 for c in copies if not c.skipped and not c.mounted)
             tv.bytes_sent = sum(c.bytes_sent for c in copies)
+            tv.bytes_resumed = sum(c.resumed_from for c in copies)
             result.versions.append(tv)
         result.blobs_copied = sum(v.blobs_copied for v in result.versions)
         result.bytes_sent = sum(v.bytes_sent for v in result.versions)

@@ -23,6 +23,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from temporalio import activity
+from temporalio.api.common.v1 import Payloads
+from temporalio.api.workflowservice.v1 import RecordActivityTaskHeartbeatRequest
 from temporalio.exceptions import ApplicationError
 
 from activities.ocm import normalise as norm
@@ -381,6 +383,32 @@ async def plan_transport(inp: TransportInput) -> TransportPlan:
 # --- copying ---------------------------------------------------------------------------------------
 
 
+async def record_progress(details: dict[str, Any]) -> None:
+    """Heartbeat ``details`` and wait until the server has recorded them.
+
+    The SDK's ``activity.heartbeat`` is throttled (up to 80% of the heartbeat timeout), so after a
+    crash the server may hold an upload URL several chunks old. distribution validates the upload
+    state in that URL against what it holds and *cancels* the upload on a mismatch, so a stale URL
+    would throw the upload away. Recording each chunk's URL synchronously (one small RPC per chunk)
+    keeps the recorded state exact; only a crash between a chunk's PATCH and this RPC loses it.
+    """
+    try:
+        client = activity.client()
+    except RuntimeError:  # no client (e.g. ActivityEnvironment in unit tests): plain heartbeat
+        activity.heartbeat(details)
+        return
+    info = activity.info()
+    payloads = await client.data_converter.encode([details])
+    await client.workflow_service.record_activity_task_heartbeat(
+        RecordActivityTaskHeartbeatRequest(
+            task_token=info.task_token,
+            details=Payloads(payloads=payloads),
+            identity=client.identity,
+            namespace=client.namespace,
+        )
+    )
+
+
 @activity.defn(name="ocm.copy_blob")
 @_operator_errors
 async def copy_blob_activity(inp: BlobCopyInput) -> BlobCopyResult:
@@ -394,8 +422,8 @@ async def copy_blob_activity(inp: BlobCopyInput) -> BlobCopyResult:
     if blob.expected_sha256 and blob.digest != "sha256:" + blob.expected_sha256:
         raise DigestMismatch(f"{blob.label}: blob {blob.digest} does not match its resource digest")
 
-    def progress(s: UploadSession, _sent: int) -> None:
-        activity.heartbeat(s.as_dict())
+    async def progress(s: UploadSession, _sent: int) -> None:
+        await record_progress(s.as_dict())
 
     async with client_for(inp.source, blob.src_registry) as src, client_for(inp.target) as dst:
         stats = await copy_blob(
