@@ -75,6 +75,15 @@ class Credentials:
     token: str | None = None
 
 
+async def _pieces(pieces: list[bytes]) -> AsyncIterator[bytes]:
+    for p in pieces:
+        yield p
+
+
+def _size(data: bytes | list[bytes]) -> int:
+    return len(data) if isinstance(data, bytes) else sum(len(p) for p in data)
+
+
 def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -195,11 +204,15 @@ class RegistryClient:
         *,
         scope: str = "",
         headers: dict[str, str] | None = None,
-        content: bytes | None = None,
+        content: bytes | list[bytes] | None = None,
         stream: bool = False,
         ok: tuple[int, ...] = (200, 201, 202, 204),
     ) -> httpx.Response:
-        """One request with auth and bounded 429/503 retries. ``content`` must be re-sendable bytes."""
+        """One request with auth and bounded 429/503 retries.
+
+        ``content`` is bytes or a list of pieces (sent as they are, so a chunk is held once in memory);
+        either can be sent again on a retry.
+        """
         assert self._client is not None, "use RegistryClient as an async context manager"
         full = url if url.startswith("http") else urljoin(self.base_url, url)
         authed_once = False
@@ -209,7 +222,8 @@ class RegistryClient:
             auth = self._auth.get(scope) or self._auth.get("*")
             if auth:
                 hdrs["Authorization"] = auth
-            req = self._client.build_request(method, full, headers=hdrs, content=content)
+            body: Any = _pieces(content) if isinstance(content, list) else content
+            req = self._client.build_request(method, full, headers=hdrs, content=body)
             try:
                 resp = await self._client.send(req, stream=stream)
             except httpx.TransportError as exc:
@@ -390,7 +404,8 @@ class RegistryClient:
         m = re.match(r"(?:bytes=)?0-(\d+)", rng)
         return int(m.group(1)) + 1 if m else 0
 
-    async def upload_chunk(self, location: str, repo: str, data: bytes, offset: int) -> str:
+    async def upload_chunk(self, location: str, repo: str, data: bytes | list[bytes], offset: int) -> str:
+        size = _size(data)
         resp = await self.request(
             "PATCH",
             location,
@@ -398,20 +413,22 @@ class RegistryClient:
             content=data,
             headers={
                 "Content-Type": "application/octet-stream",
-                "Content-Range": f"{offset}-{offset + len(data) - 1}",
-                "Content-Length": str(len(data)),
+                "Content-Range": f"{offset}-{offset + size - 1}",
+                "Content-Length": str(size),
             },
         )
         return self._location(resp)
 
-    async def finish_upload(self, location: str, repo: str, digest: str, data: bytes = b"") -> None:
+    async def finish_upload(
+        self, location: str, repo: str, digest: str, data: bytes | list[bytes] = b""
+    ) -> None:
         sep = "&" if "?" in location else "?"
         await self.request(
             "PUT",
             f"{location}{sep}{urlencode({'digest': digest})}",
             scope=self._scope(repo, True),
             content=data,
-            headers={"Content-Type": "application/octet-stream", "Content-Length": str(len(data))},
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(_size(data))},
             ok=(201, 204),
         )
 
@@ -476,7 +493,8 @@ async def copy_blob(
             session = UploadSession(await dst.start_upload(dst_repo), 0)
     stats.resumed_from = session.offset
     hasher = hashlib.sha256()
-    buf = bytearray()
+    buf: list[bytes] = []  # pieces of the chunk being assembled (never joined: one copy in memory)
+    buffered = 0
     pos = 0  # bytes of the source read so far
     try:
         async with src.blob_stream(src_repo, digest) as resp:
@@ -488,15 +506,14 @@ async def copy_blob(
                     continue
                 if start < session.offset:
                     piece = piece[session.offset - start :]
-                buf.extend(piece)
-                if len(buf) >= chunk_size:
-                    session.location = await dst.upload_chunk(
-                        session.location, dst_repo, bytes(buf), session.offset
-                    )
-                    session.offset += len(buf)
-                    stats.bytes_sent += len(buf)
+                buf.append(piece)
+                buffered += len(piece)
+                if buffered >= chunk_size:
+                    session.location = await dst.upload_chunk(session.location, dst_repo, buf, session.offset)
+                    session.offset += buffered
+                    stats.bytes_sent += buffered
                     stats.chunks += 1
-                    buf.clear()
+                    buf, buffered = [], 0
                     if progress is not None:
                         r = progress(session, stats.bytes_sent)
                         if r is not None:
@@ -509,12 +526,12 @@ async def copy_blob(
                 f"blob {src_repo}@{digest} from {src.host} has content digest {actual}; "
                 "the source registry serves tampered or corrupt data"
             )
-        await dst.finish_upload(session.location, dst_repo, digest, bytes(buf))
-        stats.bytes_sent += len(buf)
+        await dst.finish_upload(session.location, dst_repo, digest, buf)
+        stats.bytes_sent += buffered
         if buf:
             stats.chunks += 1
     finally:
-        buf.clear()
+        buf = []
     return stats
 
 
@@ -529,8 +546,9 @@ async def copy_manifest(
     return digest, data, media
 
 
-async def push_chunks(client: RegistryClient, repo: str, chunks: Iterable[bytes],
-                      chunk_size: int = DEFAULT_CHUNK) -> tuple[str, int]:
+async def push_chunks(
+    client: RegistryClient, repo: str, chunks: Iterable[bytes], chunk_size: int = DEFAULT_CHUNK
+) -> tuple[str, int]:
     """Upload a blob produced piece by piece (never held whole); returns (digest, size)."""
     hasher = hashlib.sha256()
     loc = await client.start_upload(repo)
