@@ -1,48 +1,60 @@
-"""Resolve secret references inside activities: ``env:NAME``, ``file:/path``, ``k8s:ns/secret#key``.
-
-Secrets never travel through workflow arguments or history; only these references do. (Written for
-the OCM layer; the lead's version of this module supersedes it with the same signature.)
-"""
+"""Resolve secret references inside activities (never in workflows: history is readable in the UI)."""
 
 from __future__ import annotations
 
-import base64
 import os
 from pathlib import Path
 
+from temporalio.exceptions import ApplicationError
 
-class SecretError(Exception):
-    """A reference cannot be resolved; the message says which and why (never the value)."""
+from definitions.secrets import check_secret_ref
+
+
+class SecretError(ApplicationError):
+    """A reference that cannot be resolved; retrying will not help until someone fixes it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, type="SecretUnavailable", non_retryable=True)
 
 
 def resolve_secret(ref: str) -> str:
-    scheme, sep, rest = ref.partition(":")
-    if not sep or not rest:
-        raise SecretError(f"secret reference {ref!r} must look like env:NAME, file:/path or k8s:ns/name#key")
-    if scheme == "env":
-        value = os.environ.get(rest)
+    """Return the secret a reference names. Raises SecretError saying what to fix."""
+    try:
+        check_secret_ref(ref)
+    except ValueError as exc:
+        raise SecretError(f"secret reference {ref!r}: {exc}") from None
+    kind, _, where = ref.partition(":")
+    if kind == "env":
+        value = os.environ.get(where)
         if value is None:
-            raise SecretError(f"environment variable {rest!r} (from {ref!r}) is not set on this worker")
+            raise SecretError(f"secret reference {ref!r}: environment variable {where} is not set on this worker")
         return value
-    if scheme == "file":
+    if kind == "file":
         try:
-            return Path(rest).read_text()
+            return Path(where).read_text().rstrip("\n")
         except OSError as exc:
-            raise SecretError(f"cannot read secret file {rest!r}: {exc.strerror}") from None
-    if scheme == "k8s":
-        ns_name, _, key = rest.partition("#")
-        namespace, _, name = ns_name.partition("/")
-        if not (namespace and name and key):
-            raise SecretError(f"k8s secret reference {ref!r} must be k8s:namespace/name#key")
-        try:
-            from kubernetes import client, config
+            raise SecretError(f"secret reference {ref!r}: cannot read {where}: {exc.strerror}") from None
+    if kind == "k8s":
+        return _resolve_k8s(where, ref)
+    raise SecretError(f"secret reference {ref!r}: unknown kind {kind!r}")
 
-            config.load_config()
-            secret = client.CoreV1Api().read_namespaced_secret(name, namespace)
-        except Exception as exc:
-            raise SecretError(f"cannot read Kubernetes secret {namespace}/{name}: {exc}") from None
-        data = (secret.data or {}).get(key)
-        if data is None:
-            raise SecretError(f"Kubernetes secret {namespace}/{name} has no key {key!r}")
-        return base64.b64decode(data).decode()
-    raise SecretError(f"unknown secret reference scheme {scheme!r} in {ref!r}; use env:, file: or k8s:")
+
+def _resolve_k8s(where: str, ref: str) -> str:
+    """`namespace/name#key` from the Kubernetes API the worker's kubeconfig (KUBECONFIG) points at."""
+    import base64
+
+    namespace_name, _, key = where.partition("#")
+    namespace, _, name = namespace_name.partition("/")
+    try:
+        from kubernetes import client, config  # optional: only workers that use k8s refs need it
+    except ImportError:
+        raise SecretError(f"secret reference {ref!r}: the kubernetes client is not installed on this worker") from None
+    try:
+        config.load_kube_config()
+        secret = client.CoreV1Api().read_namespaced_secret(name, namespace)
+    except Exception as exc:
+        raise SecretError(f"secret reference {ref!r}: cannot read Secret {namespace}/{name}: {exc}") from None
+    data = secret.data or {}
+    if key not in data:
+        raise SecretError(f"secret reference {ref!r}: Secret {namespace}/{name} has no key {key!r}")
+    return base64.b64decode(data[key]).decode()
