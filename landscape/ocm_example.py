@@ -14,16 +14,25 @@ adds a resource of that many (pseudo-random, generated on the fly) bytes, for th
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import gzip
 import hashlib
 import io
 import json
 import tarfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from activities.ocm.layout import OCI_MANIFEST, RepoBase, write_version
 from activities.ocm.oci import RegistryClient, push_chunks, sha256_digest
+from landscape.part import Part
+from landscape.process import LandscapeError
+from landscape.registry import RegistryPart
 
 MAIN = "example.apeiro.dev/edge-app"
 BASE = "example.apeiro.dev/base"
@@ -174,3 +183,66 @@ async def push_example(client: RegistryClient, base: RepoBase, *, big_blob: int 
     refs = [{"name": "base", "componentName": BASE, "version": VERSION}]
     await write_version(client, base, _descriptor(MAIN, resources, refs), layers)
     return [(BASE, VERSION), (MAIN, VERSION)]
+
+
+class OCMExamplePart(Part):
+    """Pushes the example component to the source registry and makes the site's signing key.
+
+    Start it after the two :class:`~landscape.registry.RegistryPart`s. It provides the edge-site
+    pipeline's OCM inputs (``pipeline_inputs``): source and target repositories, the site registry's
+    CA, and *references* to the signing key pair it generated (never the key itself).
+    """
+
+    name = "ocm-example"
+
+    def __init__(self, source: RegistryPart, site: RegistryPart, prefix: str = "ocm") -> None:
+        super().__init__()
+        self.source, self.site, self.prefix = source, site, prefix
+        self.key_path: Path | None = None
+
+    def start(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.key_path = state_dir / "site-signing.pem"
+        self.key_path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        self.key_path.chmod(0o600)
+        (state_dir / "site-signing.pub").write_bytes(
+            key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        )
+        url = f"{self.source.url}/{self.prefix}"
+
+        async def push() -> None:
+            async with RegistryClient(self.source.url) as client:
+                await push_example(client, RepoBase.parse(url))
+
+        try:
+            # start() is synchronous; when called under a running loop, push from a helper thread.
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                pool.submit(asyncio.run, push()).result()
+        except Exception as exc:
+            raise LandscapeError(f"could not push the example component to {url}: {exc}") from None
+        self.endpoints = {"source": url, "component": f"{MAIN}:{VERSION}"}
+
+    def pipeline_inputs(self) -> dict[str, object]:
+        if self.key_path is None:
+            return {}
+        return {
+            "ocmSource": f"{self.source.url}/{self.prefix}",
+            "ocmTarget": f"{self.site.url}/{self.prefix}",
+            "ocmTargetCa": self.site.endpoints.get("ca_bundle", ""),
+            "ocmComponent": MAIN,
+            "ocmVersion": VERSION,
+            "ocmSigningKey": f"file:{self.key_path}",
+            "ocmSigningPublicKey": f"file:{self.key_path.with_suffix('.pub')}",
+        }
+
+
+def ocm_parts() -> list[Part]:
+    """The OCM peers of the local landscape: source and site registries and the example component."""
+    source = RegistryPart("source")
+    site = RegistryPart("site", tls=True, username="apeiro")
+    return [source, site, OCMExamplePart(source, site)]
