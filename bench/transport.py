@@ -131,7 +131,7 @@ async def bench(size_mib: int, state: Path) -> None:
 
         # 2. transport through Temporal, worker in its own process
         address = temporal.endpoints["address"]
-        worker = subprocess.Popen(
+        worker = subprocess.Popen(  # noqa: ASYNC220 - the worker under test, in its own process
             [sys.executable, "-m", "bench.transport", "--worker", address],
             stdout=subprocess.PIPE,
             start_new_session=True,

@@ -95,3 +95,45 @@ async def test_edge_site_step_runs(
         got = await read_version(site, RepoBase.parse(str(inputs["ocmTarget"])), ex.MAIN, ex.VERSION)
     pub = sg.load_public_key(Path(str(inputs["ocmSigningPublicKey"]).removeprefix("file:")).read_bytes())
     assert sg.verify_descriptor(got.descriptor, name="site", public_key=pub, strict=True).valid
+
+
+async def test_cli_transfer_follows_the_workflow(
+    dev_client: Client,
+    dev_landscape: Any,
+    registries: Registries,
+    example: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import asyncio
+
+    from workers.cli import main
+
+    address = dev_landscape.part("temporal").endpoints["address"]
+    monkeypatch.setenv("TEMPORAL_ADDRESS", address)
+    monkeypatch.setenv("APEIRO_REGISTRY_SITE_PASSWORD", registries.site.password or "")
+    target = f"{registries.site.url}/cli-{uuid.uuid4().hex[:6]}"
+    argv = [
+        "ocm",
+        "transfer",
+        example,
+        target,
+        f"{ex.MAIN}:{ex.VERSION}",
+        "--sign",
+        f"site=file:{registries.keys / 'site.pem'}",
+        "--sign-public-key",
+        f"file:{registries.keys / 'site.pub'}",
+        "--target-username-ref",
+        "apeiro",
+        "--target-password-ref",
+        "env:APEIRO_REGISTRY_SITE_PASSWORD",
+        "--target-ca",
+        registries.site.endpoints["ca_bundle"],
+    ]
+    workers = build_workers(dev_client, [queues.OCM])
+    async with workers[0]:
+        code = await asyncio.to_thread(main, argv)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert '"verified": true' in out and '"outcome": "copied"' in out
