@@ -140,9 +140,7 @@ async def _run_activity(fn: Any, arg: Any) -> Any:
 async def test_by_reference_keeps_image_at_source(
     dev_client: Client, ocm_worker: str, registries: Registries, example: str, target_url: str
 ) -> None:
-    result = await run(
-        dev_client, ocm_worker, transport_input(registries, example, target_url, mode="by-reference")
-    )
+    result = await run(dev_client, ocm_worker, transport_input(registries, example, target_url, mode="by-reference"))
     assert result.verified
     async with registries.site_client() as site:
         got = await read_version(site, RepoBase.parse(target_url), ex.MAIN, ex.VERSION)
@@ -172,9 +170,7 @@ async def test_existing_different_version(
         await write_version(site, tgt, other, [])
     err = await fails_with(dev_client, ocm_worker, transport_input(registries, example, target_url))
     assert err.type == "VersionConflict" and "different content" in str(err) and "overwrite" in str(err)
-    result = await run(
-        dev_client, ocm_worker, transport_input(registries, example, target_url, existing="overwrite")
-    )
+    result = await run(dev_client, ocm_worker, transport_input(registries, example, target_url, existing="overwrite"))
     assert result.versions[0].outcome == "overwritten"
 
 
@@ -316,3 +312,29 @@ def test_credentials_never_in_input() -> None:
     assert not {"password", "token", "private_key"} & fields
     _ = Credentials  # the client-side type that does hold them lives in activities only
     _ = RegistryClient
+
+
+async def test_registries_answering_429_and_503_then_recovering(
+    dev_client: Client, ocm_worker: str, registries: Registries, example: str
+) -> None:
+    """Both registries sit behind a proxy that fails every third request with 429 or 503."""
+    from tests.integration.ocm.faulty_proxy import faulty_proxy
+
+    prefix = f"flaky-{uuid.uuid4().hex[:6]}"
+    with (
+        faulty_proxy(registries.source.url) as src_proxy,
+        faulty_proxy(registries.site.url, registries.site.endpoints["ca_bundle"]) as dst_proxy,
+    ):
+        inp = transport_input(registries, f"{src_proxy.url}/ocm", f"{dst_proxy.url}/{prefix}")
+        inp.target = RepositorySpec(
+            url=f"{dst_proxy.url}/{prefix}", username_ref="apeiro", password_ref="env:APEIRO_TEST_SITE_PASSWORD"
+        )
+        result = await run(dev_client, ocm_worker, inp)
+    assert result.verified and [v.outcome for v in result.versions] == ["copied", "copied"]
+    assert 429 in src_proxy.faults and 503 in src_proxy.faults
+    assert 429 in dst_proxy.faults and 503 in dst_proxy.faults
+    # the copy behind the proxy is complete and signed at the real registry
+    async with registries.site_client() as site:
+        got = await read_version(site, RepoBase.parse(f"{registries.site.url}/{prefix}"), ex.MAIN, ex.VERSION)
+    pub = sg.load_public_key((registries.keys / "site.pub").read_bytes())
+    assert sg.verify_descriptor(got.descriptor, name="site", public_key=pub, strict=True).valid
