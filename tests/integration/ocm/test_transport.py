@@ -338,3 +338,31 @@ async def test_registries_answering_429_and_503_then_recovering(
         got = await read_version(site, RepoBase.parse(f"{registries.site.url}/{prefix}"), ex.MAIN, ex.VERSION)
     pub = sg.load_public_key((registries.keys / "site.pub").read_bytes())
     assert sg.verify_descriptor(got.descriptor, name="site", public_key=pub, strict=True).valid
+
+
+async def test_history_replays_deterministically(
+    dev_client: Client, ocm_worker: str, registries: Registries, example: str, target_url: str
+) -> None:
+    """A finished transport's history replays without non-determinism (guards future edits)."""
+    from temporalio.worker import Replayer
+
+    from workers.config import data_converter
+    from workers.worker import workflow_runner
+    from workflows.transport import ComponentTransportWorkflow
+
+    wid = f"replay-{uuid.uuid4().hex[:8]}"
+    handle = await dev_client.start_workflow(
+        "ComponentTransportWorkflow",
+        transport_input(registries, example, target_url),
+        id=wid,
+        task_queue=ocm_worker,
+        result_type=TransportResult,
+    )
+    result = await handle.result()
+    assert result.verified
+    history = await handle.fetch_history()
+    replayer = Replayer(
+        workflows=[ComponentTransportWorkflow], data_converter=data_converter(), workflow_runner=workflow_runner()
+    )
+    replay = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert replay.replay_failure is None
