@@ -257,6 +257,7 @@ async def _transfer(inp: Any, workflow_id: str, no_wait: bool) -> int:
     if no_wait:
         print(workflow_id)
         return 0
+    follower = asyncio.create_task(_follow(handle))
     try:
         result = await handle.result()
     except WorkflowFailureError as exc:
@@ -264,5 +265,21 @@ async def _transfer(inp: Any, workflow_id: str, no_wait: bool) -> int:
         while getattr(cause, "cause", None) is not None:
             cause = getattr(cause, "cause", None)
         return _fail(f"transport failed: {cause}")
+    finally:
+        follower.cancel()
     print(json.dumps(result.model_dump(mode="json"), indent=2))
     return 0
+
+
+async def _follow(handle: Any, every: float = 2.0) -> None:
+    """Print the workflow's state to stderr whenever it changes (the `progress` query)."""
+    last = None
+    while True:
+        try:
+            p = await handle.query("progress")
+        except Exception:  # not started yet, or finished: the result tells the rest
+            p = None
+        if p and p != last:
+            print(f"  {p['state']}: {p['blobs_done']}/{p['blobs_total']} blobs", file=sys.stderr)
+            last = p
+        await asyncio.sleep(every)
