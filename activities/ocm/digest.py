@@ -21,9 +21,7 @@ def generic_blob_digest(chunks: Iterable[bytes]) -> DigestSpec:
     h = hashlib.sha256()
     for chunk in chunks:
         h.update(chunk)
-    return DigestSpec(
-        hashAlgorithm=HASH_SHA256, normalisationAlgorithm=NORM_GENERIC_BLOB, value=h.hexdigest()
-    )
+    return DigestSpec(hashAlgorithm=HASH_SHA256, normalisationAlgorithm=NORM_GENERIC_BLOB, value=h.hexdigest())
 
 
 def oci_artifact_digest(manifest_digest: str) -> DigestSpec:

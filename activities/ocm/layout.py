@@ -102,25 +102,19 @@ async def read_version(client: RegistryClient, base: RepoBase, name: str, versio
     try:
         raw, _media, digest = await client.get_manifest(repo, version_tag(version))
     except NotFound:
-        raise ComponentNotFound(
-            f"component version {name}:{version} not found in {base.host}/{repo}"
-        ) from None
+        raise ComponentNotFound(f"component version {name}:{version} not found in {base.host}/{repo}") from None
     try:
         manifest = json.loads(raw)
         config = json.loads(await client.get_blob(repo, manifest["config"]["digest"]))
         layer_ref = config.get("componentDescriptorLayer") or manifest["layers"][0]
     except (KeyError, IndexError, ValueError) as exc:
-        raise InvalidDescriptor(
-            f"{base.host}/{repo}:{version} is not an OCM component version: {exc}"
-        ) from None
+        raise InvalidDescriptor(f"{base.host}/{repo}:{version} is not an OCM component version: {exc}") from None
     layer = await client.get_blob(repo, layer_ref["digest"])
     text = descriptor_from_layer(layer, layer_ref.get("mediaType", DESCRIPTOR_TAR))
     descriptor = load_descriptor_data(text)
     comp = descriptor["component"]
     if comp.get("name") != name or comp.get("version") != version:
-        raise InvalidDescriptor(
-            f"{base.host}/{repo}:{version} holds {comp.get('name')}:{comp.get('version')}"
-        )
+        raise InvalidDescriptor(f"{base.host}/{repo}:{version} holds {comp.get('name')}:{comp.get('version')}")
     blobs = [lay for lay in manifest.get("layers", []) if lay.get("digest") != layer_ref["digest"]]
     return StoredVersion(name, version, repo, descriptor, digest, manifest, blobs)
 

@@ -91,9 +91,7 @@ def load_descriptor_data(text: str | bytes) -> dict[str, Any]:
         raise InvalidDescriptor("component descriptor has no 'component' section; is this an OCM descriptor?")
     schema = (data.get("meta") or {}).get("schemaVersion")
     if schema not in (None, "v2"):
-        raise InvalidDescriptor(
-            f"component descriptor schema {schema!r} is not supported (only meta.schemaVersion v2)"
-        )
+        raise InvalidDescriptor(f"component descriptor schema {schema!r} is not supported (only meta.schemaVersion v2)")
     return data
 
 
@@ -122,9 +120,7 @@ def _label(raw: Mapping[str, Any]) -> dict[str, Any]:
     if raw.get("merge") is not None:
         merge = raw["merge"]
         out["merge"] = (
-            {k: merge[k] for k in ("algorithm", "config") if k in merge}
-            if isinstance(merge, Mapping)
-            else merge
+            {k: merge[k] for k in ("algorithm", "config") if k in merge} if isinstance(merge, Mapping) else merge
         )
     return out
 
@@ -422,9 +418,7 @@ _LEGACY_NORMALISERS: dict[LegacyForm, Callable[[Mapping[str, Any]], bytes]] = {
 
 def check_algorithm(algorithm: str) -> str:
     if algorithm not in _NORMALISERS:
-        raise UnknownNormalisation(
-            f"unknown normalisation algorithm {algorithm!r}; supported: {', '.join(ALGORITHMS)}"
-        )
+        raise UnknownNormalisation(f"unknown normalisation algorithm {algorithm!r}; supported: {', '.join(ALGORITHMS)}")
     return algorithm
 
 

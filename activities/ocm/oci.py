@@ -168,9 +168,7 @@ class RegistryClient:
         if scheme == "basic":
             header = self._basic_header()
             if header is None:
-                raise BadCredentials(
-                    f"registry {self.host} requires credentials (basic auth); none configured"
-                )
+                raise BadCredentials(f"registry {self.host} requires credentials (basic auth); none configured")
             self._auth[scope] = header
             return
         if scheme != "bearer" or "realm" not in params:
@@ -267,9 +265,7 @@ class RegistryClient:
         if resp.status_code in (429,) or resp.status_code >= 500:
             raise RegistryError(f"{method} {path} on {self.host}: {resp.status_code} {detail}")
         if "DIGEST_INVALID" in detail:
-            raise DigestMismatch(
-                f"{method} {path}: registry says the content does not match its digest: {detail}"
-            )
+            raise DigestMismatch(f"{method} {path}: registry says the content does not match its digest: {detail}")
         raise OCMError(f"{method} {path} on {self.host}: unexpected {resp.status_code} {detail}")
 
     @staticmethod
@@ -419,9 +415,7 @@ class RegistryClient:
         )
         return self._location(resp)
 
-    async def finish_upload(
-        self, location: str, repo: str, digest: str, data: bytes | list[bytes] = b""
-    ) -> None:
+    async def finish_upload(self, location: str, repo: str, digest: str, data: bytes | list[bytes] = b"") -> None:
         sep = "&" if "?" in location else "?"
         await self.request(
             "PUT",

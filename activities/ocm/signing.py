@@ -142,9 +142,7 @@ def verify_chain(
     if not chain:
         raise SignatureInvalid("signature carries no certificate chain to check")
     if not roots:
-        raise SignatureInvalid(
-            "no trusted root certificates given to check the signature's certificate chain"
-        )
+        raise SignatureInvalid("no trusted root certificates given to check the signature's certificate chain")
     leaf = chain[0]
     when = at or leaf.not_valid_before_utc
     try:
@@ -210,9 +208,7 @@ def _padding(algorithm: str, *, verify: bool) -> padding.AsymmetricPadding:
 
 
 def sign_digest(digest_hex: str, key: rsa.RSAPrivateKey, algorithm: str = DEFAULT_ALGORITHM) -> bytes:
-    return key.sign(
-        bytes.fromhex(digest_hex), _padding(algorithm, verify=False), utils.Prehashed(hashes.SHA256())
-    )
+    return key.sign(bytes.fromhex(digest_hex), _padding(algorithm, verify=False), utils.Prehashed(hashes.SHA256()))
 
 
 def verify_digest(digest_hex: str, signature: bytes, key: rsa.RSAPublicKey, algorithm: str) -> bool:
@@ -285,9 +281,7 @@ def sign_descriptor(
 ) -> dict[str, Any]:
     """A copy of ``data`` with signature ``name`` added (or replaced). The input is not changed."""
     if algorithm not in ALGORITHMS:
-        raise SignatureInvalid(
-            f"unknown signature algorithm {algorithm!r}; supported: {', '.join(ALGORITHMS)}"
-        )
+        raise SignatureInvalid(f"unknown signature algorithm {algorithm!r}; supported: {', '.join(ALGORITHMS)}")
     digest = norm.descriptor_digest(data, normalisation)
     raw = sign_digest(digest, private_key, algorithm)
     spec: dict[str, Any] = {"algorithm": algorithm}
@@ -398,8 +392,7 @@ def verify_descriptor(
             result.reason = msg + "; rejected because strict verification accepts only the current form"
             return result
         result.warnings.append(
-            msg + "; accepted for compatibility (re-sign with "
-            f"{norm.DEFAULT_ALGORITHM} to remove this warning)"
+            msg + f"; accepted for compatibility (re-sign with {norm.DEFAULT_ALGORITHM} to remove this warning)"
         )
         result.digest = signed
     algorithm = str(spec.get("algorithm", ""))
@@ -410,9 +403,7 @@ def verify_descriptor(
         if media == MEDIA_PEM:
             raw, pem_alg, chain = signature_from_pem(value)
             if pem_alg and pem_alg != algorithm:
-                result.reason = (
-                    f"signature {sname!r}: PEM says algorithm {pem_alg!r}, descriptor says {algorithm!r}"
-                )
+                result.reason = f"signature {sname!r}: PEM says algorithm {pem_alg!r}, descriptor says {algorithm!r}"
                 return result
         elif media in (MEDIA_TYPES.get(algorithm), ""):
             raw = bytes.fromhex(value)

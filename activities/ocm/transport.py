@@ -134,9 +134,7 @@ def _load_verify_material(spec: VerifySpec) -> tuple[Any, list[Any]]:
     return key, roots
 
 
-def verify_signatures(
-    descriptor: dict[str, Any], specs: list[VerifySpec], *, required: bool, where: str
-) -> list[str]:
+def verify_signatures(descriptor: dict[str, Any], specs: list[VerifySpec], *, required: bool, where: str) -> list[str]:
     """Verify each named signature; raise SignatureInvalid with an actionable reason. Returns warnings."""
     warnings: list[str] = []
     names = {s.get("name") for s in descriptor.get("signatures") or []}
@@ -207,9 +205,7 @@ class _Planner:
         self.order.append(plan)
 
     async def plan_version(self, sv: StoredVersion) -> VersionPlan:
-        plan = VersionPlan(
-            name=sv.name, version=sv.version, action="copy", source_manifest_digest=sv.manifest_digest
-        )
+        plan = VersionPlan(name=sv.name, version=sv.version, action="copy", source_manifest_digest=sv.manifest_digest)
         dst_repo = self.dst_base.component_repo(sv.name)
         layers = {lay["digest"]: lay for lay in sv.blob_layers}
         by_value = self.inp.mode == TransferMode.BY_VALUE
@@ -221,9 +217,7 @@ class _Planner:
             if atype == ACCESS_LOCAL_BLOB:
                 ref = _digest_hex(str(access.get("localReference", "")))
                 if ref not in layers:
-                    raise InvalidDescriptor(
-                        f"{rname}: local blob {ref} is not a layer of the component version"
-                    )
+                    raise InvalidDescriptor(f"{rname}: local blob {ref} is not a layer of the component version")
                 if (
                     digest.get("normalisationAlgorithm") == NORM_GENERIC_BLOB
                     and "sha256:" + str(digest.get("value", "")).lower() != ref
@@ -292,9 +286,7 @@ class _Planner:
         dst_repo = self.dst_base.repo(src_repo_rel)
         registry_url = _registry_url_for(ref.host, self.inp.source)
         manifests: list[ManifestTask] = []
-        await self.walk_manifest(
-            plan, client, registry_url, ref.repo, dst_repo, raw, media, mdigest, manifests, rname
-        )
+        await self.walk_manifest(plan, client, registry_url, ref.repo, dst_repo, raw, media, mdigest, manifests, rname)
         manifests[-1].tag = ref.tag
         plan.manifests += manifests
         pinned = ImageRef(self.dst_base.host, dst_repo, ref.tag, mdigest)
@@ -321,14 +313,10 @@ class _Planner:
         if media in INDEX_TYPES or "manifests" in doc:
             for child in doc.get("manifests", []):
                 craw, cmedia, cdigest = await client.get_manifest(repo, child["digest"])
-                await self.walk_manifest(
-                    plan, client, registry_url, repo, dst_repo, craw, cmedia, cdigest, out, rname
-                )
+                await self.walk_manifest(plan, client, registry_url, repo, dst_repo, craw, cmedia, cdigest, out, rname)
         else:
             for blob in [doc.get("config"), *doc.get("layers", [])]:
-                if blob and not any(
-                    b.digest == blob["digest"] and b.dst_repo == dst_repo for b in plan.blobs
-                ):
+                if blob and not any(b.digest == blob["digest"] and b.dst_repo == dst_repo for b in plan.blobs):
                     other = registry_url if registry_url != self.src_base.registry_url else None
                     plan.blobs.append(
                         BlobTask(
@@ -346,9 +334,7 @@ class _Planner:
         if await version_exists(self.dst, self.dst_base, sv.name, sv.version) is None:
             return
         if self.inp.existing == ExistingPolicy.FAIL:
-            raise VersionConflict(
-                f"target {self.dst_base.host} already holds {sv.name}:{sv.version} (existing=fail)"
-            )
+            raise VersionConflict(f"target {self.dst_base.host} already holds {sv.name}:{sv.version} (existing=fail)")
         tv = await read_version(self.dst, self.dst_base, sv.name, sv.version)
         want = norm.descriptor_digest(sv.descriptor)
         have = norm.descriptor_digest(tv.descriptor)
@@ -370,6 +356,14 @@ class _Planner:
 @activity.defn(name="ocm.plan_transport")
 @_operator_errors
 async def plan_transport(inp: TransportInput) -> TransportPlan:
+    if inp.sign is not None:
+        # Fail before copying gigabytes: the signing settings and key must be usable.
+        norm.check_algorithm(inp.sign.normalisation)
+        if inp.sign.algorithm not in sg.ALGORITHMS:
+            raise SignatureInvalid(
+                f"unknown signature algorithm {inp.sign.algorithm!r}; supported: {', '.join(sg.ALGORITHMS)}"
+            )
+        sg.load_private_key(resolve_secret(inp.sign.private_key_ref))
     async with client_for(inp.source) as src, client_for(inp.target) as dst:
         planner = _Planner(inp, src, dst)
         try:
@@ -497,11 +491,7 @@ async def finalise_version(inp: FinaliseInput) -> TransportedVersion:
         pub = None
         if inp.sign is not None:
             key = sg.load_private_key(resolve_secret(inp.sign.private_key_ref))
-            chain = (
-                sg.load_certificates(resolve_secret(inp.sign.certificate_ref))
-                if inp.sign.certificate_ref
-                else []
-            )
+            chain = sg.load_certificates(resolve_secret(inp.sign.certificate_ref)) if inp.sign.certificate_ref else []
             desc = sg.sign_descriptor(
                 desc,
                 name=inp.sign.name,
@@ -517,9 +507,7 @@ async def finalise_version(inp: FinaliseInput) -> TransportedVersion:
             )
         for lay in sv.blob_layers:
             if await dst.blob_size(dst_base.component_repo(plan.name), lay["digest"]) is None:
-                raise OCMError(
-                    f"{plan.name}:{plan.version}: local blob {lay['digest']} is missing at the target"
-                )
+                raise OCMError(f"{plan.name}:{plan.version}: local blob {lay['digest']} is missing at the target")
         manifest_digest = await write_version(dst, dst_base, desc, sv.blob_layers)
         activity.heartbeat("descriptor uploaded")
         # Read back from the target and verify there: what a consumer will see.
@@ -576,8 +564,7 @@ async def verify_component(inp: VerifyInput) -> VerifyResult:
                             activity.heartbeat()
                     if h.hexdigest() != str(digest.get("value", "")).lower():
                         raise DigestMismatch(
-                            f"{rname}: blob content is sha256:{h.hexdigest()}, descriptor "
-                            f"records {digest.get('value')}"
+                            f"{rname}: blob content is sha256:{h.hexdigest()}, descriptor records {digest.get('value')}"
                         )
                 elif (
                     access.get("type") in (ACCESS_OCI_ARTIFACT, ACCESS_OCI_REGISTRY)

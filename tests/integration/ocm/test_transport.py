@@ -304,6 +304,8 @@ async def test_unknown_normalisation_for_signing(
     inp.sign.normalisation = "jsonNormalisation/v9"
     err = await fails_with(dev_client, ocm_worker, inp)
     assert err.type == "UnknownNormalisation"
+    async with registries.site_client() as site:  # failed while planning: nothing was copied
+        assert await site.head_manifest(f"{RepoBase.parse(target_url).prefix}/images/edge-app", "1.0.0") is None
 
 
 def test_credentials_never_in_input() -> None:
@@ -366,3 +368,15 @@ async def test_history_replays_deterministically(
     )
     replay = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert replay.replay_failure is None
+
+
+async def test_missing_signing_key_fails_before_copying(
+    dev_client: Client, ocm_worker: str, registries: Registries, example: str, target_url: str
+) -> None:
+    inp = transport_input(registries, example, target_url)
+    assert inp.sign is not None
+    inp.sign.private_key_ref = "env:APEIRO_TEST_NO_SUCH_KEY"
+    err = await fails_with(dev_client, ocm_worker, inp)
+    assert err.type == "SecretUnavailable" and "APEIRO_TEST_NO_SUCH_KEY" in str(err)
+    async with registries.site_client() as site:
+        assert await site.head_manifest(f"{RepoBase.parse(target_url).prefix}/images/edge-app", "1.0.0") is None
