@@ -44,9 +44,7 @@ from workers.config import data_converter
 MiB = 1024 * 1024
 
 
-async def raw_copy(
-    source: RegistryPart, src_repo: str, site: RegistryPart, dst_repo: str, digest: str
-) -> int:
+async def raw_copy(source: RegistryPart, src_repo: str, site: RegistryPart, dst_repo: str, digest: str) -> int:
     """GET -> streaming PUT with hashing: the simplest correct streaming copy (no resume, no Temporal)."""
     ctx = ssl.create_default_context(cafile=site.endpoints["ca_bundle"])
     auth = httpx.BasicAuth(site.username or "", site.password or "")
@@ -178,17 +176,13 @@ async def bench(size_mib: int, state: Path) -> None:
 
         print()
         print(f"payload                          : {size_mib} MiB (+ small blobs, an OCI image, a reference)")
-        print(
-            f"baseline raw streaming copy       : {raw_tp:8.1f} MiB/s ({raw_s:.1f}s, httpx GET -> PUT + sha256)"
-        )
+        print(f"baseline raw streaming copy       : {raw_tp:8.1f} MiB/s ({raw_s:.1f}s, httpx GET -> PUT + sha256)")
         print(
             f"by-value transport (Temporal)     : {tr_tp:8.1f} MiB/s ({tr_s:.1f}s for {result.bytes_sent / MiB:.1f} "
             f"MiB, {result.blobs_copied} blobs, signed + verified: {result.verified})"
         )
         print(f"ratio transport / raw             : {tr_tp / raw_tp:8.2f}   (target >= 0.80)")
-        print(
-            f"worker peak RSS (VmHWM)           : {rss:8.1f} MiB (at start {rss_before:.1f} MiB; target < 150)"
-        )
+        print(f"worker peak RSS (VmHWM)           : {rss:8.1f} MiB (at start {rss_before:.1f} MiB; target < 150)")
         print(
             f"re-transfer                       : {again.bytes_sent} blob bytes sent, {re_s:.2f}s "
             f"(outcomes {[v.outcome for v in again.versions]}; target 0 bytes, < 2 s)"

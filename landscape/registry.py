@@ -55,9 +55,7 @@ def write_tls_material(state_dir: Path, host: str = "127.0.0.1") -> tuple[Path, 
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=30))
         .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address(host)), x509.DNSName("localhost")]
-            ),
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host)), x509.DNSName("localhost")]),
             critical=False,
         )
         .sign(ca_key, hashes.SHA256())
@@ -66,9 +64,7 @@ def write_tls_material(state_dir: Path, host: str = "127.0.0.1") -> tuple[Path, 
     paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     paths[2].write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     paths[2].chmod(0o600)
     return paths
@@ -96,9 +92,7 @@ class RegistryPart(Part):
         self.name = name
         self.tls = tls
         self.username = username
-        self.password = (
-            password if password is not None else (secrets.token_urlsafe(12) if username else None)
-        )
+        self.password = password if password is not None else (secrets.token_urlsafe(12) if username else None)
         self.port = port
         self.ca_path: Path | None = None
 
@@ -142,14 +136,10 @@ class RegistryPart(Part):
             if not Path("/usr/bin/docker-registry").exists()
             else Path("/usr/bin/docker-registry")
         )
-        proc = ManagedProcess(
-            f"registry {self.name}", [str(exe), "serve", str(config)], state_dir / "registry.log"
-        )
+        proc = ManagedProcess(f"registry {self.name}", [str(exe), "serve", str(config)], state_dir / "registry.log")
         self.processes.append(proc)
         base = f"{scheme}://127.0.0.1:{self.port}"
-        verify: ssl.SSLContext | bool = (
-            ssl.create_default_context(cafile=str(self.ca_path)) if self.ca_path else True
-        )
+        verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(self.ca_path)) if self.ca_path else True
 
         def ready() -> bool:
             # /v2/ answers 200 (anonymous) or 401 (auth required) once the registry serves.
@@ -158,9 +148,7 @@ class RegistryPart(Part):
         try:
             proc.start(ready, timeout=20)
         except LandscapeError as exc:
-            raise LandscapeError(
-                f"{exc}\n(is Debian's docker-registry installed? see debian-packages.txt)"
-            ) from None
+            raise LandscapeError(f"{exc}\n(is Debian's docker-registry installed? see debian-packages.txt)") from None
         self.endpoints = {"url": base, "host": f"127.0.0.1:{self.port}"}
         if self.ca_path:
             self.endpoints["ca_bundle"] = str(self.ca_path)

@@ -89,17 +89,13 @@ class ComponentTransportWorkflow:
             label = f"{vp.name}:{vp.version}"
             if vp.action == "skip":
                 result.versions.append(
-                    TransportedVersion(
-                        name=vp.name, version=vp.version, outcome="skipped", warnings=vp.warnings
-                    )
+                    TransportedVersion(name=vp.name, version=vp.version, outcome="skipped", warnings=vp.warnings)
                 )
                 continue
             self._state = f"copying {label}"
             copies = await asyncio.gather(
                 *[
-                    copy_one(
-                        BlobCopyInput(source=inp.source, target=inp.target, blob=b, chunk_size=inp.chunk_size)
-                    )
+                    copy_one(BlobCopyInput(source=inp.source, target=inp.target, blob=b, chunk_size=inp.chunk_size))
                     for b in vp.blobs
                 ]
             )

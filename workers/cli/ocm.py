@@ -72,9 +72,7 @@ def register(subparsers: Any) -> None:
         metavar="NAME=KEYREF",
         help="verify signature NAME at the source with public key reference KEYREF",
     )
-    t.add_argument(
-        "--sign", metavar="NAME=KEYREF", help="sign at the target with private key reference KEYREF"
-    )
+    t.add_argument("--sign", metavar="NAME=KEYREF", help="sign at the target with private key reference KEYREF")
     t.add_argument("--sign-public-key", metavar="KEYREF", help="public key reference to verify at the target")
     t.add_argument("--existing", choices=["skip-identical", "overwrite", "fail"], default="skip-identical")
     t.add_argument("--source-username-ref")

@@ -43,9 +43,7 @@ def key_pem(key: rsa.RSAPrivateKey) -> bytes:
 
 
 def pub_pem(key: rsa.RSAPrivateKey) -> bytes:
-    return key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def make_cert(

@@ -90,10 +90,7 @@ def test_sign_then_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         )
         == 0
     )
-    assert (
-        run("ocm", "verify", str(out), "--public-key", str(tmp_path / "k.pub"), "--name", "p1", "--strict")
-        == 0
-    )
+    assert run("ocm", "verify", str(out), "--public-key", str(tmp_path / "k.pub"), "--name", "p1", "--strict") == 0
 
 
 def test_legacy_vector_warns_and_strict_fails(capsys: pytest.CaptureFixture[str]) -> None:

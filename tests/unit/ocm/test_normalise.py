@@ -49,8 +49,7 @@ def test_legacy_v1_forms_of_signed_vector() -> None:
     d = vectors_dir() / "ocm-v1-signing-compat-rsa"
     data = norm.load_descriptor_data((d / "component-descriptor.yaml").read_text())
     assert (
-        norm.descriptor_digest(data, norm.JSON_V1)
-        == "cceaa5732057ec335dd6c104db3d99c4d47e7635af7734ddb779912c414c6be8"
+        norm.descriptor_digest(data, norm.JSON_V1) == "cceaa5732057ec335dd6c104db3d99c4d47e7635af7734ddb779912c414c6be8"
     )
     assert (
         norm.descriptor_digest(data, norm.JSON_V1, form=norm.LEGACY_V1_NO_NULL_EXTRA_IDENTITY)
@@ -151,9 +150,7 @@ def test_unknown_normalisation() -> None:
         norm.normalise({"component": {}}, "jsonNormalisation/v9")
 
 
-@pytest.mark.parametrize(
-    "text", ["component: [", "just a string", "meta: {schemaVersion: v3alpha1}\ncomponent: {}"]
-)
+@pytest.mark.parametrize("text", ["component: [", "just a string", "meta: {schemaVersion: v3alpha1}\ncomponent: {}"])
 def test_bad_descriptors(text: str) -> None:
     with pytest.raises(InvalidDescriptor):
         norm.load_descriptor_data(text)

@@ -12,9 +12,7 @@ from activities.ocm.errors import BadCredentials, DigestMismatch, RegistryError
 from activities.ocm.oci import Credentials, RegistryClient, copy_blob, retry_after_seconds, sha256_digest
 
 
-def _client(
-    handler: httpx.MockTransport, creds: Credentials | None = None
-) -> tuple[RegistryClient, list[float]]:
+def _client(handler: httpx.MockTransport, creds: Credentials | None = None) -> tuple[RegistryClient, list[float]]:
     waits: list[float] = []
 
     async def sleep(s: float) -> None:
@@ -103,9 +101,7 @@ async def test_manifest_bytes_are_exact_and_checked() -> None:
     digest = sha256_digest(body)
 
     def handler(req: httpx.Request) -> httpx.Response:
-        return httpx.Response(
-            200, content=body, headers={"content-type": "application/vnd.oci.image.manifest.v1+json"}
-        )
+        return httpx.Response(200, content=body, headers={"content-type": "application/vnd.oci.image.manifest.v1+json"})
 
     c, _ = _client(httpx.MockTransport(handler))
     async with c:

@@ -47,9 +47,7 @@ DESC = {
 @pytest.mark.parametrize("algorithm", sg.ALGORITHMS)
 @pytest.mark.parametrize("normalisation", norm.ALGORITHMS)
 def test_sign_verify_round_trip(algorithm: str, normalisation: str) -> None:
-    signed = sg.sign_descriptor(
-        DESC, name="acme", private_key=KEY, algorithm=algorithm, normalisation=normalisation
-    )
+    signed = sg.sign_descriptor(DESC, name="acme", private_key=KEY, algorithm=algorithm, normalisation=normalisation)
     sig = signed["signatures"][0]
     assert sig["signature"]["mediaType"] == sg.MEDIA_TYPES[algorithm]
     assert sig["digest"]["value"] == norm.descriptor_digest(DESC, normalisation)
