@@ -57,6 +57,12 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="reject signatures that only an earlier form of their normalisation reproduces",
     )
+    v.add_argument(
+        "--blobs",
+        type=Path,
+        help="directory of local blobs (a component archive's blobs/); each local blob's content is checked "
+        "against its resource digest",
+    )
     v.set_defaults(func=cmd_verify)
 
     t = sub.add_parser("transfer", help="start the component transport workflow and follow it")
@@ -173,8 +179,36 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"warning: {w}", file=sys.stderr)
     if not res.valid:
         return _fail(f"INVALID: {res.reason}")
+    if args.blobs is not None:
+        problem = check_local_blobs(data, args.blobs)
+        if problem:
+            return _fail(f"INVALID: {problem}")
     print(f"valid: signature {res.name!r}, digest {res.digest}")
     return 0
+
+
+def check_local_blobs(data: dict[str, Any], blobs: Path) -> str | None:
+    """Stream every local blob from ``blobs`` and compare it with its genericBlobDigest/v1."""
+    import hashlib
+
+    for res in data["component"].get("resources") or []:
+        access, digest = res.get("access") or {}, res.get("digest") or {}
+        if access.get("type") != "localBlob" or digest.get("normalisationAlgorithm") != "genericBlobDigest/v1":
+            continue
+        ref = str(access.get("localReference", ""))
+        path = next((p for p in (blobs / ref, blobs / ref.replace(":", ".", 1)) if p.is_file()), None)
+        if path is None:
+            return f"resource {res.get('name')!r}: local blob {ref} not found in {blobs}"
+        h = hashlib.sha256()
+        with path.open("rb") as f:
+            while chunk := f.read(1024 * 1024):
+                h.update(chunk)
+        if h.hexdigest() != str(digest.get("value", "")).lower():
+            return (
+                f"resource {res.get('name')!r}: blob digest mismatch: content is sha256:{h.hexdigest()}, "
+                f"the signed descriptor records {digest.get('value')}"
+            )
+    return None
 
 
 def _kv(text: str, what: str) -> tuple[str, str]:

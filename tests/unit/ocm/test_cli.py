@@ -128,3 +128,17 @@ def test_transfer_input_parsing() -> None:
     assert inp.mode == "by-reference"
     bad = parser.parse_args(["ocm", "transfer", "a", "b", "noversion"])
     assert cli.cmd_transfer(bad) == 2
+
+
+def test_verify_checks_local_blobs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    d = vectors_dir() / "ocm-v1-signing-compat-rsa"
+    cd, pub = str(d / "component-descriptor.yaml"), str(d / "rsa.pub")
+    assert run("ocm", "verify", cd, "--public-key", pub, "--blobs", str(d / "blobs")) == 0
+    tampered = tmp_path / "blobs"
+    shutil.copytree(d / "blobs", tampered)
+    next(tampered.iterdir()).write_bytes(b"this is evil data")
+    capsys.readouterr()
+    assert run("ocm", "verify", cd, "--public-key", pub, "--blobs", str(tampered)) == 1
+    assert "blob digest mismatch" in capsys.readouterr().err
