@@ -380,3 +380,19 @@ async def test_missing_signing_key_fails_before_copying(
     assert err.type == "SecretUnavailable" and "APEIRO_TEST_NO_SUCH_KEY" in str(err)
     async with registries.site_client() as site:
         assert await site.head_manifest(f"{RepoBase.parse(target_url).prefix}/images/edge-app", "1.0.0") is None
+
+
+async def test_same_registry_mounts_instead_of_copying(
+    dev_client: Client, ocm_worker: str, registries: Registries, example: str
+) -> None:
+    """Within one registry every blob is mounted across repositories: no blob bytes travel."""
+    target = f"{registries.source.url}/mirror-{uuid.uuid4().hex[:6]}"
+    inp = transport_input(registries, example, target)
+    inp.target = RepositorySpec(url=target)
+    result = await run(dev_client, ocm_worker, inp)
+    assert result.verified and [v.outcome for v in result.versions] == ["copied", "copied"]
+    assert result.bytes_sent == 0 and result.blobs_copied == 0
+    async with registries.source_client() as c:
+        got = await read_version(c, RepoBase.parse(target), ex.MAIN, ex.VERSION)
+        for lay in got.blob_layers:
+            assert await c.blob_size(got.repo, lay["digest"]) == lay["size"]
