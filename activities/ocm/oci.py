@@ -524,6 +524,11 @@ async def copy_blob(
         stats.bytes_sent += buffered
         if buf:
             stats.chunks += 1
+    except (httpx.TransportError, httpx.StreamError) as exc:
+        # A dropped connection mid-stream: retryable; the next attempt resumes at the recorded offset.
+        raise RegistryError(
+            f"blob {digest} interrupted at byte {pos} ({type(exc).__name__}: {exc}); the upload will resume"
+        ) from None
     finally:
         buf = []
     return stats
