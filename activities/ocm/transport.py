@@ -119,8 +119,17 @@ def client_for(spec: RepositorySpec, registry_url: str | None = None) -> Registr
 
 
 def _registry_url_for(host: str, like: RepositorySpec) -> str:
-    scheme = RepoBase.parse(like.url).registry_url.split("://")[0]
-    return f"{scheme}://{host}"
+    """URL of a registry named in an image reference (which carries no scheme).
+
+    The source registry's own host and loopback hosts use the source's scheme (local registries often
+    speak plain HTTP); any other registry is reached over HTTPS.
+    """
+    base = RepoBase.parse(like.url)
+    scheme = base.registry_url.split("://")[0]
+    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host
+    if host == base.host or name in ("localhost", "127.0.0.1", "[::1]"):
+        return f"{scheme}://{host}"
+    return f"https://{host}"
 
 
 def _digest_hex(local_reference: str) -> str:
