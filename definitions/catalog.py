@@ -12,6 +12,7 @@ from definitions.steptypes import REGISTRY, StepTypeRegistry
 CATALOG_MODULES: tuple[str, ...] = (
     "definitions.core_steps",
     "definitions.cluster",
+    "definitions.ocm",
 )
 
 

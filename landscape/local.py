@@ -9,6 +9,7 @@ from pathlib import Path
 
 from landscape.kubeapi.part import KubeApiServer
 from landscape.landscape import Landscape
+from landscape.ocm_example import ocm_parts
 from landscape.part import Part
 from landscape.process import free_port, port_open
 from landscape.temporal import TemporalDevServer
@@ -20,7 +21,9 @@ def local_parts(*, ui_port: int | None = None) -> list[Part]:
     # KubeApiServer: the garden (simulated Gardener + IronCore/Konfidence kinds), seeded with the
     # project namespace garden-edge, CloudProfile "local" and a credentials binding; its env()
     # gives workers APEIRO_GARDEN_KUBECONFIG.
-    return [TemporalDevServer(ui_port=ui_port), KubeApiServer()]
+    # ocm_parts: source and site OCI registries (the site one with TLS + htpasswd) and the example
+    # component pushed to the source, with the site's signing key.
+    return [TemporalDevServer(ui_port=ui_port), KubeApiServer(), *ocm_parts()]
 
 
 def local_landscape(state_dir: Path | None = None, *, ui_port: int | None = None) -> Landscape:

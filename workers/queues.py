@@ -16,6 +16,7 @@ from definitions import queues
 QUEUE_MODULES: dict[str, str] = {
     queues.PIPELINE: "workers.pipeline",
     queues.GARDENER: "workers.gardener",
+    queues.OCM: "workers.ocm",
 }
 
 

@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "workers.cli.dev",
     "workers.cli.worker",
     "workers.cli.cluster",
+    "workers.cli.ocm",
 )
 
 
