@@ -13,6 +13,7 @@ CATALOG_MODULES: tuple[str, ...] = (
     "definitions.core_steps",
     "definitions.cluster",
     "definitions.ocm",
+    "definitions.promotion",
 )
 
 
