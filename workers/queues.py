@@ -17,6 +17,7 @@ QUEUE_MODULES: dict[str, str] = {
     queues.PIPELINE: "workers.pipeline",
     queues.GARDENER: "workers.gardener",
     queues.OCM: "workers.ocm",
+    queues.KONFIDENCE: "workers.konfidence",
 }
 
 

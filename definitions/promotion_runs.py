@@ -1,0 +1,337 @@
+"""Run-time models of promotions: requests, signals and updates, status, and the audit record.
+
+Shared by the promotion workflows, their activities, the CLI and tests (data only, sandbox-safe).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from definitions.promotion import Calendar, Flags, GateOutcome, PromotionPipeline, Target
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class PromotionRequest(_Open):
+    promotion: PromotionPipeline
+    version: str = Field(min_length=1)
+    requested_by: str | None = None
+    override_reason: str | None = None
+
+
+class RunState(StrEnum):
+    VALIDATING = "Validating"
+    QUEUED = "Queued"          # waiting for the coordinator or a ring held by another run
+    RUNNING = "Running"
+    PAUSED = "Paused"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"          # a gate failed; the ring was rolled back
+    ROLLED_BACK = "RolledBack"  # rolled back on request
+    SUPERSEDED = "Superseded"
+    ABORTED = "Aborted"
+    BLOCKED = "Blocked"        # the version failed before and no override was given
+    REJECTED = "Rejected"
+
+
+FINAL_STATES = {RunState.SUCCEEDED, RunState.FAILED, RunState.ROLLED_BACK, RunState.SUPERSEDED,
+                RunState.ABORTED, RunState.BLOCKED, RunState.REJECTED}
+
+
+class RingState(StrEnum):
+    PENDING = "Pending"
+    WAITING_LOCK = "WaitingForRing"
+    ENTRY_GATES = "EntryGates"
+    DEPLOYING = "Deploying"
+    VERIFYING = "Verifying"
+    VERIFIED = "Verified"
+    FAILED = "Failed"
+    ROLLING_BACK = "RollingBack"
+    ROLLED_BACK = "RolledBack"
+    STOPPED = "Stopped"
+
+
+# --- coordinator protocol ---------------------------------------------------------------------------
+
+
+class RegisterRequest(_Open):
+    pipeline: str
+    version: str
+    workflow_id: str
+    override_reason: str | None = None
+    requested_by: str | None = None
+    supersede: bool = True
+    block_failed: bool = True
+
+
+class RegisterReply(_Open):
+    sequence: int
+    blocked: bool = False
+    reason: str = ""
+
+
+class RingLockRequest(_Open):
+    ring: str
+    workflow_id: str
+    sequence: int
+
+
+class RingGrant(_Open):
+    ring: str
+    last_verified: str | None = None
+
+
+class RingReport(_Open):
+    ring: str
+    version: str
+    workflow_id: str
+    reason: str = ""
+
+
+class RunFinished(_Open):
+    workflow_id: str
+    version: str
+    state: RunState
+
+
+class Superseded(_Open):
+    by_version: str
+    by_sequence: int
+
+
+class CoordinatorRun(_Open):
+    version: str
+    sequence: int
+    workflow_id: str
+    state: str = "Running"
+    override_reason: str | None = None
+
+
+class CoordinatorState(_Open):
+    pipeline: str
+    next_sequence: int = 1
+    runs: list[CoordinatorRun] = Field(default_factory=list)
+    blocked: dict[str, str] = Field(default_factory=dict)
+    holders: dict[str, str] = Field(default_factory=dict)
+    waiting: dict[str, list[RingLockRequest]] = Field(default_factory=dict)
+    last_verified: dict[str, str] = Field(default_factory=dict)
+
+
+# --- operator actions -----------------------------------------------------------------------------
+
+
+class GateRef(_Open):
+    ring: str
+    gate: str
+
+
+class GateOverride(_Open):
+    ring: str
+    gate: str
+    by: str = Field(min_length=1)
+    reason: str = Field(min_length=1)
+
+
+class OperatorAction(_Open):
+    by: str = ""
+    reason: str = ""
+
+
+class TestResult(_Open):
+    ring: str
+    gate: str
+    passed: bool
+    detail: str = ""
+
+
+class ExternalAlert(_Open):
+    message: str = Field(min_length=1)
+    ring: str | None = None
+    source: str = "alertmanager"
+
+
+class CalendarChange(_Open):
+    name: str
+    calendar: Calendar
+
+
+# --- activities -----------------------------------------------------------------------------------
+
+
+class StageDeploy(_Open):
+    target: Target
+    vector: dict[str, Any]
+    ready_timeout_seconds: float = 600.0
+
+
+class StageDeployResult(_Open):
+    stage: str
+    previous_vector: dict[str, Any] | None = None
+    vector: dict[str, Any]
+    changed: bool = True
+    message: str = ""
+
+
+class PromQuery(_Open):
+    address: str
+    query: str
+
+
+class PromResult(_Open):
+    ok: bool
+    value: float | None = None
+    samples: int = 0
+    error: str = ""
+
+
+class ProbeRequest(_Open):
+    url: str
+
+
+class ProbeResult(_Open):
+    ok: bool
+    status: int = 0
+    body: Any = None
+    error: str = ""
+
+
+class TestTrigger(_Open):
+    url: str
+    pipeline: str
+    version: str
+    ring: str
+    gate: str
+    workflow_id: str
+
+
+class TestPoll(_Open):
+    url: str
+
+
+class TestPollResult(_Open):
+    finished: bool
+    passed: bool = False
+    detail: str = ""
+
+
+class NextAllowed(_Open):
+    calendar: Calendar
+    after: datetime
+
+
+class NextAllowedResult(_Open):
+    at: datetime
+    reason: str = ""
+
+
+class FlagApply(_Open):
+    flags: Flags
+    ring: str
+    version: str
+
+
+class FlagApplyResult(_Open):
+    path: str
+    before: dict[str, Any] | None = None
+    changed: list[str] = Field(default_factory=list)
+
+
+class FlagRestore(_Open):
+    path: str
+    before: dict[str, Any] | None = None
+
+
+# --- status and audit -----------------------------------------------------------------------------
+
+
+class Measurement(_Open):
+    at: datetime
+    value: float | None = None
+    outcome: str
+    detail: str = ""
+
+
+class Vote(_Open):
+    approver: str
+    approve: bool
+    comment: str = ""
+    at: datetime
+
+
+class GateStatus(_Open):
+    name: str
+    type: str
+    phase: str  # entry | verify
+    state: str = "Pending"  # Pending, Running, Waiting, Paused, Done
+    outcome: GateOutcome | None = None
+    reason: str = ""
+    next_check: datetime | None = None
+    measurements: list[Measurement] = Field(default_factory=list)
+    votes: list[Vote] = Field(default_factory=list)
+    needed: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class TargetStatus(_Open):
+    stage: str
+    previous_vector: dict[str, Any] | None = None
+    deployed: bool = False
+    message: str = ""
+
+
+class FlagChange(_Open):
+    path: str
+    changed: list[str]
+    before: dict[str, Any] | None = None
+    reverted: bool = False
+
+
+class Override(_Open):
+    gate: str
+    by: str
+    reason: str
+    at: datetime
+
+
+class RingAttempt(_Open):
+    """One ring attempt; frozen into the audit list when it ends (never changed afterwards)."""
+
+    ring: str
+    attempt: int
+    version: str
+    sequence: int
+    state: RingState = RingState.PENDING
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    reason: str = ""
+    targets: list[TargetStatus] = Field(default_factory=list)
+    gates: list[GateStatus] = Field(default_factory=list)
+    overrides: list[Override] = Field(default_factory=list)
+    flag_changes: list[FlagChange] = Field(default_factory=list)
+    rollback_to: str | None = None
+    pending: str = ""
+
+
+class PromotionStatus(_Open):
+    pipeline: str
+    version: str
+    sequence: int = 0
+    workflow_id: str = ""
+    state: RunState = RunState.VALIDATING
+    paused: bool = False
+    message: str = ""
+    requested_by: str | None = None
+    override_reason: str | None = None
+    rings: list[RingAttempt] = Field(default_factory=list)
+    waiting_approvals: list[str] = Field(default_factory=list)
+
+
+class PromotionOutcome(_Open):
+    status: PromotionStatus
+    audit: list[RingAttempt] = Field(default_factory=list)
