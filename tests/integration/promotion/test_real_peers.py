@@ -1,0 +1,160 @@
+"""Konfidence activities against the landscape: the Stage controller and a real Prometheus, and a whole
+promotion on the time-skipping server with the real activities (soaks skip; Stages and metrics are real)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities import konfidence
+from definitions import queues
+from definitions.promotion import Target
+from definitions.promotion_runs import (
+    PromotionOutcome,
+    PromotionRequest,
+    PromQuery,
+    RingState,
+    RunState,
+    StageDeploy,
+)
+from landscape.kubeapi.part import KubeApiServer
+from landscape.prometheus import Prometheus
+from workers.worker import workflow_runner
+from workflows.promotion import WORKFLOWS
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("promotion-peers")]
+
+
+def target(api: KubeApiServer, name: str) -> Target:
+    return Target(stage=name, kubeconfig=api.endpoints["kubeconfig"])
+
+
+def vector(version: str) -> dict[str, Any]:
+    return {"component": "example.apeiro.dev/edge-app", "version": version, "repository": "http://r"}
+
+
+def stage(api: KubeApiServer, name: str) -> dict[str, Any]:
+    resp = httpx.get(f"{api.url}/apis/konfidence.cloud/v1alpha1/namespaces/default/stages/{name}", timeout=5)
+    resp.raise_for_status()
+    result: dict[str, Any] = resp.json()
+    return result
+
+
+async def test_deploy_stage_waits_for_ready_and_keeps_history(stage_api: KubeApiServer) -> None:
+    env = ActivityEnvironment()
+    name = f"s-{uuid.uuid4().hex[:6]}"
+    first = await env.run(konfidence.deploy_stage, StageDeploy(target=target(stage_api, name), vector=vector("1.0.0")))
+    assert first.changed and first.previous_vector is None
+    second = await env.run(konfidence.deploy_stage, StageDeploy(target=target(stage_api, name), vector=vector("1.1.0")))
+    assert second.previous_vector == vector("1.0.0")
+    again = await env.run(konfidence.deploy_stage, StageDeploy(target=target(stage_api, name), vector=vector("1.1.0")))
+    assert not again.changed  # idempotent: no second patch
+    obj = stage(stage_api, name)
+    assert [h["vector"]["version"] for h in obj["status"]["history"]] == ["1.1.0", "1.0.0"]
+    conditions = {c["type"]: c["status"] for c in obj["status"]["conditions"]}
+    assert conditions == {"VectorDeployed": "True", "Ready": "True"}
+
+
+async def test_stage_that_never_gets_ready_is_reported(stage_api: KubeApiServer, stage_faults: str) -> None:
+    name = f"s-{uuid.uuid4().hex[:6]}"
+    httpx.post(stage_faults, json={"fault": "never-ready", "stage": f"default/{name}"}, timeout=5).raise_for_status()
+    with pytest.raises(ApplicationError) as err:
+        await ActivityEnvironment().run(konfidence.deploy_stage, StageDeploy(
+            target=target(stage_api, name), vector=vector("2.0.0"), ready_timeout_seconds=1.5))
+    assert err.value.type == "StageNotReady" and err.value.non_retryable
+    assert "HealthCheckFailed" in str(err.value)
+
+
+async def test_unknown_landscape_is_a_config_error() -> None:
+    with pytest.raises(ApplicationError) as err:
+        await ActivityEnvironment().run(konfidence.deploy_stage, StageDeploy(
+            target=Target(stage="x", landscape="far-away"), vector=vector("1")))
+    assert "APEIRO_LANDSCAPE_FAR_AWAY_KUBECONFIG" in str(err.value)
+
+
+async def test_prometheus_query_real_and_unreachable(prometheus: Prometheus) -> None:
+    env = ActivityEnvironment()
+    prometheus.set_error_rate(0.2)
+    for _ in range(100):
+        res = await env.run(konfidence.prometheus_query, PromQuery(address=prometheus.endpoints["url"],
+                                                                   query="max(sample_error_ratio)"))
+        if res.ok and res.value == 0.2:
+            break
+        await asyncio.sleep(0.2)
+    assert res.ok and res.value == 0.2
+    bad = await env.run(konfidence.prometheus_query, PromQuery(address=prometheus.endpoints["url"],
+                                                               query="rate(x[1m]"))
+    assert not bad.ok and "bad_data" in bad.error
+    down = await env.run(konfidence.prometheus_query, PromQuery(address="http://127.0.0.1:9", query="up"))
+    assert not down.ok and "ConnectError" in down.error
+    prometheus.set_error_rate(0.0)
+
+
+async def test_promotion_end_to_end_with_real_stages_and_prometheus(
+        ts_env: WorkflowEnvironment, stage_api: KubeApiServer, prometheus: Prometheus, tmp_path: Path) -> None:
+    name = f"e2e-{uuid.uuid4().hex[:6]}"
+    data = {
+        "metadata": {"name": name},
+        "spec": {
+            "artifact": {"component": "example.apeiro.dev/edge-app", "repository": "http://r"},
+            "defaults": {"prometheus": prometheus.endpoints["url"], "errorBackoff": "2s"},
+            "rings": [
+                {"name": "dev", "targets": [{"stage": f"{name}-dev", "kubeconfig": stage_api.endpoints["kubeconfig"]}],
+                 "verifyGates": [{"type": "soak", "duration": "5m"}]},
+                {"name": "canary", "targets": [{"stage": f"{name}-c{i}", "kubeconfig": stage_api.endpoints["kubeconfig"]}
+                                               for i in range(2)],
+                 "parallelism": 2,
+                 "flags": {"path": str(tmp_path / "flags.json"),
+                           "actions": [{"flag": "new-ui", "defaultVariant": "on", "variants": {"on": True, "off": False}}]},
+                 "verifyGates": [{"type": "prometheus", "name": "error-rate", "query": "max(sample_error_ratio)",
+                                  "successCondition": "result < 0.05", "interval": "10s", "count": 2}]},
+            ],
+        },
+    }
+    worker = Worker(ts_env.client, task_queue=queues.KONFIDENCE, workflows=WORKFLOWS,
+                    activities=konfidence.ACTIVITIES, workflow_runner=workflow_runner())
+    ids = []
+
+    async def promote(version: str) -> PromotionOutcome:
+        wid = f"promotion-{name}-{version}"
+        ids.append(wid)
+        handle = await ts_env.client.start_workflow(
+            "PromotionWorkflow", PromotionRequest(promotion=data, version=version, requested_by="ci"),
+            id=wid, task_queue=queues.KONFIDENCE)
+        return PromotionOutcome.model_validate(await handle.result())
+
+    async with worker:
+        try:
+            prometheus.set_error_rate(0.0)
+            await asyncio.sleep(2.5)  # two scrapes
+            good = await promote("1.0.0")
+            assert good.status.state is RunState.SUCCEEDED, good.status.message
+            assert stage(stage_api, f"{name}-c1")["status"]["vector"]["version"] == "1.0.0"
+            prometheus.set_error_rate(0.5)
+            await asyncio.sleep(2.5)
+            bad = await promote("2.0.0")
+            assert bad.status.state is RunState.FAILED
+            canary = bad.audit[-1]
+            assert canary.state is RingState.ROLLED_BACK and canary.rollback_to == "1.0.0"
+            for i in range(2):
+                obj = stage(stage_api, f"{name}-c{i}")
+                assert obj["status"]["vector"]["version"] == "1.0.0"
+                assert [h["vector"]["version"] for h in obj["status"]["history"]][:3] == ["1.0.0", "2.0.0", "1.0.0"]
+            flags = json.loads((tmp_path / "flags.json").read_text())
+            assert flags["flags"]["new-ui"]["metadata"]["apeiroVersion"] == "1.0.0"  # reverted
+        finally:
+            prometheus.set_error_rate(0.0)
+            for wid in [*ids, f"promotion-coordinator-{name}"]:
+                try:
+                    await ts_env.client.get_workflow_handle(wid).terminate("test finished")
+                except Exception:
+                    pass
