@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -455,5 +456,7 @@ async def restore_flags(request: FlagRestore) -> None:
     _write_atomic(path, request.before)
 
 
-ACTIVITIES = [validate, register, deploy_stage, prometheus_query, http_probe, trigger_tests, poll_tests,
-              next_allowed, apply_flags, restore_flags]
+ACTIVITIES: list[Callable[..., Any]] = [
+    validate, register, deploy_stage, prometheus_query, http_probe, trigger_tests, poll_tests, next_allowed,
+    apply_flags, restore_flags,
+]

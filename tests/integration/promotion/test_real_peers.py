@@ -66,7 +66,9 @@ async def test_deploy_stage_waits_for_ready_and_keeps_history(stage_api: KubeApi
 
 async def test_stage_that_never_gets_ready_is_reported(stage_api: KubeApiServer, stage_faults: str) -> None:
     name = f"s-{uuid.uuid4().hex[:6]}"
-    httpx.post(stage_faults, json={"fault": "never-ready", "stage": f"default/{name}"}, timeout=5).raise_for_status()
+    async with httpx.AsyncClient(timeout=5) as client:
+        resp = await client.post(stage_faults, json={"fault": "never-ready", "stage": f"default/{name}"})
+        resp.raise_for_status()
     with pytest.raises(ApplicationError) as err:
         await ActivityEnvironment().run(konfidence.deploy_stage, StageDeploy(
             target=target(stage_api, name), vector=vector("2.0.0"), ready_timeout_seconds=1.5))
