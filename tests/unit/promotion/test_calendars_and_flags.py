@@ -68,3 +68,27 @@ async def test_flag_action_with_unknown_variant_is_refused(tmp_path: Path) -> No
     flags = Flags.model_validate({"path": str(tmp_path / "f.json"), "actions": [{"flag": "x", "defaultVariant": "on"}]})
     with pytest.raises(Exception, match="has no variant 'on'"):
         await ActivityEnvironment().run(apply_flags, FlagApply(flags=flags, ring="dev", version="1"))
+
+
+def _evaluate_with_flagd(path: Path, flag: str) -> object:
+    """Resolve a flag the way a workload would: OpenFeature with flagd's in-process file resolver."""
+    from openfeature import api
+    from openfeature.contrib.provider.flagd import FlagdProvider
+    from openfeature.contrib.provider.flagd.config import ResolverType
+
+    api.set_provider(FlagdProvider(resolver_type=ResolverType.FILE, offline_flag_source_path=str(path)))
+    try:
+        return api.get_client().get_boolean_details(flag, False)
+    finally:
+        api.shutdown()
+
+
+async def test_flag_file_is_served_by_flagds_provider(tmp_path: Path) -> None:
+    pytest.importorskip("openfeature.contrib.provider.flagd", reason="openfeature-provider-flagd (dev extra) missing")
+    path = tmp_path / "flags.json"
+    flags = Flags.model_validate({"path": str(path), "actions": [
+        {"flag": "new-ui", "defaultVariant": "on", "variants": {"on": True, "off": False}}]})
+    await ActivityEnvironment().run(apply_flags, FlagApply(flags=flags, ring="canary", version="1.2.0"))
+    details = _evaluate_with_flagd(path, "new-ui")
+    assert details.value is True and details.variant == "on" and details.error_code is None  # type: ignore[attr-defined]
+    assert details.flag_metadata["apeiroVersion"] == "1.2.0"  # type: ignore[attr-defined]
