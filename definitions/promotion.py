@@ -50,7 +50,8 @@ class Artifact(_Model):
     """The OCM component promoted: ``component`` in ``repository`` (an OCI base URL or ``env:NAME``)."""
 
     component: str = Field(min_length=1, examples=["example.apeiro.dev/edge-app"])
-    repository: str = Field(min_length=1)
+    #: Where the version was published (OCI base URL); ``promotion.run``'s ``repository`` argument overrides it.
+    repository: str = ""
     #: Signature names the version must carry (checked by the OCM layer before the first ring).
     required_signatures: list[str] = Field(default_factory=list)
 
@@ -373,8 +374,6 @@ def structure_problems(p: PromotionPipeline) -> list[tuple[str, str]]:
                 for m, up in enumerate(gate.rings):
                     if up not in seen or up == ring.name:
                         problems.append((f"{path}.rings[{m}]", f"{up!r} is not a ring before {ring.name!r}"))
-            if isinstance(gate, PrometheusGate) and gate.address is None and p.spec.defaults.prometheus is None:
-                problems.append((f"{path}.address", "no Prometheus address here nor in spec.defaults.prometheus"))
             for field_name in ("success_condition", "condition"):
                 expr = getattr(gate, field_name, None)
                 if expr:
@@ -415,6 +414,19 @@ def check_promql(p: PromotionPipeline) -> list[tuple[str, str]]:
     return problems
 
 
+def address_problems(p: PromotionPipeline) -> list[tuple[str, str]]:
+    """Prometheus gates need an address: their own or the defaults' (the step may fill the defaults in)."""
+    problems = []
+    for i, ring in enumerate(p.spec.rings):
+        entry = len(ring.entry_gates)
+        for n, (phase, _, gate) in enumerate(ring_gates(ring)):
+            if isinstance(gate, PrometheusGate) and not gate.address and not p.spec.defaults.prometheus:
+                where = f"entryGates[{n}]" if phase == "entry" else f"verifyGates[{n - entry}]"
+                problems.append((f"spec.rings[{i}].{where}.address",
+                                 "no Prometheus address here nor in spec.defaults.prometheus"))
+    return problems
+
+
 def to_snake(name: str) -> str:
     return re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()
 
@@ -439,7 +451,7 @@ def validate_promotion(data: Any) -> PromotionPipeline:
                     continue
                 problems.append((path or "(root)", msg))
             raise PromotionDefinitionError(problems) from None
-    problems = check_promql(pipeline)
+    problems = check_promql(pipeline) + address_problems(pipeline)
     if problems:
         raise PromotionDefinitionError(problems)
     return pipeline
@@ -456,6 +468,22 @@ class PromotionRunArgs(_Model):
     requested_by: str | None = None
     #: Promote a version that failed before (blocked) anyway; the reason is audited.
     override_reason: str | None = None
+    #: Fill in ``spec.artifact.repository`` / ``spec.defaults.prometheus`` from pipeline values, so the
+    #: definition itself stays literal and is validated in full before the pipeline starts.
+    repository: str | None = None
+    prometheus: str | None = None
+
+    @model_validator(mode="after")
+    def _merge(self) -> PromotionRunArgs:
+        spec = self.promotion.spec
+        if self.repository:
+            spec.artifact.repository = self.repository
+        if self.prometheus:
+            spec.defaults.prometheus = self.prometheus
+        problems = address_problems(self.promotion)
+        if problems:
+            raise ValueError("; ".join(f"{p}: {m}" for p, m in problems))
+        return self
 
 
 class RingResult(BaseModel):

@@ -76,9 +76,16 @@ def _evaluate_with_flagd(path: Path, flag: str) -> object:
     from openfeature.contrib.provider.flagd import FlagdProvider
     from openfeature.contrib.provider.flagd.config import ResolverType
 
+    import time
+
     api.set_provider(FlagdProvider(resolver_type=ResolverType.FILE, offline_flag_source_path=str(path)))
     try:
-        return api.get_client().get_boolean_details(flag, False)
+        for _ in range(100):  # the file resolver loads the file on its own thread
+            details = api.get_client().get_boolean_details(flag, False)
+            if details.error_code is None:
+                break
+            time.sleep(0.05)
+        return details
     finally:
         api.shutdown()
 

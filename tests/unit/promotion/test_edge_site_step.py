@@ -1,0 +1,35 @@
+"""The promotion step proposed for edge-site validates inside the real edge-site pipeline."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from definitions.catalog import load_catalog
+from definitions.library import EXAMPLES
+from definitions.validate import DefinitionError, load_yaml, validate_definition
+
+SNIPPET = EXAMPLES / "edge-site-promotion-step.yaml"
+
+
+def merged() -> dict:
+    site = load_yaml((EXAMPLES / "edge-site.yaml").read_text())
+    extra = load_yaml(SNIPPET.read_text())
+    site["spec"]["inputs"].update(extra["inputs"])
+    site["spec"]["steps"].extend(extra["steps"])
+    return site
+
+
+def test_edge_site_with_promotion_step_validates() -> None:
+    p, _ = validate_definition(merged(), load_catalog(), inputs={})
+    step = next(s for s in p.spec.steps if s.name == "promote_software")
+    assert step.uses == "promotion.run" and step.needs == ["ship_software"]
+
+
+def test_bad_promql_in_the_step_fails_pipeline_validation() -> None:
+    site = copy.deepcopy(merged())
+    step = site["spec"]["steps"][-1]
+    step["with"]["promotion"]["spec"]["rings"][1]["verifyGates"][1]["query"] = "sum(rate(x[30s])"
+    with pytest.raises(DefinitionError, match="unparsable PromQL"):
+        validate_definition(site, load_catalog(), inputs={})
