@@ -72,11 +72,11 @@ async def test_flag_action_with_unknown_variant_is_refused(tmp_path: Path) -> No
 
 def _evaluate_with_flagd(path: Path, flag: str) -> object:
     """Resolve a flag the way a workload would: OpenFeature with flagd's in-process file resolver."""
+    import time
+
     from openfeature import api
     from openfeature.contrib.provider.flagd import FlagdProvider
     from openfeature.contrib.provider.flagd.config import ResolverType
-
-    import time
 
     api.set_provider(FlagdProvider(resolver_type=ResolverType.FILE, offline_flag_source_path=str(path)))
     try:
