@@ -9,6 +9,7 @@ TSDB under the state directory. ``endpoints``: ``url`` (Prometheus), ``sample`` 
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -63,6 +64,23 @@ class Prometheus(Part):
             self.stop()
             raise
         self.endpoints = {"url": url, "sample": sample_url}
+        self._wait_for_first_scrape(url, proc.log_path)
+
+    def _wait_for_first_scrape(self, url: str, log: Path, timeout: float = 30.0) -> None:
+        """Metric gates answer "no data" until the sample workload has been scraped twice (rates need two)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                body = httpx.get(f"{url}/api/v1/query", params={"query": "count_over_time(up{job='sample'}[1m])"},
+                                 timeout=2.0).json()
+                result = body.get("data", {}).get("result") or []
+                if result and float(result[0]["value"][1]) >= 2:
+                    return
+            except (httpx.HTTPError, ValueError, KeyError):
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise LandscapeError(f"prometheus never scraped the sample workload within {timeout:.0f}s; see {log}")
 
     def set_error_rate(self, rate: float) -> None:
         httpx.post(f"{self.endpoints['sample']}/error-rate", json={"rate": rate}, timeout=5.0).raise_for_status()
