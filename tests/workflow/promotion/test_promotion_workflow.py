@@ -209,3 +209,15 @@ async def test_retry_gate_after_inconclusive(harness: Harness) -> None:
     await harness.wait_for(handle, lambda s: any(g.outcome == "Inconclusive" for r in s.rings for g in r.gates))
     await handle.signal("retry_gate", GateRef(ring="canary", gate="error-rate"))
     assert (await harness.outcome(handle)).status.state is RunState.SUCCEEDED
+
+
+async def test_demo_helper_approves_waiting_gates(harness: Harness) -> None:
+    from workers.cli.promote import approve_waiting
+
+    data = definition(harness.tmp)
+    name = data["metadata"]["name"]
+    assert await approve_waiting(harness.client, name, "9.9.9", "bob") == []  # not started: nothing to do
+    handle = await harness.start(data, "1.0.0")
+    await harness.wait_for(handle, lambda s: bool(s.waiting_approvals))
+    assert await approve_waiting(harness.client, name, "1.0.0", "bob") == ["production/approval"]
+    assert (await harness.outcome(handle)).status.state is RunState.SUCCEEDED
