@@ -11,7 +11,7 @@ import yaml
 from landscape.part import Part
 from landscape.process import LandscapeError, ManagedProcess, free_port
 
-DEFAULT_PLUGINS = ("landscape.kubeapi.extra_kinds", "landscape.gardener", "landscape.konfidence")
+DEFAULT_PLUGINS = ("landscape.kubeapi.extra_kinds", "landscape.gardener")
 
 
 class KubeApiServer(Part):
