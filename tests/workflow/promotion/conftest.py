@@ -20,6 +20,7 @@ import pytest
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -144,9 +145,13 @@ class Harness:
                        tries: int = 100, step: timedelta = timedelta(seconds=20)) -> PromotionStatus:
         """Poll the status query, moving the time-skipping clock ``step`` between polls (time only skips
         on its own while a client awaits a result, which would also skip past approval timeouts)."""
+        st: PromotionStatus | None = None
         for _ in range(tries):
-            st = await self.status(handle)
-            if check(st):
+            try:
+                st = await self.status(handle)
+            except RPCError:  # not started yet (a pipeline step starts it)
+                st = None
+            if st is not None and check(st):
                 return st
             await asyncio.sleep(0.02)
             import os
@@ -154,7 +159,7 @@ class Harness:
             if os.environ.get("PDEBUG"):
                 print("POLL", time.monotonic(), st.state, [(r.ring, r.state, [(g.name, g.state, g.outcome) for g in r.gates]) for r in st.rings], flush=True)
             await self.env.sleep(step)
-        raise AssertionError(f"condition never held; last status: {st.model_dump_json(indent=1)}")
+        raise AssertionError(f"condition never held; last status: {st.model_dump_json(indent=1) if st else None}")
 
 
 @pytest.fixture
