@@ -31,7 +31,7 @@ from landscape.prometheus import Prometheus
 from workers.worker import workflow_runner
 from workflows.promotion import WORKFLOWS
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("promotion-peers")]
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("promotion-ts")]
 
 
 def target(api: KubeApiServer, name: str) -> Target:
