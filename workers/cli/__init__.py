@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "workers.cli.pipeline",
     "workers.cli.dev",
     "workers.cli.worker",
+    "workers.cli.baremetal",
 )
 
 

@@ -1,0 +1,111 @@
+"""`apeiro baremetal`: talk to BMCs directly, without Temporal (operators debugging a BMC)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from definitions.server import BmcConnection, BmcCredentials, BmcInventory, SystemInventory, TlsOptions
+
+
+def register(subparsers: Any) -> None:
+    group = subparsers.add_parser("baremetal", help="read BMCs directly (no Temporal needed)")
+    sub = group.add_subparsers(dest="baremetal_command", metavar="COMMAND")
+    inv = sub.add_parser("inventory", help="print the inventory of every system behind one BMC")
+    inv.add_argument("--bmc", required=True, help="Redfish service URL, e.g. https://10.0.0.5")
+    inv.add_argument("--username", help="BMC user (omit for a BMC without authentication)")
+    inv.add_argument("--password-env", metavar="VAR",
+                     help="environment variable holding the password (never pass the password itself)")
+    inv.add_argument("--auth", choices=["auto", "basic", "session"], default="auto")
+    tls = inv.add_mutually_exclusive_group()
+    tls.add_argument("--insecure", action="store_true", help="do not verify the BMC's TLS certificate")
+    tls.add_argument("--ca-bundle", help="PEM CA bundle to verify the BMC's certificate with")
+    inv.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    inv.add_argument("--format", choices=["json", "table"], default="json")
+    inv.set_defaults(func=inventory_command)
+    group.set_defaults(func=lambda args: (group.print_help(), 2)[1])
+
+
+def inventory_command(args: argparse.Namespace) -> int:
+    from activities.redfish.inventory import read_bmc_inventory
+
+    creds = None
+    if args.username:
+        if not args.password_env:
+            print("error: --username needs --password-env VAR (the password is read from $VAR)", file=sys.stderr)
+            return 2
+        if args.password_env not in os.environ:
+            print(f"error: environment variable {args.password_env} is not set", file=sys.stderr)
+            return 2
+        creds = BmcCredentials(username=args.username, password_ref=f"env:{args.password_env}", auth=args.auth)
+    try:
+        conn = BmcConnection(url=args.bmc, name=args.bmc, credentials=creds,
+                             tls=TlsOptions(insecure=args.insecure, ca_bundle=args.ca_bundle),
+                             timeout_s=args.timeout)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    result = read_bmc_inventory(conn)
+    if args.format == "json":
+        print(result.model_dump_json(indent=2))
+    else:
+        print(render_table(result))
+    if result.error:
+        print(f"error: {result.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _fmt(v: Any) -> str:
+    return "unknown" if v is None else str(v)
+
+
+def _gib(n: int | None) -> str:
+    return "unknown" if n is None else f"{n / 2**30:.1f} GiB"
+
+
+def render_system(s: SystemInventory) -> list[str]:
+    lines = [
+        f"System {s.id} ({s.system_path})",
+        f"  identity       {s.identity}",
+        f"  manufacturer   {_fmt(s.manufacturer)}   model {_fmt(s.model)}   sku {_fmt(s.sku)}",
+        f"  serial         {_fmt(s.serial)}   uuid {_fmt(s.uuid)}",
+        f"  bios version   {_fmt(s.bios_version)}   power {_fmt(s.power_state)}",
+        f"  processors     {_fmt(s.processor_count)} sockets, {_fmt(s.core_count)} cores, "
+        f"{_fmt(s.logical_processor_count)} logical processors ({_fmt(s.processor_model)})",
+        f"  memory         {_fmt(s.memory_gib)} GiB in {len(s.memory_modules or [])} module(s)",
+    ]
+    for n in s.nics or []:
+        lines.append(f"  nic {n.id:<14} {_fmt(n.mac):<18} {_fmt(n.link_status):<9} {_fmt(n.speed_mbps)} Mbps")
+    for c in s.storage or []:
+        lines.append(f"  storage {c.id} {_fmt(c.name)}")
+        for d in c.drives:
+            lines.append(f"    drive {d.id:<14} {_gib(d.capacity_bytes):<12} {_fmt(d.model)}")
+    for f in s.firmware or []:
+        lines.append(f"  firmware {f.id:<12} {_fmt(f.version)}  ({_fmt(f.name)})")
+    if s.bios_attributes is not None:
+        lines.append(f"  bios attributes {len(s.bios_attributes)}: "
+                     + ", ".join(f"{k}={v}" for k, v in sorted(s.bios_attributes.items())[:8])
+                     + (" ..." if len(s.bios_attributes) > 8 else ""))
+    for v in s.virtual_media or []:
+        lines.append(f"  virtual media {v.id:<8} {','.join(v.media_types):<14} inserted={_fmt(v.inserted)} "
+                     f"{v.image or ''}")
+    for part, why in sorted(s.unknown.items()):
+        lines.append(f"  unknown {part}: {why}")
+    return lines
+
+
+def render_table(inv: BmcInventory) -> str:
+    lines = [f"BMC {inv.bmc_url}: {len(inv.systems)} system(s)"]
+    if inv.error:
+        lines.append(f"  error ({inv.error_type}): {inv.error}")
+    for s in inv.systems:
+        lines.extend(render_system(s))
+    return "\n".join(lines)
+
+
+def dump(inv: BmcInventory) -> str:
+    return json.dumps(inv.model_dump(), indent=2)
