@@ -39,7 +39,9 @@ def resolve_secret(ref: str) -> str:
         name = ref[4:]
         value = os.environ.get(name)
         if value is None:
-            raise SecretNotFound(f"secret reference {ref}: environment variable {name} is not set on this worker")
+            raise SecretNotFound(
+                f"secret reference {ref}: environment variable {name} is not set on this worker"
+            )
         return value
     if ref.startswith("file:"):
         path = Path(ref[5:])

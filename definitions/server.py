@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from definitions import queues
 from definitions.steptypes import REGISTRY, StepKind, StepType
@@ -55,15 +55,13 @@ class BmcCredentials(_Strict):
         default="auto", description="auto: Redfish session if the BMC offers one, else basic auth"
     )
 
-    @field_validator("password_ref")
-    @classmethod
-    def _is_reference(cls, v: str) -> str:
-        if not SECRET_REF.match(v):
-            raise ValueError(
-                "password_ref must be a reference (env:NAME, file:/path, k8s:namespace/secret#key), "
-                "never the password itself"
-            )
-        return v
+    def problems(self, where: str) -> list[str]:
+        if not SECRET_REF.match(self.password_ref):
+            return [
+                f"{where}.password_ref must be a reference (env:NAME, file:/path, "
+                "k8s:namespace/secret#key), never the password itself"
+            ]
+        return []
 
 
 class TlsOptions(_Strict):
@@ -72,11 +70,10 @@ class TlsOptions(_Strict):
     ca_bundle: str | None = Field(default=None, description="path of a PEM CA bundle on the worker")
     insecure: bool = Field(default=False, description="skip certificate checks (lab BMCs only)")
 
-    @model_validator(mode="after")
-    def _one_of(self) -> TlsOptions:
+    def problems(self, where: str) -> list[str]:
         if self.ca_bundle and self.insecure:
-            raise ValueError("give either tls.ca_bundle or tls.insecure, not both")
-        return self
+            return [f"{where}: give either ca_bundle or insecure, not both"]
+        return []
 
     def verify(self) -> bool | str:
         if self.insecure:
@@ -96,10 +93,8 @@ class BmcConnection(_Strict):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        parts = urlsplit(v)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"BMC url {v!r} must look like https://host[:port]")
-        return f"{parts.scheme}://{parts.netloc}".rstrip("/")
+        # Normalise only; never raise here (a decode error inside a workflow retries forever).
+        return normalise_url(v)
 
     @property
     def label(self) -> str:
@@ -125,18 +120,22 @@ class AddressRange(_Strict):
     credentials: str | BmcCredentials | None = None
     tls: TlsOptions | None = None
 
-    @model_validator(mode="after")
-    def _range(self) -> AddressRange:
-        a, b = ipaddress.ip_address(self.start), ipaddress.ip_address(self.end)
+    def problems(self, where: str) -> list[str]:
+        try:
+            a, b = ipaddress.ip_address(self.start), ipaddress.ip_address(self.end)
+        except ValueError as exc:
+            return [f"{where}: {exc}"]
         if a.version != b.version or int(b) < int(a):
-            raise ValueError(f"address range {self.start}..{self.end} is empty or mixes IP versions")
+            return [f"{where}: address range {self.start}..{self.end} is empty or mixes IP versions"]
         if int(b) - int(a) >= 4096:
-            raise ValueError(f"address range {self.start}..{self.end} has more than 4096 addresses")
-        return self
+            return [f"{where}: address range {self.start}..{self.end} has more than 4096 addresses"]
+        if not self.ports or any(not 0 < p < 65536 for p in self.ports):
+            return [f"{where}: ports must be 1..65535"]
+        return []
 
     def urls(self) -> list[str]:
         a, b = int(ipaddress.ip_address(self.start)), int(ipaddress.ip_address(self.end))
-        out = []
+        out: list[str] = []
         for n in range(a, b + 1):
             addr = ipaddress.ip_address(n)
             host = f"[{addr}]" if addr.version == 6 else str(addr)
@@ -155,24 +154,42 @@ class SiteDefinition(_Strict):
     ranges: list[AddressRange] = Field(default_factory=list)
     timeout_s: float = Field(default=20.0, gt=0)
 
-    @model_validator(mode="after")
-    def _check(self) -> SiteDefinition:
+    def problems(self) -> list[str]:
+        """Everything wrong with the definition, each naming where. Checked by the CLI and validation
+        before start, and by the discovery workflow (as a non-retryable error): never in a pydantic
+        validator, because a model that fails to decode inside a workflow retries the task forever."""
+        out: list[str] = []
         if self.default_credentials and self.default_credentials not in self.credentials:
-            raise ValueError(f"default_credentials {self.default_credentials!r} is not in credentials")
+            out.append(f"default_credentials {self.default_credentials!r} is not in credentials")
+        for name, cred in self.credentials.items():
+            out += cred.problems(f"credentials.{name}")
+        out += self.tls.problems("tls")
         for i, bmc in enumerate(self.bmcs):
+            parts = urlsplit(bmc.url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                out.append(f"bmcs[{i}]: url {bmc.url!r} must look like https://host[:port]")
             if isinstance(bmc.credentials, str) and bmc.credentials not in self.credentials:
-                raise ValueError(f"bmcs[{i}] ({bmc.url}): unknown credentials group {bmc.credentials!r}")
+                out.append(f"bmcs[{i}] ({bmc.url}): unknown credentials group {bmc.credentials!r}")
+            if isinstance(bmc.credentials, BmcCredentials):
+                out += bmc.credentials.problems(f"bmcs[{i}].credentials")
+            if bmc.tls:
+                out += bmc.tls.problems(f"bmcs[{i}].tls")
         for i, rng in enumerate(self.ranges):
+            out += rng.problems(f"ranges[{i}]")
             if isinstance(rng.credentials, str) and rng.credentials not in self.credentials:
-                raise ValueError(f"ranges[{i}]: unknown credentials group {rng.credentials!r}")
+                out.append(f"ranges[{i}]: unknown credentials group {rng.credentials!r}")
+            if isinstance(rng.credentials, BmcCredentials):
+                out += rng.credentials.problems(f"ranges[{i}].credentials")
+        if out:
+            return out
         seen: dict[str, str] = {}
         for where, conn in self._targets():
             if conn.url in seen:
-                raise ValueError(f"duplicate BMC {conn.url}: listed at {seen[conn.url]} and at {where}")
-            seen[conn.url] = where
+                out.append(f"duplicate BMC {conn.url}: listed at {seen[conn.url]} and at {where}")
+            seen.setdefault(conn.url, where)
         if not seen:
-            raise ValueError("the site lists no BMCs (give bmcs or ranges)")
-        return self
+            out.append("the site lists no BMCs (give bmcs or ranges)")
+        return out
 
     def _creds(self, c: str | BmcCredentials | None) -> BmcCredentials | None:
         if isinstance(c, BmcCredentials):
@@ -183,13 +200,23 @@ class SiteDefinition(_Strict):
     def _targets(self) -> list[tuple[str, BmcConnection]]:
         out = []
         for i, bmc in enumerate(self.bmcs):
-            conn = BmcConnection(url=bmc.url, name=bmc.name or bmc.url, credentials=self._creds(bmc.credentials),
-                                 tls=bmc.tls or self.tls, timeout_s=self.timeout_s)
+            conn = BmcConnection(
+                url=bmc.url,
+                name=bmc.name or bmc.url,
+                credentials=self._creds(bmc.credentials),
+                tls=bmc.tls or self.tls,
+                timeout_s=self.timeout_s,
+            )
             out.append((f"bmcs[{i}]", conn))
         for i, rng in enumerate(self.ranges):
             for url in rng.urls():
-                conn = BmcConnection(url=url, name=url, credentials=self._creds(rng.credentials),
-                                     tls=rng.tls or self.tls, timeout_s=self.timeout_s)
+                conn = BmcConnection(
+                    url=url,
+                    name=url,
+                    credentials=self._creds(rng.credentials),
+                    tls=rng.tls or self.tls,
+                    timeout_s=self.timeout_s,
+                )
                 out.append((f"ranges[{i}]", conn))
         return out
 
@@ -307,12 +334,29 @@ class SystemInventory(BaseModel):
 
     def summary(self) -> ServerSummary:
         return ServerSummary(
-            identity=self.identity, bmc_url=self.bmc_url, system_path=self.system_path, uuid=self.uuid,
-            serial=self.serial, manufacturer=self.manufacturer, model=self.model, power_state=self.power_state,
-            processor_count=self.processor_count, logical_processor_count=self.logical_processor_count,
-            memory_gib=self.memory_gib, macs=[n.mac for n in self.nics or [] if n.mac],
-            bios_version=self.bios_version, fingerprint=self.fingerprint(), unknown=sorted(self.unknown),
+            identity=self.identity,
+            bmc_url=self.bmc_url,
+            system_path=self.system_path,
+            uuid=self.uuid,
+            serial=self.serial,
+            manufacturer=self.manufacturer,
+            model=self.model,
+            power_state=self.power_state,
+            processor_count=self.processor_count,
+            logical_processor_count=self.logical_processor_count,
+            memory_gib=self.memory_gib,
+            macs=[n.mac for n in self.nics or [] if n.mac],
+            bios_version=self.bios_version,
+            fingerprint=self.fingerprint(),
+            unknown=sorted(self.unknown),
         )
+
+
+def normalise_url(v: str) -> str:
+    parts = urlsplit(v.strip())
+    if parts.scheme and parts.netloc:
+        return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+    return v.strip().rstrip("/")
 
 
 def server_identity(uuid: str | None, serial: str | None, bmc_url: str, system_path: str) -> str:
@@ -524,6 +568,75 @@ class ProvisionFleetResult(BaseModel):
     failed: list[ProvisionFailure] = Field(default_factory=list)
 
 
+class PowerRequest(BaseModel):
+    server: ServerRef
+    action: str = Field(description="Redfish ResetType: On, GracefulShutdown, ForceOff, ...")
+    #: Power state that means the action is already done (checked first, so a retry does nothing).
+    done_when: str | None = None
+
+
+class PowerWait(BaseModel):
+    server: ServerRef
+    target: Literal["On", "Off"]
+    timeout_s: int = 600
+
+
+class PowerWaitResult(BaseModel):
+    reached: bool
+    state: str | None = None
+    waited_s: float = 0.0
+
+
+class BiosApply(BaseModel):
+    server: ServerRef
+    attributes: dict[str, str | int | bool]
+
+
+class StepOutcome(BaseModel):
+    changed: bool
+    detail: str = ""
+
+
+class FirmwareStart(BaseModel):
+    server: ServerRef
+    update: FirmwareUpdate
+
+
+class FirmwareStarted(BaseModel):
+    skipped: bool
+    task_uri: str | None = None
+    detail: str = ""
+
+
+class TaskWait(BaseModel):
+    server: ServerRef
+    task_uri: str
+    timeout_s: int = 3600
+    what: str = ""
+
+
+class ImageCheck(BaseModel):
+    image: ImageSpec
+
+
+class ImageChecked(BaseModel):
+    url: str
+    sha256: str
+    size_bytes: int
+
+
+class MediaRequest(BaseModel):
+    server: ServerRef
+    image_url: str | None = Field(default=None, description="None: eject whatever is inserted")
+
+
+class BootRequest(BaseModel):
+    server: ServerRef
+    target: str
+    enabled: Literal["Once", "Continuous", "Disabled"]
+    mode: Literal["UEFI", "Legacy"] | None = None
+
+
 def provision_workflow_id(identity: str) -> str:
     """Workflow id of a server's provisioning: a second start for the same server joins the first."""
     return f"server-provision-{identity}"
@@ -560,29 +673,61 @@ class RegisterResult(BaseModel):
 # Step types
 # --------------------------------------------------------------------------------------------------
 
-REGISTRY.register(StepType(
-    name="server.discover", kind=StepKind.WORKFLOW, target="ServerDiscoveryWorkflow",
-    task_queue=queues.REDFISH, args_model=DiscoverInput, outputs_model=DiscoverResult,
-    description="Discover a site's BMCs and read a full inventory of every system (fan-out, bounded)",
-    default_timeout=timedelta(hours=2), site_arg="site", non_retryable_errors=NON_RETRYABLE,
-))
-REGISTRY.register(StepType(
-    name="server.provision", kind=StepKind.WORKFLOW, target="ServerProvisionFleetWorkflow",
-    task_queue=queues.REDFISH, args_model=ProvisionFleetInput, outputs_model=ProvisionFleetResult,
-    description="Provision and image servers (BIOS, firmware, Garden Linux via virtual media), one "
-                "child workflow per server with id server-provision-<identity>",
-    default_timeout=timedelta(hours=6), site_arg="site", non_retryable_errors=NON_RETRYABLE,
-))
-REGISTRY.register(StepType(
-    name="server.provision_one", kind=StepKind.WORKFLOW, target="ServerProvisionWorkflow",
-    task_queue=queues.REDFISH, args_model=ProvisionInput, outputs_model=ProvisionResult,
-    description="Provision and image one server",
-    default_timeout=timedelta(hours=3), non_retryable_errors=NON_RETRYABLE,
-))
-REGISTRY.register(StepType(
-    name="server.register", kind=StepKind.ACTIVITY, target="server.register",
-    task_queue=queues.REDFISH, args_model=RegisterInput, outputs_model=RegisterResult,
-    description="Register servers in IronCore (metal.ironcore.dev BMC/BMCSecret/Server) or Ironic",
-    start_to_close=timedelta(minutes=30), heartbeat_timeout=timedelta(minutes=2),
-    default_timeout=timedelta(hours=1), site_arg="site", non_retryable_errors=NON_RETRYABLE,
-))
+REGISTRY.register(
+    StepType(
+        name="server.discover",
+        kind=StepKind.WORKFLOW,
+        target="ServerDiscoveryWorkflow",
+        task_queue=queues.REDFISH,
+        args_model=DiscoverInput,
+        outputs_model=DiscoverResult,
+        description="Discover a site's BMCs and read a full inventory of every system (fan-out, bounded)",
+        default_timeout=timedelta(hours=2),
+        site_arg="site",
+        non_retryable_errors=NON_RETRYABLE,
+    )
+)
+REGISTRY.register(
+    StepType(
+        name="server.provision",
+        kind=StepKind.WORKFLOW,
+        target="ServerProvisionFleetWorkflow",
+        task_queue=queues.REDFISH,
+        args_model=ProvisionFleetInput,
+        outputs_model=ProvisionFleetResult,
+        description="Provision and image servers (BIOS, firmware, Garden Linux via virtual media), one "
+        "child workflow per server with id server-provision-<identity>",
+        default_timeout=timedelta(hours=6),
+        site_arg="site",
+        non_retryable_errors=NON_RETRYABLE,
+    )
+)
+REGISTRY.register(
+    StepType(
+        name="server.provision_one",
+        kind=StepKind.WORKFLOW,
+        target="ServerProvisionWorkflow",
+        task_queue=queues.REDFISH,
+        args_model=ProvisionInput,
+        outputs_model=ProvisionResult,
+        description="Provision and image one server",
+        default_timeout=timedelta(hours=3),
+        non_retryable_errors=NON_RETRYABLE,
+    )
+)
+REGISTRY.register(
+    StepType(
+        name="server.register",
+        kind=StepKind.ACTIVITY,
+        target="server.register",
+        task_queue=queues.REDFISH,
+        args_model=RegisterInput,
+        outputs_model=RegisterResult,
+        description="Register servers in IronCore (metal.ironcore.dev BMC/BMCSecret/Server) or Ironic",
+        start_to_close=timedelta(minutes=30),
+        heartbeat_timeout=timedelta(minutes=2),
+        default_timeout=timedelta(hours=1),
+        site_arg="site",
+        non_retryable_errors=NON_RETRYABLE,
+    )
+)

@@ -26,12 +26,18 @@ SYSTEM_NAMESPACE = uuid.UUID("6f1a3c1e-5d0b-4a43-9a3e-2f0d6ad0e001")
 
 def fake_systems(count: int, seed: str = "apeiro") -> list[dict[str, object]]:
     """Deterministic fake systems: same seed and index -> same UUID and MAC (stable identities)."""
-    systems = []
+    systems: list[dict[str, object]] = []
     for i in range(count):
         u = uuid.uuid5(SYSTEM_NAMESPACE, f"{seed}-{i}")
         mac = "52:54:00:" + ":".join(f"{b:02x}" for b in u.bytes[:3])
-        systems.append({"uuid": str(u), "name": f"{seed}-node-{i:04d}", "power_state": "Off",
-                        "nics": [{"mac": mac, "ip": f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"}]})
+        systems.append(
+            {
+                "uuid": str(u),
+                "name": f"{seed}-node-{i:04d}",
+                "power_state": "Off",
+                "nics": [{"mac": mac, "ip": f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"}],
+            }
+        )
     return systems
 
 
@@ -48,17 +54,28 @@ def write_self_signed(cert_path: Path, key_path: Path, host: str = "127.0.0.1") 
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "apeiro-bmc")])
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=7))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                    x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(host))]
+            ),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
 
 
 class RedfishEmulator(Part):
@@ -66,9 +83,19 @@ class RedfishEmulator(Part):
 
     name = "redfish"
 
-    def __init__(self, systems: int = 4, *, username: str | None = None, password: str | None = None,
-                 tls: bool = False, seed: str = "apeiro", callback_url: str | None = None,
-                 firmware_seconds: float = 2.0, boot_seconds: float = 1.0, name: str = "redfish") -> None:
+    def __init__(
+        self,
+        systems: int = 4,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        tls: bool = False,
+        seed: str = "apeiro",
+        callback_url: str | None = None,
+        firmware_seconds: float = 2.0,
+        boot_seconds: float = 1.0,
+        name: str = "redfish",
+    ) -> None:
         super().__init__()
         self.name = name
         self.count = systems
@@ -106,17 +133,34 @@ class RedfishEmulator(Part):
             (state_dir / "htpasswd").write_text(f"{self.username}:{hashed}\n")
             config["SUSHY_EMULATOR_AUTH_FILE"] = str(state_dir / "htpasswd")
         conf_path = state_dir / "emulator.conf"
-        conf_path.write_text("".join(f"{k} = {json.dumps(v).replace('true', 'True').replace('false', 'False')}\n"
-                                     for k, v in config.items()))
-        emu = ManagedProcess("sushy-emulator", [str(find_executable("sushy-emulator")), "--config", str(conf_path)],
-                             state_dir / "emulator.log")
+        conf_path.write_text(
+            "".join(
+                f"{k} = {json.dumps(v).replace('true', 'True').replace('false', 'False')}\n"
+                for k, v in config.items()
+            )
+        )
+        emu = ManagedProcess(
+            "sushy-emulator",
+            [str(find_executable("sushy-emulator")), "--config", str(conf_path)],
+            state_dir / "emulator.log",
+        )
         self.processes.append(emu)
         emu.start(lambda: httpx.get(f"http://127.0.0.1:{emu_port}/redfish/v1", timeout=1).status_code == 200)
 
         port = free_port()
-        argv = [sys.executable, "-m", "landscape.redfish_sidecar", "--upstream", f"http://127.0.0.1:{emu_port}",
-                "--port", str(port), "--firmware-seconds", str(self.firmware_seconds),
-                "--boot-seconds", str(self.boot_seconds)]
+        argv = [
+            sys.executable,
+            "-m",
+            "landscape.redfish_sidecar",
+            "--upstream",
+            f"http://127.0.0.1:{emu_port}",
+            "--port",
+            str(port),
+            "--firmware-seconds",
+            str(self.firmware_seconds),
+            "--boot-seconds",
+            str(self.boot_seconds),
+        ]
         if self.username:
             (state_dir / "password").write_text(self.password or "")
             (state_dir / "password").chmod(0o600)
@@ -130,8 +174,9 @@ class RedfishEmulator(Part):
             argv += ["--certfile", str(cert), "--keyfile", str(key)]
             self.ca_bundle = cert
             scheme = "https"
-        side = ManagedProcess("redfish sidecar", argv, state_dir / "sidecar.log",
-                              cwd=Path(__file__).resolve().parents[1])
+        side = ManagedProcess(
+            "redfish sidecar", argv, state_dir / "sidecar.log", cwd=Path(__file__).resolve().parents[1]
+        )
         self.processes.append(side)
         url = f"{scheme}://127.0.0.1:{port}"
         side.start(lambda: httpx.get(f"{url}/redfish/v1", timeout=1, verify=False).status_code == 200)
@@ -164,9 +209,19 @@ class RedfishStatic(Part):
         if not self.mockup_dir.is_dir():
             raise LandscapeError(f"mockup directory {self.mockup_dir} does not exist")
         port = free_port()
-        proc = ManagedProcess("sushy-static", [str(find_executable("sushy-static")), "--mockup-files",
-                                               str(self.mockup_dir), "--interface", "127.0.0.1",
-                                               "--port", str(port)], state_dir / "sushy-static.log")
+        proc = ManagedProcess(
+            "sushy-static",
+            [
+                str(find_executable("sushy-static")),
+                "--mockup-files",
+                str(self.mockup_dir),
+                "--interface",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            state_dir / "sushy-static.log",
+        )
         self.processes.append(proc)
         url = f"http://127.0.0.1:{port}"
         proc.start(lambda: httpx.get(f"{url}/redfish/v1", timeout=1).status_code == 200)
@@ -208,13 +263,18 @@ class ImageServer(Part):
         (root / "bios-2.0.0.bin").write_bytes(b"BIOS 2.0.0\n")
         (root / "bmc-1.1.0.bin").write_bytes(b"BMC 1.1.0\n")
         port = free_port()
-        proc = ManagedProcess("image server", [sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
-                                               "--directory", str(root), str(port)], state_dir / "images.log")
+        proc = ManagedProcess(
+            "image server",
+            [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(root), str(port)],
+            state_dir / "images.log",
+        )
         self.processes.append(proc)
         base = f"http://127.0.0.1:{port}"
         proc.start(lambda: httpx.get(f"{base}/{image_name}.sha256", timeout=1).status_code == 200)
         self.endpoints = {"url": f"{base}/{image_name}", "sha256": digest, "base": base}
 
     def env(self) -> dict[str, str]:
-        return {"APEIRO_IMAGE_URL": self.endpoints.get("url", ""),
-                "APEIRO_IMAGE_SHA256": self.endpoints.get("sha256", "")}
+        return {
+            "APEIRO_IMAGE_URL": self.endpoints.get("url", ""),
+            "APEIRO_IMAGE_SHA256": self.endpoints.get("sha256", ""),
+        }

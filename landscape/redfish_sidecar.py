@@ -41,20 +41,38 @@ from starlette.routing import Route
 HOP_HEADERS = {"host", "content-length", "connection", "transfer-encoding", "keep-alive", "accept-encoding"}
 
 DEFAULT_BIOS = {
-    "BootMode": "Uefi", "ProcHyperthreading": "Enabled", "ProcVirtualization": "Enabled",
-    "SecureBoot": "Disabled", "PowerProfile": "Balanced", "SriovGlobalEnable": "Disabled",
+    "BootMode": "Uefi",
+    "ProcHyperthreading": "Enabled",
+    "ProcVirtualization": "Enabled",
+    "SecureBoot": "Disabled",
+    "PowerProfile": "Balanced",
+    "SriovGlobalEnable": "Disabled",
 }
 
 
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": "Base.1.0.GeneralError", "message": message,
-                                   "@Message.ExtendedInfo": [{"Message": message, "Severity": "Warning"}]}},
-                        status_code=status)
+    return JSONResponse(
+        {
+            "error": {
+                "code": "Base.1.0.GeneralError",
+                "message": message,
+                "@Message.ExtendedInfo": [{"Message": message, "Severity": "Warning"}],
+            }
+        },
+        status_code=status,
+    )
 
 
 class SidecarState:
-    def __init__(self, upstream: str, username: str | None, password: str | None,
-                 callback_url: str | None, firmware_seconds: float, boot_seconds: float) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        username: str | None,
+        password: str | None,
+        callback_url: str | None,
+        firmware_seconds: float,
+        boot_seconds: float,
+    ) -> None:
         self.upstream = upstream.rstrip("/")
         self.username = username
         self.password = password
@@ -105,8 +123,13 @@ def build_app(state: SidecarState) -> Starlette:
 
     async def passthrough(request: Request, path: str, body: bytes | None = None) -> Response:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
-        resp = await state.client.request(request.method, "/" + path, params=dict(request.query_params),
-                                          headers=headers, content=await request.body() if body is None else body)
+        resp = await state.client.request(
+            request.method,
+            "/" + path,
+            params=dict(request.query_params),
+            headers=headers,
+            content=await request.body() if body is None else body,
+        )
         out = {k: v for k, v in resp.headers.items() if k.lower() not in HOP_HEADERS | {"content-encoding"}}
         return Response(resp.content, status_code=resp.status_code, headers=out)
 
@@ -135,7 +158,8 @@ def build_app(state: SidecarState) -> Starlette:
                 return
             image = None
             places = [f"/redfish/v1/Systems/{system}"] + [
-                mgr["@odata.id"] for mgr in sysdoc.get("Links", {}).get("ManagedBy", [])]
+                mgr["@odata.id"] for mgr in sysdoc.get("Links", {}).get("ManagedBy", [])
+            ]
             for place in places:
                 vm = await state.client.get(place + "/VirtualMedia/Cd", headers=headers)
                 if vm.status_code == 200 and vm.json().get("Inserted"):
@@ -143,8 +167,12 @@ def build_app(state: SidecarState) -> Starlette:
                     break
             if not image:
                 return
-            report = {"identity": str(sysdoc.get("UUID", system)).lower(), "system": system, "image": image,
-                      "hostname": sysdoc.get("Name")}
+            report = {
+                "identity": str(sysdoc.get("UUID", system)).lower(),
+                "system": system,
+                "image": image,
+                "hostname": sysdoc.get("Name"),
+            }
             state.boots.append(report)
             if state.callback_url:
                 with contextlib.suppress(httpx.HTTPError):
@@ -180,11 +208,16 @@ def build_app(state: SidecarState) -> Starlette:
         m = re.fullmatch(r"/redfish/v1/Systems/([^/]+)/Bios", p)
         if m and method == "GET":
             system = m.group(1)
-            return JSONResponse({
-                "@odata.id": p, "@odata.type": "#Bios.v1_1_0.Bios", "Id": "BIOS", "Name": "BIOS Configuration",
-                "Attributes": bios_of(system),
-                "@Redfish.Settings": {"SettingsObject": {"@odata.id": p + "/Settings"}},
-            })
+            return JSONResponse(
+                {
+                    "@odata.id": p,
+                    "@odata.type": "#Bios.v1_1_0.Bios",
+                    "Id": "BIOS",
+                    "Name": "BIOS Configuration",
+                    "Attributes": bios_of(system),
+                    "@Redfish.Settings": {"SettingsObject": {"@odata.id": p + "/Settings"}},
+                }
+            )
         m = re.fullmatch(r"/redfish/v1/Systems/([^/]+)/Bios/Settings", p)
         if m:
             system = m.group(1)
@@ -196,30 +229,50 @@ def build_app(state: SidecarState) -> Starlette:
                     return _error(400, f"unknown BIOS attributes: {', '.join(unknown)}")
                 state.pending.setdefault(system, {}).update(attrs)
                 return Response(status_code=204)
-            return JSONResponse({"@odata.id": p, "Id": "Settings", "Attributes": state.pending.get(system, {})})
+            return JSONResponse(
+                {"@odata.id": p, "Id": "Settings", "Attributes": state.pending.get(system, {})}
+            )
         m = re.fullmatch(r"/redfish/v1/Systems/([^/]+)/Actions/ComputerSystem\.Reset", p)
         if m and method == "POST":
             system = m.group(1)
             raw = await request.body()
             resp = await passthrough(request, path, raw)
             reset = (await request.json()).get("ResetType", "") if raw else ""
-            if resp.status_code < 300 and reset in ("On", "ForceOn", "ForceRestart", "GracefulRestart",
-                                                      "PowerCycle"):
+            if resp.status_code < 300 and reset in (
+                "On",
+                "ForceOn",
+                "ForceRestart",
+                "GracefulRestart",
+                "PowerCycle",
+            ):
                 if state.pending.get(system):
                     bios_of(system).update(state.pending.pop(system))
                 state.spawn(simulate_boot(system))
             return resp
         if p == "/redfish/v1/UpdateService" and method == "GET":
-            return JSONResponse({
-                "@odata.id": p, "Id": "UpdateService", "Name": "Update service", "ServiceEnabled": True,
-                "FirmwareInventory": {"@odata.id": p + "/FirmwareInventory"},
-                "Actions": {"#UpdateService.SimpleUpdate": {
-                    "target": p + "/Actions/UpdateService.SimpleUpdate",
-                    "TransferProtocol@Redfish.AllowableValues": ["HTTP", "HTTPS"]}},
-            })
+            return JSONResponse(
+                {
+                    "@odata.id": p,
+                    "Id": "UpdateService",
+                    "Name": "Update service",
+                    "ServiceEnabled": True,
+                    "FirmwareInventory": {"@odata.id": p + "/FirmwareInventory"},
+                    "Actions": {
+                        "#UpdateService.SimpleUpdate": {
+                            "target": p + "/Actions/UpdateService.SimpleUpdate",
+                            "TransferProtocol@Redfish.AllowableValues": ["HTTP", "HTTPS"],
+                        }
+                    },
+                }
+            )
         if p == "/redfish/v1/UpdateService/FirmwareInventory" and method == "GET":
-            return JSONResponse({"@odata.id": p, "Members@odata.count": len(state.firmware),
-                                 "Members": [{"@odata.id": f"{p}/{k}"} for k in state.firmware]})
+            return JSONResponse(
+                {
+                    "@odata.id": p,
+                    "Members@odata.count": len(state.firmware),
+                    "Members": [{"@odata.id": f"{p}/{k}"} for k in state.firmware],
+                }
+            )
         m = re.fullmatch(r"/redfish/v1/UpdateService/FirmwareInventory/([^/]+)", p)
         if m and method == "GET":
             item = state.firmware.get(m.group(1))
@@ -232,8 +285,14 @@ def build_app(state: SidecarState) -> Starlette:
             if not uri:
                 return _error(400, "ImageURI is required")
             task_id = str(next(state.task_ids))
-            task = {"@odata.id": f"/redfish/v1/TaskService/Tasks/{task_id}", "Id": task_id,
-                    "Name": f"SimpleUpdate {uri}", "TaskState": "Running", "PercentComplete": 0, "Messages": []}
+            task: dict[str, Any] = {
+                "@odata.id": f"/redfish/v1/TaskService/Tasks/{task_id}",
+                "Id": task_id,
+                "Name": f"SimpleUpdate {uri}",
+                "TaskState": "Running",
+                "PercentComplete": 0,
+                "Messages": [],
+            }
             state.tasks[task_id] = task
             state.spawn(run_update(task, uri))
             return JSONResponse(task, status_code=202, headers={"Location": task["@odata.id"]})
@@ -241,8 +300,8 @@ def build_app(state: SidecarState) -> Starlette:
             return JSONResponse({"@odata.id": p, "Id": "TaskService", "Tasks": {"@odata.id": p + "/Tasks"}})
         m = re.fullmatch(r"/redfish/v1/TaskService/Tasks/([^/]+)", p)
         if m and method == "GET":
-            task = state.tasks.get(m.group(1))
-            return JSONResponse(task) if task else _error(404, f"no task {m.group(1)}")
+            found = state.tasks.get(m.group(1))
+            return JSONResponse(found) if found else _error(404, f"no task {m.group(1)}")
         return await passthrough(request, path)
 
     async def run_update(task: dict[str, Any], uri: str) -> None:
@@ -252,8 +311,11 @@ def build_app(state: SidecarState) -> Starlette:
             if resp.status_code != 200:
                 raise ValueError(f"fetching {uri} answered HTTP {resp.status_code}")
         except (httpx.HTTPError, ValueError) as exc:
-            task.update(TaskState="Exception", PercentComplete=0,
-                        Messages=[{"Message": f"image transfer failed: {exc}", "Severity": "Critical"}])
+            task.update(
+                TaskState="Exception",
+                PercentComplete=0,
+                Messages=[{"Message": f"image transfer failed: {exc}", "Severity": "Critical"}],
+            )
             return
         steps = 5
         for i in range(1, steps + 1):
@@ -269,8 +331,11 @@ def build_app(state: SidecarState) -> Starlette:
         if match:
             comp = match.group("component").upper()
             state.firmware.setdefault(comp, {"Name": f"{comp} firmware"})["Version"] = match.group("version")
-        task.update(TaskState="Completed", PercentComplete=100,
-                    Messages=[{"Message": f"updated from {name}", "Severity": "OK"}])
+        task.update(
+            TaskState="Completed",
+            PercentComplete=100,
+            Messages=[{"Message": f"updated from {name}", "Severity": "OK"}],
+        )
 
     routes = [
         Route("/_apeiro/faults", faults, methods=["POST"]),
@@ -296,10 +361,17 @@ def main() -> None:
     ap.add_argument("--boot-seconds", type=float, default=1.0)
     args = ap.parse_args()
     password = Path(args.password_file).read_text().strip() if args.password_file else None
-    state = SidecarState(args.upstream, args.username, password, args.callback_url, args.firmware_seconds,
-                         args.boot_seconds)
-    uvicorn.run(build_app(state), host=args.host, port=args.port, log_level="warning",
-                ssl_certfile=args.certfile, ssl_keyfile=args.keyfile)
+    state = SidecarState(
+        args.upstream, args.username, password, args.callback_url, args.firmware_seconds, args.boot_seconds
+    )
+    uvicorn.run(
+        build_app(state),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        ssl_certfile=args.certfile,
+        ssl_keyfile=args.keyfile,
+    )
 
 
 if __name__ == "__main__":

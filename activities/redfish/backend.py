@@ -109,16 +109,21 @@ class RedfishServer:
 
     def set_power(self, action: str) -> None:
         doc = self.system()
-        target = (doc.get("Actions", {}).get("#ComputerSystem.Reset", {}).get("target")
-                  or f"{self.system_path}/Actions/ComputerSystem.Reset")
+        target = (
+            doc.get("Actions", {}).get("#ComputerSystem.Reset", {}).get("target")
+            or f"{self.system_path}/Actions/ComputerSystem.Reset"
+        )
         self.conn.post(target, data={"ResetType": action})
 
     # -- boot ----------------------------------------------------------------------------------------
 
     def get_boot_override(self) -> dict[str, str | None]:
         boot = self.system().get("Boot", {}) or {}
-        return {"target": boot.get("BootSourceOverrideTarget"), "enabled": boot.get("BootSourceOverrideEnabled"),
-                "mode": boot.get("BootSourceOverrideMode")}
+        return {
+            "target": boot.get("BootSourceOverrideTarget"),
+            "enabled": boot.get("BootSourceOverrideEnabled"),
+            "mode": boot.get("BootSourceOverrideMode"),
+        }
 
     def set_boot_override(self, target: str, enabled: str, mode: str | None) -> None:
         boot: dict[str, str] = {"BootSourceOverrideTarget": target, "BootSourceOverrideEnabled": enabled}
@@ -157,8 +162,12 @@ class RedfishServer:
     def list_firmware(self) -> list[FirmwareItem]:
         inv = _link(self.update_service(), "FirmwareInventory")
         return [
-            FirmwareItem(id=str(m.get("Id", "")), name=m.get("Name"), version=m.get("Version"),
-                         updateable=m.get("Updateable"))
+            FirmwareItem(
+                id=str(m.get("Id", "")),
+                name=m.get("Name"),
+                version=m.get("Version"),
+                updateable=m.get("Updateable"),
+            )
             for m in self.members(inv, "FirmwareInventory")
         ]
 
@@ -186,7 +195,9 @@ class RedfishServer:
 
     def task_state(self, task_uri: str) -> tuple[str, int | None, str]:
         doc = self.get(task_uri)
-        messages = "; ".join(str(m.get("Message", "")) for m in doc.get("Messages", []) if isinstance(m, dict))
+        messages = "; ".join(
+            str(m.get("Message", "")) for m in doc.get("Messages", []) if isinstance(m, dict)
+        )
         return str(doc.get("TaskState", "Unknown")), _int(doc.get("PercentComplete")), messages
 
     # -- virtual media -------------------------------------------------------------------------------
@@ -211,23 +222,31 @@ class RedfishServer:
         slots = []
         for coll in colls:
             for m in self.members(coll, "VirtualMedia"):
-                slots.append(VirtualMediaSlot(
-                    id=str(m.get("Id", "")), path=str(m.get("@odata.id", "")),
-                    media_types=list(m.get("MediaTypes") or []), inserted=m.get("Inserted"),
-                    image=m.get("Image") or None,
-                ))
+                slots.append(
+                    VirtualMediaSlot(
+                        id=str(m.get("Id", "")),
+                        path=str(m.get("@odata.id", "")),
+                        media_types=list(m.get("MediaTypes") or []),
+                        inserted=m.get("Inserted"),
+                        image=m.get("Image") or None,
+                    )
+                )
         return slots
 
     def insert(self, slot_path: str, image_url: str) -> None:
         doc = self.get(slot_path)
-        target = (doc.get("Actions", {}).get("#VirtualMedia.InsertMedia", {}).get("target")
-                  or f"{slot_path}/Actions/VirtualMedia.InsertMedia")
+        target = (
+            doc.get("Actions", {}).get("#VirtualMedia.InsertMedia", {}).get("target")
+            or f"{slot_path}/Actions/VirtualMedia.InsertMedia"
+        )
         self.conn.post(target, data={"Image": image_url, "Inserted": True, "WriteProtected": True})
 
     def eject(self, slot_path: str) -> None:
         doc = self.get(slot_path)
-        target = (doc.get("Actions", {}).get("#VirtualMedia.EjectMedia", {}).get("target")
-                  or f"{slot_path}/Actions/VirtualMedia.EjectMedia")
+        target = (
+            doc.get("Actions", {}).get("#VirtualMedia.EjectMedia", {}).get("target")
+            or f"{slot_path}/Actions/VirtualMedia.EjectMedia"
+        )
         self.conn.post(target, data={})
 
     # -- inventory -----------------------------------------------------------------------------------
@@ -237,19 +256,29 @@ class RedfishServer:
         summary = doc.get("ProcessorSummary") or {}
         mem = doc.get("MemorySummary") or {}
         inv = SystemInventory(
-            bmc_url=self.bmc_url, system_path=self.system_path, id=str(doc.get("Id", self.system_path)),
-            name=doc.get("Name"), manufacturer=doc.get("Manufacturer"), model=doc.get("Model"),
-            serial=doc.get("SerialNumber"), sku=doc.get("SKU"), uuid=doc.get("UUID"),
-            bios_version=doc.get("BiosVersion"), power_state=doc.get("PowerState"),
-            processor_count=_int(summary.get("Count")), processor_model=summary.get("Model"),
+            bmc_url=self.bmc_url,
+            system_path=self.system_path,
+            id=str(doc.get("Id", self.system_path)),
+            name=doc.get("Name"),
+            manufacturer=doc.get("Manufacturer"),
+            model=doc.get("Model"),
+            serial=doc.get("SerialNumber"),
+            sku=doc.get("SKU"),
+            uuid=doc.get("UUID"),
+            bios_version=doc.get("BiosVersion"),
+            power_state=doc.get("PowerState"),
+            processor_count=_int(summary.get("Count")),
+            processor_model=summary.get("Model"),
             logical_processor_count=_int(summary.get("LogicalProcessorCount")),
             core_count=_int(summary.get("CoreCount")),
             memory_gib=_float(mem.get("TotalSystemMemoryGiB")),
         )
         boot = doc.get("Boot") or {}
-        inv.boot_override = {"target": boot.get("BootSourceOverrideTarget"),
-                             "enabled": boot.get("BootSourceOverrideEnabled"),
-                             "mode": boot.get("BootSourceOverrideMode")}
+        inv.boot_override = {
+            "target": boot.get("BootSourceOverrideTarget"),
+            "enabled": boot.get("BootSourceOverrideEnabled"),
+            "mode": boot.get("BootSourceOverrideMode"),
+        }
 
         def part(name: str, fn: Callable[[], None]) -> None:
             try:
@@ -260,12 +289,21 @@ class RedfishServer:
                 inv.unknown[name] = str(exc)
 
         def processors() -> None:
-            cpus = [p for p in self.members(_link(doc, "Processors"), "Processors")
-                    if p.get("ProcessorType", "CPU") == "CPU"]
+            cpus = [
+                p
+                for p in self.members(_link(doc, "Processors"), "Processors")
+                if p.get("ProcessorType", "CPU") == "CPU"
+            ]
             inv.processors = [
-                ProcessorInfo(id=str(p.get("Id", "")), socket=p.get("Socket"), model=p.get("Model"),
-                              manufacturer=p.get("Manufacturer"), cores=_int(p.get("TotalCores")),
-                              threads=_int(p.get("TotalThreads")), max_speed_mhz=_int(p.get("MaxSpeedMHz")))
+                ProcessorInfo(
+                    id=str(p.get("Id", "")),
+                    socket=p.get("Socket"),
+                    model=p.get("Model"),
+                    manufacturer=p.get("Manufacturer"),
+                    cores=_int(p.get("TotalCores")),
+                    threads=_int(p.get("TotalThreads")),
+                    max_speed_mhz=_int(p.get("MaxSpeedMHz")),
+                )
                 for p in cpus
             ]
             if inv.processor_count is None:
@@ -280,9 +318,13 @@ class RedfishServer:
         def memory() -> None:
             mods = self.members(_link(doc, "Memory"), "Memory")
             inv.memory_modules = [
-                MemoryModule(id=str(m.get("Id", "")), capacity_mib=_int(m.get("CapacityMiB")),
-                             type=m.get("MemoryDeviceType"), speed_mhz=_int(m.get("OperatingSpeedMhz")),
-                             location=m.get("DeviceLocator"))
+                MemoryModule(
+                    id=str(m.get("Id", "")),
+                    capacity_mib=_int(m.get("CapacityMiB")),
+                    type=m.get("MemoryDeviceType"),
+                    speed_mhz=_int(m.get("OperatingSpeedMhz")),
+                    location=m.get("DeviceLocator"),
+                )
                 for m in mods
             ]
             if inv.memory_gib is None and inv.memory_modules:
@@ -290,10 +332,17 @@ class RedfishServer:
 
         def nics() -> None:
             inv.nics = [
-                NicInfo(id=str(n.get("Id", "")), mac=n.get("MACAddress") or n.get("PermanentMACAddress"),
-                        link_status=n.get("LinkStatus"), speed_mbps=_int(n.get("SpeedMbps")),
-                        ipv4=[a.get("Address") for a in n.get("IPv4Addresses") or []
-                              if isinstance(a, dict) and a.get("Address")])
+                NicInfo(
+                    id=str(n.get("Id", "")),
+                    mac=n.get("MACAddress") or n.get("PermanentMACAddress"),
+                    link_status=n.get("LinkStatus"),
+                    speed_mbps=_int(n.get("SpeedMbps")),
+                    ipv4=[
+                        a.get("Address")
+                        for a in n.get("IPv4Addresses") or []
+                        if isinstance(a, dict) and a.get("Address")
+                    ],
+                )
                 for n in self.members(_link(doc, "EthernetInterfaces"), "EthernetInterfaces")
             ]
 
@@ -313,19 +362,32 @@ class RedfishServer:
                         dd = self.get_part(ref, "Drive")
                     except PartUnknown:
                         continue
-                    drives.append(DriveInfo(id=str(dd.get("Id", "")), model=dd.get("Model"),
-                                            serial=dd.get("SerialNumber"),
-                                            capacity_bytes=_int(dd.get("CapacityBytes")),
-                                            media_type=dd.get("MediaType"), protocol=dd.get("Protocol")))
-                controllers.append(StorageControllerInfo(id=str(s.get("Id", "")), name=s.get("Name"),
-                                                         drives=drives))
+                    drives.append(
+                        DriveInfo(
+                            id=str(dd.get("Id", "")),
+                            model=dd.get("Model"),
+                            serial=dd.get("SerialNumber"),
+                            capacity_bytes=_int(dd.get("CapacityBytes")),
+                            media_type=dd.get("MediaType"),
+                            protocol=dd.get("Protocol"),
+                        )
+                    )
+                controllers.append(
+                    StorageControllerInfo(id=str(s.get("Id", "")), name=s.get("Name"), drives=drives)
+                )
             if not controllers:
                 for s in self.members(_link(doc, "SimpleStorage"), "SimpleStorage"):
-                    drives = [DriveInfo(id=str(d.get("Name", "")), model=d.get("Model"),
-                                        capacity_bytes=_int(d.get("CapacityBytes")))
-                              for d in s.get("Devices", []) or []]
-                    controllers.append(StorageControllerInfo(id=str(s.get("Id", "")), name=s.get("Name"),
-                                                             drives=drives))
+                    drives = [
+                        DriveInfo(
+                            id=str(d.get("Name", "")),
+                            model=d.get("Model"),
+                            capacity_bytes=_int(d.get("CapacityBytes")),
+                        )
+                        for d in s.get("Devices", []) or []
+                    ]
+                    controllers.append(
+                        StorageControllerInfo(id=str(s.get("Id", "")), name=s.get("Name"), drives=drives)
+                    )
             if not controllers and not stores:
                 raise PartUnknown("the BMC offers neither Storage nor SimpleStorage")
             inv.storage = controllers
@@ -338,8 +400,11 @@ class RedfishServer:
 
         def boot_options() -> None:
             inv.boot_options = [
-                BootOption(id=str(o.get("Id", "")), name=o.get("DisplayName") or o.get("Name"),
-                           path=o.get("UefiDevicePath") or o.get("BootOptionReference"))
+                BootOption(
+                    id=str(o.get("Id", "")),
+                    name=o.get("DisplayName") or o.get("Name"),
+                    path=o.get("UefiDevicePath") or o.get("BootOptionReference"),
+                )
                 for o in self.members(_link(doc, "Boot", "BootOptions"), "BootOptions")
             ]
 

@@ -21,11 +21,29 @@ from definitions.server import BmcConnection
 class NoRetryConnector(sushy_connector.Connector):
     """A sushy connector that makes exactly one attempt per request."""
 
-    def _op(self, method: str, path: str = "", data: Any = None, headers: Any = None,
-            blocking: bool = False, timeout: Any = None, server_side_retries_left: int | None = None,
-            allow_reauth: bool = True, **kwargs: Any) -> Any:
-        return super()._op(method, path, data=data, headers=headers, blocking=blocking, timeout=timeout,
-                           server_side_retries_left=0, allow_reauth=allow_reauth, **kwargs)
+    def _op(
+        self,
+        method: str,
+        path: str = "",
+        data: Any = None,
+        headers: Any = None,
+        blocking: bool = False,
+        timeout: Any = None,
+        server_side_retries_left: int | None = None,
+        allow_reauth: bool = True,
+        **kwargs: Any,
+    ) -> Any:
+        return super()._op(
+            method,
+            path,
+            data=data,
+            headers=headers,
+            blocking=blocking,
+            timeout=timeout,
+            server_side_retries_left=0,
+            allow_reauth=allow_reauth,
+            **kwargs,
+        )
 
 
 def connect(conn: BmcConnection) -> sushy.Sushy:
@@ -34,19 +52,32 @@ def connect(conn: BmcConnection) -> sushy.Sushy:
     # server_side_retries=1 makes the connector's transport loop a single attempt; _op forces the
     # 5xx retry budget to 0.
     connector = NoRetryConnector(
-        conn.url, verify=verify, server_side_retries=1, server_side_retries_delay=0,
-        default_request_timeout=conn.timeout_s, connect_timeout=min(conn.timeout_s, 10.0),
+        conn.url,
+        verify=verify,
+        server_side_retries=1,
+        server_side_retries_delay=0,
+        default_request_timeout=conn.timeout_s,
+        connect_timeout=min(conn.timeout_s, 10.0),
     )
     auth: sushy_auth.AuthBase | None = None
     if conn.credentials is not None:
         password = resolve_secret(conn.credentials.password_ref)
-        kind = {"auto": sushy_auth.SessionOrBasicAuth, "basic": sushy_auth.BasicAuth,
-                "session": sushy_auth.SessionAuth}[conn.credentials.auth]
+        kind = {
+            "auto": sushy_auth.SessionOrBasicAuth,
+            "basic": sushy_auth.BasicAuth,
+            "session": sushy_auth.SessionAuth,
+        }[conn.credentials.auth]
         auth = kind(username=conn.credentials.username, password=password)
     else:
         auth = sushy_auth.BasicAuth(username=None, password=None)
-    return sushy.Sushy(conn.url, auth=auth, connector=connector, verify=verify,
-                       server_side_retries=0, server_side_retries_delay=0)
+    return sushy.Sushy(
+        conn.url,
+        auth=auth,
+        connector=connector,
+        verify=verify,
+        server_side_retries=0,
+        server_side_retries_delay=0,
+    )
 
 
 class ClientCache:

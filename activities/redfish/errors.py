@@ -40,14 +40,16 @@ def classify(exc: BaseException, bmc: str) -> ApplicationError:
         return ApplicationError(
             f"BMC {bmc} rejected the credentials (HTTP {exc.status_code}); check the username and the "
             "password the credentials reference points to",
-            type="BmcAuthenticationFailed", non_retryable=True,
+            type="BmcAuthenticationFailed",
+            non_retryable=True,
         )
     if isinstance(exc, sx.ConnectionError):
         if is_tls_error(exc):
             return ApplicationError(
                 f"TLS handshake with BMC {bmc} failed ({_short(exc)}); give tls.ca_bundle with the BMC's "
                 "CA, or tls.insecure: true for a lab BMC",
-                type="BmcTlsError", non_retryable=True,
+                type="BmcTlsError",
+                non_retryable=True,
             )
         return ApplicationError(f"BMC {bmc} is unreachable: {_short(exc)}", type="BmcUnreachable")
     if isinstance(exc, sx.ServerSideError):
@@ -60,7 +62,8 @@ def classify(exc: BaseException, bmc: str) -> ApplicationError:
     if isinstance(exc, sx.HTTPError):
         return ApplicationError(
             f"BMC {bmc} rejected the request: HTTP {exc.status_code} {exc.detail or exc}",
-            type="RedfishOperationRejected", non_retryable=True,
+            type="RedfishOperationRejected",
+            non_retryable=True,
         )
     if isinstance(exc, requests.exceptions.RequestException):
         return ApplicationError(f"BMC {bmc}: {_short(exc)}", type="BmcUnreachable")

@@ -59,6 +59,13 @@ class VirtualMediaInterface(Protocol):
     def eject(self, slot_path: str) -> None: ...
 
 
-class ServerBackend(PowerInterface, BootInterface, ManagementInterface, BiosInterface, FirmwareInterface,
-                    VirtualMediaInterface, Protocol):
+class ServerBackend(
+    PowerInterface,
+    BootInterface,
+    ManagementInterface,
+    BiosInterface,
+    FirmwareInterface,
+    VirtualMediaInterface,
+    Protocol,
+):
     """All layers of one server."""

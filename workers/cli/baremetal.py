@@ -17,8 +17,11 @@ def register(subparsers: Any) -> None:
     inv = sub.add_parser("inventory", help="print the inventory of every system behind one BMC")
     inv.add_argument("--bmc", required=True, help="Redfish service URL, e.g. https://10.0.0.5")
     inv.add_argument("--username", help="BMC user (omit for a BMC without authentication)")
-    inv.add_argument("--password-env", metavar="VAR",
-                     help="environment variable holding the password (never pass the password itself)")
+    inv.add_argument(
+        "--password-env",
+        metavar="VAR",
+        help="environment variable holding the password (never pass the password itself)",
+    )
     inv.add_argument("--auth", choices=["auto", "basic", "session"], default="auto")
     tls = inv.add_mutually_exclusive_group()
     tls.add_argument("--insecure", action="store_true", help="do not verify the BMC's TLS certificate")
@@ -35,16 +38,24 @@ def inventory_command(args: argparse.Namespace) -> int:
     creds = None
     if args.username:
         if not args.password_env:
-            print("error: --username needs --password-env VAR (the password is read from $VAR)", file=sys.stderr)
+            print(
+                "error: --username needs --password-env VAR (the password is read from $VAR)", file=sys.stderr
+            )
             return 2
         if args.password_env not in os.environ:
             print(f"error: environment variable {args.password_env} is not set", file=sys.stderr)
             return 2
-        creds = BmcCredentials(username=args.username, password_ref=f"env:{args.password_env}", auth=args.auth)
+        creds = BmcCredentials(
+            username=args.username, password_ref=f"env:{args.password_env}", auth=args.auth
+        )
     try:
-        conn = BmcConnection(url=args.bmc, name=args.bmc, credentials=creds,
-                             tls=TlsOptions(insecure=args.insecure, ca_bundle=args.ca_bundle),
-                             timeout_s=args.timeout)
+        conn = BmcConnection(
+            url=args.bmc,
+            name=args.bmc,
+            credentials=creds,
+            tls=TlsOptions(insecure=args.insecure, ca_bundle=args.ca_bundle),
+            timeout_s=args.timeout,
+        )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -87,12 +98,16 @@ def render_system(s: SystemInventory) -> list[str]:
     for f in s.firmware or []:
         lines.append(f"  firmware {f.id:<12} {_fmt(f.version)}  ({_fmt(f.name)})")
     if s.bios_attributes is not None:
-        lines.append(f"  bios attributes {len(s.bios_attributes)}: "
-                     + ", ".join(f"{k}={v}" for k, v in sorted(s.bios_attributes.items())[:8])
-                     + (" ..." if len(s.bios_attributes) > 8 else ""))
+        lines.append(
+            f"  bios attributes {len(s.bios_attributes)}: "
+            + ", ".join(f"{k}={v}" for k, v in sorted(s.bios_attributes.items())[:8])
+            + (" ..." if len(s.bios_attributes) > 8 else "")
+        )
     for v in s.virtual_media or []:
-        lines.append(f"  virtual media {v.id:<8} {','.join(v.media_types):<14} inserted={_fmt(v.inserted)} "
-                     f"{v.image or ''}")
+        lines.append(
+            f"  virtual media {v.id:<8} {','.join(v.media_types):<14} inserted={_fmt(v.inserted)} "
+            f"{v.image or ''}"
+        )
     for part, why in sorted(s.unknown.items()):
         lines.append(f"  unknown {part}: {why}")
     return lines
