@@ -360,14 +360,20 @@ class ServerProvisionWorkflow:
         start_to_close: timedelta = SHORT,
         heartbeat: timedelta | None = None,
     ) -> T:
-        res: T = await workflow.execute_activity(
-            name,
-            arg,
-            result_type=result_type,
-            start_to_close_timeout=start_to_close,
-            heartbeat_timeout=heartbeat,
-            retry_policy=BMC_RETRY,
-        )
+        try:
+            res: T = await workflow.execute_activity(
+                name,
+                arg,
+                result_type=result_type,
+                start_to_close_timeout=start_to_close,
+                heartbeat_timeout=heartbeat,
+                retry_policy=BMC_RETRY,
+            )
+        except ActivityError as exc:
+            # Surface the root cause's type (ImageNotFound, BmcAuthenticationFailed...) as the workflow's
+            # failure, with the step it happened in, so operators and the pipeline can match on it.
+            etype, msg = failure_info(exc)
+            raise ApplicationError(f"step {self._state}: {msg}", type=etype, non_retryable=True) from exc
         return res
 
     async def _wait_power(self, ref: ServerRef, target: Literal["On", "Off"], timeout_s: int) -> PowerWaitResult:
