@@ -353,9 +353,15 @@ class SystemInventory(BaseModel):
 
 
 def normalise_url(v: str) -> str:
+    """scheme://host:port, lower case, default port made explicit (so duplicates compare equal)."""
     parts = urlsplit(v.strip())
-    if parts.scheme and parts.netloc:
-        return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+    if parts.scheme and parts.hostname:
+        try:
+            port = parts.port or {"https": 443, "http": 80}.get(parts.scheme.lower())
+        except ValueError:
+            return v.strip().rstrip("/")
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        return f"{parts.scheme.lower()}://{host.lower()}" + (f":{port}" if port else "")
     return v.strip().rstrip("/")
 
 

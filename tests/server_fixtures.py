@@ -26,6 +26,17 @@ from workflows.server import (
     ServerProvisionWorkflow,
 )
 
+def shared_testdata() -> Path:
+    """../shared/testdata seen from the main checkout or from a worktree (APEIRO_TESTDATA overrides)."""
+    if os.environ.get("APEIRO_TESTDATA"):
+        return Path(os.environ["APEIRO_TESTDATA"])
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "shared" / "testdata"
+        if candidate.is_dir():
+            return candidate
+    return Path(__file__).resolve().parents[2] / "shared" / "testdata"
+
+
 #: The password the emulator accepts; tests pass it only as the reference env:APEIRO_TEST_BMC_PASSWORD.
 BMC_PASSWORD = "bmc-Pa55-7f3c9e1d"
 PASSWORD_ENV = "APEIRO_TEST_BMC_PASSWORD"
