@@ -26,6 +26,7 @@ from workflows.server import (
     ServerProvisionWorkflow,
 )
 
+
 def shared_testdata() -> Path:
     """../shared/testdata seen from the main checkout or from a worktree (APEIRO_TESTDATA overrides)."""
     if os.environ.get("APEIRO_TESTDATA"):
@@ -47,39 +48,62 @@ WRONG_ENV = "APEIRO_TEST_BMC_WRONG"
 def emulator_landscape(state: Path, systems: int = 2, tls: bool = False) -> Iterator[Landscape]:
     os.environ[PASSWORD_ENV] = BMC_PASSWORD
     os.environ[WRONG_ENV] = "not-the-password"
-    emu = RedfishEmulator(systems, username="admin", password=BMC_PASSWORD, tls=tls, seed=state.name,
-                          firmware_seconds=1.0, boot_seconds=0.5)
+    emu = RedfishEmulator(
+        systems,
+        username="admin",
+        password=BMC_PASSWORD,
+        tls=tls,
+        seed=state.name,
+        firmware_seconds=1.0,
+        boot_seconds=0.5,
+    )
     land = Landscape([emu, ImageServer(size_mib=1)], state_dir=state)
     with land.running():
         yield land
 
 
 def connection(emu: RedfishEmulator, password_env: str = PASSWORD_ENV, **tls: object) -> BmcConnection:
-    return BmcConnection(url=emu.url, name="bmc-a",
-                         credentials=BmcCredentials(username="admin", password_ref=f"env:{password_env}"),
-                         tls=TlsOptions(**tls), timeout_s=10)  # type: ignore[arg-type]
+    return BmcConnection(
+        url=emu.url,
+        name="bmc-a",
+        credentials=BmcCredentials(username="admin", password_ref=f"env:{password_env}"),
+        tls=TlsOptions(**tls),
+        timeout_s=10,
+    )  # type: ignore[arg-type]
 
 
 def site(name: str, *urls: str, password_env: str = PASSWORD_ENV) -> SiteDefinition:
-    return SiteDefinition.model_validate({
-        "name": name,
-        "credentials": {"lab": {"username": "admin", "password_ref": f"env:{password_env}"}},
-        "default_credentials": "lab",
-        "bmcs": [{"url": u, "name": f"bmc-{i}"} for i, u in enumerate(urls)],
-        "timeout_s": 10,
-    })
+    return SiteDefinition.model_validate(
+        {
+            "name": name,
+            "credentials": {"lab": {"username": "admin", "password_ref": f"env:{password_env}"}},
+            "default_credentials": "lab",
+            "bmcs": [{"url": u, "name": f"bmc-{i}"} for i, u in enumerate(urls)],
+            "timeout_s": 10,
+        }
+    )
 
 
 @contextlib.asynccontextmanager
-async def redfish_worker(client: Client, task_queue: str, store_dir: Path) -> AsyncIterator[RedfishActivities]:
+async def redfish_worker(
+    client: Client, task_queue: str, store_dir: Path
+) -> AsyncIterator[RedfishActivities]:
     acts = RedfishActivities(store=FileInventoryStore(store_dir), poll_initial_s=0.5, poll_max_s=2.0)
     reg = RegistrationActivities(store=acts.store)
     with ThreadPoolExecutor(32) as pool:
         worker = Worker(
-            client, task_queue=task_queue,
-            workflows=[ServerDiscoveryWorkflow, ServerListBatchWorkflow, ServerInventoryBatchWorkflow,
-                       ServerProvisionWorkflow, ServerProvisionFleetWorkflow],
-            activities=[*acts.all(), *reg.all()], activity_executor=pool, max_concurrent_activities=32,
+            client,
+            task_queue=task_queue,
+            workflows=[
+                ServerDiscoveryWorkflow,
+                ServerListBatchWorkflow,
+                ServerInventoryBatchWorkflow,
+                ServerProvisionWorkflow,
+                ServerProvisionFleetWorkflow,
+            ],
+            activities=[*acts.all(), *reg.all()],
+            activity_executor=pool,
+            max_concurrent_activities=32,
             workflow_runner=workflow_runner(),
         )
         async with worker:

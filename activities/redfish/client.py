@@ -46,6 +46,16 @@ class NoRetryConnector(sushy_connector.Connector):
         )
 
 
+class NoAuth(sushy_auth.AuthBase):
+    """For BMCs (and mockups) without authentication: sends no Authorization header at all."""
+
+    def _do_authenticate(self) -> None:
+        return None
+
+    def can_refresh_session(self) -> bool:
+        return False
+
+
 def connect(conn: BmcConnection) -> sushy.Sushy:
     """Open a sushy root for a BMC; resolves the password reference here, inside the activity."""
     verify = conn.tls.verify()
@@ -69,7 +79,7 @@ def connect(conn: BmcConnection) -> sushy.Sushy:
         }[conn.credentials.auth]
         auth = kind(username=conn.credentials.username, password=password)
     else:
-        auth = sushy_auth.BasicAuth(username=None, password=None)
+        auth = NoAuth()
     return sushy.Sushy(
         conn.url,
         auth=auth,

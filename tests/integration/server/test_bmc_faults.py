@@ -75,5 +75,7 @@ def test_503_fails_fast_without_sushy_retries_then_recovers(tls_site: Landscape,
         emu.inject()
     # One 503 answered the only attempt: sushy did not retry it behind Temporal's back.
     assert info.value.type == "BmcServerError" and not info.value.non_retryable
-    summary = a.inventory_system(InventoryReadInput(site="s", target=SystemTarget(bmc=conn, system_path=path)))
+    summary = a.inventory_system(
+        InventoryReadInput(site="s", target=SystemTarget(bmc=conn, system_path=path))
+    )
     assert summary.identity == emu.systems[0]["uuid"]

@@ -63,7 +63,9 @@ def test_inventory_table(mockup_bmc: str, capsys: pytest.CaptureFixture[str]) ->
 def test_unreachable_bmc_exits_nonzero(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     from landscape.process import free_port
 
-    assert run_cli(["baremetal", "inventory", "--bmc", f"http://127.0.0.1:{free_port()}", "--timeout", "2"]) == 1
+    assert (
+        run_cli(["baremetal", "inventory", "--bmc", f"http://127.0.0.1:{free_port()}", "--timeout", "2"]) == 1
+    )
     assert "unreachable" in capsys.readouterr().err
 
 

@@ -13,18 +13,25 @@ from workflows.server import chunks, diff_snapshots
 
 
 def site(**kw: object) -> SiteDefinition:
-    base: dict[str, object] = {"name": "s", "credentials": {"lab": {"username": "u", "password_ref": "env:PW"}},
-                               "default_credentials": "lab"}
+    base: dict[str, object] = {
+        "name": "s",
+        "credentials": {"lab": {"username": "u", "password_ref": "env:PW"}},
+        "default_credentials": "lab",
+    }
     base.update(kw)
     return SiteDefinition.model_validate(base)
 
 
 def test_duplicate_bmc_is_reported_with_both_places() -> None:
-    s = site(bmcs=[{"url": "https://10.0.0.1"}], ranges=[{"start": "10.0.0.1", "end": "10.0.0.2", "ports": [443]}])
+    s = site(
+        bmcs=[{"url": "https://10.0.0.1"}], ranges=[{"start": "10.0.0.1", "end": "10.0.0.2", "ports": [443]}]
+    )
     assert any("duplicate BMC https://10.0.0.1:443" in p for p in s.problems())  # default port made explicit
     s2 = site(bmcs=[{"url": "https://10.0.0.1:443/"}], ranges=[{"start": "10.0.0.1", "end": "10.0.0.2"}])
-    assert any("duplicate BMC https://10.0.0.1:443" in p and "bmcs[0]" in p and "ranges[0]" in p
-               for p in s2.problems())
+    assert any(
+        "duplicate BMC https://10.0.0.1:443" in p and "bmcs[0]" in p and "ranges[0]" in p
+        for p in s2.problems()
+    )
 
 
 def test_password_instead_of_reference_is_refused_without_echoing_it() -> None:
@@ -34,8 +41,10 @@ def test_password_instead_of_reference_is_refused_without_echoing_it() -> None:
 
 
 def test_unknown_credentials_group_and_empty_site() -> None:
-    assert any("unknown credentials group 'x'" in p for p in site(bmcs=[{"url": "https://b", "credentials": "x"}])
-               .problems())
+    assert any(
+        "unknown credentials group 'x'" in p
+        for p in site(bmcs=[{"url": "https://b", "credentials": "x"}]).problems()
+    )
     assert site().problems() == ["the site lists no BMCs (give bmcs or ranges)"]
 
 

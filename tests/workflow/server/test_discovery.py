@@ -20,14 +20,18 @@ from workflows.server import ServerDiscoveryWorkflow
 pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("redfish-site")]
 
 
-async def discover(env: WorkflowEnvironment, queue: str, inp: DiscoverInput, wid: str | None = None) -> DiscoverResult:
+async def discover(
+    env: WorkflowEnvironment, queue: str, inp: DiscoverInput, wid: str | None = None
+) -> DiscoverResult:
     result: DiscoverResult = await env.client.execute_workflow(
-        ServerDiscoveryWorkflow.run, inp, id=wid or f"discover-{uuid.uuid4().hex[:8]}", task_queue=queue)
+        ServerDiscoveryWorkflow.run, inp, id=wid or f"discover-{uuid.uuid4().hex[:8]}", task_queue=queue
+    )
     return result
 
 
 async def test_discovery_reads_inventory_and_reports_unreachable_bmc(
-        ts_env: WorkflowEnvironment, redfish_site: Landscape, task_queue: str, tmp_path: Path) -> None:
+    ts_env: WorkflowEnvironment, redfish_site: Landscape, task_queue: str, tmp_path: Path
+) -> None:
     emu = redfish_site.part("redfish")
     assert isinstance(emu, RedfishEmulator)
     dead = f"http://127.0.0.1:{free_port()}"
@@ -49,7 +53,8 @@ async def test_discovery_reads_inventory_and_reports_unreachable_bmc(
 
 
 async def test_rediscovery_reports_removed_server(
-        ts_env: WorkflowEnvironment, redfish_site: Landscape, task_queue: str, tmp_path: Path) -> None:
+    ts_env: WorkflowEnvironment, redfish_site: Landscape, task_queue: str, tmp_path: Path
+) -> None:
     emu = redfish_site.part("redfish")
     from activities.redfish.store import FileInventoryStore
     from definitions.server import ServerSummary, SiteSnapshot
@@ -64,10 +69,13 @@ async def test_rediscovery_reports_removed_server(
 
 
 async def test_wrong_credentials_are_reported_naming_the_bmc(
-        ts_env: WorkflowEnvironment, redfish_site: Landscape, task_queue: str, tmp_path: Path) -> None:
+    ts_env: WorkflowEnvironment, redfish_site: Landscape, task_queue: str, tmp_path: Path
+) -> None:
     emu = redfish_site.part("redfish")
     async with redfish_worker(ts_env.client, task_queue, tmp_path):
-        res = await discover(ts_env, task_queue, DiscoverInput(site=site("lab-c", emu.url, password_env=WRONG_ENV)))
+        res = await discover(
+            ts_env, task_queue, DiscoverInput(site=site("lab-c", emu.url, password_env=WRONG_ENV))
+        )
     assert res.servers == []
     [problem] = res.problems
     assert problem.error_type == "BmcAuthenticationFailed"
@@ -75,7 +83,8 @@ async def test_wrong_credentials_are_reported_naming_the_bmc(
 
 
 async def test_duplicate_bmc_fails_without_retrying(
-        ts_env: WorkflowEnvironment, redfish_site: Landscape, task_queue: str, tmp_path: Path) -> None:
+    ts_env: WorkflowEnvironment, redfish_site: Landscape, task_queue: str, tmp_path: Path
+) -> None:
     emu = redfish_site.part("redfish")
     bad = site("lab-d", emu.url, emu.url + "/")
     assert any("duplicate BMC" in p for p in bad.problems())
@@ -88,13 +97,16 @@ async def test_duplicate_bmc_fails_without_retrying(
 
 
 async def test_bmc_503_for_a_while_then_recovers(
-        ts_env: WorkflowEnvironment, redfish_site: Landscape, task_queue: str, tmp_path: Path) -> None:
+    ts_env: WorkflowEnvironment, redfish_site: Landscape, task_queue: str, tmp_path: Path
+) -> None:
     emu = redfish_site.part("redfish")
     assert isinstance(emu, RedfishEmulator)
     emu.inject(unavailable_requests=3)
     try:
         async with redfish_worker(ts_env.client, task_queue, tmp_path):
-            res = await discover(ts_env, task_queue, DiscoverInput(site=site("lab-e", emu.url), concurrency=1))
+            res = await discover(
+                ts_env, task_queue, DiscoverInput(site=site("lab-e", emu.url), concurrency=1)
+            )
     finally:
         emu.inject()
     assert res.problems == []

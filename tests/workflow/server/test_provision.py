@@ -38,34 +38,46 @@ def parts(land: Landscape) -> tuple[RedfishEmulator, dict[str, str]]:
 
 def ref(emu: RedfishEmulator, index: int) -> ServerRef:
     system: dict[str, Any] = emu.systems[index]
-    return ServerRef(identity=system["uuid"], bmc=connection(emu), system_path=f"/redfish/v1/Systems/{system['uuid']}")
+    return ServerRef(
+        identity=system["uuid"], bmc=connection(emu), system_path=f"/redfish/v1/Systems/{system['uuid']}"
+    )
 
 
-async def start(env: WorkflowEnvironment, queue: str, inp: ProvisionInput) -> WorkflowHandle[Any, ProvisionResult]:
-    return await env.client.start_workflow(ServerProvisionWorkflow.run, inp,
-                                           id=provision_workflow_id(inp.server.identity), task_queue=queue)
+async def start(
+    env: WorkflowEnvironment, queue: str, inp: ProvisionInput
+) -> WorkflowHandle[Any, ProvisionResult]:
+    return await env.client.start_workflow(
+        ServerProvisionWorkflow.run, inp, id=provision_workflow_id(inp.server.identity), task_queue=queue
+    )
 
 
-async def relay_boot_report(emu: RedfishEmulator, handle: WorkflowHandle[Any, ProvisionResult], identity: str) -> None:
+async def relay_boot_report(
+    emu: RedfishEmulator, handle: WorkflowHandle[Any, ProvisionResult], identity: str
+) -> None:
     """Stand-in for the webhook gateway: pass the simulated OS's report-in to the workflow as a signal."""
     for _ in range(600):
         boots = await asyncio.to_thread(emu.boots)
         mine = [b for b in boots if b["identity"] == identity]
         if mine:
-            await handle.signal(ServerProvisionWorkflow.report_in,
-                                OsReport(identity=identity, hostname=str(mine[0]["hostname"])))
+            await handle.signal(
+                ServerProvisionWorkflow.report_in,
+                OsReport(identity=identity, hostname=str(mine[0]["hostname"])),
+            )
             return
         await asyncio.sleep(0.2)
 
 
-async def test_provision_and_image_a_server(ts_env: WorkflowEnvironment, redfish_site: Landscape,
-                                            task_queue: str, tmp_path: Path) -> None:
+async def test_provision_and_image_a_server(
+    ts_env: WorkflowEnvironment, redfish_site: Landscape, task_queue: str, tmp_path: Path
+) -> None:
     emu, images = parts(redfish_site)
     server = ref(emu, 0)
     spec = ProvisionSpec(
         image=ImageSpec(url=images["url"], sha256=images["sha256"]),
         bios_attributes={"ProcVirtualization": "Disabled", "PowerProfile": "MaxPerf"},
-        firmware=[FirmwareUpdate(image_uri=f"{images['base']}/bios-2.0.0.bin", component="BIOS", version="2.0.0")],
+        firmware=[
+            FirmwareUpdate(image_uri=f"{images['base']}/bios-2.0.0.bin", component="BIOS", version="2.0.0")
+        ],
         report_in_timeout_s=120,
     )
     with ts_env.auto_time_skipping_disabled():
@@ -76,15 +88,27 @@ async def test_provision_and_image_a_server(ts_env: WorkflowEnvironment, redfish
             await relay
             # A second run of the same definition finds every step done and changes nothing.
             again = await ts_env.client.execute_workflow(
-                ServerProvisionWorkflow.run, ProvisionInput(server=server, spec=spec.model_copy(update={"image": None})),
-                id=provision_workflow_id(server.identity) + "-again", task_queue=task_queue)
+                ServerProvisionWorkflow.run,
+                ProvisionInput(server=server, spec=spec.model_copy(update={"image": None})),
+                id=provision_workflow_id(server.identity) + "-again",
+                task_queue=task_queue,
+            )
             backend = acts._server(server)
             bios = backend.get_attributes()
             firmware = {f.id: f.version for f in backend.list_firmware()}
             override = backend.get_boot_override()
             slots = backend.list_slots()
-    assert result.steps_done == ["bios", "firmware-0", "image-check", "media-insert", "boot-cd", "power-on",
-                                 "os-reported-in", "media-eject", "boot-disk"]
+    assert result.steps_done == [
+        "bios",
+        "firmware-0",
+        "image-check",
+        "media-insert",
+        "boot-cd",
+        "power-on",
+        "os-reported-in",
+        "media-eject",
+        "boot-disk",
+    ]
     assert "power-off" in result.steps_skipped
     assert result.os_report is not None and result.os_report.identity == server.identity
     assert bios["ProcVirtualization"] == "Disabled" and bios["PowerProfile"] == "MaxPerf"
@@ -94,7 +118,9 @@ async def test_provision_and_image_a_server(ts_env: WorkflowEnvironment, redfish
     assert set(again.steps_skipped) >= {"bios", "firmware-0"}
 
 
-async def expect_failure(env: WorkflowEnvironment, queue: str, tmp_path: Path, inp: ProvisionInput) -> ApplicationError:
+async def expect_failure(
+    env: WorkflowEnvironment, queue: str, tmp_path: Path, inp: ProvisionInput
+) -> ApplicationError:
     async with redfish_worker(env.client, queue, tmp_path):
         handle = await start(env, queue, inp)
         with pytest.raises(WorkflowFailureError) as info:
@@ -104,16 +130,18 @@ async def expect_failure(env: WorkflowEnvironment, queue: str, tmp_path: Path, i
     return cause
 
 
-async def test_server_that_never_reports_in(ts_env: WorkflowEnvironment, redfish_site: Landscape, task_queue: str,
-                                            tmp_path: Path) -> None:
+async def test_server_that_never_reports_in(
+    ts_env: WorkflowEnvironment, redfish_site: Landscape, task_queue: str, tmp_path: Path
+) -> None:
     emu, images = parts(redfish_site)
     spec = ProvisionSpec(image=ImageSpec(url=images["url"], sha256=images["sha256"]), report_in_timeout_s=900)
     err = await expect_failure(ts_env, task_queue, tmp_path, ProvisionInput(server=ref(emu, 1), spec=spec))
     assert err.type == "ServerDidNotReportIn" and "900s" in err.message
 
 
-async def test_image_url_that_404s(ts_env: WorkflowEnvironment, redfish_site: Landscape, task_queue: str,
-                                   tmp_path: Path) -> None:
+async def test_image_url_that_404s(
+    ts_env: WorkflowEnvironment, redfish_site: Landscape, task_queue: str, tmp_path: Path
+) -> None:
     emu, images = parts(redfish_site)
     url = images["base"] + "/no-such-image.iso"
     assert httpx.get(url).status_code == 404
@@ -122,13 +150,16 @@ async def test_image_url_that_404s(ts_env: WorkflowEnvironment, redfish_site: La
     assert err.type == "ImageNotFound" and url in err.message
 
 
-async def test_image_checksum_mismatch(ts_env: WorkflowEnvironment, redfish_site: Landscape, task_queue: str,
-                                       tmp_path: Path) -> None:
+async def test_image_checksum_mismatch(
+    ts_env: WorkflowEnvironment, redfish_site: Landscape, task_queue: str, tmp_path: Path
+) -> None:
     emu, images = parts(redfish_site)
     spec = ProvisionSpec(image=ImageSpec(url=images["url"], sha256="0" * 64))
     err = await expect_failure(ts_env, task_queue, tmp_path, ProvisionInput(server=ref(emu, 3), spec=spec))
     assert err.type == "ImageChecksumMismatch" and images["sha256"] in err.message
     # The image was never mounted.
-    backend_slots = httpx.get(f"{emu.url}/redfish/v1/Systems/{emu.systems[3]['uuid']}/VirtualMedia/Cd",
-                              auth=("admin", "bmc-Pa55-7f3c9e1d")).json()
+    backend_slots = httpx.get(
+        f"{emu.url}/redfish/v1/Systems/{emu.systems[3]['uuid']}/VirtualMedia/Cd",
+        auth=("admin", "bmc-Pa55-7f3c9e1d"),
+    ).json()
     assert backend_slots["Inserted"] is False

@@ -41,22 +41,34 @@ def readable(history_json: str) -> str:
     return "\n".join(out)
 
 
-async def test_password_absent_from_exported_histories(ts_env: WorkflowEnvironment, redfish_site: Landscape,
-                                                       task_queue: str, tmp_path: Path) -> None:
+async def test_password_absent_from_exported_histories(
+    ts_env: WorkflowEnvironment, redfish_site: Landscape, task_queue: str, tmp_path: Path
+) -> None:
     emu = redfish_site.part("redfish")
     wid = f"discover-secret-{uuid.uuid4().hex[:6]}"
     definition = site("lab-secret", emu.url)
     async with redfish_worker(ts_env.client, task_queue, tmp_path):
         result: DiscoverResult = await ts_env.client.execute_workflow(
-            ServerDiscoveryWorkflow.run, DiscoverInput(site=definition), id=wid, task_queue=task_queue)
+            ServerDiscoveryWorkflow.run, DiscoverInput(site=definition), id=wid, task_queue=task_queue
+        )
         # Provisioning without image or BIOS changes still powers the servers on and off through the BMC.
         fleet_id = f"fleet-secret-{uuid.uuid4().hex[:6]}"
         fleet = await ts_env.client.execute_workflow(
             ServerProvisionFleetWorkflow.run,
-            ProvisionFleetInput(servers=result.servers[:1], site=definition, spec=ProvisionSpec(power_timeout_s=60)),
-            id=fleet_id, task_queue=task_queue)
+            ProvisionFleetInput(
+                servers=result.servers[:1], site=definition, spec=ProvisionSpec(power_timeout_s=60)
+            ),
+            id=fleet_id,
+            task_queue=task_queue,
+        )
     assert result.servers and fleet.provisioned == [result.servers[0].identity]
-    ids = [wid, f"{wid}/list-0", f"{wid}/inventory-0", fleet_id, f"server-provision-{result.servers[0].identity}"]
+    ids = [
+        wid,
+        f"{wid}/list-0",
+        f"{wid}/inventory-0",
+        fleet_id,
+        f"server-provision-{result.servers[0].identity}",
+    ]
     exported = []
     for workflow_id in ids:
         history = await ts_env.client.get_workflow_handle(workflow_id).fetch_history()
