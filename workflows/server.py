@@ -376,7 +376,9 @@ class ServerProvisionWorkflow:
             raise ApplicationError(f"step {self._state}: {msg}", type=etype, non_retryable=True) from exc
         return res
 
-    async def _wait_power(self, ref: ServerRef, target: Literal["On", "Off"], timeout_s: int) -> PowerWaitResult:
+    async def _wait_power(
+        self, ref: ServerRef, target: Literal["On", "Off"], timeout_s: int
+    ) -> PowerWaitResult:
         return await self._act(
             "redfish.wait_power",
             PowerWait(

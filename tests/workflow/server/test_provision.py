@@ -24,7 +24,7 @@ from definitions.server import (
 )
 from landscape.landscape import Landscape
 from landscape.redfish import RedfishEmulator
-from tests.server_fixtures import connection, redfish_worker
+from tests.server_fixtures import BMC_PASSWORD, connection, redfish_worker
 from workflows.server import ServerProvisionWorkflow
 
 pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("redfish-site")]
@@ -144,7 +144,7 @@ async def test_image_url_that_404s(
 ) -> None:
     emu, images = parts(redfish_site)
     url = images["base"] + "/no-such-image.iso"
-    assert httpx.get(url).status_code == 404
+    assert (await asyncio.to_thread(httpx.get, url)).status_code == 404
     spec = ProvisionSpec(image=ImageSpec(url=url, sha256=images["sha256"]))
     err = await expect_failure(ts_env, task_queue, tmp_path, ProvisionInput(server=ref(emu, 2), spec=spec))
     assert err.type == "ImageNotFound" and url in err.message
@@ -158,8 +158,10 @@ async def test_image_checksum_mismatch(
     err = await expect_failure(ts_env, task_queue, tmp_path, ProvisionInput(server=ref(emu, 3), spec=spec))
     assert err.type == "ImageChecksumMismatch" and images["sha256"] in err.message
     # The image was never mounted.
-    backend_slots = httpx.get(
+    cd = await asyncio.to_thread(
+        httpx.get,
         f"{emu.url}/redfish/v1/Systems/{emu.systems[3]['uuid']}/VirtualMedia/Cd",
-        auth=("admin", "bmc-Pa55-7f3c9e1d"),
-    ).json()
+        auth=("admin", BMC_PASSWORD),
+    )
+    backend_slots = cd.json()
     assert backend_slots["Inserted"] is False

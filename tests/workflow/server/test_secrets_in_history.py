@@ -6,8 +6,8 @@ import base64
 import binascii
 import json
 import uuid
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
