@@ -104,6 +104,8 @@ class RedfishEmulator(Part):
         self.tls = tls
         self.seed = seed
         self.callback_url = callback_url
+        #: A part started earlier whose endpoints["report_url"] becomes the callback URL at start.
+        self.callback_from: Part | None = None
         self.firmware_seconds = firmware_seconds
         self.boot_seconds = boot_seconds
         self.systems = fake_systems(systems, seed)
@@ -165,6 +167,8 @@ class RedfishEmulator(Part):
             (state_dir / "password").write_text(self.password or "")
             (state_dir / "password").chmod(0o600)
             argv += ["--username", self.username, "--password-file", str(state_dir / "password")]
+        if self.callback_from is not None:
+            self.callback_url = self.callback_from.endpoints["report_url"]
         if self.callback_url:
             argv += ["--callback-url", self.callback_url]
         scheme = "http"

@@ -147,13 +147,21 @@ def build_app(state: SidecarState) -> Starlette:
         return state.bios.setdefault(system, dict(DEFAULT_BIOS))
 
     async def simulate_boot(system: str) -> None:
-        await asyncio.sleep(state.boot_seconds)
+        """Once the system is really On (the fake driver lands power changes late), "boot" for a while,
+        then report in if it booted an inserted CD."""
         headers = {}
         if state.username:
             token = base64.b64encode(f"{state.username}:{state.password}".encode()).decode()
             headers["Authorization"] = f"Basic {token}"
         try:
-            sysdoc = (await state.client.get(f"/redfish/v1/Systems/{system}", headers=headers)).json()
+            for _ in range(120):
+                sysdoc = (await state.client.get(f"/redfish/v1/Systems/{system}", headers=headers)).json()
+                if sysdoc.get("PowerState") == "On":
+                    break
+                await asyncio.sleep(0.25)
+            else:
+                return
+            await asyncio.sleep(state.boot_seconds)
             if sysdoc.get("Boot", {}).get("BootSourceOverrideTarget") != "Cd":
                 return
             image = None
