@@ -51,23 +51,25 @@ async def test_password_absent_from_exported_histories(
         result: DiscoverResult = await ts_env.client.execute_workflow(
             ServerDiscoveryWorkflow.run, DiscoverInput(site=definition), id=wid, task_queue=task_queue
         )
+        # Server 1 (already On after the never-reports-in test, or Off): the other tests own servers 0, 2, 3.
+        chosen = [s for s in result.servers if s.identity == emu.systems[1]["uuid"]]
         # Provisioning without image or BIOS changes still powers the servers on and off through the BMC.
         fleet_id = f"fleet-secret-{uuid.uuid4().hex[:6]}"
         fleet = await ts_env.client.execute_workflow(
             ServerProvisionFleetWorkflow.run,
             ProvisionFleetInput(
-                servers=result.servers[:1], site=definition, spec=ProvisionSpec(power_timeout_s=60)
+                servers=chosen, site=definition, spec=ProvisionSpec(power_timeout_s=60)
             ),
             id=fleet_id,
             task_queue=task_queue,
         )
-    assert result.servers and fleet.provisioned == [result.servers[0].identity]
+    assert result.servers and fleet.provisioned == [chosen[0].identity]
     ids = [
         wid,
         f"{wid}/list-0",
         f"{wid}/inventory-0",
         fleet_id,
-        f"server-provision-{result.servers[0].identity}",
+        f"server-provision-{chosen[0].identity}",
     ]
     exported = []
     for workflow_id in ids:

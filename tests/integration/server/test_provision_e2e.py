@@ -1,0 +1,86 @@
+"""End to end on the dev server: discover an emulated site, provision and image every server (the
+simulated OS reports in through the callback relay), register them (IronCore, fake API)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+
+from activities.redfish.store import FileInventoryStore
+from activities.registration.activity import RegistrationActivities
+from activities.registration.ironcore import IronCoreRegistrar
+from definitions.server import (
+    DiscoverInput,
+    DiscoverResult,
+    ImageSpec,
+    ProvisionFleetInput,
+    ProvisionFleetResult,
+    ProvisionSpec,
+    RegisterInput,
+)
+from landscape.landscape import Landscape
+from landscape.os_callback import OsCallbackRelay
+from landscape.redfish import ImageServer, RedfishEmulator
+from tests.server_fixtures import BMC_PASSWORD, PASSWORD_ENV, redfish_worker, site
+from tests.unit.server.test_registration import FakeCustomObjects
+from workflows.server import ServerDiscoveryWorkflow, ServerProvisionFleetWorkflow
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("dev-server")]
+
+
+@pytest.fixture(scope="module")
+def edge_site(dev_landscape: Landscape, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Landscape]:
+    import os
+
+    os.environ[PASSWORD_ENV] = BMC_PASSWORD
+    relay = OsCallbackRelay(temporal=dev_landscape.part("temporal"))
+    emu = RedfishEmulator(
+        2, username="admin", password=BMC_PASSWORD, seed=f"e2e-{uuid.uuid4().hex[:6]}", boot_seconds=0.5
+    )
+    emu.callback_from = relay
+    land = Landscape([relay, emu, ImageServer(size_mib=1)], state_dir=tmp_path_factory.mktemp("edge"))
+    with land.running():
+        yield land
+
+
+async def test_discover_provision_register(
+    dev_client: Client, edge_site: Landscape, task_queue: str, tmp_path: Path
+) -> None:
+    emu = edge_site.part("redfish")
+    images = edge_site.part("images").endpoints
+    definition = site(f"edge-{uuid.uuid4().hex[:6]}", emu.url)
+    async with redfish_worker(dev_client, task_queue, tmp_path):
+        found: DiscoverResult = await dev_client.execute_workflow(
+            ServerDiscoveryWorkflow.run,
+            DiscoverInput(site=definition),
+            id=f"e2e-discover-{uuid.uuid4().hex[:6]}",
+            task_queue=task_queue,
+        )
+        fleet: ProvisionFleetResult = await dev_client.execute_workflow(
+            ServerProvisionFleetWorkflow.run,
+            ProvisionFleetInput(
+                servers=found.servers,
+                site=definition,
+                concurrency=2,
+                spec=ProvisionSpec(
+                    image=ImageSpec(url=images["url"], sha256=images["sha256"]), report_in_timeout_s=120
+                ),
+            ),
+            id=f"e2e-fleet-{uuid.uuid4().hex[:6]}",
+            task_queue=task_queue,
+        )
+    assert fleet.failed == []
+    assert sorted(fleet.provisioned) == sorted(found.identities) and len(found.identities) == 2
+    booted = {b["identity"] for b in emu.boots()}
+    assert booted == set(found.identities)
+    api = FakeCustomObjects()
+    reg = RegistrationActivities(
+        store=FileInventoryStore(tmp_path), registrar_factory=lambda i: IronCoreRegistrar(api)
+    )
+    out = reg.register(RegisterInput(target="ironcore", servers=found.servers, site=definition))
+    assert len(out.registered) == 2 and out.failed == []
+    assert len([k for k, _ in api.objects if k == "servers"]) == 2
