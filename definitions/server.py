@@ -689,7 +689,6 @@ REGISTRY.register(
         outputs_model=DiscoverResult,
         description="Discover a site's BMCs and read a full inventory of every system (fan-out, bounded)",
         default_timeout=timedelta(hours=2),
-        site_arg="site",
         non_retryable_errors=NON_RETRYABLE,
     )
 )
@@ -704,7 +703,6 @@ REGISTRY.register(
         description="Provision and image servers (BIOS, firmware, Garden Linux via virtual media), one "
         "child workflow per server with id server-provision-<identity>",
         default_timeout=timedelta(hours=6),
-        site_arg="site",
         non_retryable_errors=NON_RETRYABLE,
     )
 )
@@ -733,7 +731,6 @@ REGISTRY.register(
         start_to_close=timedelta(minutes=30),
         heartbeat_timeout=timedelta(minutes=2),
         default_timeout=timedelta(hours=1),
-        site_arg="site",
         non_retryable_errors=NON_RETRYABLE,
     )
 )

@@ -282,3 +282,36 @@ class ImageServer(Part):
             "APEIRO_IMAGE_URL": self.endpoints.get("url", ""),
             "APEIRO_IMAGE_SHA256": self.endpoints.get("sha256", ""),
         }
+
+
+def main() -> None:
+    """Run an emulated site by hand: emulator + sidecar + image server until Ctrl-C."""
+    import argparse
+    import os
+    import tempfile
+    import time
+
+    from landscape.landscape import Landscape
+
+    ap = argparse.ArgumentParser(description="emulated Redfish site for the server lifecycle")
+    ap.add_argument("--systems", type=int, default=4)
+    ap.add_argument("--tls", action="store_true")
+    ap.add_argument("--username")
+    ap.add_argument("--password-env", help="environment variable with the password the emulator accepts")
+    ap.add_argument("--state-dir", type=Path)
+    args = ap.parse_args()
+    password = os.environ.get(args.password_env, "") if args.password_env else None
+    emu = RedfishEmulator(args.systems, username=args.username, password=password, tls=args.tls)
+    state = args.state_dir or Path(tempfile.mkdtemp(prefix="apeiro-redfish-"))
+    land = Landscape([emu, ImageServer()], state_dir=state)
+    with land.running():
+        print(json.dumps({p.name: p.endpoints for p in land.parts}, indent=2), flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
