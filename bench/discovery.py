@@ -24,7 +24,14 @@ from activities.redfish.activities import RedfishActivities
 from activities.redfish.backend import RedfishServer, list_system_paths
 from activities.redfish.client import connect
 from activities.redfish.store import FileInventoryStore
-from definitions.server import BmcConnection, BmcCredentials, DiscoverInput, DiscoverResult, SiteDefinition
+from definitions.server import (
+    BmcConnection,
+    BmcCredentials,
+    BmcEndpointSpec,
+    DiscoverInput,
+    DiscoverResult,
+    SiteDefinition,
+)
 from landscape.landscape import Landscape
 from landscape.redfish import RedfishEmulator
 from landscape.temporal import TemporalDevServer
@@ -101,8 +108,8 @@ async def main() -> None:
                 name="bench",
                 credentials={"c": creds},
                 default_credentials="c",
-                bmcs=[{"url": emu.url, "name": "bench"}],
-            )  # type: ignore[list-item]
+                bmcs=[BmcEndpointSpec(url=emu.url, name="bench")],
+            )
             client = await Client.connect(
                 land.part("temporal").endpoints["address"], data_converter=data_converter()
             )
