@@ -165,3 +165,33 @@ async def test_image_checksum_mismatch(
     )
     backend_slots = cd.json()
     assert backend_slots["Inserted"] is False
+
+
+async def test_firmware_image_missing_fails_the_task(
+    ts_env: WorkflowEnvironment, redfish_site: Landscape, task_queue: str, tmp_path: Path
+) -> None:
+    emu, images = parts(redfish_site)
+    url = f"{images['base']}/bios-9.9.9.bin"
+    spec = ProvisionSpec(firmware=[FirmwareUpdate(image_uri=url, component="BIOS", version="9.9.9")])
+    err = await expect_failure(ts_env, task_queue, tmp_path, ProvisionInput(server=ref(emu, 2), spec=spec))
+    assert err.type == "FirmwareUpdateFailed" and "Exception" in err.message and "404" in err.message
+
+
+async def test_firmware_task_that_never_progresses(
+    ts_env: WorkflowEnvironment, redfish_site: Landscape, task_queue: str, tmp_path: Path
+) -> None:
+    emu, images = parts(redfish_site)
+    spec = ProvisionSpec(
+        firmware_timeout_s=10,
+        firmware=[
+            FirmwareUpdate(image_uri=f"{images['base']}/bmc-1.1.0.bin", component="BMC", version="1.1.0")
+        ],
+    )
+    await asyncio.to_thread(emu.inject, firmware_stuck=True)
+    try:
+        err = await expect_failure(
+            ts_env, task_queue, tmp_path, ProvisionInput(server=ref(emu, 3), spec=spec)
+        )
+    finally:
+        await asyncio.to_thread(emu.inject)
+    assert err.type == "FirmwareUpdateFailed" and "still Running" in err.message and "10s" in err.message
