@@ -6,9 +6,19 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
-from definitions.server import BmcConnection, BmcCredentials, BmcInventory, SystemInventory, TlsOptions
+from definitions.server import (
+    BmcConnection,
+    BmcCredentials,
+    BmcInventory,
+    DiscoverInput,
+    DiscoverResult,
+    SiteDefinition,
+    SystemInventory,
+    TlsOptions,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -29,6 +39,17 @@ def register(subparsers: Any) -> None:
     inv.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
     inv.add_argument("--format", choices=["json", "table"], default="json")
     inv.set_defaults(func=inventory_command)
+    val = sub.add_parser(
+        "validate-site", help="check a site definition (YAML/JSON) before starting a discovery"
+    )
+    val.add_argument("file", type=Path)
+    val.set_defaults(func=validate_command)
+    disc = sub.add_parser("discover", help="start (or join) the discovery workflow of a site on Temporal")
+    disc.add_argument("file", type=Path, help="site definition (YAML/JSON)")
+    disc.add_argument("--concurrency", type=int, default=16)
+    disc.add_argument("--task-queue", default="redfish")
+    disc.add_argument("--no-wait", action="store_true", help="print the workflow id and return")
+    disc.set_defaults(func=discover_command)
     group.set_defaults(func=lambda args: (group.print_help(), 2)[1])
 
 
@@ -124,3 +145,70 @@ def render_table(inv: BmcInventory) -> str:
 
 def dump(inv: BmcInventory) -> str:
     return json.dumps(inv.model_dump(), indent=2)
+
+
+def load_site(path: Path) -> tuple[SiteDefinition | None, list[str]]:
+    """A site definition from YAML or JSON (a bare site, or `{site: ...}`), with every problem found."""
+    import yaml
+    from pydantic import ValidationError
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        return None, [f"{path}: {exc}"]
+    if isinstance(data, dict) and "site" in data and isinstance(data["site"], dict):
+        data = data["site"]
+    try:
+        site = SiteDefinition.model_validate(data)
+    except ValidationError as exc:
+        return None, [f"{'.'.join(map(str, e['loc'])) or 'site'}: {e['msg']}" for e in exc.errors()]
+    return site, site.problems()
+
+
+def validate_command(args: argparse.Namespace) -> int:
+    site, problems = load_site(args.file)
+    for p in problems:
+        print(f"error: {p}", file=sys.stderr)
+    if site is None or problems:
+        return 1
+    conns = site.connections()
+    print(f"site {site.name}: {len(conns)} BMC(s), valid")
+    return 0
+
+
+def discover_command(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from temporalio.common import WorkflowIDConflictPolicy
+
+    from workers.config import ConfigError, connect
+
+    site, problems = load_site(args.file)
+    for p in problems:
+        print(f"error: {p}", file=sys.stderr)
+    if site is None or problems:
+        return 1
+
+    async def run() -> int:
+        client = await connect()
+        wid = f"server-discover-{site.name}"
+        handle = await client.start_workflow(
+            "ServerDiscoveryWorkflow",
+            DiscoverInput(site=site, concurrency=args.concurrency),
+            id=wid,
+            task_queue=args.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            result_type=DiscoverResult,
+        )
+        print(f"discovery workflow {wid} (run {handle.result_run_id})")
+        if args.no_wait:
+            return 0
+        result: DiscoverResult = await handle.result()
+        print(result.model_dump_json(indent=2))
+        return 0 if not result.problems else 3
+
+    try:
+        return asyncio.run(run())
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

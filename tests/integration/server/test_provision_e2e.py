@@ -84,3 +84,33 @@ async def test_discover_provision_register(
     out = reg.register(RegisterInput(target="ironcore", servers=found.servers, site=definition))
     assert len(out.registered) == 2 and out.failed == []
     assert len([k for k, _ in api.objects if k == "servers"]) == 2
+
+
+async def test_discover_cli_starts_and_joins_the_site_workflow(
+    dev_client: Client,
+    dev_landscape: Landscape,
+    edge_site: Landscape,
+    task_queue: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import argparse
+    import asyncio
+
+    from workers.cli import baremetal
+
+    emu = edge_site.part("redfish")
+    name = f"cli-{uuid.uuid4().hex[:6]}"
+    path = tmp_path / "site.json"
+    path.write_text(site(name, emu.url).model_dump_json())
+    for k, v in dev_landscape.part("temporal").env().items():
+        monkeypatch.setenv(k, v)
+    parser = argparse.ArgumentParser()
+    baremetal.register(parser.add_subparsers())
+    args = parser.parse_args(["baremetal", "discover", str(path), "--task-queue", task_queue])
+    async with redfish_worker(dev_client, task_queue, tmp_path):
+        code = await asyncio.to_thread(args.func, args)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"server-discover-{name}" in out and '"bmcs_reachable": 1' in out

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from definitions.server import (
     DiscoverInput,
     ServerSummary,
@@ -85,3 +89,25 @@ def test_chunks_and_step_types_registered() -> None:
     for name in ("server.discover", "server.provision", "server.provision_one", "server.register"):
         assert name in reg
     assert reg.get("server.discover").args_model is DiscoverInput
+
+
+def test_validate_site_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from workers.cli import baremetal
+
+    parser = argparse.ArgumentParser()
+    baremetal.register(parser.add_subparsers())
+    good = tmp_path / "good.yaml"
+    good.write_text(
+        "site:\n  name: edge\n  credentials: {lab: {username: u, password_ref: 'env:PW'}}\n"
+        "  default_credentials: lab\n  bmcs: [{url: 'https://10.0.0.1'}]\n"
+    )
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: edge\nbmcs: [{url: 'https://10.0.0.1'}, {url: 'https://10.0.0.1:443'}]\nextra: 1\n")
+    args = parser.parse_args(["baremetal", "validate-site", str(good)])
+    assert args.func(args) == 0 and "1 BMC(s), valid" in capsys.readouterr().out
+    args = parser.parse_args(["baremetal", "validate-site", str(bad)])
+    assert args.func(args) == 1 and "extra: Extra inputs are not permitted" in capsys.readouterr().err
+    bad.write_text("name: edge\nbmcs: [{url: 'https://10.0.0.1'}, {url: 'https://10.0.0.1:443'}]\n")
+    assert args.func(args) == 1 and "duplicate BMC https://10.0.0.1:443" in capsys.readouterr().err
