@@ -126,21 +126,22 @@ class IronCoreRegistrar:
         parts = urlsplit(bmc.url)
         bmc_name = k8s_name("bmc", bmc.url)
         labels = {"apeiro.io/managed": "true"}
-        if bmc.credentials is not None:
-            password = resolve_secret(bmc.credentials.password_ref)
-            self._upsert(
-                "bmcsecrets",
-                {
-                    "apiVersion": f"{GROUP}/{VERSION}",
-                    "kind": "BMCSecret",
-                    "metadata": {"name": bmc_name, "labels": labels},
-                    "data": {
-                        "username": base64.b64encode(bmc.credentials.username.encode()).decode(),
-                        "password": base64.b64encode(password.encode()).decode(),
-                    },
-                    "type": "Opaque",
+        # metal-operator needs a BMCSecret even for a BMC without authentication (then both are empty).
+        username = bmc.credentials.username if bmc.credentials else ""
+        password = resolve_secret(bmc.credentials.password_ref) if bmc.credentials else ""
+        self._upsert(
+            "bmcsecrets",
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "BMCSecret",
+                "metadata": {"name": bmc_name, "labels": labels},
+                "data": {
+                    "username": base64.b64encode(username.encode()).decode(),
+                    "password": base64.b64encode(password.encode()).decode(),
                 },
-            )
+                "type": "Opaque",
+            },
+        )
         self._upsert(
             "bmcs",
             {
@@ -148,13 +149,13 @@ class IronCoreRegistrar:
                 "kind": "BMC",
                 "metadata": {"name": bmc_name, "labels": labels},
                 "spec": {
-                    "endpoint": {"ip": parts.hostname},
+                    "access": {"address": parts.hostname},
                     "protocol": {
                         "name": "Redfish",
                         "port": parts.port or (443 if parts.scheme == "https" else 80),
                         "scheme": parts.scheme,
                     },
-                    **({"bmcSecretRef": {"name": bmc_name}} if bmc.credentials else {}),
+                    "bmcSecretRef": {"name": bmc_name},
                 },
             },
         )

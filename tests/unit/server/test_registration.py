@@ -94,6 +94,7 @@ def test_ironcore_objects_are_created_once_and_carry_the_inventory(tmp_path: Any
     assert base64.b64decode(secret["data"]["password"]).decode() == "reg-secret-1"
     bmc = next(v for (k, _), v in api.objects.items() if k == "bmcs")
     assert bmc["spec"]["protocol"] == {"name": "Redfish", "port": 8443, "scheme": "https"}
+    assert bmc["spec"]["access"] == {"address": "192.0.2.5"}
     assert bmc["spec"]["bmcSecretRef"]["name"] == secret["metadata"]["name"]
     server = next(v for (k, _), v in api.objects.items() if k == "servers")
     assert (
