@@ -89,6 +89,10 @@ class BmcConnection(_Strict):
     credentials: BmcCredentials | None = None
     tls: TlsOptions = Field(default_factory=TlsOptions)
     timeout_s: float = Field(default=30.0, gt=0, description="connect+read timeout per request")
+    probe: bool = Field(
+        default=False,
+        description="an address from a range that may hold no BMC: short connect timeout, one retry",
+    )
 
     @field_validator("url")
     @classmethod
@@ -216,6 +220,7 @@ class SiteDefinition(_Strict):
                     credentials=self._creds(rng.credentials),
                     tls=rng.tls or self.tls,
                     timeout_s=self.timeout_s,
+                    probe=True,
                 )
                 out.append((f"ranges[{i}]", conn))
         return out

@@ -10,7 +10,8 @@ emulator, except:
   then bumps the component's version (``<component>-<version>.<ext>`` names the component);
 - ``/_apeiro/faults`` (POST JSON): ``{"unavailable_requests": N}`` answers the next N Redfish
   requests with 503, ``{"unavailable_for_s": S}`` for S seconds, ``{"firmware_stuck": true}``
-  leaves update tasks Running forever; ``{}`` clears;
+  leaves update tasks Running forever, ``{"ignore_graceful": true}`` accepts GracefulShutdown and
+  ignores it (a hung OS); ``{}`` clears;
 - ``/_apeiro/boots`` (GET): systems that booted the inserted CD (a simulated OS that "reports in");
   with ``--callback-url`` each such boot is also POSTed there as JSON.
 
@@ -90,6 +91,7 @@ class SidecarState:
         self.unavailable_requests = 0
         self.unavailable_until = 0.0
         self.firmware_stuck = False
+        self.ignore_graceful = False
         self.boots: list[dict[str, Any]] = []
         self.background: set[asyncio.Task[None]] = set()
         self.client = httpx.AsyncClient(base_url=self.upstream, timeout=60.0)
@@ -138,6 +140,7 @@ def build_app(state: SidecarState) -> Starlette:
         state.unavailable_requests = int(data.get("unavailable_requests", 0))
         state.unavailable_until = time.monotonic() + float(data.get("unavailable_for_s", 0))
         state.firmware_stuck = bool(data.get("firmware_stuck", False))
+        state.ignore_graceful = bool(data.get("ignore_graceful", False))
         return JSONResponse({"ok": True})
 
     async def boots(request: Request) -> Response:
@@ -244,8 +247,10 @@ def build_app(state: SidecarState) -> Starlette:
         if m and method == "POST":
             system = m.group(1)
             raw = await request.body()
+            reset = json.loads(raw).get("ResetType", "") if raw else ""
+            if reset == "GracefulShutdown" and state.ignore_graceful:
+                return Response(status_code=204)  # accepted, and ignored like a hung OS would
             resp = await passthrough(request, path, raw)
-            reset = (await request.json()).get("ResetType", "") if raw else ""
             if resp.status_code < 300 and reset in (
                 "On",
                 "ForceOn",

@@ -66,6 +66,11 @@ BMC_RETRY = RetryPolicy(
     maximum_attempts=6,
     non_retryable_error_types=list(NON_RETRYABLE),
 )
+PROBE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_attempts=2,
+    non_retryable_error_types=list(NON_RETRYABLE),
+)
 SHORT = timedelta(seconds=60)
 MAX_PARALLEL_CHILDREN = 8
 
@@ -137,7 +142,8 @@ class ServerListBatchWorkflow:
                     conn,
                     result_type=ListSystemsResult,
                     start_to_close_timeout=timedelta(seconds=conn.timeout_s * 3),
-                    retry_policy=BMC_RETRY,
+                    # A scanned address with no BMC behind it must not cost a minute of retries.
+                    retry_policy=PROBE_RETRY if conn.probe else BMC_RETRY,
                 )
                 return res
             except ActivityError as exc:

@@ -67,7 +67,7 @@ def connect(conn: BmcConnection) -> sushy.Sushy:
         server_side_retries=1,
         server_side_retries_delay=0,
         default_request_timeout=conn.timeout_s,
-        connect_timeout=min(conn.timeout_s, 10.0),
+        connect_timeout=min(conn.timeout_s, 3.0 if conn.probe else 10.0),
     )
     auth: sushy_auth.AuthBase | None = None
     if conn.credentials is not None:

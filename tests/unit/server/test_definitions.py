@@ -58,6 +58,7 @@ def test_address_range_expands_with_ports_and_credentials() -> None:
     conns = s.connections()
     assert [c.url for c in conns][:2] == ["https://192.0.2.10:443", "https://192.0.2.10:8443"]
     assert len(conns) == 6 and all(c.credentials and c.credentials.password_ref == "env:PW" for c in conns)
+    assert all(c.probe for c in conns)  # scanned addresses: short connect timeout, one retry
 
 
 def test_identity_prefers_uuid_then_serial() -> None:

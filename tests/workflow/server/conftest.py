@@ -10,6 +10,6 @@ from tests.server_fixtures import emulator_landscape
 
 @pytest.fixture(scope="session")
 def redfish_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Landscape]:
-    """One emulator (basic auth, 4 systems) and an image server for the server workflow tests."""
-    with emulator_landscape(tmp_path_factory.mktemp("redfish"), systems=4) as land:
+    """One emulator (basic auth, 5 systems) and an image server for the server workflow tests."""
+    with emulator_landscape(tmp_path_factory.mktemp("redfish"), systems=5) as land:
         yield land

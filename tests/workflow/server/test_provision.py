@@ -16,6 +16,8 @@ from definitions.server import (
     FirmwareUpdate,
     ImageSpec,
     OsReport,
+    PowerRequest,
+    PowerWait,
     ProvisionInput,
     ProvisionResult,
     ProvisionSpec,
@@ -195,3 +197,41 @@ async def test_firmware_task_that_never_progresses(
     finally:
         await asyncio.to_thread(emu.inject)
     assert err.type == "FirmwareUpdateFailed" and "still Running" in err.message and "10s" in err.message
+
+
+async def test_graceful_shutdown_ignored_then_forced_off(
+    ts_env: WorkflowEnvironment, redfish_site: Landscape, task_queue: str, tmp_path: Path
+) -> None:
+    emu, _ = parts(redfish_site)
+    server = ref(emu, 4)
+    await asyncio.to_thread(emu.inject, ignore_graceful=True)
+    try:
+        with ts_env.auto_time_skipping_disabled():
+            async with redfish_worker(ts_env.client, task_queue, tmp_path) as acts:
+                # Server 4 starts On, so the workflow has something to shut down.
+                await asyncio.to_thread(acts.power, PowerRequest(server=server, action="On", done_when="On"))
+                on = await asyncio.to_thread(
+                    acts.wait_power, PowerWait(server=server, target="On", timeout_s=60)
+                )
+                assert on.reached
+                handle = await ts_env.client.start_workflow(
+                    ServerProvisionWorkflow.run,
+                    ProvisionInput(
+                        server=server, spec=ProvisionSpec(graceful_shutdown_timeout_s=2, power_timeout_s=60)
+                    ),
+                    id=provision_workflow_id(server.identity),
+                    task_queue=task_queue,
+                )
+                result = await handle.result()
+                history = await handle.fetch_history()
+    finally:
+        await asyncio.to_thread(emu.inject)
+    actions = [
+        e.activity_task_scheduled_event_attributes.input.payloads[0].data
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "redfish.power"
+    ]
+    assert [b'"GracefulShutdown"' in a for a in actions] == [True, False, False]
+    assert b'"ForceOff"' in actions[1] and b'"On"' in actions[2]
+    assert result.steps_done == ["power-off", "power-on"]
