@@ -110,6 +110,7 @@ class RedfishEmulator(Part):
         self.boot_seconds = boot_seconds
         self.systems = fake_systems(systems, seed)
         self.ca_bundle: Path | None = None
+        self.password_file: Path | None = None
 
     @property
     def url(self) -> str:
@@ -166,6 +167,7 @@ class RedfishEmulator(Part):
         if self.username:
             (state_dir / "password").write_text(self.password or "")
             (state_dir / "password").chmod(0o600)
+            self.password_file = state_dir / "password"
             argv += ["--username", self.username, "--password-file", str(state_dir / "password")]
         if self.callback_from is not None:
             self.callback_url = self.callback_from.endpoints["report_url"]
@@ -196,8 +198,29 @@ class RedfishEmulator(Part):
         data: list[dict[str, object]] = httpx.get(f"{self.url}/_apeiro/boots", timeout=5, verify=False).json()
         return data
 
+    @property
+    def password_ref(self) -> str | None:
+        """A `file:` reference to the password (workers on this host resolve it; no env, no history)."""
+        return f"file:{self.password_file}" if self.password_file else None
+
+    def site_definition(self, name: str = "edge-demo-1") -> dict[str, object]:
+        """A site definition (as JSON data) for this emulated BMC, credentials by reference."""
+        site: dict[str, object] = {"name": name, "bmcs": [{"url": self.url, "name": f"{name}-bmc"}]}
+        if self.username and self.password_ref:
+            site["credentials"] = {"bmc": {"username": self.username, "password_ref": self.password_ref}}
+            site["default_credentials"] = "bmc"
+        if self.ca_bundle:
+            site["tls"] = {"ca_bundle": str(self.ca_bundle)}
+        return site
+
     def env(self) -> dict[str, str]:
-        return {"APEIRO_REDFISH_URL": self.endpoints.get("url", "")}
+        out = {"APEIRO_REDFISH_URL": self.endpoints.get("url", "")}
+        if self.username and self.password_ref:
+            out["APEIRO_REDFISH_USERNAME"] = self.username
+            out["APEIRO_REDFISH_PASSWORD_REF"] = self.password_ref
+        if self.ca_bundle:
+            out["APEIRO_REDFISH_CA_BUNDLE"] = str(self.ca_bundle)
+        return out
 
 
 class RedfishStatic(Part):
@@ -230,6 +253,27 @@ class RedfishStatic(Part):
         url = f"http://127.0.0.1:{port}"
         proc.start(lambda: httpx.get(f"{url}/redfish/v1", timeout=1).status_code == 200)
         self.endpoints = {"url": url}
+
+
+def server_parts(
+    temporal: Part,
+    systems: int = 4,
+    *,
+    username: str = "admin",
+    password: str | None = None,
+    tls: bool = False,
+) -> list[Part]:
+    """The server lifecycle's peers for `apeiro dev up` / `make demo`, in start order: the OS report-in
+    relay (signals Temporal), the emulated BMC whose simulated OS calls the relay, the image server.
+    Without a password a random one is generated (the site definition refers to its file)."""
+    import secrets
+
+    from landscape.os_callback import OsCallbackRelay
+
+    relay = OsCallbackRelay(temporal=temporal)
+    emu = RedfishEmulator(systems, username=username, password=password or secrets.token_urlsafe(12), tls=tls)
+    emu.callback_from = relay
+    return [relay, emu, ImageServer()]
 
 
 def generate_image(path: Path, size_mib: int = 4, version: str = "1592.0") -> str:

@@ -3,6 +3,7 @@ simulated OS reports in through the callback relay), register them (IronCore, fa
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,11 +22,11 @@ from definitions.server import (
     ProvisionFleetResult,
     ProvisionSpec,
     RegisterInput,
+    SiteDefinition,
 )
 from landscape.landscape import Landscape
-from landscape.os_callback import OsCallbackRelay
-from landscape.redfish import ImageServer, RedfishEmulator
-from tests.server_fixtures import BMC_PASSWORD, PASSWORD_ENV, redfish_worker, site
+from landscape.redfish import RedfishEmulator, fake_systems, server_parts
+from tests.server_fixtures import BMC_PASSWORD, PASSWORD_ENV, redfish_worker
 from tests.unit.server.test_registration import FakeCustomObjects
 from workflows.server import ServerDiscoveryWorkflow, ServerProvisionFleetWorkflow
 
@@ -34,15 +35,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("dev-server")]
 
 @pytest.fixture(scope="module")
 def edge_site(dev_landscape: Landscape, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Landscape]:
+    """The parts `make demo` uses (relay, emulator, image server) next to the session's dev server."""
     import os
 
     os.environ[PASSWORD_ENV] = BMC_PASSWORD
-    relay = OsCallbackRelay(temporal=dev_landscape.part("temporal"))
-    emu = RedfishEmulator(
-        2, username="admin", password=BMC_PASSWORD, seed=f"e2e-{uuid.uuid4().hex[:6]}", boot_seconds=0.5
-    )
-    emu.callback_from = relay
-    land = Landscape([relay, emu, ImageServer(size_mib=1)], state_dir=tmp_path_factory.mktemp("edge"))
+    parts = server_parts(dev_landscape.part("temporal"), systems=2)
+    emu = parts[1]
+    assert isinstance(emu, RedfishEmulator)
+    emu.seed, emu.boot_seconds = f"e2e-{uuid.uuid4().hex[:6]}", 0.5
+    emu.systems = fake_systems(2, emu.seed)
+    land = Landscape(parts, state_dir=tmp_path_factory.mktemp("edge"))
     with land.running():
         yield land
 
@@ -52,7 +54,9 @@ async def test_discover_provision_register(
 ) -> None:
     emu = edge_site.part("redfish")
     images = edge_site.part("images").endpoints
-    definition = site(f"edge-{uuid.uuid4().hex[:6]}", emu.url)
+    # The landscape's own site definition: credentials by file reference, no password anywhere else.
+    definition = SiteDefinition.model_validate(emu.site_definition(f"edge-{uuid.uuid4().hex[:6]}"))
+    assert definition.problems() == [] and str(emu.password_ref).startswith("file:")
     async with redfish_worker(dev_client, task_queue, tmp_path):
         found: DiscoverResult = await dev_client.execute_workflow(
             ServerDiscoveryWorkflow.run,
@@ -103,7 +107,7 @@ async def test_discover_cli_starts_and_joins_the_site_workflow(
     emu = edge_site.part("redfish")
     name = f"cli-{uuid.uuid4().hex[:6]}"
     path = tmp_path / "site.json"
-    path.write_text(site(name, emu.url).model_dump_json())
+    path.write_text(json.dumps(emu.site_definition(name)))
     for k, v in dev_landscape.part("temporal").env().items():
         monkeypatch.setenv(k, v)
     parser = argparse.ArgumentParser()
