@@ -29,11 +29,20 @@ def k8s_name(prefix: str, key: str) -> str:
 
 
 def api_client_from_env() -> Any:
-    """A kubernetes ApiClient: APEIRO_KUBE_API (URL of the landscape's API server, optional
-    APEIRO_KUBE_TOKEN_REF secret reference, APEIRO_KUBE_CA) or the usual kubeconfig/in-cluster config."""
+    """A kubernetes ApiClient for the IronCore metal API, first match wins:
+
+    - ``APEIRO_IRONCORE_KUBECONFIG``: a kubeconfig file;
+    - ``APEIRO_KUBE_API`` (or the landscape's ``APEIRO_KUBEAPI_URL``): the API server URL, with optional
+      ``APEIRO_KUBE_TOKEN_REF`` (a secret reference), ``APEIRO_KUBE_CA`` or ``APEIRO_KUBE_INSECURE``;
+    - ``APEIRO_GARDEN_KUBECONFIG``: the landscape's one API server also serves metal objects;
+    - in-cluster config, else the default kubeconfig.
+    """
     from kubernetes import client, config
 
-    url = os.environ.get("APEIRO_KUBE_API")
+    kubeconfig = os.environ.get("APEIRO_IRONCORE_KUBECONFIG")
+    if kubeconfig:
+        return config.new_client_from_config(config_file=kubeconfig)
+    url = os.environ.get("APEIRO_KUBE_API") or os.environ.get("APEIRO_KUBEAPI_URL")
     if url:
         cfg = client.Configuration()
         cfg.host = url
@@ -46,6 +55,9 @@ def api_client_from_env() -> Any:
         elif url.startswith("https://"):
             cfg.verify_ssl = os.environ.get("APEIRO_KUBE_INSECURE", "") not in ("1", "true")
         return client.ApiClient(cfg)
+    garden = os.environ.get("APEIRO_GARDEN_KUBECONFIG")
+    if garden:
+        return config.new_client_from_config(config_file=garden)
     try:
         config.load_incluster_config()
     except config.ConfigException:
