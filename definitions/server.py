@@ -449,6 +449,9 @@ class DiscoverResult(BaseModel):
     problems: list[BmcProblem] = Field(default_factory=list)
     bmcs_total: int = 0
     bmcs_reachable: int = 0
+    addresses_without_bmc: int = Field(
+        default=0, description="scanned range addresses where nothing answered (counted, not listed)"
+    )
     diff: DiscoveryDiff = Field(default_factory=DiscoveryDiff)
     identities: list[str] = Field(default_factory=list)
 
@@ -474,6 +477,11 @@ class ListBatchInput(BaseModel):
 
 class ListBatchResult(BaseModel):
     results: list[ListSystemsResult]
+    #: Scanned range addresses where nothing answered (counted, not listed: a /20 of empty addresses
+    #: would otherwise outgrow a 2 MiB payload).
+    addresses_without_bmc: int = 0
+    #: Their URLs only, so re-discovery does not report servers behind them as removed.
+    silent_urls: list[str] = Field(default_factory=list)
 
 
 class InventoryBatchInput(BaseModel):

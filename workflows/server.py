@@ -155,7 +155,16 @@ class ServerListBatchWorkflow:
                 )
 
         results = await bounded([lambda c=c: one(c) for c in inp.bmcs], inp.concurrency)  # type: ignore[misc]
-        return ListBatchResult(results=[r for r in results if isinstance(r, ListSystemsResult)])
+        out = ListBatchResult(results=[])
+        for conn, r in zip(inp.bmcs, results, strict=True):
+            if not isinstance(r, ListSystemsResult):
+                continue
+            if conn.probe and r.problem is not None and r.problem.error_type == "BmcUnreachable":
+                out.addresses_without_bmc += 1
+                out.silent_urls.append(conn.url)
+            else:
+                out.results.append(r)
+        return out
 
 
 @workflow.defn
@@ -237,6 +246,7 @@ class ServerDiscoveryWorkflow:
         result = DiscoverResult(site=inp.site.name, servers=[], bmcs_total=len(conns))
         by_url = {c.url: c for c in conns}
         targets: list[SystemTarget] = []
+        silent: set[str] = set()
         for batch, res in zip(list_batches, listed, strict=True):
             if isinstance(res, BaseException):
                 etype, msg = failure_info(res)
@@ -244,6 +254,8 @@ class ServerDiscoveryWorkflow:
                     BmcProblem(bmc_url=c.url, name=c.name, error_type=etype, message=msg) for c in batch
                 ]
                 continue
+            result.addresses_without_bmc += res.addresses_without_bmc
+            silent.update(res.silent_urls)
             for r in res.results:
                 if r.problem:
                     result.problems.append(r.problem)
@@ -317,7 +329,7 @@ class ServerDiscoveryWorkflow:
                 retry_policy=BMC_RETRY,
             )
             # A BMC that did not answer this time does not mean its servers were removed.
-            failed_bmcs = {p.bmc_url for p in result.problems if p.system_path is None}
+            failed_bmcs = {p.bmc_url for p in result.problems if p.system_path is None} | silent
             previous = [s for s in prev.servers if s.bmc_url not in failed_bmcs]
             result.diff = diff_snapshots(previous, result.servers)
             result.diff.previous_run = prev.run_id
