@@ -356,9 +356,25 @@ class ServerProvisionWorkflow:
         self._state = "starting"
         self._report: OsReport | None = None
         self._result: ProvisionResult | None = None
+        self._identity = ""
+        self._ignored_reports = 0
 
     @workflow.signal
     def report_in(self, report: OsReport) -> None:
+        """Accept a report only once the server was powered on with the image, and only for this
+        server: a report from an earlier boot or a mistyped identity must not end the wait."""
+        if self._state not in ("power-on", "waiting-for-os"):
+            self._ignored_reports += 1
+            workflow.logger.warning(
+                "ignoring a report-in during %s (not booted from the image yet)", self._state
+            )
+            return
+        if report.identity and self._identity and report.identity.lower() != self._identity:
+            self._ignored_reports += 1
+            workflow.logger.warning(
+                "ignoring a report-in for %s (this is %s)", report.identity, self._identity
+            )
+            return
         self._report = report
 
     @workflow.query
@@ -367,6 +383,7 @@ class ServerProvisionWorkflow:
             "state": self._state,
             "done": self._result.steps_done if self._result else [],
             "reported_in": self._report is not None,
+            "ignored_reports": self._ignored_reports,
         }
 
     async def _act(
@@ -418,6 +435,7 @@ class ServerProvisionWorkflow:
     @workflow.run
     async def run(self, inp: ProvisionInput) -> ProvisionResult:
         ref, spec = inp.server, inp.spec
+        self._identity = ref.identity.lower()
         self._result = ProvisionResult(identity=ref.identity)
 
         # 1. power off: graceful, then forced after the grace period.

@@ -235,3 +235,20 @@ async def test_graceful_shutdown_ignored_then_forced_off(
     assert [b'"GracefulShutdown"' in a for a in actions] == [True, False, False]
     assert b'"ForceOff"' in actions[1] and b'"On"' in actions[2]
     assert result.steps_done == ["power-off", "power-on"]
+
+
+async def test_report_in_before_power_on_or_for_another_server_is_ignored(
+    ts_env: WorkflowEnvironment, redfish_site: Landscape, task_queue: str, tmp_path: Path
+) -> None:
+    emu, images = parts(redfish_site)
+    # Image check fails on purpose at the end, after the early reports were sent during the wait.
+    server = ref(emu, 2)
+    spec = ProvisionSpec(image=ImageSpec(url=images["url"], sha256="1" * 64))
+    async with redfish_worker(ts_env.client, task_queue, tmp_path):
+        handle = await start(ts_env, task_queue, ProvisionInput(server=server, spec=spec))
+        await handle.signal(ServerProvisionWorkflow.report_in, OsReport(identity=server.identity))
+        await handle.signal(ServerProvisionWorkflow.report_in, OsReport(identity="someone-else"))
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        status = await handle.query(ServerProvisionWorkflow.status)
+    assert status["ignored_reports"] == 2 and status["reported_in"] is False
