@@ -218,7 +218,6 @@ class RedfishActivities:
         srv = self._server(req.server)
         start = time.monotonic()
         delay = self.poll_initial_s
-        last = (-1, "")
         while True:
             state, pct, msg = self._call(req.server.bmc, lambda: srv.task_state(req.task_uri))
             _heartbeat({"state": state, "percent": pct})
@@ -230,8 +229,6 @@ class RedfishActivities:
                     type="FirmwareUpdateFailed",
                     non_retryable=True,
                 )
-            if (pct or 0, state) != last:
-                last = (pct or 0, state)
             if time.monotonic() - start >= req.timeout_s:
                 raise ApplicationError(
                     f"BMC {req.server.bmc.label}: {req.what or 'task'} {req.task_uri} still {state} at "
