@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
-import re
 from datetime import timedelta
 from typing import Literal
 from urllib.parse import urlsplit
@@ -19,9 +18,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from definitions import queues
+from definitions.secrets import check_secret_ref
 from definitions.steptypes import REGISTRY, StepKind, StepType
-
-SECRET_REF = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:/.+|k8s:[^/#]+/[^/#]+#.+)$")
 
 #: Error types a retry cannot fix; the pipeline engine and operators can match on them.
 NON_RETRYABLE = (
@@ -34,6 +32,7 @@ NON_RETRYABLE = (
     "FirmwareUpdateFailed",
     "RedfishOperationRejected",
     "SecretNotFound",
+    "SecretUnavailable",
 )
 
 
@@ -56,11 +55,10 @@ class BmcCredentials(_Strict):
     )
 
     def problems(self, where: str) -> list[str]:
-        if not SECRET_REF.match(self.password_ref):
-            return [
-                f"{where}.password_ref must be a reference (env:NAME, file:/path, "
-                "k8s:namespace/secret#key), never the password itself"
-            ]
+        try:
+            check_secret_ref(self.password_ref)
+        except ValueError as exc:
+            return [f"{where}.password_ref {exc}"]
         return []
 
 

@@ -100,8 +100,9 @@ class StepTypeRegistry:
 
     def unknown_message(self, name: str) -> str:
         close = difflib.get_close_matches(name, self._types, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        return f"unknown step type {name!r}{hint}; registered: {', '.join(self.names())}"
+        if close:
+            return f"unknown step type {name!r} (did you mean {close[0]!r}?)"
+        return f"unknown step type {name!r}; `apeiro steps` lists the registered ones"
 
 
 #: The process-wide registry. Populated by :func:`definitions.catalog.load_catalog`.

@@ -34,6 +34,10 @@ class Part(abc.ABC):
         """Environment variables that point workers and clients at this part."""
         return {}
 
+    def pipeline_inputs(self) -> dict[str, object]:
+        """Inputs of the edge-site pipeline this part provides (e.g. its BMC endpoints) for the demo."""
+        return {}
+
     @property
     def pids(self) -> list[int]:
         return [p.pid for p in self.processes if p.pid is not None]

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import httpx
 
+from definitions import search_attributes
 from landscape.part import Part
 from landscape.process import ManagedProcess, find_executable, free_port
 
-#: Search attributes the engine sets on pipelines and their steps (all Keyword).
-SEARCH_ATTRIBUTES = ("ApeiroPipeline", "ApeiroSite", "ApeiroStep", "ApeiroStepType")
+SEARCH_ATTRIBUTES = search_attributes.NAMES
 
 
 class TemporalDevServer(Part):

@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -29,11 +30,17 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 
 def build_workers(client: Client, queues: Sequence[str], *, max_concurrent_activities: int = 100,
-                  activity_executor: ThreadPoolExecutor | None = None) -> list[Worker]:
-    """One Worker per queue, sharing the client. Sync activities run on ``activity_executor``."""
+                  activity_executor: ThreadPoolExecutor | None = None,
+                  extra_activities: Mapping[str, Sequence[Callable[..., Any]]] | None = None) -> list[Worker]:
+    """One Worker per queue, sharing the client. Sync activities run on ``activity_executor``.
+
+    ``extra_activities`` adds activities to a queue (tests register probes this way).
+    """
     workers = []
     for queue in queues:
         contents = contents_for(queue)
+        if extra_activities and queue in extra_activities:
+            contents.activities = [*contents.activities, *extra_activities[queue]]
         needs_executor = any(not asyncio.iscoroutinefunction(a) for a in contents.activities)
         workers.append(
             Worker(

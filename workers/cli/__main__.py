@@ -1,5 +1,3 @@
-import sys
+from workers.cli import entry
 
-from workers.cli import main
-
-sys.exit(main())
+entry()

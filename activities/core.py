@@ -1,0 +1,111 @@
+"""Core activities of the pipeline engine: no-op echo, outbound HTTP, and loading named definitions."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.secrets import resolve_secret
+from definitions.core_steps import EchoArgs, HttpArgs, HttpResult
+from definitions.library import PipelineLibrary
+from definitions.validate import DefinitionError
+
+#: Statuses a later attempt may turn into success; every other unexpected status is final.
+RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
+
+
+def retry_after(response: httpx.Response) -> timedelta | None:
+    value = response.headers.get("Retry-After", "")
+    if value.isdigit():
+        return timedelta(seconds=min(int(value), 600))
+    return None
+
+
+class CoreActivities:
+    """Activities of the `pipeline` queue. One instance per worker; holds nothing secret."""
+
+    def __init__(self, library: PipelineLibrary | None = None) -> None:
+        self.library = library or PipelineLibrary()
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [self.echo, self.http, self.load_definition]
+
+    def close(self) -> None:
+        return None
+
+    @activity.defn(name="core.echo")
+    async def echo(self, args: EchoArgs) -> dict[str, Any]:
+        if args.sleep:
+            deadline = time.monotonic() + args.sleep.total_seconds()
+            while (left := deadline - time.monotonic()) > 0:
+                activity.heartbeat()
+                await asyncio.sleep(min(left, 1.0))
+        return args.values
+
+    @activity.defn(name="core.http")
+    async def http(self, args: HttpArgs) -> HttpResult:
+        headers = dict(args.headers)
+        for name, ref in args.secret_headers.items():
+            headers[name] = resolve_secret(ref)
+        verify: bool | str = args.ca_bundle or not args.insecure
+        url = str(args.url)
+        try:
+            async with httpx.AsyncClient(verify=verify, timeout=args.request_timeout.total_seconds()) as client:
+                response = await client.request(
+                    args.method, url, headers=headers,
+                    json=args.json_body if args.json_body is not None else None,
+                    content=args.body.encode() if args.body is not None else None,
+                )
+        except httpx.ConnectError as exc:
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                raise ApplicationError(
+                    f"TLS verification of {url} failed: {exc}. Give caBundle, or insecure: true for a lab",
+                    type="TLSError", non_retryable=True) from None
+            raise ApplicationError(f"cannot connect to {url}: {exc}", type="ConnectError") from None
+        except httpx.TimeoutException:
+            raise ApplicationError(f"{args.method} {url} timed out after {args.request_timeout}",
+                                   type="Timeout") from None
+        except httpx.HTTPError as exc:
+            raise ApplicationError(f"{args.method} {url} failed: {exc}", type="HTTPError") from None
+        raw = response.content
+        text = raw[: args.max_body_bytes].decode(errors="replace")
+        if response.status_code not in args.expect_status:
+            snippet = text[:300]
+            raise ApplicationError(
+                f"{args.method} {url} answered {response.status_code} (expected {_ranges(args.expect_status)}): "
+                f"{snippet}",
+                type=f"HTTP{response.status_code}",
+                non_retryable=response.status_code not in RETRYABLE_STATUS,
+                next_retry_delay=retry_after(response),
+            )
+        data = None
+        if "json" in response.headers.get("content-type", "") and len(raw) <= args.max_body_bytes:
+            try:
+                data = response.json()
+            except ValueError:
+                data = None
+        return HttpResult(
+            status=response.status_code,
+            headers={k: v for k, v in response.headers.items() if k.lower() not in ("set-cookie",)},
+            body=text, json_body=data, truncated=len(raw) > args.max_body_bytes,
+        )
+
+    @activity.defn(name="pipeline.load_definition")
+    async def load_definition(self, name: str) -> dict[str, Any]:
+        try:
+            return self.library.load(name)
+        except DefinitionError as exc:
+            raise ApplicationError(str(exc), type="UnknownPipeline", non_retryable=True) from None
+
+
+def _ranges(codes: list[int]) -> str:
+    if codes and codes == list(range(codes[0], codes[-1] + 1)) and len(codes) > 2:
+        return f"{codes[0]}-{codes[-1]}"
+    return ", ".join(map(str, codes))

@@ -1,0 +1,291 @@
+"""Expressions in pipeline definitions: CEL (the Common Expression Language Kubernetes uses).
+
+CEL is side-effect free, terminates, and is deterministic, so the pipeline workflow can evaluate
+expressions itself during replay. Never Python `eval`.
+
+- ``when:`` and ``forEach:`` and ``outputs:`` values are bare CEL expressions.
+- Inside ``with:`` arguments, a string may embed ``${{ expr }}``. A string that is exactly one
+  ``${{ expr }}`` takes the expression's typed value (a list stays a list); otherwise each embedded
+  expression is rendered into the string.
+
+Variables: ``inputs`` (the pipeline's inputs), ``steps.NAME.outputs`` / ``steps.NAME.status``,
+``item`` and ``index`` inside a ``forEach`` step, ``result`` inside a step's ``outputs:`` mapping,
+``pipeline`` (``name``, ``id``).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import celpy
+from celpy import celtypes
+from lark import Token, Tree
+
+TEMPLATE = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
+MACROS = frozenset({"map", "filter", "all", "exists", "exists_one"})
+ROOTS = frozenset({"inputs", "steps", "item", "index", "result", "pipeline"})
+
+_ENV = celpy.Environment()
+_PROGRAMS: dict[str, Any] = {}
+_TREES: dict[str, Tree[Any]] = {}
+
+
+class ExpressionError(ValueError):
+    """An expression does not compile or cannot be evaluated; the message says which and why."""
+
+
+def _first_line(text: str) -> str:
+    lines = [ln for ln in str(text).strip().splitlines() if ln.strip()]
+    return lines[0].strip() if lines else str(text)
+
+
+def parse(expr: str) -> Tree[Any]:
+    """Parse once and cache (the cache is deterministic: same text, same tree)."""
+    tree = _TREES.get(expr)
+    if tree is None:
+        if not expr.strip():
+            raise ExpressionError("empty expression")
+        try:
+            tree = _ENV.compile(expr)
+        except celpy.CELParseError as exc:
+            where = ""
+            line, col = getattr(exc, "line", None), getattr(exc, "column", None)
+            if line is not None and col is not None:
+                where = f" at line {line}, column {col}"
+            raise ExpressionError(f"CEL syntax error{where} in {expr!r}") from None
+        except Exception as exc:  # the parser raises lark errors for some inputs
+            raise ExpressionError(f"CEL syntax error in {expr!r}: {_first_line(str(exc))}") from None
+        _TREES[expr] = tree
+    return tree
+
+
+def _program(expr: str) -> Any:
+    prog = _PROGRAMS.get(expr)
+    if prog is None:
+        prog = _ENV.program(parse(expr))
+        _PROGRAMS[expr] = prog
+    return prog
+
+
+def to_python(value: Any) -> Any:
+    """CEL values to plain JSON-able Python values."""
+    if isinstance(value, celtypes.BoolType):
+        return bool(value)
+    if isinstance(value, (celtypes.IntType, celtypes.UintType)):
+        return int(value)
+    if isinstance(value, celtypes.DoubleType):
+        return float(value)
+    if isinstance(value, celtypes.StringType):
+        return str(value)
+    if isinstance(value, celtypes.BytesType):
+        return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, celtypes.TimestampType):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, celtypes.DurationType):
+        return f"{value.total_seconds()}s"
+    if isinstance(value, (celtypes.ListType, list, tuple)):
+        return [to_python(v) for v in value]
+    if isinstance(value, (celtypes.MapType, dict)):
+        return {str(to_python(k)): to_python(v) for k, v in value.items()}
+    if value is None or isinstance(value, celtypes.NullType):
+        return None
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    return value
+
+
+def _describe_eval_error(exc: BaseException) -> str:
+    args = getattr(exc, "args", ())
+    message = str(args[0]) if args else str(exc)
+    # celpy nests the real cause inside overload errors; surface the innermost "no such ..." part.
+    inner = re.findall(r"no such (?:member in mapping: '[^'\\]+'|key)", str(exc))
+    if inner and "no such" not in message:
+        message = inner[0]
+    return _first_line(message)
+
+
+def evaluate(expr: str, context: Mapping[str, Any]) -> Any:
+    """Evaluate a bare CEL expression against JSON-like variables; return a plain Python value."""
+    prog = _program(expr)
+    activation = {k: celpy.json_to_cel(v) for k, v in context.items()}
+    try:
+        result = prog.evaluate(activation)
+    except celpy.CELEvalError as exc:
+        raise ExpressionError(f"cannot evaluate {expr!r}: {_describe_eval_error(exc)}") from None
+    except Exception as exc:
+        raise ExpressionError(f"cannot evaluate {expr!r}: {_first_line(str(exc))}") from None
+    if isinstance(result, celpy.CELEvalError):
+        raise ExpressionError(f"cannot evaluate {expr!r}: {_describe_eval_error(result)}")
+    return to_python(result)
+
+
+def evaluate_bool(expr: str, context: Mapping[str, Any]) -> bool:
+    value = evaluate(expr, context)
+    if not isinstance(value, bool):
+        raise ExpressionError(f"{expr!r} must be true or false, got {type(value).__name__} {value!r}")
+    return value
+
+
+def template_expressions(text: str) -> list[str]:
+    return [m.group(1).strip() for m in TEMPLATE.finditer(text)]
+
+
+def is_template(value: Any) -> bool:
+    return isinstance(value, str) and "${{" in value
+
+
+def contains_template(value: Any) -> bool:
+    if isinstance(value, str):
+        return is_template(value)
+    if isinstance(value, Mapping):
+        return any(contains_template(v) for v in value.values())
+    if isinstance(value, list):
+        return any(contains_template(v) for v in value)
+    return False
+
+
+def iter_templates(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Yield (path, expression) for every ``${{ }}`` inside a JSON-like value."""
+    if isinstance(value, str):
+        if "${{" in value and not TEMPLATE.search(value):
+            yield path, value  # an opening brace without a close: reported as a syntax error
+        for expr in template_expressions(value):
+            yield path, expr
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from iter_templates(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from iter_templates(item, f"{path}[{i}]")
+
+
+def render(value: Any, context: Mapping[str, Any]) -> Any:
+    """Render every ``${{ }}`` inside a JSON-like value."""
+    if isinstance(value, str):
+        if "${{" not in value:
+            return value
+        whole = TEMPLATE.fullmatch(value.strip())
+        if whole:
+            return evaluate(whole.group(1).strip(), context)
+        if not TEMPLATE.search(value):
+            raise ExpressionError(f"unterminated '${{{{' in {value!r}: close it with '}}}}'")
+
+        def repl(match: re.Match[str]) -> str:
+            result = evaluate(match.group(1).strip(), context)
+            if isinstance(result, bool):
+                return "true" if result else "false"
+            return "" if result is None else str(result)
+
+        return TEMPLATE.sub(repl, value)
+    if isinstance(value, Mapping):
+        return {k: render(v, context) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render(v, context) for v in value]
+    return value
+
+
+# --- static analysis for validation ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A variable access chain, e.g. ``steps.discover.outputs.count`` -> ('steps','discover','outputs','count').
+
+    ``None`` in the chain stands for a computed index (``steps[x]``) that cannot be checked statically.
+    """
+
+    chain: tuple[str | None, ...]
+
+
+def _member_chain(node: Tree[Any]) -> tuple[list[str | None], list[Tree[Any]]] | None:
+    """Walk the left spine of a `member` tree. Returns (chain, subtrees still to scan) or None."""
+    names: list[str | None] = []
+    pending: list[Tree[Any]] = []
+    cur: Any = node
+    while isinstance(cur, Tree):
+        if cur.data == "member":
+            cur = cur.children[0]
+        elif cur.data == "member_dot":
+            names.append(str(cur.children[1]))
+            cur = cur.children[0]
+        elif cur.data == "member_index":
+            idx = cur.children[1]
+            literal = _string_literal(idx)
+            names.append(literal)
+            if literal is None:
+                pending.append(idx)
+            cur = cur.children[0]
+        elif cur.data == "primary":
+            inner = cur.children[0]
+            if isinstance(inner, Tree) and inner.data == "ident":
+                names.append(str(inner.children[0]))
+                names.reverse()
+                return names, pending
+            return None
+        else:
+            return None
+    return None
+
+
+def _unwrap(node: Any) -> Tree[Any]:
+    """Descend through the single-child wrappers CEL's grammar puts around a member expression."""
+    while isinstance(node, Tree) and node.data != "member" and len(node.children) == 1:
+        node = node.children[0]
+    return node if isinstance(node, Tree) else Tree("literal", [node])
+
+
+def _string_literal(node: Any) -> str | None:
+    """The value of a tree that is just a string literal, else None."""
+    while isinstance(node, Tree) and len(node.children) == 1 and node.data != "literal":
+        node = node.children[0]
+    if isinstance(node, Tree) and node.data == "literal":
+        tok = node.children[0]
+        if (isinstance(tok, Token) and tok.type in ("STRING_LIT", "MLSTRING_LIT")) or (
+            isinstance(tok, Token) and str(tok)[:1] in "\"'"
+        ):
+            text = str(tok)
+            return text.strip("\"'")
+    return None
+
+
+def references(expr: str) -> list[Reference]:
+    """Every free variable chain in an expression (macro-bound variables excluded)."""
+    found: list[Reference] = []
+
+    def visit(node: Any, bound: frozenset[str]) -> None:
+        if not isinstance(node, Tree):
+            return
+        if node.data == "member_dot_arg":
+            target, method = node.children[0], str(node.children[1])
+            visit(target, bound)
+            args = node.children[2] if len(node.children) > 2 else None
+            inner_bound = bound
+            if method in MACROS and isinstance(args, Tree) and args.children:
+                var = _member_chain(_unwrap(args.children[0]))
+                if var and len(var[0]) == 1 and var[0][0]:
+                    inner_bound = bound | {var[0][0]}
+                    for child in args.children[1:]:
+                        visit(child, inner_bound)
+                    return
+            if isinstance(args, Tree):
+                visit(args, inner_bound)
+            return
+        if node.data == "member":
+            chain = _member_chain(node)
+            if chain is not None:
+                names, pending = chain
+                if names and names[0] not in bound:
+                    found.append(Reference(tuple(names)))
+                for sub in pending:
+                    visit(sub, bound)
+                return
+        for child in node.children:
+            visit(child, bound)
+
+    visit(parse(expr), frozenset())
+    return found

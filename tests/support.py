@@ -1,0 +1,83 @@
+"""Test helpers: probe activities with their step types, and a compact way to write definitions."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from definitions import queues
+from definitions.steptypes import REGISTRY, StepKind, StepType
+
+
+class ProbeArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = "default"
+    sleep: float = 0.0
+    fail_times: int = 0
+    fail_message: str = "probe failure"
+    non_retryable: bool = False
+
+
+class Probe:
+    """Activities that record what happened to them, so tests can assert on real behaviour."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.calls: dict[str, int] = {}
+        self.cancelled: list[str] = []
+
+    def activities(self) -> list[Any]:
+        return [self.run]
+
+    @activity.defn(name="test.probe")
+    async def run(self, args: ProbeArgs) -> dict[str, Any]:
+        self.calls[args.key] = self.calls.get(args.key, 0) + 1
+        attempt = activity.info().attempt
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            remaining = args.sleep
+            while remaining > 0:
+                activity.heartbeat()
+                await asyncio.sleep(min(0.2, remaining))
+                remaining -= 0.2
+            if attempt <= args.fail_times:
+                raise ApplicationError(f"{args.fail_message} (attempt {attempt})", type="ProbeFailure",
+                                       non_retryable=args.non_retryable)
+            return {"key": args.key, "attempt": attempt}
+        except asyncio.CancelledError:
+            self.cancelled.append(args.key)
+            raise
+        finally:
+            self.in_flight -= 1
+
+
+class ProbeResult(BaseModel):
+    key: str
+    attempt: int
+
+
+def register_probe_step() -> None:
+    if "test.probe" not in REGISTRY:
+        REGISTRY.register(StepType(
+            name="test.probe", kind=StepKind.ACTIVITY, target="test.probe", task_queue=queues.PIPELINE,
+            args_model=ProbeArgs, outputs_model=ProbeResult, description="test probe",
+            start_to_close=timedelta(minutes=5), heartbeat_timeout=timedelta(seconds=5), default_max_attempts=1,
+        ))
+
+
+def pipeline(steps: list[dict[str, Any]], *, name: str = "test", inputs: dict[str, Any] | None = None,
+             outputs: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"steps": steps, **spec}
+    if inputs:
+        body["inputs"] = inputs
+    if outputs:
+        body["outputs"] = outputs
+    return {"apiVersion": "apeiro.dev/v1alpha1", "kind": "Pipeline", "metadata": {"name": name}, "spec": body}

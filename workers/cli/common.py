@@ -1,0 +1,108 @@
+"""Helpers shared by the CLI command groups: definitions from files, inputs, Temporal, tables."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Coroutine, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.client import Client
+
+from definitions.library import PipelineLibrary
+from definitions.pipeline import Pipeline
+from definitions.validate import DefinitionError, Problem, coerce_cli_value, load_yaml, parse_pipeline
+from landscape.landscape import default_state_dir, read_state
+from workers.config import ConfigError, TemporalSettings, connect
+
+T = TypeVar("T")
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def fail(message: str, code: int = 1) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def read_definition(target: str) -> tuple[dict[str, Any], str]:
+    """A definition from a file path, or from the library by pipeline name."""
+    path = Path(target)
+    if path.is_file():
+        data = load_yaml(path.read_text(), str(path))
+        if not isinstance(data, dict):
+            raise DefinitionError([Problem("", "a definition must be a YAML mapping")], str(path))
+        return data, str(path)
+    if path.suffix in (".yaml", ".yml") or os.sep in target:
+        raise DefinitionError([Problem("", f"no such file: {target}")], target)
+    return PipelineLibrary().load(target), f"pipeline {target}"
+
+
+def parse_inputs(pairs: Sequence[str], data: dict[str, Any]) -> dict[str, Any]:
+    """`--input k=v` pairs, typed by the definition's declared inputs where it parses."""
+    declared = {}
+    try:
+        declared = parse_pipeline(data).spec.inputs
+    except DefinitionError:
+        pass
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise DefinitionError([Problem(f"--input {pair}", "expected NAME=VALUE")])
+        spec = declared.get(key)
+        out[key] = coerce_cli_value(spec, raw) if spec is not None else raw
+    return out
+
+
+def add_input_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", "-i", action="append", default=[], metavar="NAME=VALUE",
+                        help="a pipeline input (repeatable); arrays and objects as JSON")
+
+
+async def client_from_env() -> Client:
+    """Connect from TEMPORAL_* variables; without TEMPORAL_ADDRESS, to the landscape `apeiro dev up` runs."""
+    env = dict(os.environ)
+    if "TEMPORAL_ADDRESS" not in env:
+        state = read_state(default_state_dir())
+        for part in (state or {}).get("parts", []):
+            env.update({k: v for k, v in part.get("env", {}).items() if k not in env})
+    return await connect(TemporalSettings.from_env(env))
+
+
+async def search_attributes_registered(client: Client, names: Sequence[str]) -> bool:
+    try:
+        resp = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=client.namespace))
+    except Exception:
+        return False
+    return all(n in resp.custom_attributes for n in names)
+
+
+def ui_url(workflow_id: str, namespace: str = "default") -> str:
+    base = os.environ.get("APEIRO_UI_URL")
+    if not base:
+        host = TemporalSettings.from_env().address.rsplit(":", 1)[0]
+        base = f"http://{host}:8233"
+    return f"{base.rstrip('/')}/namespaces/{namespace}/workflows/{workflow_id}"
+
+
+def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def pipeline_or_error(data: dict[str, Any], source: str) -> Pipeline:
+    return parse_pipeline(data, source)
+
+
+__all__ = ["ConfigError", "DefinitionError"]

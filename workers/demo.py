@@ -1,0 +1,107 @@
+"""`make demo`: the edge-site pipeline against the local landscape, end to end, with a summary.
+
+Starts the landscape (fresh state), runs workers for every queue in this process, starts the
+pipeline exactly as `apeiro run` does (validated first), grants the approval the way an operator would
+(the `approve` update), prints a summary, and stops everything it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+
+from definitions.library import EXAMPLES
+from definitions.runs import ApprovalDecision, ApprovalState, PipelineStatus, StepState
+from definitions.validate import load_yaml
+from landscape.landscape import Landscape
+from landscape.local import local_landscape
+from workers.cli.common import ui_url
+from workers.cli.pipeline import STATE_MARK, format_status, start_pipeline
+from workers.config import TemporalSettings, connect
+from workers.queues import known_queues
+from workers.worker import build_workers
+
+DEMO_APPROVER = "platform-lead"
+DEMO_REQUESTER = "demo-operator"
+
+
+def run_demo(state_dir: Path, pipeline_file: Path | None = None) -> int:
+    if state_dir.exists():
+        shutil.rmtree(state_dir)
+    landscape = local_landscape(state_dir)
+    print(f"starting the local landscape in {state_dir} ...", flush=True)
+    started = time.monotonic()
+    with landscape.running():
+        print(f"landscape up in {time.monotonic() - started:.1f}s:")
+        for part in landscape.parts:
+            print(f"  {part.name:<12} {', '.join(f'{k}={v}' for k, v in part.endpoints.items())}")
+        os.environ.update(landscape.env())
+        code = asyncio.run(_run(landscape, pipeline_file or EXAMPLES / "edge-site.yaml"))
+    print("landscape stopped.")
+    return code
+
+
+async def _run(landscape: Landscape, pipeline_file: Path) -> int:
+    client = await connect(TemporalSettings.from_env())
+    workers = build_workers(client, known_queues())
+    async with contextlib.AsyncExitStack() as stack:
+        for w in workers:
+            await stack.enter_async_context(w)
+        data = load_yaml(pipeline_file.read_text(), str(pipeline_file))
+        inputs: dict[str, Any] = {}
+        for part in landscape.parts:
+            inputs.update(part.pipeline_inputs())
+        handle = await start_pipeline(client, data, inputs, requested_by=DEMO_REQUESTER, source=str(pipeline_file))
+        ui = landscape.part("temporal").endpoints.get("ui", "")
+        print(f"\nstarted pipeline run {handle.id}")
+        if ui:
+            os.environ.setdefault("APEIRO_UI_URL", ui)
+            print(f"  Temporal UI: {ui_url(handle.id, client.namespace)}")
+        started = time.monotonic()
+        code = await _follow_and_approve(client, handle)
+        status = await handle.query("status", result_type=PipelineStatus)
+        print(f"\n=== summary ({time.monotonic() - started:.1f}s) ===")
+        print(format_status(status))
+        if code == 0:
+            result = await handle.result()
+            outputs = result.get("outputs", {}) if isinstance(result, dict) else {}
+            if outputs:
+                print("\npipeline outputs:")
+                for key, value in outputs.items():
+                    print(f"  {key}: {value}")
+        return code
+
+
+async def _follow_and_approve(client: Client, handle: WorkflowHandle[Any, Any]) -> int:
+    seen: dict[str, str] = {}
+    result = asyncio.ensure_future(handle.result())
+    approved: set[str] = set()
+    while not result.done():
+        status = await handle.query("status", result_type=PipelineStatus)
+        for step in status.steps:
+            detail = step.message or step.error or ""
+            line = f"  {STATE_MARK[step.state]} {step.name:<22} {step.state.value:<10} {detail}"
+            if seen.get(step.name) != line:
+                seen[step.name] = line
+                print(line, flush=True)
+            if step.uses == "core.approval" and step.state is StepState.WAITING and step.name not in approved:
+                approved.add(step.name)
+                state = await handle.execute_update(
+                    "approve", ApprovalDecision(step=step.name, approver=DEMO_APPROVER,
+                                                comment="approved by the demo"),
+                    result_type=ApprovalState)
+                print(f"  → {DEMO_APPROVER} approved {step.name} ({state.approvals}/{state.needed})", flush=True)
+        await asyncio.wait([result], timeout=0.5)
+    try:
+        result.result()
+    except WorkflowFailureError as exc:
+        print(f"\npipeline FAILED: {getattr(exc.cause, 'message', exc.cause)}")
+        return 1
+    return 0
