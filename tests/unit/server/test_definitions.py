@@ -41,7 +41,7 @@ def test_duplicate_bmc_is_reported_with_both_places() -> None:
 def test_password_instead_of_reference_is_refused_without_echoing_it() -> None:
     s = site(credentials={"lab": {"username": "u", "password_ref": "hunter2"}}, bmcs=[{"url": "https://b"}])
     [problem] = s.problems()
-    assert "password_ref must be a reference" in problem and "hunter2" not in problem
+    assert "password_ref must be a secret reference" in problem and "hunter2" not in problem
 
 
 def test_unknown_credentials_group_and_empty_site() -> None:
