@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +10,7 @@ import pytest
 
 from landscape.redfish import RedfishStatic
 from tests.server_fixtures import shared_testdata
-from workers.cli import baremetal
+from workers.cli import main
 
 MOCKUP = shared_testdata() / "redfish-mockups" / "public-rackmount1"
 
@@ -31,11 +30,8 @@ def mockup_bmc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def run_cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="apeiro")
-    baremetal.register(parser.add_subparsers())
-    args = parser.parse_args(argv)
-    code: int = args.func(args)
-    return code
+    """The real `apeiro` entry point (workers.cli.main), in process."""
+    return main(argv)
 
 
 def test_inventory_json_of_the_rackmount_mockup(mockup_bmc: str, capsys: pytest.CaptureFixture[str]) -> None:
