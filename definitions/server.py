@@ -544,8 +544,27 @@ class ServerRef(_Strict):
 
 
 class ProvisionInput(_Strict):
-    server: ServerRef
+    """One server to provision: a full reference, or a discovery summary plus its site (so a pipeline
+    can fan out over `steps.discover.outputs.servers` with `forEach`)."""
+
+    server: ServerRef | ServerSummary
+    site: SiteDefinition | None = Field(default=None, description="needed when server is a summary")
     spec: ProvisionSpec = Field(default_factory=ProvisionSpec)
+
+    def workflow_id(self) -> str:
+        """The pipeline engine names the child workflow with this, so a second start joins the first."""
+        return provision_workflow_id(self.server.identity)
+
+    def resolve(self) -> ServerRef:
+        """The server's BMC connection; raises ValueError saying what is missing."""
+        if isinstance(self.server, ServerRef):
+            return self.server
+        if self.site is None:
+            raise ValueError(f"server {self.server.identity} is a summary: give `site` to find its BMC")
+        for conn in self.site.connections():
+            if conn.url == normalise_url(self.server.bmc_url):
+                return ServerRef(identity=self.server.identity, bmc=conn, system_path=self.server.system_path)
+        raise ValueError(f"server {self.server.identity}: BMC {self.server.bmc_url} is not in site {self.site.name}")
 
 
 class OsReport(BaseModel):

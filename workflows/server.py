@@ -365,15 +365,11 @@ class ServerProvisionWorkflow:
         server: a report from an earlier boot or a mistyped identity must not end the wait."""
         if self._state not in ("power-on", "waiting-for-os"):
             self._ignored_reports += 1
-            workflow.logger.warning(
-                "ignoring a report-in during %s (not booted from the image yet)", self._state
-            )
+            workflow.logger.warning("ignoring a report-in during %s (not booted from the image yet)", self._state)
             return
         if report.identity and self._identity and report.identity.lower() != self._identity:
             self._ignored_reports += 1
-            workflow.logger.warning(
-                "ignoring a report-in for %s (this is %s)", report.identity, self._identity
-            )
+            workflow.logger.warning("ignoring a report-in for %s (this is %s)", report.identity, self._identity)
             return
         self._report = report
 
@@ -411,9 +407,7 @@ class ServerProvisionWorkflow:
             raise ApplicationError(f"step {self._state}: {msg}", type=etype, non_retryable=True) from exc
         return res
 
-    async def _wait_power(
-        self, ref: ServerRef, target: Literal["On", "Off"], timeout_s: int
-    ) -> PowerWaitResult:
+    async def _wait_power(self, ref: ServerRef, target: Literal["On", "Off"], timeout_s: int) -> PowerWaitResult:
         return await self._act(
             "redfish.wait_power",
             PowerWait(
@@ -434,7 +428,11 @@ class ServerProvisionWorkflow:
 
     @workflow.run
     async def run(self, inp: ProvisionInput) -> ProvisionResult:
-        ref, spec = inp.server, inp.spec
+        spec = inp.spec
+        try:
+            ref = inp.resolve()
+        except ValueError as exc:
+            raise ApplicationError(str(exc), type="InvalidSiteDefinition", non_retryable=True) from None
         self._identity = ref.identity.lower()
         self._result = ProvisionResult(identity=ref.identity)
 
@@ -470,9 +468,7 @@ class ServerProvisionWorkflow:
         # 3. firmware updates, one task at a time.
         for i, up in enumerate(spec.firmware):
             self._state = f"firmware-{i}"
-            started = await self._act(
-                "redfish.firmware_start", FirmwareStart(server=ref, update=up), FirmwareStarted
-            )
+            started = await self._act("redfish.firmware_start", FirmwareStart(server=ref, update=up), FirmwareStarted)
             if started.skipped or not started.task_uri:
                 self._note(f"firmware-{i}", changed=False)
                 continue
@@ -519,9 +515,7 @@ class ServerProvisionWorkflow:
 
         # 5. power on (applies pending BIOS settings, boots the CD once).
         self._state = "power-on"
-        on = await self._act(
-            "redfish.power", PowerRequest(server=ref, action="On", done_when="On"), StepOutcome
-        )
+        on = await self._act("redfish.power", PowerRequest(server=ref, action="On", done_when="On"), StepOutcome)
         reached = await self._wait_power(ref, "On", spec.power_timeout_s)
         if not reached.reached:
             raise ApplicationError(
@@ -549,9 +543,7 @@ class ServerProvisionWorkflow:
             self._result.os_report = self._report
             self._note("os-reported-in")
             self._state = "media-eject"
-            out = await self._act(
-                "redfish.virtual_media", MediaRequest(server=ref, image_url=None), StepOutcome
-            )
+            out = await self._act("redfish.virtual_media", MediaRequest(server=ref, image_url=None), StepOutcome)
             self._note("media-eject", out)
             self._state = "boot-disk"
             out = await self._act(
