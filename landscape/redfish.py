@@ -213,6 +213,10 @@ class RedfishEmulator(Part):
             site["tls"] = {"ca_bundle": str(self.ca_bundle)}
         return site
 
+    def pipeline_inputs(self) -> dict[str, object]:
+        """`serverSite` for the edge-site / server-site pipelines: this BMC, credentials by reference."""
+        return {"serverSite": self.site_definition()} if self.endpoints else {}
+
     def env(self) -> dict[str, str]:
         out = {"APEIRO_REDFISH_URL": self.endpoints.get("url", "")}
         if self.username and self.password_ref:
@@ -320,6 +324,12 @@ class ImageServer(Part):
         base = f"http://127.0.0.1:{port}"
         proc.start(lambda: httpx.get(f"{base}/{image_name}.sha256", timeout=1).status_code == 200)
         self.endpoints = {"url": f"{base}/{image_name}", "sha256": digest, "base": base}
+
+    def pipeline_inputs(self) -> dict[str, object]:
+        """`gardenLinuxImage` ({url, sha256}) for the edge-site / server-site pipelines."""
+        if not self.endpoints:
+            return {}
+        return {"gardenLinuxImage": {"url": self.endpoints["url"], "sha256": self.endpoints["sha256"]}}
 
     def env(self) -> dict[str, str]:
         return {
