@@ -17,6 +17,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, FailureError
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel, ValidationError
+
     from definitions.server import (
         NON_RETRYABLE,
         BiosApply,
@@ -55,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
         TaskWait,
         provision_workflow_id,
     )
+    from definitions.validate import pydantic_problems
 
 T = TypeVar("T")
 
@@ -97,6 +100,24 @@ def failure_info(exc: BaseException) -> tuple[str, str]:
     if isinstance(cur, FailureError):
         return type(cur).__name__, cur.message
     return type(cur).__name__, str(cur)
+
+
+M = TypeVar("M", bound="BaseModel")
+
+
+def parse_input(model: type[M], raw: Any, example: str) -> M:
+    """Validate a top-level workflow's input inside the workflow. Typed into the Temporal UI, JSON that
+    does not fit the model would otherwise fail the workflow *task* (retried forever, shown as
+    Running); here it fails the workflow once, with every problem and its path."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(str(p) for p in pydantic_problems(exc))
+        raise ApplicationError(
+            f"invalid {model.__name__}: {problems}. Expected e.g. {example}",
+            type="InvalidInput",
+            non_retryable=True,
+        ) from None
 
 
 def chunks(items: Sequence[T], size: int) -> list[list[T]]:
@@ -216,7 +237,14 @@ class ServerDiscoveryWorkflow:
         return self._status
 
     @workflow.run
-    async def run(self, inp: DiscoverInput) -> DiscoverResult:
+    async def run(self, raw: Any) -> DiscoverResult:
+        inp = parse_input(
+            DiscoverInput,
+            raw,
+            '{"site": {"name": "edge-1", "credentials": {"lab": '
+            '{"username": "admin", "password_ref": "env:BMC_PASSWORD"}}, "default_credentials": '
+            '"lab", "bmcs": [{"url": "https://10.0.0.5"}]}}',
+        )
         self._status = {"state": "validating"}
         problems = inp.site.problems()
         if problems:
@@ -427,7 +455,13 @@ class ServerProvisionWorkflow:
         (self._result.steps_done if changed else self._result.steps_skipped).append(step)
 
     @workflow.run
-    async def run(self, inp: ProvisionInput) -> ProvisionResult:
+    async def run(self, raw: Any) -> ProvisionResult:
+        inp = parse_input(
+            ProvisionInput,
+            raw,
+            '{"server": {"identity": "...", "bmc": {"url": "https://10.0.0.5", '
+            '"credentials": {...}}, "system_path": "/redfish/v1/Systems/1"}, "spec": {...}}',
+        )
         spec = inp.spec
         try:
             ref = inp.resolve()
@@ -564,7 +598,12 @@ class ServerProvisionFleetWorkflow:
     A failed server is reported, the others go on."""
 
     @workflow.run
-    async def run(self, inp: ProvisionFleetInput) -> ProvisionFleetResult:
+    async def run(self, raw: Any) -> ProvisionFleetResult:
+        inp = parse_input(
+            ProvisionFleetInput,
+            raw,
+            '{"site": {...}, "servers": [<discovery summaries>], "spec": {"image": {"url": "...", "sha256": "..."}}}',
+        )
         problems = inp.site.problems()
         if problems:
             raise ApplicationError(

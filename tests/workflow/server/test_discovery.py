@@ -111,3 +111,25 @@ async def test_bmc_503_for_a_while_then_recovers(
         emu.inject()
     assert res.problems == []
     assert len(res.servers) == len(emu.systems)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"site": {"name": "x", "bmcs": [{"url": "https://b"}]}, "concurency": 4}, "concurency"),
+        ({"site": {"name": "x", "bmcs": "https://b"}}, "site.bmcs"),
+        ("edge-1", "invalid DiscoverInput"),
+        ({"site": {"name": "x", "bmcs": [{"url": "https://b"}]}, "concurrency": 0}, "concurrency"),
+    ],
+)
+async def test_json_that_does_not_fit_fails_the_workflow_not_the_task(
+    ts_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, raw: object, expected: str
+) -> None:
+    async with redfish_worker(ts_env.client, task_queue, tmp_path):
+        with pytest.raises(WorkflowFailureError) as info:
+            await ts_env.client.execute_workflow(
+                "ServerDiscoveryWorkflow", raw, id=f"bad-{uuid.uuid4().hex[:8]}", task_queue=task_queue
+            )
+    cause = info.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == "InvalidInput" and expected in cause.message
