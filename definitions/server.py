@@ -690,6 +690,11 @@ class RegisterInput(_Strict):
     namespace: str = Field(default="default", description="IronCore: namespace of BMCSecret objects")
     ironic_endpoint: str | None = Field(default=None, description="Ironic API URL (None: from env)")
     provide: bool = Field(default=True, description="Ironic: move nodes on to `available`")
+    deploy_image: ImageSpec | None = Field(
+        default=None,
+        description="Ironic: deploy this ISO through Ironic's own virtual media (to `active`) instead of "
+        "the server.provision steps",
+    )
 
 
 class Registration(BaseModel):

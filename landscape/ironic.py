@@ -8,6 +8,7 @@ part raises a LandscapeError saying so when the package is absent.
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -43,6 +44,11 @@ connection = sqlite:///{state}/ironic.sqlite
 dhcp_provider = none
 [conductor]
 automated_clean = false
+[deploy]
+http_root = {state}/httpboot
+http_url = {http_url}
+[redfish]
+use_swift = false
 [oslo_concurrency]
 lock_path = {state}/locks
 """
@@ -64,8 +70,20 @@ class IronicService(Part):
             raise LandscapeError("Ironic is not installed; `pip install ironic` (integration tier only)")
         state_dir.mkdir(parents=True, exist_ok=True)
         port = free_port()
+        # Virtual-media deploys: Ironic publishes the boot ISO under http_root, served over http_url.
+        http_root = state_dir / "httpboot"
+        http_root.mkdir(exist_ok=True)
+        http_port = free_port()
+        http_url = f"http://127.0.0.1:{http_port}"
+        web = ManagedProcess(
+            "ironic httpboot",
+            [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(http_root), str(http_port)],
+            state_dir / "httpboot.log",
+        )
+        self.processes.append(web)
+        web.start(lambda: httpx.get(http_url, timeout=1).status_code < 500)
         conf = state_dir / "ironic.conf"
-        conf.write_text(CONFIG.format(port=port, state=state_dir))
+        conf.write_text(CONFIG.format(port=port, state=state_dir, http_url=http_url))
         subprocess.run(
             [str(find_executable("ironic-dbsync")), "--config-file", str(conf), "create_schema"],
             check=True,

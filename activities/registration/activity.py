@@ -62,4 +62,4 @@ def default_registrar(inp: RegisterInput) -> Registrar:
         return IronCoreRegistrar()
     from activities.registration.ironic import IronicRegistrar
 
-    return IronicRegistrar(endpoint=inp.ironic_endpoint, provide=inp.provide)
+    return IronicRegistrar(endpoint=inp.ironic_endpoint, provide=inp.provide, deploy_image=inp.deploy_image)

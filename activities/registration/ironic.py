@@ -6,12 +6,16 @@ The BMC password is resolved here and goes only to Ironic's driver_info."""
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
+from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.secrets import resolve_secret
-from definitions.server import BmcConnection, Registration, ServerSummary, SystemInventory
+from definitions.server import BmcConnection, ImageSpec, Registration, ServerSummary, SystemInventory
+
+FAILED_STATES = {"deploy failed", "clean failed", "inspect failed", "error", "rescue failed"}
 
 
 def node_name(identity: str) -> str:
@@ -22,10 +26,18 @@ class IronicRegistrar:
     target = "ironic"
 
     def __init__(
-        self, endpoint: str | None = None, provide: bool = True, conn: Any = None, wait_timeout_s: int = 300
+        self,
+        endpoint: str | None = None,
+        provide: bool = True,
+        conn: Any = None,
+        wait_timeout_s: int = 300,
+        deploy_image: ImageSpec | None = None,
+        poll_s: float = 2.0,
     ) -> None:
         self.provide = provide
         self.wait_timeout_s = wait_timeout_s
+        self.deploy_image = deploy_image
+        self.poll_s = poll_s
         if conn is None:
             import openstack
 
@@ -38,9 +50,7 @@ class IronicRegistrar:
                 conn = openstack.connect()  # clouds.yaml / OS_* environment
         self.conn = conn
 
-    def register(
-        self, server: ServerSummary, bmc: BmcConnection, inventory: SystemInventory | None
-    ) -> Registration:
+    def register(self, server: ServerSummary, bmc: BmcConnection, inventory: SystemInventory | None) -> Registration:
         from openstack import exceptions as osx
 
         name = node_name(server.identity)
@@ -75,19 +85,20 @@ class IronicRegistrar:
                     self.conn.baremetal.create_port(node_id=node.id, address=mac)
             state = node.provision_state
             if state == "enroll":
-                node = self.conn.baremetal.set_node_provision_state(
-                    node, "manage", wait=True, timeout=self.wait_timeout_s
-                )
+                node = self._move(node, "manage", "manageable")
                 state = node.provision_state
-            if self.provide and state == "manageable":
-                node = self.conn.baremetal.set_node_provision_state(
-                    node, "provide", wait=True, timeout=self.wait_timeout_s
+            if (self.provide or self.deploy_image) and state == "manageable":
+                node = self._move(node, "provide", "available")
+                state = node.provision_state
+            if self.deploy_image is not None and state == "available":
+                # Ironic's own virtual-media deploy (ramdisk deploy interface boots the ISO).
+                self.conn.baremetal.update_node(
+                    node, instance_info={"boot_iso": self.deploy_image.url, "image_checksum": self.deploy_image.sha256}
                 )
+                node = self._move(node, "active", "active")
                 state = node.provision_state
         except osx.ResourceFailure as exc:
-            raise ApplicationError(
-                f"Ironic node {name}: {exc}", type="IronicStateError", non_retryable=True
-            ) from None
+            raise ApplicationError(f"Ironic node {name}: {exc}", type="IronicStateError", non_retryable=True) from None
         except osx.SDKException as exc:
             raise ApplicationError(f"Ironic node {name}: {exc}", type="IronicApiError") from None
         return Registration(
@@ -97,3 +108,27 @@ class IronicRegistrar:
             state=str(state),
             created=created,
         )
+
+    def _move(self, node: Any, verb: str, target: str) -> Any:
+        """Request a provision state change and poll until it lands, heartbeating (Ironic's own
+        `wait=True` would block past the activity's heartbeat timeout on a slow BMC)."""
+        self.conn.baremetal.set_node_provision_state(node, verb)
+        deadline = time.monotonic() + self.wait_timeout_s
+        while True:
+            node = self.conn.baremetal.get_node(node.id)
+            if activity.in_activity():
+                activity.heartbeat({"node": node.name, "state": node.provision_state})
+            if node.provision_state == target and not node.target_provision_state:
+                return node
+            if node.provision_state in FAILED_STATES:
+                raise ApplicationError(
+                    f"Ironic node {node.name}: {verb} ended in {node.provision_state!r}: {node.last_error}",
+                    type="IronicStateError",
+                    non_retryable=True,
+                )
+            if time.monotonic() > deadline:
+                raise ApplicationError(
+                    f"Ironic node {node.name}: still {node.provision_state!r} {self.wait_timeout_s}s after {verb}",
+                    type="IronicStateError",
+                )
+            time.sleep(self.poll_s)

@@ -23,9 +23,7 @@ class FakeCustomObjects:
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
 
-    def create_cluster_custom_object(
-        self, group: str, version: str, plural: str, body: dict[str, Any]
-    ) -> Any:
+    def create_cluster_custom_object(self, group: str, version: str, plural: str, body: dict[str, Any]) -> Any:
         key = (plural, body["metadata"]["name"])
         if key in self.objects:
             raise ApiException(status=409, reason="AlreadyExists")
@@ -36,9 +34,7 @@ class FakeCustomObjects:
         self.objects[(plural, name)].update({k: v for k, v in body.items() if k != "metadata"})
         return self.objects[(plural, name)]
 
-    def patch_cluster_custom_object_status(
-        self, group: str, version: str, plural: str, name: str, body: Any
-    ) -> Any:
+    def patch_cluster_custom_object_status(self, group: str, version: str, plural: str, name: str, body: Any) -> Any:
         self.objects[(plural, name)]["status"] = body["status"]
         return self.objects[(plural, name)]
 
@@ -97,9 +93,7 @@ def test_ironcore_objects_are_created_once_and_carry_the_inventory(tmp_path: Any
     assert bmc["spec"]["access"] == {"address": "192.0.2.5"}
     assert bmc["spec"]["bmcSecretRef"]["name"] == secret["metadata"]["name"]
     server = next(v for (k, _), v in api.objects.items() if k == "servers")
-    assert (
-        server["spec"]["uuid"] == SERVER.uuid and server["spec"]["bmcRef"]["name"] == bmc["metadata"]["name"]
-    )
+    assert server["spec"]["uuid"] == SERVER.uuid and server["spec"]["bmcRef"]["name"] == bmc["metadata"]["name"]
     assert server["status"]["totalSystemMemory"] == "96.0Gi" and server["status"]["sku"] == "8675309"
     # The result (what goes into workflow history) never carries the password.
     assert "reg-secret-1" not in first.model_dump_json()
@@ -115,14 +109,19 @@ class FakeBaremetal:
         return self.nodes.get(name)
 
     def create_node(self, **kw: Any) -> Any:
-        node = SimpleNamespace(id=f"uuid-{len(self.nodes)}", provision_state="enroll", **kw)
+        node = SimpleNamespace(
+            id=f"uuid-{len(self.nodes)}", provision_state="enroll", target_provision_state=None, last_error=None, **kw
+        )
         self.nodes[kw["name"]] = node
         return node
 
     def create_port(self, node_id: str, address: str) -> None:
         self.ports.append((node_id, address))
 
-    def set_node_provision_state(self, node: Any, target: str, wait: bool, timeout: int) -> Any:
+    def get_node(self, node_id: str) -> Any:
+        return next(n for n in self.nodes.values() if n.id == node_id)
+
+    def set_node_provision_state(self, node: Any, target: str) -> Any:
         self.moves.append(target)
         node.provision_state = {"manage": "manageable", "provide": "available"}[target]
         return node
