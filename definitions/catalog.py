@@ -12,6 +12,8 @@ from definitions.steptypes import REGISTRY, StepTypeRegistry
 CATALOG_MODULES: tuple[str, ...] = (
     "definitions.core_steps",
     "definitions.server",
+    "definitions.cluster",
+    "definitions.ocm",
 )
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from landscape.kubeapi.part import KubeApiServer
 from landscape.landscape import Landscape
+from landscape.ocm_example import ocm_parts
 from landscape.part import Part
 from landscape.process import free_port, port_open
 from landscape.temporal import TemporalDevServer
@@ -16,7 +18,12 @@ from landscape.temporal import TemporalDevServer
 def local_parts(*, ui_port: int | None = None) -> list[Part]:
     if ui_port is None:
         ui_port = 8233 if not port_open("127.0.0.1", 8233) else free_port()
-    return [TemporalDevServer(ui_port=ui_port)]
+    # KubeApiServer: the garden (simulated Gardener + IronCore/Konfidence kinds), seeded with the
+    # project namespace garden-edge, CloudProfile "local" and a credentials binding; its env()
+    # gives workers APEIRO_GARDEN_KUBECONFIG.
+    # ocm_parts: source and site OCI registries (the site one with TLS + htpasswd) and the example
+    # component pushed to the source, with the site's signing key.
+    return [TemporalDevServer(ui_port=ui_port), KubeApiServer(), *ocm_parts()]
 
 
 def local_landscape(state_dir: Path | None = None, *, ui_port: int | None = None) -> Landscape:

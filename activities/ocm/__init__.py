@@ -1,0 +1,1 @@
+"""OCM component transport: descriptor normalisation, digests, signing, OCI registry access."""

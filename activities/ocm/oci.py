@@ -1,0 +1,568 @@
+"""A small streaming OCI distribution client (httpx), built for copying between registries.
+
+Why not oras: it reads whole blobs into memory, re-serialises manifests (their digest changes), and
+has no cross-repository mount, resume or 429 handling. Here:
+
+- manifests travel as the exact bytes the registry served, so their digest never changes;
+- blobs stream source -> target in chunks, SHA-256 computed on the fly; memory holds one chunk;
+- ``HEAD`` skips blobs the target already has; on the same registry a blob is mounted, not copied;
+- chunked uploads are resumable: the upload URL and offset are the state, the registry's own
+  ``Range`` answer is the truth on resume, so at most the chunk in flight is sent twice;
+- 429/503 honour ``Retry-After`` (bounded; past the bound Temporal's retry takes over);
+- auth: anonymous, basic, and the bearer-token dance (``WWW-Authenticate: Bearer realm=...``);
+  TLS with a CA bundle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import email.utils
+import hashlib
+import re
+import ssl
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode, urljoin, urlsplit
+
+import httpx
+
+from activities.ocm.errors import BadCredentials, ComponentNotFound, DigestMismatch, OCMError, RegistryError
+
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+)
+INDEX_TYPES = MANIFEST_TYPES[1::2]
+DEFAULT_CHUNK = 8 * 1024 * 1024
+
+
+class NotFound(ComponentNotFound):
+    kind = "NotFound"
+
+
+@dataclass
+class UploadSession:
+    """Where a chunked upload stands: carried in heartbeats so a new attempt resumes it."""
+
+    location: str
+    offset: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"location": self.location, "offset": self.offset}
+
+
+@dataclass
+class CopyStats:
+    digest: str
+    size: int = 0
+    bytes_sent: int = 0
+    skipped: bool = False
+    mounted: bool = False
+    resumed_from: int = 0
+    chunks: int = 0
+
+
+@dataclass
+class Credentials:
+    username: str | None = None
+    password: str | None = None
+    token: str | None = None
+
+
+async def _pieces(pieces: list[bytes]) -> AsyncIterator[bytes]:
+    for p in pieces:
+        yield p
+
+
+def _size(data: bytes | list[bytes]) -> int:
+    return len(data) if isinstance(data, bytes) else sum(len(p) for p in data)
+
+
+def sha256_digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    scheme, _, rest = header.strip().partition(" ")
+    params = dict(re.findall(r'(\w+)="([^"]*)"', rest))
+    return scheme.lower(), params
+
+
+def retry_after_seconds(value: str | None, default: float) -> float:
+    if not value:
+        return default
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    with contextlib.suppress(TypeError, ValueError):
+        when = email.utils.parsedate_to_datetime(value)
+        return max(0.0, when.timestamp() - time.time())
+    return default
+
+
+@dataclass
+class RegistryClient:
+    """One registry (``scheme://host:port``). Use as an async context manager."""
+
+    base_url: str
+    credentials: Credentials = field(default_factory=Credentials)
+    ca_bundle: str | None = None
+    timeout: float = 60.0
+    #: How often one request is retried on 429/503 before the error goes to Temporal.
+    max_retries: int = 6
+    max_retry_wait: float = 30.0
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    transport: httpx.AsyncBaseTransport | None = None
+    _client: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
+    _auth: dict[str, str] = field(default_factory=dict, init=False, repr=False)  # scope -> header
+    _basic_ok: bool = field(default=False, init=False, repr=False)
+    retries_done: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise OCMError(f"registry URL {self.base_url!r} must be http(s)://host[:port]")
+        self.base_url = f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.base_url).netloc
+
+    async def __aenter__(self) -> RegistryClient:
+        verify: Any = ssl.create_default_context(cafile=self.ca_bundle) if self.ca_bundle else True
+        if self.transport is not None:
+            self._client = httpx.AsyncClient(transport=self.transport, timeout=self.timeout)
+        else:
+            self._client = httpx.AsyncClient(
+                verify=verify,
+                timeout=httpx.Timeout(self.timeout, connect=10.0),
+                limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+            )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    # --- auth and retries --------------------------------------------------------------------------
+
+    def _basic_header(self) -> str | None:
+        c = self.credentials
+        if c.username is None:
+            return None
+        raw = f"{c.username}:{c.password or ''}".encode()
+        return "Basic " + base64.b64encode(raw).decode()
+
+    async def _authenticate(self, challenge: str, scope: str) -> None:
+        scheme, params = _parse_challenge(challenge)
+        if scheme == "basic":
+            header = self._basic_header()
+            if header is None:
+                raise BadCredentials(f"registry {self.host} requires credentials (basic auth); none configured")
+            self._auth[scope] = header
+            return
+        if scheme != "bearer" or "realm" not in params:
+            raise BadCredentials(f"registry {self.host} asks for unsupported authentication {challenge!r}")
+        if self.credentials.token and not self.credentials.username:
+            self._auth[scope] = f"Bearer {self.credentials.token}"
+            return
+        query = {"service": params.get("service", "")}
+        if params.get("scope") or scope:
+            query["scope"] = params.get("scope") or scope
+        headers = {}
+        basic = self._basic_header()
+        if basic:
+            headers["Authorization"] = basic
+        assert self._client is not None
+        resp = await self._client.get(params["realm"] + "?" + urlencode(query), headers=headers)
+        if resp.status_code in (401, 403):
+            raise BadCredentials(f"token service {params['realm']} rejected the credentials for {self.host}")
+        if resp.status_code >= 400:
+            raise RegistryError(f"token service {params['realm']} answered {resp.status_code}")
+        body = resp.json()
+        token = body.get("token") or body.get("access_token")
+        if not token:
+            raise BadCredentials(f"token service {params['realm']} returned no token")
+        self._auth[scope] = f"Bearer {token}"
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        scope: str = "",
+        headers: dict[str, str] | None = None,
+        content: bytes | list[bytes] | None = None,
+        stream: bool = False,
+        ok: tuple[int, ...] = (200, 201, 202, 204),
+    ) -> httpx.Response:
+        """One request with auth and bounded 429/503 retries.
+
+        ``content`` is bytes or a list of pieces (sent as they are, so a chunk is held once in memory);
+        either can be sent again on a retry.
+        """
+        assert self._client is not None, "use RegistryClient as an async context manager"
+        full = url if url.startswith("http") else urljoin(self.base_url, url)
+        authed_once = False
+        attempt = 0
+        while True:
+            hdrs = dict(headers or {})
+            auth = self._auth.get(scope) or self._auth.get("*")
+            if auth:
+                hdrs["Authorization"] = auth
+            body: Any = _pieces(content) if isinstance(content, list) else content
+            req = self._client.build_request(method, full, headers=hdrs, content=body)
+            try:
+                resp = await self._client.send(req, stream=stream)
+            except httpx.TransportError as exc:
+                raise RegistryError(f"{method} {full}: {type(exc).__name__}: {exc}") from None
+            if resp.status_code == 401:
+                await resp.aclose()
+                if authed_once:
+                    raise BadCredentials(
+                        f"registry {self.host} rejected the credentials for {method} {urlsplit(full).path}; "
+                        "check the username/password or token reference"
+                    )
+                await self._authenticate(resp.headers.get("www-authenticate", "Basic"), scope)
+                if not scope:
+                    self._auth["*"] = self._auth[scope]
+                authed_once = True
+                continue
+            if resp.status_code in (429, 503) and attempt < self.max_retries:
+                wait = min(
+                    retry_after_seconds(resp.headers.get("retry-after"), 2.0**attempt * 0.5),
+                    self.max_retry_wait,
+                )
+                await resp.aclose()
+                attempt += 1
+                self.retries_done += 1
+                await self.sleep(wait)
+                continue
+            if resp.status_code in ok:
+                return resp
+            if stream:
+                await resp.aread()
+            await resp.aclose()
+            self._raise_for(resp, method, full)
+
+    def _raise_for(self, resp: httpx.Response, method: str, url: str) -> None:
+        path = urlsplit(url).path
+        detail = resp.text[:300] if resp.content else ""
+        if resp.status_code == 403:
+            raise BadCredentials(f"registry {self.host} denied {method} {path} (403): {detail}")
+        if resp.status_code == 404:
+            raise NotFound(f"{method} {path}: not found on {self.host}")
+        if resp.status_code in (429,) or resp.status_code >= 500:
+            raise RegistryError(f"{method} {path} on {self.host}: {resp.status_code} {detail}")
+        if "DIGEST_INVALID" in detail:
+            raise DigestMismatch(f"{method} {path}: registry says the content does not match its digest: {detail}")
+        raise OCMError(f"{method} {path} on {self.host}: unexpected {resp.status_code} {detail}")
+
+    @staticmethod
+    def _scope(repo: str, push: bool = False) -> str:
+        return f"repository:{repo}:{'pull,push' if push else 'pull'}"
+
+    # --- manifests ---------------------------------------------------------------------------------
+
+    async def get_manifest(self, repo: str, ref: str) -> tuple[bytes, str, str]:
+        """(exact bytes, media type, digest) of a manifest by tag or digest."""
+        resp = await self.request(
+            "GET",
+            f"/v2/{repo}/manifests/{ref}",
+            scope=self._scope(repo),
+            headers={"Accept": ", ".join(MANIFEST_TYPES)},
+        )
+        data = resp.content
+        digest = sha256_digest(data)
+        if ref.startswith("sha256:") and ref != digest:
+            raise DigestMismatch(f"manifest {repo}@{ref} served with content digest {digest}")
+        media = resp.headers.get("content-type", "").split(";")[0].strip()
+        return data, media, digest
+
+    async def head_manifest(self, repo: str, ref: str) -> str | None:
+        """The digest of ``repo:ref`` or None when absent."""
+        try:
+            resp = await self.request(
+                "HEAD",
+                f"/v2/{repo}/manifests/{ref}",
+                scope=self._scope(repo),
+                headers={"Accept": ", ".join(MANIFEST_TYPES)},
+            )
+        except NotFound:
+            return None
+        digest = resp.headers.get("docker-content-digest")
+        if digest:
+            return digest
+        _data, _, digest = await self.get_manifest(repo, ref)
+        return digest
+
+    async def put_manifest(self, repo: str, ref: str, data: bytes, media_type: str) -> str:
+        resp = await self.request(
+            "PUT",
+            f"/v2/{repo}/manifests/{ref}",
+            scope=self._scope(repo, True),
+            headers={"Content-Type": media_type},
+            content=data,
+        )
+        digest = sha256_digest(data)
+        served = resp.headers.get("docker-content-digest")
+        if served and served != digest:
+            raise DigestMismatch(f"registry stored manifest {repo}:{ref} as {served}, expected {digest}")
+        return digest
+
+    # --- blobs -------------------------------------------------------------------------------------
+
+    async def blob_size(self, repo: str, digest: str) -> int | None:
+        try:
+            resp = await self.request("HEAD", f"/v2/{repo}/blobs/{digest}", scope=self._scope(repo))
+        except NotFound:
+            return None
+        return int(resp.headers.get("content-length", "0"))
+
+    async def get_blob(self, repo: str, digest: str, max_size: int = 16 * 1024 * 1024) -> bytes:
+        """A small blob (config, descriptor layer) fully in memory, digest-checked."""
+        async with self.blob_stream(repo, digest) as resp:
+            buf = bytearray()
+            async for chunk in resp.aiter_bytes():
+                buf.extend(chunk)
+                if len(buf) > max_size:
+                    raise OCMError(f"blob {repo}@{digest} is larger than {max_size} bytes; stream it instead")
+        data = bytes(buf)
+        if sha256_digest(data) != digest:
+            raise DigestMismatch(f"blob {repo}@{digest} content has digest {sha256_digest(data)}")
+        return data
+
+    @contextlib.asynccontextmanager
+    async def blob_stream(self, repo: str, digest: str, offset: int = 0) -> AsyncIterator[httpx.Response]:
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        resp = await self.request(
+            "GET",
+            f"/v2/{repo}/blobs/{digest}",
+            scope=self._scope(repo),
+            headers=headers,
+            stream=True,
+            ok=(200, 206),
+        )
+        try:
+            if offset and resp.status_code == 200:
+                raise OCMError(f"registry {self.host} ignored the Range request for {digest}")
+            yield resp
+        finally:
+            await resp.aclose()
+
+    async def mount_blob(self, repo: str, digest: str, from_repo: str) -> str | None:
+        """Cross-repository mount. None when mounted; else the upload URL the registry opened instead."""
+        q = urlencode({"mount": digest, "from": from_repo})
+        resp = await self.request(
+            "POST",
+            f"/v2/{repo}/blobs/uploads/?{q}",
+            scope=self._scope(repo, True),
+            headers={"Content-Length": "0"},
+            content=b"",
+        )
+        if resp.status_code == 201:
+            return None
+        return self._location(resp)
+
+    async def start_upload(self, repo: str) -> str:
+        resp = await self.request(
+            "POST",
+            f"/v2/{repo}/blobs/uploads/",
+            scope=self._scope(repo, True),
+            headers={"Content-Length": "0"},
+            content=b"",
+        )
+        return self._location(resp)
+
+    def _location(self, resp: httpx.Response) -> str:
+        loc = resp.headers.get("location")
+        if not loc:
+            raise OCMError(f"registry {self.host} opened an upload without a Location header")
+        return urljoin(str(resp.request.url), loc)
+
+    async def upload_offset(self, location: str, repo: str) -> int | None:
+        """How many bytes the registry holds for an open upload; None if the upload is gone."""
+        try:
+            resp = await self.request("GET", location, scope=self._scope(repo, True), ok=(204, 200))
+        except NotFound:
+            return None
+        rng = resp.headers.get("range", "")
+        m = re.match(r"(?:bytes=)?0-(\d+)", rng)
+        return int(m.group(1)) + 1 if m else 0
+
+    async def upload_chunk(self, location: str, repo: str, data: bytes | list[bytes], offset: int) -> str:
+        size = _size(data)
+        resp = await self.request(
+            "PATCH",
+            location,
+            scope=self._scope(repo, True),
+            content=data,
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Range": f"{offset}-{offset + size - 1}",
+                "Content-Length": str(size),
+            },
+        )
+        return self._location(resp)
+
+    async def finish_upload(self, location: str, repo: str, digest: str, data: bytes | list[bytes] = b"") -> None:
+        sep = "&" if "?" in location else "?"
+        await self.request(
+            "PUT",
+            f"{location}{sep}{urlencode({'digest': digest})}",
+            scope=self._scope(repo, True),
+            content=data,
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(_size(data))},
+            ok=(201, 204),
+        )
+
+    async def cancel_upload(self, location: str, repo: str) -> None:
+        with contextlib.suppress(OCMError):
+            await self.request("DELETE", location, scope=self._scope(repo, True), ok=(204, 200, 202, 404))
+
+    async def put_blob(self, repo: str, data: bytes) -> str:
+        """Upload a small blob monolithically (skipped when present)."""
+        digest = sha256_digest(data)
+        if await self.blob_size(repo, digest) is not None:
+            return digest
+        loc = await self.start_upload(repo)
+        await self.finish_upload(loc, repo, digest, data)
+        return digest
+
+
+ProgressFn = Callable[[UploadSession, int], Awaitable[None] | None]
+
+
+async def copy_blob(
+    src: RegistryClient,
+    src_repo: str,
+    dst: RegistryClient,
+    dst_repo: str,
+    digest: str,
+    *,
+    chunk_size: int = DEFAULT_CHUNK,
+    session: UploadSession | None = None,
+    progress: ProgressFn | None = None,
+    allow_mount: bool = True,
+) -> CopyStats:
+    """Stream one blob from ``src`` to ``dst``, resumable, hashing on the fly.
+
+    ``session`` resumes an upload an earlier attempt started (the registry's ``Range`` decides the
+    offset). ``progress(session, bytes_sent)`` runs after every chunk the target accepted; activities
+    heartbeat from it. Bytes before the resume offset are read from the source again (to rebuild the
+    hash) but not sent again.
+    """
+    stats = CopyStats(digest=digest)
+    size = await dst.blob_size(dst_repo, digest)
+    if size is not None:
+        stats.skipped, stats.size = True, size
+        if session is not None:
+            await dst.cancel_upload(session.location, dst_repo)
+        return stats
+    if session is not None:
+        offset = await dst.upload_offset(session.location, dst_repo)
+        if offset is None:
+            session = None
+        else:
+            session.offset = offset
+    if session is None:
+        if allow_mount and src.host == dst.host and src_repo != dst_repo:
+            loc = await dst.mount_blob(dst_repo, digest, src_repo)
+            if loc is None:
+                stats.mounted = True
+                stats.size = await dst.blob_size(dst_repo, digest) or 0
+                return stats
+            session = UploadSession(loc, 0)
+        else:
+            session = UploadSession(await dst.start_upload(dst_repo), 0)
+    stats.resumed_from = session.offset
+    hasher = hashlib.sha256()
+    buf: list[bytes] = []  # pieces of the chunk being assembled (never joined: one copy in memory)
+    buffered = 0
+    pos = 0  # bytes of the source read so far
+    try:
+        async with src.blob_stream(src_repo, digest) as resp:
+            async for piece in resp.aiter_bytes(chunk_size=min(chunk_size, 1024 * 1024)):
+                hasher.update(piece)
+                start = pos
+                pos += len(piece)
+                if pos <= session.offset:
+                    continue
+                if start < session.offset:
+                    piece = piece[session.offset - start :]
+                buf.append(piece)
+                buffered += len(piece)
+                if buffered >= chunk_size:
+                    session.location = await dst.upload_chunk(session.location, dst_repo, buf, session.offset)
+                    session.offset += buffered
+                    stats.bytes_sent += buffered
+                    stats.chunks += 1
+                    buf, buffered = [], 0
+                    if progress is not None:
+                        r = progress(session, stats.bytes_sent)
+                        if r is not None:
+                            await r
+        stats.size = pos
+        actual = "sha256:" + hasher.hexdigest()
+        if actual != digest:
+            await dst.cancel_upload(session.location, dst_repo)
+            raise DigestMismatch(
+                f"blob {src_repo}@{digest} from {src.host} has content digest {actual}; "
+                "the source registry serves tampered or corrupt data"
+            )
+        await dst.finish_upload(session.location, dst_repo, digest, buf)
+        stats.bytes_sent += buffered
+        if buf:
+            stats.chunks += 1
+    except (httpx.TransportError, httpx.StreamError) as exc:
+        # A dropped connection mid-stream: retryable; the next attempt resumes at the recorded offset.
+        raise RegistryError(
+            f"blob {digest} interrupted at byte {pos} ({type(exc).__name__}: {exc}); the upload will resume"
+        ) from None
+    finally:
+        buf = []
+    return stats
+
+
+async def copy_manifest(
+    src: RegistryClient, src_repo: str, dst: RegistryClient, dst_repo: str, ref: str, tag: str | None = None
+) -> tuple[str, bytes, str]:
+    """Copy one manifest's exact bytes (not its blobs). Returns (digest, bytes, media type)."""
+    data, media, digest = await src.get_manifest(src_repo, ref)
+    existing = await dst.head_manifest(dst_repo, tag or digest)
+    if existing != digest:
+        await dst.put_manifest(dst_repo, tag or digest, data, media)
+    return digest, data, media
+
+
+async def push_chunks(
+    client: RegistryClient, repo: str, chunks: Iterable[bytes], chunk_size: int = DEFAULT_CHUNK
+) -> tuple[str, int]:
+    """Upload a blob produced piece by piece (never held whole); returns (digest, size)."""
+    hasher = hashlib.sha256()
+    loc = await client.start_upload(repo)
+    buf = bytearray()
+    offset = 0
+    for piece in chunks:
+        hasher.update(piece)
+        buf.extend(piece)
+        if len(buf) >= chunk_size:
+            loc = await client.upload_chunk(loc, repo, bytes(buf), offset)
+            offset += len(buf)
+            buf.clear()
+    digest = "sha256:" + hasher.hexdigest()
+    if await client.blob_size(repo, digest) is not None:
+        await client.cancel_upload(loc, repo)
+        return digest, offset + len(buf)
+    await client.finish_upload(loc, repo, digest, bytes(buf))
+    return digest, offset + len(buf)

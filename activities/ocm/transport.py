@@ -1,0 +1,595 @@
+"""Activities of the component transport (task queue ``ocm``).
+
+- ``ocm.plan_transport``: read the source versions (recursively), verify their signatures and resource
+  digests, look at the target, and list the work: blobs, OCI manifests, access rewrites.
+- ``ocm.copy_blob``: stream one blob; heartbeats carry the upload URL and offset, so an attempt after
+  a worker crash resumes the upload instead of starting over.
+- ``ocm.copy_manifests``: OCI artifact manifests, byte for byte, children before parents.
+- ``ocm.finalise_version``: rewrite accesses, sign, upload the descriptor, read it back from the
+  target and verify it there.
+- ``ocm.verify_component``: the ``component.verify`` step: signatures and blob digests at a registry.
+
+Secrets (registry passwords, signing keys) are resolved here from references; they never appear in
+workflow arguments or results.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from temporalio import activity
+from temporalio.api.common.v1 import Payloads
+from temporalio.api.workflowservice.v1 import RecordActivityTaskHeartbeatRequest
+from temporalio.exceptions import ApplicationError
+
+from activities.ocm import normalise as norm
+from activities.ocm import signing as sg
+from activities.ocm.errors import (
+    ComponentNotFound,
+    DigestMismatch,
+    InvalidDescriptor,
+    OCMError,
+    SignatureInvalid,
+    VersionConflict,
+)
+from activities.ocm.layout import (
+    ImageRef,
+    RepoBase,
+    StoredVersion,
+    read_version,
+    version_exists,
+    write_version,
+)
+from activities.ocm.oci import (
+    INDEX_TYPES,
+    Credentials,
+    RegistryClient,
+    UploadSession,
+    copy_blob,
+    copy_manifest,
+)
+from activities.secrets import SecretError, resolve_secret
+from definitions.ocm import (
+    ACCESS_LOCAL_BLOB,
+    ACCESS_NONE,
+    ACCESS_OCI_ARTIFACT,
+    ACCESS_OCI_REGISTRY,
+    NORM_GENERIC_BLOB,
+    NORM_OCI_ARTIFACT,
+    BlobCopyInput,
+    BlobCopyResult,
+    BlobTask,
+    ExistingPolicy,
+    FinaliseInput,
+    ManifestCopyInput,
+    ManifestTask,
+    RepositorySpec,
+    TransferMode,
+    TransportedVersion,
+    TransportInput,
+    TransportPlan,
+    VerifyInput,
+    VerifyResult,
+    VerifySpec,
+    VersionPlan,
+)
+
+T = TypeVar("T")
+
+_REF_SCHEMES = ("env:", "file:", "k8s:")
+
+
+def _operator_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """OCM errors -> ApplicationError with the error kind as type; non-retryable unless transient."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return await fn(*args, **kwargs)
+        except OCMError as exc:
+            raise ApplicationError(str(exc), type=exc.kind, non_retryable=not exc.retryable) from None
+        except SecretError as exc:
+            raise ApplicationError(str(exc), type="SecretUnavailable", non_retryable=True) from None
+
+    return wrapper
+
+
+def _maybe_ref(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return resolve_secret(value).strip() if value.startswith(_REF_SCHEMES) else value
+
+
+def client_for(spec: RepositorySpec, registry_url: str | None = None) -> RegistryClient:
+    """A client for the registry of ``spec`` (or another registry met on the way, anonymously)."""
+    base = RepoBase.parse(spec.url)
+    if registry_url is not None and RepoBase.parse(registry_url).host != base.host:
+        return RegistryClient(registry_url, ca_bundle=spec.ca_bundle)
+    creds = Credentials(
+        username=_maybe_ref(spec.username_ref),
+        password=resolve_secret(spec.password_ref) if spec.password_ref else None,
+        token=resolve_secret(spec.token_ref).strip() if spec.token_ref else None,
+    )
+    return RegistryClient(base.registry_url, creds, ca_bundle=spec.ca_bundle)
+
+
+def _registry_url_for(host: str, like: RepositorySpec) -> str:
+    """URL of a registry named in an image reference (which carries no scheme).
+
+    The source registry's own host and loopback hosts use the source's scheme (local registries often
+    speak plain HTTP); any other registry is reached over HTTPS.
+    """
+    base = RepoBase.parse(like.url)
+    scheme = base.registry_url.split("://")[0]
+    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host
+    if host == base.host or name in ("localhost", "127.0.0.1", "[::1]"):
+        return f"{scheme}://{host}"
+    return f"https://{host}"
+
+
+def _digest_hex(local_reference: str) -> str:
+    # Component archives write "sha256.<hex>"; OCI layouts "sha256:<hex>".
+    return local_reference.replace("sha256.", "sha256:", 1)
+
+
+def _load_verify_material(spec: VerifySpec) -> tuple[Any, list[Any]]:
+    key = sg.load_public_key(resolve_secret(spec.public_key_ref)) if spec.public_key_ref else None
+    roots = sg.load_certificates(resolve_secret(spec.root_certs_ref)) if spec.root_certs_ref else []
+    return key, roots
+
+
+def verify_signatures(descriptor: dict[str, Any], specs: list[VerifySpec], *, required: bool, where: str) -> list[str]:
+    """Verify each named signature; raise SignatureInvalid with an actionable reason. Returns warnings."""
+    warnings: list[str] = []
+    names = {s.get("name") for s in descriptor.get("signatures") or []}
+    for spec in specs:
+        if spec.name not in names:
+            if required:
+                raise SignatureInvalid(
+                    f"{where}: signature {spec.name!r} is missing "
+                    f"(present: {', '.join(sorted(map(str, names))) or 'none'})"
+                )
+            continue
+        key, roots = _load_verify_material(spec)
+        res = sg.verify_descriptor(
+            descriptor, name=spec.name, public_key=key, roots=roots, issuer=spec.issuer, strict=spec.strict
+        )
+        if not res.valid:
+            raise SignatureInvalid(f"{where}: {res.reason}")
+        warnings += [f"{where}: {w}" for w in res.warnings]
+    return warnings
+
+
+# --- planning --------------------------------------------------------------------------------------
+
+
+class _Planner:
+    def __init__(self, inp: TransportInput, src: RegistryClient, dst: RegistryClient) -> None:
+        self.inp = inp
+        self.src, self.dst = src, dst
+        self.src_base, self.dst_base = RepoBase.parse(inp.source.url), RepoBase.parse(inp.target.url)
+        self.order: list[VersionPlan] = []
+        self.seen: set[tuple[str, str]] = set()
+        self.extra_clients: dict[str, RegistryClient] = {}
+
+    async def close(self) -> None:
+        for c in self.extra_clients.values():
+            await c.aclose()
+
+    async def client_for_host(self, host: str) -> RegistryClient:
+        if host == self.src_base.host:
+            return self.src
+        if host not in self.extra_clients:
+            c = client_for(self.inp.source, _registry_url_for(host, self.inp.source))
+            await c.__aenter__()
+            self.extra_clients[host] = c
+        return self.extra_clients[host]
+
+    async def visit(self, name: str, version: str, referrer: str | None) -> None:
+        if (name, version) in self.seen:
+            return
+        self.seen.add((name, version))
+        activity.heartbeat(f"reading {name}:{version}")
+        try:
+            sv = await read_version(self.src, self.src_base, name, version)
+        except ComponentNotFound as exc:
+            if referrer:
+                raise ComponentNotFound(
+                    f"missing component reference: {referrer} references {name}:{version}, "
+                    f"which is not in the source repository ({exc})"
+                ) from None
+            raise
+        where = f"{name}:{version} at the source"
+        warnings = verify_signatures(sv.descriptor, self.inp.verify, required=referrer is None, where=where)
+        if self.inp.recursive:
+            for ref in sv.descriptor["component"].get("componentReferences") or []:
+                await self.visit(ref["componentName"], ref["version"], f"{name}:{version}")
+        plan = await self.plan_version(sv)
+        plan.warnings = warnings + plan.warnings
+        self.order.append(plan)
+
+    async def plan_version(self, sv: StoredVersion) -> VersionPlan:
+        plan = VersionPlan(name=sv.name, version=sv.version, action="copy", source_manifest_digest=sv.manifest_digest)
+        dst_repo = self.dst_base.component_repo(sv.name)
+        layers = {lay["digest"]: lay for lay in sv.blob_layers}
+        by_value = self.inp.mode == TransferMode.BY_VALUE
+        for i, res in enumerate(sv.descriptor["component"].get("resources") or []):
+            access = res.get("access") or {}
+            atype = access.get("type")
+            rname = f"{sv.name}:{sv.version} resource {res.get('name')!r}"
+            digest = res.get("digest") or {}
+            if atype == ACCESS_LOCAL_BLOB:
+                ref = _digest_hex(str(access.get("localReference", "")))
+                if ref not in layers:
+                    raise InvalidDescriptor(f"{rname}: local blob {ref} is not a layer of the component version")
+                if (
+                    digest.get("normalisationAlgorithm") == NORM_GENERIC_BLOB
+                    and "sha256:" + str(digest.get("value", "")).lower() != ref
+                ):
+                    raise DigestMismatch(
+                        f"{rname}: descriptor records digest {digest.get('value')} but the blob "
+                        f"is {ref}; the blob or the descriptor was tampered with"
+                    )
+                plan.blobs.append(
+                    BlobTask(
+                        src_repo=sv.repo,
+                        dst_repo=dst_repo,
+                        digest=ref,
+                        size=int(layers[ref].get("size", 0)),
+                        label=rname,
+                        expected_sha256=ref.split(":", 1)[1],
+                    )
+                )
+            elif atype in (ACCESS_OCI_ARTIFACT, ACCESS_OCI_REGISTRY):
+                await self.plan_artifact(plan, i, access, digest, rname, by_value)
+            elif atype not in ACCESS_NONE and by_value:
+                plan.warnings.append(f"{rname}: access type {atype!r} is not copied by value (kept as is)")
+        for lay in sv.blob_layers:  # layers no resource names still belong to the version
+            if not any(b.digest == lay["digest"] for b in plan.blobs):
+                plan.blobs.append(
+                    BlobTask(
+                        src_repo=sv.repo,
+                        dst_repo=dst_repo,
+                        digest=lay["digest"],
+                        size=int(lay.get("size", 0)),
+                        label=f"{sv.name}:{sv.version} layer",
+                    )
+                )
+        await self.check_target(plan, sv)
+        return plan
+
+    async def plan_artifact(
+        self,
+        plan: VersionPlan,
+        index: int,
+        access: dict[str, Any],
+        digest: dict[str, Any],
+        rname: str,
+        by_value: bool,
+    ) -> None:
+        ref = ImageRef.parse(str(access.get("imageReference", "")))
+        client = await self.client_for_host(ref.host)
+        raw, media, mdigest = await client.get_manifest(ref.repo, ref.digest or ref.tag or "latest")
+        if (
+            digest.get("normalisationAlgorithm") == NORM_OCI_ARTIFACT
+            and "sha256:" + str(digest.get("value", "")).lower() != mdigest
+        ):
+            raise DigestMismatch(
+                f"{rname}: descriptor records artifact digest {digest.get('value')} but "
+                f"{ref} resolves to {mdigest}; the artifact changed after signing"
+            )
+        if not by_value:
+            return
+        src_repo_rel = ref.repo
+        if (
+            ref.host == self.src_base.host
+            and self.src_base.prefix
+            and src_repo_rel.startswith(self.src_base.prefix + "/")
+        ):
+            src_repo_rel = src_repo_rel[len(self.src_base.prefix) + 1 :]
+        dst_repo = self.dst_base.repo(src_repo_rel)
+        registry_url = _registry_url_for(ref.host, self.inp.source)
+        manifests: list[ManifestTask] = []
+        await self.walk_manifest(plan, client, registry_url, ref.repo, dst_repo, raw, media, mdigest, manifests, rname)
+        manifests[-1].tag = ref.tag
+        plan.manifests += manifests
+        pinned = ImageRef(self.dst_base.host, dst_repo, ref.tag, mdigest)
+        new_access = {k: v for k, v in access.items() if k != "imageReference"}
+        new_access["type"] = ACCESS_OCI_ARTIFACT
+        new_access["imageReference"] = str(pinned)
+        plan.access_rewrites[index] = new_access
+
+    async def walk_manifest(
+        self,
+        plan: VersionPlan,
+        client: RegistryClient,
+        registry_url: str,
+        repo: str,
+        dst_repo: str,
+        raw: bytes,
+        media: str,
+        mdigest: str,
+        out: list[ManifestTask],
+        rname: str,
+    ) -> None:
+        doc = json.loads(raw)
+        media = media or doc.get("mediaType", "")
+        if media in INDEX_TYPES or "manifests" in doc:
+            for child in doc.get("manifests", []):
+                craw, cmedia, cdigest = await client.get_manifest(repo, child["digest"])
+                await self.walk_manifest(plan, client, registry_url, repo, dst_repo, craw, cmedia, cdigest, out, rname)
+        else:
+            for blob in [doc.get("config"), *doc.get("layers", [])]:
+                if blob and not any(b.digest == blob["digest"] and b.dst_repo == dst_repo for b in plan.blobs):
+                    other = registry_url if registry_url != self.src_base.registry_url else None
+                    plan.blobs.append(
+                        BlobTask(
+                            src_repo=repo,
+                            dst_repo=dst_repo,
+                            digest=blob["digest"],
+                            size=int(blob.get("size", 0)),
+                            src_registry=other,
+                            label=f"{rname} (OCI artifact)",
+                        )
+                    )
+        out.append(ManifestTask(src_registry=registry_url, src_repo=repo, dst_repo=dst_repo, digest=mdigest))
+
+    async def check_target(self, plan: VersionPlan, sv: StoredVersion) -> None:
+        if await version_exists(self.dst, self.dst_base, sv.name, sv.version) is None:
+            return
+        if self.inp.existing == ExistingPolicy.FAIL:
+            raise VersionConflict(f"target {self.dst_base.host} already holds {sv.name}:{sv.version} (existing=fail)")
+        tv = await read_version(self.dst, self.dst_base, sv.name, sv.version)
+        want = norm.descriptor_digest(sv.descriptor)
+        have = norm.descriptor_digest(tv.descriptor)
+        if want == have:
+            names = {s.get("name") for s in tv.descriptor.get("signatures") or []}
+            if self.inp.sign is None or self.inp.sign.name in names:
+                plan.action, plan.blobs, plan.manifests = "skip", [], []
+            else:
+                plan.action = "sign"
+            return
+        if self.inp.existing != ExistingPolicy.OVERWRITE:
+            raise VersionConflict(
+                f"target {self.dst_base.host} already holds {sv.name}:{sv.version} with different content "
+                f"(normalised digest {have}, source {want}); use existing=overwrite to replace it"
+            )
+        plan.overwrite = True
+
+
+@activity.defn(name="ocm.plan_transport")
+@_operator_errors
+async def plan_transport(inp: TransportInput) -> TransportPlan:
+    if inp.sign is not None:
+        # Fail before copying gigabytes: the signing settings and key must be usable.
+        norm.check_algorithm(inp.sign.normalisation)
+        if inp.sign.algorithm not in sg.ALGORITHMS:
+            raise SignatureInvalid(
+                f"unknown signature algorithm {inp.sign.algorithm!r}; supported: {', '.join(sg.ALGORITHMS)}"
+            )
+        sg.load_private_key(resolve_secret(inp.sign.private_key_ref))
+    async with client_for(inp.source) as src, client_for(inp.target) as dst:
+        planner = _Planner(inp, src, dst)
+        try:
+            for c in inp.components:
+                await planner.visit(c.name, c.version, None)
+        finally:
+            await planner.close()
+    return TransportPlan(versions=planner.order)
+
+
+# --- copying ---------------------------------------------------------------------------------------
+
+
+async def record_progress(details: dict[str, Any]) -> None:
+    """Heartbeat ``details`` and wait until the server has recorded them.
+
+    The SDK's ``activity.heartbeat`` is throttled (up to 80% of the heartbeat timeout), so after a
+    crash the server may hold an upload URL several chunks old. distribution validates the upload
+    state in that URL against what it holds and *cancels* the upload on a mismatch, so a stale URL
+    would throw the upload away. Recording each chunk's URL synchronously (one small RPC per chunk)
+    keeps the recorded state exact; only a crash between a chunk's PATCH and this RPC loses it.
+    """
+    try:
+        client = activity.client()
+    except RuntimeError:  # no client (e.g. ActivityEnvironment in unit tests): plain heartbeat
+        activity.heartbeat(details)
+        return
+    info = activity.info()
+    payloads = await client.data_converter.encode([details])
+    await client.workflow_service.record_activity_task_heartbeat(
+        RecordActivityTaskHeartbeatRequest(
+            task_token=info.task_token,
+            details=Payloads(payloads=payloads),
+            identity=client.identity,
+            namespace=client.namespace,
+        )
+    )
+
+
+@activity.defn(name="ocm.copy_blob")
+@_operator_errors
+async def copy_blob_activity(inp: BlobCopyInput) -> BlobCopyResult:
+    info = activity.info()
+    session = None
+    if info.heartbeat_details:
+        last = info.heartbeat_details[-1]
+        if isinstance(last, dict) and last.get("location"):
+            session = UploadSession(str(last["location"]), int(last.get("offset", 0)))
+    blob = inp.blob
+    if blob.expected_sha256 and blob.digest != "sha256:" + blob.expected_sha256:
+        raise DigestMismatch(f"{blob.label}: blob {blob.digest} does not match its resource digest")
+
+    async def progress(s: UploadSession, _sent: int) -> None:
+        await record_progress(s.as_dict())
+
+    async with client_for(inp.source, blob.src_registry) as src, client_for(inp.target) as dst:
+        stats = await copy_blob(
+            src,
+            blob.src_repo,
+            dst,
+            blob.dst_repo,
+            blob.digest,
+            chunk_size=inp.chunk_size,
+            session=session,
+            progress=progress,
+        )
+    return BlobCopyResult(
+        digest=stats.digest,
+        size=stats.size,
+        bytes_sent=stats.bytes_sent,
+        skipped=stats.skipped,
+        mounted=stats.mounted,
+        resumed_from=stats.resumed_from,
+        attempt=info.attempt,
+    )
+
+
+@activity.defn(name="ocm.copy_manifests")
+@_operator_errors
+async def copy_manifests(inp: ManifestCopyInput) -> list[str]:
+    done = []
+    async with client_for(inp.target) as dst:
+        for m in inp.manifests:
+            async with client_for(inp.source, m.src_registry) as src:
+                digest, _, _ = await copy_manifest(src, m.src_repo, dst, m.dst_repo, m.digest, m.tag)
+                if m.tag:  # also reachable by digest (a tag PUT already stores it; this is a cheap HEAD)
+                    await dst.head_manifest(m.dst_repo, digest)
+            done.append(digest)
+            activity.heartbeat(len(done))
+    return done
+
+
+# --- finishing -------------------------------------------------------------------------------------
+
+
+def _target_descriptor(source: dict[str, Any], plan: VersionPlan, src_base: RepoBase) -> dict[str, Any]:
+    desc = copy.deepcopy(source)
+    resources = desc["component"].get("resources") or []
+    for index, access in plan.access_rewrites.items():
+        resources[int(index)]["access"] = access
+    ctx = {
+        "type": "OCIRegistry",
+        "baseUrl": "/".join(p for p in (src_base.host, src_base.prefix) if p),
+        "componentNameMapping": "urlPath",
+    }
+    contexts = desc["component"].setdefault("repositoryContexts", [])
+    if not contexts or contexts[-1] != ctx:
+        contexts.append(ctx)
+    return desc
+
+
+@activity.defn(name="ocm.finalise_version")
+@_operator_errors
+async def finalise_version(inp: FinaliseInput) -> TransportedVersion:
+    plan = inp.plan
+    src_base, dst_base = RepoBase.parse(inp.source.url), RepoBase.parse(inp.target.url)
+    async with client_for(inp.source) as src, client_for(inp.target) as dst:
+        sv = await read_version(src, src_base, plan.name, plan.version)
+        if sv.manifest_digest != plan.source_manifest_digest:
+            raise VersionConflict(
+                f"{plan.name}:{plan.version} changed at the source during the transport "
+                f"({plan.source_manifest_digest} -> {sv.manifest_digest}); start it again"
+            )
+        desc = _target_descriptor(sv.descriptor, plan, src_base)
+        pub = None
+        if inp.sign is not None:
+            key = sg.load_private_key(resolve_secret(inp.sign.private_key_ref))
+            chain = sg.load_certificates(resolve_secret(inp.sign.certificate_ref)) if inp.sign.certificate_ref else []
+            desc = sg.sign_descriptor(
+                desc,
+                name=inp.sign.name,
+                private_key=key,
+                algorithm=inp.sign.algorithm,
+                normalisation=inp.sign.normalisation,
+                chain=chain,
+            )
+            pub = (
+                sg.load_public_key(resolve_secret(inp.sign.public_key_ref))
+                if inp.sign.public_key_ref
+                else key.public_key()
+            )
+        for lay in sv.blob_layers:
+            if await dst.blob_size(dst_base.component_repo(plan.name), lay["digest"]) is None:
+                raise OCMError(f"{plan.name}:{plan.version}: local blob {lay['digest']} is missing at the target")
+        manifest_digest = await write_version(dst, dst_base, desc, sv.blob_layers)
+        activity.heartbeat("descriptor uploaded")
+        # Read back from the target and verify there: what a consumer will see.
+        tv = await read_version(dst, dst_base, plan.name, plan.version)
+        if tv.manifest_digest != manifest_digest:
+            raise VersionConflict(
+                f"{plan.name}:{plan.version} at the target is {tv.manifest_digest}, we wrote "
+                f"{manifest_digest}; another writer raced us"
+            )
+        warnings = list(plan.warnings)
+        sig_digest = ""
+        if inp.sign is not None:
+            res = sg.verify_descriptor(tv.descriptor, name=inp.sign.name, public_key=pub, strict=True)
+            if not res.valid:
+                raise SignatureInvalid(f"{plan.name}:{plan.version} at the target: {res.reason}")
+            sig_digest = res.digest
+        for access in plan.access_rewrites.values():
+            ref = ImageRef.parse(access["imageReference"])
+            if await dst.head_manifest(ref.repo, ref.digest or "") != ref.digest:
+                raise OCMError(f"{plan.name}:{plan.version}: artifact {ref} is missing at the target")
+    return TransportedVersion(
+        name=plan.name,
+        version=plan.version,
+        outcome="overwritten" if plan.overwrite else ("signed" if plan.action == "sign" else "copied"),
+        manifest_digest=manifest_digest,
+        signature_digest=sig_digest,
+        warnings=warnings,
+    )
+
+
+# --- verification step ------------------------------------------------------------------------------
+
+
+@activity.defn(name="ocm.verify_component")
+@_operator_errors
+async def verify_component(inp: VerifyInput) -> VerifyResult:
+    base = RepoBase.parse(inp.repository.url)
+    async with client_for(inp.repository) as client:
+        sv = await read_version(client, base, inp.component.name, inp.component.version)
+        where = f"{sv.name}:{sv.version} at {base.host}"
+        warnings = verify_signatures(sv.descriptor, inp.verify, required=True, where=where)
+        if inp.check_blobs:
+            for res in sv.descriptor["component"].get("resources") or []:
+                access, digest = res.get("access") or {}, res.get("digest") or {}
+                rname = f"{where} resource {res.get('name')!r}"
+                if (
+                    access.get("type") == ACCESS_LOCAL_BLOB
+                    and digest.get("normalisationAlgorithm") == NORM_GENERIC_BLOB
+                ):
+                    h = hashlib.sha256()
+                    async with client.blob_stream(sv.repo, _digest_hex(access["localReference"])) as resp:
+                        async for chunk in resp.aiter_bytes(1024 * 1024):
+                            h.update(chunk)
+                            activity.heartbeat()
+                    if h.hexdigest() != str(digest.get("value", "")).lower():
+                        raise DigestMismatch(
+                            f"{rname}: blob content is sha256:{h.hexdigest()}, descriptor records {digest.get('value')}"
+                        )
+                elif (
+                    access.get("type") in (ACCESS_OCI_ARTIFACT, ACCESS_OCI_REGISTRY)
+                    and digest.get("normalisationAlgorithm") == NORM_OCI_ARTIFACT
+                ):
+                    ref = ImageRef.parse(access["imageReference"])
+                    if ref.host != base.host:
+                        warnings.append(f"{rname}: artifact on another registry ({ref.host}) not checked")
+                        continue
+                    found = await client.head_manifest(ref.repo, ref.digest or ref.tag or "latest")
+                    if found != "sha256:" + str(digest.get("value", "")).lower():
+                        raise DigestMismatch(
+                            f"{rname}: artifact {ref} is {found}, descriptor records {digest.get('value')}"
+                        )
+    digest_value = norm.descriptor_digest(sv.descriptor)
+    return VerifyResult(name=sv.name, version=sv.version, valid=True, digest=digest_value, warnings=warnings)
+
+
+ACTIVITIES = [plan_transport, copy_blob_activity, copy_manifests, finalise_version, verify_component]

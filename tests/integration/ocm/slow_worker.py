@@ -1,0 +1,43 @@
+"""A worker for the `ocm` activities whose uploads are slowed down, so a test can kill it mid-blob.
+
+Run: python -m tests.integration.ocm.slow_worker ADDRESS TASK_QUEUE DELAY_SECONDS
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.ocm import oci
+from activities.ocm.transport import ACTIVITIES
+from workers.config import data_converter
+from workers.worker import workflow_runner
+from workflows.transport import ComponentTransportWorkflow
+
+
+async def main(address: str, queue: str, delay: float) -> None:
+    original = oci.RegistryClient.upload_chunk
+
+    async def slow(self: oci.RegistryClient, location: str, repo: str, data: bytes, offset: int) -> str:
+        print(f"chunk {offset}", flush=True)
+        await asyncio.sleep(delay)
+        return await original(self, location, repo, data, offset)
+
+    oci.RegistryClient.upload_chunk = slow  # type: ignore[method-assign]
+    client = await Client.connect(address, data_converter=data_converter())
+    async with Worker(
+        client,
+        task_queue=queue,
+        workflows=[ComponentTransportWorkflow],
+        activities=list(ACTIVITIES),
+        workflow_runner=workflow_runner(),
+    ):
+        print("ready", flush=True)
+        await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3])))

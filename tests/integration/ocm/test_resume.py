@@ -1,0 +1,109 @@
+"""A worker killed in the middle of a large blob: the next attempt resumes the upload."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.ocm.layout import RepoBase
+from activities.ocm.transport import ACTIVITIES
+from definitions.ocm import ComponentVersionRef, RepositorySpec, TransportInput, TransportResult
+from landscape import ocm_example as ex
+from landscape.landscape import Landscape
+from tests.integration.ocm.conftest import Registries
+from workers.worker import workflow_runner
+from workflows.transport import ComponentTransportWorkflow
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("ocm-registries")]
+
+REPO = Path(__file__).resolve().parents[3]
+CHUNK = 64 * 1024
+
+
+async def heartbeat_offset(client: Client, workflow_id: str) -> int:
+    desc = await client.get_workflow_handle(workflow_id).describe()
+    best = 0
+    for pa in desc.raw_description.pending_activities:
+        if pa.activity_type.name != "ocm.copy_blob" or not pa.heartbeat_details.payloads:
+            continue
+        details = await client.data_converter.decode(pa.heartbeat_details.payloads)
+        if details and isinstance(details[-1], dict):
+            best = max(best, int(details[-1].get("offset", 0)))
+    return best
+
+
+async def test_worker_killed_mid_blob_resumes(
+    dev_client: Client, dev_landscape: Landscape, registries: Registries, task_queue: str, target_url: str
+) -> None:
+    src = RepoBase.parse(f"{registries.source.url}/big-{uuid.uuid4().hex[:6]}")
+    big = 3 * 1024 * 1024
+    async with registries.source_client() as c:
+        await ex.push_example(c, src, big_blob=big)
+    inp = TransportInput(
+        source=RepositorySpec(url=f"{registries.source.url}/{src.prefix}"),
+        target=RepositorySpec(
+            url=target_url,
+            username_ref="apeiro",
+            password_ref="env:APEIRO_TEST_SITE_PASSWORD",
+            ca_bundle=registries.site.endpoints["ca_bundle"],
+        ),
+        components=[ComponentVersionRef(name=ex.MAIN, version=ex.VERSION)],
+        recursive=False,
+        chunk_size=CHUNK,
+        heartbeat_timeout_s=3,
+        parallel_blobs=1,
+    )
+    address = dev_landscape.part("temporal").endpoints["address"]
+    proc = subprocess.Popen(  # noqa: ASYNC220 - a separate worker process we can SIGKILL
+        [sys.executable, "-m", "tests.integration.ocm.slow_worker", address, task_queue, "0.3"],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+        wid = f"resume-{uuid.uuid4().hex[:8]}"
+        handle = await dev_client.start_workflow(
+            "ComponentTransportWorkflow", inp, id=wid, task_queue=task_queue, result_type=TransportResult
+        )
+        # The slow worker prints "chunk OFFSET" when it is about to send a chunk, i.e. after the previous
+        # chunk's progress was recorded: kill it there, in the middle of the blob.
+        while True:
+            line = await asyncio.to_thread(proc.stdout.readline)
+            assert line, "the slow worker exited before uploading"
+            if line.startswith(b"chunk ") and int(line.split()[1]) >= 512 * 1024:
+                break
+        seen = await heartbeat_offset(dev_client, wid)
+        assert seen >= 512 * 1024, "the upload progress was not recorded in a heartbeat"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    async with Worker(
+        dev_client,
+        task_queue=task_queue,
+        workflows=[ComponentTransportWorkflow],
+        activities=list(ACTIVITIES),
+        workflow_runner=workflow_runner(),
+    ):
+        result = await handle.result()
+    version = result.versions[0]
+    assert version.outcome == "copied"
+    # The new attempt started from what the registry already held, at least the last heartbeat's offset;
+    # only the chunk in flight at the kill can have been sent twice.
+    assert version.bytes_resumed >= seen
+    # This run sent the rest of the big blob (plus the few small blobs), not the part already uploaded.
+    small = 16 * 1024
+    assert big - version.bytes_resumed <= version.bytes_sent <= big - version.bytes_resumed + small

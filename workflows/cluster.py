@@ -1,0 +1,359 @@
+"""Cluster lifecycle workflows: create, upgrade, maintain, delete (queue `gardener`).
+
+Deterministic orchestration only: every garden access is an activity (see
+:mod:`activities.gardener.activities`), called by name so this module imports no I/O code.
+Each workflow answers the ``status`` query (phase, message, upgrade plan, applied steps, readiness).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+
+with workflow.unsafe.imports_passed_through():
+    from definitions.cluster import (
+        NON_RETRYABLE,
+        ApplyShootInput,
+        CandidatesInput,
+        CandidatesResult,
+        ClusterCreateInput,
+        ClusterCreateResult,
+        ClusterDeleteInput,
+        ClusterDeleteResult,
+        ClusterMaintainInput,
+        ClusterMaintainResult,
+        ClusterStatus,
+        ClusterUpgradeInput,
+        ClusterUpgradeResult,
+        DeleteShootInput,
+        GardenRef,
+        PatchShootInput,
+        PlanInput,
+        ShootRef,
+        WaitShootInput,
+    )
+    from definitions.cluster_plan import PlanStep, Readiness, UpgradePlan, in_maintenance_window, seconds_until_window
+
+#: Short garden calls: retried by Temporal (client retries are off), bounded.
+CALL_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=20),
+    maximum_attempts=30,
+    non_retryable_error_types=list(NON_RETRYABLE),
+)
+
+
+async def _call(activity: str, arg: Any, result_type: type) -> Any:
+    return await workflow.execute_activity(
+        activity,
+        arg,
+        result_type=result_type,
+        start_to_close_timeout=timedelta(minutes=2),
+        retry_policy=CALL_RETRY,
+    )
+
+
+def _fail(err: BaseException) -> ApplicationError:
+    """Turn an activity/child failure into the workflow's own non-retryable failure, keeping its message."""
+    cause: BaseException | None = err
+    while isinstance(cause, (ActivityError, ChildWorkflowError)) and cause.cause is not None:
+        cause = cause.cause
+    if isinstance(cause, ApplicationError):
+        return ApplicationError(cause.message, *cause.details, type=cause.type, non_retryable=True)
+    return ApplicationError(str(cause), type="ClusterWorkflowError", non_retryable=True)
+
+
+class _Waiting:
+    """Shared by the workflows: wait for ready with Gardener `retry` for transient Failed codes."""
+
+    def __init__(self) -> None:
+        self._status = ClusterStatus()
+
+    @workflow.query
+    def status(self) -> ClusterStatus:
+        return self._status
+
+    async def _wait(
+        self,
+        name: str,
+        namespace: str,
+        garden: GardenRef,
+        timeout_s: float,
+        min_generation: int = 0,
+        expect_gone: bool = False,
+    ) -> Readiness:
+        deadline = workflow.now().timestamp() + timeout_s
+        inp = WaitShootInput(
+            name=name,
+            namespace=namespace,
+            garden=garden,
+            deadline_epoch=deadline,
+            min_generation=min_generation,
+            expect_gone=expect_gone,
+        )
+        result: Readiness = await workflow.execute_activity(
+            "gardener_wait_shoot",
+            inp,
+            result_type=Readiness,
+            start_to_close_timeout=timedelta(seconds=timeout_s + 120),
+            heartbeat_timeout=timedelta(seconds=60),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=1),
+                maximum_interval=timedelta(seconds=10),
+                non_retryable_error_types=list(NON_RETRYABLE),
+            ),
+        )
+        return result
+
+    async def _wait_ready(
+        self,
+        name: str,
+        namespace: str,
+        garden: GardenRef,
+        timeout_s: float,
+        min_generation: int,
+        retry_codes: list[str],
+        max_retries: int,
+        retry_delay: float,
+    ) -> Readiness:
+        retries = 0
+        while True:
+            try:
+                ready = await self._wait(name, namespace, garden, timeout_s, min_generation)
+                self._status.readiness = ready
+                return ready
+            except ActivityError as err:
+                cause = err.cause
+                codes: list[str] = []
+                if isinstance(cause, ApplicationError) and cause.type == "ShootFailed" and cause.details:
+                    detail: Any = cause.details[0]
+                    codes = list(detail.get("codes", [])) if isinstance(detail, dict) else []
+                if not (set(codes) & set(retry_codes)) or retries >= max_retries:
+                    raise _fail(err) from None
+                retries += 1
+                self._status.message = (
+                    f"Failed with {', '.join(codes)}; asking Gardener to retry "
+                    f"({retries}/{max_retries}) in {retry_delay:.0f}s"
+                )
+                await workflow.sleep(retry_delay)
+                ref = await _call(
+                    "gardener_annotate_shoot",
+                    DeleteShootInput(name=name, namespace=namespace, garden=garden),
+                    ShootRef,
+                )
+                min_generation = ref.generation
+
+
+@workflow.defn(name="ClusterCreateWorkflow")
+class ClusterCreateWorkflow(_Waiting):
+    """Apply the Shoot (or adopt it), then wait until ready by the generation rule."""
+
+    @workflow.run
+    async def run(self, inp: ClusterCreateInput) -> ClusterCreateResult:
+        c = inp.cluster
+        self._status.phase = "applying"
+        try:
+            ref = await _call("gardener_apply_shoot", ApplyShootInput(cluster=c, garden=inp.garden), ShootRef)
+        except ActivityError as err:
+            raise _fail(err) from None
+        self._status.phase = "waiting"
+        self._status.message = ref.note or ("created" if ref.created else "exists; waiting until ready")
+        ready = await self._wait_ready(
+            c.name,
+            c.project_namespace,
+            inp.garden,
+            inp.timeout_seconds,
+            ref.generation,
+            inp.auto_retry_codes,
+            inp.max_auto_retries,
+            inp.auto_retry_delay_seconds,
+        )
+        self._status.phase = "ready"
+        return ClusterCreateResult(
+            name=c.name,
+            namespace=c.project_namespace,
+            kubernetes_version=ref.kubernetes_version,
+            created=ref.created,
+            ready_resource_version=ready.resource_version,
+            ready_observed_at=ready.observed_at,
+            technical_id=f"shoot--{c.project_namespace.removeprefix('garden-')}--{c.name}",
+        )
+
+
+@workflow.defn(name="ClusterUpgradeWorkflow")
+class ClusterUpgradeWorkflow(_Waiting):
+    """Plan from the CloudProfile, publish the plan (query `status`), then patch step by step,
+    waiting for ready after each. ``dry_run`` stops after planning."""
+
+    @workflow.run
+    async def run(self, inp: ClusterUpgradeInput) -> ClusterUpgradeResult:
+        self._status.phase = "planning"
+        try:
+            plan = await _call(
+                "gardener_plan_upgrade",
+                PlanInput(
+                    name=inp.name,
+                    namespace=inp.project_namespace,
+                    target_version=inp.target_version,
+                    machine_image_version=inp.machine_image_version,
+                    upgrade_workers=inp.upgrade_workers,
+                    allow_preview=inp.allow_preview,
+                    garden=inp.garden,
+                ),
+                UpgradePlan,
+            )
+        except ActivityError as err:
+            raise _fail(err) from None
+        self._status.plan = plan
+        self._status.phase = "planned"
+        self._status.message = " -> ".join([plan.current, *plan.versions()]) if plan.steps else "nothing to do"
+        result = ClusterUpgradeResult(
+            name=inp.name,
+            namespace=inp.project_namespace,
+            plan=plan,
+            dry_run=inp.dry_run,
+            kubernetes_version=plan.current,
+        )
+        if inp.dry_run:
+            return result
+        steps = plan.steps or [
+            # Nothing to change: still make sure what is there is rolled out and ready (a re-run after
+            # a crash, or a change held back by confineSpecUpdateRollout).
+            PlanStep(target="controlPlane", kubernetes_version=plan.current, reason="settle: already planned")
+        ]
+        for step in steps:
+            what = step.kubernetes_version or f"image {step.machine_image_version}"
+            self._status.phase = f"upgrading {step.target} to {what}"
+            try:
+                ref = await _call(
+                    "gardener_patch_shoot",
+                    PatchShootInput(
+                        name=inp.name,
+                        namespace=inp.project_namespace,
+                        step=step,
+                        garden=inp.garden,
+                        force_reconcile=inp.confined_rollout == "reconcile",
+                    ),
+                    ShootRef,
+                )
+            except ActivityError as err:
+                raise _fail(err) from None
+            await self._wait_ready(
+                inp.name,
+                inp.project_namespace,
+                inp.garden,
+                inp.step_timeout_seconds,
+                ref.generation,
+                inp.auto_retry_codes,
+                inp.max_auto_retries,
+                inp.auto_retry_delay_seconds,
+            )
+            if not plan.steps:
+                break
+            result.applied.append(step)
+            self._status.applied.append(step)
+            if step.target == "controlPlane" and step.kubernetes_version:
+                result.kubernetes_version = step.kubernetes_version
+        self._status.phase = "done"
+        return result
+
+
+@workflow.defn(name="ClusterDeleteWorkflow")
+class ClusterDeleteWorkflow(_Waiting):
+    """Annotate with the deletion confirmation, delete, and wait until the Shoot is gone."""
+
+    @workflow.run
+    async def run(self, inp: ClusterDeleteInput) -> ClusterDeleteResult:
+        self._status.phase = "deleting"
+        try:
+            existed = await _call(
+                "gardener_delete_shoot",
+                DeleteShootInput(name=inp.name, namespace=inp.project_namespace, garden=inp.garden),
+                bool,
+            )
+            if existed:
+                self._status.phase = "waiting until gone"
+                await self._wait(inp.name, inp.project_namespace, inp.garden, inp.timeout_seconds, expect_gone=True)
+        except ActivityError as err:
+            raise _fail(err) from None
+        self._status.phase = "deleted"
+        return ClusterDeleteResult(name=inp.name, namespace=inp.project_namespace, existed=existed)
+
+
+@workflow.defn(name="ClusterMaintainWorkflow")
+class ClusterMaintainWorkflow(_Waiting):
+    """For a fleet: upgrade shoots whose versions are deprecated or expire within N days, inside each
+    shoot's maintenance window (skipped outside it unless ``wait_for_window`` or ``ignore_windows``).
+    This is what a schedule runs."""
+
+    @workflow.run
+    async def run(self, inp: ClusterMaintainInput) -> ClusterMaintainResult:
+        self._status.phase = "finding candidates"
+        try:
+            found = await _call(
+                "gardener_maintenance_candidates",
+                CandidatesInput(
+                    namespace=inp.project_namespace,
+                    names=inp.names,
+                    expiring_within_days=inp.expiring_within_days,
+                    allow_preview=inp.allow_preview,
+                    garden=inp.garden,
+                ),
+                CandidatesResult,
+            )
+        except ActivityError as err:
+            raise _fail(err) from None
+        result = ClusterMaintainResult(candidates=found.candidates)
+        self._status.phase = "upgrading"
+
+        async def one(cand: Any) -> None:
+            if cand.target_version is None and cand.machine_image_version is None:
+                result.skipped[cand.name] = "; ".join(cand.reasons)
+                return
+            now = workflow.now()
+            if not inp.ignore_windows and not in_maintenance_window(now, cand.window_begin, cand.window_end):
+                wait = seconds_until_window(now, cand.window_begin, cand.window_end)
+                if not inp.wait_for_window:
+                    result.skipped[cand.name] = (
+                        f"outside its maintenance window {cand.window_begin}-"
+                        f"{cand.window_end}; next window in {wait / 3600:.1f} h"
+                    )
+                    return
+                await workflow.sleep(wait)
+            try:
+                child: ClusterUpgradeResult = await workflow.execute_child_workflow(
+                    "ClusterUpgradeWorkflow",
+                    ClusterUpgradeInput(
+                        name=cand.name,
+                        project_namespace=cand.namespace,
+                        target_version=cand.target_version,
+                        machine_image_version=cand.machine_image_version,
+                        allow_preview=inp.allow_preview,
+                        dry_run=inp.dry_run,
+                        garden=inp.garden,
+                        step_timeout_seconds=inp.step_timeout_seconds,
+                    ),
+                    id=f"{workflow.info().workflow_id}/{cand.name}",
+                    task_queue=workflow.info().task_queue,
+                    result_type=ClusterUpgradeResult,
+                )
+                if inp.dry_run:
+                    result.planned[cand.name] = [
+                        f"{s.target} -> {s.kubernetes_version or s.machine_image_version}" for s in child.plan.steps
+                    ]
+                else:
+                    result.upgraded.append(cand.name)
+            except ChildWorkflowError as err:
+                result.failed[cand.name] = _fail(err).message
+
+        await asyncio.gather(*(one(c) for c in found.candidates))
+        self._status.phase = "done"
+        return result
+
+
+WORKFLOWS = [ClusterCreateWorkflow, ClusterUpgradeWorkflow, ClusterDeleteWorkflow, ClusterMaintainWorkflow]
