@@ -183,7 +183,8 @@ async def list_ids(client: Client) -> list[str]:
     return ids
 
 
-async def plan_apply(client: Client, schedules: ScheduleSet) -> Plan:
+async def plan_apply(client: Client, schedules: ScheduleSet, *, prune: bool = True) -> Plan:
+    """What to change. ``prune=False`` never deletes (for applying a single entry, as the demo does)."""
     plan = Plan()
     wanted = {e.id: e for e in schedules.schedules}
     for entry in schedules.schedules:
@@ -194,7 +195,7 @@ async def plan_apply(client: Client, schedules: ScheduleSet) -> Plan:
             plan.unchanged.append(entry.id)
         else:
             plan.update.append(entry)
-    for sid in await list_ids(client):
+    for sid in await list_ids(client) if prune else []:
         if sid in wanted:
             continue
         existing = await describe_existing(client, sid)
