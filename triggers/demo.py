@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import uvicorn
-from temporalio.client import Client
+from temporalio.client import Client, ScheduleActionExecutionStartWorkflow
 
 from definitions.schedules import ScheduleEntry, ScheduleSet
 from definitions.triggers import parse_gateway_config
@@ -100,8 +100,9 @@ async def show_triggers(client: Client, *, site: str = "edge-demo-1", out: Any =
     for _ in range(300):
         actions = (await handle.describe()).info.recent_actions
         if len(actions) > before:
-            sched_id = actions[-1].action.workflow_id
-            run_id = actions[-1].action.first_execution_run_id
+            action = actions[-1].action
+            assert isinstance(action, ScheduleActionExecutionStartWorkflow)
+            sched_id, run_id = action.workflow_id, action.first_execution_run_id
             break
         await asyncio.sleep(0.1)
     if not sched_id:
