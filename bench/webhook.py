@@ -4,7 +4,8 @@ Run: ``python -m bench.webhook [--rate 50] [--seconds 30] [--duplicates 0.3]``. 
 Temporal dev server and the gateway (``apeiro webhook serve``, uvicorn, its own process), then:
 
 1. the baseline: the same number of distinct events started directly with ``client.start_workflow``
-   (same id policy, same PipelineRequest, no HTTP, no validation) at the same rate;
+   (same id policies, same PipelineRequest, same search attribute; no HTTP, no auth, no validation) at
+   the same rate;
 2. the load: ``--rate`` signed deliveries per second for ``--seconds`` to the generic route, of which
    ``--duplicates`` repeat an event already sent (same Idempotency-Key).
 
@@ -30,9 +31,15 @@ from typing import Any
 import httpx
 import psutil
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 
 from definitions import queues
+from definitions import search_attributes as sa
 from definitions.runs import PipelineRequest
 from definitions.validate import load_yaml
 from landscape.landscape import Landscape
@@ -92,7 +99,8 @@ async def baseline(client: Client, rate: float, distinct: int, definition: dict[
                 "PipelineWorkflow", PipelineRequest(definition=definition, inputs={"n": i}),
                 id=f"baseline-{i}", task_queue=queues.PIPELINE,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=TypedSearchAttributes([SearchAttributePair(sa.PIPELINE, "bench-echo")]))
             latencies.append(time.perf_counter() - t)
         except Exception:
             errors += 1
@@ -219,7 +227,7 @@ async def run(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--rate", type=float, default=50.0, help="deliveries per second")
+    parser.add_argument("--rate", type=float, default=30.0, help="deliveries per second")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--duplicates", type=float, default=0.3, help="share of deliveries repeating an event")
     args = parser.parse_args()
