@@ -164,6 +164,7 @@ async def run(args: argparse.Namespace) -> None:
                     procs.update({f"temporal dev server ({pid})": psutil.Process(pid) for pid in server.pids})
                     for p in procs.values():
                         p.cpu_percent(None)
+                    psutil.cpu_percent(None)
                     rng = random.Random(7)
                     sent: list[int] = []
                     latencies: list[float] = []
@@ -196,6 +197,8 @@ async def run(args: argparse.Namespace) -> None:
                     await paced(args.rate, total, deliver)
                     took = time.perf_counter() - t0
                     cpu = {name: p.cpu_percent(None) for name, p in procs.items()}
+                    machine = psutil.cpu_percent(None)
+                    load = os.getloadavg()[0]
                     started = await count_runs(client, 'WorkflowId STARTS_WITH "pipelines-bench-echo-evt-"',
                                                len(distinct))
             finally:
@@ -220,8 +223,19 @@ async def run(args: argparse.Namespace) -> None:
         print("\nCPU during the load (% of one core):")
         for name, value in sorted(cpu.items(), key=lambda kv: -kv[1]):
             print(f"  {name:<32} {value:6.1f}")
+        print(f"  whole machine                    {machine:6.1f} % of all {psutil.cpu_count()} cores "
+              f"(load average {load:.1f}; other users' processes included)")
         top = max(cpu.items(), key=lambda kv: kv[1])
-        print(f"bottleneck: {top[0]} used the most CPU ({top[1]:.0f}% of a core) on {psutil.cpu_count()} cores")
+        ours = sum(cpu.values()) / (100 * (psutil.cpu_count() or 1)) * 100
+        if machine > 90:
+            print(f"bottleneck: the machine's CPUs are saturated ({machine:.0f}%, ours {ours:.0f}% of it): every "
+                  "process gets a share; figures are a lower bound")
+        elif pct(latencies, 0.99) > 1.0:
+            print(f"bottleneck: answers queue (p99 > 1 s) at {args.rate:.0f}/s; {top[0]} used the most CPU "
+                  f"({top[1]:.0f}% of a core)")
+        else:
+            print(f"bottleneck: none reached at {args.rate:.0f}/s; the busiest process is {top[0]} "
+                  f"({top[1]:.0f}% of a core), so the dev server limits first as the rate rises")
         await asyncio.sleep(0)
 
 
