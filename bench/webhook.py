@@ -96,11 +96,14 @@ async def baseline(client: Client, rate: float, distinct: int, definition: dict[
         t = time.perf_counter()
         try:
             await client.start_workflow(
-                "PipelineWorkflow", PipelineRequest(definition=definition, inputs={"n": i}),
-                id=f"baseline-{i}", task_queue=queues.PIPELINE,
+                "PipelineWorkflow",
+                PipelineRequest(definition=definition, inputs={"n": i}),
+                id=f"baseline-{i}",
+                task_queue=queues.PIPELINE,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                search_attributes=TypedSearchAttributes([SearchAttributePair(sa.PIPELINE, "bench-echo")]))
+                search_attributes=TypedSearchAttributes([SearchAttributePair(sa.PIPELINE, "bench-echo")]),
+            )
             latencies.append(time.perf_counter() - t)
         except Exception:
             errors += 1
@@ -108,8 +111,7 @@ async def baseline(client: Client, rate: float, distinct: int, definition: dict[
     t0 = time.perf_counter()
     await paced(rate, distinct, send)
     took = time.perf_counter() - t0
-    return {"per_s": len(latencies) / took, "p50": pct(latencies, 0.5), "p99": pct(latencies, 0.99),
-            "errors": errors}
+    return {"per_s": len(latencies) / took, "p50": pct(latencies, 0.5), "p99": pct(latencies, 0.99), "errors": errors}
 
 
 async def count_runs(client: Client, query: str, expect: int) -> int:
@@ -137,12 +139,33 @@ async def run(args: argparse.Namespace) -> None:
             address = server.endpoints["address"]
             client = await Client.connect(address, data_converter=data_converter())
             port = free_port()
-            env = {**os.environ, "TEMPORAL_ADDRESS": address, "APEIRO_DEFINITIONS": str(defs),
-                   "BENCH_HOOK_KEY": KEY, "PYTHONPATH": str(REPO)}
+            env = {
+                **os.environ,
+                "TEMPORAL_ADDRESS": address,
+                "APEIRO_DEFINITIONS": str(defs),
+                "BENCH_HOOK_KEY": KEY,
+                "PYTHONPATH": str(REPO),
+            }
             # A benchmark harness: blocking Popen before any load runs is fine here.
-            gateway = subprocess.Popen([sys.executable, "-m", "workers.cli", "webhook", "serve", "--config",  # noqa: ASYNC220
-                                        str(d / "gateway.yaml"), "--port", str(port), "--log-level", "warning"],
-                                       env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            gateway = subprocess.Popen(  # noqa: ASYNC220
+                [
+                    sys.executable,
+                    "-m",
+                    "workers.cli",
+                    "webhook",
+                    "serve",
+                    "--config",
+                    str(d / "gateway.yaml"),
+                    "--port",
+                    str(port),
+                    "--log-level",
+                    "warning",
+                ],
+                env=env,
+                cwd=REPO,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
             try:
                 url = f"http://127.0.0.1:{port}"
                 async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=200)) as http:
@@ -153,8 +176,9 @@ async def run(args: argparse.Namespace) -> None:
                         except httpx.TransportError:
                             await asyncio.sleep(0.1)
                     else:
-                        raise SystemExit("gateway did not start: " + (gateway.stderr.read().decode()
-                                                                      if gateway.stderr else ""))
+                        raise SystemExit(
+                            "gateway did not start: " + (gateway.stderr.read().decode() if gateway.stderr else "")
+                        )
                     definition = load_yaml(PIPELINE)
                     distinct_expected = total - int(total * args.duplicates)
                     print(f"baseline: {distinct_expected} direct starts at {args.rate:.0f}/s ...", flush=True)
@@ -179,8 +203,11 @@ async def run(args: argparse.Namespace) -> None:
                             sent.append(i)
                         distinct.add(event)
                         body = json.dumps({"inputs": {"n": event}}).encode()
-                        headers = {"content-type": "application/json", "x-apeiro-signature": sign(body, KEY),
-                                   "idempotency-key": f"evt-{event}"}
+                        headers = {
+                            "content-type": "application/json",
+                            "x-apeiro-signature": sign(body, KEY),
+                            "idempotency-key": f"evt-{event}",
+                        }
                         t = time.perf_counter()
                         try:
                             resp = await http.post(f"{url}/hooks/pipelines/bench-echo", content=body, headers=headers)
@@ -191,16 +218,20 @@ async def run(args: argparse.Namespace) -> None:
                         if code == 202:
                             latencies.append(time.perf_counter() - t)
 
-                    print(f"load: {total} deliveries at {args.rate:.0f}/s for {args.seconds:.0f}s, "
-                          f"{args.duplicates:.0%} duplicates ...", flush=True)
+                    print(
+                        f"load: {total} deliveries at {args.rate:.0f}/s for {args.seconds:.0f}s, "
+                        f"{args.duplicates:.0%} duplicates ...",
+                        flush=True,
+                    )
                     t0 = time.perf_counter()
                     await paced(args.rate, total, deliver)
                     took = time.perf_counter() - t0
                     cpu = {name: p.cpu_percent(None) for name, p in procs.items()}
                     machine = psutil.cpu_percent(None)
                     load = os.getloadavg()[0]
-                    started = await count_runs(client, 'WorkflowId STARTS_WITH "pipelines-bench-echo-evt-"',
-                                               len(distinct))
+                    started = await count_runs(
+                        client, 'WorkflowId STARTS_WITH "pipelines-bench-echo-evt-"', len(distinct)
+                    )
             finally:
                 gateway.terminate()
                 gateway.wait(timeout=15)
@@ -208,34 +239,50 @@ async def run(args: argparse.Namespace) -> None:
         errors = total - accepted
         print("\n=== webhook gateway + dev server ===")
         print(f"deliveries      {total} in {took:.1f}s (offered {args.rate:.0f}/s)")
-        print(f"accepted/s      {accepted / took:.1f}   (202: {accepted}; other answers: "
-              f"{ {k: v for k, v in statuses.items() if k != 202} or 'none'})")
+        print(
+            f"accepted/s      {accepted / took:.1f}   (202: {accepted}; other answers: "
+            f"{ {k: v for k, v in statuses.items() if k != 202} or 'none' })"
+        )
         print(f"latency         p50 {pct(latencies, 0.5) * 1000:.1f} ms   p99 {pct(latencies, 0.99) * 1000:.1f} ms")
-        print(f"workflows       started {started}, distinct events {len(distinct)} -> "
-              f"{'EQUAL' if started == len(distinct) else 'MISMATCH'}")
+        print(
+            f"workflows       started {started}, distinct events {len(distinct)} -> "
+            f"{'EQUAL' if started == len(distinct) else 'MISMATCH'}"
+        )
         print(f"errors          {errors}")
         print("\n=== baseline: client.start_workflow directly (no HTTP, no validation) ===")
-        print(f"starts/s        {base['per_s']:.1f}   p50 {base['p50'] * 1000:.1f} ms   p99 {base['p99'] * 1000:.1f} ms"
-              f"   errors {base['errors']:.0f}")
+        print(
+            f"starts/s        {base['per_s']:.1f}   p50 {base['p50'] * 1000:.1f} ms   p99 {base['p99'] * 1000:.1f} ms"
+            f"   errors {base['errors']:.0f}"
+        )
         if base["p50"] and latencies:
-            print(f"\nratio           gateway p50 / direct p50 = {pct(latencies, 0.5) / base['p50']:.2f}x, "
-                  f"accepted/s / direct starts/s = {accepted / took / base['per_s']:.2f}")
+            print(
+                f"\nratio           gateway p50 / direct p50 = {pct(latencies, 0.5) / base['p50']:.2f}x, "
+                f"accepted/s / direct starts/s = {accepted / took / base['per_s']:.2f}"
+            )
         print("\nCPU during the load (% of one core):")
         for name, value in sorted(cpu.items(), key=lambda kv: -kv[1]):
             print(f"  {name:<32} {value:6.1f}")
-        print(f"  whole machine                    {machine:6.1f} % of all {psutil.cpu_count()} cores "
-              f"(load average {load:.1f}; other users' processes included)")
+        print(
+            f"  whole machine                    {machine:6.1f} % of all {psutil.cpu_count()} cores "
+            f"(load average {load:.1f}; other users' processes included)"
+        )
         top = max(cpu.items(), key=lambda kv: kv[1])
         ours = sum(cpu.values()) / (100 * (psutil.cpu_count() or 1)) * 100
         if machine > 90:
-            print(f"bottleneck: the machine's CPUs are saturated ({machine:.0f}%, ours {ours:.0f}% of it): every "
-                  "process gets a share; figures are a lower bound")
+            print(
+                f"bottleneck: the machine's CPUs are saturated ({machine:.0f}%, ours {ours:.0f}% of it): every "
+                "process gets a share; figures are a lower bound"
+            )
         elif pct(latencies, 0.99) > 1.0:
-            print(f"bottleneck: answers queue (p99 > 1 s) at {args.rate:.0f}/s; {top[0]} used the most CPU "
-                  f"({top[1]:.0f}% of a core)")
+            print(
+                f"bottleneck: answers queue (p99 > 1 s) at {args.rate:.0f}/s; {top[0]} used the most CPU "
+                f"({top[1]:.0f}% of a core)"
+            )
         else:
-            print(f"bottleneck: none reached at {args.rate:.0f}/s; the busiest process is {top[0]} "
-                  f"({top[1]:.0f}% of a core), so the dev server limits first as the rate rises")
+            print(
+                f"bottleneck: none reached at {args.rate:.0f}/s; the busiest process is {top[0]} "
+                f"({top[1]:.0f}% of a core), so the dev server limits first as the rate rises"
+            )
         await asyncio.sleep(0)
 
 
@@ -252,4 +299,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-

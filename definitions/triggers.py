@@ -40,8 +40,9 @@ class HmacAuth(_Strict):
     type: Literal["hmac"] = "hmac"
     secrets: list[SecretRef] = Field(min_length=1, description="key references; any of them verifies (rotation)")
     header: str = "X-Apeiro-Signature"
-    tolerance_seconds: int = Field(default=300, ge=1, le=3600,
-                                   description="how far the signed timestamp may be from now (replay window)")
+    tolerance_seconds: int = Field(
+        default=300, ge=1, le=3600, description="how far the signed timestamp may be from now (replay window)"
+    )
 
 
 class BearerAuth(_Strict):
@@ -79,8 +80,9 @@ class Target(_Strict):
     workflow_id: str | None = Field(default=None, description="id of the signalled workflow (template)")
     args: Any = Field(default="${{ event }}", description="the signal's argument (template)")
     start: WorkflowStart | None = Field(default=None, description="signal-with-start: start this if absent")
-    id: str | None = Field(default=None, description="workflow id for pipeline/step targets (template); "
-                           "default: <route>-<event id>")
+    id: str | None = Field(
+        default=None, description="workflow id for pipeline/step targets (template); default: <route>-<event id>"
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Target:
@@ -100,8 +102,9 @@ class Rule(_Strict):
 
 class Route(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
-    source: str = Field(description="payload format: docker-registry, alertmanager, cloudevents, "
-                        "boot-callback, pipeline")
+    source: str = Field(
+        description="payload format: docker-registry, alertmanager, cloudevents, boot-callback, pipeline"
+    )
     path: str | None = Field(default=None, description="URL path; default /hooks/<name>")
     description: str = ""
     auth: Auth

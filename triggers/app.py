@@ -34,8 +34,13 @@ log = logging.getLogger(__name__)
 class Gateway:
     """State shared by the routes: config, keys, planner, Temporal connection, metrics."""
 
-    def __init__(self, config: GatewayConfig, temporal: TemporalConnection | None = None,
-                 planner: Planner | None = None, keys: KeyCache | None = None) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        temporal: TemporalConnection | None = None,
+        planner: Planner | None = None,
+        keys: KeyCache | None = None,
+    ) -> None:
         self.config = config
         self.temporal = temporal or TemporalConnection()
         self.planner = planner or Planner()
@@ -92,9 +97,19 @@ class Gateway:
                 self.metrics.workflows.labels(route.name, outcome.action).inc()
                 outcomes.append(outcome)
         return {
-            "accepted": True, "route": route.name, "events": len(events),
-            "workflows": [{"event_id": o.event_id, "rule": o.rule, "workflow_id": o.workflow_id,
-                           "action": o.action, "ui": self.ui_link(o.workflow_id)} for o in outcomes],
+            "accepted": True,
+            "route": route.name,
+            "events": len(events),
+            "workflows": [
+                {
+                    "event_id": o.event_id,
+                    "rule": o.rule,
+                    "workflow_id": o.workflow_id,
+                    "action": o.action,
+                    "ui": self.ui_link(o.workflow_id),
+                }
+                for o in outcomes
+            ],
             "ignored": ignored,
         }
 
@@ -119,8 +134,10 @@ def _endpoint(gateway: Gateway, route: Route, source: Source) -> Any:
                 log.warning("route %s: %s %s", route.name, exc.status, exc.reason)
         except Exception:
             log.exception("route %s: internal error (a gateway bug, not the sender's fault)", route.name)
-            response, outcome = JSONResponse({"accepted": False, "status": 500, "error": "internal gateway error"},
-                                             status_code=500), "error"
+            response, outcome = (
+                JSONResponse({"accepted": False, "status": 500, "error": "internal gateway error"}, status_code=500),
+                "error",
+            )
         gateway.metrics.requests.labels(route.name, outcome, str(response.status_code)).inc()
         gateway.metrics.latency.labels(route.name).observe(time.perf_counter() - started)
         return response
@@ -129,14 +146,37 @@ def _endpoint(gateway: Gateway, route: Route, source: Source) -> Any:
     return endpoint
 
 
-_ERROR_SCHEMA = {"type": "object", "properties": {"accepted": {"const": False}, "status": {"type": "integer"},
-                                                  "error": {"type": "string"}, "details": {"type": "array"}}}
-_ACCEPTED_SCHEMA = {"type": "object", "properties": {
-    "accepted": {"const": True}, "route": {"type": "string"}, "events": {"type": "integer"},
-    "workflows": {"type": "array", "items": {"type": "object", "properties": {
-        "event_id": {"type": "string"}, "rule": {"type": "string"}, "workflow_id": {"type": "string"},
-        "action": {"enum": ["started", "existing", "signalled", "signal-with-start"]}, "ui": {"type": "string"}}}},
-    "ignored": {"type": "array"}}}
+_ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "accepted": {"const": False},
+        "status": {"type": "integer"},
+        "error": {"type": "string"},
+        "details": {"type": "array"},
+    },
+}
+_ACCEPTED_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "accepted": {"const": True},
+        "route": {"type": "string"},
+        "events": {"type": "integer"},
+        "workflows": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "event_id": {"type": "string"},
+                    "rule": {"type": "string"},
+                    "workflow_id": {"type": "string"},
+                    "action": {"enum": ["started", "existing", "signalled", "signal-with-start"]},
+                    "ui": {"type": "string"},
+                },
+            },
+        },
+        "ignored": {"type": "array"},
+    },
+}
 _ERRORS = {
     "400": "malformed body (not JSON, malformed CloudEvent)",
     "401": "missing or wrong signature/token, or a timestamp outside the window",
@@ -152,8 +192,10 @@ _ERRORS = {
 def _auth_text(route: Route) -> str:
     kind = route.auth.type
     if kind == "hmac":
-        return (f"Authentication: HMAC-SHA256 signature in `{route.auth.header}: t=<unix>,v1=<hex>` over "  # type: ignore[union-attr]
-                "`<t>.<body>`, timestamp within the window.")
+        return (
+            f"Authentication: HMAC-SHA256 signature in `{route.auth.header}: t=<unix>,v1=<hex>` over "  # type: ignore[union-attr]
+            "`<t>.<body>`, timestamp within the window."
+        )
     if kind == "bearer":
         return "Authentication: `Authorization: Bearer <token>`."
     return "Authentication: none (trusted network only)."
@@ -167,12 +209,18 @@ def _openapi_extra(route: Route, source: Source, schemas: dict[str, Any]) -> dic
         schemas[source.payload_model.__name__] = schema
         for ct in source.content_types:
             content[ct] = {"schema": {"$ref": f"#/components/schemas/{source.payload_model.__name__}"}}
-    params: list[dict[str, Any]] = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
-                                    for p in source.path_params]
-    params += [{"name": h, "in": "header", "required": False, "schema": {"type": "string"}}
-               for h in source.header_params]
-    responses: dict[str, Any] = {"202": {"description": "accepted: workflows started or signalled",
-                                         "content": {"application/json": {"schema": _ACCEPTED_SCHEMA}}}}
+    params: list[dict[str, Any]] = [
+        {"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in source.path_params
+    ]
+    params += [
+        {"name": h, "in": "header", "required": False, "schema": {"type": "string"}} for h in source.header_params
+    ]
+    responses: dict[str, Any] = {
+        "202": {
+            "description": "accepted: workflows started or signalled",
+            "content": {"application/json": {"schema": _ACCEPTED_SCHEMA}},
+        }
+    }
     for code, text in _ERRORS.items():
         responses[code] = {"description": text, "content": {"application/json": {"schema": _ERROR_SCHEMA}}}
     extra: dict[str, Any] = {"requestBody": {"required": True, "content": content}, "responses": responses}
@@ -181,23 +229,43 @@ def _openapi_extra(route: Route, source: Source, schemas: dict[str, Any]) -> dic
     return extra
 
 
-def create_app(config: GatewayConfig, *, temporal: TemporalConnection | None = None,
-               planner: Planner | None = None, keys: KeyCache | None = None) -> FastAPI:
+def create_app(
+    config: GatewayConfig,
+    *,
+    temporal: TemporalConnection | None = None,
+    planner: Planner | None = None,
+    keys: KeyCache | None = None,
+) -> FastAPI:
     gateway = Gateway(config, temporal=temporal, planner=planner, keys=keys)
-    app = FastAPI(title="Apeiro webhook gateway", version="1",
-                  description="Starts and signals Apeiro workflows from webhooks. Every route answers 202 with "
-                  "the workflow ids it started (idempotent per event id) or an error with a reason.")
+    app = FastAPI(
+        title="Apeiro webhook gateway",
+        version="1",
+        description="Starts and signals Apeiro workflows from webhooks. Every route answers 202 with "
+        "the workflow ids it started (idempotent per event id) or an error with a reason.",
+    )
     app.state.gateway = gateway
     schemas: dict[str, Any] = {}
     for route in config.routes:
         source = get_source(route.source)
         path = route.path or source.default_path(route.name)
         rules = route.rules or source.default_rules()
-        description = (f"{(source.description or '').strip()}\n\n{_auth_text(route)}\n\nRules: "
-                       + ", ".join(f"`{r.name}` when `{r.when}`" for r in rules) + "\n\n" + route.description)
-        app.add_api_route(path, _endpoint(gateway, route, source), methods=["POST"], status_code=202,
-                          summary=f"{route.name}: {source.summary}", description=description, tags=[source.name],
-                          openapi_extra=_openapi_extra(route, source, schemas), response_model=None)
+        description = (
+            f"{(source.description or '').strip()}\n\n{_auth_text(route)}\n\nRules: "
+            + ", ".join(f"`{r.name}` when `{r.when}`" for r in rules)
+            + "\n\n"
+            + route.description
+        )
+        app.add_api_route(
+            path,
+            _endpoint(gateway, route, source),
+            methods=["POST"],
+            status_code=202,
+            summary=f"{route.name}: {source.summary}",
+            description=description,
+            tags=[source.name],
+            openapi_extra=_openapi_extra(route, source, schemas),
+            response_model=None,
+        )
 
     @app.get("/healthz", tags=["gateway"])
     async def healthz() -> dict[str, str]:

@@ -45,9 +45,12 @@ class KeyCache:
         try:
             value = self.resolver(ref)
         except SecretError as exc:
-            raise HookError(503, f"the gateway cannot read its key {ref!r}: {exc.message}; "
-                            "an operator must fix the reference", outcome="key_unavailable",
-                            headers={"Retry-After": "30"}) from None
+            raise HookError(
+                503,
+                f"the gateway cannot read its key {ref!r}: {exc.message}; an operator must fix the reference",
+                outcome="key_unavailable",
+                headers={"Retry-After": "30"},
+            ) from None
         self._cache[ref] = (now, value)
         return value
 
@@ -89,8 +92,9 @@ def verify(auth: Auth, headers: Mapping[str, str], body: bytes, keys: KeyCache, 
         given = headers.get("authorization", "")
         scheme, _, token = given.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise HookError(401, "missing bearer token (Authorization: Bearer <token>)",
-                            headers={"WWW-Authenticate": "Bearer"})
+            raise HookError(
+                401, "missing bearer token (Authorization: Bearer <token>)", headers={"WWW-Authenticate": "Bearer"}
+            )
         token = token.strip()
         if not any(hmac.compare_digest(token.encode(), keys.get(ref).encode()) for ref in auth.tokens):
             raise HookError(401, "bearer token not accepted", headers={"WWW-Authenticate": "Bearer"})
@@ -102,9 +106,12 @@ def verify(auth: Auth, headers: Mapping[str, str], body: bytes, keys: KeyCache, 
     t, sigs = _parse_signature(header)
     now = time.time() if now is None else now
     if abs(now - t) > auth.tolerance_seconds:
-        raise HookError(401, f"signature timestamp {t} is {int(now - t)} s from the gateway's clock, outside the "
-                        f"{auth.tolerance_seconds} s window (stale or replayed delivery; check the sender's clock)",
-                        outcome="stale")
+        raise HookError(
+            401,
+            f"signature timestamp {t} is {int(now - t)} s from the gateway's clock, outside the "
+            f"{auth.tolerance_seconds} s window (stale or replayed delivery; check the sender's clock)",
+            outcome="stale",
+        )
     message = f"{t}.".encode() + body
     for ref in auth.secrets:
         expected = hmac.new(keys.get(ref).encode(), message, hashlib.sha256).hexdigest()

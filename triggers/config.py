@@ -26,8 +26,9 @@ def config_path(given: str | None = None) -> Path:
     return Path(given or os.environ.get("APEIRO_WEBHOOK_CONFIG") or DEFAULT_CONFIG)
 
 
-def check_config(config: GatewayConfig, *, keys: KeyCache | None = None,
-                 library: PipelineLibrary | None = None) -> list[Problem]:
+def check_config(
+    config: GatewayConfig, *, keys: KeyCache | None = None, library: PipelineLibrary | None = None
+) -> list[Problem]:
     problems: list[Problem] = []
     registry = load_catalog()
     known_pipelines = set((library or PipelineLibrary()).names())
@@ -35,8 +36,9 @@ def check_config(config: GatewayConfig, *, keys: KeyCache | None = None,
         at = f"routes[{i}]"
         source = SOURCES.get(route.source)
         if source is None:
-            problems.append(Problem(f"{at}.source", f"unknown source {route.source!r}; known: "
-                                    f"{', '.join(sorted(SOURCES))}"))
+            problems.append(
+                Problem(f"{at}.source", f"unknown source {route.source!r}; known: {', '.join(sorted(SOURCES))}")
+            )
             continue
         path = route.path or source.default_path(route.name)
         for param in source.path_params:
@@ -61,11 +63,19 @@ def check_config(config: GatewayConfig, *, keys: KeyCache | None = None,
                 if t.step not in registry:
                     problems.append(Problem(f"{rat}.target.step", registry.unknown_message(t.step)))
                 elif registry.get(t.step).kind is not StepKind.WORKFLOW:
-                    problems.append(Problem(f"{rat}.target.step", f"{t.step} is not a workflow step type; start it "
-                                            "through a pipeline"))
+                    problems.append(
+                        Problem(
+                            f"{rat}.target.step", f"{t.step} is not a workflow step type; start it through a pipeline"
+                        )
+                    )
             if t.pipeline is not None and not is_template(t.pipeline) and t.pipeline not in known_pipelines:
-                problems.append(Problem(f"{rat}.target.pipeline", f"no pipeline named {t.pipeline!r} in the library "
-                                        f"(known: {', '.join(sorted(known_pipelines))})"))
+                problems.append(
+                    Problem(
+                        f"{rat}.target.pipeline",
+                        f"no pipeline named {t.pipeline!r} in the library "
+                        f"(known: {', '.join(sorted(known_pipelines))})",
+                    )
+                )
         if keys is not None:
             refs = route.auth.secrets if isinstance(route.auth, HmacAuth) else getattr(route.auth, "tokens", [])
             for problem in keys.check(list(refs)):

@@ -45,14 +45,31 @@ class TriggerDemo:
 
 
 def demo_gateway_config() -> Any:
-    return parse_gateway_config({"routes": [{
-        "name": "releases", "source": "cloudevents",
-        "auth": {"type": "hmac", "secrets": [f"env:{KEY_ENV}"]},
-        "rules": [{"name": "promote", "when": 'event.type == "dev.apeiro.release.published"',
-                   "target": {"pipeline": "release-promotion", "inputs": {
-                       "component": "${{ event.data.component }}", "version": "${{ event.data.version }}",
-                       "source": "${{ event.source }}"}}}],
-    }]})
+    return parse_gateway_config(
+        {
+            "routes": [
+                {
+                    "name": "releases",
+                    "source": "cloudevents",
+                    "auth": {"type": "hmac", "secrets": [f"env:{KEY_ENV}"]},
+                    "rules": [
+                        {
+                            "name": "promote",
+                            "when": 'event.type == "dev.apeiro.release.published"',
+                            "target": {
+                                "pipeline": "release-promotion",
+                                "inputs": {
+                                    "component": "${{ event.data.component }}",
+                                    "version": "${{ event.data.version }}",
+                                    "source": "${{ event.source }}",
+                                },
+                            },
+                        }
+                    ],
+                }
+            ]
+        }
+    )
 
 
 @contextlib.asynccontextmanager
@@ -75,13 +92,24 @@ async def serve_gateway(client: Client, host: str = "127.0.0.1") -> Any:
 
 async def show_triggers(client: Client, *, site: str = "edge-demo-1", out: Any = print) -> TriggerDemo:
     os.environ.setdefault(KEY_ENV, secrets.token_hex(16))
-    event = {"specversion": "1.0", "id": f"release-{int(time.time())}", "source": "https://ci.example/edge-app",
-             "type": "dev.apeiro.release.published", "datacontenttype": "application/json",
-             "data": {"component": "example.apeiro.dev/edge-app", "version": "1.0.0"}}
+    event = {
+        "specversion": "1.0",
+        "id": f"release-{int(time.time())}",
+        "source": "https://ci.example/edge-app",
+        "type": "dev.apeiro.release.published",
+        "datacontenttype": "application/json",
+        "data": {"component": "example.apeiro.dev/edge-app", "version": "1.0.0"},
+    }
     body = json.dumps(event).encode()
     async with serve_gateway(client) as url, httpx.AsyncClient(timeout=30) as http:
-        resp = await http.post(f"{url}/hooks/releases", content=body, headers={
-            "content-type": "application/cloudevents+json", "x-apeiro-signature": sign(body, os.environ[KEY_ENV])})
+        resp = await http.post(
+            f"{url}/hooks/releases",
+            content=body,
+            headers={
+                "content-type": "application/cloudevents+json",
+                "x-apeiro-signature": sign(body, os.environ[KEY_ENV]),
+            },
+        )
         answer = resp.json()
         if resp.status_code != 202:
             raise RuntimeError(f"the gateway refused the demo event: {resp.status_code} {answer}")
@@ -89,8 +117,15 @@ async def show_triggers(client: Client, *, site: str = "edge-demo-1", out: Any =
         out(f"webhook: POST {url}/hooks/releases (CloudEvent {event['id']}) -> 202, started {hook_id}")
         out(f"  UI: {answer['workflows'][0]['ui']}")
 
-    entry = ScheduleEntry(id=SCHEDULE_ID, description="demo: nightly re-inventory", pipeline="site-reinventory",
-                          inputs={"site": site}, cron=["30 2 * * *"], timezone="Europe/Berlin", overlap="skip")
+    entry = ScheduleEntry(
+        id=SCHEDULE_ID,
+        description="demo: nightly re-inventory",
+        pipeline="site-reinventory",
+        inputs={"site": site},
+        cron=["30 2 * * *"],
+        timezone="Europe/Berlin",
+        overlap="skip",
+    )
     plan = await plan_apply(client, ScheduleSet(schedules=[entry]), prune=False)
     await apply_plan(client, plan)
     handle = client.get_schedule_handle(SCHEDULE_ID)
@@ -111,5 +146,12 @@ async def show_triggers(client: Client, *, site: str = "edge-demo-1", out: Any =
     hook_result = await client.get_workflow_handle(hook_id).result()
     sched_result = await client.get_workflow_handle(sched_id, run_id=run_id).result()
     out(f"  both finished: webhook run {hook_result.get('state')}, scheduled run {sched_result.get('state')}")
-    return TriggerDemo(webhook_workflow_id=hook_id, schedule_id=SCHEDULE_ID, schedule_workflow_id=sched_id,
-                       gateway_url=url, webhook_answer=answer, webhook_result=hook_result, schedule_result=sched_result)
+    return TriggerDemo(
+        webhook_workflow_id=hook_id,
+        schedule_id=SCHEDULE_ID,
+        schedule_workflow_id=sched_id,
+        gateway_url=url,
+        webhook_answer=answer,
+        webhook_result=hook_result,
+        schedule_result=sched_result,
+    )

@@ -91,8 +91,11 @@ class LibraryCache:
     def load(self, name: str) -> dict[str, Any]:
         self._refresh()
         if name not in self._index:
-            raise HookError(404, f"no pipeline named {name!r}; known: {', '.join(sorted(self._index)) or 'none'}",
-                            outcome="unknown_pipeline")
+            raise HookError(
+                404,
+                f"no pipeline named {name!r}; known: {', '.join(sorted(self._index)) or 'none'}",
+                outcome="unknown_pipeline",
+            )
         if name not in self._loaded:
             try:
                 self._loaded[name] = self.library.load(name)
@@ -142,8 +145,9 @@ class Planner:
             raise HookError(422, f"{where}: the workflow id template gave {wid!r}, not a non-empty string")
         return wid
 
-    def _plan_pipeline(self, route: Route, rule: Rule, event: Event, ctx: dict[str, Any], default_id: str,
-                       where: str) -> Planned:
+    def _plan_pipeline(
+        self, route: Route, rule: Rule, event: Event, ctx: dict[str, Any], default_id: str, where: str
+    ) -> Planned:
         t = rule.target
         name = _render(t.pipeline, ctx, f"{where}.target.pipeline")
         if not isinstance(name, str) or not name:
@@ -156,26 +160,33 @@ class Planner:
         from definitions.validate import validate_definition
 
         try:
-            pipeline, resolved = validate_definition(data, self.registry, inputs=inputs,
-                                                     known_pipelines=self.library.names(), source=f"pipeline {name}")
+            pipeline, resolved = validate_definition(
+                data, self.registry, inputs=inputs, known_pipelines=self.library.names(), source=f"pipeline {name}"
+            )
         except DefinitionError as exc:
-            raise HookError(422, f"inputs for pipeline {name!r} are not valid: "
-                            + "; ".join(str(p) for p in exc.problems),
-                            details=[{"path": p.path, "message": p.message} for p in exc.problems]) from None
+            raise HookError(
+                422,
+                f"inputs for pipeline {name!r} are not valid: " + "; ".join(str(p) for p in exc.problems),
+                details=[{"path": p.path, "message": p.message} for p in exc.problems],
+            ) from None
         pairs: list[SearchAttributePair[str]] = [SearchAttributePair(sa.PIPELINE, pipeline.name)]
         if isinstance(resolved.get("site"), str):
             pairs.append(SearchAttributePair(sa.SITE, resolved["site"]))
         requested_by = event.data.get("requested_by") or f"webhook:{route.name}"
         return Planned(
-            event_id=event.id, rule=rule.name, kind="start",
+            event_id=event.id,
+            rule=rule.name,
+            kind="start",
             workflow_id=self._workflow_id(t, ctx, default_id, where),
-            workflow="PipelineWorkflow", task_queue=queues.PIPELINE,
+            workflow="PipelineWorkflow",
+            task_queue=queues.PIPELINE,
             arg=PipelineRequest(definition=data, inputs=resolved, requested_by=requested_by),
             search_attributes=pairs,
         )
 
-    def _plan_step(self, t: Target, rule: Rule, event: Event, ctx: dict[str, Any], default_id: str,
-                   where: str) -> Planned:
+    def _plan_step(
+        self, t: Target, rule: Rule, event: Event, ctx: dict[str, Any], default_id: str, where: str
+    ) -> Planned:
         assert t.step is not None
         try:
             step = self.registry.get(t.step)
@@ -188,11 +199,21 @@ class Planner:
             model: BaseModel = step.args_model.model_validate(args)
         except ValidationError as exc:
             details = validation_details(exc)
-            raise HookError(422, f"arguments for {step.name} are not valid: "
-                            + "; ".join(f"{d['path']}: {d['message']}" for d in details), details=details) from None
-        return Planned(event_id=event.id, rule=rule.name, kind="start",
-                       workflow_id=self._workflow_id(t, ctx, default_id, where), workflow=step.target,
-                       task_queue=step.task_queue, arg=model)
+            raise HookError(
+                422,
+                f"arguments for {step.name} are not valid: "
+                + "; ".join(f"{d['path']}: {d['message']}" for d in details),
+                details=details,
+            ) from None
+        return Planned(
+            event_id=event.id,
+            rule=rule.name,
+            kind="start",
+            workflow_id=self._workflow_id(t, ctx, default_id, where),
+            workflow=step.target,
+            task_queue=step.task_queue,
+            arg=model,
+        )
 
     def _plan_signal(self, t: Target, rule: Rule, event: Event, ctx: dict[str, Any], where: str) -> Planned:
         assert t.signal is not None and t.workflow_id is not None
@@ -201,36 +222,61 @@ class Planner:
             raise HookError(422, f"{where}: the workflow id template gave {wid!r}")
         signal_arg = _render(t.args, ctx, f"{where}.target.args")
         if t.start is None:
-            return Planned(event_id=event.id, rule=rule.name, kind="signal", workflow_id=wid, signal=t.signal,
-                           signal_arg=signal_arg)
+            return Planned(
+                event_id=event.id,
+                rule=rule.name,
+                kind="signal",
+                workflow_id=wid,
+                signal=t.signal,
+                signal_arg=signal_arg,
+            )
         start_arg = _render(t.start.args, ctx, f"{where}.target.start.args")
-        return Planned(event_id=event.id, rule=rule.name, kind="signal-with-start", workflow_id=wid,
-                       workflow=t.start.workflow, task_queue=t.start.task_queue, arg=start_arg,
-                       signal=t.signal, signal_arg=signal_arg)
+        return Planned(
+            event_id=event.id,
+            rule=rule.name,
+            kind="signal-with-start",
+            workflow_id=wid,
+            workflow=t.start.workflow,
+            task_queue=t.start.task_queue,
+            arg=start_arg,
+            signal=t.signal,
+            signal_arg=signal_arg,
+        )
 
 
 def temporal_error(exc: BaseException) -> HookError:
     """Turn a Temporal failure into the answer the sender gets."""
-    if isinstance(exc, RPCError) and exc.status not in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED,
-                                                        RPCStatusCode.CANCELLED, RPCStatusCode.UNKNOWN,
-                                                        RPCStatusCode.RESOURCE_EXHAUSTED):
+    if isinstance(exc, RPCError) and exc.status not in (
+        RPCStatusCode.UNAVAILABLE,
+        RPCStatusCode.DEADLINE_EXCEEDED,
+        RPCStatusCode.CANCELLED,
+        RPCStatusCode.UNKNOWN,
+        RPCStatusCode.RESOURCE_EXHAUSTED,
+    ):
         return HookError(502, f"Temporal refused the request: {exc.message}", outcome="temporal_error")
-    return HookError(503, f"Temporal is not reachable ({exc}); nothing was started or lost: retry the same "
-                     "delivery later", outcome="unavailable", headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    return HookError(
+        503,
+        f"Temporal is not reachable ({exc}); nothing was started or lost: retry the same delivery later",
+        outcome="unavailable",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 async def execute(client: Client, p: Planned, *, search_attributes_ok: bool = False) -> Outcome:
     """Do one planned action. Raises HookError (404 for a signal to a missing workflow, 502/503)."""
     try:
         if p.kind == "start":
-            attrs = TypedSearchAttributes(p.search_attributes) if search_attributes_ok and p.search_attributes \
-                else None
+            attrs = TypedSearchAttributes(p.search_attributes) if search_attributes_ok and p.search_attributes else None
             try:
                 await client.start_workflow(
-                    p.workflow, p.arg, id=p.workflow_id, task_queue=p.task_queue,
+                    p.workflow,
+                    p.arg,
+                    id=p.workflow_id,
+                    task_queue=p.task_queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                    search_attributes=attrs, rpc_timeout=RPC_TIMEOUT,
+                    search_attributes=attrs,
+                    rpc_timeout=RPC_TIMEOUT,
                 )
             except WorkflowAlreadyStartedError:
                 return Outcome(p.event_id, p.rule, p.workflow_id, "existing")
@@ -240,13 +286,22 @@ async def execute(client: Client, p: Planned, *, search_attributes_ok: bool = Fa
                 await client.get_workflow_handle(p.workflow_id).signal(p.signal, p.signal_arg, rpc_timeout=RPC_TIMEOUT)
             except RPCError as exc:
                 if exc.status == RPCStatusCode.NOT_FOUND:
-                    raise HookError(404, f"no running workflow {p.workflow_id!r} waits for signal {p.signal!r}; "
-                                    "it has not started yet or has already finished", outcome="no_workflow") from None
+                    raise HookError(
+                        404,
+                        f"no running workflow {p.workflow_id!r} waits for signal {p.signal!r}; "
+                        "it has not started yet or has already finished",
+                        outcome="no_workflow",
+                    ) from None
                 raise
             return Outcome(p.event_id, p.rule, p.workflow_id, "signalled")
         await client.start_workflow(
-            p.workflow, p.arg, id=p.workflow_id, task_queue=p.task_queue, start_signal=p.signal,
-            start_signal_args=[p.signal_arg], rpc_timeout=RPC_TIMEOUT,
+            p.workflow,
+            p.arg,
+            id=p.workflow_id,
+            task_queue=p.task_queue,
+            start_signal=p.signal,
+            start_signal_args=[p.signal_arg],
+            rpc_timeout=RPC_TIMEOUT,
         )
         return Outcome(p.event_id, p.rule, p.workflow_id, "signal-with-start")
     except HookError:

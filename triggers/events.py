@@ -11,8 +11,15 @@ from typing import Any
 class HookError(Exception):
     """A request the gateway refuses; ``status`` and ``reason`` go back to the sender as they are."""
 
-    def __init__(self, status: int, reason: str, *, outcome: str = "", headers: dict[str, str] | None = None,
-                 details: list[dict[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        *,
+        outcome: str = "",
+        headers: dict[str, str] | None = None,
+        details: list[dict[str, str]] | None = None,
+    ) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
@@ -21,8 +28,16 @@ class HookError(Exception):
         self.details = details or []
 
 
-_OUTCOMES = {400: "bad_request", 401: "unauthenticated", 404: "not_found", 413: "too_large",
-             415: "unsupported_media_type", 422: "invalid", 502: "temporal_error", 503: "unavailable"}
+_OUTCOMES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    404: "not_found",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    502: "temporal_error",
+    503: "unavailable",
+}
 
 
 @dataclass

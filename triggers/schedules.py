@@ -58,8 +58,7 @@ OVERLAP = {
     "terminate-other": ScheduleOverlapPolicy.TERMINATE_OTHER,
     "allow-all": ScheduleOverlapPolicy.ALLOW_ALL,
 }
-_FIELD_MAX = {"second": 59, "minute": 59, "hour": 23, "day_of_month": 31, "month": 12, "day_of_week": 6,
-              "year": 9999}
+_FIELD_MAX = {"second": 59, "minute": 59, "hour": 23, "day_of_month": 31, "month": 12, "day_of_week": 6, "year": 9999}
 _FIELD_MIN = {"day_of_month": 1, "month": 1}
 
 
@@ -81,9 +80,13 @@ def _ranges(name: str, text: str) -> list[ScheduleRange]:
 
 def calendar_spec(cal: Calendar) -> ScheduleCalendarSpec:
     return ScheduleCalendarSpec(
-        second=_ranges("second", cal.second), minute=_ranges("minute", cal.minute), hour=_ranges("hour", cal.hour),
-        day_of_month=_ranges("day_of_month", cal.day_of_month), month=_ranges("month", cal.month),
-        day_of_week=_ranges("day_of_week", cal.day_of_week), year=_ranges("year", cal.year),
+        second=_ranges("second", cal.second),
+        minute=_ranges("minute", cal.minute),
+        hour=_ranges("hour", cal.hour),
+        day_of_month=_ranges("day_of_month", cal.day_of_month),
+        month=_ranges("month", cal.month),
+        day_of_week=_ranges("day_of_week", cal.day_of_week),
+        year=_ranges("year", cal.year),
         comment=cal.comment or None,
     )
 
@@ -99,8 +102,13 @@ def validate_entries(schedules: ScheduleSet, library: PipelineLibrary | None = N
             problems.append(Problem(at, f"no pipeline named {entry.pipeline!r}; known: {', '.join(names)}"))
             continue
         try:
-            validate_definition(library.load(entry.pipeline), load_catalog(), inputs=entry.inputs,
-                                known_pipelines=names, source=entry.pipeline)
+            validate_definition(
+                library.load(entry.pipeline),
+                load_catalog(),
+                inputs=entry.inputs,
+                known_pipelines=names,
+                source=entry.pipeline,
+            )
         except DefinitionError as exc:
             problems.extend(Problem(f"{at}.inputs", str(p)) for p in exc.problems)
     return problems
@@ -123,10 +131,13 @@ def build_schedule(entry: ScheduleEntry) -> Schedule:
             time_zone_name=entry.timezone,
             jitter=entry.jitter or None,
         ),
-        policy=SchedulePolicy(overlap=OVERLAP[entry.overlap], catchup_window=entry.catchup_window,
-                              pause_on_failure=entry.pause_on_failure),
-        state=ScheduleState(paused=entry.paused, note=entry.note or ("paused in the schedule file" if entry.paused
-                                                                     else "managed by apeiro schedule apply")),
+        policy=SchedulePolicy(
+            overlap=OVERLAP[entry.overlap], catchup_window=entry.catchup_window, pause_on_failure=entry.pause_on_failure
+        ),
+        state=ScheduleState(
+            paused=entry.paused,
+            note=entry.note or ("paused in the schedule file" if entry.paused else "managed by apeiro schedule apply"),
+        ),
     )
 
 
@@ -171,9 +182,12 @@ async def describe_existing(client: Client, schedule_id: str) -> Existing | None
     memo = await desc.memo()
     action = desc.schedule.action
     action_memo = getattr(action, "memo", None) or {}
-    return Existing(id=schedule_id, managed=memo.get(MANAGED_KEY) == MANAGED_VALUE,
-                    hash=str(_decode(client, action_memo.get(HASH_KEY, "")) or ""),
-                    paused=desc.schedule.state.paused)
+    return Existing(
+        id=schedule_id,
+        managed=memo.get(MANAGED_KEY) == MANAGED_VALUE,
+        hash=str(_decode(client, action_memo.get(HASH_KEY, "")) or ""),
+        paused=desc.schedule.state.paused,
+    )
 
 
 async def list_ids(client: Client) -> list[str]:

@@ -19,15 +19,17 @@ from triggers.dispatch import RETRY_AFTER_SECONDS
 from triggers.events import HookError
 from workers.config import ConfigError, TemporalSettings, data_converter
 
-GATEWAY_RETRY = RetryConfig(initial_interval_millis=100, max_interval_millis=1000, max_elapsed_time_millis=3000,
-                            max_retries=3)
+GATEWAY_RETRY = RetryConfig(
+    initial_interval_millis=100, max_interval_millis=1000, max_elapsed_time_millis=3000, max_retries=3
+)
 
 
 class TemporalConnection:
     """Hands out a connected client; ``settings`` is read on each (re)connect."""
 
-    def __init__(self, settings: Callable[[], TemporalSettings] = TemporalSettings.from_env,
-                 client: Client | None = None) -> None:
+    def __init__(
+        self, settings: Callable[[], TemporalSettings] = TemporalSettings.from_env, client: Client | None = None
+    ) -> None:
         self.settings = settings
         self._client = client
         self._lock = asyncio.Lock()
@@ -46,14 +48,22 @@ class TemporalConnection:
                     s = self.settings()
                     api_key = os.environ.get("TEMPORAL_API_KEY") if s.api_key_ref else None
                     self._client = await Client.connect(
-                        s.address, namespace=s.namespace, tls=s.tls_config(), api_key=api_key,
-                        data_converter=data_converter(), retry_config=GATEWAY_RETRY,
+                        s.address,
+                        namespace=s.namespace,
+                        tls=s.tls_config(),
+                        api_key=api_key,
+                        data_converter=data_converter(),
+                        retry_config=GATEWAY_RETRY,
                         connect_timeout=timedelta(seconds=3),
                     )
                 except (RuntimeError, ConfigError, OSError) as exc:
-                    raise HookError(503, f"Temporal is not reachable ({exc}); nothing was started or lost: retry "
-                                    "the same delivery later", outcome="unavailable",
-                                    headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
+                    raise HookError(
+                        503,
+                        f"Temporal is not reachable ({exc}); nothing was started or lost: retry "
+                        "the same delivery later",
+                        outcome="unavailable",
+                        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+                    ) from None
                 self.search_attributes_ok = await _attrs_registered(self._client)
             return self._client
 

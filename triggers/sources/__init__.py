@@ -27,8 +27,13 @@ def get_source(name: str) -> Source:
         raise KeyError(f"unknown webhook source {name!r}; known: {', '.join(sorted(SOURCES))}") from None
 
 
-for _source in (DockerRegistrySource(), AlertmanagerSource(), CloudEventsSource(), BootCallbackSource(),
-                PipelineSource()):
+for _source in (
+    DockerRegistrySource(),
+    AlertmanagerSource(),
+    CloudEventsSource(),
+    BootCallbackSource(),
+    PipelineSource(),
+):
     register_source(_source)
 
 __all__ = ["SOURCES", "Source", "get_source", "register_source"]

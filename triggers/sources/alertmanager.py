@@ -70,11 +70,23 @@ class AlertmanagerSource(Source):
         events = []
         for alert in payload.alerts:
             fp = alert_fingerprint(alert)
-            events.append(Event(id=f"{fp}-{alert.starts_at}", data={
-                "status": alert.status, "labels": alert.labels, "annotations": alert.annotations,
-                "startsAt": alert.starts_at, "endsAt": alert.ends_at, "fingerprint": fp,
-                "generatorURL": alert.generator_url, "receiver": payload.receiver, "groupKey": payload.group_key,
-                "groupLabels": payload.group_labels, "commonLabels": payload.common_labels,
-                "externalURL": payload.external_url,
-            }))
+            events.append(
+                Event(
+                    id=f"{fp}-{alert.starts_at}",
+                    data={
+                        "status": alert.status,
+                        "labels": alert.labels,
+                        "annotations": alert.annotations,
+                        "startsAt": alert.starts_at,
+                        "endsAt": alert.ends_at,
+                        "fingerprint": fp,
+                        "generatorURL": alert.generator_url,
+                        "receiver": payload.receiver,
+                        "groupKey": payload.group_key,
+                        "groupLabels": payload.group_labels,
+                        "commonLabels": payload.common_labels,
+                        "externalURL": payload.external_url,
+                    },
+                )
+            )
         return events

@@ -28,8 +28,7 @@ def media_type(headers: Mapping[str, str]) -> str:
 def require_media_type(headers: Mapping[str, str], accepted: tuple[str, ...]) -> str:
     kind = media_type(headers)
     if kind not in accepted:
-        raise HookError(415, f"content type {kind or '(none)'!r} not accepted here; send one of: "
-                        f"{', '.join(accepted)}")
+        raise HookError(415, f"content type {kind or '(none)'!r} not accepted here; send one of: {', '.join(accepted)}")
     return kind
 
 
@@ -51,9 +50,12 @@ def parse_model(body: bytes | Any, model: type[M], what: str) -> M:
     except ValidationError as exc:
         details = validation_details(exc)
         first = details[0] if details else {"path": "", "message": "invalid"}
-        raise HookError(422, f"not a valid {what}: {first['path'] or 'body'}: {first['message']}"
-                        + (f" (and {len(details) - 1} more)" if len(details) > 1 else ""),
-                        details=details) from None
+        raise HookError(
+            422,
+            f"not a valid {what}: {first['path'] or 'body'}: {first['message']}"
+            + (f" (and {len(details) - 1} more)" if len(details) > 1 else ""),
+            details=details,
+        ) from None
 
 
 class Source:

@@ -28,8 +28,18 @@ from triggers.sources.base import Source, media_type, parse_json, validation_det
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 JSON_TYPES = ("application/json",)
-CORE = ("specversion", "id", "source", "type", "subject", "time", "datacontenttype", "dataschema", "data",
-        "data_base64")
+CORE = (
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "subject",
+    "time",
+    "datacontenttype",
+    "dataschema",
+    "data",
+    "data_base64",
+)
 _EXT_NAME = re.compile(r"^[a-z0-9]{1,20}$")
 
 
@@ -53,8 +63,7 @@ class CloudEvent(BaseModel):
 def _malformed(exc: ValidationError) -> HookError:
     details = validation_details(exc)
     first = details[0]
-    return HookError(400, f"malformed CloudEvent: {first['path'] or 'event'}: {first['message']}",
-                     details=details)
+    return HookError(400, f"malformed CloudEvent: {first['path'] or 'event'}: {first['message']}", details=details)
 
 
 def _to_event(ce: CloudEvent) -> Event:
@@ -68,12 +77,24 @@ def _to_event(ce: CloudEvent) -> Event:
     extensions = {k: v for k, v in (ce.model_extra or {}).items() if k not in CORE}
     bad = [k for k in extensions if not _EXT_NAME.match(k)]
     if bad:
-        raise HookError(400, f"malformed CloudEvent: attribute name(s) {', '.join(bad)} are not lower-case "
-                        "alphanumeric (at most 20 characters)")
-    return Event(id=f"{ce.source}#{ce.id}", data={
-        "id": ce.id, "source": ce.source, "type": ce.type, "subject": ce.subject or "", "time": ce.time or "",
-        "datacontenttype": ce.datacontenttype or "", "data": data, "extensions": extensions,
-    })
+        raise HookError(
+            400,
+            f"malformed CloudEvent: attribute name(s) {', '.join(bad)} are not lower-case "
+            "alphanumeric (at most 20 characters)",
+        )
+    return Event(
+        id=f"{ce.source}#{ce.id}",
+        data={
+            "id": ce.id,
+            "source": ce.source,
+            "type": ce.type,
+            "subject": ce.subject or "",
+            "time": ce.time or "",
+            "datacontenttype": ce.datacontenttype or "",
+            "data": data,
+            "extensions": extensions,
+        },
+    )
 
 
 class CloudEventsSource(Source):
@@ -87,13 +108,17 @@ class CloudEventsSource(Source):
     def parse(self, body: bytes, headers: Mapping[str, str], path_params: Mapping[str, str]) -> list[Event]:
         kind = media_type(headers)
         if kind == BATCH:
-            raise HookError(415, "batched CloudEvents are not accepted; send one event per request "
-                            f"({STRUCTURED} or binary mode)")
+            raise HookError(
+                415, f"batched CloudEvents are not accepted; send one event per request ({STRUCTURED} or binary mode)"
+            )
         if "ce-specversion" in headers:
             return [self._binary(body, headers, kind)]
         if kind != STRUCTURED:
-            raise HookError(415, f"content type {kind or '(none)'!r} without ce-* headers: send {STRUCTURED} "
-                            "(structured mode) or ce-specversion/ce-id/ce-source/ce-type headers (binary mode)")
+            raise HookError(
+                415,
+                f"content type {kind or '(none)'!r} without ce-* headers: send {STRUCTURED} "
+                "(structured mode) or ce-specversion/ce-id/ce-source/ce-type headers (binary mode)",
+            )
         raw = parse_json(body)
         if not isinstance(raw, dict):
             raise HookError(400, "malformed CloudEvent: a structured event is a JSON object")

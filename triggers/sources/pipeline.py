@@ -52,5 +52,9 @@ class PipelineSource(Source):
         if not key:
             canonical = json.dumps({"p": name, "i": trigger.inputs}, sort_keys=True, separators=(",", ":"))
             key = "h" + hashlib.sha256(canonical.encode()).hexdigest()[:24]
-        return [Event(id=f"{name}-{key}", data={"pipeline": name, "inputs": trigger.inputs,
-                                                "requested_by": trigger.requested_by or ""})]
+        return [
+            Event(
+                id=f"{name}-{key}",
+                data={"pipeline": name, "inputs": trigger.inputs, "requested_by": trigger.requested_by or ""},
+            )
+        ]

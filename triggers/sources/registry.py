@@ -98,10 +98,24 @@ class DockerRegistrySource(Source):
             parts = urlsplit(ev.target.url)
             registry = f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
             version = ev.target.tag.replace(".build-", "+") if component else ""
-            events.append(Event(id=ev.id, data={
-                "id": ev.id, "action": ev.action, "repository": ev.target.repository, "tag": ev.target.tag,
-                "digest": ev.target.digest, "media_type": ev.target.media_type, "url": ev.target.url,
-                "registry": registry, "prefix": prefix, "component": component, "version": version,
-                "actor": ev.actor.name, "timestamp": ev.timestamp,
-            }))
+            events.append(
+                Event(
+                    id=ev.id,
+                    data={
+                        "id": ev.id,
+                        "action": ev.action,
+                        "repository": ev.target.repository,
+                        "tag": ev.target.tag,
+                        "digest": ev.target.digest,
+                        "media_type": ev.target.media_type,
+                        "url": ev.target.url,
+                        "registry": registry,
+                        "prefix": prefix,
+                        "component": component,
+                        "version": version,
+                        "actor": ev.actor.name,
+                        "timestamp": ev.timestamp,
+                    },
+                )
+            )
         return events

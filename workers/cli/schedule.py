@@ -20,8 +20,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("schedule", help="maintenance schedules: apply a schedule file, list, trigger")
     ssub = p.add_subparsers(dest="schedule_command", metavar="SUBCOMMAND")
     a = ssub.add_parser("apply", help="create/update/delete Temporal Schedules to match FILE")
-    a.add_argument("file", nargs="?", default=str(DEFAULT_FILE),
-                   help="schedule file (default definitions/schedules.yaml)")
+    a.add_argument(
+        "file", nargs="?", default=str(DEFAULT_FILE), help="schedule file (default definitions/schedules.yaml)"
+    )
     a.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
     a.set_defaults(func=cmd_apply)
     ls = ssub.add_parser("list", help="list the namespace's schedules")
@@ -57,8 +58,10 @@ def cmd_apply(args: argparse.Namespace) -> int:
             await apply_plan(client, plan)
         except (ConfigError, RPCError) as exc:
             return fail(str(exc))
-        print(f"applied: {len(plan.create)} created, {len(plan.update)} updated, {len(plan.delete)} deleted, "
-              f"{len(plan.unchanged)} unchanged")
+        print(
+            f"applied: {len(plan.create)} created, {len(plan.update)} updated, {len(plan.delete)} deleted, "
+            f"{len(plan.unchanged)} unchanged"
+        )
         return 0
 
     return run_async(go())
@@ -75,15 +78,28 @@ def cmd_list(args: argparse.Namespace) -> int:
                 desc = await client.get_schedule_handle(item.id).describe()
                 memo = await desc.memo()
                 spec = desc.schedule.spec
-                when = "; ".join([*spec.cron_expressions, *(f"calendar {c.comment or ''}".strip()
-                                                            for c in spec.calendars),
-                                  *(f"every {i.every}" for i in spec.intervals)])
-                nxt = desc.info.next_action_times[0].isoformat(timespec="minutes") if desc.info.next_action_times \
-                    else ""
+                when = "; ".join(
+                    [
+                        *spec.cron_expressions,
+                        *(f"calendar {c.comment or ''}".strip() for c in spec.calendars),
+                        *(f"every {i.every}" for i in spec.intervals),
+                    ]
+                )
+                nxt = (
+                    desc.info.next_action_times[0].isoformat(timespec="minutes") if desc.info.next_action_times else ""
+                )
                 action = desc.schedule.action
-                rows.append([item.id, getattr(action, "workflow", ""), when, spec.time_zone_name or "UTC",
-                             "paused" if desc.schedule.state.paused else "active", nxt,
-                             "yes" if memo.get(MANAGED_KEY) == MANAGED_VALUE else "no"])
+                rows.append(
+                    [
+                        item.id,
+                        getattr(action, "workflow", ""),
+                        when,
+                        spec.time_zone_name or "UTC",
+                        "paused" if desc.schedule.state.paused else "active",
+                        nxt,
+                        "yes" if memo.get(MANAGED_KEY) == MANAGED_VALUE else "no",
+                    ]
+                )
         except (ConfigError, RPCError) as exc:
             return fail(str(exc))
         print(table(rows, ["schedule", "workflow", "when", "zone", "state", "next run", "managed"]))

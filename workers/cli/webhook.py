@@ -18,10 +18,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     s = wsub.add_parser("serve", help="serve the gateway with uvicorn")
     _config_arg(s)
-    s.add_argument("--host", default=os.environ.get("APEIRO_WEBHOOK_HOST", "127.0.0.1"),
-                   help="listen address (APEIRO_WEBHOOK_HOST; 0.0.0.0 in containers)")
-    s.add_argument("--port", type=int, default=int(os.environ.get("APEIRO_WEBHOOK_PORT", "8080")),
-                   help="listen port (APEIRO_WEBHOOK_PORT)")
+    s.add_argument(
+        "--host",
+        default=os.environ.get("APEIRO_WEBHOOK_HOST", "127.0.0.1"),
+        help="listen address (APEIRO_WEBHOOK_HOST; 0.0.0.0 in containers)",
+    )
+    s.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("APEIRO_WEBHOOK_PORT", "8080")),
+        help="listen port (APEIRO_WEBHOOK_PORT)",
+    )
     s.add_argument("--skip-key-check", action="store_true", help="start even if a key reference does not resolve")
     s.add_argument("--log-level", default="info")
     s.set_defaults(func=cmd_serve)
@@ -43,8 +50,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default=None,
-                   help="gateway configuration (APEIRO_WEBHOOK_CONFIG; default definitions/webhooks.yaml)")
+    p.add_argument(
+        "--config",
+        default=None,
+        help="gateway configuration (APEIRO_WEBHOOK_CONFIG; default definitions/webhooks.yaml)",
+    )
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -73,8 +83,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(str(exc), file=sys.stderr)
         return 1
     app = create_app(config)
-    print(f"webhook gateway: {len(config.routes)} route(s) from {path} on http://{args.host}:{args.port} "
-          "(OpenAPI at /openapi.json, metrics at /metrics)", flush=True)
+    print(
+        f"webhook gateway: {len(config.routes)} route(s) from {path} on http://{args.host}:{args.port} "
+        "(OpenAPI at /openapi.json, metrics at /metrics)",
+        flush=True,
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
     return 0
 

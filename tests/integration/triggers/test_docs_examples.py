@@ -52,8 +52,14 @@ def blocks(kind: str) -> list[Block]:
 
 def test_docs_have_an_example_for_every_workflow_and_source() -> None:
     workflows = {b.attrs["workflow"] for b in blocks("example")}
-    assert {"PipelineWorkflow", "ClusterCreateWorkflow", "ClusterUpgradeWorkflow", "ClusterMaintainWorkflow",
-            "ClusterDeleteWorkflow", "ComponentTransportWorkflow"} <= workflows
+    assert {
+        "PipelineWorkflow",
+        "ClusterCreateWorkflow",
+        "ClusterUpgradeWorkflow",
+        "ClusterMaintainWorkflow",
+        "ClusterDeleteWorkflow",
+        "ComponentTransportWorkflow",
+    } <= workflows
     routes = {b.attrs["route"] for b in blocks("webhook")}
     assert {"registry", "alertmanager", "releases", "boot", "pipelines"} <= routes
 
@@ -116,8 +122,13 @@ async def test_every_workflow_example_runs(dev_client: Client, peers: Peers, all
             text = text.replace(old, new)
         arg = json.loads(text)
         wid = f"docs-{i}-{block.attrs['workflow']}-{uuid.uuid4().hex[:6]}"
-        handle = await dev_client.start_workflow(block.attrs["workflow"], arg, id=wid, task_queue=block.attrs["queue"],
-                                                 execution_timeout=timedelta(minutes=3))
+        handle = await dev_client.start_workflow(
+            block.attrs["workflow"],
+            arg,
+            id=wid,
+            task_queue=block.attrs["queue"],
+            execution_timeout=timedelta(minutes=3),
+        )
         result = await handle.result()
         assert isinstance(result, dict), (block.attrs, result)
         if block.attrs["workflow"] == "PipelineWorkflow":
@@ -131,8 +142,13 @@ async def test_every_workflow_example_runs(dev_client: Client, peers: Peers, all
     assert by_type["ComponentTransportWorkflow"]["verified"] is True
 
 
-KEYS = {"APEIRO_HOOK_REGISTRY_TOKEN": "t-reg", "APEIRO_HOOK_ALERTMANAGER_TOKEN": "t-am",
-        "APEIRO_HOOK_RELEASES_KEY": "k-rel", "APEIRO_HOOK_BOOT_KEY": "k-boot", "APEIRO_HOOK_PIPELINES_KEY": "k-pipe"}
+KEYS = {
+    "APEIRO_HOOK_REGISTRY_TOKEN": "t-reg",
+    "APEIRO_HOOK_ALERTMANAGER_TOKEN": "t-am",
+    "APEIRO_HOOK_RELEASES_KEY": "k-rel",
+    "APEIRO_HOOK_BOOT_KEY": "k-boot",
+    "APEIRO_HOOK_PIPELINES_KEY": "k-pipe",
+}
 
 
 async def test_every_webhook_example_is_accepted(dev_client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -162,5 +178,12 @@ async def test_every_webhook_example_is_accepted(dev_client: Client, monkeypatch
         handle = dev_client.get_workflow_handle(wid)
         types[wid] = (await handle.describe()).workflow_type
         await handle.terminate("docs example: accepted, not run here")
-    assert sorted(types.values()) == sorted(["ComponentTransportWorkflow", "PipelineWorkflow", "PipelineWorkflow",
-                                             "ServerProvisionWorkflow", "PipelineWorkflow"])
+    assert sorted(types.values()) == sorted(
+        [
+            "ComponentTransportWorkflow",
+            "PipelineWorkflow",
+            "PipelineWorkflow",
+            "ServerProvisionWorkflow",
+            "PipelineWorkflow",
+        ]
+    )

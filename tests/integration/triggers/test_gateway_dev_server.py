@@ -63,12 +63,18 @@ class BootWaitWorkflow:
 async def gw(dev_client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
     for k, v in ENV.items():
         monkeypatch.setenv(k, v)
-    app = create_app(gateway_config(), temporal=TemporalConnection(client=dev_client),
-                     planner=Planner(LibraryCache(library(write_definitions(tmp_path)))))
+    app = create_app(
+        gateway_config(),
+        temporal=TemporalConnection(client=dev_client),
+        planner=Planner(LibraryCache(library(write_definitions(tmp_path)))),
+    )
     workers = build_workers(dev_client, [queues.PIPELINE])
     boot_worker = Worker(dev_client, task_queue=BOOT_QUEUE, workflows=[BootWaitWorkflow])
-    async with workers[0], boot_worker, httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                                          base_url="http://gw") as client:
+    async with (
+        workers[0],
+        boot_worker,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client,
+    ):
         yield client
 
 
@@ -90,25 +96,27 @@ def only_workflow(resp: httpx.Response) -> dict[str, Any]:
     return dict(flows[0])
 
 
-async def test_generic_route_starts_once_and_redelivery_uses_existing(gw: httpx.AsyncClient,
-                                                                      dev_client: Client) -> None:
+async def test_generic_route_starts_once_and_redelivery_uses_existing(
+    gw: httpx.AsyncClient, dev_client: Client
+) -> None:
     req = signed({"inputs": {"message": "hello"}, "eventId": "gen-1"})
     first = only_workflow(await gw.post("/hooks/pipelines/hook-echo", **req))
     assert first["action"] == "started"
     assert first["ui"].endswith(f"/namespaces/default/workflows/{first['workflow_id']}")
     result = await dev_client.get_workflow_handle(first["workflow_id"]).result()
     assert result["outputs"]["message"] == "hello"
-    again = only_workflow(await gw.post("/hooks/pipelines/hook-echo",
-                                        **signed({"inputs": {"message": "hello"}, "eventId": "gen-1"})))
+    again = only_workflow(
+        await gw.post("/hooks/pipelines/hook-echo", **signed({"inputs": {"message": "hello"}, "eventId": "gen-1"}))
+    )
     assert again["workflow_id"] == first["workflow_id"] and again["action"] == "existing"
     assert await runs_of(dev_client, first["workflow_id"], 1) == 1
 
 
-async def test_same_event_delivered_concurrently_starts_one_workflow(gw: httpx.AsyncClient,
-                                                                     dev_client: Client) -> None:
+async def test_same_event_delivered_concurrently_starts_one_workflow(gw: httpx.AsyncClient, dev_client: Client) -> None:
     body = {"inputs": {"message": "burst"}}
-    answers = await asyncio.gather(*(gw.post("/hooks/pipelines/hook-echo",
-                                             **signed(body, **{"idempotency-key": "burst-1"})) for _ in range(10)))
+    answers = await asyncio.gather(
+        *(gw.post("/hooks/pipelines/hook-echo", **signed(body, **{"idempotency-key": "burst-1"})) for _ in range(10))
+    )
     ids = {only_workflow(a)["workflow_id"] for a in answers}
     assert len(ids) == 1
     wid = ids.pop()
@@ -145,15 +153,17 @@ async def test_alertmanager_labels_choose_the_pipeline(gw: httpx.AsyncClient, de
     result = await dev_client.get_workflow_handle(flow["workflow_id"]).result()
     assert result["outputs"]["message"] == "bmc-7"
 
-    shoot = only_workflow(await gw.post("/hooks/alerts", **bearer(alert_payload("ShootReconcileFailed", "fp-b",
-                                                                               shoot="edge-1"))))
+    shoot = only_workflow(
+        await gw.post("/hooks/alerts", **bearer(alert_payload("ShootReconcileFailed", "fp-b", shoot="edge-1")))
+    )
     assert shoot["rule"] == "shoot"
     handle = dev_client.get_workflow_handle(shoot["workflow_id"])
     assert (await handle.describe()).workflow_type == "PipelineWorkflow"
     await handle.terminate("test done (no gardener worker here)")
 
-    resolved = await gw.post("/hooks/alerts", **bearer(alert_payload("HookTest", "fp-a", status="resolved",
-                                                                     instance="bmc-7")))
+    resolved = await gw.post(
+        "/hooks/alerts", **bearer(alert_payload("HookTest", "fp-a", status="resolved", instance="bmc-7"))
+    )
     assert resolved.status_code == 202 and resolved.json()["workflows"] == []
     unknown = await gw.post("/hooks/alerts", **bearer(alert_payload("SomethingElse", "fp-c")))
     assert unknown.status_code == 202 and unknown.json()["ignored"]
@@ -161,16 +171,20 @@ async def test_alertmanager_labels_choose_the_pipeline(gw: httpx.AsyncClient, de
 
 async def test_cloudevents_structured_and_binary_are_one_event(gw: httpx.AsyncClient, dev_client: Client) -> None:
     event = cloud_event("rel-42", version="2.0.0")
-    structured = only_workflow(await gw.post("/hooks/releases", **signed(event,
-                                                                         content_type="application/cloudevents+json")))
-    headers = {"ce-specversion": "1.0", "ce-id": "rel-42", "ce-source": event["source"],
-               "ce-type": event["type"]}
+    structured = only_workflow(
+        await gw.post("/hooks/releases", **signed(event, content_type="application/cloudevents+json"))
+    )
+    headers = {"ce-specversion": "1.0", "ce-id": "rel-42", "ce-source": event["source"], "ce-type": event["type"]}
     binary = only_workflow(await gw.post("/hooks/releases", **signed(event["data"], **headers)))
     assert binary["workflow_id"] == structured["workflow_id"]
     result = await dev_client.get_workflow_handle(structured["workflow_id"]).result()
     assert result["outputs"]["message"] == "example.apeiro.dev/edge-app@2.0.0"
-    other = only_workflow(await gw.post("/hooks/releases", **signed(
-        {"component": "c", "version": "1"}, **{**headers, "ce-id": "rel-43", "ce-subject": "x"})))
+    other = only_workflow(
+        await gw.post(
+            "/hooks/releases",
+            **signed({"component": "c", "version": "1"}, **{**headers, "ce-id": "rel-43", "ce-subject": "x"}),
+        )
+    )
     assert other["workflow_id"] != structured["workflow_id"]
     await dev_client.get_workflow_handle(other["workflow_id"]).result()
 
@@ -183,20 +197,24 @@ async def test_boot_callbacks_signal_with_start(gw: httpx.AsyncClient, dev_clien
     assert first["action"] == "signal-with-start" and first["workflow_id"] == "boot-wait-node-1"
     dup = only_workflow(await gw.post("/hooks/boot", **signed({"server": "node-1", "boot_id": "b1"})))
     assert dup["workflow_id"] == "boot-wait-node-1"
-    second = only_workflow(await gw.post("/hooks/boot-plain", **signed({"server": "node-1", "boot_id": "b2",
-                                                                         "os_version": "1592.9"})))
+    second = only_workflow(
+        await gw.post("/hooks/boot-plain", **signed({"server": "node-1", "boot_id": "b2", "os_version": "1592.9"}))
+    )
     assert second["action"] == "signalled"
     boots = await dev_client.get_workflow_handle("boot-wait-node-1").result()
     assert [b["boot_id"] for b in boots] == ["b1", "b2"] and boots[1]["os_version"] == "1592.9"
 
 
-async def test_unreachable_temporal_then_retry_succeeds(dev_landscape: Landscape, dev_client: Client,
-                                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_unreachable_temporal_then_retry_succeeds(
+    dev_landscape: Landscape, dev_client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for k, v in ENV.items():
         monkeypatch.setenv(k, v)
     target = {"address": f"127.0.0.1:{free_port()}"}
     conn = TemporalConnection(lambda: TemporalSettings(address=target["address"]))
-    app = create_app(gateway_config(), temporal=conn, planner=Planner(LibraryCache(library(write_definitions(tmp_path)))))
+    app = create_app(
+        gateway_config(), temporal=conn, planner=Planner(LibraryCache(library(write_definitions(tmp_path))))
+    )
     req = signed({"inputs": {"message": "later"}, "eventId": "outage-1"})
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as gw:
         down = await gw.post("/hooks/pipelines/hook-echo", **req)

@@ -37,9 +37,23 @@ def served(dev_landscape: Landscape, tmp_path: Path) -> Iterator[str]:
     (tmp_path / "gw.yaml").write_text(CONFIG)
     port = free_port()
     env = cli_env(dev_landscape, APEIRO_DEFINITIONS=str(write_definitions(tmp_path)), **ENV)
-    proc = subprocess.Popen([sys.executable, "-m", "workers.cli", "webhook", "serve", "--config",
-                             str(tmp_path / "gw.yaml"), "--port", str(port)], env=env, cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "workers.cli",
+            "webhook",
+            "serve",
+            "--config",
+            str(tmp_path / "gw.yaml"),
+            "--port",
+            str(port),
+        ],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(150):
@@ -57,8 +71,9 @@ def served(dev_landscape: Landscape, tmp_path: Path) -> Iterator[str]:
 
 async def test_serve_as_a_process(served: str, dev_client: Client) -> None:
     async with httpx.AsyncClient(base_url=served, timeout=30) as http:
-        resp = await http.post("/hooks/pipelines/hook-echo", **signed({"inputs": {"message": "proc"},
-                                                                        "eventId": "proc-1"}))
+        resp = await http.post(
+            "/hooks/pipelines/hook-echo", **signed({"inputs": {"message": "proc"}, "eventId": "proc-1"})
+        )
         assert resp.status_code == 202, resp.text
         wid = resp.json()["workflows"][0]["workflow_id"]
         assert (await http.get("/readyz")).status_code == 200
@@ -72,22 +87,42 @@ async def test_serve_as_a_process(served: str, dev_client: Client) -> None:
 def test_serve_refuses_a_config_whose_keys_do_not_resolve(dev_landscape: Landscape, tmp_path: Path) -> None:
     (tmp_path / "gw.yaml").write_text(CONFIG.replace("T_HOOK_KEY", "T_NOT_SET_ANYWHERE"))
     env = cli_env(dev_landscape)
-    res = subprocess.run([sys.executable, "-m", "workers.cli", "webhook", "serve", "--config", str(tmp_path / "gw.yaml"),
-                          "--port", str(free_port())], env=env, cwd=REPO, capture_output=True, text=True, timeout=60,
-                         check=False)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "workers.cli",
+            "webhook",
+            "serve",
+            "--config",
+            str(tmp_path / "gw.yaml"),
+            "--port",
+            str(free_port()),
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert res.returncode == 1 and "T_NOT_SET_ANYWHERE is not set" in res.stderr
 
 
 async def test_temporal_going_down_gives_503_and_the_retry_after_restart_succeeds(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for k, v in ENV.items():
         monkeypatch.setenv(k, v)
     port = free_port()
     server = TemporalDevServer(port=port, headless=True, persistent=True)
     server.start(tmp_path / "temporal")
     settings = TemporalSettings(address=f"127.0.0.1:{port}")
-    app = create_app(gateway_config(), temporal=TemporalConnection(lambda: settings),
-                     planner=Planner(LibraryCache(library(write_definitions(tmp_path)))))
+    app = create_app(
+        gateway_config(),
+        temporal=TemporalConnection(lambda: settings),
+        planner=Planner(LibraryCache(library(write_definitions(tmp_path)))),
+    )
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as gw:
             first = await gw.post("/hooks/pipelines/hook-echo", **signed({"inputs": {"message": "a"}, "eventId": "a"}))

@@ -67,19 +67,24 @@ async def _wait_listed(client: Client, ids: set[str], present: bool = True) -> N
         await asyncio.sleep(0.1)
 
 
-async def test_apply_create_update_delete_and_leave_foreign_alone(dev_landscape: Landscape, dev_client: Client,
-                                                                  tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_apply_create_update_delete_and_leave_foreign_alone(
+    dev_landscape: Landscape, dev_client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     defs = write_definitions(tmp_path)
     monkeypatch.setenv("APEIRO_DEFINITIONS", str(defs))
     env = cli_env(dev_landscape, APEIRO_DEFINITIONS=str(defs))
     v1, v2 = tmp_path / "v1.yaml", tmp_path / "v2.yaml"
     v1.write_text(FILE_V1)
     v2.write_text(FILE_V2)
-    await dev_client.create_schedule("t-foreign", Schedule(
-        action=ScheduleActionStartWorkflow("PipelineWorkflow", {"pipeline": "hook-echo"}, id="t-foreign",
-                                           task_queue=queues.PIPELINE),
-        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=__import__("datetime").timedelta(days=1))])))
+    await dev_client.create_schedule(
+        "t-foreign",
+        Schedule(
+            action=ScheduleActionStartWorkflow(
+                "PipelineWorkflow", {"pipeline": "hook-echo"}, id="t-foreign", task_queue=queues.PIPELINE
+            ),
+            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=__import__("datetime").timedelta(days=1))]),
+        ),
+    )
 
     dry = apeiro(["schedule", "apply", str(v1), "--dry-run"], env)
     assert dry.returncode == 0, dry.stderr

@@ -80,8 +80,9 @@ def test_workers_scale_and_webhook_port_matches_its_command() -> None:
     for target in targets:
         host, tport = target.split(":")
         assert host in SERVICES
-        assert tport in [str(p) for p in SERVICES[host].get("expose", [])] + [str(container_port(p)) for p in
-                                                                           SERVICES[host].get("ports", [])]
+        assert tport in [str(p) for p in SERVICES[host].get("expose", [])] + [
+            str(container_port(p)) for p in SERVICES[host].get("ports", [])
+        ]
 
 
 def test_webhook_env_provides_every_key_the_config_references() -> None:
@@ -94,8 +95,11 @@ def test_webhook_env_provides_every_key_the_config_references() -> None:
 
 def test_every_compose_variable_is_in_env_example() -> None:
     used = set(re.findall(r"\$\{([A-Z_]+)", (REPO / "docker-compose.yml").read_text()))
-    documented = {line.split("=", 1)[0] for line in (REPO / ".env.example").read_text().splitlines()
-                  if "=" in line and not line.startswith("#")}
+    documented = {
+        line.split("=", 1)[0]
+        for line in (REPO / ".env.example").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    }
     assert used <= documented, used - documented
 
 

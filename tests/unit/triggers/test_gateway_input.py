@@ -37,8 +37,11 @@ async def gw(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[h
     for k, v in ENV.items():
         monkeypatch.setenv(k, v)
     dead = TemporalSettings(address=f"127.0.0.1:{free_port()}")
-    app = create_app(gateway_config(), temporal=TemporalConnection(lambda: dead),
-                     planner=Planner(LibraryCache(library(write_definitions(tmp_path)))))
+    app = create_app(
+        gateway_config(),
+        temporal=TemporalConnection(lambda: dead),
+        planner=Planner(LibraryCache(library(write_definitions(tmp_path)))),
+    )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
         yield client
 
@@ -59,8 +62,11 @@ async def test_bad_signature(gw: httpx.AsyncClient) -> None:
 async def test_missing_signature_and_garbled_header(gw: httpx.AsyncClient) -> None:
     resp = await gw.post("/hooks/pipelines/hook-echo", content=b"{}", headers={"content-type": "application/json"})
     assert resp.status_code == 401 and "missing signature" in _reason(resp)
-    resp = await gw.post("/hooks/pipelines/hook-echo", content=b"{}",
-                         headers={"content-type": "application/json", "x-apeiro-signature": "sha256=abc"})
+    resp = await gw.post(
+        "/hooks/pipelines/hook-echo",
+        content=b"{}",
+        headers={"content-type": "application/json", "x-apeiro-signature": "sha256=abc"},
+    )
     assert resp.status_code == 401 and "t=<unix seconds>" in _reason(resp)
 
 
@@ -149,7 +155,9 @@ async def test_malformed_cloudevents(gw: httpx.AsyncClient) -> None:
     resp = await gw.post("/hooks/releases", **req)
     assert resp.status_code == 400 and "id" in _reason(resp)
     # batched mode and structured JSON without ce- headers
-    resp = await gw.post("/hooks/releases", **signed([cloud_event("x")], content_type="application/cloudevents-batch+json"))  # type: ignore[arg-type]
+    resp = await gw.post(
+        "/hooks/releases", **signed([cloud_event("x")], content_type="application/cloudevents-batch+json")
+    )  # type: ignore[arg-type]
     assert resp.status_code == 415
     resp = await gw.post("/hooks/releases", **signed(cloud_event("x")))
     assert resp.status_code == 415 and "binary mode" in _reason(resp)
@@ -208,8 +216,14 @@ async def test_openapi_and_metrics(gw: httpx.AsyncClient) -> None:
     assert "application/cloudevents+json" in op["requestBody"]["content"]
     assert {"202", "400", "401", "413", "415", "422", "503"} <= set(op["responses"])
     schemas = doc["components"]["schemas"]
-    assert {"CloudEvent", "RegistryEnvelope", "AlertmanagerPayload", "BootCallback", "PipelineTrigger",
-            "RegistryEvent"} <= set(schemas)
+    assert {
+        "CloudEvent",
+        "RegistryEnvelope",
+        "AlertmanagerPayload",
+        "BootCallback",
+        "PipelineTrigger",
+        "RegistryEvent",
+    } <= set(schemas)
     text = (await gw.get("/metrics")).text
     assert 'apeiro_webhook_requests_total{outcome="bad_signature",route="pipelines",status="401"} 1.0' in text
     assert "apeiro_webhook_request_seconds_bucket" in text
@@ -217,12 +231,20 @@ async def test_openapi_and_metrics(gw: httpx.AsyncClient) -> None:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(body=st.one_of(st.binary(max_size=300), st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
-    max_leaves=20).map(lambda v: json.dumps(v).encode())),
-       route=st.sampled_from(["/hooks/open/hook-echo", "/hooks/open/x", "/hooks/pipelines/hook-echo"]),
-       ctype=st.sampled_from(["application/json", "text/plain", "", "application/cloudevents+json"]))
+@given(
+    body=st.one_of(
+        st.binary(max_size=300),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+            lambda children: (
+                st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+            ),
+            max_leaves=20,
+        ).map(lambda v: json.dumps(v).encode()),
+    ),
+    route=st.sampled_from(["/hooks/open/hook-echo", "/hooks/open/x", "/hooks/pipelines/hook-echo"]),
+    ctype=st.sampled_from(["application/json", "text/plain", "", "application/cloudevents+json"]),
+)
 async def test_fuzz_never_500(gw: httpx.AsyncClient, body: bytes, route: str, ctype: str) -> None:
     headers = {"content-type": ctype} if ctype else {}
     resp = await gw.post(route, content=body, headers=headers)
@@ -230,16 +252,42 @@ async def test_fuzz_never_500(gw: httpx.AsyncClient, body: bytes, route: str, ct
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(body=st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(
-        st.sampled_from(["events", "alerts", "status", "id", "specversion", "source", "type", "data", "server",
-                         "boot_id", "target", "action", "labels"]), children, max_size=5),
-    max_leaves=25),
-       route=st.sampled_from(["/hooks/registry", "/hooks/alerts", "/hooks/releases", "/hooks/boot"]))
+@given(
+    body=st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(
+                st.sampled_from(
+                    [
+                        "events",
+                        "alerts",
+                        "status",
+                        "id",
+                        "specversion",
+                        "source",
+                        "type",
+                        "data",
+                        "server",
+                        "boot_id",
+                        "target",
+                        "action",
+                        "labels",
+                    ]
+                ),
+                children,
+                max_size=5,
+            )
+        ),
+        max_leaves=25,
+    ),
+    route=st.sampled_from(["/hooks/registry", "/hooks/alerts", "/hooks/releases", "/hooks/boot"]),
+)
 async def test_fuzz_signed_payloads_never_500(gw: httpx.AsyncClient, body: object, route: str) -> None:
     raw = json.dumps(body).encode()
     ct = "application/cloudevents+json" if route == "/hooks/releases" else "application/json"
-    req = bearer(raw, content_type=ct) if route in ("/hooks/registry", "/hooks/alerts") else signed(raw, content_type=ct)
+    req = (
+        bearer(raw, content_type=ct) if route in ("/hooks/registry", "/hooks/alerts") else signed(raw, content_type=ct)
+    )
     resp = await gw.post(route, **req)
     assert resp.status_code < 500 or resp.status_code == 503, resp.text
