@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,6 +47,9 @@ class Gateway:
         self.planner = planner or Planner()
         self.keys = keys or KeyCache(ttl=config.key_cache_seconds)
         self.metrics = GatewayMetrics()
+        #: Workflow ids this process started recently: a redelivery while the run is still open is
+        #: reported as "existing" (Temporal's "use existing" answer does not say which it was).
+        self.recent: OrderedDict[str, None] = OrderedDict()
 
     def ui_link(self, workflow_id: str) -> str:
         base = self.config.ui_url or os.environ.get("APEIRO_UI_URL")
@@ -72,6 +76,18 @@ class Gateway:
             chunks.append(chunk)
         return b"".join(chunks)
 
+    def _remember(self, outcome: Outcome, keep: int = 10000) -> Outcome:
+        if outcome.action != "started":
+            return outcome
+        if outcome.workflow_id in self.recent:
+            self.recent.move_to_end(outcome.workflow_id)
+            outcome.action = "existing"
+            return outcome
+        self.recent[outcome.workflow_id] = None
+        if len(self.recent) > keep:
+            self.recent.popitem(last=False)
+        return outcome
+
     async def handle(self, route: Route, source: Source, request: Request) -> dict[str, Any]:
         limit = route.max_body_bytes or self.config.max_body_bytes
         body = await self.read_body(request, limit)
@@ -94,6 +110,7 @@ class Gateway:
             client = await self.temporal.get()
             for plan in plans:
                 outcome = await execute(client, plan, search_attributes_ok=bool(self.temporal.search_attributes_ok))
+                outcome = self._remember(outcome)
                 self.metrics.workflows.labels(route.name, outcome.action).inc()
                 outcomes.append(outcome)
         return {

@@ -291,3 +291,80 @@ async def test_fuzz_signed_payloads_never_500(gw: httpx.AsyncClient, body: objec
     )
     resp = await gw.post(route, **req)
     assert resp.status_code < 500 or resp.status_code == 503, resp.text
+
+
+def test_key_rotation_through_a_file_reference(tmp_path: Path) -> None:
+    from definitions.triggers import HmacAuth
+    from triggers.auth import KeyCache, sign, verify
+    from triggers.events import HookError
+
+    key_file = tmp_path / "hook.key"
+    key_file.write_text("first\n")
+    auth = HmacAuth(secrets=[f"file:{key_file}"])
+    keys = KeyCache(ttl=0)  # re-read on every use (the gateway default is 30 s)
+    body = b"{}"
+    verify(auth, {"x-apeiro-signature": sign(body, "first")}, body, keys)
+    key_file.write_text("second\n")  # the operator rotates the key in place
+    with pytest.raises(HookError) as exc:
+        verify(auth, {"x-apeiro-signature": sign(body, "first")}, body, keys)
+    assert exc.value.status == 401
+    verify(auth, {"x-apeiro-signature": sign(body, "second")}, body, keys)
+    # A sender holding both keys during the overlap sends two v1 entries: accepted.
+    t = sign(body, "second").split(",")[0]
+    both = f"{sign(body, 'first', int(t[2:]))},{sign(body, 'second', int(t[2:])).split(',')[1]}"
+    verify(auth, {"x-apeiro-signature": both}, body, keys)
+
+
+def test_unreadable_key_is_503_not_401(tmp_path: Path) -> None:
+    from definitions.triggers import BearerAuth
+    from triggers.auth import KeyCache, verify
+    from triggers.events import HookError
+
+    auth = BearerAuth(tokens=[f"file:{tmp_path / 'missing'}"])
+    with pytest.raises(HookError) as exc:
+        verify(auth, {"authorization": "Bearer x"}, b"", KeyCache())
+    assert exc.value.status == 503 and "cannot read" in exc.value.reason
+
+
+def test_shipped_gateway_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    from triggers.config import DEFAULT_CONFIG, check_config, load_gateway_config
+
+    monkeypatch.delenv("APEIRO_DEFINITIONS", raising=False)
+    config = load_gateway_config(DEFAULT_CONFIG)
+    assert check_config(config) == []
+    assert {r.source for r in config.routes} == {
+        "docker-registry",
+        "alertmanager",
+        "cloudevents",
+        "boot-callback",
+        "pipeline",
+    }
+
+
+def test_config_problems_are_reported_with_paths() -> None:
+    from definitions.triggers import parse_gateway_config
+    from triggers.config import check_config
+
+    config = parse_gateway_config(
+        {
+            "routes": [
+                {"name": "a", "source": "nope", "auth": {"type": "none"}},
+                {"name": "b", "source": "pipeline", "path": "/hooks/b", "auth": {"type": "none"}},
+                {
+                    "name": "c",
+                    "source": "alertmanager",
+                    "auth": {"type": "none"},
+                    "rules": [
+                        {"name": "r", "when": "event.status ==", "target": {"step": "core.echo"}},
+                        {"name": "s", "target": {"pipeline": "no-such-pipeline"}},
+                    ],
+                },
+            ]
+        }
+    )
+    problems = {p.path: p.message for p in check_config(config)}
+    assert "unknown source 'nope'" in problems["routes[0].source"]
+    assert "{pipeline}" in problems["routes[1].path"]
+    assert "syntax error" in problems["routes[2].rules[0].when"]
+    assert "not a workflow step type" in problems["routes[2].rules[0].target.step"]
+    assert "no pipeline named 'no-such-pipeline'" in problems["routes[2].rules[1].target.pipeline"]
