@@ -16,6 +16,8 @@ COMMAND_MODULES = (
     "workers.cli.worker",
     "workers.cli.cluster",
     "workers.cli.ocm",
+    "workers.cli.webhook",
+    "workers.cli.schedule",
 )
 
 
