@@ -17,6 +17,8 @@ COMMAND_MODULES = (
     "workers.cli.baremetal",
     "workers.cli.cluster",
     "workers.cli.ocm",
+    "workers.cli.webhook",
+    "workers.cli.schedule",
 )
 
 
