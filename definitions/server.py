@@ -29,6 +29,7 @@ NON_RETRYABLE = (
     "ImageNotFound",
     "ImageChecksumMismatch",
     "ServerDidNotReportIn",
+    "ServerBootFailed",
     "FirmwareUpdateFailed",
     "RedfishOperationRejected",
     "SecretNotFound",

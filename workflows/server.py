@@ -386,6 +386,26 @@ class ServerProvisionWorkflow:
         self._result: ProvisionResult | None = None
         self._identity = ""
         self._ignored_reports = 0
+        self._boot_failure: str | None = None
+
+    @workflow.signal
+    def os_booted(self, event: Any) -> None:
+        """The webhook gateway's boot callback (`definitions/webhooks.yaml`, route `boot`): a mapping
+        with server, boot_id, status (booted/failed), os_image, ip, message. Same acceptance rules as
+        `report_in`; a `failed` status ends the wait with ServerBootFailed."""
+        data = event if isinstance(event, dict) else {}
+        report = OsReport(
+            identity=str(data.get("server", "")),
+            hostname=str(data.get("hostname") or data.get("server") or "") or None,
+            addresses=[str(data["ip"])] if data.get("ip") else [],
+        )
+        if str(data.get("status", "booted")) == "failed":
+            if self._state in ("power-on", "waiting-for-os") and (
+                not report.identity or report.identity.lower() == self._identity
+            ):
+                self._boot_failure = str(data.get("message") or "the OS reported a failed boot")
+                return
+        self.report_in(report)
 
     @workflow.signal
     def report_in(self, report: OsReport) -> None:
@@ -564,7 +584,8 @@ class ServerProvisionWorkflow:
             self._state = "waiting-for-os"
             try:
                 await workflow.wait_condition(
-                    lambda: self._report is not None, timeout=timedelta(seconds=spec.report_in_timeout_s)
+                    lambda: self._report is not None or self._boot_failure is not None,
+                    timeout=timedelta(seconds=spec.report_in_timeout_s),
                 )
             except TimeoutError:
                 raise ApplicationError(
@@ -574,6 +595,13 @@ class ServerProvisionWorkflow:
                     type="ServerDidNotReportIn",
                     non_retryable=True,
                 ) from None
+            if self._report is None:
+                raise ApplicationError(
+                    f"server {ref.identity} ({ref.bmc.label}{ref.system_path}) reported a failed boot of "
+                    f"{spec.image.url}: {self._boot_failure}",
+                    type="ServerBootFailed",
+                    non_retryable=True,
+                )
             self._result.os_report = self._report
             self._note("os-reported-in")
             self._state = "media-eject"

@@ -40,31 +40,31 @@ def parts(land: Landscape) -> tuple[RedfishEmulator, dict[str, str]]:
 
 def ref(emu: RedfishEmulator, index: int) -> ServerRef:
     system: dict[str, Any] = emu.systems[index]
-    return ServerRef(
-        identity=system["uuid"], bmc=connection(emu), system_path=f"/redfish/v1/Systems/{system['uuid']}"
-    )
+    return ServerRef(identity=system["uuid"], bmc=connection(emu), system_path=f"/redfish/v1/Systems/{system['uuid']}")
 
 
-async def start(
-    env: WorkflowEnvironment, queue: str, inp: ProvisionInput
-) -> WorkflowHandle[Any, ProvisionResult]:
+async def start(env: WorkflowEnvironment, queue: str, inp: ProvisionInput) -> WorkflowHandle[Any, ProvisionResult]:
     return await env.client.start_workflow(
         ServerProvisionWorkflow.run, inp, id=provision_workflow_id(inp.server.identity), task_queue=queue
     )
 
 
-async def relay_boot_report(
-    emu: RedfishEmulator, handle: WorkflowHandle[Any, ProvisionResult], identity: str
-) -> None:
+async def relay_boot_report(emu: RedfishEmulator, handle: WorkflowHandle[Any, ProvisionResult], identity: str) -> None:
     """Stand-in for the webhook gateway: pass the simulated OS's report-in to the workflow as a signal."""
     for _ in range(600):
         boots = await asyncio.to_thread(emu.boots)
         mine = [b for b in boots if b["identity"] == identity]
         if mine:
-            await handle.signal(
-                ServerProvisionWorkflow.report_in,
-                OsReport(identity=identity, hostname=str(mine[0]["hostname"])),
-            )
+            # The payload the webhook gateway's boot route sends (triggers/sources/boot.py).
+            event = {
+                "server": identity,
+                "boot_id": "b-1",
+                "status": "booted",
+                "ip": "10.0.0.7",
+                "os_image": "gardenlinux",
+                "event_id": f"{identity}-b-1",
+            }
+            await handle.signal("os_booted", event)
             return
         await asyncio.sleep(0.2)
 
@@ -77,9 +77,7 @@ async def test_provision_and_image_a_server(
     spec = ProvisionSpec(
         image=ImageSpec(url=images["url"], sha256=images["sha256"]),
         bios_attributes={"ProcVirtualization": "Disabled", "PowerProfile": "MaxPerf"},
-        firmware=[
-            FirmwareUpdate(image_uri=f"{images['base']}/bios-2.0.0.bin", component="BIOS", version="2.0.0")
-        ],
+        firmware=[FirmwareUpdate(image_uri=f"{images['base']}/bios-2.0.0.bin", component="BIOS", version="2.0.0")],
         report_in_timeout_s=120,
     )
     with ts_env.auto_time_skipping_disabled():
@@ -120,9 +118,7 @@ async def test_provision_and_image_a_server(
     assert set(again.steps_skipped) >= {"bios", "firmware-0"}
 
 
-async def expect_failure(
-    env: WorkflowEnvironment, queue: str, tmp_path: Path, inp: ProvisionInput
-) -> ApplicationError:
+async def expect_failure(env: WorkflowEnvironment, queue: str, tmp_path: Path, inp: ProvisionInput) -> ApplicationError:
     async with redfish_worker(env.client, queue, tmp_path):
         handle = await start(env, queue, inp)
         with pytest.raises(WorkflowFailureError) as info:
@@ -187,15 +183,11 @@ async def test_firmware_task_that_never_progresses(
     emu, images = parts(redfish_site)
     spec = ProvisionSpec(
         firmware_timeout_s=10,
-        firmware=[
-            FirmwareUpdate(image_uri=f"{images['base']}/bmc-1.1.0.bin", component="BMC", version="1.1.0")
-        ],
+        firmware=[FirmwareUpdate(image_uri=f"{images['base']}/bmc-1.1.0.bin", component="BMC", version="1.1.0")],
     )
     await asyncio.to_thread(emu.inject, firmware_stuck=True)
     try:
-        err = await expect_failure(
-            ts_env, task_queue, tmp_path, ProvisionInput(server=ref(emu, 3), spec=spec)
-        )
+        err = await expect_failure(ts_env, task_queue, tmp_path, ProvisionInput(server=ref(emu, 3), spec=spec))
     finally:
         await asyncio.to_thread(emu.inject)
     assert err.type == "FirmwareUpdateFailed" and "still Running" in err.message and "10s" in err.message
@@ -212,9 +204,7 @@ async def test_graceful_shutdown_ignored_then_forced_off(
             async with redfish_worker(ts_env.client, task_queue, tmp_path) as acts:
                 # Server 4 starts On, so the workflow has something to shut down.
                 await asyncio.to_thread(acts.power, PowerRequest(server=server, action="On", done_when="On"))
-                on = await asyncio.to_thread(
-                    acts.wait_power, PowerWait(server=server, target="On", timeout_s=60)
-                )
+                on = await asyncio.to_thread(acts.wait_power, PowerWait(server=server, target="On", timeout_s=60))
                 assert on.reached
                 handle = await ts_env.client.start_workflow(
                     ServerProvisionWorkflow.run,
@@ -254,3 +244,24 @@ async def test_report_in_before_power_on_or_for_another_server_is_ignored(
             await handle.result()
         status = await handle.query(ServerProvisionWorkflow.status)
     assert status["ignored_reports"] == 2 and status["reported_in"] is False
+
+
+async def test_failed_boot_reported_by_the_os(
+    ts_env: WorkflowEnvironment, redfish_site: Landscape, task_queue: str, tmp_path: Path
+) -> None:
+    emu, images = parts(redfish_site)
+    server = ref(emu, 3)
+    spec = ProvisionSpec(image=ImageSpec(url=images["url"], sha256=images["sha256"]), report_in_timeout_s=120)
+    event = {"server": server.identity, "boot_id": "b-9", "status": "failed", "message": "no root disk found"}
+    with ts_env.auto_time_skipping_disabled():
+        async with redfish_worker(ts_env.client, task_queue, tmp_path):
+            handle = await start(ts_env, task_queue, ProvisionInput(server=server, spec=spec))
+            result = asyncio.ensure_future(handle.result())
+            while not result.done():  # early callbacks (before power-on) are ignored, so keep calling
+                await handle.signal("os_booted", event)
+                await asyncio.wait([result], timeout=0.5)
+            with pytest.raises(WorkflowFailureError) as info:
+                await result
+    cause = info.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == "ServerBootFailed" and "no root disk found" in cause.message
