@@ -32,16 +32,19 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 def build_workers(client: Client, queues: Sequence[str], *, max_concurrent_activities: int = 100,
                   activity_executor: ThreadPoolExecutor | None = None,
-                  extra_activities: Mapping[str, Sequence[Callable[..., Any]]] | None = None) -> list[Worker]:
+                  extra_activities: Mapping[str, Sequence[Callable[..., Any]]] | None = None,
+                  extra_workflows: Mapping[str, Sequence[type]] | None = None) -> list[Worker]:
     """One Worker per queue, sharing the client. Sync activities run on ``activity_executor``.
 
-    ``extra_activities`` adds activities to a queue (tests register probes this way).
+    ``extra_activities`` / ``extra_workflows`` add to a queue (tests register probes this way).
     """
     workers = []
     for queue in queues:
         contents = contents_for(queue)
         if extra_activities and queue in extra_activities:
             contents.activities = [*contents.activities, *extra_activities[queue]]
+        if extra_workflows and queue in extra_workflows:
+            contents.workflows = [*contents.workflows, *extra_workflows[queue]]
         needs_executor = any(not asyncio.iscoroutinefunction(a) for a in contents.activities)
         workers.append(
             Worker(
