@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "workers.cli.worker",
     "workers.cli.cluster",
     "workers.cli.ocm",
+    "workers.cli.codec",
 )
 
 
