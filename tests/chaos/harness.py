@@ -87,9 +87,10 @@ class CountingProxy:
 @contextmanager
 def counting_proxy(upstream: str) -> Iterator[CountingProxy]:
     proxy = CountingProxy(upstream)
+    # log_level critical: a cut watch aborts the proxied stream on purpose; uvicorn would log each one.
     methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
     app = Starlette(routes=[Route("/{path:path}", proxy.handle, methods=methods)])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=proxy.port, log_level="warning",
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=proxy.port, log_level="critical",
                                            lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
