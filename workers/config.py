@@ -103,9 +103,21 @@ def data_converter() -> DataConverter:
 
 
 async def connect(settings: TemporalSettings | None = None) -> Client:
-    """Connect to Temporal with the project's data converter; settings default to the environment."""
+    """Connect to Temporal with the project's data converter; settings default to the environment.
+
+    Also applies the process's observability settings (:mod:`workers.observability`): the
+    Prometheus runtime and, when enabled, the tracing interceptor, which workers built on this
+    client inherit.
+    """
+    from workers.observability import ObservabilityError, runtime_from_env, tracing_interceptors
+
     settings = settings or TemporalSettings.from_env()
     converter = data_converter()
+    try:
+        runtime = runtime_from_env()
+        interceptors = tracing_interceptors()
+    except ObservabilityError as exc:
+        raise ConfigError(str(exc)) from None
     api_key = os.environ.get("TEMPORAL_API_KEY") if settings.api_key_ref else None
     try:
         return await Client.connect(
@@ -114,6 +126,8 @@ async def connect(settings: TemporalSettings | None = None) -> Client:
             tls=settings.tls_config(),
             api_key=api_key,
             data_converter=converter,
+            interceptors=interceptors,
+            runtime=runtime,
         )
     except RuntimeError as exc:
         raise ConfigError(

@@ -14,6 +14,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from workers.interceptors import StepMetricsInterceptor
 from workers.queues import contents_for
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ def build_workers(client: Client, queues: Sequence[str], *, max_concurrent_activ
                 if needs_executor else None,
                 max_concurrent_activities=max_concurrent_activities,
                 workflow_runner=workflow_runner(),
+                interceptors=[StepMetricsInterceptor()],
             )
         )
     return workers
