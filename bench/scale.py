@@ -68,6 +68,8 @@ class Figure:
     seconds: float
     server_cpu: float
     worker_cpu: float
+    client_cpu: float
+    start_seconds: float
 
     @property
     def per_second(self) -> float:
@@ -111,23 +113,27 @@ async def batch(client: Client, label: str, definition: dict[str, Any], inputs: 
     # Warm up: let every process import, connect and poll before the clock starts.
     await asyncio.sleep(3.0)
     worker_pids = [p.pid for p in worker_procs]
-    s0, w0, t0 = cpu_seconds(server_pids), cpu_seconds(worker_pids), time.monotonic()
+    me = [os.getpid()]
+    s0, w0, c0, t0 = cpu_seconds(server_pids), cpu_seconds(worker_pids), cpu_seconds(me), time.monotonic()
     handles = await asyncio.gather(*(start_pipeline(client, definition, i) for i in inputs))
+    started = time.monotonic() - t0
     await asyncio.gather(*(h.result() for h in handles))
     seconds = time.monotonic() - t0
     wall = max(seconds, 1e-6)
     return Figure(label, processes, len(inputs), steps_each * len(inputs), seconds,
-                  (cpu_seconds(server_pids) - s0) / wall, (cpu_seconds(worker_pids) - w0) / wall)
+                  (cpu_seconds(server_pids) - s0) / wall, (cpu_seconds(worker_pids) - w0) / wall,
+                  (cpu_seconds(me) - c0) / wall, started)
 
 
 def print_figures(title: str, figures: list[Figure]) -> None:
     base = figures[0]
     print(f"\n{title}")
     print(f"{'run':<34} {'procs':>5} {'pipelines/s':>12} {'steps/s':>9} {'ratio':>6} {'server cpu':>11} "
-          f"{'worker cpu':>11}")
+          f"{'worker cpu':>11} {'client cpu':>11} {'all started':>11}")
     for f in figures:
         print(f"{f.label:<34} {f.processes:>5} {f.per_second:>12.2f} {f.steps / f.seconds:>9.1f} "
-              f"{f.per_second / base.per_second:>6.2f} {f.server_cpu:>11.2f} {f.worker_cpu:>11.2f}")
+              f"{f.per_second / base.per_second:>6.2f} {f.server_cpu:>11.2f} {f.worker_cpu:>11.2f} "
+              f"{f.client_cpu:>11.2f} {f.start_seconds:>10.1f}s")
     print(f"baseline: {base.label} = {base.per_second:.2f} pipelines/s; ratios are against it "
           f"(machine: {psutil.cpu_count()} cores)")
 
