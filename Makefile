@@ -49,8 +49,10 @@ bench: $(STAMP)
 CHAOS_RUNS ?= 20
 CHAOS_RESTARTS ?= 5
 FAULT_RUNS ?= 12
+CHAOS_OCM_RUNS ?= 8
 chaos: $(STAMP)
 	$(BIN)/python -m tests.chaos.campaign --runs $(CHAOS_RUNS) --restarts $(CHAOS_RESTARTS)
+	$(BIN)/python -m tests.chaos.ocm --runs $(CHAOS_OCM_RUNS)
 	$(BIN)/python -m tests.chaos.faults --runs $(FAULT_RUNS)
 
 ## Bad-input campaign with many more examples than CI runs.

@@ -179,7 +179,7 @@ async def campaign(runs: int, restarts: int, seed: int, state: Path, verbose: bo
             plan = ["kill"] * runs + ["restart"] * restarts
             rng.shuffle(plan)
             for disruption in plan:
-                rec = await run_one(land, client, pool, rng, disruption, base.seconds, report)
+                rec = await run_one(land, client, pool, rng, disruption, 0.8 * base.seconds, report)
                 report.runs += 1
                 report.completed += int(rec.completed)
                 report.duplicates += rec.duplicates

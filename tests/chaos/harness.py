@@ -44,6 +44,7 @@ class Write:
     method: str
     path: str
     status: int
+    query: str = ""
 
 
 class CountingProxy:
@@ -67,8 +68,15 @@ class CountingProxy:
             self.client.build_request(request.method, url, headers=headers, content=body), stream=True)
         if request.method in WRITES:
             with self.lock:
-                self.writes.append(Write(request.method, request.url.path, upstream.status_code))
+                self.writes.append(Write(request.method, request.url.path, upstream.status_code, request.url.query))
         out = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP}
+        if "location" in out:  # registries answer with absolute upload URLs: keep clients on the proxy
+            out["location"] = out["location"].replace(self.upstream, self.url)
+        if request.method == "HEAD":
+            if "content-length" in upstream.headers:
+                out["content-length"] = upstream.headers["content-length"]
+            await upstream.aclose()
+            return Response(status_code=upstream.status_code, headers=out)
 
         async def stream() -> AsyncIterator[bytes]:
             try:
