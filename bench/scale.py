@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -138,7 +139,18 @@ def print_figures(title: str, figures: list[Figure]) -> None:
           f"(machine: {psutil.cpu_count()} cores)")
 
 
-async def engine_scaling(state: Path, counts: list[int], pipelines: int) -> list[Figure]:
+def print_medians(figures: list[Figure]) -> None:
+    by_n: dict[int, list[float]] = {}
+    for f in figures:
+        by_n.setdefault(f.processes, []).append(f.per_second)
+    base = statistics.median(by_n[min(by_n)])
+    print("median pipelines/s per process count (ratio to the 1-process median, the baseline): " + ", ".join(
+        f"{n}: {statistics.median(v):.2f} ({statistics.median(v) / base:.2f}x)" for n, v in sorted(by_n.items())))
+    print(f"load average during the run: {', '.join(f'{x:.1f}' for x in os.getloadavg())} "
+          "(other work on this machine skews every figure)")
+
+
+async def engine_scaling(state: Path, counts: list[int], pipelines: int, repeat: int = 1) -> list[Figure]:
     server = TemporalDevServer(headless=True, persistent=False)
     server.start(state / "temporal")
     logs = state / "logs"
@@ -148,13 +160,16 @@ async def engine_scaling(state: Path, counts: list[int], pipelines: int) -> list
         client = await Client.connect(server.address, data_converter=data_converter())
         env = {**os.environ, **server.env(), "PYTHONPATH": str(REPO)}
         server_pids = [p.pid for p in server.processes if p.pid is not None]
-        for n in counts:
-            procs = start_workers(env, "pipeline", n, logs)
-            try:
-                figures.append(await batch(client, f"{pipelines} pipelines, {n} pipeline proc(s)", echo_pipeline(),
-                                           [{}] * pipelines, 6, server_pids, procs, n))
-            finally:
-                stop_workers(procs)
+        # Interleaved repeats (1,2,4,1,2,4...): on a shared machine, load from other work drifts;
+        # interleaving spreads it over every configuration instead of penalising the last one.
+        for rep in range(repeat):
+            for n in counts:
+                procs = start_workers(env, "pipeline", n, logs)
+                try:
+                    figures.append(await batch(client, f"{pipelines} pipelines, {n} proc(s), #{rep + 1}",
+                                               echo_pipeline(), [{}] * pipelines, 6, server_pids, procs, n))
+                finally:
+                    stop_workers(procs)
     finally:
         server.stop()
     return figures
@@ -194,8 +209,9 @@ async def layer_scaling(state: Path, pipelines: int) -> list[Figure]:
 async def main_async(args: argparse.Namespace) -> None:
     counts = [int(x) for x in args.workers.split(",")]
     with tempfile.TemporaryDirectory(prefix="apeiro-scale-") as tmp:
-        figures = await engine_scaling(Path(tmp), counts, args.pipelines)
+        figures = await engine_scaling(Path(tmp), counts, args.pipelines, args.repeat)
         print_figures("pipeline engine: same batch, more worker processes", figures)
+        print_medians(figures)
         if args.layers:
             layered = await layer_scaling(Path(tmp), args.clusters)
             print_figures("layers: pipeline queue in one process, gardener queue in 1 vs 2 others", layered)
@@ -205,6 +221,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pipelines", type=int, default=60, help="pipelines per batch (6 steps each)")
     parser.add_argument("--workers", default="1,2,4", help="worker process counts to compare")
+    parser.add_argument("--repeat", type=int, default=2, help="interleaved repeats of each worker count")
     parser.add_argument("--layers", action="store_true", help="also run the per-layer scaling run")
     parser.add_argument("--clusters", type=int, default=12, help="cluster pipelines in the layer run")
     args = parser.parse_args()
