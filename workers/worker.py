@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -54,6 +55,10 @@ def build_workers(client: Client, queues: Sequence[str], *, max_concurrent_activ
                 max_concurrent_activities=max_concurrent_activities,
                 workflow_runner=workflow_runner(),
                 interceptors=[StepMetricsInterceptor()],
+                # Input typed into the Temporal UI that does not decode into a workflow's model fails
+                # that workflow with pydantic's message (field path and reason) instead of failing
+                # the workflow task, which Temporal would retry forever.
+                workflow_failure_exception_types=[ValidationError],
             )
         )
     return workers
