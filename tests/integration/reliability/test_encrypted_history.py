@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -137,3 +138,37 @@ def test_codec_server_lets_the_temporal_cli_read_payloads(own_temporal: Temporal
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+SCHEDULES = """
+apiVersion: apeiro.dev/v1alpha1
+kind: ScheduleSet
+schedules:
+  - id: enc-nightly
+    pipeline: hook-echo
+    inputs: {message: "%s"}
+    cron: ["30 2 * * *"]
+"""
+
+
+async def test_schedules_apply_idempotently_with_encryption(own_temporal: TemporalDevServer, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Schedule sync reads its change-detection hash back from the action memo, which the codec
+    encrypts too; a second apply must still see 'unchanged' (and the inputs stay ciphertext)."""
+    from definitions.schedules import load_schedule_set
+    from tests.triggers_support import write_definitions
+    from triggers.schedules import apply_plan, plan_apply
+
+    monkeypatch.setenv("APEIRO_TEST_K1", K1)
+    monkeypatch.setenv("APEIRO_PAYLOAD_KEYS", "k1=env:APEIRO_TEST_K1")
+    monkeypatch.setenv("APEIRO_DEFINITIONS", str(write_definitions(tmp_path)))
+    marker = SECRET_INPUT + "-schedule"
+    (tmp_path / "s.yaml").write_text(SCHEDULES % marker)
+    client = await Client.connect(own_temporal.address, data_converter=data_converter())
+    schedules = load_schedule_set(tmp_path / "s.yaml")
+    await apply_plan(client, await plan_apply(client, schedules, prune=False))
+    again = await plan_apply(client, schedules, prune=False)
+    assert again.unchanged == ["enc-nightly"] and not again.update and not again.create
+    plain = await Client.connect(own_temporal.address)  # no keys: what the server stores
+    desc = await plain.get_schedule_handle("enc-nightly").describe()
+    assert marker not in str(desc.raw_description)
