@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import tempfile
 import time
@@ -30,9 +31,13 @@ from pathlib import Path
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
+from activities.ocm.layout import RepoBase
+from activities.ocm.oci import RegistryClient
 from landscape.kubeapi.admin import KubeApiAdmin
+from landscape.ocm_example import push_example
 from tests.chaos.campaign import QUEUES, crash_pipeline
-from tests.chaos.harness import ChaosLandscape, WorkerPool, chaos_landscape
+from tests.chaos.harness import REPO, ChaosLandscape, WorkerPool, chaos_landscape
+from tests.chaos.ocm import OcmLandscape, ocm_landscape, transport_pipeline
 from workers.cli.pipeline import start_pipeline
 from workers.config import data_converter
 
@@ -47,6 +52,8 @@ class FaultRun:
     outcome: str  # succeeded | failed-as-expected | wrong-outcome | hung
     seconds: float
     message: str = ""
+    #: Faulty answers the proxy actually gave (registry runs; a fault timed after the end never fires).
+    served: int = -1
 
 
 @dataclass
@@ -157,17 +164,105 @@ async def fault_campaign(runs: int, seed: int, state: Path, deadline: float = 18
     return report
 
 
+REGISTRY_TRANSIENT = ("reg-503", "reg-429", "reg-cut")
+
+
+async def run_one_ocm(land: OcmLandscape, client: Client, rng: random.Random, deadline: float,
+                      fatal: bool | None = None) -> FaultRun:
+    """One transport under registry faults; ``reg-401`` (the site registry refuses the credentials
+    from then on) must fail the run non-retryably as BadCredentials, the others must not fail it."""
+    prefix = f"f-{uuid.uuid4().hex[:8]}"
+    faults = rng.sample(REGISTRY_TRANSIENT, rng.randint(1, 3))
+    if (rng.random() < 0.25) if fatal is None else fatal:
+        faults.append("reg-401")
+    # The fatal fault is on from the start (the transport's first registry request comes after the
+    # 1 s prepare step), so the expected outcome does not depend on timing.
+    served_before = land.proxy.faults_served
+    land.proxy.deny_all = "reg-401" in faults
+    timed = [(f, rng.uniform(0.5, 6.0)) for f in faults if f != "reg-401"]
+    t0 = time.monotonic()
+    handle = await start_pipeline(client, transport_pipeline(land.keys),
+                                  {"source": land.source_url, "target": f"{land.proxy.url}/{prefix}"})
+
+    async def fire() -> None:
+        for fault, at in sorted(timed, key=lambda x: x[1]):
+            await asyncio.sleep(max(0.0, at - (time.monotonic() - t0)))
+            if fault == "reg-cut":
+                land.proxy.cut_next(rng.randint(1, 3))
+            else:
+                land.proxy.fail_next(int(fault[4:]), rng.randint(1, 4))
+
+    injector = asyncio.create_task(fire())
+    expect_failure = "reg-401" in faults
+    try:
+        await asyncio.wait_for(handle.result(), deadline)
+        outcome = "wrong-outcome" if expect_failure else "succeeded"
+        message = "succeeded although the registry refused the credentials" if expect_failure else ""
+    except TimeoutError:
+        outcome, message = "hung", f"no result after {deadline:.0f}s"
+        await handle.terminate("fault campaign: hung")
+    except WorkflowFailureError as exc:
+        message, non_retryable = failure_text(exc)
+        ok = expect_failure and non_retryable and "BadCredentials" in message
+        outcome = "failed-as-expected" if ok else "wrong-outcome"
+    injector.cancel()
+    land.proxy.clear_faults()
+    return FaultRun(prefix, faults, outcome, round(time.monotonic() - t0, 1), message[:300],
+                    land.proxy.faults_served - served_before)
+
+
+async def ocm_fault_campaign(runs: int, seed: int, state: Path, deadline: float = 180, verbose: bool = True,
+                             fatal_plan: list[bool] | None = None) -> FaultReport:
+    rng = random.Random(seed)
+    report = FaultReport()
+    with ocm_landscape(state) as land:
+        async with RegistryClient(land.source.url) as c:
+            await push_example(c, RepoBase.parse(land.source_url), big_blob=20 << 20)
+        logs = state / "workers"
+        logs.mkdir(exist_ok=True)
+        env = {**os.environ, **land.temporal.env(), "APEIRO_CHAOS_SITE_PASSWORD": land.site.password or "",
+               "PYTHONPATH": str(REPO)}
+        pool = WorkerPool(env, "pipeline,ocm", logs)
+        pool.start(2)
+        try:
+            client = await Client.connect(land.temporal.address, data_converter=data_converter())
+            for i in range(runs):
+                fatal = fatal_plan[i] if fatal_plan and i < len(fatal_plan) else None
+                rec = await run_one_ocm(land, client, rng, deadline, fatal)
+                report.runs += 1
+                report.faults_injected += rec.served
+                report.succeeded += rec.outcome == "succeeded"
+                report.failed_as_expected += rec.outcome == "failed-as-expected"
+                report.wrong += rec.outcome == "wrong-outcome"
+                report.hung += rec.outcome == "hung"
+                report.records.append(rec)
+                if verbose:
+                    print(json.dumps(asdict(rec)), flush=True)
+        finally:
+            pool.stop()
+    return report
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=12)
+    parser.add_argument("--lifecycle", choices=("cluster", "ocm", "all"), default="all")
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--deadline", type=float, default=180, help="seconds before a run counts as hung")
     args = parser.parse_args()
     print(f"seed={args.seed}", flush=True)
-    with tempfile.TemporaryDirectory(prefix="apeiro-faults-") as tmp:
-        report = asyncio.run(fault_campaign(args.runs, args.seed, Path(tmp), args.deadline))
-    print(report.summary())
-    return 0 if report.wrong == 0 and report.hung == 0 else 1
+    bad = 0
+    if args.lifecycle in ("cluster", "all"):
+        with tempfile.TemporaryDirectory(prefix="apeiro-faults-") as tmp:
+            report = asyncio.run(fault_campaign(args.runs, args.seed, Path(tmp), args.deadline))
+        print("cluster " + report.summary())
+        bad += report.wrong + report.hung
+    if args.lifecycle in ("ocm", "all"):
+        with tempfile.TemporaryDirectory(prefix="apeiro-faults-ocm-") as tmp:
+            report = asyncio.run(ocm_fault_campaign(args.runs, args.seed, Path(tmp), args.deadline))
+        print("ocm " + report.summary())
+        bad += report.wrong + report.hung
+    return 0 if bad == 0 else 1
 
 
 if __name__ == "__main__":

@@ -57,10 +57,43 @@ class CountingProxy:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.client: httpx.AsyncClient | None = None
+        #: Fault injection (registry campaigns): answer the next N requests with a status, cut the
+        #: next N response bodies midway, or refuse every request with 401 until cleared.
+        self.fail_status = 0
+        self.fail_count = 0
+        self.cut_count = 0
+        self.deny_all = False
+        self.faults_served = 0
+
+    def fail_next(self, status: int, count: int) -> None:
+        with self.lock:
+            self.fail_status, self.fail_count = status, count
+
+    def cut_next(self, count: int) -> None:
+        with self.lock:
+            self.cut_count = count
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self.fail_count = self.cut_count = 0
+            self.deny_all = False
 
     async def handle(self, request: Request) -> Response:
         if self.client is None:
             self.client = httpx.AsyncClient(timeout=None)
+        with self.lock:
+            if self.deny_all:
+                self.faults_served += 1
+                return Response(status_code=401, headers={"WWW-Authenticate": 'Basic realm="registry"'})
+            if self.fail_count > 0:
+                self.fail_count -= 1
+                self.faults_served += 1
+                return Response(status_code=self.fail_status, headers={"Retry-After": "0"})
+            cut = False
+            if self.cut_count > 0 and request.method == "GET" and "/blobs/" in request.url.path:
+                self.cut_count -= 1
+                self.faults_served += 1
+                cut = True
         url = self.upstream + request.url.path + (f"?{request.url.query}" if request.url.query else "")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP}
         body = await request.body()
@@ -80,8 +113,12 @@ class CountingProxy:
 
         async def stream() -> AsyncIterator[bytes]:
             try:
+                sent = 0
                 async for chunk in upstream.aiter_raw():
                     yield chunk
+                    sent += len(chunk)
+                    if cut and sent > 0:
+                        raise ConnectionAbortedError("fault injection: connection cut mid-body")
             finally:
                 await upstream.aclose()
 
