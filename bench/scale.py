@@ -118,7 +118,13 @@ async def batch(client: Client, label: str, definition: dict[str, Any], inputs: 
     s0, w0, c0, t0 = cpu_seconds(server_pids), cpu_seconds(worker_pids), cpu_seconds(me), time.monotonic()
     handles = await asyncio.gather(*(start_pipeline(client, definition, i) for i in inputs))
     started = time.monotonic() - t0
-    await asyncio.gather(*(h.result() for h in handles))
+    results = asyncio.gather(*(h.result() for h in handles))
+    while not results.done():
+        await asyncio.wait([results], timeout=1.0)
+        if not results.done() and all(p.poll() is not None for p in worker_procs):
+            results.cancel()
+            raise RuntimeError(f"every worker process exited; see their logs ({label})")
+    await results
     seconds = time.monotonic() - t0
     wall = max(seconds, 1e-6)
     return Figure(label, processes, len(inputs), steps_each * len(inputs), seconds,
