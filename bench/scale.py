@@ -1,11 +1,11 @@
-"""Scale-out figures: `python -m bench.scale [--pipelines 60] [--workers 1,2,4] [--layers]`.
+"""Scale-out figures: `python -m bench.scale [--pipelines 60] [--workers 1,2,4] [--repeat 2] [--no-layers]`.
 
 1. The same batch of pipelines (each: 1 step, then 4 parallel steps, then 1 step; `core.echo`) on
    1, 2 and 4 `apeiro worker --queues pipeline` processes against a dev server on this machine.
    Printed per run: pipelines/s and steps/s, the ratio to the 1-process run measured in the same
    invocation (the baseline), and the CPU each side used (dev server vs. all workers, in CPU
    seconds per wall second; 2.0 = both cores of this machine) to show where it saturates.
-2. With ``--layers``: pipelines whose steps run on the `gardener` queue (cluster.create against the
+2. Unless ``--no-layers``: pipelines whose steps run on the `gardener` queue (cluster.create against the
    landscape garden API, fast simulated clock), with the `pipeline` queue in one process and the
    `gardener` queue in 1 and then 2 other processes: the gardener layer scales without touching the
    pipeline workers.
@@ -228,7 +228,8 @@ def main() -> None:
     parser.add_argument("--pipelines", type=int, default=60, help="pipelines per batch (6 steps each)")
     parser.add_argument("--workers", default="1,2,4", help="worker process counts to compare")
     parser.add_argument("--repeat", type=int, default=2, help="interleaved repeats of each worker count")
-    parser.add_argument("--layers", action="store_true", help="also run the per-layer scaling run")
+    parser.add_argument("--layers", action=argparse.BooleanOptionalAction, default=True,
+                        help="also run the per-layer scaling run (default on)")
     parser.add_argument("--clusters", type=int, default=12, help="cluster pipelines in the layer run")
     args = parser.parse_args()
     asyncio.run(main_async(args))
