@@ -47,6 +47,11 @@ def step_type_of(target: str) -> str:
     return _TARGETS.get(target, target)
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:300]
+
+
 def _instruments(meter: Any) -> tuple[Any, Any, Any]:
     return (
         meter.create_counter(STARTED, "steps started (attempts for activities)"),
@@ -63,12 +68,17 @@ class _ActivityMetrics(ActivityInboundInterceptor):
         started.add(1)
         t0 = time.monotonic()
         try:
-            return await super().execute_activity(input)
-        except BaseException:
+            result = await super().execute_activity(input)
+        except BaseException as exc:
             failed.add(1)
+            # activity.logger attaches workflow id, run id, activity type and attempt to the record.
+            activity.logger.warning("step %s attempt %d failed: %s", labels["step_type"], info.attempt,
+                                    _first_line(exc))
             raise
         finally:
             duration.record(int((time.monotonic() - t0) * 1000))
+        activity.logger.info("step %s finished in %d ms", labels["step_type"], int((time.monotonic() - t0) * 1000))
+        return result
 
 
 class _WorkflowMetrics(WorkflowInboundInterceptor):
