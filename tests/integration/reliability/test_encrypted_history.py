@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -172,3 +173,38 @@ async def test_schedules_apply_idempotently_with_encryption(own_temporal: Tempor
     plain = await Client.connect(own_temporal.address)  # no keys: what the server stores
     desc = await plain.get_schedule_handle("enc-nightly").describe()
     assert marker not in str(desc.raw_description)
+
+
+def test_codec_server_over_tls(tmp_path: Path) -> None:
+    """`apeiro codec serve --tls-cert/--tls-key`: HTTPS only, certificate checked by the client."""
+    from landscape.registry import write_tls_material
+
+    ca, cert, key = write_tls_material(tmp_path)
+    trust = ssl.create_default_context(cafile=str(ca))
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "APEIRO_TEST_K1": K1,
+           "APEIRO_PAYLOAD_KEYS": "k1=env:APEIRO_TEST_K1", "CODEC_TOKEN": "tok-tls"}
+    proc = subprocess.Popen([sys.executable, "-m", "workers.cli", "codec", "serve", "--port", str(port),
+                             "--token-ref", "env:CODEC_TOKEN", "--tls-cert", str(cert), "--tls-key", str(key)],
+                            env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"https://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                if httpx.get(f"{url}/healthz", verify=trust, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        body = {"payloads": [{"metadata": {"encoding": base64.b64encode(b"json/plain").decode()},
+                              "data": base64.b64encode(b'"over tls"').decode()}]}
+        enc = httpx.post(f"{url}/encode", json=body, headers={"Authorization": "Bearer tok-tls"}, verify=trust)
+        assert enc.status_code == 200
+        dec = httpx.post(f"{url}/decode", json=enc.json(), headers={"Authorization": "Bearer tok-tls"}, verify=trust)
+        assert base64.b64decode(dec.json()["payloads"][0]["data"]) == b'"over tls"'
+        with pytest.raises(httpx.HTTPError):
+            httpx.post(f"http://127.0.0.1:{port}/decode", json=enc.json(), timeout=5)  # no plain HTTP
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{url}/healthz", timeout=5)  # an unknown CA is refused by the client
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
