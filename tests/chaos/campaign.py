@@ -25,7 +25,7 @@ import httpx
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
-from tests.chaos.harness import ChaosLandscape, WorkerPool, chaos_landscape
+from tests.chaos.harness import ChaosLandscape, WorkerPool, chaos_landscape, retried_activities
 from workers.cli.pipeline import start_pipeline
 from workers.config import data_converter
 
@@ -75,6 +75,8 @@ class RunRecord:
     generation: int
     duplicates: int
     error: str = ""
+    #: Activities that needed a second attempt (the disruption hit work in flight).
+    retried: int = 0
 
 
 @dataclass
@@ -84,6 +86,7 @@ class Report:
     restarts: int = 0
     completed: int = 0
     duplicates: int = 0
+    interrupted: int = 0
     baseline_seconds: float = 0.0
     baseline_patches: int = 0
     baseline_generation: int = 0
@@ -92,6 +95,7 @@ class Report:
     def summary(self) -> str:
         return (f"crash campaign: runs={self.runs} kills={self.kills} restarts={self.restarts} "
                 f"completed={self.completed} duplicates={self.duplicates} "
+                f"runs-with-retried-activities={self.interrupted} "
                 f"(clean run {self.baseline_seconds:.1f}s, {self.baseline_patches} shoot patches, "
                 f"generation {self.baseline_generation})")
 
@@ -134,6 +138,7 @@ async def run_one(land: ChaosLandscape, client: Client, pool: WorkerPool, rng: r
     task = asyncio.create_task(disrupt())
     error = ""
     completed = False
+    result: Any = None
     try:
         result = await result_surviving_restarts(client, handle, timeout)
         completed = isinstance(result, dict) and result.get("state") == "succeeded"
@@ -155,8 +160,9 @@ async def run_one(land: ChaosLandscape, client: Client, pool: WorkerPool, rng: r
     missing = 2 - len(pool.alive())
     if missing > 0:
         pool.start(missing)
+    retried = await retried_activities(client, handle.id, result) if completed else 0
     return RunRecord(site, disruption, round(at, 2), completed, round(seconds, 1), creates, patches, generation,
-                     duplicates, error)
+                     duplicates, error, retried)
 
 
 async def campaign(runs: int, restarts: int, seed: int, state: Path, verbose: bool = True) -> Report:
@@ -183,6 +189,7 @@ async def campaign(runs: int, restarts: int, seed: int, state: Path, verbose: bo
                 report.runs += 1
                 report.completed += int(rec.completed)
                 report.duplicates += rec.duplicates
+                report.interrupted += int(rec.retried > 0)
                 report.records.append(rec)
                 if verbose:
                     print(json.dumps(asdict(rec)), flush=True)

@@ -229,3 +229,25 @@ def chaos_landscape(state: Path, gardener_speed: str = "300") -> Iterator[ChaosL
     finally:
         garden.stop()
         temporal.stop()
+
+
+async def retried_activities(client: Any, workflow_id: str, result: Any) -> int:
+    """Activities of a finished pipeline (its own and its child workflows') that needed more than one
+    attempt: evidence that a kill or restart really interrupted work in flight, not an idle worker."""
+    from temporalio.api.enums.v1 import EventType
+
+    ids = [workflow_id]
+    if isinstance(result, dict):
+        for step in result.get("steps", []):
+            ids += list(step.get("child_workflow_ids") or step.get("childWorkflowIds") or [])
+    retried = 0
+    for wid in ids:
+        try:
+            history = await client.get_workflow_handle(wid).fetch_history()
+        except Exception:
+            continue
+        for event in history.events:
+            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED and \
+                    event.activity_task_started_event_attributes.attempt > 1:
+                retried += 1
+    return retried

@@ -35,7 +35,7 @@ from activities.ocm.oci import RegistryClient
 from landscape.ocm_example import push_example
 from landscape.registry import RegistryPart
 from landscape.temporal import TemporalDevServer
-from tests.chaos.harness import REPO, CountingProxy, WorkerPool, counting_proxy
+from tests.chaos.harness import REPO, CountingProxy, WorkerPool, counting_proxy, retried_activities
 from tests.unit.ocm.helpers import key_pem, new_key, pub_pem
 from workers.cli.pipeline import start_pipeline
 from workers.config import data_converter
@@ -80,6 +80,7 @@ class OcmRun:
     manifest_writes: int
     duplicates: int
     error: str = ""
+    retried: int = 0
 
 
 @dataclass
@@ -88,6 +89,7 @@ class OcmReport:
     kills: int = 0
     completed: int = 0
     duplicates: int = 0
+    interrupted: int = 0
     baseline_seconds: float = 0.0
     baseline_blobs: int = 0
     baseline_manifests: int = 0
@@ -95,7 +97,7 @@ class OcmReport:
 
     def summary(self) -> str:
         return (f"OCM crash campaign: runs={self.runs} kills={self.kills} completed={self.completed} "
-                f"duplicates={self.duplicates} (clean run {self.baseline_seconds:.1f}s, "
+                f"duplicates={self.duplicates} runs-with-retried-activities={self.interrupted} (clean run {self.baseline_seconds:.1f}s, "
                 f"{self.baseline_blobs} blob uploads, {self.baseline_manifests} manifest writes)")
 
 
@@ -166,6 +168,7 @@ async def run_one(land: OcmLandscape, client: Client, pool: WorkerPool, rng: ran
 
     task = asyncio.create_task(disrupt())
     completed, error = False, ""
+    result: Any = None
     try:
         result = await asyncio.wait_for(handle.result(), timeout)
         completed = isinstance(result, dict) and result.get("state") == "succeeded"
@@ -181,8 +184,9 @@ async def run_one(land: OcmLandscape, client: Client, pool: WorkerPool, rng: ran
     missing = 2 - len(pool.alive())
     if missing > 0:
         pool.start(missing)
+    retried = await retried_activities(client, handle.id, result) if completed else 0
     return OcmRun(prefix, "kill" if kill else "none", round(at, 2), completed, round(time.monotonic() - t0, 1),
-                  blobs, manifests, duplicates, error)
+                  blobs, manifests, duplicates, error, retried)
 
 
 async def ocm_campaign(runs: int, seed: int, state: Path, big_blob: int = 40 << 20,
@@ -211,6 +215,7 @@ async def ocm_campaign(runs: int, seed: int, state: Path, big_blob: int = 40 << 
                 report.runs += 1
                 report.completed += int(rec.completed)
                 report.duplicates += rec.duplicates
+                report.interrupted += int(rec.retried > 0)
                 report.records.append(rec)
                 if verbose:
                     print(json.dumps(asdict(rec)), flush=True)
