@@ -40,24 +40,47 @@ REPO = Path(__file__).resolve().parents[1]
 
 def echo_pipeline() -> dict[str, Any]:
     steps: list[dict[str, Any]] = [{"name": "first", "uses": "core.echo", "with": {"values": {"i": 0}}}]
-    steps += [{"name": f"p{i}", "uses": "core.echo", "needs": ["first"], "with": {"values": {"i": i}}}
-              for i in range(4)]
+    steps += [
+        {"name": f"p{i}", "uses": "core.echo", "needs": ["first"], "with": {"values": {"i": i}}} for i in range(4)
+    ]
     steps.append({"name": "last", "uses": "core.echo", "needs": [f"p{i}" for i in range(4)]})
-    return {"apiVersion": "apeiro.dev/v1alpha1", "kind": "Pipeline", "metadata": {"name": "scale"},
-            "spec": {"steps": steps}}
+    return {
+        "apiVersion": "apeiro.dev/v1alpha1",
+        "kind": "Pipeline",
+        "metadata": {"name": "scale"},
+        "spec": {"steps": steps},
+    }
 
 
 def cluster_pipeline() -> dict[str, Any]:
-    return {"apiVersion": "apeiro.dev/v1alpha1", "kind": "Pipeline", "metadata": {"name": "scale-cluster"},
-            "spec": {"inputs": {"site": {"type": "string"}}, "steps": [
-                {"name": "create", "uses": "cluster.create", "with": {
-                    "site": "${{ inputs.site }}", "timeout_seconds": 600,
-                    "cluster": {"name": "${{ inputs.site }}", "project_namespace": "garden-edge",
-                                "cloud_profile": "local", "region": "local",
-                                "credentials_binding": "local-credentials", "provider_type": "local",
-                                "kubernetes_version": "1.30.8",
-                                "workers": [{"name": "pool1", "machine_type": "local-small",
-                                             "image_version": "1592.9.0"}]}}}]}}
+    return {
+        "apiVersion": "apeiro.dev/v1alpha1",
+        "kind": "Pipeline",
+        "metadata": {"name": "scale-cluster"},
+        "spec": {
+            "inputs": {"site": {"type": "string"}},
+            "steps": [
+                {
+                    "name": "create",
+                    "uses": "cluster.create",
+                    "with": {
+                        "site": "${{ inputs.site }}",
+                        "timeout_seconds": 600,
+                        "cluster": {
+                            "name": "${{ inputs.site }}",
+                            "project_namespace": "garden-edge",
+                            "cloud_profile": "local",
+                            "region": "local",
+                            "credentials_binding": "local-credentials",
+                            "provider_type": "local",
+                            "kubernetes_version": "1.30.8",
+                            "workers": [{"name": "pool1", "machine_type": "local-small", "image_version": "1592.9.0"}],
+                        },
+                    },
+                }
+            ],
+        },
+    }
 
 
 @dataclass
@@ -81,8 +104,15 @@ def start_workers(env: dict[str, str], queues: str, n: int, logs: Path) -> list[
     procs = []
     for i in range(n):
         with open(logs / f"{queues.replace(',', '+')}-{i}-{uuid.uuid4().hex[:4]}.log", "wb") as log:
-            procs.append(subprocess.Popen([sys.executable, "-m", "workers.cli", "worker", "--queues", queues],
-                                          env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT))
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "workers.cli", "worker", "--queues", queues],
+                    env=env,
+                    cwd=REPO,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
     return procs
 
 
@@ -108,9 +138,16 @@ def cpu_seconds(pids: Sequence[int]) -> float:
     return total
 
 
-async def batch(client: Client, label: str, definition: dict[str, Any], inputs: list[dict[str, Any]],
-                steps_each: int, server_pids: Sequence[int], worker_procs: Sequence[subprocess.Popen[bytes]],
-                processes: int) -> Figure:
+async def batch(
+    client: Client,
+    label: str,
+    definition: dict[str, Any],
+    inputs: list[dict[str, Any]],
+    steps_each: int,
+    server_pids: Sequence[int],
+    worker_procs: Sequence[subprocess.Popen[bytes]],
+    processes: int,
+) -> Figure:
     # Warm up: let every process import, connect and poll before the clock starts.
     await asyncio.sleep(3.0)
     worker_pids = [p.pid for p in worker_procs]
@@ -127,22 +164,36 @@ async def batch(client: Client, label: str, definition: dict[str, Any], inputs: 
     await results
     seconds = time.monotonic() - t0
     wall = max(seconds, 1e-6)
-    return Figure(label, processes, len(inputs), steps_each * len(inputs), seconds,
-                  (cpu_seconds(server_pids) - s0) / wall, (cpu_seconds(worker_pids) - w0) / wall,
-                  (cpu_seconds(me) - c0) / wall, started)
+    return Figure(
+        label,
+        processes,
+        len(inputs),
+        steps_each * len(inputs),
+        seconds,
+        (cpu_seconds(server_pids) - s0) / wall,
+        (cpu_seconds(worker_pids) - w0) / wall,
+        (cpu_seconds(me) - c0) / wall,
+        started,
+    )
 
 
 def print_figures(title: str, figures: list[Figure]) -> None:
     base = figures[0]
     print(f"\n{title}")
-    print(f"{'run':<34} {'procs':>5} {'pipelines/s':>12} {'steps/s':>9} {'ratio':>6} {'server cpu':>11} "
-          f"{'worker cpu':>11} {'client cpu':>11} {'all started':>11}")
+    print(
+        f"{'run':<34} {'procs':>5} {'pipelines/s':>12} {'steps/s':>9} {'ratio':>6} {'server cpu':>11} "
+        f"{'worker cpu':>11} {'client cpu':>11} {'all started':>11}"
+    )
     for f in figures:
-        print(f"{f.label:<34} {f.processes:>5} {f.per_second:>12.2f} {f.steps / f.seconds:>9.1f} "
-              f"{f.per_second / base.per_second:>6.2f} {f.server_cpu:>11.2f} {f.worker_cpu:>11.2f} "
-              f"{f.client_cpu:>11.2f} {f.start_seconds:>10.1f}s")
-    print(f"baseline: {base.label} = {base.per_second:.2f} pipelines/s; ratios are against it "
-          f"(machine: {psutil.cpu_count()} cores)")
+        print(
+            f"{f.label:<34} {f.processes:>5} {f.per_second:>12.2f} {f.steps / f.seconds:>9.1f} "
+            f"{f.per_second / base.per_second:>6.2f} {f.server_cpu:>11.2f} {f.worker_cpu:>11.2f} "
+            f"{f.client_cpu:>11.2f} {f.start_seconds:>10.1f}s"
+        )
+    print(
+        f"baseline: {base.label} = {base.per_second:.2f} pipelines/s; ratios are against it "
+        f"(machine: {psutil.cpu_count()} cores)"
+    )
 
 
 def print_medians(figures: list[Figure]) -> None:
@@ -150,10 +201,16 @@ def print_medians(figures: list[Figure]) -> None:
     for f in figures:
         by_n.setdefault(f.processes, []).append(f.per_second)
     base = statistics.median(by_n[min(by_n)])
-    print("median pipelines/s per process count (ratio to the 1-process median, the baseline): " + ", ".join(
-        f"{n}: {statistics.median(v):.2f} ({statistics.median(v) / base:.2f}x)" for n, v in sorted(by_n.items())))
-    print(f"load average during the run: {', '.join(f'{x:.1f}' for x in os.getloadavg())} "
-          "(other work on this machine skews every figure)")
+    print(
+        "median pipelines/s per process count (ratio to the 1-process median, the baseline): "
+        + ", ".join(
+            f"{n}: {statistics.median(v):.2f} ({statistics.median(v) / base:.2f}x)" for n, v in sorted(by_n.items())
+        )
+    )
+    print(
+        f"load average during the run: {', '.join(f'{x:.1f}' for x in os.getloadavg())} "
+        "(other work on this machine skews every figure)"
+    )
 
 
 async def engine_scaling(state: Path, counts: list[int], pipelines: int, repeat: int = 1) -> list[Figure]:
@@ -172,8 +229,18 @@ async def engine_scaling(state: Path, counts: list[int], pipelines: int, repeat:
             for n in counts:
                 procs = start_workers(env, "pipeline", n, logs)
                 try:
-                    figures.append(await batch(client, f"{pipelines} pipelines, {n} proc(s), #{rep + 1}",
-                                               echo_pipeline(), [{}] * pipelines, 6, server_pids, procs, n))
+                    figures.append(
+                        await batch(
+                            client,
+                            f"{pipelines} pipelines, {n} proc(s), #{rep + 1}",
+                            echo_pipeline(),
+                            [{}] * pipelines,
+                            6,
+                            server_pids,
+                            procs,
+                            n,
+                        )
+                    )
                 finally:
                     stop_workers(procs)
     finally:
@@ -199,9 +266,18 @@ async def layer_scaling(state: Path, pipelines: int) -> list[Figure]:
                 procs = start_workers(env, "gardener", n, logs)
                 try:
                     sites = [{"site": f"s{uuid.uuid4().hex[:8]}"} for _ in range(pipelines)]
-                    figures.append(await batch(client, f"{pipelines} clusters, 1 pipeline + {n} gardener",
-                                               cluster_pipeline(), sites, 1, server_pids,
-                                               [*pipeline_procs, *procs], n))
+                    figures.append(
+                        await batch(
+                            client,
+                            f"{pipelines} clusters, 1 pipeline + {n} gardener",
+                            cluster_pipeline(),
+                            sites,
+                            1,
+                            server_pids,
+                            [*pipeline_procs, *procs],
+                            n,
+                        )
+                    )
                 finally:
                     stop_workers(procs)
         finally:
@@ -228,8 +304,12 @@ def main() -> None:
     parser.add_argument("--pipelines", type=int, default=60, help="pipelines per batch (6 steps each)")
     parser.add_argument("--workers", default="1,2,4", help="worker process counts to compare")
     parser.add_argument("--repeat", type=int, default=2, help="interleaved repeats of each worker count")
-    parser.add_argument("--layers", action=argparse.BooleanOptionalAction, default=True,
-                        help="also run the per-layer scaling run (default on)")
+    parser.add_argument(
+        "--layers",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run the per-layer scaling run (default on)",
+    )
     parser.add_argument("--clusters", type=int, default=12, help="cluster pipelines in the layer run")
     args = parser.parse_args()
     asyncio.run(main_async(args))

@@ -64,8 +64,7 @@ def parse_key_material(text: str, key_id: str) -> bytes:
             raw = None
     if raw is None or len(raw) != 32:
         raise CodecConfigError(
-            f"payload key {key_id!r} must be 32 bytes, base64 or hex encoded "
-            "(generate one with `apeiro codec keygen`)"
+            f"payload key {key_id!r} must be 32 bytes, base64 or hex encoded (generate one with `apeiro codec keygen`)"
         )
     return raw
 

@@ -155,8 +155,13 @@ def create_app(config: CodecServerConfig) -> Starlette:
                 out = await config.codec.encode(payloads.payloads)
         except PayloadDecryptError as exc:
             return JSONResponse({"message": str(exc)}, status_code=400)
-        log.info("codec %s: %d payload(s) for %s in namespace %s", "decode" if decode else "encode",
-                 len(out), who, namespace or "-")
+        log.info(
+            "codec %s: %d payload(s) for %s in namespace %s",
+            "decode" if decode else "encode",
+            len(out),
+            who,
+            namespace or "-",
+        )
         return JSONResponse(json_format.MessageToDict(Payloads(payloads=out)))
 
     async def decode(request: Request) -> Response:

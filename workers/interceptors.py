@@ -72,8 +72,9 @@ class _ActivityMetrics(ActivityInboundInterceptor):
         except BaseException as exc:
             failed.add(1)
             # activity.logger attaches workflow id, run id, activity type and attempt to the record.
-            activity.logger.warning("step %s attempt %d failed: %s", labels["step_type"], info.attempt,
-                                    _first_line(exc))
+            activity.logger.warning(
+                "step %s attempt %d failed: %s", labels["step_type"], info.attempt, _first_line(exc)
+            )
             raise
         finally:
             duration.record(int((time.monotonic() - t0) * 1000))

@@ -61,7 +61,8 @@ def tracing_interceptors() -> list[Any]:
         from temporalio.contrib.opentelemetry import TracingInterceptor
     except ImportError:
         raise ObservabilityError(
-            f"{ENV_TRACING}={mode} needs the OpenTelemetry SDK: pip install 'apeiro-orchestrator[otel]'") from None
+            f"{ENV_TRACING}={mode} needs the OpenTelemetry SDK: pip install 'apeiro-orchestrator[otel]'"
+        ) from None
     if not isinstance(trace.get_tracer_provider(), TracerProvider):
         exporter: SpanExporter
         if mode == "console":
@@ -71,7 +72,8 @@ def tracing_interceptors() -> list[Any]:
                 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
             except ImportError:
                 raise ObservabilityError(
-                    f"{ENV_TRACING}=otlp needs opentelemetry-exporter-otlp-proto-http installed") from None
+                    f"{ENV_TRACING}=otlp needs opentelemetry-exporter-otlp-proto-http installed"
+                ) from None
             exporter = OTLPSpanExporter()
         else:
             raise ObservabilityError(f"{ENV_TRACING} must be console, otlp or off, not {mode!r}")
@@ -83,8 +85,17 @@ def tracing_interceptors() -> list[Any]:
 
 # --- structured logs -----------------------------------------------------------------------------
 
-_TEMPORAL_FIELDS = ("workflow_id", "workflow_run_id", "run_id", "workflow_type", "activity_id", "activity_type",
-                    "attempt", "task_queue", "namespace")
+_TEMPORAL_FIELDS = (
+    "workflow_id",
+    "workflow_run_id",
+    "run_id",
+    "workflow_type",
+    "activity_id",
+    "activity_type",
+    "attempt",
+    "task_queue",
+    "namespace",
+)
 
 
 class TemporalContextFilter(logging.Filter):
@@ -98,9 +109,13 @@ class TemporalContextFilter(logging.Filter):
         if not hasattr(record, "temporal_activity") and activity.in_activity():
             info = activity.info()
             record.temporal_activity = {
-                "workflow_id": info.workflow_id, "workflow_run_id": info.workflow_run_id,
-                "workflow_type": info.workflow_type, "activity_id": info.activity_id,
-                "activity_type": info.activity_type, "attempt": info.attempt, "task_queue": info.task_queue,
+                "workflow_id": info.workflow_id,
+                "workflow_run_id": info.workflow_run_id,
+                "workflow_type": info.workflow_type,
+                "activity_id": info.activity_id,
+                "activity_type": info.activity_type,
+                "attempt": info.attempt,
+                "task_queue": info.task_queue,
             }
         return True
 

@@ -36,27 +36,65 @@ QUEUES = "pipeline,gardener"
 def crash_pipeline() -> dict[str, Any]:
     """Heartbeating core steps, a fan-out, and the cluster lifecycle (create, then upgrade)."""
     return {
-        "apiVersion": "apeiro.dev/v1alpha1", "kind": "Pipeline", "metadata": {"name": "crash-campaign"},
+        "apiVersion": "apeiro.dev/v1alpha1",
+        "kind": "Pipeline",
+        "metadata": {"name": "crash-campaign"},
         "spec": {
             "inputs": {"site": {"type": "string"}},
             "steps": [
-                {"name": "prepare", "uses": "core.echo", "with": {"values": {"site": "${{ inputs.site }}"},
-                                                                   "sleep": "2s"}},
-                {"name": "fan", "uses": "core.echo", "needs": ["prepare"], "forEach": "[1, 2, 3, 4, 5, 6]",
-                 "maxParallel": 3, "with": {"values": {"n": "${{ item }}"}, "sleep": "1s"}},
-                {"name": "create_cluster", "uses": "cluster.create", "needs": ["prepare"], "with": {
-                    "site": "${{ inputs.site }}", "timeout_seconds": 600,
-                    "cluster": {"name": "${{ inputs.site }}", "project_namespace": "garden-edge",
-                                "cloud_profile": "local", "region": "local",
-                                "credentials_binding": "local-credentials", "provider_type": "local",
-                                "kubernetes_version": "1.30.8",
-                                "workers": [{"name": "pool1", "machine_type": "local-small",
-                                             "image_version": "1592.9.0", "minimum": 1, "maximum": 3}]}}},
+                {
+                    "name": "prepare",
+                    "uses": "core.echo",
+                    "with": {"values": {"site": "${{ inputs.site }}"}, "sleep": "2s"},
+                },
+                {
+                    "name": "fan",
+                    "uses": "core.echo",
+                    "needs": ["prepare"],
+                    "forEach": "[1, 2, 3, 4, 5, 6]",
+                    "maxParallel": 3,
+                    "with": {"values": {"n": "${{ item }}"}, "sleep": "1s"},
+                },
+                {
+                    "name": "create_cluster",
+                    "uses": "cluster.create",
+                    "needs": ["prepare"],
+                    "with": {
+                        "site": "${{ inputs.site }}",
+                        "timeout_seconds": 600,
+                        "cluster": {
+                            "name": "${{ inputs.site }}",
+                            "project_namespace": "garden-edge",
+                            "cloud_profile": "local",
+                            "region": "local",
+                            "credentials_binding": "local-credentials",
+                            "provider_type": "local",
+                            "kubernetes_version": "1.30.8",
+                            "workers": [
+                                {
+                                    "name": "pool1",
+                                    "machine_type": "local-small",
+                                    "image_version": "1592.9.0",
+                                    "minimum": 1,
+                                    "maximum": 3,
+                                }
+                            ],
+                        },
+                    },
+                },
                 {"name": "soak", "uses": "core.echo", "needs": ["create_cluster"], "with": {"sleep": "2s"}},
-                {"name": "upgrade_cluster", "uses": "cluster.upgrade", "needs": ["create_cluster"], "with": {
-                    "site": "${{ inputs.site }}", "name": "${{ steps.create_cluster.outputs.name }}",
-                    "project_namespace": "${{ steps.create_cluster.outputs.namespace }}",
-                    "target_version": "1.31.4", "machine_image_version": "latest"}},
+                {
+                    "name": "upgrade_cluster",
+                    "uses": "cluster.upgrade",
+                    "needs": ["create_cluster"],
+                    "with": {
+                        "site": "${{ inputs.site }}",
+                        "name": "${{ steps.create_cluster.outputs.name }}",
+                        "project_namespace": "${{ steps.create_cluster.outputs.namespace }}",
+                        "target_version": "1.31.4",
+                        "machine_image_version": "latest",
+                    },
+                },
             ],
             "outputs": {"version": "steps.upgrade_cluster.outputs.kubernetes_version"},
         },
@@ -93,11 +131,13 @@ class Report:
     records: list[RunRecord] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"crash campaign: runs={self.runs} kills={self.kills} restarts={self.restarts} "
-                f"completed={self.completed} duplicates={self.duplicates} "
-                f"runs-with-retried-activities={self.interrupted} "
-                f"(clean run {self.baseline_seconds:.1f}s, {self.baseline_patches} shoot patches, "
-                f"generation {self.baseline_generation})")
+        return (
+            f"crash campaign: runs={self.runs} kills={self.kills} restarts={self.restarts} "
+            f"completed={self.completed} duplicates={self.duplicates} "
+            f"runs-with-retried-activities={self.interrupted} "
+            f"(clean run {self.baseline_seconds:.1f}s, {self.baseline_patches} shoot patches, "
+            f"generation {self.baseline_generation})"
+        )
 
 
 def shoot_generation(land: ChaosLandscape, site: str) -> int:
@@ -110,16 +150,25 @@ async def result_surviving_restarts(client: Client, handle: WorkflowHandle[Any, 
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return await asyncio.wait_for(client.get_workflow_handle(handle.id).result(),
-                                          max(1.0, deadline - time.monotonic()))
+            return await asyncio.wait_for(
+                client.get_workflow_handle(handle.id).result(), max(1.0, deadline - time.monotonic())
+            )
         except RPCError:
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.5)
 
 
-async def run_one(land: ChaosLandscape, client: Client, pool: WorkerPool, rng: random.Random, disruption: str,
-                  window: float, report: Report, timeout: float = 240) -> RunRecord:
+async def run_one(
+    land: ChaosLandscape,
+    client: Client,
+    pool: WorkerPool,
+    rng: random.Random,
+    disruption: str,
+    window: float,
+    report: Report,
+    timeout: float = 240,
+) -> RunRecord:
     site = f"c{uuid.uuid4().hex[:8]}"
     mark = len(land.proxy.writes)
     t0 = time.monotonic()
@@ -161,8 +210,19 @@ async def run_one(land: ChaosLandscape, client: Client, pool: WorkerPool, rng: r
     if missing > 0:
         pool.start(missing)
     retried = await retried_activities(client, handle.id, result) if completed else 0
-    return RunRecord(site, disruption, round(at, 2), completed, round(seconds, 1), creates, patches, generation,
-                     duplicates, error, retried)
+    return RunRecord(
+        site,
+        disruption,
+        round(at, 2),
+        completed,
+        round(seconds, 1),
+        creates,
+        patches,
+        generation,
+        duplicates,
+        error,
+        retried,
+    )
 
 
 async def campaign(runs: int, restarts: int, seed: int, state: Path, verbose: bool = True) -> Report:

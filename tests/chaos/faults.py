@@ -67,8 +67,10 @@ class FaultReport:
     records: list[FaultRun] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"fault campaign: runs={self.runs} faults={self.faults_injected} succeeded={self.succeeded} "
-                f"failed-as-expected={self.failed_as_expected} wrong-outcome={self.wrong} hung={self.hung}")
+        return (
+            f"fault campaign: runs={self.runs} faults={self.faults_injected} succeeded={self.succeeded} "
+            f"failed-as-expected={self.failed_as_expected} wrong-outcome={self.wrong} hung={self.hung}"
+        )
 
 
 def inject(admin: KubeApiAdmin, fault: str, site: str, rng: random.Random) -> None:
@@ -95,8 +97,14 @@ def failure_text(exc: BaseException) -> tuple[str, bool]:
     return " | ".join(parts), non_retryable
 
 
-async def run_one(land: ChaosLandscape, admin: KubeApiAdmin, client: Client, rng: random.Random,
-                  deadline: float, quota: bool | None = None) -> FaultRun:
+async def run_one(
+    land: ChaosLandscape,
+    admin: KubeApiAdmin,
+    client: Client,
+    rng: random.Random,
+    deadline: float,
+    quota: bool | None = None,
+) -> FaultRun:
     """One pipeline under random faults; ``quota`` forces (True) or forbids (False) the fatal fault."""
     site = f"f{uuid.uuid4().hex[:8]}"
     faults = rng.sample(TRANSIENT, rng.randint(1, 3))
@@ -134,8 +142,9 @@ async def run_one(land: ChaosLandscape, admin: KubeApiAdmin, client: Client, rng
     return FaultRun(site, faults, outcome, round(time.monotonic() - t0, 1), message[:300])
 
 
-async def fault_campaign(runs: int, seed: int, state: Path, deadline: float = 180, verbose: bool = True,
-                         quota_plan: list[bool] | None = None) -> FaultReport:
+async def fault_campaign(
+    runs: int, seed: int, state: Path, deadline: float = 180, verbose: bool = True, quota_plan: list[bool] | None = None
+) -> FaultReport:
     rng = random.Random(seed)
     report = FaultReport()
     with chaos_landscape(state) as land:
@@ -167,8 +176,9 @@ async def fault_campaign(runs: int, seed: int, state: Path, deadline: float = 18
 REGISTRY_TRANSIENT = ("reg-503", "reg-429", "reg-cut")
 
 
-async def run_one_ocm(land: OcmLandscape, client: Client, rng: random.Random, deadline: float,
-                      fatal: bool | None = None) -> FaultRun:
+async def run_one_ocm(
+    land: OcmLandscape, client: Client, rng: random.Random, deadline: float, fatal: bool | None = None
+) -> FaultRun:
     """One transport under registry faults; ``reg-401`` (the site registry refuses the credentials
     from then on) must fail the run non-retryably as BadCredentials, the others must not fail it."""
     prefix = f"f-{uuid.uuid4().hex[:8]}"
@@ -181,8 +191,9 @@ async def run_one_ocm(land: OcmLandscape, client: Client, rng: random.Random, de
     land.proxy.deny_all = "reg-401" in faults
     timed = [(f, rng.uniform(0.5, 6.0)) for f in faults if f != "reg-401"]
     t0 = time.monotonic()
-    handle = await start_pipeline(client, transport_pipeline(land.keys),
-                                  {"source": land.source_url, "target": f"{land.proxy.url}/{prefix}"})
+    handle = await start_pipeline(
+        client, transport_pipeline(land.keys), {"source": land.source_url, "target": f"{land.proxy.url}/{prefix}"}
+    )
 
     async def fire() -> None:
         for fault, at in sorted(timed, key=lambda x: x[1]):
@@ -207,12 +218,19 @@ async def run_one_ocm(land: OcmLandscape, client: Client, rng: random.Random, de
         outcome = "failed-as-expected" if ok else "wrong-outcome"
     injector.cancel()
     land.proxy.clear_faults()
-    return FaultRun(prefix, faults, outcome, round(time.monotonic() - t0, 1), message[:300],
-                    land.proxy.faults_served - served_before)
+    return FaultRun(
+        prefix,
+        faults,
+        outcome,
+        round(time.monotonic() - t0, 1),
+        message[:300],
+        land.proxy.faults_served - served_before,
+    )
 
 
-async def ocm_fault_campaign(runs: int, seed: int, state: Path, deadline: float = 180, verbose: bool = True,
-                             fatal_plan: list[bool] | None = None) -> FaultReport:
+async def ocm_fault_campaign(
+    runs: int, seed: int, state: Path, deadline: float = 180, verbose: bool = True, fatal_plan: list[bool] | None = None
+) -> FaultReport:
     rng = random.Random(seed)
     report = FaultReport()
     with ocm_landscape(state) as land:
@@ -220,8 +238,12 @@ async def ocm_fault_campaign(runs: int, seed: int, state: Path, deadline: float 
             await push_example(c, RepoBase.parse(land.source_url), big_blob=20 << 20)
         logs = state / "workers"
         logs.mkdir(exist_ok=True)
-        env = {**os.environ, **land.temporal.env(), "APEIRO_CHAOS_SITE_PASSWORD": land.site.password or "",
-               "PYTHONPATH": str(REPO)}
+        env = {
+            **os.environ,
+            **land.temporal.env(),
+            "APEIRO_CHAOS_SITE_PASSWORD": land.site.password or "",
+            "PYTHONPATH": str(REPO),
+        }
         pool = WorkerPool(env, "pipeline,ocm", logs)
         pool.start(2)
         try:

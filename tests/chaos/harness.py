@@ -98,7 +98,8 @@ class CountingProxy:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP}
         body = await request.body()
         upstream = await self.client.send(
-            self.client.build_request(request.method, url, headers=headers, content=body), stream=True)
+            self.client.build_request(request.method, url, headers=headers, content=body), stream=True
+        )
         if request.method in WRITES:
             with self.lock:
                 self.writes.append(Write(request.method, request.url.path, upstream.status_code, request.url.query))
@@ -135,8 +136,9 @@ def counting_proxy(upstream: str) -> Iterator[CountingProxy]:
     # log_level critical: a cut watch aborts the proxied stream on purpose; uvicorn would log each one.
     methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
     app = Starlette(routes=[Route("/{path:path}", proxy.handle, methods=methods)])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=proxy.port, log_level="critical",
-                                           lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=proxy.port, log_level="critical", lifespan="off")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -164,8 +166,13 @@ class WorkerPool:
         for _ in range(n):
             self.started += 1
             log = open(self.log_dir / f"worker-{self.started}.log", "wb")
-            proc = subprocess.Popen([sys.executable, "-m", "workers.cli", "worker", "--queues", self.queues],
-                                    env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "workers.cli", "worker", "--queues", self.queues],
+                env=self.env,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
             log.close()
             self.procs.append(proc)
 
@@ -203,8 +210,13 @@ class ChaosLandscape:
     kubeconfig: Path
 
     def env(self, **extra: str) -> dict[str, str]:
-        return {**os.environ, **self.temporal.env(), "APEIRO_GARDEN_KUBECONFIG": str(self.kubeconfig),
-                "PYTHONPATH": str(REPO), **extra}
+        return {
+            **os.environ,
+            **self.temporal.env(),
+            "APEIRO_GARDEN_KUBECONFIG": str(self.kubeconfig),
+            "PYTHONPATH": str(REPO),
+            **extra,
+        }
 
     def restart_temporal(self, down_seconds: float = 1.0) -> None:
         """Stop the dev server (SIGTERM) and start it again on the same port with the same database."""
@@ -247,7 +259,9 @@ async def retried_activities(client: Any, workflow_id: str, result: Any) -> int:
         except Exception:
             continue
         for event in history.events:
-            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED and \
-                    event.activity_task_started_event_attributes.attempt > 1:
+            if (
+                event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+                and event.activity_task_started_event_attributes.attempt > 1
+            ):
                 retried += 1
     return retried

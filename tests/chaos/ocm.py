@@ -50,19 +50,34 @@ def docker_registry_available() -> bool:
 
 def transport_pipeline(keys: Path) -> dict[str, Any]:
     return {
-        "apiVersion": "apeiro.dev/v1alpha1", "kind": "Pipeline", "metadata": {"name": "ocm-crash"},
+        "apiVersion": "apeiro.dev/v1alpha1",
+        "kind": "Pipeline",
+        "metadata": {"name": "ocm-crash"},
         "spec": {
             "inputs": {"source": {"type": "string"}, "target": {"type": "string"}},
             "steps": [
                 {"name": "prepare", "uses": "core.echo", "with": {"values": {"ok": True}, "sleep": "1s"}},
-                {"name": "ship", "uses": "component.transport", "needs": ["prepare"], "with": {
-                    "source": {"url": "${{ inputs.source }}"},
-                    "target": {"url": "${{ inputs.target }}", "username_ref": "apeiro",
-                               "password_ref": "env:APEIRO_CHAOS_SITE_PASSWORD"},
-                    "components": [{"name": "example.apeiro.dev/edge-app", "version": "1.0.0"}],
-                    "mode": "by-value", "recursive": True,
-                    "sign": {"name": "site", "private_key_ref": f"file:{keys / 'site.pem'}",
-                             "public_key_ref": f"file:{keys / 'site.pub'}"}}},
+                {
+                    "name": "ship",
+                    "uses": "component.transport",
+                    "needs": ["prepare"],
+                    "with": {
+                        "source": {"url": "${{ inputs.source }}"},
+                        "target": {
+                            "url": "${{ inputs.target }}",
+                            "username_ref": "apeiro",
+                            "password_ref": "env:APEIRO_CHAOS_SITE_PASSWORD",
+                        },
+                        "components": [{"name": "example.apeiro.dev/edge-app", "version": "1.0.0"}],
+                        "mode": "by-value",
+                        "recursive": True,
+                        "sign": {
+                            "name": "site",
+                            "private_key_ref": f"file:{keys / 'site.pem'}",
+                            "public_key_ref": f"file:{keys / 'site.pub'}",
+                        },
+                    },
+                },
             ],
             "outputs": {"verified": "steps.ship.outputs.verified"},
         },
@@ -96,9 +111,11 @@ class OcmReport:
     records: list[OcmRun] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"OCM crash campaign: runs={self.runs} kills={self.kills} completed={self.completed} "
-                f"duplicates={self.duplicates} runs-with-retried-activities={self.interrupted} (clean run {self.baseline_seconds:.1f}s, "
-                f"{self.baseline_blobs} blob uploads, {self.baseline_manifests} manifest writes)")
+        return (
+            f"OCM crash campaign: runs={self.runs} kills={self.kills} completed={self.completed} "
+            f"duplicates={self.duplicates} runs-with-retried-activities={self.interrupted} (clean run {self.baseline_seconds:.1f}s, "
+            f"{self.baseline_blobs} blob uploads, {self.baseline_manifests} manifest writes)"
+        )
 
 
 @dataclass
@@ -151,13 +168,22 @@ def count(proxy: CountingProxy, mark: int, repo_prefix: str) -> tuple[int, int, 
     return sum(commits.values()), manifests, dup
 
 
-async def run_one(land: OcmLandscape, client: Client, pool: WorkerPool, rng: random.Random, kill: bool,
-                  window: float, report: OcmReport, timeout: float = 300) -> OcmRun:
+async def run_one(
+    land: OcmLandscape,
+    client: Client,
+    pool: WorkerPool,
+    rng: random.Random,
+    kill: bool,
+    window: float,
+    report: OcmReport,
+    timeout: float = 300,
+) -> OcmRun:
     prefix = f"t-{uuid.uuid4().hex[:8]}"
     mark = len(land.proxy.writes)
     t0 = time.monotonic()
-    handle = await start_pipeline(client, transport_pipeline(land.keys),
-                                  {"source": land.source_url, "target": f"{land.proxy.url}/{prefix}"})
+    handle = await start_pipeline(
+        client, transport_pipeline(land.keys), {"source": land.source_url, "target": f"{land.proxy.url}/{prefix}"}
+    )
     at = rng.uniform(0.5, max(1.0, window)) if kill else 0.0
 
     async def disrupt() -> None:
@@ -185,12 +211,21 @@ async def run_one(land: OcmLandscape, client: Client, pool: WorkerPool, rng: ran
     if missing > 0:
         pool.start(missing)
     retried = await retried_activities(client, handle.id, result) if completed else 0
-    return OcmRun(prefix, "kill" if kill else "none", round(at, 2), completed, round(time.monotonic() - t0, 1),
-                  blobs, manifests, duplicates, error, retried)
+    return OcmRun(
+        prefix,
+        "kill" if kill else "none",
+        round(at, 2),
+        completed,
+        round(time.monotonic() - t0, 1),
+        blobs,
+        manifests,
+        duplicates,
+        error,
+        retried,
+    )
 
 
-async def ocm_campaign(runs: int, seed: int, state: Path, big_blob: int = 40 << 20,
-                       verbose: bool = True) -> OcmReport:
+async def ocm_campaign(runs: int, seed: int, state: Path, big_blob: int = 40 << 20, verbose: bool = True) -> OcmReport:
     rng = random.Random(seed)
     report = OcmReport()
     with ocm_landscape(state) as land:

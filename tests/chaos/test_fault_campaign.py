@@ -16,8 +16,9 @@ pytestmark = [pytest.mark.chaos, pytest.mark.integration, pytest.mark.xdist_grou
 
 async def test_pipelines_under_random_faults_finish_or_fail_right(tmp_path: Path) -> None:
     seed = int(os.environ.get("APEIRO_CHAOS_SEED", random.randrange(1 << 30)))
-    report = await fault_campaign(runs=2, seed=seed, state=tmp_path, deadline=150, verbose=False,
-                                  quota_plan=[False, True])
+    report = await fault_campaign(
+        runs=2, seed=seed, state=tmp_path, deadline=150, verbose=False, quota_plan=[False, True]
+    )
     details = f"seed={seed}; {report.summary()}; {[r.__dict__ for r in report.records]}"
     assert report.hung == 0 and report.wrong == 0, details
     assert report.succeeded == 1 and report.failed_as_expected == 1, details
@@ -33,8 +34,9 @@ async def test_transports_under_registry_faults_finish_or_fail_right(tmp_path: P
     if not docker_registry_available():
         pytest.skip("Debian package docker-registry is not installed (see debian-packages.txt)")
     seed = int(os.environ.get("APEIRO_CHAOS_SEED", random.randrange(1 << 30)))
-    report = await ocm_fault_campaign(runs=2, seed=seed, state=tmp_path, deadline=150, verbose=False,
-                                      fatal_plan=[False, True])
+    report = await ocm_fault_campaign(
+        runs=2, seed=seed, state=tmp_path, deadline=150, verbose=False, fatal_plan=[False, True]
+    )
     details = f"seed={seed}; {report.summary()}; {[r.__dict__ for r in report.records]}"
     assert report.hung == 0 and report.wrong == 0, details
     assert report.succeeded == 1 and report.failed_as_expected == 1, details

@@ -27,17 +27,22 @@ FUNCS = st.sampled_from(["size", "string", "int", "double", "has", "matches", "t
 
 def cel() -> st.SearchStrategy[str]:
     leaves = st.one_of(LITERALS, REFS)
-    return st.recursive(leaves, lambda inner: st.one_of(
-        st.tuples(inner, BINOPS, inner).map(lambda t: f"{t[0]} {t[1]} {t[2]}"),
-        inner.map(lambda e: f"!({e})"),
-        inner.map(lambda e: f"-{e}"),
-        st.tuples(FUNCS, inner).map(lambda t: f"{t[0]}({t[1]})"),
-        st.tuples(inner, inner, inner).map(lambda t: f"{t[0]} ? {t[1]} : {t[2]}"),
-        st.lists(inner, max_size=3).map(lambda xs: "[" + ", ".join(xs) + "]"),
-        st.tuples(inner, st.sampled_from(["map(x, x)", "filter(x, x > 1)", "all(x, x)", "exists(x, true)"])).map(
-            lambda t: f"({t[0]}).{t[1]}"),
-        inner.map(lambda e: f"({e})"),
-    ), max_leaves=8)
+    return st.recursive(
+        leaves,
+        lambda inner: st.one_of(
+            st.tuples(inner, BINOPS, inner).map(lambda t: f"{t[0]} {t[1]} {t[2]}"),
+            inner.map(lambda e: f"!({e})"),
+            inner.map(lambda e: f"-{e}"),
+            st.tuples(FUNCS, inner).map(lambda t: f"{t[0]}({t[1]})"),
+            st.tuples(inner, inner, inner).map(lambda t: f"{t[0]} ? {t[1]} : {t[2]}"),
+            st.lists(inner, max_size=3).map(lambda xs: "[" + ", ".join(xs) + "]"),
+            st.tuples(inner, st.sampled_from(["map(x, x)", "filter(x, x > 1)", "all(x, x)", "exists(x, true)"])).map(
+                lambda t: f"({t[0]}).{t[1]}"
+            ),
+            inner.map(lambda e: f"({e})"),
+        ),
+        max_leaves=8,
+    )
 
 
 def any_cel() -> st.SearchStrategy[str]:
@@ -46,8 +51,9 @@ def any_cel() -> st.SearchStrategy[str]:
 
 
 def template() -> st.SearchStrategy[Any]:
-    return st.one_of(any_cel().map(lambda e: "${{ " + e + " }}"), st.integers(), st.text(max_size=10),
-                     st.booleans(), st.none())
+    return st.one_of(
+        any_cel().map(lambda e: "${{ " + e + " }}"), st.integers(), st.text(max_size=10), st.booleans(), st.none()
+    )
 
 
 DURATIONS = st.sampled_from(["0s", "1s", "30s", "2m", "1h", "-1s", "soon", "1x", 5, "P1D", "${{ '1s' }}"])
@@ -72,7 +78,8 @@ def step(draw: st.DrawFn, earlier: list[str]) -> dict[str, Any]:
             s["maxParallel"] = draw(st.integers(-1, 5))
     if draw(st.integers(0, 6)) == 0:
         s[draw(st.sampled_from(["timeout", "continueOnError", "retry", "bogus"]))] = draw(
-            st.one_of(DURATIONS, st.booleans(), st.just({"maxAttempts": 2})))
+            st.one_of(DURATIONS, st.booleans(), st.just({"maxAttempts": 2}))
+        )
     return s
 
 
@@ -83,19 +90,32 @@ def definition(draw: st.DrawFn) -> dict[str, Any]:
         steps.append(draw(step([str(x["name"]) for x in steps])))
     spec: dict[str, Any] = {"steps": steps}
     if draw(st.booleans()):
-        spec["inputs"] = draw(st.dictionaries(INPUT_NAMES, st.one_of(
-            st.fixed_dictionaries({"type": st.just("integer"), "default": st.one_of(st.integers(), st.text(max_size=3))}),
-            st.fixed_dictionaries({"type": st.just("string"), "default": st.text(max_size=5)}),
-            st.fixed_dictionaries({"type": st.sampled_from(["array", "object", "nosuch"])}),
-        ), max_size=2))
+        spec["inputs"] = draw(
+            st.dictionaries(
+                INPUT_NAMES,
+                st.one_of(
+                    st.fixed_dictionaries(
+                        {"type": st.just("integer"), "default": st.one_of(st.integers(), st.text(max_size=3))}
+                    ),
+                    st.fixed_dictionaries({"type": st.just("string"), "default": st.text(max_size=5)}),
+                    st.fixed_dictionaries({"type": st.sampled_from(["array", "object", "nosuch"])}),
+                ),
+                max_size=2,
+            )
+        )
     if draw(st.booleans()):
         spec["outputs"] = draw(st.dictionaries(st.sampled_from(["o", "p"]), any_cel(), max_size=2))
-    return {"apiVersion": draw(st.sampled_from(["apeiro.dev/v1alpha1", "apeiro.dev/v1alpha1", "v2"])),
-            "kind": "Pipeline", "metadata": {"name": draw(st.sampled_from(["fuzz", "Fuzz!", ""]))}, "spec": spec}
+    return {
+        "apiVersion": draw(st.sampled_from(["apeiro.dev/v1alpha1", "apeiro.dev/v1alpha1", "v2"])),
+        "kind": "Pipeline",
+        "metadata": {"name": draw(st.sampled_from(["fuzz", "Fuzz!", ""]))},
+        "spec": spec,
+    }
 
 
 def json_values() -> st.SearchStrategy[Any]:
     return st.recursive(
         st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=10)),
         lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
-        max_leaves=20)
+        max_leaves=20,
+    )

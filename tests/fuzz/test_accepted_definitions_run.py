@@ -52,14 +52,18 @@ def accepted_sample(n_examples: int) -> list[tuple[dict[str, Any], dict[str, Any
 async def run_sample(sample: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[str]:
     problems: list[str] = []
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=data_converter(), test_server_existing_path=str(time_skipping_server_path()))
+        data_converter=data_converter(), test_server_existing_path=str(time_skipping_server_path())
+    )
     try:
         workers = build_workers(env.client, [queues.PIPELINE])
         async with workers[0]:
             for data, resolved in sample:
                 handle = await env.client.start_workflow(
-                    "PipelineWorkflow", PipelineRequest(definition=data, inputs=resolved),
-                    id=f"fuzz-{uuid.uuid4().hex[:10]}", task_queue=queues.PIPELINE)
+                    "PipelineWorkflow",
+                    PipelineRequest(definition=data, inputs=resolved),
+                    id=f"fuzz-{uuid.uuid4().hex[:10]}",
+                    task_queue=queues.PIPELINE,
+                )
                 try:
                     await asyncio.wait_for(handle.result(), 30)
                 except WorkflowFailureError:

@@ -17,8 +17,11 @@ from tests.fuzz.strategies import any_cel, definition, json_values
 
 pytestmark = pytest.mark.fuzz
 CATALOG = load_catalog()
-CONTEXT: dict[str, Any] = {"inputs": {"n": 3, "s": "x", "flag": True, "items": [1, 2]},
-                           "steps": {"a": {"outputs": {"v": 1, "n": [1, 2]}}}, "item": 2}
+CONTEXT: dict[str, Any] = {
+    "inputs": {"n": 3, "s": "x", "flag": True, "items": [1, 2]},
+    "steps": {"a": {"outputs": {"v": 1, "n": [1, 2]}}},
+    "item": 2,
+}
 
 
 def validate(data: Any) -> None:
@@ -32,8 +35,19 @@ def validate(data: Any) -> None:
 @example("[" * 3000)
 @example("{" * 3000)
 @example("a: &a [*a]")
-@example("a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [" + ",".join(["*a"] * 10) + "]\nc: &c [" + ",".join(["*b"] * 10)
-         + "]\nd: &d [" + ",".join(["*c"] * 10) + "]\ne: &e [" + ",".join(["*d"] * 10) + "]\nf: [" + ",".join(["*e"] * 10) + "]")
+@example(
+    "a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b ["
+    + ",".join(["*a"] * 10)
+    + "]\nc: &c ["
+    + ",".join(["*b"] * 10)
+    + "]\nd: &d ["
+    + ",".join(["*c"] * 10)
+    + "]\ne: &e ["
+    + ",".join(["*d"] * 10)
+    + "]\nf: ["
+    + ",".join(["*e"] * 10)
+    + "]"
+)
 @example("!!python/object/apply:os.system ['true']")
 @example("a: 1\na: 2")
 def test_yaml_loader_raises_only_definition_errors(text: str) -> None:

@@ -26,8 +26,11 @@ for _k, _v in ENV.items():
     os.environ.setdefault(_k, _v)
 _DEFS = Path(tempfile.mkdtemp(prefix="apeiro-schemathesis-"))
 _DEAD = TemporalSettings(address=f"127.0.0.1:{free_port()}")
-APP = create_app(gateway_config(), temporal=TemporalConnection(lambda: _DEAD),
-                 planner=Planner(LibraryCache(library(write_definitions(_DEFS)))))
+APP = create_app(
+    gateway_config(),
+    temporal=TemporalConnection(lambda: _DEAD),
+    planner=Planner(LibraryCache(library(write_definitions(_DEFS)))),
+)
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 

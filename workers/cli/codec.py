@@ -16,10 +16,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = csub.add_parser("serve", help="serve /encode and /decode for the Temporal UI (keys from APEIRO_PAYLOAD_KEYS)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8888)
-    s.add_argument("--cors-origin", action="append", default=None,
-                   help="a Temporal UI origin allowed to call (repeatable; default http://localhost:8233)")
-    s.add_argument("--token-ref", action="append", default=[],
-                   help="secret reference to a bearer token callers must present (repeatable)")
+    s.add_argument(
+        "--cors-origin",
+        action="append",
+        default=None,
+        help="a Temporal UI origin allowed to call (repeatable; default http://localhost:8233)",
+    )
+    s.add_argument(
+        "--token-ref",
+        action="append",
+        default=[],
+        help="secret reference to a bearer token callers must present (repeatable)",
+    )
     s.add_argument("--oidc-issuer", help="accept JWT access tokens from this issuer (with --oidc-public-key)")
     s.add_argument("--oidc-audience", default="temporal-ui")
     s.add_argument("--oidc-public-key", type=Path, help="PEM public key (RS256 or ES256) that signs the tokens")
@@ -61,11 +69,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if bool(args.tls_cert) != bool(args.tls_key):
         return fail("--tls-cert and --tls-key go together")
     try:
-        config = CodecServerConfig(codec=codec, cors_origins=args.cors_origin or ["http://localhost:8233"],
-                                   tokens=tokens, oidc=oidc, namespaces=args.namespace)
+        config = CodecServerConfig(
+            codec=codec,
+            cors_origins=args.cors_origin or ["http://localhost:8233"],
+            tokens=tokens,
+            oidc=oidc,
+            namespaces=args.namespace,
+        )
     except ValueError as exc:
         return fail(f"{exc} (--token-ref env:NAME, or --oidc-issuer with --oidc-public-key)")
-    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="info",
-                ssl_certfile=str(args.tls_cert) if args.tls_cert else None,
-                ssl_keyfile=str(args.tls_key) if args.tls_key else None)
+    uvicorn.run(
+        create_app(config),
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        ssl_certfile=str(args.tls_cert) if args.tls_cert else None,
+        ssl_keyfile=str(args.tls_key) if args.tls_key else None,
+    )
     return 0

@@ -36,9 +36,24 @@ SECRET_INPUT = f"plaintext-marker-{uuid.uuid4().hex}"
 
 def export_history(server: TemporalDevServer, workflow_id: str, *extra: str) -> str:
     """The history as `temporal workflow show -o json` exports it (what anyone with API access sees)."""
-    out = subprocess.run([str(dev_server_path()), "workflow", "show", "-w", workflow_id, "-o", "json",
-                          "--address", server.address, *extra], capture_output=True, text=True, timeout=60,
-                         check=False)
+    out = subprocess.run(
+        [
+            str(dev_server_path()),
+            "workflow",
+            "show",
+            "-w",
+            workflow_id,
+            "-o",
+            "json",
+            "--address",
+            server.address,
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     return out.stdout
 
@@ -62,8 +77,12 @@ def payload_texts(exported: str) -> str:
 
 
 async def run_echo(client: Client, value: str) -> str:
-    data = pipeline([{"name": "echo", "uses": "core.echo", "with": {"values": {"v": "${{ inputs.value }}"}}}],
-                    name="enc-test", inputs={"value": {"type": "string"}}, outputs={"v": "steps.echo.outputs.v"})
+    data = pipeline(
+        [{"name": "echo", "uses": "core.echo", "with": {"values": {"v": "${{ inputs.value }}"}}}],
+        name="enc-test",
+        inputs={"value": {"type": "string"}},
+        outputs={"v": "steps.echo.outputs.v"},
+    )
     workers = build_workers(client, [queues.PIPELINE])
     async with workers[0]:
         handle = await start_pipeline(client, data, {"value": value})
@@ -73,7 +92,8 @@ async def run_echo(client: Client, value: str) -> str:
 
 
 async def test_history_holds_no_plaintext_and_rotation_reads_old_runs(
-        own_temporal: TemporalDevServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    own_temporal: TemporalDevServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("APEIRO_TEST_K1", K1)
     monkeypatch.setenv("APEIRO_TEST_K2", K2)
     monkeypatch.setenv("APEIRO_PAYLOAD_KEYS", "k1=env:APEIRO_TEST_K1")
@@ -101,8 +121,9 @@ async def test_history_holds_no_plaintext_and_rotation_reads_old_runs(
         await stale.get_workflow_handle(new_id).result()
 
 
-def test_codec_server_lets_the_temporal_cli_read_payloads(own_temporal: TemporalDevServer,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_codec_server_lets_the_temporal_cli_read_payloads(
+    own_temporal: TemporalDevServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("APEIRO_TEST_K1", K1)
     monkeypatch.setenv("APEIRO_PAYLOAD_KEYS", "k1=env:APEIRO_TEST_K1")
     marker = SECRET_INPUT + "-cli"
@@ -115,11 +136,14 @@ def test_codec_server_lets_the_temporal_cli_read_payloads(own_temporal: Temporal
     assert marker not in payload_texts(export_history(own_temporal, wf))
 
     port = free_port()
-    env = child_env(own_temporal, APEIRO_TEST_K1=K1, APEIRO_PAYLOAD_KEYS="k1=env:APEIRO_TEST_K1",
-                    CODEC_TOKEN="tok-123")
-    proc = subprocess.Popen([sys.executable, "-m", "workers.cli", "codec", "serve", "--port", str(port),
-                             "--token-ref", "env:CODEC_TOKEN"], env=env, cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = child_env(own_temporal, APEIRO_TEST_K1=K1, APEIRO_PAYLOAD_KEYS="k1=env:APEIRO_TEST_K1", CODEC_TOKEN="tok-123")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workers.cli", "codec", "serve", "--port", str(port), "--token-ref", "env:CODEC_TOKEN"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for _ in range(100):
             try:
@@ -131,9 +155,27 @@ def test_codec_server_lets_the_temporal_cli_read_payloads(own_temporal: Temporal
         decoded = export_history(own_temporal, wf, "--codec-endpoint", endpoint, "--codec-auth", "Bearer tok-123")
         assert marker in payload_texts(decoded)
         # Wrong token: the codec server answers 401 and the CLI shows no plaintext.
-        denied = subprocess.run([str(dev_server_path()), "workflow", "show", "-w", wf, "-o", "json", "--address",
-                                 own_temporal.address, "--codec-endpoint", endpoint, "--codec-auth", "Bearer nope"],
-                                capture_output=True, text=True, timeout=60, check=False)
+        denied = subprocess.run(
+            [
+                str(dev_server_path()),
+                "workflow",
+                "show",
+                "-w",
+                wf,
+                "-o",
+                "json",
+                "--address",
+                own_temporal.address,
+                "--codec-endpoint",
+                endpoint,
+                "--codec-auth",
+                "Bearer nope",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert marker not in denied.stdout + denied.stderr
         assert denied.returncode != 0 or marker not in payload_texts(denied.stdout)
     finally:
@@ -152,8 +194,9 @@ schedules:
 """
 
 
-async def test_schedules_apply_idempotently_with_encryption(own_temporal: TemporalDevServer, tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_schedules_apply_idempotently_with_encryption(
+    own_temporal: TemporalDevServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Schedule sync reads its change-detection hash back from the action memo, which the codec
     encrypts too; a second apply must still see 'unchanged' (and the inputs stay ciphertext)."""
     from definitions.schedules import load_schedule_set
@@ -182,11 +225,34 @@ def test_codec_server_over_tls(tmp_path: Path) -> None:
     ca, cert, key = write_tls_material(tmp_path)
     trust = ssl.create_default_context(cafile=str(ca))
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO), "APEIRO_TEST_K1": K1,
-           "APEIRO_PAYLOAD_KEYS": "k1=env:APEIRO_TEST_K1", "CODEC_TOKEN": "tok-tls"}
-    proc = subprocess.Popen([sys.executable, "-m", "workers.cli", "codec", "serve", "--port", str(port),
-                             "--token-ref", "env:CODEC_TOKEN", "--tls-cert", str(cert), "--tls-key", str(key)],
-                            env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "APEIRO_TEST_K1": K1,
+        "APEIRO_PAYLOAD_KEYS": "k1=env:APEIRO_TEST_K1",
+        "CODEC_TOKEN": "tok-tls",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "workers.cli",
+            "codec",
+            "serve",
+            "--port",
+            str(port),
+            "--token-ref",
+            "env:CODEC_TOKEN",
+            "--tls-cert",
+            str(cert),
+            "--tls-key",
+            str(key),
+        ],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         url = f"https://127.0.0.1:{port}"
         for _ in range(100):
@@ -195,8 +261,14 @@ def test_codec_server_over_tls(tmp_path: Path) -> None:
                     break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        body = {"payloads": [{"metadata": {"encoding": base64.b64encode(b"json/plain").decode()},
-                              "data": base64.b64encode(b'"over tls"').decode()}]}
+        body = {
+            "payloads": [
+                {
+                    "metadata": {"encoding": base64.b64encode(b"json/plain").decode()},
+                    "data": base64.b64encode(b'"over tls"').decode(),
+                }
+            ]
+        }
         enc = httpx.post(f"{url}/encode", json=body, headers={"Authorization": "Bearer tok-tls"}, verify=trust)
         assert enc.status_code == 200
         dec = httpx.post(f"{url}/decode", json=enc.json(), headers={"Authorization": "Bearer tok-tls"}, verify=trust)

@@ -32,8 +32,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("reliability")]
 SPANS = InMemorySpanExporter()
 
 
-async def test_metrics_and_traces_cover_steps(own_temporal: TemporalDevServer,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_metrics_and_traces_cover_steps(own_temporal: TemporalDevServer, monkeypatch: pytest.MonkeyPatch) -> None:
     port = free_port()
     monkeypatch.setenv("APEIRO_METRICS_PORT", str(port))
     monkeypatch.setenv("APEIRO_TRACING", "console")
@@ -42,10 +41,24 @@ async def test_metrics_and_traces_cover_steps(own_temporal: TemporalDevServer,
     trace.set_tracer_provider(provider)  # tracing_interceptors() keeps a provider that is already set
     client = await connect(TemporalSettings(address=own_temporal.address))
 
-    ok = pipeline([{"name": "a", "uses": "core.echo", "with": {"values": {"x": 1}}},
-                   {"name": "b", "uses": "core.echo", "needs": ["a"], "with": {"values": {"y": 2}}}], name="obs-ok")
-    bad = pipeline([{"name": "call", "uses": "core.http", "retry": {"maxAttempts": 1},
-                     "with": {"url": f"http://127.0.0.1:{free_port()}/nothing-listens"}}], name="obs-bad")
+    ok = pipeline(
+        [
+            {"name": "a", "uses": "core.echo", "with": {"values": {"x": 1}}},
+            {"name": "b", "uses": "core.echo", "needs": ["a"], "with": {"values": {"y": 2}}},
+        ],
+        name="obs-ok",
+    )
+    bad = pipeline(
+        [
+            {
+                "name": "call",
+                "uses": "core.http",
+                "retry": {"maxAttempts": 1},
+                "with": {"url": f"http://127.0.0.1:{free_port()}/nothing-listens"},
+            }
+        ],
+        name="obs-bad",
+    )
     workers = build_workers(client, [queues.PIPELINE])
     async with workers[0]:
         await (await start_pipeline(client, ok, {})).result()
@@ -76,8 +89,11 @@ async def test_metrics_and_traces_cover_steps(own_temporal: TemporalDevServer,
     start = by_name["StartWorkflow:PipelineWorkflow"]
     assert start.context is not None
     traces = {s.context.trace_id for s in SPANS.get_finished_spans() if s.context and s.name.startswith("RunActivity")}
-    starts = {s.context.trace_id for s in SPANS.get_finished_spans()
-              if s.context and s.name == "StartWorkflow:PipelineWorkflow"}
+    starts = {
+        s.context.trace_id
+        for s in SPANS.get_finished_spans()
+        if s.context and s.name == "StartWorkflow:PipelineWorkflow"
+    }
     assert traces <= starts
 
 
@@ -87,9 +103,15 @@ def test_worker_process_serves_metrics_and_logs_json_with_ids(own_temporal: Temp
     log_path = tmp_path / "worker.log"
     env = child_env(own_temporal, APEIRO_METRICS_PORT=str(port), APEIRO_LOG_FORMAT="json")
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "workers.cli", "worker", "--queues", "pipeline"], env=env,
-                                cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "workers.cli", "worker", "--queues", "pipeline"],
+            env=env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
+
         async def go() -> str:
             client = await Client.connect(own_temporal.address, data_converter=data_converter())
             data = pipeline([{"name": "a", "uses": "core.echo", "with": {"values": {"x": 1}}}], name="obs-proc")

@@ -84,8 +84,11 @@ def test_key_material_formats() -> None:
 def test_config_from_secret_references(tmp_path: Path) -> None:
     keyfile = tmp_path / "k2"
     keyfile.write_text(K2.hex() + "\n")
-    env = {"APEIRO_PAYLOAD_KEYS": f"k1=env:K1_MATERIAL, k2=file:{keyfile}", "APEIRO_PAYLOAD_KEY_ID": "k2",
-           "K1_MATERIAL": base64.b64encode(K1).decode()}
+    env = {
+        "APEIRO_PAYLOAD_KEYS": f"k1=env:K1_MATERIAL, k2=file:{keyfile}",
+        "APEIRO_PAYLOAD_KEY_ID": "k2",
+        "K1_MATERIAL": base64.b64encode(K1).decode(),
+    }
     os.environ["K1_MATERIAL"] = env["K1_MATERIAL"]
     try:
         codec = codec_from_env(env)
@@ -95,12 +98,15 @@ def test_config_from_secret_references(tmp_path: Path) -> None:
     assert codec_from_env({}) is None
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({"APEIRO_PAYLOAD_KEYS": "k1"}, "expected id=secret-reference"),
-    ({"APEIRO_PAYLOAD_KEYS": "k1=hunter2"}, "must be a secret reference"),
-    ({"APEIRO_PAYLOAD_KEYS": "k1=env:APEIRO_TEST_UNSET_VAR"}, "APEIRO_TEST_UNSET_VAR is not set"),
-    ({"APEIRO_PAYLOAD_KEYS": "k1=env:HOME,k1=env:HOME"}, "listed twice"),
-])
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"APEIRO_PAYLOAD_KEYS": "k1"}, "expected id=secret-reference"),
+        ({"APEIRO_PAYLOAD_KEYS": "k1=hunter2"}, "must be a secret reference"),
+        ({"APEIRO_PAYLOAD_KEYS": "k1=env:APEIRO_TEST_UNSET_VAR"}, "APEIRO_TEST_UNSET_VAR is not set"),
+        ({"APEIRO_PAYLOAD_KEYS": "k1=env:HOME,k1=env:HOME"}, "listed twice"),
+    ],
+)
 def test_config_errors_say_what_to_fix(env: dict[str, str], message: str) -> None:
     with pytest.raises(CodecConfigError, match=message):
         codec_from_env(env)

@@ -41,13 +41,20 @@ def claims(**over: Any) -> dict[str, Any]:
 @pytest.fixture
 def client() -> TestClient:
     codec = EncryptionCodec({"k1": os.urandom(32)}, "k1")
-    app = create_app(CodecServerConfig(codec=codec, cors_origins=[UI], tokens=[TOKEN],
-                                       oidc=OidcLite(PUB, "https://idp.example", "temporal-ui")))
+    app = create_app(
+        CodecServerConfig(
+            codec=codec, cors_origins=[UI], tokens=[TOKEN], oidc=OidcLite(PUB, "https://idp.example", "temporal-ui")
+        )
+    )
     return TestClient(app)
 
 
 def body(text: str) -> dict[str, Any]:
-    return {"payloads": [{"metadata": {"encoding": b64u(b"json/plain") + "="}, "data": base64.b64encode(text.encode()).decode()}]}
+    return {
+        "payloads": [
+            {"metadata": {"encoding": b64u(b"json/plain") + "="}, "data": base64.b64encode(text.encode()).decode()}
+        ]
+    }
 
 
 def auth(token: str) -> dict[str, str]:
@@ -66,14 +73,20 @@ def test_encode_then_decode_round_trip(client: TestClient) -> None:
     assert dec.headers["access-control-allow-origin"] == UI
 
 
-@pytest.mark.parametrize("headers", [
-    {}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"},
-    {"Authorization": f"Bearer {jwt(claims(), OTHER_KEY)}"},
-    {"Authorization": f"Bearer {jwt(claims(exp=time.time() - 3600))}"},
-    {"Authorization": f"Bearer {jwt(claims(iss='https://evil.example'))}"},
-    {"Authorization": f"Bearer {jwt(claims(aud='someone-else'))}"},
-    {"Authorization": "Bearer a.b.c"},
-], ids=["none", "wrong-token", "basic", "jwt-wrong-key", "jwt-expired", "jwt-issuer", "jwt-audience", "garbage-jwt"])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": f"Basic {TOKEN}"},
+        {"Authorization": f"Bearer {jwt(claims(), OTHER_KEY)}"},
+        {"Authorization": f"Bearer {jwt(claims(exp=time.time() - 3600))}"},
+        {"Authorization": f"Bearer {jwt(claims(iss='https://evil.example'))}"},
+        {"Authorization": f"Bearer {jwt(claims(aud='someone-else'))}"},
+        {"Authorization": "Bearer a.b.c"},
+    ],
+    ids=["none", "wrong-token", "basic", "jwt-wrong-key", "jwt-expired", "jwt-issuer", "jwt-audience", "garbage-jwt"],
+)
 def test_decode_refuses_without_valid_credentials(client: TestClient, headers: dict[str, str]) -> None:
     enc = client.post("/encode", json=body('"x"'), headers=auth(TOKEN)).json()
     r = client.post("/decode", json=enc, headers=headers)
@@ -88,8 +101,10 @@ def test_oidc_access_token_is_accepted(client: TestClient) -> None:
 
 
 def test_cors_preflight_allows_only_the_ui_origin(client: TestClient) -> None:
-    pre = {"Access-Control-Request-Method": "POST",
-           "Access-Control-Request-Headers": "authorization,content-type,x-namespace"}
+    pre = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type,x-namespace",
+    }
     ok = client.options("/decode", headers={"Origin": UI, **pre})
     assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == UI
     assert "authorization" in ok.headers["access-control-allow-headers"].lower()
