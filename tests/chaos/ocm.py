@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -105,6 +106,7 @@ class OcmReport:
     completed: int = 0
     duplicates: int = 0
     interrupted: int = 0
+    missed: int = 0
     baseline_seconds: float = 0.0
     baseline_blobs: int = 0
     baseline_manifests: int = 0
@@ -113,7 +115,8 @@ class OcmReport:
     def summary(self) -> str:
         return (
             f"OCM crash campaign: runs={self.runs} kills={self.kills} completed={self.completed} "
-            f"duplicates={self.duplicates} runs-with-retried-activities={self.interrupted} (clean run {self.baseline_seconds:.1f}s, "
+            f"duplicates={self.duplicates} runs-with-retried-activities={self.interrupted} "
+            f"(+{self.missed} runs that ended before their kill was due) (clean run {self.baseline_seconds:.1f}s, "
             f"{self.baseline_blobs} blob uploads, {self.baseline_manifests} manifest writes)"
         )
 
@@ -186,9 +189,12 @@ async def run_one(
     )
     at = rng.uniform(0.5, max(1.0, window)) if kill else 0.0
 
+    fired = asyncio.Event()
+
     async def disrupt() -> None:
         if kill:
             await asyncio.sleep(at)
+            fired.set()
             pool.kill_one(rng)
             report.kills += 1
 
@@ -202,7 +208,12 @@ async def run_one(
             error = f"pipeline ended {result!r}"[:300]
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"[:300]
-    await task
+    seconds = time.monotonic() - t0
+    missed = kill and not fired.is_set()
+    if missed:  # the run ended before the kill was due: nothing was disrupted
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
     blobs, manifests, dup = count(land.proxy, mark, prefix)
     duplicates = dup
     if report.baseline_manifests and completed:
@@ -213,10 +224,10 @@ async def run_one(
     retried = await retried_activities(client, handle.id, result) if completed else 0
     return OcmRun(
         prefix,
-        "kill" if kill else "none",
+        ("kill (after the end: not done)" if missed else "kill") if kill else "none",
         round(at, 2),
         completed,
-        round(time.monotonic() - t0, 1),
+        round(seconds, 1),
         blobs,
         manifests,
         duplicates,
@@ -245,8 +256,15 @@ async def ocm_campaign(runs: int, seed: int, state: Path, big_blob: int = 40 << 
             report.baseline_manifests = base.manifest_writes
             if verbose:
                 print(f"baseline: {json.dumps(asdict(base))}", flush=True)
-            for _ in range(runs):
+            attempts = 0
+            while report.runs < runs and attempts < 3 * runs:
+                attempts += 1
                 rec = await run_one(land, client, pool, rng, True, 0.8 * base.seconds, report)
+                if "not done" in rec.disruption:
+                    report.missed += 1
+                    if verbose:
+                        print(json.dumps(asdict(rec)), flush=True)
+                    continue
                 report.runs += 1
                 report.completed += int(rec.completed)
                 report.duplicates += rec.duplicates
