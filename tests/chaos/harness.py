@@ -252,6 +252,9 @@ async def retried_activities(client: Any, workflow_id: str, result: Any) -> int:
     if isinstance(result, dict):
         for step in result.get("steps", []):
             ids += list(step.get("child_workflow_ids") or step.get("childWorkflowIds") or [])
+            if step.get("name"):
+                ids.append(f"{workflow_id}/{step['name']}")  # a step run as a child workflow
+    ids = list(dict.fromkeys(ids))
     retried = 0
     for wid in ids:
         try:
