@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "workers.cli.pipeline",
     "workers.cli.dev",
     "workers.cli.worker",
+    "workers.cli.baremetal",
     "workers.cli.cluster",
     "workers.cli.ocm",
     "workers.cli.webhook",
