@@ -44,6 +44,22 @@ def _first_line(text: str) -> str:
     return lines[0].strip() if lines else str(text)
 
 
+#: Deepest parse tree accepted. Each CEL nesting level adds about a dozen grammar levels, so this
+#: still allows expressions with ~20 levels of parentheses, far beyond anything readable.
+MAX_DEPTH = 250
+
+
+def _depth_exceeds(tree: Any, limit: int) -> bool:
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(node, Tree):
+            stack.extend((child, depth + 1) for child in node.children)
+    return False
+
+
 def parse(expr: str) -> Tree[Any]:
     """Parse once and cache (the cache is deterministic: same text, same tree)."""
     tree = _TREES.get(expr)
@@ -60,6 +76,10 @@ def parse(expr: str) -> Tree[Any]:
             raise ExpressionError(f"CEL syntax error{where} in {expr!r}") from None
         except Exception as exc:  # the parser raises lark errors for some inputs
             raise ExpressionError(f"CEL syntax error in {expr!r}: {_first_line(str(exc))}") from None
+        if _depth_exceeds(tree, MAX_DEPTH):
+            # The tree walkers (references, the evaluator) recurse; a deeper tree would crash them
+            # with RecursionError instead of a message (found by the bad-input campaign).
+            raise ExpressionError(f"expression nested too deeply (more than {MAX_DEPTH} levels): {expr[:60]!r}...")
         _TREES[expr] = tree
     return tree
 

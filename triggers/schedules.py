@@ -166,9 +166,11 @@ class Plan:
         return out
 
 
-def _decode(client: Client, value: Any) -> Any:
+async def _decode(client: Client, value: Any) -> Any:
+    # Through the whole converter, codec included: with payload encryption on, the action's memo
+    # comes back encrypted, and the payload converter alone cannot read it.
     if isinstance(value, Payload):
-        return client.data_converter.payload_converter.from_payload(value)
+        return (await client.data_converter.decode([value]))[0]
     return value
 
 
@@ -185,7 +187,7 @@ async def describe_existing(client: Client, schedule_id: str) -> Existing | None
     return Existing(
         id=schedule_id,
         managed=memo.get(MANAGED_KEY) == MANAGED_VALUE,
-        hash=str(_decode(client, action_memo.get(HASH_KEY, "")) or ""),
+        hash=str(await _decode(client, action_memo.get(HASH_KEY, "")) or ""),
         paused=desc.schedule.state.paused,
     )
 

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "workers.cli.ocm",
     "workers.cli.webhook",
     "workers.cli.schedule",
+    "workers.cli.codec",
 )
 
 
