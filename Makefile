@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # pytest workers: the dev-server tiers share one landscape per worker process.
 PYTEST_WORKERS ?= 2
 
-.PHONY: all install system-deps demo test lint typecheck unit bench chaos clean
+.PHONY: all install system-deps demo test lint typecheck unit bench chaos fuzz clean
 
 all: test
 
@@ -44,6 +44,20 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+## Long crash campaign (kill -9 workers, restart Temporal) and fault campaign; CI runs short versions in `make test`.
+CHAOS_RUNS ?= 20
+CHAOS_RESTARTS ?= 5
+FAULT_RUNS ?= 12
+CHAOS_OCM_RUNS ?= 8
+chaos: $(STAMP)
+	$(BIN)/python -m tests.chaos.campaign --runs $(CHAOS_RUNS) --restarts $(CHAOS_RESTARTS)
+	$(BIN)/python -m tests.chaos.ocm --runs $(CHAOS_OCM_RUNS)
+	$(BIN)/python -m tests.chaos.faults --runs $(FAULT_RUNS)
+
+## Bad-input campaign with many more examples than CI runs.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=long $(BIN)/pytest -m fuzz tests/fuzz
 
 clean:
 	rm -rf $(VENV) .apeiro .mypy_cache .ruff_cache .pytest_cache

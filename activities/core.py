@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 from temporalio import activity
+from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from activities.secrets import resolve_secret
@@ -35,7 +36,7 @@ class CoreActivities:
         self.library = library or PipelineLibrary()
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.echo, self.http, self.load_definition]
+        return [self.echo, self.http, self.load_definition, self.await_workflow]
 
     def close(self) -> None:
         return None
@@ -96,6 +97,26 @@ class CoreActivities:
             headers={k: v for k, v in response.headers.items() if k.lower() not in ("set-cookie",)},
             body=text, json_body=data, truncated=len(raw) > args.max_body_bytes,
         )
+
+    @activity.defn(name="pipeline.await_workflow")
+    async def await_workflow(self, workflow_id: str) -> Any:
+        """Join a workflow that is already running (a step whose lifecycle id is taken) and return its
+        result, heartbeating while it runs; follows continue-as-new."""
+        handle = activity.client().get_workflow_handle(workflow_id)
+        result = asyncio.ensure_future(handle.result())
+        try:
+            while not result.done():
+                activity.heartbeat()
+                await asyncio.wait([result], timeout=5)
+        except asyncio.CancelledError:
+            result.cancel()
+            raise
+        try:
+            return result.result()
+        except WorkflowFailureError as exc:
+            cause = exc.cause
+            raise ApplicationError(f"joined workflow {workflow_id} failed: {getattr(cause, 'message', cause)}",
+                                   type="JoinedWorkflowFailed", non_retryable=True) from None
 
     @activity.defn(name="pipeline.load_definition")
     async def load_definition(self, name: str) -> dict[str, Any]:

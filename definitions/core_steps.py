@@ -127,7 +127,9 @@ class SubPipelineArgs(_Args):
 REGISTRY.register(StepType(
     name="core.echo", kind=StepKind.ACTIVITY, target="core.echo", task_queue=queues.PIPELINE,
     args_model=EchoArgs, outputs_model=EchoResult, description="return the given values (no-op)",
-    start_to_close=timedelta(hours=1), heartbeat_timeout=timedelta(seconds=30),
+    # A short heartbeat timeout: the SDK throttles heartbeats to 80% of it, which bounds how soon a
+    # cancellation reaches a sleeping echo.
+    start_to_close=timedelta(hours=1), heartbeat_timeout=timedelta(seconds=5),
 ))
 REGISTRY.register(StepType(
     name="core.http", kind=StepKind.ACTIVITY, target="core.http", task_queue=queues.PIPELINE,

@@ -44,6 +44,22 @@ def _first_line(text: str) -> str:
     return lines[0].strip() if lines else str(text)
 
 
+#: Deepest parse tree accepted. Each CEL nesting level adds about a dozen grammar levels, so this
+#: still allows expressions with ~20 levels of parentheses, far beyond anything readable.
+MAX_DEPTH = 250
+
+
+def _depth_exceeds(tree: Any, limit: int) -> bool:
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(node, Tree):
+            stack.extend((child, depth + 1) for child in node.children)
+    return False
+
+
 def parse(expr: str) -> Tree[Any]:
     """Parse once and cache (the cache is deterministic: same text, same tree)."""
     tree = _TREES.get(expr)
@@ -60,6 +76,10 @@ def parse(expr: str) -> Tree[Any]:
             raise ExpressionError(f"CEL syntax error{where} in {expr!r}") from None
         except Exception as exc:  # the parser raises lark errors for some inputs
             raise ExpressionError(f"CEL syntax error in {expr!r}: {_first_line(str(exc))}") from None
+        if _depth_exceeds(tree, MAX_DEPTH):
+            # The tree walkers (references, the evaluator) recurse; a deeper tree would crash them
+            # with RecursionError instead of a message (found by the bad-input campaign).
+            raise ExpressionError(f"expression nested too deeply (more than {MAX_DEPTH} levels): {expr[:60]!r}...")
         _TREES[expr] = tree
     return tree
 
@@ -109,10 +129,56 @@ def _describe_eval_error(exc: BaseException) -> str:
     return _first_line(message)
 
 
-def evaluate(expr: str, context: Mapping[str, Any]) -> Any:
+class Scope:
+    """Variables for evaluation, converted to CEL lazily and once.
+
+    Converting a large value (a 1,000-item input list) costs milliseconds; a forEach renders its
+    arguments once per item, so the shared variables live in a parent scope that converts them once
+    and each item adds only ``item`` and ``index``.
+    """
+
+    def __init__(self, variables: Mapping[str, Any], parent: Scope | None = None) -> None:
+        self._raw = dict(variables)
+        self._cel: dict[str, Any] = {}
+        self._parent = parent
+
+    def child(self, **variables: Any) -> Scope:
+        return Scope(variables, parent=self)
+
+    def lookup(self, name: str) -> tuple[bool, Any]:
+        if name in self._raw:
+            if name not in self._cel:
+                self._cel[name] = celpy.json_to_cel(self._raw[name])
+            return True, self._cel[name]
+        if self._parent is not None:
+            return self._parent.lookup(name)
+        return False, None
+
+    def activation(self, names: frozenset[str]) -> dict[str, Any]:
+        out = {}
+        for name in names:
+            found, value = self.lookup(name)
+            if found:
+                out[name] = value
+        return out
+
+
+_ROOT_NAMES: dict[str, frozenset[str]] = {}
+
+
+def _roots(expr: str) -> frozenset[str]:
+    roots = _ROOT_NAMES.get(expr)
+    if roots is None:
+        roots = frozenset(str(r.chain[0]) for r in references(expr) if r.chain and r.chain[0] is not None)
+        _ROOT_NAMES[expr] = roots
+    return roots
+
+
+def evaluate(expr: str, context: Mapping[str, Any] | Scope) -> Any:
     """Evaluate a bare CEL expression against JSON-like variables; return a plain Python value."""
     prog = _program(expr)
-    activation = {k: celpy.json_to_cel(v) for k, v in context.items()}
+    scope = context if isinstance(context, Scope) else Scope(context)
+    activation = scope.activation(_roots(expr))
     try:
         result = prog.evaluate(activation)
     except celpy.CELEvalError as exc:
@@ -124,7 +190,7 @@ def evaluate(expr: str, context: Mapping[str, Any]) -> Any:
     return to_python(result)
 
 
-def evaluate_bool(expr: str, context: Mapping[str, Any]) -> bool:
+def evaluate_bool(expr: str, context: Mapping[str, Any] | Scope) -> bool:
     value = evaluate(expr, context)
     if not isinstance(value, bool):
         raise ExpressionError(f"{expr!r} must be true or false, got {type(value).__name__} {value!r}")
@@ -164,8 +230,10 @@ def iter_templates(value: Any, path: str) -> Iterator[tuple[str, str]]:
             yield from iter_templates(item, f"{path}[{i}]")
 
 
-def render(value: Any, context: Mapping[str, Any]) -> Any:
+def render(value: Any, context: Mapping[str, Any] | Scope) -> Any:
     """Render every ``${{ }}`` inside a JSON-like value."""
+    if not isinstance(context, Scope) and contains_template(value):
+        context = Scope(context)
     if isinstance(value, str):
         if "${{" not in value:
             return value

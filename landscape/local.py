@@ -12,6 +12,7 @@ from landscape.landscape import Landscape
 from landscape.ocm_example import ocm_parts
 from landscape.part import Part
 from landscape.process import free_port, port_open
+from landscape.redfish import server_parts
 from landscape.temporal import TemporalDevServer
 
 
@@ -23,7 +24,10 @@ def local_parts(*, ui_port: int | None = None) -> list[Part]:
     # gives workers APEIRO_GARDEN_KUBECONFIG.
     # ocm_parts: source and site OCI registries (the site one with TLS + htpasswd) and the example
     # component pushed to the source, with the site's signing key.
-    return [TemporalDevServer(ui_port=ui_port), KubeApiServer(), *ocm_parts()]
+    # server_parts: the OS report-in relay, the emulated site BMC (sushy-tools + BIOS/firmware sidecar)
+    # with 4 systems, and the image server with the Garden Linux image and its SHA-256.
+    temporal = TemporalDevServer(ui_port=ui_port)
+    return [temporal, KubeApiServer(), *server_parts(temporal, systems=4), *ocm_parts()]
 
 
 def local_landscape(state_dir: Path | None = None, *, ui_port: int | None = None) -> Landscape:

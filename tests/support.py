@@ -81,3 +81,24 @@ def pipeline(steps: list[dict[str, Any]], *, name: str = "test", inputs: dict[st
     if outputs:
         body["outputs"] = outputs
     return {"apiVersion": "apeiro.dev/v1alpha1", "kind": "Pipeline", "metadata": {"name": name}, "spec": body}
+
+
+class JoinArgs(BaseModel):
+    """Args of a lifecycle whose workflow id comes from its input (like one provision per server)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    value: int = 0
+
+    def workflow_id(self) -> str:
+        return self.id
+
+
+def register_join_step() -> None:
+    if "test.join" not in REGISTRY:
+        REGISTRY.register(StepType(
+            name="test.join", kind=StepKind.WORKFLOW, target="JoinTargetWorkflow", task_queue=queues.PIPELINE,
+            args_model=JoinArgs, outputs_model=None, description="test lifecycle with its own id",
+            default_max_attempts=1,
+        ))

@@ -1,11 +1,12 @@
 """Temporal connection settings, read from the environment.
 
 Every client and worker in the project connects through :func:`connect`, so the pydantic data
-converter (and, later, payload encryption) is configured in exactly one place.
+converter (and payload encryption, :mod:`workers.codec`) is configured in exactly one place.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -85,13 +86,38 @@ class TemporalSettings(BaseModel):
 
 
 def data_converter() -> DataConverter:
-    """The converter every client, worker, test environment and replayer uses."""
-    return pydantic_data_converter
+    """The converter every client, worker, test environment and replayer uses.
+
+    Pydantic models as JSON, and, when ``APEIRO_PAYLOAD_KEYS`` is set, every payload encrypted with
+    AES-256-GCM (see :mod:`workers.codec`) before it leaves the process.
+    """
+    from workers.codec import CodecConfigError, codec_from_env
+
+    try:
+        codec = codec_from_env()
+    except CodecConfigError as exc:
+        raise ConfigError(f"payload encryption: {exc}") from None
+    if codec is None:
+        return pydantic_data_converter
+    return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
 
 
 async def connect(settings: TemporalSettings | None = None) -> Client:
-    """Connect to Temporal with the project's data converter; settings default to the environment."""
+    """Connect to Temporal with the project's data converter; settings default to the environment.
+
+    Also applies the process's observability settings (:mod:`workers.observability`): the
+    Prometheus runtime and, when enabled, the tracing interceptor, which workers built on this
+    client inherit.
+    """
+    from workers.observability import ObservabilityError, runtime_from_env, tracing_interceptors
+
     settings = settings or TemporalSettings.from_env()
+    converter = data_converter()
+    try:
+        runtime = runtime_from_env()
+        interceptors = tracing_interceptors()
+    except ObservabilityError as exc:
+        raise ConfigError(str(exc)) from None
     api_key = os.environ.get("TEMPORAL_API_KEY") if settings.api_key_ref else None
     try:
         return await Client.connect(
@@ -99,7 +125,9 @@ async def connect(settings: TemporalSettings | None = None) -> Client:
             namespace=settings.namespace,
             tls=settings.tls_config(),
             api_key=api_key,
-            data_converter=data_converter(),
+            data_converter=converter,
+            interceptors=interceptors,
+            runtime=runtime,
         )
     except RuntimeError as exc:
         raise ConfigError(

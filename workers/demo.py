@@ -76,6 +76,10 @@ async def _run(landscape: Landscape, pipeline_file: Path) -> int:
                 print("\npipeline outputs:")
                 for key, value in outputs.items():
                     print(f"  {key}: {value}")
+            print("\n=== triggers: one workflow started by a webhook, one by a schedule ===")
+            from triggers.demo import show_triggers
+
+            await show_triggers(client, site=str(inputs.get("site", "edge-demo-1")))
         return code
 
 

@@ -15,6 +15,7 @@ from definitions import queues
 
 QUEUE_MODULES: dict[str, str] = {
     queues.PIPELINE: "workers.pipeline",
+    queues.REDFISH: "workers.redfish",
     queues.GARDENER: "workers.gardener",
     queues.OCM: "workers.ocm",
     queues.KONFIDENCE: "workers.konfidence",

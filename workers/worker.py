@@ -10,10 +10,12 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from workers.interceptors import StepMetricsInterceptor
 from workers.queues import contents_for
 
 log = logging.getLogger(__name__)
@@ -31,16 +33,19 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 def build_workers(client: Client, queues: Sequence[str], *, max_concurrent_activities: int = 100,
                   activity_executor: ThreadPoolExecutor | None = None,
-                  extra_activities: Mapping[str, Sequence[Callable[..., Any]]] | None = None) -> list[Worker]:
+                  extra_activities: Mapping[str, Sequence[Callable[..., Any]]] | None = None,
+                  extra_workflows: Mapping[str, Sequence[type]] | None = None) -> list[Worker]:
     """One Worker per queue, sharing the client. Sync activities run on ``activity_executor``.
 
-    ``extra_activities`` adds activities to a queue (tests register probes this way).
+    ``extra_activities`` / ``extra_workflows`` add to a queue (tests register probes this way).
     """
     workers = []
     for queue in queues:
         contents = contents_for(queue)
         if extra_activities and queue in extra_activities:
             contents.activities = [*contents.activities, *extra_activities[queue]]
+        if extra_workflows and queue in extra_workflows:
+            contents.workflows = [*contents.workflows, *extra_workflows[queue]]
         needs_executor = any(not asyncio.iscoroutinefunction(a) for a in contents.activities)
         workers.append(
             Worker(
@@ -52,6 +57,11 @@ def build_workers(client: Client, queues: Sequence[str], *, max_concurrent_activ
                 if needs_executor else None,
                 max_concurrent_activities=max_concurrent_activities,
                 workflow_runner=workflow_runner(),
+                interceptors=[StepMetricsInterceptor()],
+                # Input typed into the Temporal UI that does not decode into a workflow's model fails
+                # that workflow with pydantic's message (field path and reason) instead of failing
+                # the workflow task, which Temporal would retry forever.
+                workflow_failure_exception_types=[ValidationError],
             )
         )
     return workers

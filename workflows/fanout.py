@@ -16,7 +16,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from definitions.catalog import load_catalog
-    from definitions.expressions import ExpressionError, render
+    from definitions.expressions import ExpressionError, Scope, render
     from definitions.pipeline import RetrySpec, Step
     from workflows.stepexec import InvocationContext, StepFailure, invoke
 
@@ -57,13 +57,14 @@ class FanOutWorkflow:
         ctx = InvocationContext(parent_id=request.parent_id, pipeline=request.pipeline, site=request.site,
                                 step_path=request.step_path)
         sem = asyncio.Semaphore(request.max_parallel)
+        scope = Scope(request.context)
         self._total = len(request.items)
 
         async def one(offset: int, item: Any) -> ItemResult:
             index = request.start_index + offset
             async with sem:
                 try:
-                    args = render(step.with_, {**request.context, "item": item, "index": index})
+                    args = render(step.with_, scope.child(item=item, index=index))
                     out = await invoke(step, step_type, args, ctx, retry=request.retry, timeout=request.timeout,
                                        index=index)
                     return ItemResult(index=index, ok=True, outputs=out)

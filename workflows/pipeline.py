@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
 
     from definitions.catalog import load_catalog
     from definitions.core_steps import ApprovalArgs, ApprovalResult, SubPipelineArgs, WaitArgs, WaitResult
-    from definitions.expressions import ExpressionError, evaluate, evaluate_bool, references, render
+    from definitions.expressions import ExpressionError, Scope, evaluate, evaluate_bool, references, render
     from definitions.pipeline import Pipeline, RetrySpec, Step
     from definitions.runs import (
         ApprovalDecision,
@@ -324,12 +324,12 @@ class PipelineWorkflow:
                               parallel: int) -> list[tuple[bool, Any, str]]:
         rec = self._records[step.name]
         sem = asyncio.Semaphore(parallel)
-        base = self._context(step)
+        base = Scope(self._context(step))
 
         async def one(index: int, item: Any) -> tuple[bool, Any, str]:
             async with sem:
                 try:
-                    args = render(step.with_, {**base, "item": item, "index": index})
+                    args = render(step.with_, base.child(item=item, index=index))
                     out = await self._dispatch(step, step_type, args, index)
                     rec.items_done += 1
                     return True, out, ""

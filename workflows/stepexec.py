@@ -19,9 +19,11 @@ from temporalio.exceptions import (
     ChildWorkflowError,
     FailureError,
     TimeoutError,
+    WorkflowAlreadyStartedError,
 )
 from temporalio.workflow import ActivityCancellationType, ParentClosePolicy
 
+from definitions import queues
 from definitions import search_attributes as sa
 from definitions.pipeline import RetrySpec, Step
 from definitions.steptypes import StepKind, StepType
@@ -139,17 +141,27 @@ async def invoke(step: Step, step_type: StepType, args: dict[str, Any], ctx: Inv
         if step_type.kind is StepKind.WORKFLOW:
             hook = getattr(model, "workflow_id", None)
             child_id = hook() if callable(hook) else None
-            return await workflow.execute_child_workflow(
-                step_type.target,
-                model,
-                id=child_id or f"{ctx.parent_id}/{suffix}",
-                task_queue=step_type.task_queue,
-                execution_timeout=timeout,
-                retry_policy=retry_policy(retry, step_type) if retry.max_attempts > 1 else None,
-                parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
-                search_attributes=child_search_attributes(ctx, step),
-                result_type=dict,
-            )
+            try:
+                return await workflow.execute_child_workflow(
+                    step_type.target,
+                    model,
+                    id=child_id or f"{ctx.parent_id}/{suffix}",
+                    task_queue=step_type.task_queue,
+                    execution_timeout=timeout,
+                    retry_policy=retry_policy(retry, step_type) if retry.max_attempts > 1 else None,
+                    parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
+                    search_attributes=child_search_attributes(ctx, step),
+                    result_type=dict,
+                )
+            except WorkflowAlreadyStartedError:
+                if child_id is None:
+                    raise StepFailure(f"child workflow {ctx.parent_id}/{suffix} is already running") from None
+                # The lifecycle's own id is taken (e.g. one provision workflow per server): join it.
+                return await workflow.execute_activity(
+                    "pipeline.await_workflow", child_id, task_queue=queues.PIPELINE,
+                    start_to_close_timeout=timeout or timedelta(days=7), heartbeat_timeout=timedelta(seconds=30),
+                    retry_policy=RetryPolicy(maximum_attempts=3), result_type=dict,
+                )
     except (ActivityError, ChildWorkflowError) as err:
         raise StepFailure(describe_failure(err)) from None
     raise StepFailure(f"step type {step_type.name} ({step_type.kind}) cannot run here")

@@ -21,12 +21,17 @@ def edge_site() -> dict:
 
 
 def test_edge_site_is_valid_and_uses_every_engine_feature() -> None:
-    p, inputs = validate_definition(edge_site(), load_catalog(), inputs={})
+    p, inputs = validate_definition(edge_site(), load_catalog(), inputs={
+        "serverSite": {"name": "edge-demo-1", "bmcs": [{"url": "http://127.0.0.1:8000",
+                                                         "credentials": {"username": "admin",
+                                                                         "password_ref": "env:BMC_PASSWORD"}}]},
+        "gardenLinuxImage": {"url": "http://127.0.0.1:8001/gardenlinux.iso", "sha256": "0" * 64}})
     uses = {s.uses for s in p.spec.steps}
     assert {"core.approval", "core.wait"} <= uses
     assert any(s.for_each is not None for s in p.spec.steps)
     assert any(s.when for s in p.spec.steps)
     roots_after_plan = [s.name for s in p.spec.steps if s.needs == ["plan"]]
+    assert {"server.discover", "cluster.create", "component.transport"} <= uses
     assert len(roots_after_plan) >= 2, "parallel branches"
     assert inputs["site"] == "edge-demo-1"
 

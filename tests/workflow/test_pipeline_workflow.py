@@ -233,9 +233,10 @@ async def test_invalid_inline_definition_fails_with_paths(engine: Engine) -> Non
 
 
 async def test_inputs_of_the_wrong_type_fail_with_paths(engine: Engine) -> None:
-    h = await engine.start(raw={"pipeline": "edge-site", "inputs": {"servers": "three", "extra": 1}})
+    h = await engine.start(raw={"pipeline": "edge-site", "inputs": {"serverSite": "three", "extra": 1}})
     err = await failure_of(h)
-    assert "inputs.servers: must be an array, got str 'three'" in err.message
+    assert "inputs.serverSite: must be an object, got str 'three'" in err.message
+    assert "inputs.gardenLinuxImage: required input is missing (object)" in err.message
     assert "inputs.extra: the pipeline declares no input 'extra'" in err.message
 
 

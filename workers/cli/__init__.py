@@ -14,8 +14,12 @@ COMMAND_MODULES = (
     "workers.cli.pipeline",
     "workers.cli.dev",
     "workers.cli.worker",
+    "workers.cli.baremetal",
     "workers.cli.cluster",
     "workers.cli.ocm",
+    "workers.cli.webhook",
+    "workers.cli.schedule",
+    "workers.cli.codec",
     "workers.cli.promote",
 )
 
@@ -39,6 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # Per-request lines from HTTP clients and worker life-cycle chatter drown what operators need.
+        for noisy in ("httpx", "httpcore", "temporalio.worker._worker", "kubernetes_asyncio", "urllib3"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

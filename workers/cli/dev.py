@@ -97,7 +97,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"no landscape recorded in {state_dir}")
         return 1
     for part in state["parts"]:
-        alive = all(pid_alive(p) for p in part["pids"]) if part["pids"] else False
+        # A part without processes (seed data, say) is ready once recorded.
+        alive = all(pid_alive(p) for p in part["pids"])
         print(f"{part['name']:<12} {'up' if alive else 'DOWN':<5} {part['endpoints']}")
     for pid in state.get("workers", []):
         print(f"{'worker':<12} {'up' if pid_alive(pid) else 'DOWN':<5} pid {pid}")

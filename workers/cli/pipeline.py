@@ -164,21 +164,27 @@ async def _run(args: argparse.Namespace, data: dict[str, Any], inputs: dict[str,
 async def follow(handle: WorkflowHandle[Any, Any], interval: float = 1.0, quiet: bool = False) -> int:
     """Print step changes until the run ends. Exit code 0 when it succeeded."""
     seen: dict[str, str] = {}
-    result_task = asyncio.ensure_future(handle.result())
-    while not result_task.done():
+
+    async def show() -> None:
         try:
             status = await handle.query("status", result_type=PipelineStatus)
         except RPCError:
-            status = None
-        if status is not None and not quiet:
-            for step in status.steps:
-                line = f"{STATE_MARK[step.state]} {step.name:<24} {step.state.value:<10} {step.message or ''}"
-                if step.items_total is not None:
-                    line += f" [{step.items_done}/{step.items_total}]"
-                if seen.get(step.name) != line:
-                    seen[step.name] = line
-                    print(line, flush=True)
+            return
+        for step in status.steps:
+            line = f"{STATE_MARK[step.state]} {step.name:<24} {step.state.value:<10} {step.error or step.message}"
+            if step.items_total is not None:
+                line += f" [{step.items_done}/{step.items_total}]"
+            if seen.get(step.name) != line:
+                seen[step.name] = line
+                print(line, flush=True)
+
+    result_task = asyncio.ensure_future(handle.result())
+    while not result_task.done():
+        if not quiet:
+            await show()
         await asyncio.wait([result_task], timeout=interval)
+    if not quiet:
+        await show()
     try:
         result = result_task.result()
     except WorkflowFailureError as exc:

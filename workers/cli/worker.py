@@ -38,6 +38,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return fail(str(exc), 2)
 
+    from workers.observability import setup_logging
+
+    setup_logging()
+
     async def go() -> int:
         try:
             client = await client_from_env()

@@ -11,6 +11,13 @@ from definitions.library import EXAMPLES
 from definitions.validate import DefinitionError, load_yaml, validate_definition
 
 SNIPPET = EXAMPLES / "edge-site-promotion-step.yaml"
+#: edge-site's required inputs (what the local landscape provides)
+INPUTS = {
+    "serverSite": {"name": "edge-demo-1", "bmcs": [{"url": "http://127.0.0.1:8000",
+                                                     "credentials": {"username": "admin",
+                                                                     "password_ref": "env:BMC_PASSWORD"}}]},
+    "gardenLinuxImage": {"url": "http://127.0.0.1:8001/gardenlinux.iso", "sha256": "0" * 64},
+}
 
 
 def merged() -> dict:
@@ -22,7 +29,7 @@ def merged() -> dict:
 
 
 def test_edge_site_with_promotion_step_validates() -> None:
-    p, _ = validate_definition(merged(), load_catalog(), inputs={})
+    p, _ = validate_definition(merged(), load_catalog(), inputs=INPUTS)
     step = next(s for s in p.spec.steps if s.name == "promote_software")
     assert step.uses == "promotion.run" and step.needs == ["ship_software"]
 
@@ -32,4 +39,4 @@ def test_bad_promql_in_the_step_fails_pipeline_validation() -> None:
     step = site["spec"]["steps"][-1]
     step["with"]["promotion"]["spec"]["rings"][1]["verifyGates"][1]["query"] = "sum(rate(x[30s])"
     with pytest.raises(DefinitionError, match="unparsable PromQL"):
-        validate_definition(site, load_catalog(), inputs={})
+        validate_definition(site, load_catalog(), inputs=INPUTS)

@@ -1,0 +1,324 @@
+"""Temporal activities of the `redfish` queue. Each one checks state before acting, so a retry or a
+re-run after a worker crash never repeats a finished side effect. Long waits (power, firmware tasks,
+image download) heartbeat; short calls do one Redfish round trip and let Temporal retry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import httpx
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.redfish.backend import PartUnknown, RedfishServer, list_system_paths
+from activities.redfish.client import ClientCache
+from activities.redfish.errors import classify
+from activities.redfish.store import FileInventoryStore
+from definitions.server import (
+    BiosApply,
+    BmcConnection,
+    BootRequest,
+    FirmwareStart,
+    FirmwareStarted,
+    ImageCheck,
+    ImageChecked,
+    InventoryReadInput,
+    ListSystemsResult,
+    MediaRequest,
+    PowerRequest,
+    PowerWait,
+    PowerWaitResult,
+    ServerRef,
+    ServerSummary,
+    SiteSnapshot,
+    StepOutcome,
+    TaskWait,
+)
+
+T = TypeVar("T")
+
+
+def _heartbeat(detail: object = None) -> None:
+    """Heartbeat when running as an activity (the functions are also called directly in tests/bench)."""
+    if activity.in_activity():
+        activity.heartbeat(detail)
+
+
+class RedfishActivities:
+    """Activities bound to a client cache and an inventory store (one instance per worker)."""
+
+    def __init__(
+        self, store: FileInventoryStore | None = None, poll_initial_s: float = 1.0, poll_max_s: float = 15.0
+    ) -> None:
+        self.cache = ClientCache()
+        self.store = store or FileInventoryStore()
+        self.poll_initial_s = poll_initial_s
+        self.poll_max_s = poll_max_s
+
+    def all(self) -> list[Callable[..., object]]:
+        return [
+            self.list_systems,
+            self.inventory_system,
+            self.load_snapshot,
+            self.save_snapshot,
+            self.power,
+            self.wait_power,
+            self.bios_apply,
+            self.firmware_start,
+            self.wait_task,
+            self.verify_image,
+            self.virtual_media,
+            self.set_boot,
+            self.get_power,
+        ]
+
+    def close(self) -> None:
+        self.cache.close()
+
+    # -- plumbing ------------------------------------------------------------------------------------
+
+    def _call(self, conn: BmcConnection, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except ApplicationError:
+            raise
+        except Exception as exc:
+            self.cache.drop(conn)
+            raise classify(exc, conn.label) from None
+
+    def _server(self, ref: ServerRef) -> RedfishServer:
+        return self._call(
+            ref.bmc, lambda: RedfishServer(self.cache.get(ref.bmc), ref.bmc.url, ref.system_path)
+        )
+
+    # -- discovery -----------------------------------------------------------------------------------
+
+    @activity.defn(name="redfish.list_systems")
+    def list_systems(self, conn: BmcConnection) -> ListSystemsResult:
+        paths = self._call(conn, lambda: list_system_paths(self.cache.get(conn)))
+        return ListSystemsResult(bmc_url=conn.url, name=conn.name, system_paths=paths)
+
+    @activity.defn(name="redfish.inventory_system")
+    def inventory_system(self, req: InventoryReadInput) -> ServerSummary:
+        conn = req.target.bmc
+
+        def read() -> ServerSummary:
+            inv = RedfishServer(self.cache.get(conn), conn.url, req.target.system_path).inventory()
+            if req.store:
+                self.store.put_inventory(req.site, inv)
+            return inv.summary()
+
+        return self._call(conn, read)
+
+    @activity.defn(name="redfish.load_snapshot")
+    def load_snapshot(self, site: str) -> SiteSnapshot:
+        return self.store.load_snapshot(site)
+
+    @activity.defn(name="redfish.save_snapshot")
+    def save_snapshot(self, snap: SiteSnapshot) -> None:
+        self.store.save_snapshot(snap)
+
+    # -- power ---------------------------------------------------------------------------------------
+
+    @activity.defn(name="redfish.get_power")
+    def get_power(self, ref: ServerRef) -> str:
+        srv = self._server(ref)
+        return self._call(ref.bmc, srv.get_power_state) or "Unknown"
+
+    @activity.defn(name="redfish.power")
+    def power(self, req: PowerRequest) -> StepOutcome:
+        srv = self._server(req.server)
+        state = self._call(req.server.bmc, srv.get_power_state)
+        if req.done_when and state == req.done_when:
+            return StepOutcome(changed=False, detail=f"already {state}")
+        self._call(req.server.bmc, lambda: srv.set_power(req.action))
+        return StepOutcome(changed=True, detail=f"{req.action} requested (was {state})")
+
+    @activity.defn(name="redfish.wait_power")
+    def wait_power(self, req: PowerWait) -> PowerWaitResult:
+        """Poll with backoff until the power state is reached or the timeout passes (heartbeating).
+        Power changes land seconds late on real BMCs (1-11 s on the emulator)."""
+        srv = self._server(req.server)
+        start = time.monotonic()
+        delay = self.poll_initial_s
+        state: str | None = None
+        while True:
+            state = self._call(req.server.bmc, srv.get_power_state)
+            waited = time.monotonic() - start
+            _heartbeat({"state": state, "waited_s": round(waited, 1)})
+            if state == req.target:
+                return PowerWaitResult(reached=True, state=state, waited_s=waited)
+            if waited >= req.timeout_s:
+                return PowerWaitResult(reached=False, state=state, waited_s=waited)
+            time.sleep(min(delay, max(0.0, req.timeout_s - waited)))
+            delay = min(delay * 1.5, self.poll_max_s)
+
+    # -- bios ----------------------------------------------------------------------------------------
+
+    @activity.defn(name="redfish.bios_apply")
+    def bios_apply(self, req: BiosApply) -> StepOutcome:
+        """Stage the attributes that differ as pending settings (applied at the next power on)."""
+        srv = self._server(req.server)
+        try:
+            current = self._call(req.server.bmc, srv.get_attributes)
+            pending = self._call(req.server.bmc, srv.get_pending)
+        except PartUnknown as exc:
+            raise ApplicationError(
+                f"BMC {req.server.bmc.label}: cannot apply BIOS attributes: {exc}",
+                type="RedfishOperationRejected",
+                non_retryable=True,
+            ) from None
+        unknown = sorted(set(req.attributes) - set(current))
+        if unknown:
+            raise ApplicationError(
+                f"BMC {req.server.bmc.label}: BIOS has no attribute(s) {', '.join(unknown)}; known: "
+                f"{', '.join(sorted(current)[:20])}",
+                type="RedfishOperationRejected",
+                non_retryable=True,
+            )
+        todo = {k: v for k, v in req.attributes.items() if current.get(k) != v and pending.get(k) != v}
+        if not todo:
+            staged = {k for k, v in req.attributes.items() if current.get(k) != v}
+            return StepOutcome(
+                changed=False,
+                detail="already set" if not staged else f"already pending: {', '.join(sorted(staged))}",
+            )
+        self._call(req.server.bmc, lambda: srv.set_pending(dict(todo)))
+        return StepOutcome(changed=True, detail=f"pending: {', '.join(sorted(todo))}")
+
+    # -- firmware ------------------------------------------------------------------------------------
+
+    @activity.defn(name="redfish.firmware_start")
+    def firmware_start(self, req: FirmwareStart) -> FirmwareStarted:
+        srv = self._server(req.server)
+        up = req.update
+        try:
+            if up.component and up.version:
+                items = self._call(req.server.bmc, srv.list_firmware)
+                for item in items:
+                    if item.id == up.component and item.version == up.version:
+                        return FirmwareStarted(skipped=True, detail=f"{item.id} already at {item.version}")
+            uri = self._call(
+                req.server.bmc, lambda: srv.simple_update(up.image_uri, up.targets, up.transfer_protocol)
+            )
+        except PartUnknown as exc:
+            raise ApplicationError(
+                f"BMC {req.server.bmc.label}: firmware update impossible: {exc}",
+                type="FirmwareUpdateFailed",
+                non_retryable=True,
+            ) from None
+        return FirmwareStarted(skipped=False, task_uri=uri, detail=f"task {uri}")
+
+    @activity.defn(name="redfish.wait_task")
+    def wait_task(self, req: TaskWait) -> StepOutcome:
+        srv = self._server(req.server)
+        start = time.monotonic()
+        delay = self.poll_initial_s
+        while True:
+            state, pct, msg = self._call(req.server.bmc, lambda: srv.task_state(req.task_uri))
+            _heartbeat({"state": state, "percent": pct})
+            if state in ("Completed",):
+                return StepOutcome(changed=True, detail=f"{req.what} completed: {msg}".strip())
+            if state in ("Exception", "Killed", "Cancelled", "Interrupted"):
+                raise ApplicationError(
+                    f"BMC {req.server.bmc.label}: {req.what or 'task'} {req.task_uri} ended {state}: {msg}",
+                    type="FirmwareUpdateFailed",
+                    non_retryable=True,
+                )
+            if time.monotonic() - start >= req.timeout_s:
+                raise ApplicationError(
+                    f"BMC {req.server.bmc.label}: {req.what or 'task'} {req.task_uri} still {state} at "
+                    f"{pct}% after {req.timeout_s}s; the BMC may need a reset",
+                    type="FirmwareUpdateFailed",
+                    non_retryable=True,
+                )
+            time.sleep(delay)
+            delay = min(delay * 1.5, self.poll_max_s)
+
+    # -- image and virtual media ---------------------------------------------------------------------
+
+    @activity.defn(name="redfish.verify_image")
+    def verify_image(self, req: ImageCheck) -> ImageChecked:
+        """Download the image once and check its SHA-256 before any BMC mounts it."""
+        h = hashlib.sha256()
+        size = 0
+        try:
+            with httpx.stream("GET", req.image.url, timeout=60.0, follow_redirects=True) as resp:
+                if resp.status_code == 404:
+                    raise ApplicationError(
+                        f"image {req.image.url} does not exist (HTTP 404); fix the URL",
+                        type="ImageNotFound",
+                        non_retryable=True,
+                    )
+                if resp.status_code >= 400:
+                    raise ApplicationError(
+                        f"image {req.image.url}: HTTP {resp.status_code}",
+                        type="ImageUnavailable",
+                        non_retryable=resp.status_code < 500,
+                    )
+                for chunk in resp.iter_bytes(1 << 20):
+                    h.update(chunk)
+                    size += len(chunk)
+                    _heartbeat(size)
+        except httpx.HTTPError as exc:
+            raise ApplicationError(f"image {req.image.url}: {exc}", type="ImageUnavailable") from None
+        digest = h.hexdigest()
+        if digest != req.image.sha256.lower():
+            raise ApplicationError(
+                f"image {req.image.url} has SHA-256 {digest}, the definition expects {req.image.sha256}; "
+                "the file changed or the checksum is wrong",
+                type="ImageChecksumMismatch",
+                non_retryable=True,
+            )
+        return ImageChecked(url=req.image.url, sha256=digest, size_bytes=size)
+
+    @activity.defn(name="redfish.virtual_media")
+    def virtual_media(self, req: MediaRequest) -> StepOutcome:
+        """Insert `image_url` into the CD slot (ejecting another image first), or eject (None)."""
+        srv = self._server(req.server)
+        bmc = req.server.bmc
+        try:
+            slots = self._call(bmc, srv.list_slots)
+        except PartUnknown as exc:
+            raise ApplicationError(
+                f"BMC {bmc.label}: no virtual media: {exc}",
+                type="RedfishOperationRejected",
+                non_retryable=True,
+            ) from None
+        cds = [s for s in slots if {"CD", "DVD"} & set(s.media_types)] or slots
+        if not cds:
+            raise ApplicationError(
+                f"BMC {bmc.label}: no CD/DVD virtual media slot",
+                type="RedfishOperationRejected",
+                non_retryable=True,
+            )
+        if req.image_url is None:
+            inserted = [s for s in cds if s.inserted]
+            for s in inserted:
+                self._call(bmc, lambda s=s: srv.eject(s.path))  # type: ignore[misc]
+            return StepOutcome(changed=bool(inserted), detail="ejected" if inserted else "nothing inserted")
+        for s in cds:
+            if s.inserted and s.image == req.image_url:
+                return StepOutcome(changed=False, detail=f"already inserted in {s.id}")
+        slot = cds[0]
+        if slot.inserted:
+            self._call(bmc, lambda: srv.eject(slot.path))
+        self._call(bmc, lambda: srv.insert(slot.path, req.image_url or ""))
+        return StepOutcome(changed=True, detail=f"inserted in {slot.id}")
+
+    @activity.defn(name="redfish.set_boot")
+    def set_boot(self, req: BootRequest) -> StepOutcome:
+        srv = self._server(req.server)
+        cur = self._call(req.server.bmc, srv.get_boot_override)
+        if (
+            cur.get("target") == req.target
+            and cur.get("enabled") == req.enabled
+            and (req.mode is None or cur.get("mode") == req.mode)
+        ):
+            return StepOutcome(changed=False, detail="already set")
+        self._call(req.server.bmc, lambda: srv.set_boot_override(req.target, req.enabled, req.mode))
+        return StepOutcome(changed=True, detail=f"boot {req.target} {req.enabled} {req.mode or ''}".strip())

@@ -1,0 +1,122 @@
+"""Connecting to a BMC through sushy with sushy's own retry loops off (Temporal owns retries).
+
+sushy retries a 5xx GET ten times, 3 s apart, and a failed connection three times, 2 s apart; a
+worker thread stuck in those loops hides a BMC's state from Temporal's retry policy and heartbeats.
+:class:`NoRetryConnector` makes every request a single attempt.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import sushy
+from sushy import auth as sushy_auth
+from sushy import connector as sushy_connector
+
+from activities.secrets import resolve_secret
+from definitions.server import BmcConnection
+
+
+class NoRetryConnector(sushy_connector.Connector):
+    """A sushy connector that makes exactly one attempt per request."""
+
+    def _op(
+        self,
+        method: str,
+        path: str = "",
+        data: Any = None,
+        headers: Any = None,
+        blocking: bool = False,
+        timeout: Any = None,
+        server_side_retries_left: int | None = None,
+        allow_reauth: bool = True,
+        **kwargs: Any,
+    ) -> Any:
+        return super()._op(
+            method,
+            path,
+            data=data,
+            headers=headers,
+            blocking=blocking,
+            timeout=timeout,
+            server_side_retries_left=0,
+            allow_reauth=allow_reauth,
+            **kwargs,
+        )
+
+
+class NoAuth(sushy_auth.AuthBase):
+    """For BMCs (and mockups) without authentication: sends no Authorization header at all."""
+
+    def _do_authenticate(self) -> None:
+        return None
+
+    def can_refresh_session(self) -> bool:
+        return False
+
+
+def connect(conn: BmcConnection) -> sushy.Sushy:
+    """Open a sushy root for a BMC; resolves the password reference here, inside the activity."""
+    verify = conn.tls.verify()
+    # server_side_retries=1 makes the connector's transport loop a single attempt; _op forces the
+    # 5xx retry budget to 0.
+    connector = NoRetryConnector(
+        conn.url,
+        verify=verify,
+        server_side_retries=1,
+        server_side_retries_delay=0,
+        default_request_timeout=conn.timeout_s,
+        connect_timeout=min(conn.timeout_s, 3.0 if conn.probe else 10.0),
+    )
+    auth: sushy_auth.AuthBase | None = None
+    if conn.credentials is not None:
+        password = resolve_secret(conn.credentials.password_ref)
+        kind = {
+            "auto": sushy_auth.SessionOrBasicAuth,
+            "basic": sushy_auth.BasicAuth,
+            "session": sushy_auth.SessionAuth,
+        }[conn.credentials.auth]
+        auth = kind(username=conn.credentials.username, password=password)
+    else:
+        auth = NoAuth()
+    return sushy.Sushy(
+        conn.url,
+        auth=auth,
+        connector=connector,
+        verify=verify,
+        server_side_retries=0,
+        server_side_retries_delay=0,
+    )
+
+
+class ClientCache:
+    """Reuse one sushy root per BMC across activities (a session login per call would dominate the
+    cost of an inventory). Entries are dropped when a call through them fails."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._clients: dict[str, sushy.Sushy] = {}
+
+    @staticmethod
+    def key(conn: BmcConnection) -> str:
+        return conn.model_dump_json()
+
+    def get(self, conn: BmcConnection) -> sushy.Sushy:
+        k = self.key(conn)
+        with self._lock:
+            client = self._clients.get(k)
+        if client is not None:
+            return client
+        client = connect(conn)
+        with self._lock:
+            self._clients.setdefault(k, client)
+            return self._clients[k]
+
+    def drop(self, conn: BmcConnection) -> None:
+        with self._lock:
+            self._clients.pop(self.key(conn), None)
+
+    def close(self) -> None:
+        with self._lock:
+            self._clients.clear()

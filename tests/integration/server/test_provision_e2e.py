@@ -1,0 +1,120 @@
+"""End to end on the dev server: discover an emulated site, provision and image every server (the
+simulated OS reports in through the callback relay), register them (IronCore, fake API)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+
+from activities.redfish.store import FileInventoryStore
+from activities.registration.activity import RegistrationActivities
+from activities.registration.ironcore import IronCoreRegistrar
+from definitions.server import (
+    DiscoverInput,
+    DiscoverResult,
+    ImageSpec,
+    ProvisionFleetInput,
+    ProvisionFleetResult,
+    ProvisionSpec,
+    RegisterInput,
+    SiteDefinition,
+)
+from landscape.landscape import Landscape
+from landscape.redfish import RedfishEmulator, fake_systems, server_parts
+from tests.server_fixtures import BMC_PASSWORD, PASSWORD_ENV, redfish_worker
+from tests.unit.server.test_registration import FakeCustomObjects
+from workflows.server import ServerDiscoveryWorkflow, ServerProvisionFleetWorkflow
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("dev-server")]
+
+
+@pytest.fixture(scope="module")
+def edge_site(dev_landscape: Landscape, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Landscape]:
+    """The parts `make demo` uses (relay, emulator, image server) next to the session's dev server."""
+    import os
+
+    os.environ[PASSWORD_ENV] = BMC_PASSWORD
+    parts = server_parts(dev_landscape.part("temporal"), systems=2)
+    emu = parts[1]
+    assert isinstance(emu, RedfishEmulator)
+    emu.seed, emu.boot_seconds = f"e2e-{uuid.uuid4().hex[:6]}", 0.5
+    emu.systems = fake_systems(2, emu.seed)
+    land = Landscape(parts, state_dir=tmp_path_factory.mktemp("edge"))
+    with land.running():
+        yield land
+
+
+async def test_discover_provision_register(
+    dev_client: Client, edge_site: Landscape, task_queue: str, tmp_path: Path
+) -> None:
+    emu = edge_site.part("redfish")
+    images = edge_site.part("images").endpoints
+    # The landscape's own site definition: credentials by file reference, no password anywhere else.
+    definition = SiteDefinition.model_validate(emu.site_definition(f"edge-{uuid.uuid4().hex[:6]}"))
+    assert definition.problems() == [] and str(emu.password_ref).startswith("file:")
+    async with redfish_worker(dev_client, task_queue, tmp_path):
+        found: DiscoverResult = await dev_client.execute_workflow(
+            ServerDiscoveryWorkflow.run,
+            DiscoverInput(site=definition),
+            id=f"e2e-discover-{uuid.uuid4().hex[:6]}",
+            task_queue=task_queue,
+        )
+        fleet: ProvisionFleetResult = await dev_client.execute_workflow(
+            ServerProvisionFleetWorkflow.run,
+            ProvisionFleetInput(
+                servers=found.servers,
+                site=definition,
+                concurrency=2,
+                spec=ProvisionSpec(
+                    image=ImageSpec(url=images["url"], sha256=images["sha256"]), report_in_timeout_s=120
+                ),
+            ),
+            id=f"e2e-fleet-{uuid.uuid4().hex[:6]}",
+            task_queue=task_queue,
+        )
+    assert fleet.failed == []
+    assert sorted(fleet.provisioned) == sorted(found.identities) and len(found.identities) == 2
+    booted = {b["identity"] for b in emu.boots()}
+    assert booted == set(found.identities)
+    api = FakeCustomObjects()
+    reg = RegistrationActivities(
+        store=FileInventoryStore(tmp_path), registrar_factory=lambda i: IronCoreRegistrar(api)
+    )
+    out = reg.register(RegisterInput(target="ironcore", servers=found.servers, site=definition))
+    assert len(out.registered) == 2 and out.failed == []
+    assert len([k for k, _ in api.objects if k == "servers"]) == 2
+
+
+async def test_discover_cli_starts_and_joins_the_site_workflow(
+    dev_client: Client,
+    dev_landscape: Landscape,
+    edge_site: Landscape,
+    task_queue: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import argparse
+    import asyncio
+
+    from workers.cli import baremetal
+
+    emu = edge_site.part("redfish")
+    name = f"cli-{uuid.uuid4().hex[:6]}"
+    path = tmp_path / "site.json"
+    path.write_text(json.dumps(emu.site_definition(name)))
+    for k, v in dev_landscape.part("temporal").env().items():
+        monkeypatch.setenv(k, v)
+    parser = argparse.ArgumentParser()
+    baremetal.register(parser.add_subparsers())
+    args = parser.parse_args(["baremetal", "discover", str(path), "--task-queue", task_queue])
+    async with redfish_worker(dev_client, task_queue, tmp_path):
+        code = await asyncio.to_thread(args.func, args)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"server-discover-{name}" in out and '"bmcs_reachable": 1' in out

@@ -1,0 +1,110 @@
+"""Shared helpers for the server lifecycle tests: emulator landscapes and a worker on a test queue."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.redfish.activities import RedfishActivities
+from activities.redfish.store import FileInventoryStore
+from activities.registration.activity import RegistrationActivities
+from definitions.server import BmcConnection, BmcCredentials, SiteDefinition, TlsOptions
+from landscape.landscape import Landscape
+from landscape.redfish import ImageServer, RedfishEmulator
+from workers.worker import workflow_runner
+from workflows.server import (
+    ServerDiscoveryWorkflow,
+    ServerInventoryBatchWorkflow,
+    ServerListBatchWorkflow,
+    ServerProvisionFleetWorkflow,
+    ServerProvisionWorkflow,
+)
+
+
+def shared_testdata() -> Path:
+    """../shared/testdata seen from the main checkout or from a worktree (APEIRO_TESTDATA overrides)."""
+    if os.environ.get("APEIRO_TESTDATA"):
+        return Path(os.environ["APEIRO_TESTDATA"])
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "shared" / "testdata"
+        if candidate.is_dir():
+            return candidate
+    return Path(__file__).resolve().parents[2] / "shared" / "testdata"
+
+
+#: The password the emulator accepts; tests pass it only as the reference env:APEIRO_TEST_BMC_PASSWORD.
+BMC_PASSWORD = "bmc-Pa55-7f3c9e1d"
+PASSWORD_ENV = "APEIRO_TEST_BMC_PASSWORD"
+WRONG_ENV = "APEIRO_TEST_BMC_WRONG"
+
+
+@contextlib.contextmanager
+def emulator_landscape(state: Path, systems: int = 2, tls: bool = False) -> Iterator[Landscape]:
+    os.environ[PASSWORD_ENV] = BMC_PASSWORD
+    os.environ[WRONG_ENV] = "not-the-password"
+    emu = RedfishEmulator(
+        systems,
+        username="admin",
+        password=BMC_PASSWORD,
+        tls=tls,
+        seed=state.name,
+        firmware_seconds=1.0,
+        boot_seconds=0.5,
+    )
+    land = Landscape([emu, ImageServer(size_mib=1)], state_dir=state)
+    with land.running():
+        yield land
+
+
+def connection(emu: RedfishEmulator, password_env: str = PASSWORD_ENV, **tls: object) -> BmcConnection:
+    return BmcConnection(
+        url=emu.url,
+        name="bmc-a",
+        credentials=BmcCredentials(username="admin", password_ref=f"env:{password_env}"),
+        tls=TlsOptions(**tls),
+        timeout_s=10,
+    )  # type: ignore[arg-type]
+
+
+def site(name: str, *urls: str, password_env: str = PASSWORD_ENV) -> SiteDefinition:
+    return SiteDefinition.model_validate(
+        {
+            "name": name,
+            "credentials": {"lab": {"username": "admin", "password_ref": f"env:{password_env}"}},
+            "default_credentials": "lab",
+            "bmcs": [{"url": u, "name": f"bmc-{i}"} for i, u in enumerate(urls)],
+            "timeout_s": 10,
+        }
+    )
+
+
+@contextlib.asynccontextmanager
+async def redfish_worker(
+    client: Client, task_queue: str, store_dir: Path
+) -> AsyncIterator[RedfishActivities]:
+    acts = RedfishActivities(store=FileInventoryStore(store_dir), poll_initial_s=0.5, poll_max_s=2.0)
+    reg = RegistrationActivities(store=acts.store)
+    with ThreadPoolExecutor(32) as pool:
+        worker = Worker(
+            client,
+            task_queue=task_queue,
+            workflows=[
+                ServerDiscoveryWorkflow,
+                ServerListBatchWorkflow,
+                ServerInventoryBatchWorkflow,
+                ServerProvisionWorkflow,
+                ServerProvisionFleetWorkflow,
+            ],
+            activities=[*acts.all(), *reg.all()],
+            activity_executor=pool,
+            max_concurrent_activities=32,
+            workflow_runner=workflow_runner(),
+        )
+        async with worker:
+            yield acts

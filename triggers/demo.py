@@ -1,0 +1,157 @@
+"""For `make demo`: one workflow started by a webhook and one by a schedule, against a running landscape.
+
+Call :func:`show_triggers` from the demo after its workers run (it needs a worker on the pipeline
+queue). It serves the real gateway with uvicorn on a free port in this process, posts one signed
+CloudEvent (a release) to it over HTTP, applies one schedule (site re-inventory), triggers it, waits
+for both pipeline runs to finish, stops the gateway, and returns the workflow ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import uvicorn
+from temporalio.client import Client, ScheduleActionExecutionStartWorkflow
+
+from definitions.schedules import ScheduleEntry, ScheduleSet
+from definitions.triggers import parse_gateway_config
+from landscape.process import free_port
+from triggers.app import create_app
+from triggers.auth import sign
+from triggers.schedules import apply_plan, plan_apply
+from triggers.temporal import TemporalConnection
+
+KEY_ENV = "APEIRO_DEMO_HOOK_KEY"
+SCHEDULE_ID = "demo-site-reinventory"
+
+
+@dataclass
+class TriggerDemo:
+    webhook_workflow_id: str
+    schedule_id: str
+    schedule_workflow_id: str
+    gateway_url: str
+    webhook_answer: dict[str, Any] = field(default_factory=dict)
+    webhook_result: Any = None
+    schedule_result: Any = None
+
+
+def demo_gateway_config() -> Any:
+    return parse_gateway_config(
+        {
+            "routes": [
+                {
+                    "name": "releases",
+                    "source": "cloudevents",
+                    "auth": {"type": "hmac", "secrets": [f"env:{KEY_ENV}"]},
+                    "rules": [
+                        {
+                            "name": "promote",
+                            "when": 'event.type == "dev.apeiro.release.published"',
+                            "target": {
+                                "pipeline": "release-promotion",
+                                "inputs": {
+                                    "component": "${{ event.data.component }}",
+                                    "version": "${{ event.data.version }}",
+                                    "source": "${{ event.source }}",
+                                },
+                            },
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+
+@contextlib.asynccontextmanager
+async def serve_gateway(client: Client, host: str = "127.0.0.1") -> Any:
+    """Run the gateway with uvicorn inside this event loop; yields its base URL."""
+    port = free_port()
+    app = create_app(demo_gateway_config(), temporal=TemporalConnection(client=client))
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.02)
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def show_triggers(client: Client, *, site: str = "edge-demo-1", out: Any = print) -> TriggerDemo:
+    os.environ.setdefault(KEY_ENV, secrets.token_hex(16))
+    event = {
+        "specversion": "1.0",
+        "id": f"release-{int(time.time())}",
+        "source": "https://ci.example/edge-app",
+        "type": "dev.apeiro.release.published",
+        "datacontenttype": "application/json",
+        "data": {"component": "example.apeiro.dev/edge-app", "version": "1.0.0"},
+    }
+    body = json.dumps(event).encode()
+    async with serve_gateway(client) as url, httpx.AsyncClient(timeout=30) as http:
+        resp = await http.post(
+            f"{url}/hooks/releases",
+            content=body,
+            headers={
+                "content-type": "application/cloudevents+json",
+                "x-apeiro-signature": sign(body, os.environ[KEY_ENV]),
+            },
+        )
+        answer = resp.json()
+        if resp.status_code != 202:
+            raise RuntimeError(f"the gateway refused the demo event: {resp.status_code} {answer}")
+        hook_id = answer["workflows"][0]["workflow_id"]
+        out(f"webhook: POST {url}/hooks/releases (CloudEvent {event['id']}) -> 202, started {hook_id}")
+        out(f"  UI: {answer['workflows'][0]['ui']}")
+
+    entry = ScheduleEntry(
+        id=SCHEDULE_ID,
+        description="demo: nightly re-inventory",
+        pipeline="site-reinventory",
+        inputs={"site": site},
+        cron=["30 2 * * *"],
+        timezone="Europe/Berlin",
+        overlap="skip",
+    )
+    plan = await plan_apply(client, ScheduleSet(schedules=[entry]), prune=False)
+    await apply_plan(client, plan)
+    handle = client.get_schedule_handle(SCHEDULE_ID)
+    before = len((await handle.describe()).info.recent_actions)
+    await handle.trigger()
+    sched_id = ""
+    for _ in range(300):
+        actions = (await handle.describe()).info.recent_actions
+        if len(actions) > before:
+            action = actions[-1].action
+            assert isinstance(action, ScheduleActionExecutionStartWorkflow)
+            sched_id, run_id = action.workflow_id, action.first_execution_run_id
+            break
+        await asyncio.sleep(0.1)
+    if not sched_id:
+        raise RuntimeError(f"schedule {SCHEDULE_ID} was triggered but started no workflow within 30 s")
+    out(f"schedule: applied {SCHEDULE_ID} (cron 30 2 * * * Europe/Berlin), triggered now -> started {sched_id}")
+    hook_result = await client.get_workflow_handle(hook_id).result()
+    sched_result = await client.get_workflow_handle(sched_id, run_id=run_id).result()
+    out(f"  both finished: webhook run {hook_result.get('state')}, scheduled run {sched_result.get('state')}")
+    return TriggerDemo(
+        webhook_workflow_id=hook_id,
+        schedule_id=SCHEDULE_ID,
+        schedule_workflow_id=sched_id,
+        gateway_url=url,
+        webhook_answer=answer,
+        webhook_result=hook_result,
+        schedule_result=sched_result,
+    )

@@ -1,0 +1,81 @@
+"""The gateway's Temporal client: connected lazily, reconnected after failures, bounded retries.
+
+A webhook sender waits for our answer, so the gateway must not hang in Temporal's default retry
+loop (10 s): it answers 503 with Retry-After quickly and the sender retries the same delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.service import RetryConfig
+
+from definitions import search_attributes as sa
+from triggers.dispatch import RETRY_AFTER_SECONDS
+from triggers.events import HookError
+from workers.config import ConfigError, TemporalSettings, data_converter
+
+GATEWAY_RETRY = RetryConfig(
+    initial_interval_millis=100, max_interval_millis=1000, max_elapsed_time_millis=3000, max_retries=3
+)
+
+
+class TemporalConnection:
+    """Hands out a connected client; ``settings`` is read on each (re)connect."""
+
+    def __init__(
+        self, settings: Callable[[], TemporalSettings] = TemporalSettings.from_env, client: Client | None = None
+    ) -> None:
+        self.settings = settings
+        self._client = client
+        self._lock = asyncio.Lock()
+        self.search_attributes_ok: bool | None = None
+
+    @property
+    def namespace(self) -> str:
+        return self._client.namespace if self._client else os.environ.get("TEMPORAL_NAMESPACE", "default")
+
+    async def get(self) -> Client:
+        if self._client is not None:
+            return self._client
+        async with self._lock:
+            if self._client is None:
+                try:
+                    s = self.settings()
+                    api_key = os.environ.get("TEMPORAL_API_KEY") if s.api_key_ref else None
+                    self._client = await Client.connect(
+                        s.address,
+                        namespace=s.namespace,
+                        tls=s.tls_config(),
+                        api_key=api_key,
+                        data_converter=data_converter(),
+                        retry_config=GATEWAY_RETRY,
+                        connect_timeout=timedelta(seconds=3),
+                    )
+                except (RuntimeError, ConfigError, OSError) as exc:
+                    raise HookError(
+                        503,
+                        f"Temporal is not reachable ({exc}); nothing was started or lost: retry "
+                        "the same delivery later",
+                        outcome="unavailable",
+                        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+                    ) from None
+                self.search_attributes_ok = await _attrs_registered(self._client)
+            return self._client
+
+    def reset(self) -> None:
+        """Forget the client (after UNAVAILABLE) so the next request reconnects."""
+        self._client = None
+
+
+async def _attrs_registered(client: Client) -> bool:
+    from workers.cli.common import search_attributes_registered
+
+    try:
+        return await asyncio.wait_for(search_attributes_registered(client, sa.NAMES), timeout=5)
+    except TimeoutError:
+        return False

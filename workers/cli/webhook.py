@@ -1,0 +1,123 @@
+"""`apeiro webhook serve | check | openapi | sign`: the webhook gateway."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from definitions.validate import DefinitionError
+from workers.cli.common import fail
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("webhook", help="the webhook gateway (registry, Alertmanager, CloudEvents, boot callbacks)")
+    wsub = p.add_subparsers(dest="webhook_command", metavar="SUBCOMMAND")
+
+    s = wsub.add_parser("serve", help="serve the gateway with uvicorn")
+    _config_arg(s)
+    s.add_argument(
+        "--host",
+        default=os.environ.get("APEIRO_WEBHOOK_HOST", "127.0.0.1"),
+        help="listen address (APEIRO_WEBHOOK_HOST; 0.0.0.0 in containers)",
+    )
+    s.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("APEIRO_WEBHOOK_PORT", "8080")),
+        help="listen port (APEIRO_WEBHOOK_PORT)",
+    )
+    s.add_argument("--skip-key-check", action="store_true", help="start even if a key reference does not resolve")
+    s.add_argument("--log-level", default="info")
+    s.set_defaults(func=cmd_serve)
+
+    c = wsub.add_parser("check", help="check the gateway configuration (schema, rules, keys)")
+    _config_arg(c)
+    c.add_argument("--skip-key-check", action="store_true")
+    c.set_defaults(func=cmd_check)
+
+    o = wsub.add_parser("openapi", help="print the gateway's OpenAPI document")
+    _config_arg(o)
+    o.set_defaults(func=cmd_openapi)
+
+    g = wsub.add_parser("sign", help="print the X-Apeiro-Signature header for a body (for senders and tests)")
+    g.add_argument("file", help="the body to sign ('-' for stdin)")
+    g.add_argument("--key-ref", required=True, help="secret reference of the HMAC key (env:/file:/k8s:)")
+    g.set_defaults(func=cmd_sign)
+    p.set_defaults(func=lambda args: _usage(p))
+
+
+def _config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config",
+        default=None,
+        help="gateway configuration (APEIRO_WEBHOOK_CONFIG; default definitions/webhooks.yaml)",
+    )
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from triggers.config import config_path, load_checked
+
+    path = config_path(args.config)
+    try:
+        config = load_checked(path, resolve_keys=not args.skip_key_check)
+    except DefinitionError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    print(f"{path}: {len(config.routes)} route(s) valid")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from triggers.app import create_app
+    from triggers.config import config_path, load_checked
+
+    path = config_path(args.config)
+    try:
+        config = load_checked(path, resolve_keys=not args.skip_key_check)
+    except DefinitionError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    app = create_app(config)
+    print(
+        f"webhook gateway: {len(config.routes)} route(s) from {path} on http://{args.host}:{args.port} "
+        "(OpenAPI at /openapi.json, metrics at /metrics)",
+        flush=True,
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    return 0
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
+    from triggers.app import create_app
+    from triggers.config import config_path, load_checked
+
+    try:
+        config = load_checked(config_path(args.config), resolve_keys=False)
+    except DefinitionError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    print(json.dumps(create_app(config).openapi(), indent=2))
+    return 0
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    from activities.secrets import SecretError, resolve_secret
+    from triggers.auth import sign
+
+    body = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    try:
+        key = resolve_secret(args.key_ref)
+    except SecretError as exc:
+        return fail(exc.message)
+    print(sign(body, key))
+    return 0
+
+
+def _usage(p: argparse.ArgumentParser) -> int:
+    p.print_help()
+    return 2

@@ -1,0 +1,672 @@
+"""Server lifecycle workflows: discovery (fan-out in child batches) and provisioning (one per server).
+
+Deterministic orchestration only: every Redfish call, download and file write is an activity on the
+`redfish` queue. Histories stay small at 1,000 systems: the parent only starts child workflows, each
+child reads a bounded batch, and full inventories go to the inventory store (summaries come back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from typing import Any, Literal, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, FailureError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel, ValidationError
+
+    from definitions.server import (
+        NON_RETRYABLE,
+        BiosApply,
+        BmcConnection,
+        BmcProblem,
+        BootRequest,
+        DiscoverInput,
+        DiscoverResult,
+        DiscoveryDiff,
+        FirmwareStart,
+        FirmwareStarted,
+        ImageCheck,
+        ImageChecked,
+        InventoryBatchInput,
+        InventoryBatchResult,
+        InventoryReadInput,
+        ListBatchInput,
+        ListBatchResult,
+        ListSystemsResult,
+        MediaRequest,
+        OsReport,
+        PowerRequest,
+        PowerWait,
+        PowerWaitResult,
+        ProvisionFailure,
+        ProvisionFleetInput,
+        ProvisionFleetResult,
+        ProvisionInput,
+        ProvisionResult,
+        ServerChange,
+        ServerRef,
+        ServerSummary,
+        SiteSnapshot,
+        StepOutcome,
+        SystemTarget,
+        TaskWait,
+        provision_workflow_id,
+    )
+    from definitions.validate import pydantic_problems
+
+T = TypeVar("T")
+
+#: BMC calls: a 503-ing BMC gets about a minute to recover; what retries cannot fix fails at once.
+BMC_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=20),
+    maximum_attempts=6,
+    non_retryable_error_types=list(NON_RETRYABLE),
+)
+PROBE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_attempts=2,
+    non_retryable_error_types=list(NON_RETRYABLE),
+)
+SHORT = timedelta(seconds=60)
+MAX_PARALLEL_CHILDREN = 8
+
+
+async def bounded(factories: Sequence[Callable[[], Awaitable[T]]], limit: int) -> list[T | BaseException]:
+    """Run the awaitables with at most `limit` in flight; results (or exceptions) in input order.
+    (asyncio.gather with a semaphore: a TaskGroup's ExceptionGroup would fail the workflow task.)"""
+    sem = asyncio.Semaphore(max(1, limit))
+
+    async def one(f: Callable[[], Awaitable[T]]) -> T:
+        async with sem:
+            return await f()
+
+    return list(await asyncio.gather(*(one(f) for f in factories), return_exceptions=True))
+
+
+def failure_info(exc: BaseException) -> tuple[str, str]:
+    """The root cause's error type and message of an activity/child failure."""
+    cur: BaseException | None = exc
+    while isinstance(cur, ActivityError | ChildWorkflowError) and cur.cause is not None:
+        cur = cur.cause
+    if isinstance(cur, ApplicationError):
+        return cur.type or "ApplicationError", cur.message
+    if isinstance(cur, FailureError):
+        return type(cur).__name__, cur.message
+    return type(cur).__name__, str(cur)
+
+
+M = TypeVar("M", bound="BaseModel")
+
+
+def parse_input(model: type[M], raw: Any, example: str) -> M:
+    """Validate a top-level workflow's input inside the workflow. Typed into the Temporal UI, JSON that
+    does not fit the model would otherwise fail the workflow *task* (retried forever, shown as
+    Running); here it fails the workflow once, with every problem and its path."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(str(p) for p in pydantic_problems(exc))
+        raise ApplicationError(
+            f"invalid {model.__name__}: {problems}. Expected e.g. {example}",
+            type="InvalidInput",
+            non_retryable=True,
+        ) from None
+
+
+def chunks(items: Sequence[T], size: int) -> list[list[T]]:
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def diff_snapshots(previous: Sequence[ServerSummary], current: Sequence[ServerSummary]) -> DiscoveryDiff:
+    before = {s.identity: s for s in previous}
+    after = {s.identity: s for s in current}
+    changed = []
+    compare = (
+        "bmc_url",
+        "system_path",
+        "manufacturer",
+        "model",
+        "serial",
+        "processor_count",
+        "logical_processor_count",
+        "memory_gib",
+        "macs",
+        "bios_version",
+        "fingerprint",
+    )
+    for ident in sorted(set(before) & set(after)):
+        fields = [f for f in compare if getattr(before[ident], f) != getattr(after[ident], f)]
+        if fields:
+            changed.append(ServerChange(identity=ident, fields=fields))
+    return DiscoveryDiff(
+        added=sorted(set(after) - set(before)), removed=sorted(set(before) - set(after)), changed=changed
+    )
+
+
+@workflow.defn
+class ServerListBatchWorkflow:
+    """List the systems behind a batch of BMCs. An unreachable BMC becomes a problem, not a failure."""
+
+    @workflow.run
+    async def run(self, inp: ListBatchInput) -> ListBatchResult:
+        async def one(conn: BmcConnection) -> ListSystemsResult:
+            try:
+                res: ListSystemsResult = await workflow.execute_activity(
+                    "redfish.list_systems",
+                    conn,
+                    result_type=ListSystemsResult,
+                    start_to_close_timeout=timedelta(seconds=conn.timeout_s * 3),
+                    # A scanned address with no BMC behind it must not cost a minute of retries.
+                    retry_policy=PROBE_RETRY if conn.probe else BMC_RETRY,
+                )
+                return res
+            except ActivityError as exc:
+                etype, msg = failure_info(exc)
+                return ListSystemsResult(
+                    bmc_url=conn.url,
+                    name=conn.name,
+                    problem=BmcProblem(bmc_url=conn.url, name=conn.name, error_type=etype, message=msg),
+                )
+
+        results = await bounded([lambda c=c: one(c) for c in inp.bmcs], inp.concurrency)  # type: ignore[misc]
+        out = ListBatchResult(results=[])
+        for conn, r in zip(inp.bmcs, results, strict=True):
+            if not isinstance(r, ListSystemsResult):
+                continue
+            if conn.probe and r.problem is not None and r.problem.error_type == "BmcUnreachable":
+                out.addresses_without_bmc += 1
+                out.silent_urls.append(conn.url)
+            else:
+                out.results.append(r)
+        return out
+
+
+@workflow.defn
+class ServerInventoryBatchWorkflow:
+    """Read the full inventory of a batch of systems; returns summaries (inventories go to the store)."""
+
+    @workflow.run
+    async def run(self, inp: InventoryBatchInput) -> InventoryBatchResult:
+        out = InventoryBatchResult()
+
+        async def one(t: SystemTarget) -> None:
+            try:
+                summary: ServerSummary = await workflow.execute_activity(
+                    "redfish.inventory_system",
+                    InventoryReadInput(site=inp.site, target=t, store=inp.store_inventory),
+                    result_type=ServerSummary,
+                    start_to_close_timeout=timedelta(seconds=t.bmc.timeout_s * 10),
+                    retry_policy=BMC_RETRY,
+                )
+                out.servers.append(summary)
+            except ActivityError as exc:
+                etype, msg = failure_info(exc)
+                out.problems.append(
+                    BmcProblem(
+                        bmc_url=t.bmc.url,
+                        name=t.bmc.name,
+                        error_type=etype,
+                        message=msg,
+                        system_path=t.system_path,
+                    )
+                )
+
+        await bounded([lambda t=t: one(t) for t in inp.targets], inp.concurrency)  # type: ignore[misc]
+        out.servers.sort(key=lambda s: (s.bmc_url, s.system_path))
+        return out
+
+
+@workflow.defn
+class ServerDiscoveryWorkflow:
+    """Discover a site: list every BMC's systems, read every system's inventory, compare with the
+    previous discovery of the same site. States (query `status`): validating -> listing ->
+    inventorying -> comparing -> done."""
+
+    def __init__(self) -> None:
+        self._status: dict[str, Any] = {"state": "starting"}
+
+    @workflow.query
+    def status(self) -> dict[str, Any]:
+        return self._status
+
+    @workflow.run
+    async def run(self, raw: Any) -> DiscoverResult:
+        inp = parse_input(
+            DiscoverInput,
+            raw,
+            '{"site": {"name": "edge-1", "credentials": {"lab": '
+            '{"username": "admin", "password_ref": "env:BMC_PASSWORD"}}, "default_credentials": '
+            '"lab", "bmcs": [{"url": "https://10.0.0.5"}]}}',
+        )
+        self._status = {"state": "validating"}
+        problems = inp.site.problems()
+        if problems:
+            raise ApplicationError(
+                "invalid site definition: " + "; ".join(problems),
+                type="InvalidSiteDefinition",
+                non_retryable=True,
+            )
+        conns = inp.site.connections()
+        wid = workflow.info().workflow_id
+
+        self._status = {"state": "listing", "bmcs": len(conns)}
+        list_batches = chunks(conns, inp.bmcs_per_batch)
+        per_child = max(1, -(-inp.concurrency // min(MAX_PARALLEL_CHILDREN, len(list_batches))))
+        listed = await bounded(
+            [
+                lambda i=i, b=b: workflow.execute_child_workflow(  # type: ignore[misc]
+                    ServerListBatchWorkflow.run,
+                    ListBatchInput(bmcs=b, concurrency=per_child),
+                    id=f"{wid}/list-{i}",
+                    task_queue=workflow.info().task_queue,
+                )
+                for i, b in enumerate(list_batches)
+            ],
+            MAX_PARALLEL_CHILDREN,
+        )
+        result = DiscoverResult(site=inp.site.name, servers=[], bmcs_total=len(conns))
+        by_url = {c.url: c for c in conns}
+        targets: list[SystemTarget] = []
+        silent: set[str] = set()
+        for batch, res in zip(list_batches, listed, strict=True):
+            if isinstance(res, BaseException):
+                etype, msg = failure_info(res)
+                result.problems += [
+                    BmcProblem(bmc_url=c.url, name=c.name, error_type=etype, message=msg) for c in batch
+                ]
+                continue
+            result.addresses_without_bmc += res.addresses_without_bmc
+            silent.update(res.silent_urls)
+            for r in res.results:
+                if r.problem:
+                    result.problems.append(r.problem)
+                    continue
+                result.bmcs_reachable += 1
+                targets += [SystemTarget(bmc=by_url[r.bmc_url], system_path=p) for p in r.system_paths]
+
+        self._status = {"state": "inventorying", "systems": len(targets)}
+        inv_batches = chunks(targets, inp.systems_per_batch)
+        if inv_batches:
+            per_child = max(1, -(-inp.concurrency // min(MAX_PARALLEL_CHILDREN, len(inv_batches))))
+            read = await bounded(
+                [
+                    lambda i=i, b=b: workflow.execute_child_workflow(  # type: ignore[misc]
+                        ServerInventoryBatchWorkflow.run,
+                        InventoryBatchInput(
+                            site=inp.site.name,
+                            targets=b,
+                            concurrency=per_child,
+                            store_inventory=inp.store_inventory,
+                        ),
+                        id=f"{wid}/inventory-{i}",
+                        task_queue=workflow.info().task_queue,
+                    )
+                    for i, b in enumerate(inv_batches)
+                ],
+                MAX_PARALLEL_CHILDREN,
+            )
+            for batch_t, rb in zip(inv_batches, read, strict=True):
+                if isinstance(rb, BaseException):
+                    etype, msg = failure_info(rb)
+                    result.problems += [
+                        BmcProblem(
+                            bmc_url=t.bmc.url,
+                            name=t.bmc.name,
+                            error_type=etype,
+                            message=msg,
+                            system_path=t.system_path,
+                        )
+                        for t in batch_t
+                    ]
+                    continue
+                result.servers += rb.servers
+                result.problems += rb.problems
+
+        # Two systems reporting one identity (cloned UUIDs happen) would collide downstream.
+        seen: dict[str, ServerSummary] = {}
+        for s in result.servers:
+            if s.identity in seen:
+                result.problems.append(
+                    BmcProblem(
+                        bmc_url=s.bmc_url,
+                        error_type="DuplicateIdentity",
+                        system_path=s.system_path,
+                        message=f"{s.system_path} reports identity {s.identity}, already seen at "
+                        f"{seen[s.identity].bmc_url}{seen[s.identity].system_path}; skipped",
+                    )
+                )
+            else:
+                seen[s.identity] = s
+        result.servers = sorted(seen.values(), key=lambda s: s.identity)
+        result.identities = [s.identity for s in result.servers]
+
+        if inp.compare_with_previous:
+            self._status = {"state": "comparing"}
+            prev: SiteSnapshot = await workflow.execute_activity(
+                "redfish.load_snapshot",
+                inp.site.name,
+                result_type=SiteSnapshot,
+                start_to_close_timeout=SHORT,
+                retry_policy=BMC_RETRY,
+            )
+            # A BMC that did not answer this time does not mean its servers were removed.
+            failed_bmcs = {p.bmc_url for p in result.problems if p.system_path is None} | silent
+            previous = [s for s in prev.servers if s.bmc_url not in failed_bmcs]
+            result.diff = diff_snapshots(previous, result.servers)
+            result.diff.previous_run = prev.run_id
+            await workflow.execute_activity(
+                "redfish.save_snapshot",
+                SiteSnapshot(site=inp.site.name, servers=result.servers, run_id=workflow.info().run_id),
+                start_to_close_timeout=SHORT,
+                retry_policy=BMC_RETRY,
+            )
+        self._status = {"state": "done", "servers": len(result.servers), "problems": len(result.problems)}
+        return result
+
+
+@workflow.defn
+class ServerProvisionWorkflow:
+    """Provision and image one server. Workflow id: `server-provision-<identity>`.
+
+    States (query `status`): power-off -> bios -> firmware -> image-check -> media-insert -> boot-cd ->
+    power-on -> waiting-for-os -> media-eject -> boot-disk -> done (or failed). Signal `report_in`
+    with an :class:`OsReport` when the installed OS is up.
+    """
+
+    def __init__(self) -> None:
+        self._state = "starting"
+        self._report: OsReport | None = None
+        self._result: ProvisionResult | None = None
+        self._identity = ""
+        self._ignored_reports = 0
+        self._boot_failure: str | None = None
+
+    @workflow.signal
+    def os_booted(self, event: Any) -> None:
+        """The webhook gateway's boot callback (`definitions/webhooks.yaml`, route `boot`): a mapping
+        with server, boot_id, status (booted/failed), os_image, ip, message. Same acceptance rules as
+        `report_in`; a `failed` status ends the wait with ServerBootFailed."""
+        data = event if isinstance(event, dict) else {}
+        report = OsReport(
+            identity=str(data.get("server", "")),
+            hostname=str(data.get("hostname") or data.get("server") or "") or None,
+            addresses=[str(data["ip"])] if data.get("ip") else [],
+        )
+        if str(data.get("status", "booted")) == "failed":
+            if self._state in ("power-on", "waiting-for-os") and (
+                not report.identity or report.identity.lower() == self._identity
+            ):
+                self._boot_failure = str(data.get("message") or "the OS reported a failed boot")
+                return
+        self.report_in(report)
+
+    @workflow.signal
+    def report_in(self, report: OsReport) -> None:
+        """Accept a report only once the server was powered on with the image, and only for this
+        server: a report from an earlier boot or a mistyped identity must not end the wait."""
+        if self._state not in ("power-on", "waiting-for-os"):
+            self._ignored_reports += 1
+            workflow.logger.warning("ignoring a report-in during %s (not booted from the image yet)", self._state)
+            return
+        if report.identity and self._identity and report.identity.lower() != self._identity:
+            self._ignored_reports += 1
+            workflow.logger.warning("ignoring a report-in for %s (this is %s)", report.identity, self._identity)
+            return
+        self._report = report
+
+    @workflow.query
+    def status(self) -> dict[str, Any]:
+        return {
+            "state": self._state,
+            "done": self._result.steps_done if self._result else [],
+            "reported_in": self._report is not None,
+            "ignored_reports": self._ignored_reports,
+        }
+
+    async def _act(
+        self,
+        name: str,
+        arg: Any,
+        result_type: type[T],
+        *,
+        start_to_close: timedelta = SHORT,
+        heartbeat: timedelta | None = None,
+    ) -> T:
+        try:
+            res: T = await workflow.execute_activity(
+                name,
+                arg,
+                result_type=result_type,
+                start_to_close_timeout=start_to_close,
+                heartbeat_timeout=heartbeat,
+                retry_policy=BMC_RETRY,
+            )
+        except ActivityError as exc:
+            # Surface the root cause's type (ImageNotFound, BmcAuthenticationFailed...) as the workflow's
+            # failure, with the step it happened in, so operators and the pipeline can match on it.
+            etype, msg = failure_info(exc)
+            raise ApplicationError(f"step {self._state}: {msg}", type=etype, non_retryable=True) from exc
+        return res
+
+    async def _wait_power(self, ref: ServerRef, target: Literal["On", "Off"], timeout_s: int) -> PowerWaitResult:
+        return await self._act(
+            "redfish.wait_power",
+            PowerWait(
+                server=ref,
+                target=target,
+                timeout_s=timeout_s,
+            ),
+            PowerWaitResult,
+            start_to_close=timedelta(seconds=timeout_s + 120),
+            heartbeat=timedelta(seconds=60),
+        )
+
+    def _note(self, step: str, outcome: StepOutcome | None = None, changed: bool = True) -> None:
+        assert self._result is not None
+        if outcome is not None:
+            changed = outcome.changed
+        (self._result.steps_done if changed else self._result.steps_skipped).append(step)
+
+    @workflow.run
+    async def run(self, raw: Any) -> ProvisionResult:
+        inp = parse_input(
+            ProvisionInput,
+            raw,
+            '{"server": {"identity": "...", "bmc": {"url": "https://10.0.0.5", '
+            '"credentials": {...}}, "system_path": "/redfish/v1/Systems/1"}, "spec": {...}}',
+        )
+        spec = inp.spec
+        try:
+            ref = inp.resolve()
+        except ValueError as exc:
+            raise ApplicationError(str(exc), type="InvalidSiteDefinition", non_retryable=True) from None
+        self._identity = ref.identity.lower()
+        self._result = ProvisionResult(identity=ref.identity)
+
+        # 1. power off: graceful, then forced after the grace period.
+        self._state = "power-off"
+        off = await self._act(
+            "redfish.power", PowerRequest(server=ref, action="GracefulShutdown", done_when="Off"), StepOutcome
+        )
+        if off.changed:
+            reached = await self._wait_power(ref, "Off", max(spec.graceful_shutdown_timeout_s, 1))
+            if not reached.reached:
+                workflow.logger.info("graceful shutdown of %s timed out; forcing", ref.identity)
+                await self._act(
+                    "redfish.power", PowerRequest(server=ref, action="ForceOff", done_when="Off"), StepOutcome
+                )
+                forced = await self._wait_power(ref, "Off", spec.power_timeout_s)
+                if not forced.reached:
+                    raise ApplicationError(
+                        f"server {ref.identity} at {ref.bmc.label} is still {forced.state} "
+                        f"{spec.power_timeout_s}s after ForceOff",
+                        type="PowerStateTimeout",
+                    )
+        self._note("power-off", off)
+
+        # 2. BIOS attributes as pending settings (applied when the server powers on).
+        if spec.bios_attributes:
+            self._state = "bios"
+            out = await self._act(
+                "redfish.bios_apply", BiosApply(server=ref, attributes=spec.bios_attributes), StepOutcome
+            )
+            self._note("bios", out)
+
+        # 3. firmware updates, one task at a time.
+        for i, up in enumerate(spec.firmware):
+            self._state = f"firmware-{i}"
+            started = await self._act("redfish.firmware_start", FirmwareStart(server=ref, update=up), FirmwareStarted)
+            if started.skipped or not started.task_uri:
+                self._note(f"firmware-{i}", changed=False)
+                continue
+            await self._act(
+                "redfish.wait_task",
+                TaskWait(
+                    server=ref,
+                    task_uri=started.task_uri,
+                    timeout_s=spec.firmware_timeout_s,
+                    what=f"firmware update {up.image_uri}",
+                ),
+                StepOutcome,
+                start_to_close=timedelta(seconds=spec.firmware_timeout_s + 120),
+                heartbeat=timedelta(seconds=60),
+            )
+            self._note(f"firmware-{i}")
+
+        if spec.image is not None:
+            # 4. the image must match its checksum before a BMC boots it.
+            self._state = "image-check"
+            await self._act(
+                "redfish.verify_image",
+                ImageCheck(image=spec.image),
+                ImageChecked,
+                start_to_close=timedelta(minutes=30),
+                heartbeat=timedelta(seconds=60),
+            )
+            self._note("image-check")
+            self._state = "media-insert"
+            out = await self._act(
+                "redfish.virtual_media",
+                MediaRequest(server=ref, image_url=spec.image.url),
+                StepOutcome,
+                start_to_close=timedelta(minutes=10),
+            )
+            self._note("media-insert", out)
+            self._state = "boot-cd"
+            out = await self._act(
+                "redfish.set_boot",
+                BootRequest(server=ref, target="Cd", enabled="Once", mode=spec.boot_mode),
+                StepOutcome,
+            )
+            self._note("boot-cd", out)
+
+        # 5. power on (applies pending BIOS settings, boots the CD once).
+        self._state = "power-on"
+        on = await self._act("redfish.power", PowerRequest(server=ref, action="On", done_when="On"), StepOutcome)
+        reached = await self._wait_power(ref, "On", spec.power_timeout_s)
+        if not reached.reached:
+            raise ApplicationError(
+                f"server {ref.identity} at {ref.bmc.label} is still {reached.state} "
+                f"{spec.power_timeout_s}s after power on",
+                type="PowerStateTimeout",
+            )
+        self._note("power-on", on)
+
+        if spec.image is not None:
+            # 6. wait for the OS to report in (callback signal), then make the disk the boot device.
+            self._state = "waiting-for-os"
+            try:
+                await workflow.wait_condition(
+                    lambda: self._report is not None or self._boot_failure is not None,
+                    timeout=timedelta(seconds=spec.report_in_timeout_s),
+                )
+            except TimeoutError:
+                raise ApplicationError(
+                    f"server {ref.identity} ({ref.bmc.label}{ref.system_path}) booted {spec.image.url} but "
+                    f"did not report in within {spec.report_in_timeout_s}s; check its console (virtual "
+                    "media boot, network to the callback URL) and re-run",
+                    type="ServerDidNotReportIn",
+                    non_retryable=True,
+                ) from None
+            if self._report is None:
+                raise ApplicationError(
+                    f"server {ref.identity} ({ref.bmc.label}{ref.system_path}) reported a failed boot of "
+                    f"{spec.image.url}: {self._boot_failure}",
+                    type="ServerBootFailed",
+                    non_retryable=True,
+                )
+            self._result.os_report = self._report
+            self._note("os-reported-in")
+            self._state = "media-eject"
+            out = await self._act("redfish.virtual_media", MediaRequest(server=ref, image_url=None), StepOutcome)
+            self._note("media-eject", out)
+            self._state = "boot-disk"
+            out = await self._act(
+                "redfish.set_boot",
+                BootRequest(server=ref, target="Hdd", enabled="Continuous", mode=spec.boot_mode),
+                StepOutcome,
+            )
+            self._note("boot-disk", out)
+
+        self._result.power_state = "On"
+        self._state = "done"
+        return self._result
+
+
+@workflow.defn
+class ServerProvisionFleetWorkflow:
+    """Provision many servers, one `ServerProvisionWorkflow` child each, `concurrency` at a time.
+    A failed server is reported, the others go on."""
+
+    @workflow.run
+    async def run(self, raw: Any) -> ProvisionFleetResult:
+        inp = parse_input(
+            ProvisionFleetInput,
+            raw,
+            '{"site": {...}, "servers": [<discovery summaries>], "spec": {"image": {"url": "...", "sha256": "..."}}}',
+        )
+        problems = inp.site.problems()
+        if problems:
+            raise ApplicationError(
+                "invalid site definition: " + "; ".join(problems),
+                type="InvalidSiteDefinition",
+                non_retryable=True,
+            )
+        conns = {c.url: c for c in inp.site.connections()}
+        out = ProvisionFleetResult()
+
+        async def one(s: ServerSummary) -> None:
+            conn = conns.get(s.bmc_url)
+            if conn is None:
+                out.failed.append(
+                    ProvisionFailure(
+                        identity=s.identity,
+                        error_type="UnknownBmc",
+                        message=f"{s.bmc_url} is not a BMC of site {inp.site.name}",
+                    )
+                )
+                return
+            ref = ServerRef(identity=s.identity, bmc=conn, system_path=s.system_path)
+            try:
+                await workflow.execute_child_workflow(
+                    ServerProvisionWorkflow.run,
+                    ProvisionInput(server=ref, spec=inp.spec),
+                    id=provision_workflow_id(s.identity),
+                    task_queue=workflow.info().task_queue,
+                )
+                out.provisioned.append(s.identity)
+            except Exception as exc:  # a child failure, or WorkflowAlreadyStartedError (another run has it)
+                etype, msg = failure_info(exc)
+                out.failed.append(ProvisionFailure(identity=s.identity, error_type=etype, message=msg))
+
+        await bounded([lambda s=s: one(s) for s in inp.servers], inp.concurrency)  # type: ignore[misc]
+        out.provisioned.sort()
+        out.failed.sort(key=lambda f: f.identity)
+        return out
