@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from landscape.kubeapi.part import KubeApiServer
+from landscape.kubeapi.part import DEFAULT_PLUGINS, KubeApiServer
 from landscape.landscape import Landscape
 from landscape.ocm_example import ocm_parts
 from landscape.part import Part
 from landscape.process import free_port, port_open
+from landscape.prometheus import Prometheus
 from landscape.redfish import server_parts
 from landscape.temporal import TemporalDevServer
 
@@ -26,8 +27,16 @@ def local_parts(*, ui_port: int | None = None) -> list[Part]:
     # component pushed to the source, with the site's signing key.
     # server_parts: the OS report-in relay, the emulated site BMC (sushy-tools + BIOS/firmware sidecar)
     # with 4 systems, and the image server with the Garden Linux image and its SHA-256.
+    # The garden API also runs the simulated Konfidence Stage controller; Prometheus (Debian package)
+    # scrapes a sample workload the promotion's metric gate queries.
     temporal = TemporalDevServer(ui_port=ui_port)
-    return [temporal, KubeApiServer(), *server_parts(temporal, systems=4), *ocm_parts()]
+    return [
+        temporal,
+        KubeApiServer(plugins=(*DEFAULT_PLUGINS, "landscape.konfidence")),
+        Prometheus(),
+        *server_parts(temporal, systems=4),
+        *ocm_parts(),
+    ]
 
 
 def local_landscape(state_dir: Path | None = None, *, ui_port: int | None = None) -> Landscape:

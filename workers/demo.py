@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shutil
 import time
@@ -16,23 +17,33 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.service import RPCError
 
 from definitions.library import EXAMPLES
+from definitions.promotion import promotion_workflow_id
+from definitions.promotion_runs import PromotionStatus
 from definitions.runs import ApprovalDecision, ApprovalState, PipelineStatus, StepState
 from definitions.validate import load_yaml
 from landscape.landscape import Landscape
 from landscape.local import local_landscape
 from workers.cli.common import ui_url
 from workers.cli.pipeline import STATE_MARK, format_status, start_pipeline
+from workers.cli.promote import approve_waiting
+from workers.cli.promote import format_status as format_promotion
 from workers.config import TemporalSettings, connect
 from workers.queues import known_queues
 from workers.worker import build_workers
 
 DEMO_APPROVER = "platform-lead"
+#: The promotion pipeline edge-site's promote_software step declares (metadata.name).
+PROMOTION = "edge-app"
 DEMO_REQUESTER = "demo-operator"
 
 
 def run_demo(state_dir: Path, pipeline_file: Path | None = None) -> int:
+    # The demo prints its own progress; per-activity log lines (useful in worker logs) would bury it.
+    for name in ("temporalio.activity", "temporalio.workflow"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     if state_dir.exists():
         shutil.rmtree(state_dir)
     landscape = local_landscape(state_dir)
@@ -65,7 +76,8 @@ async def _run(landscape: Landscape, pipeline_file: Path) -> int:
             os.environ.setdefault("APEIRO_UI_URL", ui)
             print(f"  Temporal UI: {ui_url(handle.id, client.namespace)}")
         started = time.monotonic()
-        code = await _follow_and_approve(client, handle)
+        version = str(inputs.get("ocmVersion", "1.0.0"))
+        code = await _follow_and_approve(client, handle, version)
         status = await handle.query("status", result_type=PipelineStatus)
         print(f"\n=== summary ({time.monotonic() - started:.1f}s) ===")
         print(format_status(status))
@@ -76,6 +88,7 @@ async def _run(landscape: Landscape, pipeline_file: Path) -> int:
                 print("\npipeline outputs:")
                 for key, value in outputs.items():
                     print(f"  {key}: {value}")
+            await _print_promotion(client, version)
             print("\n=== triggers: one workflow started by a webhook, one by a schedule ===")
             from triggers.demo import show_triggers
 
@@ -83,7 +96,18 @@ async def _run(landscape: Landscape, pipeline_file: Path) -> int:
         return code
 
 
-async def _follow_and_approve(client: Client, handle: WorkflowHandle[Any, Any]) -> int:
+async def _print_promotion(client: Client, version: str) -> None:
+    """The rings and gate outcomes of the site's software promotion."""
+    handle = client.get_workflow_handle(promotion_workflow_id(PROMOTION, version))
+    try:
+        status = await handle.query("status", result_type=PromotionStatus)
+    except RPCError:
+        return
+    print("\n=== promotion: rings and gates ===")
+    print(format_promotion(status))
+
+
+async def _follow_and_approve(client: Client, handle: WorkflowHandle[Any, Any], version: str) -> int:
     seen: dict[str, str] = {}
     result = asyncio.ensure_future(handle.result())
     approved: set[str] = set()
@@ -95,6 +119,10 @@ async def _follow_and_approve(client: Client, handle: WorkflowHandle[Any, Any]) 
             if seen.get(step.name) != line:
                 seen[step.name] = line
                 print(line, flush=True)
+            if step.uses == "promotion.run" and step.state is StepState.RUNNING:
+                # The production ring's entry gate waits for a person: the demo is that person.
+                for gate in await approve_waiting(client, PROMOTION, version, DEMO_APPROVER):
+                    print(f"  → {DEMO_APPROVER} approved promotion gate {gate}", flush=True)
             if step.uses == "core.approval" and step.state is StepState.WAITING and step.name not in approved:
                 approved.add(step.name)
                 state = await handle.execute_update(
