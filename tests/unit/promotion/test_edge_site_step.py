@@ -1,4 +1,4 @@
-"""The promotion step proposed for edge-site validates inside the real edge-site pipeline."""
+"""edge-site's promotion step validates fully inside the pipeline, PromQL included."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from definitions.catalog import load_catalog
 from definitions.library import EXAMPLES
 from definitions.validate import DefinitionError, load_yaml, validate_definition
 
-SNIPPET = EXAMPLES / "edge-site-promotion-step.yaml"
 #: edge-site's required inputs (what the local landscape provides)
 INPUTS = {
     "serverSite": {"name": "edge-demo-1", "bmcs": [{"url": "http://127.0.0.1:8000",
@@ -21,11 +20,7 @@ INPUTS = {
 
 
 def merged() -> dict:
-    site = load_yaml((EXAMPLES / "edge-site.yaml").read_text())
-    extra = load_yaml(SNIPPET.read_text())
-    site["spec"]["inputs"].update(extra["inputs"])
-    site["spec"]["steps"].extend(extra["steps"])
-    return site
+    return load_yaml((EXAMPLES / "edge-site.yaml").read_text())
 
 
 def test_edge_site_with_promotion_step_validates() -> None:
@@ -36,7 +31,7 @@ def test_edge_site_with_promotion_step_validates() -> None:
 
 def test_bad_promql_in_the_step_fails_pipeline_validation() -> None:
     site = copy.deepcopy(merged())
-    step = site["spec"]["steps"][-1]
+    step = next(s for s in site["spec"]["steps"] if s["name"] == "promote_software")
     step["with"]["promotion"]["spec"]["rings"][1]["verifyGates"][1]["query"] = "sum(rate(x[30s])"
     with pytest.raises(DefinitionError, match="unparsable PromQL"):
         validate_definition(site, load_catalog(), inputs=INPUTS)
