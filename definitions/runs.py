@@ -142,3 +142,8 @@ class ApprovalState(BaseModel):
     needed: int
     decided: bool
     approved: bool | None = None
+
+    def summary(self, name: str) -> str:
+        """`gate: approved (1/1 approvals)`, as the CLI prints it."""
+        verdict = "approved" if self.approved else ("rejected" if self.decided else "recorded")
+        return f"{name}: {verdict} ({self.approvals}/{self.needed} approvals)"

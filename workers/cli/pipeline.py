@@ -264,8 +264,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
             return fail(f"not accepted: {getattr(exc.cause, 'message', exc.cause)}")
         except (ConfigError, RPCError) as exc:
             return fail(str(exc))
-        verdict = "approved" if state.approved else ("rejected" if state.decided else "recorded")
-        print(f"{args.step}: {verdict} ({state.approvals}/{state.needed} approvals)")
+        print(state.summary(args.step))
         return 0
 
     return run_async(go())

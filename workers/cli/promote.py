@@ -204,8 +204,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
             return fail(f"not accepted: {getattr(exc.cause, 'message', exc.cause)}")
         except (ConfigError, RPCError) as exc:
             return fail(str(exc))
-        verdict = "approved" if state.approved else ("rejected" if state.decided else "recorded")
-        print(f"{args.gate}: {verdict} ({state.approvals}/{state.needed} approvals)")
+        print(state.summary(args.gate))
         return 0
 
     return run_async(go())
