@@ -3,33 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
-from temporalio.testing import WorkflowEnvironment
 
 from definitions.runs import ApprovalDecision, PipelineStatus, StepState
-from landscape.temporal import time_skipping_server_path
 from tests.support import pipeline
 from tests.workflow.conftest import Engine
-from workers.config import data_converter
 
 pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("time-skipping")]
-
-
-@pytest.fixture(scope="module")
-async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
-    """A time-skipping server of this module's own: these tests skip hours of timers, and work left
-    running by another module's test could stop time skipping on a shared server (BRIEF section 3)."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=data_converter(), test_server_existing_path=str(time_skipping_server_path()))
-    try:
-        yield env
-    finally:
-        await env.shutdown()
 
 
 async def failure_of(handle: Any) -> ApplicationError:

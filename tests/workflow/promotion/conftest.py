@@ -154,10 +154,6 @@ class Harness:
             if st is not None and check(st):
                 return st
             await asyncio.sleep(0.02)
-            import os
-            import time
-            if os.environ.get("PDEBUG"):
-                print("POLL", time.monotonic(), st.state, [(r.ring, r.state, [(g.name, g.state, g.outcome) for g in r.gates]) for r in st.rings], flush=True)
             await self.env.sleep(step)
         raise AssertionError(f"condition never held; last status: {st.model_dump_json(indent=1) if st else None}")
 
