@@ -3,7 +3,8 @@
 Call :func:`show_triggers` from the demo after its workers run (it needs a worker on the pipeline
 queue). It serves the real gateway with uvicorn on a free port in this process, posts one signed
 CloudEvent (a release) to it over HTTP, applies one schedule (site re-inventory), triggers it, waits
-for both pipeline runs to finish, stops the gateway, and returns the workflow ids.
+for both pipeline runs to finish (granting the release's production approval as the demo's operator),
+stops the gateway, and returns the workflow ids.
 """
 
 from __future__ import annotations
@@ -28,8 +29,12 @@ from triggers.app import create_app
 from triggers.auth import sign
 from triggers.schedules import apply_plan, plan_apply
 from triggers.temporal import TemporalConnection
+from workers.cli.promote import approve_waiting
 
 KEY_ENV = "APEIRO_DEMO_HOOK_KEY"
+DEMO_APPROVER = "platform-lead"
+#: The promotion the release-promotion pipeline runs (its metadata.name; edge-site's is the same).
+PROMOTION = "edge-app"
 SCHEDULE_ID = "demo-site-reinventory"
 
 
@@ -44,7 +49,9 @@ class TriggerDemo:
     schedule_result: Any = None
 
 
-def demo_gateway_config() -> Any:
+def demo_gateway_config(landscape_inputs: dict[str, Any] | None = None) -> Any:
+    """The shipped `releases` route, with the local landscape's registry and Prometheus filled in."""
+    extra = {k: v for k, v in (landscape_inputs or {}).items() if k in ("repository", "prometheusUrl")}
     return parse_gateway_config(
         {
             "routes": [
@@ -55,13 +62,15 @@ def demo_gateway_config() -> Any:
                     "rules": [
                         {
                             "name": "promote",
-                            "when": 'event.type == "dev.apeiro.release.published"',
+                            "when": 'event.type == "dev.apeiro.release.published" && '
+                            'event.data.component == "example.apeiro.dev/edge-app"',
                             "target": {
                                 "pipeline": "release-promotion",
                                 "inputs": {
                                     "component": "${{ event.data.component }}",
                                     "version": "${{ event.data.version }}",
                                     "source": "${{ event.source }}",
+                                    **extra,
                                 },
                             },
                         }
@@ -73,10 +82,10 @@ def demo_gateway_config() -> Any:
 
 
 @contextlib.asynccontextmanager
-async def serve_gateway(client: Client, host: str = "127.0.0.1") -> Any:
+async def serve_gateway(client: Client, host: str = "127.0.0.1", landscape_inputs: dict[str, Any] | None = None) -> Any:
     """Run the gateway with uvicorn inside this event loop; yields its base URL."""
     port = free_port()
-    app = create_app(demo_gateway_config(), temporal=TemporalConnection(client=client))
+    app = create_app(demo_gateway_config(landscape_inputs), temporal=TemporalConnection(client=client))
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
     task = asyncio.create_task(server.serve())
     try:
@@ -90,18 +99,25 @@ async def serve_gateway(client: Client, host: str = "127.0.0.1") -> Any:
         await task
 
 
-async def show_triggers(client: Client, *, site: str = "edge-demo-1", out: Any = print) -> TriggerDemo:
+async def show_triggers(client: Client, landscape_inputs: dict[str, Any], *, out: Any = print,
+                        approver: str = DEMO_APPROVER) -> TriggerDemo:
+    """``landscape_inputs``: the local landscape's pipeline inputs (serverSite, ocmTarget, ocmVersion,
+    prometheusUrl), the same ones the demo gives edge-site."""
     os.environ.setdefault(KEY_ENV, secrets.token_hex(16))
+    version = str(landscape_inputs.get("ocmVersion", "1.0.0"))
     event = {
         "specversion": "1.0",
         "id": f"release-{int(time.time())}",
         "source": "https://ci.example/edge-app",
         "type": "dev.apeiro.release.published",
         "datacontenttype": "application/json",
-        "data": {"component": "example.apeiro.dev/edge-app", "version": "1.0.0"},
+        "data": {"component": "example.apeiro.dev/edge-app", "version": version},
     }
     body = json.dumps(event).encode()
-    async with serve_gateway(client) as url, httpx.AsyncClient(timeout=30) as http:
+    gateway_inputs = {"repository": landscape_inputs.get("ocmTarget"),
+                      "prometheusUrl": landscape_inputs.get("prometheusUrl")}
+    gateway = serve_gateway(client, landscape_inputs={k: v for k, v in gateway_inputs.items() if v})
+    async with gateway as url, httpx.AsyncClient(timeout=30) as http:
         resp = await http.post(
             f"{url}/hooks/releases",
             content=body,
@@ -121,7 +137,7 @@ async def show_triggers(client: Client, *, site: str = "edge-demo-1", out: Any =
         id=SCHEDULE_ID,
         description="demo: nightly re-inventory",
         pipeline="site-reinventory",
-        inputs={"site": site},
+        inputs={"site": landscape_inputs["serverSite"]},
         cron=["30 2 * * *"],
         timezone="Europe/Berlin",
         overlap="skip",
@@ -131,7 +147,7 @@ async def show_triggers(client: Client, *, site: str = "edge-demo-1", out: Any =
     handle = client.get_schedule_handle(SCHEDULE_ID)
     before = len((await handle.describe()).info.recent_actions)
     await handle.trigger()
-    sched_id = ""
+    sched_id = run_id = ""
     for _ in range(300):
         actions = (await handle.describe()).info.recent_actions
         if len(actions) > before:
@@ -143,9 +159,13 @@ async def show_triggers(client: Client, *, site: str = "edge-demo-1", out: Any =
     if not sched_id:
         raise RuntimeError(f"schedule {SCHEDULE_ID} was triggered but started no workflow within 30 s")
     out(f"schedule: applied {SCHEDULE_ID} (cron 30 2 * * * Europe/Berlin), triggered now -> started {sched_id}")
-    hook_result = await client.get_workflow_handle(hook_id).result()
+    hook_result = await _result_granting_approvals(client, hook_id, version, approver, out)
     sched_result = await client.get_workflow_handle(sched_id, run_id=run_id).result()
-    out(f"  both finished: webhook run {hook_result.get('state')}, scheduled run {sched_result.get('state')}")
+    outputs = sched_result.get("outputs", {})
+    out(f"  webhook run {hook_result.get('state')}: release {version} promoted "
+        f"({hook_result.get('outputs', {}).get('state')})")
+    out(f"  scheduled run {sched_result.get('state')}: re-inventory of {len(outputs.get('servers', []))} servers, "
+        f"changed: {outputs.get('changed') or 'none'}")
     return TriggerDemo(
         webhook_workflow_id=hook_id,
         schedule_id=SCHEDULE_ID,
@@ -155,3 +175,14 @@ async def show_triggers(client: Client, *, site: str = "edge-demo-1", out: Any =
         webhook_result=hook_result,
         schedule_result=sched_result,
     )
+
+
+async def _result_granting_approvals(client: Client, workflow_id: str, version: str, approver: str,
+                                     out: Any) -> Any:
+    """Wait for the release pipeline; its promotion's production ring waits for a person: the demo is that person."""
+    result = asyncio.ensure_future(client.get_workflow_handle(workflow_id).result())
+    while not result.done():
+        for gate in await approve_waiting(client, PROMOTION, version, approver):
+            out(f"  → {approver} approved promotion gate {gate}")
+        await asyncio.wait([result], timeout=0.5)
+    return result.result()

@@ -26,6 +26,7 @@ from definitions.runs import ApprovalDecision, ApprovalState, PipelineStatus, St
 from definitions.validate import load_yaml
 from landscape.landscape import Landscape
 from landscape.local import local_landscape
+from triggers.demo import DEMO_APPROVER, PROMOTION, show_triggers
 from workers.cli.common import ui_url
 from workers.cli.pipeline import STATE_MARK, format_status, start_pipeline
 from workers.cli.promote import approve_waiting
@@ -34,9 +35,6 @@ from workers.config import TemporalSettings, connect
 from workers.queues import known_queues
 from workers.worker import build_workers
 
-DEMO_APPROVER = "platform-lead"
-#: The promotion pipeline edge-site's promote_software step declares (metadata.name).
-PROMOTION = "edge-app"
 DEMO_REQUESTER = "demo-operator"
 
 
@@ -90,9 +88,7 @@ async def _run(landscape: Landscape, pipeline_file: Path) -> int:
                     print(f"  {key}: {value}")
             await _print_promotion(client, version)
             print("\n=== triggers: one workflow started by a webhook, one by a schedule ===")
-            from triggers.demo import show_triggers
-
-            await show_triggers(client, site=str(inputs.get("site", "edge-demo-1")))
+            await show_triggers(client, inputs, approver=DEMO_APPROVER)
         return code
 
 

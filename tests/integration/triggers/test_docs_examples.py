@@ -1,13 +1,16 @@
-"""docs/operations.md: every workflow JSON example starts its workflow on the dev server and finishes
-successfully against the local landscape's parts (garden API, registries with the example component);
-every webhook payload example is accepted by the gateway with the shipped configuration."""
+"""docs/operations.md: every workflow JSON example starts its workflow and finishes successfully against
+the whole local landscape (`apeiro dev up`'s: Temporal, garden API with the Konfidence controller,
+registries with the example component, the emulated BMC, Prometheus); every webhook payload example
+is accepted by the gateway with the shipped configuration."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -17,15 +20,16 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from definitions import queues
-from landscape.gardener import samples
-from landscape.kubeapi.part import KubeApiServer
-from landscape.ocm_example import OCMExamplePart
-from landscape.registry import RegistryPart
+from landscape.landscape import Landscape
+from landscape.local import local_landscape
+from landscape.process import free_port
 from triggers.app import create_app
 from triggers.auth import sign
 from triggers.config import DEFAULT_CONFIG, load_checked
 from triggers.temporal import TemporalConnection
+from workers.cli.promote import approve_waiting
+from workers.config import data_converter
+from workers.queues import known_queues
 from workers.worker import build_workers
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("triggers-dev")]
@@ -64,82 +68,87 @@ def test_docs_have_an_example_for_every_workflow_and_source() -> None:
     assert {"registry", "alertmanager", "releases", "boot", "pipelines"} <= routes
 
 
-@dataclass
-class Peers:
-    garden: KubeApiServer
-    source: RegistryPart
-    site: RegistryPart
-    example: OCMExamplePart
-
-    def env(self) -> dict[str, str]:
-        return {**self.garden.env(), **self.site.env(), **self.source.env()}
-
-    def substitutions(self) -> dict[str, str]:
-        return {
-            "http://127.0.0.1:5000/ocm": f"{self.source.url}/ocm",
-            "https://127.0.0.1:5001/ocm": f"{self.site.url}/docs-{uuid.uuid4().hex[:6]}",
-            ".apeiro/landscape/site/ca.pem": str(self.site.endpoints["ca_bundle"]),
-            "file:.apeiro/landscape/ocm-example/site-signing.pem": f"file:{self.example.key_path}",
-        }
-
-
 @pytest.fixture(scope="module")
-def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peers]:
+def landscape(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Landscape]:
+    """The whole local landscape `apeiro dev up` / `make demo` start (its own Temporal dev server)."""
     if not Path("/usr/bin/docker-registry").exists():
         pytest.skip("Debian package docker-registry is not installed (see debian-packages.txt)")
-    d = tmp_path_factory.mktemp("docs-peers")
-    garden = KubeApiServer(settings={"gardener.speed": "3000"})
-    source, site = RegistryPart("source"), RegistryPart("site", tls=True, username="apeiro")
-    example = OCMExamplePart(source, site)
-    started: list[Any] = []
-    try:
-        for part, name in ((garden, "garden"), (source, "source"), (site, "site"), (example, "ocm-example")):
-            part.start(d / name)
-            started.append(part)
-        samples.seed(garden.url)
-        yield Peers(garden, source, site, example)
-    finally:
-        for part in reversed(started):
-            part.stop()
+    land = local_landscape(tmp_path_factory.mktemp("docs-landscape"), ui_port=free_port())
+    with land.running():
+        yield land
 
 
-@pytest.fixture
-async def all_workers(dev_client: Client, peers: Peers, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
-    for k, v in peers.env().items():
+def substitute(value: Any, land: Landscape, inputs: dict[str, Any]) -> Any:
+    """The docs' `apeiro dev up` addresses -> this landscape's (free ports, a temporary state dir)."""
+    if isinstance(value, dict):
+        if "bmcs" in value:  # a site definition: this landscape's emulated BMC
+            return inputs["serverSite"]
+        return {k: substitute(v, land, inputs) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute(v, land, inputs) for v in value]
+    if not isinstance(value, str):
+        return value
+    replacements = {
+        "http://127.0.0.1:5000/ocm": inputs["ocmSource"],
+        "https://127.0.0.1:5001/ocm": inputs["ocmTarget"],
+        ".apeiro/landscape/site/ca.pem": inputs["ocmTargetCa"],
+        "file:.apeiro/landscape/ocm-example/site-signing.pem": inputs["ocmSigningKey"],
+        "http://127.0.0.1:9090": inputs["prometheusUrl"],
+    }
+    for old, new in replacements.items():
+        value = value.replace(old, new)
+    return value
+
+
+async def result_approving(client: Client, handle: Any, arg: dict[str, Any]) -> Any:
+    """Await a result; a release promotion's production ring waits for a person: approve it as one."""
+    result = asyncio.ensure_future(handle.result())
+    version = arg.get("inputs", {}).get("version") if arg.get("pipeline") == "release-promotion" else None
+    while not result.done():
+        if version:
+            await approve_waiting(client, "edge-app", version, "platform-lead")
+        await asyncio.wait([result], timeout=0.5)
+    return result.result()
+
+
+async def test_every_workflow_example_runs(landscape: Landscape, monkeypatch: pytest.MonkeyPatch) -> None:
+    for k, v in landscape.env().items():
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("APEIRO_DEFINITIONS", raising=False)
-    workers = build_workers(dev_client, [queues.PIPELINE, queues.GARDENER, queues.OCM])
-    async with workers[0], workers[1], workers[2]:
-        yield
-
-
-async def test_every_workflow_example_runs(dev_client: Client, peers: Peers, all_workers: None) -> None:
-    subs = peers.substitutions()
+    inputs: dict[str, Any] = {}
+    for part in landscape.parts:
+        inputs.update(part.pipeline_inputs())
+    client = await Client.connect(landscape.part("temporal").endpoints["address"], data_converter=data_converter())
     ran = []
-    for i, block in enumerate(blocks("example")):
-        text = block.text
-        for old, new in subs.items():
-            text = text.replace(old, new)
-        arg = json.loads(text)
-        wid = f"docs-{i}-{block.attrs['workflow']}-{uuid.uuid4().hex[:6]}"
-        handle = await dev_client.start_workflow(
-            block.attrs["workflow"],
-            arg,
-            id=wid,
-            task_queue=block.attrs["queue"],
-            execution_timeout=timedelta(minutes=3),
-        )
-        result = await handle.result()
-        assert isinstance(result, dict), (block.attrs, result)
-        if block.attrs["workflow"] == "PipelineWorkflow":
-            assert result["state"] == "succeeded", result
-        ran.append((block.attrs["workflow"], result))
-    by_type = dict(ran)
+    async with contextlib.AsyncExitStack() as stack:
+        for worker in build_workers(client, known_queues()):
+            await stack.enter_async_context(worker)
+        for i, block in enumerate(blocks("example")):
+            arg = substitute(json.loads(block.text), landscape, inputs)
+            wid = f"docs-{i}-{block.attrs['workflow']}-{uuid.uuid4().hex[:6]}"
+            handle = await client.start_workflow(
+                block.attrs["workflow"],
+                arg,
+                id=wid,
+                task_queue=block.attrs["queue"],
+                execution_timeout=timedelta(minutes=3),
+            )
+            result = await result_approving(client, handle, arg)
+            assert isinstance(result, dict), (block.attrs, result)
+            if block.attrs["workflow"] == "PipelineWorkflow":
+                assert result["state"] == "succeeded", result
+            ran.append((block.attrs["workflow"], arg, result))
+    by_type = {workflow: result for workflow, _, result in ran}
     assert by_type["ClusterCreateWorkflow"]["kubernetes_version"] == "1.30.8"
     assert by_type["ClusterUpgradeWorkflow"]["kubernetes_version"] == "1.31.4"
     assert by_type["ClusterDeleteWorkflow"]["existed"] is True
     assert by_type["ComponentTransportWorkflow"]["versions"], by_type["ComponentTransportWorkflow"]
     assert by_type["ComponentTransportWorkflow"]["verified"] is True
+    assert len(by_type["ServerDiscoveryWorkflow"]["servers"]) == 4
+    assert by_type["PromotionWorkflow"]["status"]["state"] == "Succeeded"
+    pipelines = {arg["pipeline"]: result for workflow, arg, result in ran if workflow == "PipelineWorkflow"}
+    assert len(pipelines["site-reinventory"]["outputs"]["servers"]) == 4
+    assert pipelines["release-promotion"]["outputs"]["state"] == "Succeeded"
 
 
 KEYS = {
@@ -158,8 +167,17 @@ async def test_every_webhook_example_is_accepted(dev_client: Client, monkeypatch
     config = load_checked(DEFAULT_CONFIG)
     routes = {r.name: r for r in config.routes}
     app = create_app(config, temporal=TemporalConnection(client=dev_client))
+    boot = next(b for b in blocks("webhook") if b.attrs["route"] == "boot")
+    boot_body = json.dumps({**json.loads(boot.text), "server": f"docs-{uuid.uuid4().hex[:6]}"}).encode()
     started = []
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as gw:
+        # A boot callback for a server no provision waits for starts nothing: 404, the OS retries.
+        nobody = await gw.post("/hooks/boot", content=boot_body, headers={
+            "content-type": "application/json", "x-apeiro-signature": sign(boot_body, KEYS["APEIRO_HOOK_BOOT_KEY"])})
+        assert nobody.status_code == 404 and "no running workflow" in nobody.text, nobody.text
+        # The example's callback reaches a provision that waits: stand one in on a queue no worker polls.
+        await dev_client.start_workflow("ServerProvisionWorkflow", {}, task_queue=f"docs-idle-{uuid.uuid4().hex[:6]}",
+                                        id=f"server-provision-{json.loads(boot.text)['server']}")
         for block in blocks("webhook"):
             route = routes[block.attrs["route"]]
             body = json.dumps(json.loads(block.text)).encode()
