@@ -49,9 +49,10 @@ class TriggerDemo:
     schedule_result: Any = None
 
 
-def demo_gateway_config(landscape_inputs: dict[str, Any] | None = None) -> Any:
-    """The shipped `releases` route, with the local landscape's registry and Prometheus filled in."""
-    extra = {k: v for k, v in (landscape_inputs or {}).items() if k in ("repository", "prometheusUrl")}
+def demo_gateway_config(release_inputs: dict[str, Any] | None = None) -> Any:
+    """The shipped `releases` route; ``release_inputs`` (the local landscape's repository and
+    prometheusUrl) are added to the inputs the rule gives release-promotion."""
+    extra = release_inputs or {}
     return parse_gateway_config(
         {
             "routes": [
@@ -82,10 +83,10 @@ def demo_gateway_config(landscape_inputs: dict[str, Any] | None = None) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def serve_gateway(client: Client, host: str = "127.0.0.1", landscape_inputs: dict[str, Any] | None = None) -> Any:
+async def serve_gateway(client: Client, host: str = "127.0.0.1", release_inputs: dict[str, Any] | None = None) -> Any:
     """Run the gateway with uvicorn inside this event loop; yields its base URL."""
     port = free_port()
-    app = create_app(demo_gateway_config(landscape_inputs), temporal=TemporalConnection(client=client))
+    app = create_app(demo_gateway_config(release_inputs), temporal=TemporalConnection(client=client))
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
     task = asyncio.create_task(server.serve())
     try:
@@ -114,9 +115,9 @@ async def show_triggers(client: Client, landscape_inputs: dict[str, Any], *, out
         "data": {"component": "example.apeiro.dev/edge-app", "version": version},
     }
     body = json.dumps(event).encode()
-    gateway_inputs = {"repository": landscape_inputs.get("ocmTarget"),
+    release_inputs = {"repository": landscape_inputs.get("ocmTarget"),
                       "prometheusUrl": landscape_inputs.get("prometheusUrl")}
-    gateway = serve_gateway(client, landscape_inputs={k: v for k, v in gateway_inputs.items() if v})
+    gateway = serve_gateway(client, release_inputs={k: v for k, v in release_inputs.items() if v})
     async with gateway as url, httpx.AsyncClient(timeout=30) as http:
         resp = await http.post(
             f"{url}/hooks/releases",
@@ -159,7 +160,7 @@ async def show_triggers(client: Client, landscape_inputs: dict[str, Any], *, out
     if not sched_id:
         raise RuntimeError(f"schedule {SCHEDULE_ID} was triggered but started no workflow within 30 s")
     out(f"schedule: applied {SCHEDULE_ID} (cron 30 2 * * * Europe/Berlin), triggered now -> started {sched_id}")
-    hook_result = await _result_granting_approvals(client, hook_id, version, approver, out)
+    hook_result = await result_granting_approvals(client, hook_id, version, approver, out)
     sched_result = await client.get_workflow_handle(sched_id, run_id=run_id).result()
     outputs = sched_result.get("outputs", {})
     out(f"  webhook run {hook_result.get('state')}: release {version} promoted "
@@ -177,9 +178,10 @@ async def show_triggers(client: Client, landscape_inputs: dict[str, Any], *, out
     )
 
 
-async def _result_granting_approvals(client: Client, workflow_id: str, version: str, approver: str,
-                                     out: Any) -> Any:
-    """Wait for the release pipeline; its promotion's production ring waits for a person: the demo is that person."""
+async def result_granting_approvals(client: Client, workflow_id: str, version: str, approver: str,
+                                    out: Any = print) -> Any:
+    """Wait for a release-promotion run; its promotion's production ring waits for a person: the caller
+    (the demo, the docs test) is that person."""
     result = asyncio.ensure_future(client.get_workflow_handle(workflow_id).result())
     while not result.done():
         for gate in await approve_waiting(client, PROMOTION, version, approver):
