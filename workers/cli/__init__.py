@@ -47,6 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Per-request lines from HTTP clients and worker life-cycle chatter drown what operators need.
         for noisy in ("httpx", "httpcore", "temporalio.worker._worker", "kubernetes_asyncio", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+    # APEIRO_LOG_FORMAT=json: one JSON object per line for every command (workers, gateway, codec).
+    from workers.observability import setup_logging
+
+    setup_logging(logging.DEBUG if args.verbose else logging.INFO)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

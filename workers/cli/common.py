@@ -111,6 +111,16 @@ def ui_url(workflow_id: str, namespace: str = "default") -> str:
     return f"{base.rstrip('/')}/namespaces/{namespace}/workflows/{workflow_id}"
 
 
+def uvicorn_log_config() -> Any:
+    """uvicorn's own logging setup, or None under APEIRO_LOG_FORMAT=json so its lines go through the
+    root logger's JSON formatter (:func:`workers.observability.setup_logging`)."""
+    if os.environ.get("APEIRO_LOG_FORMAT", "").strip().lower() == "json":
+        return None
+    from uvicorn.config import LOGGING_CONFIG
+
+    return LOGGING_CONFIG
+
+
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
     cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
