@@ -77,8 +77,15 @@ def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     argv = dockerfile_install()
     assert argv[:2] == ["pip", "install"], argv
     # Appended options change how, not what, pip installs: no .pyc compilation (halves the time here).
-    done = subprocess.run([str(venv / "bin" / "pip"), *argv[1:], "--quiet", "--no-compile"], cwd=app, env=clean_env(),
-                          capture_output=True, text=True, timeout=900, check=False)
+    done = subprocess.run(
+        [str(venv / "bin" / "pip"), *argv[1:], "--quiet", "--no-compile"],
+        cwd=app,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert done.returncode == 0, f"`{' '.join(argv)}` failed:\n{done.stderr[-4000:]}"
     return venv
 
@@ -94,28 +101,54 @@ def test_every_copied_path_exists_and_the_install_line_names_extras_of_pyproject
 
 @pytest.mark.timeout(900)
 def test_help_runs_and_the_landscape_is_not_installed(image_venv: Path, tmp_path: Path) -> None:
-    done = subprocess.run([str(image_venv / "bin" / "apeiro"), "--help"], cwd=tmp_path, env=clean_env(),
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [str(image_venv / "bin" / "apeiro"), "--help"],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "worker" in done.stdout
-    probe = subprocess.run([str(image_venv / "bin" / "python"), "-c", "import landscape"], cwd=tmp_path,
-                           env=clean_env(), capture_output=True, text=True, timeout=60, check=False)
+    probe = subprocess.run(
+        [str(image_venv / "bin" / "python"), "-c", "import landscape"],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert probe.returncode != 0 and "No module named 'landscape'" in probe.stderr, (
         "the image must ship the product only, but `import landscape` works in it"
     )
-    dev = subprocess.run([str(image_venv / "bin" / "apeiro"), "dev", "status"], cwd=tmp_path, env=clean_env(),
-                         capture_output=True, text=True, timeout=60, check=False)
+    dev = subprocess.run(
+        [str(image_venv / "bin" / "apeiro"), "dev", "status"],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert dev.returncode == 2 and "landscape" in dev.stderr and "Traceback" not in dev.stderr, dev.stderr
 
 
 @pytest.mark.timeout(900)
-async def test_a_worker_for_every_queue_polls_it(image_venv: Path, dev_landscape: Landscape, dev_client: Client,
-                                                 tmp_path: Path) -> None:
+async def test_a_worker_for_every_queue_polls_it(
+    image_venv: Path, dev_landscape: Landscape, dev_client: Client, tmp_path: Path
+) -> None:
     env = clean_env(TEMPORAL_ADDRESS=dev_landscape.part("temporal").endpoints["address"])
     procs = {
         queue: subprocess.Popen(  # noqa: ASYNC220 (starting a process does not block)
-            [str(image_venv / "bin" / "apeiro"), "worker", "--queues", queue], cwd=tmp_path,
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            [str(image_venv / "bin" / "apeiro"), "worker", "--queues", queue],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         for queue in known_queues()
     }
     try:
