@@ -37,7 +37,12 @@ class TemporalConnection:
 
     @property
     def namespace(self) -> str:
-        return self._client.namespace if self._client else os.environ.get("TEMPORAL_NAMESPACE", "default")
+        if self._client is not None:
+            return self._client.namespace
+        try:
+            return self.settings().namespace
+        except ConfigError:
+            return os.environ.get("TEMPORAL_NAMESPACE", "default")
 
     async def get(self) -> Client:
         if self._client is not None:
@@ -45,13 +50,8 @@ class TemporalConnection:
         async with self._lock:
             if self._client is None:
                 try:
-                    s = self.settings()
-                    api_key = os.environ.get("TEMPORAL_API_KEY") if s.api_key_ref else None
                     self._client = await Client.connect(
-                        s.address,
-                        namespace=s.namespace,
-                        tls=s.tls_config(),
-                        api_key=api_key,
+                        **self.settings().connect_options(),
                         data_converter=data_converter(),
                         retry_config=GATEWAY_RETRY,
                         connect_timeout=timedelta(seconds=3),

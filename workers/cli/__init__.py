@@ -47,6 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Per-request lines from HTTP clients and worker life-cycle chatter drown what operators need.
         for noisy in ("httpx", "httpcore", "temporalio.worker._worker", "kubernetes_asyncio", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+    # APEIRO_LOG_FORMAT=json: one JSON object per line for every command (workers, gateway, codec).
+    from workers.observability import setup_logging
+
+    setup_logging(logging.DEBUG if args.verbose else logging.INFO)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -54,7 +58,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except KeyboardInterrupt:
         return 130
+    except ModuleNotFoundError as exc:
+        # An optional extra that is not installed: one line naming it, exit 2 (usage), no traceback.
+        from workers.cli.extras import missing_extra_message
+
+        message = missing_extra_message(exc.name, _command_path(args))
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 2
     return code
+
+
+def _command_path(args: argparse.Namespace) -> str:
+    """`webhook serve`, `worker`...: the command words the user typed, for messages."""
+    words = [args.command]
+    for key, value in vars(args).items():
+        if key.endswith("_command") and isinstance(value, str):
+            words.append(value)
+    return " ".join(w for w in words if w)
 
 
 def entry() -> None:

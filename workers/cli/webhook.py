@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from definitions.validate import DefinitionError
-from workers.cli.common import fail
+from workers.cli.common import fail, uvicorn_log_config
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -88,7 +88,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "(OpenAPI at /openapi.json, metrics at /metrics)",
         flush=True,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=False,
+        log_config=uvicorn_log_config(),
+    )
     return 0
 
 
