@@ -10,14 +10,18 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 
 from definitions.library import PipelineLibrary
 from definitions.pipeline import Pipeline
 from definitions.validate import DefinitionError, Problem, coerce_cli_value, load_yaml, parse_pipeline
 from landscape.landscape import default_state_dir, read_state
-from workers.config import ConfigError, TemporalSettings, connect
+from workers.config import (
+    ConfigError,
+    TemporalSettings,
+    connect,
+    search_attributes_registered,  # noqa: F401  (re-exported)
+)
 
 T = TypeVar("T")
 
@@ -74,15 +78,6 @@ async def client_from_env() -> Client:
         for part in (state or {}).get("parts", []):
             env.update({k: v for k, v in part.get("env", {}).items() if k not in env})
     return await connect(TemporalSettings.from_env(env))
-
-
-async def search_attributes_registered(client: Client, names: Sequence[str]) -> bool:
-    try:
-        resp = await client.operator_service.list_search_attributes(
-            ListSearchAttributesRequest(namespace=client.namespace))
-    except Exception:
-        return False
-    return all(n in resp.custom_attributes for n in names)
 
 
 def ui_url(workflow_id: str, namespace: str = "default") -> str:
