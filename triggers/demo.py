@@ -112,8 +112,14 @@ async def serve_gateway(client: Client, host: str = "127.0.0.1", release_inputs:
         await task
 
 
-async def show_triggers(client: Client, landscape_inputs: dict[str, Any], *, approve: Approve, out: Any = print,
-                        approver: str = DEMO_APPROVER) -> TriggerDemo:
+async def show_triggers(
+    client: Client,
+    landscape_inputs: dict[str, Any],
+    *,
+    approve: Approve,
+    out: Any = print,
+    approver: str = DEMO_APPROVER,
+) -> TriggerDemo:
     """``landscape_inputs``: the local landscape's pipeline inputs (serverSite, ocmTarget, ocmVersion,
     prometheusUrl), the same ones the demo gives edge-site."""
     os.environ.setdefault(KEY_ENV, secrets.token_hex(16))
@@ -127,8 +133,10 @@ async def show_triggers(client: Client, landscape_inputs: dict[str, Any], *, app
         "data": {"component": "example.apeiro.dev/edge-app", "version": version},
     }
     body = json.dumps(event).encode()
-    release_inputs = {"repository": landscape_inputs.get("ocmTarget"),
-                      "prometheusUrl": landscape_inputs.get("prometheusUrl")}
+    release_inputs = {
+        "repository": landscape_inputs.get("ocmTarget"),
+        "prometheusUrl": landscape_inputs.get("prometheusUrl"),
+    }
     gateway = serve_gateway(client, release_inputs={k: v for k, v in release_inputs.items() if v})
     async with gateway as url, httpx.AsyncClient(timeout=30) as http:
         resp = await http.post(
@@ -175,10 +183,14 @@ async def show_triggers(client: Client, landscape_inputs: dict[str, Any], *, app
     hook_result = await result_granting_approvals(client, hook_id, version, approver, approve, out)
     sched_result = await client.get_workflow_handle(sched_id, run_id=run_id).result()
     outputs = sched_result.get("outputs", {})
-    out(f"  webhook run {hook_result.get('state')}: release {version} promoted "
-        f"({hook_result.get('outputs', {}).get('state')})")
-    out(f"  scheduled run {sched_result.get('state')}: re-inventory of {len(outputs.get('servers', []))} servers, "
-        f"changed: {outputs.get('changed') or 'none'}")
+    out(
+        f"  webhook run {hook_result.get('state')}: release {version} promoted "
+        f"({hook_result.get('outputs', {}).get('state')})"
+    )
+    out(
+        f"  scheduled run {sched_result.get('state')}: re-inventory of {len(outputs.get('servers', []))} servers, "
+        f"changed: {outputs.get('changed') or 'none'}"
+    )
     return TriggerDemo(
         webhook_workflow_id=hook_id,
         schedule_id=SCHEDULE_ID,
@@ -190,8 +202,9 @@ async def show_triggers(client: Client, landscape_inputs: dict[str, Any], *, app
     )
 
 
-async def result_granting_approvals(client: Client, workflow_id: str, version: str, approver: str,
-                                    approve: Approve, out: Any = print) -> Any:
+async def result_granting_approvals(
+    client: Client, workflow_id: str, version: str, approver: str, approve: Approve, out: Any = print
+) -> Any:
     """Wait for a release-promotion run; its promotion's production ring waits for a person: the caller
     (the demo, the docs test) is that person."""
     result = asyncio.ensure_future(client.get_workflow_handle(workflow_id).result())
