@@ -117,10 +117,15 @@ class StageController:
         conditions = []
         for ctype, (value, reason, message) in (("VectorDeployed", deployed), ("Ready", ready)):
             prev = old.get(ctype) or {}
-            conditions.append({
-                "type": ctype, "status": value, "reason": reason, "message": message,
-                "lastTransitionTime": prev.get("lastTransitionTime") if prev.get("status") == value else now,
-            })
+            conditions.append(
+                {
+                    "type": ctype,
+                    "status": value,
+                    "reason": reason,
+                    "message": message,
+                    "lastTransitionTime": prev.get("lastTransitionTime") if prev.get("status") == value else now,
+                }
+            )
         status["conditions"] = conditions
 
     async def _deploy(self, key: str, generation: int, vector: Any) -> None:
@@ -128,27 +133,40 @@ class StageController:
 
         def progressing(status: dict[str, Any]) -> None:
             status["observedGeneration"] = generation
-            self._conditions(status, ("False", "Progressing", f"deploying {text}"),
-                             ("False", "Progressing", f"waiting for {text} to be deployed"))
+            self._conditions(
+                status,
+                ("False", "Progressing", f"deploying {text}"),
+                ("False", "Progressing", f"waiting for {text} to be deployed"),
+            )
 
         self._write(key, progressing)
         slow = self.fault_for(key, "slow")
         await asyncio.sleep(slow.seconds if slow else self.deploy_seconds)
         if self.fault_for(key, "deploy-failed"):
-            self._write(key, lambda s: self._conditions(
-                s, ("False", "ReconciliationFailed", f"kustomization for {text} failed: simulated fault"),
-                ("False", "ReconciliationFailed", "the vector could not be deployed")))
+            self._write(
+                key,
+                lambda s: self._conditions(
+                    s,
+                    ("False", "ReconciliationFailed", f"kustomization for {text} failed: simulated fault"),
+                    ("False", "ReconciliationFailed", "the vector could not be deployed"),
+                ),
+            )
             return
         never = self.fault_for(key, "never-ready")
 
         def deployed(status: dict[str, Any]) -> None:
             status["vector"] = vector
-            history = [{"vector": vector, "deployedAt": now_rfc3339(), "generation": generation},
-                       *(status.get("history") or [])]
+            history = [
+                {"vector": vector, "deployedAt": now_rfc3339(), "generation": generation},
+                *(status.get("history") or []),
+            ]
             status["history"] = history[:HISTORY_LIMIT]
             if never:
-                self._conditions(status, ("True", "Deployed", f"{text} deployed"),
-                                 ("False", "HealthCheckFailed", "workload health checks fail (simulated fault)"))
+                self._conditions(
+                    status,
+                    ("True", "Deployed", f"{text} deployed"),
+                    ("False", "HealthCheckFailed", "workload health checks fail (simulated fault)"),
+                )
             else:
                 self._conditions(status, ("True", "Deployed", f"{text} deployed"), ("True", "Ready", f"{text} ready"))
 
@@ -157,8 +175,9 @@ class StageController:
 
 
 def install(server: Any) -> StageController:
-    controller = StageController(server.store,
-                                 deploy_seconds=float(server.plugin_config.get("konfidence.deploySeconds", 0.2)))
+    controller = StageController(
+        server.store, deploy_seconds=float(server.plugin_config.get("konfidence.deploySeconds", 0.2))
+    )
     server.konfidence = controller
 
     async def faults(request: Request) -> Response:
@@ -168,19 +187,27 @@ def install(server: Any) -> StageController:
         if request.method == "POST":
             body = await request.json()
             if body.get("fault") not in FAULTS:
-                return JSONResponse({"error": f"unknown fault {body.get('fault')!r}; known: {', '.join(FAULTS)}"},
-                                    status_code=400)
-            controller.faults.append(StageFault(fault=body["fault"], stage=body.get("stage"),
-                                                seconds=float(body.get("seconds", 5.0)),
-                                                count=int(body.get("count", 1_000_000))))
+                return JSONResponse(
+                    {"error": f"unknown fault {body.get('fault')!r}; known: {', '.join(FAULTS)}"}, status_code=400
+                )
+            controller.faults.append(
+                StageFault(
+                    fault=body["fault"],
+                    stage=body.get("stage"),
+                    seconds=float(body.get("seconds", 5.0)),
+                    count=int(body.get("count", 1_000_000)),
+                )
+            )
         return JSONResponse([f.__dict__ for f in controller.faults])
 
     async def history(request: Request) -> Response:
         return JSONResponse(controller.deployments)
 
-    server.admin_routes.extend([
-        Route("/admin/konfidence/faults", faults, methods=["GET", "POST", "DELETE"]),
-        Route("/admin/konfidence/history", history),
-    ])
+    server.admin_routes.extend(
+        [
+            Route("/admin/konfidence/faults", faults, methods=["GET", "POST", "DELETE"]),
+            Route("/admin/konfidence/history", history),
+        ]
+    )
     server.background.append(controller.run)
     return controller

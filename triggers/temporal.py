@@ -17,7 +17,7 @@ from temporalio.service import RetryConfig
 from definitions import search_attributes as sa
 from triggers.dispatch import RETRY_AFTER_SECONDS
 from triggers.events import HookError
-from workers.config import ConfigError, TemporalSettings, data_converter
+from workers.config import ConfigError, TemporalSettings, data_converter, search_attributes_registered
 
 GATEWAY_RETRY = RetryConfig(
     initial_interval_millis=100, max_interval_millis=1000, max_elapsed_time_millis=3000, max_retries=3
@@ -73,8 +73,6 @@ class TemporalConnection:
 
 
 async def _attrs_registered(client: Client) -> bool:
-    from workers.cli.common import search_attributes_registered
-
     try:
         return await asyncio.wait_for(search_attributes_registered(client, sa.NAMES), timeout=5)
     except TimeoutError:

@@ -17,11 +17,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
@@ -245,3 +246,17 @@ async def connect(settings: TemporalSettings | None = None) -> Client:
             f"{settings.origin}): {exc}. Check TEMPORAL_ADDRESS or the temporal.toml profile "
             "(TEMPORAL_PROFILE), or start the local landscape with `apeiro dev up`."
         ) from None
+
+
+async def search_attributes_registered(client: Client, names: Sequence[str]) -> bool:
+    """Whether the namespace has every custom search attribute in ``names`` (False when it cannot tell).
+
+    Shared by the CLI and the webhook gateway: both start pipelines and set the attributes only when
+    the server knows them (an unregistered attribute fails the workflow task forever)."""
+    try:
+        resp = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=client.namespace)
+        )
+    except Exception:
+        return False
+    return all(n in resp.custom_attributes for n in names)

@@ -10,13 +10,17 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 
 from definitions.library import PipelineLibrary
 from definitions.pipeline import Pipeline
 from definitions.validate import DefinitionError, Problem, coerce_cli_value, load_yaml, parse_pipeline
-from workers.config import ConfigError, TemporalSettings, connect
+from workers.config import (
+    ConfigError,
+    TemporalSettings,
+    connect,
+    search_attributes_registered,  # noqa: F401  (re-exported)
+)
 
 T = TypeVar("T")
 
@@ -92,15 +96,6 @@ def _landscape_env() -> dict[str, str]:
     for part in (base.read_state(base.default_state_dir()) or {}).get("parts", []):
         env.update(part.get("env", {}))
     return env
-
-
-async def search_attributes_registered(client: Client, names: Sequence[str]) -> bool:
-    try:
-        resp = await client.operator_service.list_search_attributes(
-            ListSearchAttributesRequest(namespace=client.namespace))
-    except Exception:
-        return False
-    return all(n in resp.custom_attributes for n in names)
 
 
 def ui_url(workflow_id: str, namespace: str = "default") -> str:
