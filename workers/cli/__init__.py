@@ -54,7 +54,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _broken_pipe()
+    except Exception as exc:  # the last line of defence: one line, never a traceback
+        from workers.cli.errors import describe
+
+        if args.verbose:
+            logging.getLogger("apeiro").exception("unhandled error")
+        try:
+            message = describe(exc)
+        except Exception:
+            message = type(exc).__name__
+        try:
+            print(f"error: {message}", file=sys.stderr)
+        except BrokenPipeError:
+            pass
+        return 1
     return code
+
+
+def _broken_pipe() -> int:
+    """The reader went away (`apeiro status ID | head`): stop quietly, as `cat` does.
+
+    Python would print a BrokenPipeError traceback while flushing stdout at exit; pointing stdout at
+    /dev/null first avoids it. 141 is what a shell reports for a process ended by SIGPIPE.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141
 
 
 def entry() -> None:
@@ -65,8 +92,14 @@ def entry() -> None:
     """
     code = main()
     logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = _broken_pipe()
+    try:
+        sys.stderr.flush()
+    except BrokenPipeError:
+        pass
     os._exit(code)
 
 
