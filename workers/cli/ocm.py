@@ -134,6 +134,8 @@ def cmd_sign(args: argparse.Namespace) -> int:
         data = norm.load_descriptor_data(_read(args.file))
         key = sg.load_private_key(_read(args.private_key))
         chain = sg.load_certificates(_read(args.certificate)) if args.certificate else []
+        if args.certificate and not chain:
+            raise _UsageError(f"{args.certificate} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
         roots = sg.load_certificates(_read(args.root_certs)) if args.root_certs else []
         signed = sg.sign_descriptor(
             data,
@@ -151,7 +153,10 @@ def cmd_sign(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     text = norm.dump_descriptor(signed)
     if args.output:
-        args.output.write_text(text)
+        try:
+            args.output.write_text(text)
+        except OSError as exc:
+            return _fail(f"cannot write {args.output}: {exc.strerror}")
     else:
         sys.stdout.write(text)
     return 0
