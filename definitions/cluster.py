@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from definitions import queues
 from definitions.cluster_plan import PlanStep, Readiness, UpgradePlan, parse_version
+from definitions.secrets import SecretRef
 from definitions.steptypes import REGISTRY, StepKind, StepType
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -27,11 +28,11 @@ def _check_version(value: str | None) -> str | None:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(hide_input_in_errors=True, extra="forbid")
 
 
 class GardenRef(_Strict):
-    kubeconfig_ref: str | None = Field(
+    kubeconfig_ref: SecretRef | None = Field(
         default=None,
         description="secret reference to the garden kubeconfig (env:/file:/k8s:); default: the file named "
         "by $APEIRO_GARDEN_KUBECONFIG",

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from definitions import queues
-from definitions.secrets import check_secret_ref
+from definitions.secrets import SecretRef, check_secret_ref
 from definitions.steptypes import REGISTRY, StepKind, StepType
 
 #: Error types a retry cannot fix; the pipeline engine and operators can match on them.
@@ -38,7 +38,7 @@ NON_RETRYABLE = (
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(hide_input_in_errors=True, extra="forbid")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -50,7 +50,7 @@ class BmcCredentials(_Strict):
     """How to log in to a BMC. The password is a reference, resolved only inside activities."""
 
     username: str
-    password_ref: str = Field(description="env:NAME, file:/path or k8s:namespace/secret#key")
+    password_ref: SecretRef = Field(description="env:NAME, file:/path or k8s:namespace/secret#key")
     auth: Literal["auto", "basic", "session"] = Field(
         default="auto", description="auto: Redfish session if the BMC offers one, else basic auth"
     )

@@ -14,6 +14,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from definitions.secrets import secret_ref_arg
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("ocm", help="OCM component descriptors: digest, sign, verify, transfer")
@@ -81,10 +83,10 @@ def register(subparsers: Any) -> None:
     t.add_argument("--sign", metavar="NAME=KEYREF", help="sign at the target with private key reference KEYREF")
     t.add_argument("--sign-public-key", metavar="KEYREF", help="public key reference to verify at the target")
     t.add_argument("--existing", choices=["skip-identical", "overwrite", "fail"], default="skip-identical")
-    t.add_argument("--source-username-ref")
-    t.add_argument("--source-password-ref")
-    t.add_argument("--target-username-ref")
-    t.add_argument("--target-password-ref")
+    t.add_argument("--source-username-ref", type=secret_ref_arg, help="secret reference (env:/file:/k8s:)")
+    t.add_argument("--source-password-ref", type=secret_ref_arg, help="secret reference (env:/file:/k8s:)")
+    t.add_argument("--target-username-ref", type=secret_ref_arg, help="secret reference (env:/file:/k8s:)")
+    t.add_argument("--target-password-ref", type=secret_ref_arg, help="secret reference (env:/file:/k8s:)")
     t.add_argument("--source-ca")
     t.add_argument("--target-ca")
     t.add_argument("--workflow-id", help="default: transport-<random>")
