@@ -217,11 +217,13 @@ class ClusterStatus(BaseModel):
 
 
 class ApplyShootInput(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
     cluster: ClusterSpec
     garden: GardenRef = Field(default_factory=GardenRef)
 
 
 class WaitShootInput(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
     name: str
     namespace: str
     garden: GardenRef = Field(default_factory=GardenRef)
@@ -232,6 +234,7 @@ class WaitShootInput(BaseModel):
 
 
 class PlanInput(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
     name: str
     namespace: str
     target_version: str | None = None
@@ -242,6 +245,7 @@ class PlanInput(BaseModel):
 
 
 class PatchShootInput(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
     name: str
     namespace: str
     step: PlanStep
@@ -250,12 +254,14 @@ class PatchShootInput(BaseModel):
 
 
 class DeleteShootInput(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
     name: str
     namespace: str
     garden: GardenRef = Field(default_factory=GardenRef)
 
 
 class CandidatesInput(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
     namespace: str
     names: list[str] | None = None
     expiring_within_days: float = 30

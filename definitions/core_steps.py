@@ -22,7 +22,9 @@ from definitions.steptypes import REGISTRY, StepKind, StepType
 
 
 class _Args(BaseModel):
-    model_config = ConfigDict(hide_input_in_errors=True, extra="forbid", populate_by_name=True, alias_generator=to_camel)
+    model_config = ConfigDict(
+        hide_input_in_errors=True, extra="forbid", populate_by_name=True, alias_generator=to_camel
+    )
 
 
 class _Open(BaseModel):

@@ -326,6 +326,7 @@ class TransportPlan(BaseModel):
 
 
 class BlobCopyInput(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
     source: RepositorySpec
     target: RepositorySpec
     blob: BlobTask
@@ -343,12 +344,14 @@ class BlobCopyResult(BaseModel):
 
 
 class ManifestCopyInput(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
     source: RepositorySpec
     target: RepositorySpec
     manifests: list[ManifestTask]
 
 
 class FinaliseInput(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
     source: RepositorySpec
     target: RepositorySpec
     plan: VersionPlan

@@ -31,7 +31,9 @@ DEFAULT_MAX_BODY = 1024 * 1024
 class _Strict(BaseModel):
     """Fields are written in camelCase in YAML (like pipelines); snake_case is accepted too."""
 
-    model_config = ConfigDict(hide_input_in_errors=True, extra="forbid", populate_by_name=True, alias_generator=to_camel)
+    model_config = ConfigDict(
+        hide_input_in_errors=True, extra="forbid", populate_by_name=True, alias_generator=to_camel
+    )
 
 
 class HmacAuth(_Strict):

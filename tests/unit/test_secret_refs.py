@@ -58,6 +58,43 @@ def test_every_ref_field_takes_only_references(model: type[BaseModel], field: st
     assert SECRET not in str(caught.value), "pydantic's error text quotes the refused value"
 
 
+def _models() -> list[type[BaseModel]]:
+    out = []
+    for info in pkgutil.iter_modules(definitions.__path__):
+        module = importlib.import_module(f"definitions.{info.name}")
+        out += [c for _, c in inspect.getmembers(module, inspect.isclass)
+                if issubclass(c, BaseModel) and c.__module__ == module.__name__]
+    return out
+
+
+def _holds_refs(model: type[BaseModel], seen: set[type[BaseModel]] | None = None) -> bool:
+    seen = seen if seen is not None else set()
+    if model in seen:
+        return False
+    seen.add(model)
+    for name, info in model.model_fields.items():
+        if name.endswith("_ref"):
+            return True
+        for arg in _types(info.annotation):
+            if isinstance(arg, type) and issubclass(arg, BaseModel) and _holds_refs(arg, seen):
+                return True
+    return False
+
+
+def _types(annotation: Any) -> list[Any]:
+    from typing import get_args
+
+    args = list(get_args(annotation))
+    return [annotation, *[t for a in args for t in _types(a)]]
+
+
+def test_every_model_holding_a_reference_hides_inputs_in_errors() -> None:
+    """pydantic quotes the input of a refused field (`input_value='hunter2'`) unless the OUTERMOST
+    model validated sets hide_input_in_errors: every model that holds a reference, at any depth."""
+    missing = [m.__name__ for m in _models() if _holds_refs(m) and not m.model_config.get("hide_input_in_errors")]
+    assert not missing, f"set hide_input_in_errors=True on: {', '.join(sorted(missing))}"
+
+
 def test_redacted_says_kind_and_length_only() -> None:
     assert redacted(SECRET) == f"a plain value of {len(SECRET)} characters"
     assert "https" in redacted("https://x") and "x" not in redacted("https://x").replace("prefixed", "")
