@@ -183,7 +183,9 @@ class RepositorySpec(_Open):
     model_config = ConfigDict(hide_input_in_errors=True, extra="forbid")
 
     url: str
-    username_ref: SecretRef | None = None
+    #: A user name is not a secret: a literal (``apeiro``) or a reference. The one ``*_ref`` field
+    #: that takes a literal (see definitions/secrets.py).
+    username_ref: str | None = None
     password_ref: SecretRef | None = None
     token_ref: SecretRef | None = None
     ca_bundle: str | None = None

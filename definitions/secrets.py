@@ -8,7 +8,9 @@ reference names where the secret lives; activities resolve it (`activities.secre
 - ``k8s:namespace/secret#key``       a key of a Kubernetes Secret (the garden or landscape API)
 
 Every ``*_ref`` field of every definition and input, and every ``--*-ref`` flag, is a
-:data:`SecretRef`: anything else is refused before a run starts. A refused value may be the secret
+:data:`SecretRef`: anything else is refused before a run starts. One exception, because a user name
+is not a secret and the examples write it literally: ``username_ref`` (registry credentials) takes a
+literal or a reference. A refused value may be the secret
 itself (``password_ref: hunter2``), so no message ever quotes it: :func:`redacted` says its kind
 and length at most. Models holding references set ``hide_input_in_errors`` so pydantic's own error
 text (``input_value=...``) does not quote it either.

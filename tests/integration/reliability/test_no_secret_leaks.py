@@ -54,7 +54,11 @@ def test_a_full_run_leaks_no_landscape_secret(tmp_path: Path) -> None:
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "workers.cli", "demo", "--state-dir", str(state_dir)],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
         )
     finally:
         stop.set()

@@ -5,7 +5,6 @@ descriptor is a clean error, never a RecursionError that Temporal would retry.""
 from __future__ import annotations
 
 import resource
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from activities.ocm.oci import RegistryClient, RemoteDataRejected
 class _Endless(BaseHTTPRequestHandler):
     """Serves an endless (chunked) manifest, or one nested 100,000 deep."""
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
         if "deep" in self.path:
@@ -40,7 +39,7 @@ class _Endless(BaseHTTPRequestHandler):
         try:
             while time.monotonic() - started < 60:  # endless for the client; bounded for the test
                 self.wfile.write(frame)
-        except (BrokenPipeError, ConnectionResetError, socket.error):
+        except (OSError, BrokenPipeError, ConnectionResetError):
             return
 
     def log_message(self, *args: object) -> None:

@@ -20,7 +20,7 @@ class _Bmc(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     mode = "deep"
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         if self.mode == "deep":
