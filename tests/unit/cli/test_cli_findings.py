@@ -152,3 +152,22 @@ def test_broken_pipe_ends_quietly() -> None:
     )
     assert proc.stdout.strip(), proc.stderr
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+
+
+def test_run_with_the_id_of_a_running_workflow_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`apeiro run --id X` while X runs: Temporal answers "already started"; one line says what to do."""
+    from temporalio.exceptions import WorkflowAlreadyStartedError
+
+    import workers.cli.pipeline as pipeline_cli
+
+    async def taken(*args: object, **kwargs: object) -> None:
+        raise WorkflowAlreadyStartedError("nightly-1", "PipelineWorkflow")
+
+    async def client() -> object:
+        return object()
+
+    monkeypatch.setattr(pipeline_cli, "start_pipeline", taken)
+    monkeypatch.setattr(pipeline_cli, "client_from_env", client)
+    code, _, err = run_cli("run", "server-site", "--id", "nightly-1")
+    assert code == 1 and "already running" in err and "apeiro status nightly-1" in err, err
+    assert len(err.strip().splitlines()) == 1
