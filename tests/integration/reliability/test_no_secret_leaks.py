@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from landscape.landscape import STATE_FILE
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("demo")]
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -47,7 +49,7 @@ def test_a_full_run_leaks_no_landscape_secret(tmp_path: Path) -> None:
     found: dict[str, str] = {}
     modes: list[int] = []
     stop = threading.Event()
-    watcher = threading.Thread(target=_watch_state, args=(state_dir / "state.json", found, modes, stop), daemon=True)
+    watcher = threading.Thread(target=_watch_state, args=(state_dir / STATE_FILE, found, modes, stop), daemon=True)
     watcher.start()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("APEIRO_DEFINITIONS", None)
