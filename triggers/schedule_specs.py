@@ -28,6 +28,8 @@ CRON_LAYOUT = {
     6: ("minute", "hour", "day_of_month", "month", "day_of_week", "year"),
     7: ("second", "minute", "hour", "day_of_month", "month", "day_of_week", "year"),
 }
+#: The server refuses shorter intervals ("interval is too small").
+MIN_INTERVAL = timedelta(seconds=1)
 PREDEFINED = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 NAMES = {
     "month": ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
@@ -49,8 +51,6 @@ def check_cron_field(field: str, text: str) -> None:
     """Raise ValueError naming the field and its range unless ``text`` is a valid cron field."""
     low, high = FIELD_RANGE[field]
     text = text.strip().lower()
-    if text == "?" and field in ("day_of_month", "day_of_week"):
-        return
     for item in text.split(","):
         match = _ITEM.match(item)
         if not match:
@@ -128,8 +128,10 @@ def spec_problems(entry: ScheduleEntry) -> list[tuple[str, str]]:
     for i, cal in enumerate(entry.calendars):
         out += [(f"calendars[{i}]", p) for p in check_calendar(cal)]
     for i, every in enumerate(entry.every):
-        if every <= timedelta(0):
-            out.append((f"every[{i}]", f"an interval must be longer than zero (got {every})"))
+        if every < MIN_INTERVAL:
+            out.append(
+                (f"every[{i}]", f"an interval must be at least {MIN_INTERVAL.total_seconds():g} s (got {every})")
+            )
     if entry.jitter < timedelta(0):
         out.append(("jitter", "jitter cannot be negative"))
     return out

@@ -126,7 +126,7 @@ def test_status_of_an_empty_id(monkeypatch: pytest.MonkeyPatch) -> None:
         ("cron: ['99 99 * * *']", "outside 0-59"),
         ("cron: ['0 3 * *']", "has 4 fields"),
         ("calendars: [{hour: '25'}]", "outside 0-23"),
-        ("every: ['0s']", "longer than zero"),
+        ("every: ['0s']", "at least 1 s"),
     ],
 )
 def test_schedule_dry_run_refuses_specs_the_server_refuses(tmp_path: Path, spec: str, message: str) -> None:
