@@ -240,6 +240,9 @@ def format_status(status: PipelineStatus) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    if not args.workflow_id.strip():
+        return fail("give a workflow id (apeiro run prints it; `temporal workflow list` shows them)", 2)
+
     async def go() -> int:
         try:
             client = await client_from_env()
