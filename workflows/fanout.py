@@ -18,7 +18,8 @@ with workflow.unsafe.imports_passed_through():
     from definitions.catalog import load_catalog
     from definitions.expressions import ExpressionError, Scope, render
     from definitions.pipeline import RetrySpec, Step
-    from workflows.stepexec import InvocationContext, StepFailure, invoke
+    from workflows.failures import USER_DATA_ERRORS, describe_user_error
+    from workflows.stepexec import InvocationContext, StepFailure, invoke, output_size_problem
 
 REGISTRY = load_catalog()
 
@@ -67,9 +68,14 @@ class FanOutWorkflow:
                     args = render(step.with_, scope.child(item=item, index=index))
                     out = await invoke(step, step_type, args, ctx, retry=request.retry, timeout=request.timeout,
                                        index=index)
+                    problem = output_size_problem(out)
+                    if problem and workflow.patched("i17-runtime-limits"):
+                        raise StepFailure(problem)
                     return ItemResult(index=index, ok=True, outputs=out)
                 except (StepFailure, ExpressionError) as exc:
                     return ItemResult(index=index, ok=False, error=str(exc))
+                except USER_DATA_ERRORS as exc:  # the one rule (workflows/failures.py): fail the item
+                    return ItemResult(index=index, ok=False, error=describe_user_error(exc))
                 finally:
                     self._done += 1
 
