@@ -68,8 +68,9 @@ def bad_numbers(value: Any, path: str) -> Iterator[tuple[str, str]]:
             continue
         if isinstance(node, int):
             if not INT64_MIN <= node <= INT64_MAX:
-                digits = len(str(abs(node))) if node.bit_length() < 20_000 else "thousands of"
-                yield where, f"integer with {digits} digits is outside the 64-bit range (±9.2e18)"
+                # str() of a huge int raises (Python caps it at 4,300 digits): estimate from the bits.
+                digits = int(node.bit_length() * math.log10(2)) + 1
+                yield where, f"an integer of about {digits} digits is outside the 64-bit range (±9.2e18)"
         elif isinstance(node, float):
             if not math.isfinite(node):
                 yield where, f"{node!r} is not a finite number"

@@ -207,6 +207,13 @@ def limit_problems(data: Any, inputs: Mapping[str, Any] | None = None) -> list[P
     its size run (inside the workflow those would trip the deadlock detector).
     """
     problems: list[Problem] = []
+    for path, message in limits.bad_numbers(data, ""):
+        problems.append(Problem(path.lstrip("."), message))
+    if inputs is not None:
+        for path, message in limits.bad_numbers(dict(inputs), "inputs"):
+            problems.append(Problem(path, message))
+    if problems:
+        return problems[:50]  # sizes next: JSON cannot even hold a 5,000-digit integer
     try:
         size = limits.json_size(data)
         input_size = limits.json_size(dict(inputs)) if inputs is not None else 0
@@ -224,11 +231,6 @@ def limit_problems(data: Any, inputs: Mapping[str, Any] | None = None) -> list[P
     if isinstance(steps, list) and len(steps) > limits.MAX_STEPS:
         problems.append(Problem("spec.steps", f"{len(steps)} steps, over the limit of {limits.MAX_STEPS}; "
                                               "use forEach or sub-pipelines (core.pipeline)"))
-    for path, message in limits.bad_numbers(data, ""):
-        problems.append(Problem(path.lstrip("."), message))
-    if inputs is not None:
-        for path, message in limits.bad_numbers(dict(inputs), "inputs"):
-            problems.append(Problem(path, message))
     return problems[:50]
 
 
