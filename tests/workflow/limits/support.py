@@ -81,6 +81,26 @@ class LimitsEngine:
         return closed
 
 
+async def continue_as_new_sizes(client: Client, workflow_id: str) -> list[int]:
+    """Bytes of every continue-as-new input of a workflow, first run first.
+
+    The time-skipping server does not enforce the 2 MiB payload limit the real server does, so tests
+    assert on these sizes rather than waiting for the server to refuse one.
+    """
+    desc = await client.get_workflow_handle(workflow_id).describe()
+    run_id: str | None = desc.raw_description.workflow_execution_info.first_run_id or desc.run_id
+    sizes: list[int] = []
+    while run_id:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        last = history.events[-1]
+        run_id = None
+        if last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+            attrs = last.workflow_execution_continued_as_new_event_attributes
+            sizes.append(attrs.input.ByteSize())
+            run_id = attrs.new_execution_run_id
+    return sizes
+
+
 async def assert_no_task_failures(client: Client, workflow_id: str) -> None:
     """Every run of ``workflow_id`` (all continue-as-new generations) and of its children."""
     ids = [workflow_id]
