@@ -17,7 +17,9 @@ the workflow evaluates inside a workflow task (Temporal's deadlock detector fire
 task retries forever). Like Kubernetes' CEL cost budget, every evaluation is metered while it runs:
 cel-python's interpreter visits one syntax-tree node per step (macros evaluate their body in
 sub-evaluators), so :class:`_MeteredEvaluator` counts those visits in one meter shared with its
-sub-evaluators and stops at :data:`~definitions.limits.MAX_CEL_COST`. Results are bounded too
+sub-evaluators and stops at :data:`~definitions.limits.MAX_CEL_COST`. A workflow also gives its
+scopes one :class:`CostBudget` per workflow task, so several costly expressions evaluated in the same
+task cannot add up past the deadlock detector either. Results are bounded too
 (:data:`~definitions.limits.MAX_CEL_RESULT_VALUES` values once converted back to Python).
 """
 
@@ -49,13 +51,24 @@ class _CostExceeded(Exception):
     """Raised inside cel-python when an evaluation runs out of budget (it may be caught there)."""
 
 
-class _Meter:
-    __slots__ = ("exceeded", "limit", "used")
+class CostBudget:
+    """Evaluation steps several evaluations share (a workflow keeps one per workflow task)."""
+
+    __slots__ = ("limit", "used")
 
     def __init__(self, limit: int) -> None:
         self.used = 0
         self.limit = limit
-        self.exceeded = False
+
+
+class _Meter:
+    __slots__ = ("exceeded", "limit", "shared", "used")
+
+    def __init__(self, limit: int, shared: CostBudget | None = None) -> None:
+        self.used = 0
+        self.limit = limit
+        self.shared = shared
+        self.exceeded: str | None = None
 
 
 class _MeteredEvaluator(Evaluator):
@@ -71,10 +84,17 @@ class _MeteredEvaluator(Evaluator):
     def _visit_tree(self, tree: Tree[Any]) -> Any:
         meter = self.meter
         meter.used += 1
+        shared = meter.shared
+        if shared is not None:
+            shared.used += 1
+            if shared.used > shared.limit:
+                meter.exceeded = (f"the expressions evaluated in one workflow task together cost more than the "
+                                  f"limit of {shared.limit} evaluation steps")
+                raise _CostExceeded()
         if meter.used > meter.limit:
             # cel-python turns some exceptions into error values and carries on; every further
             # visit raises again, and evaluate() checks the flag, so the breach always surfaces.
-            meter.exceeded = True
+            meter.exceeded = f"costs more than the limit of {meter.limit} evaluation steps"
             raise _CostExceeded()
         return super()._visit_tree(tree)
 
@@ -201,10 +221,13 @@ class Scope:
     and each item adds only ``item`` and ``index``.
     """
 
-    def __init__(self, variables: Mapping[str, Any], parent: Scope | None = None) -> None:
+    def __init__(self, variables: Mapping[str, Any], parent: Scope | None = None, *,
+                 budget: CostBudget | None = None) -> None:
         self._raw = dict(variables)
         self._cel: dict[str, Any] = {}
         self._parent = parent
+        #: Shared with child scopes: the cost every evaluation in this scope draws from.
+        self.budget: CostBudget | None = budget if budget is not None else (parent.budget if parent is not None else None)
 
     def child(self, **variables: Any) -> Scope:
         return Scope(variables, parent=self)
@@ -249,7 +272,7 @@ def evaluate(expr: str, context: Mapping[str, Any] | Scope) -> Any:
     prog = _program(expr)
     scope = context if isinstance(context, Scope) else Scope(context)
     activation = scope.activation(_roots(expr))
-    meter = _Meter(MAX_CEL_COST)
+    meter = _Meter(MAX_CEL_COST, scope.budget)
     try:
         result = prog.metered_evaluate(activation, meter)
     except celpy.CELEvalError as exc:
@@ -262,8 +285,8 @@ def evaluate(expr: str, context: Mapping[str, Any] | Scope) -> Any:
         else:
             raise ExpressionError(f"cannot evaluate {_short(expr)}: {_first_line(str(exc))}") from None
     if meter.exceeded:
-        raise ExpressionError(f"{_short(expr)} costs more than the limit of {MAX_CEL_COST} evaluation "
-                              "steps; iterate over fewer items or nest fewer map/filter macros")
+        raise ExpressionError(f"{_short(expr)}: {meter.exceeded}; iterate over fewer items or nest fewer "
+                              "map/filter macros")
     if isinstance(result, BaseException):
         raise ExpressionError(f"cannot evaluate {_short(expr)}: {_describe_eval_error(result)}")
     try:

@@ -36,10 +36,15 @@ MAX_WORKFLOW_ID_CHARS = 1000
 #: to ~290 years; Python's timedelta overflows beyond ~2.7 million years.
 MAX_DURATION = timedelta(days=3660)
 #: CEL cost budget per evaluation, in evaluated syntax-tree nodes (Kubernetes counts a similar
-#: budget). A simple reference costs ~10, ``l.map(v, v * 2)`` over 1,000 items ~20,000. It bounds the
-#: CPU one expression may burn inside a workflow task (~0.2 s on an idle core, ~0.7 s on a busy
-#: one), below Temporal's 2 s deadlock detector.
-MAX_CEL_COST = 50_000
+#: budget). A simple reference costs ~10, ``l.map(v, v * 2)`` over 1,000 items ~15,000. It bounds the
+#: CPU one expression may burn inside a workflow task: ~0.1 s on an idle core, ~0.4 s measured on a
+#: 2-core machine at load 12 (and about twice that inside the workflow sandbox), below Temporal's
+#: 2 s deadlock detector. 50,000 was measured to trip the detector at that load.
+MAX_CEL_COST = 20_000
+#: The same budget for all the expressions one workflow task evaluates together (the deadlock
+#: detector times the whole task, and several steps can become ready in one).
+MAX_CEL_COST_PER_TASK = 20_000
+
 #: Values (list items, map entries, scalars) in one expression's result.
 MAX_CEL_RESULT_VALUES = 100_000
 #: Integers are int64 (CEL's int, protobuf's, most JSON parsers'); floats must be finite.

@@ -31,7 +31,15 @@ with workflow.unsafe.imports_passed_through():
     from definitions import limits
     from definitions.catalog import load_catalog
     from definitions.core_steps import ApprovalArgs, ApprovalResult, SubPipelineArgs, WaitArgs, WaitResult
-    from definitions.expressions import ExpressionError, Scope, evaluate, evaluate_bool, references, render
+    from definitions.expressions import (
+        CostBudget,
+        ExpressionError,
+        Scope,
+        evaluate,
+        evaluate_bool,
+        references,
+        render,
+    )
     from definitions.pipeline import Pipeline, RetrySpec, Step
     from definitions.runs import (
         ApprovalDecision,
@@ -85,6 +93,8 @@ class PipelineWorkflow:
         self._requested_by: str | None = None
         self._site: str | None = None
         self._depth = 0
+        self._budget_task = -1
+        self._budget = CostBudget(limits.MAX_CEL_COST_PER_TASK)
 
     # --- entry -----------------------------------------------------------------------------------
 
@@ -247,7 +257,7 @@ class PipelineWorkflow:
                         return
                     if step.when is not None:
                         try:
-                            run_it = evaluate_bool(step.when, self._context(step))
+                            run_it = evaluate_bool(step.when, self._scope(step))
                         except USER_DATA_ERRORS as exc:
                             self._settle(rec, StepState.FAILED, "", error=f"when: {describe_user_error(exc)}")
                             rec.ignored_failure = step.continue_on_error
@@ -315,16 +325,17 @@ class PipelineWorkflow:
             if step.for_each is not None:
                 outputs = await self._run_for_each(step, step_type)
             else:
-                args = render(step.with_, self._context(step))
+                args = render(step.with_, self._scope(step))
                 field = f"uses ({step.uses})"
                 outputs = await self._dispatch(step, step_type, args, None)
             if step.outputs:
                 ctx = self._context(step)
                 ctx["result"] = outputs
+                scope = Scope(ctx, budget=self._task_budget())
                 mapped: dict[str, Any] = {}
                 for key, expr in step.outputs.items():
                     field = f"outputs.{key}"
-                    mapped[key] = evaluate(expr, ctx)
+                    mapped[key] = evaluate(expr, scope)
                 outputs = mapped
             field = "outputs"
             problem = output_size_problem(outputs)
@@ -367,7 +378,7 @@ class PipelineWorkflow:
 
     async def _run_for_each(self, step: Step, step_type: StepType) -> list[Any]:
         rec = self._records[step.name]
-        items = evaluate(step.for_each, self._context(step)) if isinstance(step.for_each, str) else step.for_each
+        items = evaluate(step.for_each, self._scope(step)) if isinstance(step.for_each, str) else step.for_each
         if not isinstance(items, list):
             raise StepFailure(f"{self._path(step)}.forEach must give a list, got {type(items).__name__}")
         if step_type.kind is StepKind.BUILTIN and step_type.target == "approval":
@@ -391,12 +402,13 @@ class PipelineWorkflow:
                               parallel: int) -> list[tuple[bool, Any, str]]:
         rec = self._records[step.name]
         sem = asyncio.Semaphore(parallel)
-        base = Scope(self._context(step))
+        base = self._scope(step)
 
         async def one(index: int, item: Any) -> tuple[bool, Any, str]:
             async with sem:
                 try:
-                    args = render(step.with_, base.child(item=item, index=index))
+                    scope = Scope({"item": item, "index": index}, parent=base, budget=self._task_budget())
+                    args = render(step.with_, scope)
                     out = await self._dispatch(step, step_type, args, index)
                     problem = output_size_problem(out)
                     if problem and workflow.patched(PATCH_LIMITS):
@@ -575,6 +587,17 @@ class PipelineWorkflow:
                     names.add(ref.chain[1])
         return names
 
+    def _task_budget(self) -> CostBudget:
+        """One CEL cost budget per workflow task (keyed by the history length, which every replay of
+        that task sees too, so the same evaluations exhaust it), bounding the task's CPU time."""
+        task = workflow.info().get_current_history_length()
+        if task != self._budget_task:
+            self._budget_task, self._budget = task, CostBudget(limits.MAX_CEL_COST_PER_TASK)
+        return self._budget
+
+    def _scope(self, step: Step | None) -> Scope:
+        return Scope(self._context(step), budget=self._task_budget())
+
     def _context(self, step: Step | None) -> dict[str, Any]:
         wanted = self._step_refs.get(step.name) if step is not None else None
         steps = {
@@ -601,7 +624,7 @@ class PipelineWorkflow:
             details = [status] if limits.json_size(status) <= limits.MAX_STEP_OUTPUT_BYTES else []
             raise ApplicationError(message, *details, type="PipelineFailed", non_retryable=True)
         outputs: dict[str, Any] = {}
-        ctx = self._context(None)
+        ctx = self._scope(None)
         for key, expr in self._pipeline.spec.outputs.items():
             try:
                 outputs[key] = evaluate(expr, ctx)
