@@ -116,7 +116,27 @@ def _expanded_size_exceeds(data: Any, limit: int) -> bool:
     return False
 
 
+#: Deepest flow nesting (``[[[...]]]``, ``{{...}}``) read. PyYAML needs ~15 s to give up on 2,000
+#: levels (a RecursionError unwinding thousands of frames), so the text is scanned before parsing.
+MAX_FLOW_DEPTH = 200
+
+
+def _flow_depth_exceeds(text: str, limit: int) -> bool:
+    depth = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth = max(0, depth - 1)
+    return False
+
+
 def load_yaml(text: str, source: str = "") -> Any:
+    if _flow_depth_exceeds(text, MAX_FLOW_DEPTH):
+        raise DefinitionError([Problem("YAML", f"nested too deeply (more than {MAX_FLOW_DEPTH} levels of [ or {{)")],
+                              source)
     try:
         data = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as exc:
