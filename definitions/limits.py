@@ -39,7 +39,7 @@ MAX_DURATION = timedelta(days=3660)
 #: budget). A simple reference costs ~10, ``l.map(v, v * 2)`` over 1,000 items ~15,000. It bounds the
 #: CPU one expression may burn inside a workflow task: ~0.1 s on an idle core, ~0.4 s measured on a
 #: 2-core machine at load 12 (and about twice that inside the workflow sandbox), below Temporal's
-#: 2 s deadlock detector. 50,000 was measured to trip the detector at that load.
+#: 2 s deadlock detector.
 MAX_CEL_COST = 20_000
 #: The same budget for all the expressions one workflow task evaluates together (the deadlock
 #: detector times the whole task, and several steps can become ready in one).
