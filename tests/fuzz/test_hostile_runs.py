@@ -44,8 +44,12 @@ RUNS = max(8, settings().max_examples // 8)
 def draw_runs(n: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     drawn: list[tuple[dict[str, Any], dict[str, Any]]] = []
 
-    @settings(max_examples=n, database=None, deadline=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+    @settings(
+        max_examples=n,
+        database=None,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+    )
     @given(hostile_run())
     def collect(run: tuple[dict[str, Any], dict[str, Any]]) -> None:
         drawn.append(run)
@@ -56,15 +60,19 @@ def draw_runs(n: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
 
 def write_library(directory: Path) -> None:
     for name, spec in LIBRARY.items():
-        (directory / f"{name}.yaml").write_text(json.dumps(
-            {"apiVersion": "apeiro.dev/v1alpha1", "kind": "Pipeline", "metadata": {"name": name}, "spec": spec}))
+        (directory / f"{name}.yaml").write_text(
+            json.dumps(
+                {"apiVersion": "apeiro.dev/v1alpha1", "kind": "Pipeline", "metadata": {"name": name}, "spec": spec}
+            )
+        )
 
 
 async def run_all(runs: list[tuple[dict[str, Any], dict[str, Any]]], graph: dict[str, set[str]]) -> list[str]:
     problems: list[str] = []
     catalog = load_catalog()
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=data_converter(), test_server_existing_path=str(time_skipping_server_path()))
+        data_converter=data_converter(), test_server_existing_path=str(time_skipping_server_path())
+    )
     try:
         workers = build_workers(env.client, [queues.PIPELINE], extra_activities={queues.PIPELINE: [blob]})
         async with workers[0]:
@@ -75,8 +83,9 @@ async def run_all(runs: list[tuple[dict[str, Any], dict[str, Any]]], graph: dict
                 except DefinitionError:
                     request = {"definition": definition, "inputs": inputs}  # raw, as from the Temporal UI
                 try:
-                    handle = await env.client.start_workflow("PipelineWorkflow", request, task_queue=queues.PIPELINE,
-                                                             id=f"hostile-{uuid.uuid4().hex[:10]}")
+                    handle = await env.client.start_workflow(
+                        "PipelineWorkflow", request, task_queue=queues.PIPELINE, id=f"hostile-{uuid.uuid4().hex[:10]}"
+                    )
                 except Exception as exc:  # the client refuses to encode it (e.g. NaN): nothing started
                     if isinstance(request, PipelineRequest):
                         problems.append(f"validated run could not start ({exc}): {definition} {inputs}")
@@ -99,7 +108,8 @@ async def run_all(runs: list[tuple[dict[str, Any], dict[str, Any]]], graph: dict
 
 
 def test_hostile_runs_close_with_a_message_and_never_fail_a_workflow_task(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_library(tmp_path)
     monkeypatch.setenv("APEIRO_DEFINITIONS", str(tmp_path))
     register_blob_step()

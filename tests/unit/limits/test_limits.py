@@ -44,8 +44,11 @@ def test_too_many_steps_are_refused_with_the_limit() -> None:
     validate_definition(pipeline(steps[: limits.MAX_STEPS]), CATALOG)  # the limit itself is fine
 
 
-@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, json.loads("1e400"), 2**63, -(2**63) - 1, 10**5000],
-                         ids=["nan", "inf", "-inf", "1e400", "2**63", "-2**63-1", "10**5000"])
+@pytest.mark.parametrize(
+    "value",
+    [math.nan, math.inf, -math.inf, json.loads("1e400"), 2**63, -(2**63) - 1, 10**5000],
+    ids=["nan", "inf", "-inf", "1e400", "2**63", "-2**63-1", "10**5000"],
+)
 def test_inputs_outside_int64_or_not_finite_are_refused_with_the_path(value: Any) -> None:
     definition = pipeline([echo()], inputs={"x": {"type": "number", "default": 1}})
     text = problems(definition, inputs={"x": value})
@@ -53,8 +56,9 @@ def test_inputs_outside_int64_or_not_finite_are_refused_with_the_path(value: Any
 
 
 def test_defaults_and_literals_outside_int64_are_refused() -> None:
-    definition = pipeline([echo(**{"with": {"values": {"n": 2**64}}})],
-                          inputs={"x": {"type": "integer", "default": -(2**70)}})
+    definition = pipeline(
+        [echo(**{"with": {"values": {"n": 2**64}}})], inputs={"x": {"type": "integer", "default": -(2**70)}}
+    )
     text = problems(definition, inputs={})
     assert "spec.inputs.x.default" in text and "spec.steps[0].with.values.n" in text, text
 
@@ -88,8 +92,9 @@ def test_a_cycle_through_any_chain_of_sub_pipelines_is_found_at_validation() -> 
 
 def test_library_call_graph_feeds_the_cycle_check(tmp_path: Path) -> None:
     for name, target in (("rec-a", "rec-b"), ("rec-b", "rec-a")):
-        (tmp_path / f"{name}.yaml").write_text(json.dumps(pipeline(
-            [{"name": "call", "uses": "core.pipeline", "with": {"pipeline": target}}], name=name)))
+        (tmp_path / f"{name}.yaml").write_text(
+            json.dumps(pipeline([{"name": "call", "uses": "core.pipeline", "with": {"pipeline": target}}], name=name))
+        )
     library = PipelineLibrary([tmp_path])
     assert library.call_graph() == {"rec-a": {"rec-b"}, "rec-b": {"rec-a"}}
     assert "rec-a -> rec-b -> rec-a" in problems(library.load("rec-a"), known=library.call_graph())
@@ -115,8 +120,9 @@ def test_cel_integer_overflow_is_an_expression_error() -> None:
         evaluate("inputs.n + 1", {"inputs": {"n": 2**70}})
 
 
-def test_library_skips_a_binary_or_deeply_nested_file_with_a_warning(tmp_path: Path,
-                                                                      caplog: pytest.LogCaptureFixture) -> None:
+def test_library_skips_a_binary_or_deeply_nested_file_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     (tmp_path / "good.yaml").write_text(json.dumps(pipeline([echo()], name="good")))
     (tmp_path / "binary.yaml").write_bytes(bytes(range(256)) * 10)
     (tmp_path / "deep.yaml").write_text("[" * 5_000 + "]" * 5_000)

@@ -42,11 +42,19 @@ async def blob(args: BlobArgs) -> dict[str, Any]:
 
 def register_blob_step() -> None:
     if "test.blob" not in REGISTRY:
-        REGISTRY.register(StepType(
-            name="test.blob", kind=StepKind.ACTIVITY, target="test.blob", task_queue=queues.PIPELINE,
-            args_model=BlobArgs, outputs_model=None, description="outputs of a given size",
-            start_to_close=timedelta(minutes=1), default_max_attempts=1,
-        ))
+        REGISTRY.register(
+            StepType(
+                name="test.blob",
+                kind=StepKind.ACTIVITY,
+                target="test.blob",
+                task_queue=queues.PIPELINE,
+                args_model=BlobArgs,
+                outputs_model=None,
+                description="outputs of a given size",
+                start_to_close=timedelta(minutes=1),
+                default_max_attempts=1,
+            )
+        )
 
 
 @dataclass
@@ -64,8 +72,9 @@ class LimitsEngine:
 
     async def start(self, definition: Any = None, *, raw: Any = None, **request: Any) -> WorkflowHandle[Any, Any]:
         arg = raw if raw is not None else PipelineRequest(definition=definition, **request)
-        return await self.client.start_workflow("PipelineWorkflow", arg, id=f"lim-{uuid.uuid4().hex[:10]}",
-                                                task_queue=queues.PIPELINE)
+        return await self.client.start_workflow(
+            "PipelineWorkflow", arg, id=f"lim-{uuid.uuid4().hex[:10]}", task_queue=queues.PIPELINE
+        )
 
     async def closes(self, handle: WorkflowHandle[Any, Any], seconds: float = 60) -> Closed:
         """The run closes within ``seconds`` and no run of it (or its children) has a failed workflow task."""
@@ -124,18 +133,26 @@ async def assert_no_task_failures(client: Client, workflow_id: str) -> None:
                 if event.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
                     ids.append(event.start_child_workflow_execution_initiated_event_attributes.workflow_id)
             last = history.events[-1]
-            run_id = (last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
-                      if last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW else None)
+            run_id = (
+                last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+                if last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+                else None
+            )
 
 
 @pytest.fixture
-async def limits_engine(ts_env: WorkflowEnvironment, tmp_path: Path,
-                        monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[LimitsEngine]:
+async def limits_engine(
+    ts_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[LimitsEngine]:
     from tests.workflow.limits.user_error_target import RaisesKeyErrorWorkflow
 
     monkeypatch.setenv("APEIRO_DEFINITIONS", str(tmp_path))
     register_blob_step()
-    workers = build_workers(ts_env.client, [queues.PIPELINE], extra_activities={queues.PIPELINE: [blob]},
-                            extra_workflows={queues.PIPELINE: [RaisesKeyErrorWorkflow]})
+    workers = build_workers(
+        ts_env.client,
+        [queues.PIPELINE],
+        extra_activities={queues.PIPELINE: [blob]},
+        extra_workflows={queues.PIPELINE: [RaisesKeyErrorWorkflow]},
+    )
     async with workers[0]:
         yield LimitsEngine(ts_env.client, tmp_path)

@@ -37,12 +37,16 @@ async def test_120_outputs_of_25_kb_continue_as_new_and_complete(limits_engine: 
     assert sizes and max(sizes) < 256 * 1024, sizes
 
 
-async def test_outputs_still_read_are_carried_and_an_oversized_carry_fails_clearly(
-        limits_engine: LimitsEngine) -> None:
+async def test_outputs_still_read_are_carried_and_an_oversized_carry_fails_clearly(limits_engine: LimitsEngine) -> None:
     steps = blob_steps(80, 25_000)
-    steps.append({"name": "last", "uses": "core.echo", "needs": [s["name"] for s in steps],
-                  "with": {"values": {"n": "${{ " + " + ".join(f"size(steps.s{i}.outputs.blob)" for i in range(80))
-                                      + " }}"}}})
+    steps.append(
+        {
+            "name": "last",
+            "uses": "core.echo",
+            "needs": [s["name"] for s in steps],
+            "with": {"values": {"n": "${{ " + " + ".join(f"size(steps.s{i}.outputs.blob)" for i in range(80)) + " }}"}},
+        }
+    )
     handle = await limits_engine.start(pipeline(steps, name="carry-all", maxParallel=20), continue_as_new_after=100)
     closed = await limits_engine.closes(handle, 120)
     assert closed.failure is not None
@@ -51,10 +55,18 @@ async def test_outputs_still_read_are_carried_and_an_oversized_carry_fails_clear
 
 async def test_outputs_a_later_step_reads_survive_continue_as_new(limits_engine: LimitsEngine) -> None:
     steps = blob_steps(30, 1_000)
-    steps.append({"name": "last", "uses": "core.echo", "needs": [s["name"] for s in steps],
-                  "with": {"values": {"n": "${{ size(steps.s0.outputs.blob) + size(steps.s29.outputs.blob) }}"}}})
-    handle = await limits_engine.start(pipeline(steps, name="carry-some", maxParallel=5,
-                                                outputs={"n": "steps.last.outputs.n"}), continue_as_new_after=100)
+    steps.append(
+        {
+            "name": "last",
+            "uses": "core.echo",
+            "needs": [s["name"] for s in steps],
+            "with": {"values": {"n": "${{ size(steps.s0.outputs.blob) + size(steps.s29.outputs.blob) }}"}},
+        }
+    )
+    handle = await limits_engine.start(
+        pipeline(steps, name="carry-some", maxParallel=5, outputs={"n": "steps.last.outputs.n"}),
+        continue_as_new_after=100,
+    )
     closed = await limits_engine.closes(handle, 120)
     assert closed.failure is None, closed.failure
     assert closed.result.generation > 1
@@ -72,8 +84,10 @@ async def test_10000_step_dag_fails_at_start_with_the_limit(limits_engine: Limit
 async def test_the_largest_allowed_dag_runs_within_the_deadlock_detector(limits_engine: LimitsEngine) -> None:
     # MAX_STEPS steps in a chain, scheduled in one workflow task each time (skipped: no activities).
     steps: list[dict[str, Any]] = [{"name": "first", "uses": "core.echo"}]
-    steps += [{"name": f"s{i}", "uses": "core.echo", "needs": ["first" if i == 1 else f"s{i - 1}"],
-               "when": "inputs.go"} for i in range(1, limits.MAX_STEPS)]
+    steps += [
+        {"name": f"s{i}", "uses": "core.echo", "needs": ["first" if i == 1 else f"s{i - 1}"], "when": "inputs.go"}
+        for i in range(1, limits.MAX_STEPS)
+    ]
     definition = pipeline(steps, name="widest", inputs={"go": {"type": "boolean", "default": False}})
     closed = await limits_engine.closes(await limits_engine.start(definition), 120)
     assert closed.failure is None, closed.failure
@@ -100,7 +114,8 @@ spec:
 
 @pytest.mark.parametrize("start", ["rec-a", "rec-dyn"])
 async def test_mutual_recursion_through_sub_pipelines_stops_at_the_depth_limit(
-        limits_engine: LimitsEngine, start: str) -> None:
+    limits_engine: LimitsEngine, start: str
+) -> None:
     (limits_engine.library / "rec-a.yaml").write_text(REC_A)
     (limits_engine.library / "rec-b.yaml").write_text(REC_B)
     (limits_engine.library / "rec-dyn.yaml").write_text(REC_DYN)
@@ -114,16 +129,20 @@ async def test_mutual_recursion_through_sub_pipelines_stops_at_the_depth_limit(
 
 
 async def test_overflowing_wait_duration_from_an_input_fails_the_step(limits_engine: LimitsEngine) -> None:
-    definition = pipeline([{"name": "pause", "uses": "core.wait", "with": {"duration": "${{ inputs.d }}"}}],
-                          name="long-wait", inputs={"d": {"type": "string"}})
+    definition = pipeline(
+        [{"name": "pause", "uses": "core.wait", "with": {"duration": "${{ inputs.d }}"}}],
+        name="long-wait",
+        inputs={"d": {"type": "string"}},
+    )
     closed = await limits_engine.closes(await limits_engine.start(definition, inputs={"d": "99999999999d"}))
     assert closed.failure is not None
     assert "pause" in closed.failure and "limit of 3660 days" in closed.failure, closed.failure
 
 
 @pytest.mark.parametrize("timeout", [1e308, float("inf"), "P99999999999D"])
-async def test_overflowing_timeout_in_json_fails_the_run_with_the_field(limits_engine: LimitsEngine,
-                                                                         timeout: Any) -> None:
+async def test_overflowing_timeout_in_json_fails_the_run_with_the_field(
+    limits_engine: LimitsEngine, timeout: Any
+) -> None:
     definition = pipeline([{"name": "a", "uses": "core.echo", "timeout": timeout}], name="json-timeout")
     # As typed into the Temporal UI: the raw JSON dict, nothing validated it before start.
     closed = await limits_engine.closes(await limits_engine.start(raw={"definition": definition}))
@@ -132,20 +151,31 @@ async def test_overflowing_timeout_in_json_fails_the_run_with_the_field(limits_e
 
 
 async def test_integer_beyond_int64_in_inputs_fails_the_run_with_the_field(limits_engine: LimitsEngine) -> None:
-    definition = pipeline([{"name": "a", "uses": "core.echo", "with": {"values": {"n": "${{ inputs.n + 1 }}"}}}],
-                          name="big-int", inputs={"n": {"type": "integer", "default": 1}})
-    closed = await limits_engine.closes(await limits_engine.start(raw={"definition": definition,
-                                                                       "inputs": {"n": 2**70}}))
+    definition = pipeline(
+        [{"name": "a", "uses": "core.echo", "with": {"values": {"n": "${{ inputs.n + 1 }}"}}}],
+        name="big-int",
+        inputs={"n": {"type": "integer", "default": 1}},
+    )
+    closed = await limits_engine.closes(
+        await limits_engine.start(raw={"definition": definition, "inputs": {"n": 2**70}})
+    )
     assert closed.failure is not None
     assert "inputs.n" in closed.failure and "64-bit" in closed.failure, closed.failure
 
 
 async def test_integer_beyond_int64_in_a_step_output_fails_the_reading_step(limits_engine: LimitsEngine) -> None:
-    definition = pipeline([
-        {"name": "big", "uses": "test.blob", "with": {"big_int": True}},
-        {"name": "read", "uses": "core.echo", "needs": ["big"],
-         "with": {"values": {"n": "${{ steps.big.outputs.n }}"}}},
-    ], name="big-output")
+    definition = pipeline(
+        [
+            {"name": "big", "uses": "test.blob", "with": {"big_int": True}},
+            {
+                "name": "read",
+                "uses": "core.echo",
+                "needs": ["big"],
+                "with": {"values": {"n": "${{ steps.big.outputs.n }}"}},
+            },
+        ],
+        name="big-output",
+    )
     closed = await limits_engine.closes(await limits_engine.start(definition))
     assert closed.failure is not None
     assert "'read'" in closed.failure and "64 bits" in closed.failure, closed.failure
@@ -168,10 +198,10 @@ async def test_oversized_step_output_fails_the_step_with_the_limit(limits_engine
     assert "'huge'" in closed.failure and "over the limit of 256 KiB" in closed.failure, closed.failure
 
 
-async def test_an_unanticipated_user_data_error_fails_the_workflow_not_the_task(
-        limits_engine: LimitsEngine) -> None:
+async def test_an_unanticipated_user_data_error_fails_the_workflow_not_the_task(limits_engine: LimitsEngine) -> None:
     # The structural half of the rule: the worker's workflow_failure_exception_types.
     handle = await limits_engine.client.start_workflow(
-        "RaisesKeyErrorWorkflow", {"other": 1}, id=f"keyerror-{uuid.uuid4().hex[:8]}", task_queue=queues.PIPELINE)
+        "RaisesKeyErrorWorkflow", {"other": 1}, id=f"keyerror-{uuid.uuid4().hex[:8]}", task_queue=queues.PIPELINE
+    )
     closed = await limits_engine.closes(handle, 30)
     assert closed.failure is not None and "missing-field" in closed.failure, closed.failure
