@@ -1,6 +1,7 @@
-"""Issue 17 on the real Temporal dev server, which (unlike the time-skipping test server) enforces the
-2 MiB payload limit: 120 steps of 25 KB outputs continue as new and complete; a run whose later step
-reads 2 MB of outputs fails with the limit instead of retrying its workflow task forever."""
+"""Issue 17 on the real Temporal dev server, which (unlike the time-skipping test server) refuses
+oversized requests: 150 steps of 30 KB outputs (4.5 MB in all; carried whole across continue-as-new
+they broke the 4 MB gRPC message limit, and the workflow task failed on every retry) continue as new
+and complete; a run whose later step reads 2 MB of outputs fails with the limit instead."""
 
 from __future__ import annotations
 
@@ -30,21 +31,23 @@ async def blob_worker(dev_client: Client) -> AsyncIterator[Client]:
         yield dev_client
 
 
-def blobs(n: int) -> list[dict[str, Any]]:
-    return [{"name": f"s{i}", "uses": "test.blob", "with": {"size": 25_000}} for i in range(n)]
+def blobs(n: int, size: int = 25_000) -> list[dict[str, Any]]:
+    return [{"name": f"s{i}", "uses": "test.blob", "with": {"size": size}} for i in range(n)]
 
 
-async def test_120_outputs_of_25_kb_complete_on_the_real_server(blob_worker: Client) -> None:
+async def test_150_outputs_of_30_kb_complete_on_the_real_server(blob_worker: Client) -> None:
     handle = await blob_worker.start_workflow(
         "PipelineWorkflow",
-        PipelineRequest(definition=pipeline(blobs(120), name="blobs-dev", maxParallel=20), continue_as_new_after=100),
+        PipelineRequest(
+            definition=pipeline(blobs(150, 30_000), name="blobs-dev", maxParallel=20), continue_as_new_after=100
+        ),
         id=f"blobs-{uuid.uuid4().hex[:8]}",
         task_queue=queues.PIPELINE,
         result_type=PipelineResult,
     )
-    result = await asyncio.wait_for(handle.result(), 120)
+    result = await asyncio.wait_for(handle.result(), 90)
     assert result.generation > 1
-    assert sum(1 for s in result.steps if s.state == "succeeded") == 120
+    assert sum(1 for s in result.steps if s.state == "succeeded") == 150
     await assert_no_task_failures(blob_worker, handle.id)
 
 
