@@ -43,6 +43,7 @@ TEMPLATE = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 MACROS = frozenset({"map", "filter", "all", "exists", "exists_one"})
 ROOTS = frozenset({"inputs", "steps", "item", "index", "result", "pipeline"})
 
+
 class ExpressionError(ValueError):
     """An expression does not compile or cannot be evaluated; the message says which and why."""
 
@@ -98,8 +99,7 @@ class _MeteredEvaluator(Evaluator):
                                   f"limit of {shared.limit} evaluation steps")
                 raise _CostExceeded()
         if meter.used > meter.limit:
-            # cel-python turns some exceptions into error values and carries on; every further
-            # visit raises again, and evaluate() checks the flag, so the breach always surfaces.
+            # evaluate() reads the flag, so the breach surfaces whatever cel-python does on the way out.
             meter.exceeded = f"costs more than the limit of {meter.limit} evaluation steps"
             raise _CostExceeded()
         return super()._visit_tree(tree)
