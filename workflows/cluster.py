@@ -15,6 +15,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
+from workflows.failures import as_non_retryable
+
 with workflow.unsafe.imports_passed_through():
     from definitions.cluster import (
         NON_RETRYABLE,
@@ -60,12 +62,7 @@ async def _call(activity: str, arg: Any, result_type: type) -> Any:
 
 def _fail(err: BaseException) -> ApplicationError:
     """Turn an activity/child failure into the workflow's own non-retryable failure, keeping its message."""
-    cause: BaseException | None = err
-    while isinstance(cause, (ActivityError, ChildWorkflowError)) and cause.cause is not None:
-        cause = cause.cause
-    if isinstance(cause, ApplicationError):
-        return ApplicationError(cause.message, *cause.details, type=cause.type, non_retryable=True)
-    return ApplicationError(str(cause), type="ClusterWorkflowError", non_retryable=True)
+    return as_non_retryable(err, "ClusterWorkflowError")
 
 
 class _Waiting:

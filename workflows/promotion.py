@@ -90,6 +90,7 @@ from definitions.promotion_runs import (
     Vote,
 )
 from definitions.runs import ApprovalDecision, ApprovalState
+from workflows.failures import failure_message
 
 QUERY_TIMEOUT = timedelta(seconds=30)
 ONE_ATTEMPT = RetryPolicy(maximum_attempts=1)
@@ -99,11 +100,6 @@ DEPLOY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interv
                                                       "StageConfigError", "StageDeleted"])
 MAX_MEASUREMENTS = 20
 PASSING = (GateOutcome.PASSED, GateOutcome.OVERRIDDEN)
-
-
-def _cause(err: BaseException) -> str:
-    cause = err.__cause__ if isinstance(err, ActivityError) and err.__cause__ else err
-    return str(getattr(cause, "message", None) or cause)
 
 
 def _fmt(td: timedelta) -> str:
@@ -195,7 +191,7 @@ class PromotionWorkflow:
                                             retry_policy=RetryPolicy(maximum_attempts=3,
                                                                      non_retryable_error_types=["PromotionInvalid"]))
         except ActivityError as exc:
-            raise ApplicationError(_cause(exc), type="PromotionInvalid", non_retryable=True) from None
+            raise ApplicationError(failure_message(exc), type="PromotionInvalid", non_retryable=True) from None
         self._status.state = RunState.QUEUED
         self._status.message = "registering with the coordinator"
         await workflow.execute_activity(
@@ -361,7 +357,7 @@ class PromotionWorkflow:
                         result_type=StageDeployResult, start_to_close_timeout=timeout + timedelta(minutes=2),
                         heartbeat_timeout=timedelta(seconds=60), retry_policy=DEPLOY_RETRY)
                 except ActivityError as exc:
-                    ts.message = _cause(exc)
+                    ts.message = failure_message(exc)
                     return f"{ts.stage}: {ts.message}"
                 if ts.previous_vector is None and not ts.deployed:
                     ts.previous_vector = res.previous_vector
@@ -389,7 +385,7 @@ class PromotionWorkflow:
                 retry_policy=RetryPolicy(maximum_attempts=3, non_retryable_error_types=["FlagFileInvalid",
                                                                                          "FlagActionInvalid"]))
         except ActivityError as exc:
-            return f"flags: {_cause(exc)}"
+            return f"flags: {failure_message(exc)}"
         att.flag_changes.append(FlagChange(path=res.path, changed=res.changed, before=res.before))
         return ""
 
@@ -403,7 +399,7 @@ class PromotionWorkflow:
                                                 start_to_close_timeout=QUERY_TIMEOUT)
                 change.reverted = True
             except ActivityError as exc:
-                att.reason = f"{reason}; reverting flags in {change.path} failed: {_cause(exc)}"
+                att.reason = f"{reason}; reverting flags in {change.path} failed: {failure_message(exc)}"
         touched = [i for i, t in enumerate(att.targets) if t.deployed or t.message]
         if not touched:
             att.state = RingState.FAILED
