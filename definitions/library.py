@@ -11,9 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from definitions.validate import DefinitionError, Problem, load_yaml
+from definitions.yamlfiles import YamlProblem, load_yaml_file
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 
@@ -35,8 +34,8 @@ class PipelineLibrary:
                 continue
             for path in sorted(directory.glob("*.yaml")):
                 try:
-                    data = yaml.safe_load(path.read_text())
-                except (yaml.YAMLError, OSError):
+                    data = load_yaml_file(path)
+                except (YamlProblem, OSError):
                     continue
                 if isinstance(data, dict) and data.get("kind") == "Pipeline":
                     name = (data.get("metadata") or {}).get("name")
