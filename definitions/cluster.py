@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from definitions import queues
 from definitions.cluster_plan import PlanStep, Readiness, UpgradePlan, parse_version
-from definitions.steptypes import REGISTRY, StepKind, StepType
+from definitions.steptypes import StepTable, register_all
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -276,58 +276,18 @@ NON_RETRYABLE = (
     "GardenConfigError",
 )
 
-REGISTRY.register(
-    StepType(
-        name="cluster.create",
-        kind=StepKind.WORKFLOW,
-        target="ClusterCreateWorkflow",
-        task_queue=queues.GARDENER,
-        args_model=ClusterCreateInput,
-        outputs_model=ClusterCreateResult,
-        site_arg="site",
-        description="Create (or adopt) a Gardener Shoot and wait until it is ready",
-        default_timeout=timedelta(hours=2),
-        non_retryable_errors=NON_RETRYABLE,
-    )
-)
-REGISTRY.register(
-    StepType(
-        name="cluster.upgrade",
-        kind=StepKind.WORKFLOW,
-        target="ClusterUpgradeWorkflow",
-        task_queue=queues.GARDENER,
-        args_model=ClusterUpgradeInput,
-        outputs_model=ClusterUpgradeResult,
-        site_arg="site",
-        description="Upgrade a Shoot minor by minor (control plane, then workers and images)",
-        default_timeout=timedelta(hours=6),
-        non_retryable_errors=NON_RETRYABLE,
-    )
-)
-REGISTRY.register(
-    StepType(
-        name="cluster.delete",
-        kind=StepKind.WORKFLOW,
-        target="ClusterDeleteWorkflow",
-        task_queue=queues.GARDENER,
-        args_model=ClusterDeleteInput,
-        outputs_model=ClusterDeleteResult,
-        site_arg="site",
-        description="Confirm, delete and wait until the Shoot is gone",
-        default_timeout=timedelta(hours=2),
-        non_retryable_errors=NON_RETRYABLE,
-    )
-)
-REGISTRY.register(
-    StepType(
-        name="cluster.maintain",
-        kind=StepKind.WORKFLOW,
-        target="ClusterMaintainWorkflow",
-        task_queue=queues.GARDENER,
-        args_model=ClusterMaintainInput,
-        outputs_model=ClusterMaintainResult,
-        description="Upgrade shoots whose versions are deprecated or expire soon, inside maintenance windows",
-        default_timeout=timedelta(hours=24),
-        non_retryable_errors=NON_RETRYABLE,
-    )
-)
+CLUSTER = StepTable(task_queue=queues.GARDENER, non_retryable_errors=NON_RETRYABLE, site_arg="site")
+
+STEP_TYPES = register_all([
+    CLUSTER.workflow("cluster.create", "ClusterCreateWorkflow", ClusterCreateInput, ClusterCreateResult,
+                     "Create (or adopt) a Gardener Shoot and wait until it is ready",
+                     default_timeout=timedelta(hours=2)),
+    CLUSTER.workflow("cluster.upgrade", "ClusterUpgradeWorkflow", ClusterUpgradeInput, ClusterUpgradeResult,
+                     "Upgrade a Shoot minor by minor (control plane, then workers and images)",
+                     default_timeout=timedelta(hours=6)),
+    CLUSTER.workflow("cluster.delete", "ClusterDeleteWorkflow", ClusterDeleteInput, ClusterDeleteResult,
+                     "Confirm, delete and wait until the Shoot is gone", default_timeout=timedelta(hours=2)),
+    CLUSTER.workflow("cluster.maintain", "ClusterMaintainWorkflow", ClusterMaintainInput, ClusterMaintainResult,
+                     "Upgrade shoots whose versions are deprecated or expire soon, inside maintenance windows",
+                     default_timeout=timedelta(hours=24), site_arg=None),
+])
