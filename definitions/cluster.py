@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -85,14 +85,21 @@ class ClusterSpec(_Strict):
     _v = field_validator("kubernetes_version")(classmethod(lambda cls, v: _check_version(v)))
 
 
+#: Failed codes after which the create/upgrade workflows hand the Shoot back to Gardener with `retry`.
+AutoRetryCodes = Annotated[
+    list[str],
+    Field(
+        default_factory=lambda: ["ERR_INFRA_RATE_LIMITS_EXCEEDED"],
+        description="Failed codes after which the workflow annotates `gardener.cloud/operation: retry`",
+    ),
+]
+
+
 class ClusterCreateInput(_Strict):
     cluster: ClusterSpec
     garden: GardenRef = Field(default_factory=GardenRef)
     timeout_seconds: float = Field(default=3600, gt=0, description="overall limit for the shoot to become ready")
-    auto_retry_codes: list[str] = Field(
-        default_factory=lambda: ["ERR_INFRA_RATE_LIMITS_EXCEEDED"],
-        description="Failed codes after which the workflow annotates `gardener.cloud/operation: retry`",
-    )
+    auto_retry_codes: AutoRetryCodes
     max_auto_retries: int = Field(default=3, ge=0)
     auto_retry_delay_seconds: float = Field(default=60, ge=0)
     site: str | None = None
@@ -135,10 +142,7 @@ class ClusterUpgradeInput(_Strict):
     dry_run: bool = False
     garden: GardenRef = Field(default_factory=GardenRef)
     step_timeout_seconds: float = Field(default=3600, gt=0)
-    auto_retry_codes: list[str] = Field(
-        default_factory=lambda: ["ERR_INFRA_RATE_LIMITS_EXCEEDED"],
-        description="Failed codes after which the workflow annotates `gardener.cloud/operation: retry`",
-    )
+    auto_retry_codes: AutoRetryCodes
     max_auto_retries: int = Field(default=3, ge=0)
     auto_retry_delay_seconds: float = Field(default=60, ge=0)
     site: str | None = None

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
+from functools import partialmethod
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -86,7 +87,7 @@ class StepTable:
         args_model: type[BaseModel],
         outputs_model: type[BaseModel] | None,
         description: str,
-        more: dict[str, Any],
+        **more: Any,
     ) -> StepType:
         shared: dict[str, Any] = {"non_retryable_errors": self.non_retryable_errors, "site_arg": self.site_arg}
         return StepType(
@@ -100,6 +101,12 @@ class StepTable:
             **{**shared, **more},
         )
 
+    #: ``workflow(name, target, args_model, outputs_model, description, **more)``: a child workflow step
+    #: (``target`` is the workflow type).
+    workflow = partialmethod(_row, StepKind.WORKFLOW)
+    #: ``builtin(name, target, ...)``: a step the pipeline workflow runs itself (``target``: its handler key).
+    builtin = partialmethod(_row, StepKind.BUILTIN)
+
     def activity(
         self,
         name: str,
@@ -111,31 +118,7 @@ class StepTable:
         **more: Any,
     ) -> StepType:
         """An activity step; the activity is named like the step unless ``target`` says otherwise."""
-        return self._row(StepKind.ACTIVITY, name, target or name, args_model, outputs_model, description, more)
-
-    def workflow(
-        self,
-        name: str,
-        target: str,
-        args_model: type[BaseModel],
-        outputs_model: type[BaseModel] | None,
-        description: str,
-        **more: Any,
-    ) -> StepType:
-        """A child workflow step (``target`` is the workflow type)."""
-        return self._row(StepKind.WORKFLOW, name, target, args_model, outputs_model, description, more)
-
-    def builtin(
-        self,
-        name: str,
-        target: str,
-        args_model: type[BaseModel],
-        outputs_model: type[BaseModel] | None,
-        description: str,
-        **more: Any,
-    ) -> StepType:
-        """A step the pipeline workflow runs itself (``target`` is its handler key)."""
-        return self._row(StepKind.BUILTIN, name, target, args_model, outputs_model, description, more)
+        return self._row(StepKind.ACTIVITY, name, target or name, args_model, outputs_model, description, **more)
 
 
 class UnknownStepType(KeyError):

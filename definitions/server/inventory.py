@@ -8,6 +8,21 @@ import json
 
 from pydantic import BaseModel, Field
 
+__all__ = [
+    "BmcInventory",
+    "BootOption",
+    "DriveInfo",
+    "FirmwareItem",
+    "MemoryModule",
+    "NicInfo",
+    "ProcessorInfo",
+    "ServerSummary",
+    "StorageControllerInfo",
+    "SystemInventory",
+    "VirtualMediaSlot",
+    "server_identity",
+]
+
 
 class ProcessorInfo(BaseModel):
     id: str

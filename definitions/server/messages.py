@@ -23,6 +23,46 @@ from definitions.server.site import (
 # --------------------------------------------------------------------------------------------------
 
 
+__all__ = [
+    "BiosApply",
+    "BmcProblem",
+    "BootRequest",
+    "DiscoverInput",
+    "DiscoverResult",
+    "DiscoveryDiff",
+    "FirmwareStart",
+    "FirmwareStarted",
+    "ImageCheck",
+    "ImageChecked",
+    "InventoryBatchInput",
+    "InventoryBatchResult",
+    "InventoryReadInput",
+    "ListBatchInput",
+    "ListBatchResult",
+    "ListSystemsResult",
+    "MediaRequest",
+    "OsReport",
+    "PowerRequest",
+    "PowerWait",
+    "PowerWaitResult",
+    "ProvisionFailure",
+    "ProvisionFleetInput",
+    "ProvisionFleetResult",
+    "ProvisionInput",
+    "ProvisionResult",
+    "RegisterInput",
+    "RegisterResult",
+    "Registration",
+    "ServerChange",
+    "ServerRef",
+    "SiteSnapshot",
+    "StepOutcome",
+    "SystemTarget",
+    "TaskWait",
+    "provision_workflow_id",
+]
+
+
 class DiscoverInput(_Strict):
     site: SiteDefinition
     concurrency: int = Field(default=16, ge=1, le=500, description="inventory reads in flight at most")

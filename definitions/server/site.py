@@ -16,6 +16,19 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from definitions.secrets import check_secret_ref
 
+__all__ = [
+    "AddressRange",
+    "BmcConnection",
+    "BmcCredentials",
+    "BmcEndpointSpec",
+    "FirmwareUpdate",
+    "ImageSpec",
+    "ProvisionSpec",
+    "SiteDefinition",
+    "TlsOptions",
+    "normalise_url",
+]
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")

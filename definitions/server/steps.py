@@ -18,6 +18,9 @@ from definitions.server.messages import (
 from definitions.steptypes import StepTable, register_all
 
 #: Error types a retry cannot fix; the pipeline engine and operators can match on them.
+__all__ = ["NON_RETRYABLE", "SERVER", "STEP_TYPES"]
+
+
 NON_RETRYABLE = (
     "BmcAuthenticationFailed",
     "BmcTlsError",

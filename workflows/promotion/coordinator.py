@@ -33,31 +33,41 @@ MAX_RUNS = 200
 
 @dataclass(frozen=True)
 class Register:
+    """A run asks for its sequence number (or to be told its version is blocked)."""
+
     request: RegisterRequest
 
 
 @dataclass(frozen=True)
 class Acquire:
+    """A run asks for a ring; it is granted now or queued by sequence."""
+
     request: RingLockRequest
 
 
 @dataclass(frozen=True)
-class Release:
+class RingEvent:
+    """A run reports on a ring it held."""
+
     report: RingReport
 
 
-@dataclass(frozen=True)
-class Verified:
-    report: RingReport
+class Release(RingEvent):
+    """The run is done with the ring (whatever happened in it)."""
 
 
-@dataclass(frozen=True)
-class Failed:
-    report: RingReport
+class Verified(RingEvent):
+    """The run verified the ring: its version becomes the ring's rollback target."""
+
+
+class Failed(RingEvent):
+    """The run failed in the ring: its version is blocked."""
 
 
 @dataclass(frozen=True)
 class Finished:
+    """The run ended; it releases every ring it still holds or waits for."""
+
     finished: RunFinished
 
 

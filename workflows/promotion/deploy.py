@@ -27,7 +27,7 @@ from definitions.promotion_runs import (
     StageDeployResult,
 )
 from workflows.failures import failure_message
-from workflows.promotion.state import QUERY_TIMEOUT
+from workflows.promotion.gates.base import QUERY_TIMEOUT
 
 DEPLOY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),

@@ -33,9 +33,10 @@ from definitions.promotion_runs import (
 )
 from workflows.failures import failure_message
 from workflows.promotion.deploy import apply_flags, deploy, roll_back
+from workflows.promotion.gates.base import QUERY_TIMEOUT
 from workflows.promotion.gating import GateRunner
 from workflows.promotion.operator import OperatorHandlers
-from workflows.promotion.state import PASSING, QUERY_TIMEOUT
+from workflows.promotion.state import PASSING
 
 
 @workflow.defn

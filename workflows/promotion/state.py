@@ -4,11 +4,10 @@ handlers (they are mixins of one workflow class, so each concern reads as its ow
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 from definitions.promotion import GateOutcome, PromotionPipeline, coordinator_workflow_id
 from definitions.promotion_runs import (
@@ -25,8 +24,6 @@ from definitions.promotion_runs import (
     TestResult,
 )
 
-QUERY_TIMEOUT = timedelta(seconds=30)
-ONE_ATTEMPT = RetryPolicy(maximum_attempts=1)
 PASSING = (GateOutcome.PASSED, GateOutcome.OVERRIDDEN)
 
 #: (ring, gate name): how a gate is addressed in the run's bookkeeping.

@@ -13,13 +13,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+from temporalio.common import RetryPolicy
 
 from definitions.promotion import GateOutcome
 from definitions.promotion_runs import GateStatus, Measurement, TestResult
 
 #: Measurements kept per gate (the status query shows them; older ones are dropped).
 MAX_MEASUREMENTS = 20
+#: Every gate's activity call is short: a query, a probe, a trigger, a calendar lookup.
+QUERY_TIMEOUT = timedelta(seconds=30)
+#: A measurement is taken once; the gate's own rules (error limits, retries) decide what a failure means.
+ONE_ATTEMPT = RetryPolicy(maximum_attempts=1)
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,14 @@ class GateEvaluator(Protocol):
     """One gate type's rules."""
 
     async def evaluate(self, gate: Any, ctx: GateContext) -> Decision: ...
+
+
+async def measure_once(ctx: GateContext, activity: str, request: Any, result_type: type[R]) -> R:
+    """One measurement activity (a metric query, a probe), one attempt."""
+    result: R = await ctx.activity(
+        activity, request, result_type=result_type, start_to_close_timeout=QUERY_TIMEOUT, retry_policy=ONE_ATTEMPT
+    )
+    return result
 
 
 def measure(ctx: GateContext, outcome: str, value: float | None = None, detail: str = "") -> None:

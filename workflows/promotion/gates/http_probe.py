@@ -3,17 +3,11 @@ than ``failureLimit`` failed probes (Failed); three probes in a row that cannot 
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from temporalio.common import RetryPolicy
-
 from definitions.expressions import ExpressionError, evaluate_bool
 from definitions.promotion import GateOutcome, HttpProbeGate
 from definitions.promotion_runs import ProbeRequest, ProbeResult
-from workflows.promotion.gates.base import Decision, GateContext, measure, wait_until
+from workflows.promotion.gates.base import Decision, GateContext, measure, measure_once, wait_until
 
-QUERY_TIMEOUT = timedelta(seconds=30)
-ONE_ATTEMPT = RetryPolicy(maximum_attempts=1)
 #: Probes in a row that could not connect before the gate reports Error.
 CONNECT_ERROR_LIMIT = 3
 
@@ -22,13 +16,7 @@ class HttpProbeEvaluator:
     async def evaluate(self, gate: HttpProbeGate, ctx: GateContext) -> Decision:
         successes = failures = errors = 0
         while True:
-            res: ProbeResult = await ctx.activity(
-                "konfidence.http_probe",
-                ProbeRequest(url=gate.url),
-                result_type=ProbeResult,
-                start_to_close_timeout=QUERY_TIMEOUT,
-                retry_policy=ONE_ATTEMPT,
-            )
+            res = await measure_once(ctx, "konfidence.http_probe", ProbeRequest(url=gate.url), ProbeResult)
             if not res.ok:
                 errors += 1
                 measure(ctx, "Error", detail=res.error)

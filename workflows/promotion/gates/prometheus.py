@@ -4,17 +4,10 @@ row that could not run make it Error (the check is broken, not the version); no 
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from temporalio.common import RetryPolicy
-
 from definitions.expressions import ExpressionError, evaluate_bool
 from definitions.promotion import GateOutcome, PrometheusGate
 from definitions.promotion_runs import PromQuery, PromResult
-from workflows.promotion.gates.base import Decision, GateContext, measure, wait_until
-
-QUERY_TIMEOUT = timedelta(seconds=30)
-ONE_ATTEMPT = RetryPolicy(maximum_attempts=1)
+from workflows.promotion.gates.base import Decision, GateContext, measure, measure_once, wait_until
 
 
 class PrometheusEvaluator:
@@ -28,12 +21,8 @@ class PrometheusEvaluator:
         while taken < gate.count:
             gs.state = "Running"
             gs.reason = f"measuring ({taken}/{gate.count} taken, {failures} failed)"
-            res: PromResult = await ctx.activity(
-                "konfidence.prometheus_query",
-                PromQuery(address=address, query=gate.query),
-                result_type=PromResult,
-                start_to_close_timeout=QUERY_TIMEOUT,
-                retry_policy=ONE_ATTEMPT,
+            res = await measure_once(
+                ctx, "konfidence.prometheus_query", PromQuery(address=address, query=gate.query), PromResult
             )
             if not res.ok:
                 errors += 1

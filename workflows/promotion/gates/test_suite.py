@@ -3,15 +3,12 @@ with ``resultUrl``, by polling every ``interval``."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio.common import RetryPolicy
 
 from definitions.promotion import GateOutcome, TestSuiteGate
 from definitions.promotion_runs import TestPoll, TestPollResult, TestResult, TestTrigger
-from workflows.promotion.gates.base import Decision, GateContext, measure, wait_until
+from workflows.promotion.gates.base import QUERY_TIMEOUT, Decision, GateContext, measure, wait_until
 
-QUERY_TIMEOUT = timedelta(seconds=30)
 TRIGGER_RETRY = RetryPolicy(maximum_attempts=5, non_retryable_error_types=["TestTrigger"])
 
 
@@ -21,18 +18,10 @@ class TestSuiteEvaluator:
     async def evaluate(self, gate: TestSuiteGate, ctx: GateContext) -> Decision:
         gs = ctx.status
         ctx.set_test_result(None)
+        run = {"pipeline": ctx.pipeline, "version": ctx.version, "ring": ctx.ring, "workflow_id": ctx.workflow_id}
+        trigger = TestTrigger(url=gate.url, gate=gs.name, **run)
         await ctx.activity(
-            "konfidence.trigger_tests",
-            TestTrigger(
-                url=gate.url,
-                pipeline=ctx.pipeline,
-                version=ctx.version,
-                ring=ctx.ring,
-                gate=gs.name,
-                workflow_id=ctx.workflow_id,
-            ),
-            start_to_close_timeout=QUERY_TIMEOUT,
-            retry_policy=TRIGGER_RETRY,
+            "konfidence.trigger_tests", trigger, start_to_close_timeout=QUERY_TIMEOUT, retry_policy=TRIGGER_RETRY
         )
         wait_until(ctx, "test suite triggered; waiting for its result", gs.next_check)
         while ctx.test_result() is None:

@@ -3,15 +3,12 @@ instant, or look again at once when an operator changes the calendar (``calendar
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio.common import RetryPolicy
 
 from definitions.promotion import GateOutcome, TimeWindowGate
 from definitions.promotion_runs import NextAllowed, NextAllowedResult
-from workflows.promotion.gates.base import Decision, GateContext, wait_until
+from workflows.promotion.gates.base import QUERY_TIMEOUT, Decision, GateContext, wait_until
 
-QUERY_TIMEOUT = timedelta(seconds=30)
 CALENDAR_RETRY = RetryPolicy(maximum_attempts=3, non_retryable_error_types=["CalendarClosed", "CalendarInvalid"])
 
 
