@@ -87,19 +87,19 @@ class ClusterSpec(_Strict):
 
 #: Failed codes after which the create/upgrade workflows hand the Shoot back to Gardener with `retry`.
 AutoRetryCodes = Annotated[
-    list[str],
-    Field(
-        default_factory=lambda: ["ERR_INFRA_RATE_LIMITS_EXCEEDED"],
-        description="Failed codes after which the workflow annotates `gardener.cloud/operation: retry`",
-    ),
+    list[str], Field(description="Failed codes after which the workflow annotates `gardener.cloud/operation: retry`")
 ]
+
+
+def _rate_limits() -> list[str]:
+    return ["ERR_INFRA_RATE_LIMITS_EXCEEDED"]
 
 
 class ClusterCreateInput(_Strict):
     cluster: ClusterSpec
     garden: GardenRef = Field(default_factory=GardenRef)
     timeout_seconds: float = Field(default=3600, gt=0, description="overall limit for the shoot to become ready")
-    auto_retry_codes: AutoRetryCodes
+    auto_retry_codes: AutoRetryCodes = Field(default_factory=_rate_limits)
     max_auto_retries: int = Field(default=3, ge=0)
     auto_retry_delay_seconds: float = Field(default=60, ge=0)
     site: str | None = None
@@ -142,7 +142,7 @@ class ClusterUpgradeInput(_Strict):
     dry_run: bool = False
     garden: GardenRef = Field(default_factory=GardenRef)
     step_timeout_seconds: float = Field(default=3600, gt=0)
-    auto_retry_codes: AutoRetryCodes
+    auto_retry_codes: AutoRetryCodes = Field(default_factory=_rate_limits)
     max_auto_retries: int = Field(default=3, ge=0)
     auto_retry_delay_seconds: float = Field(default=60, ge=0)
     site: str | None = None
@@ -282,6 +282,8 @@ NON_RETRYABLE = (
 
 CLUSTER = StepTable(task_queue=queues.GARDENER, non_retryable_errors=NON_RETRYABLE, site_arg="site")
 
+# One row a step type: the table reads as a table.
+# fmt: off
 STEP_TYPES = register_all([
     CLUSTER.workflow("cluster.create", "ClusterCreateWorkflow", ClusterCreateInput, ClusterCreateResult,
                      "Create (or adopt) a Gardener Shoot and wait until it is ready",
@@ -295,3 +297,4 @@ STEP_TYPES = register_all([
                      "Upgrade shoots whose versions are deprecated or expire soon, inside maintenance windows",
                      default_timeout=timedelta(hours=24), site_arg=None),
 ])
+# fmt: on

@@ -356,6 +356,8 @@ class FinaliseInput(BaseModel):
 
 OCM = StepTable(task_queue=queues.OCM)
 
+# One row a step type: the table reads as a table.
+# fmt: off
 COMPONENT_TRANSPORT, COMPONENT_VERIFY = STEP_TYPES = register_all([
     OCM.workflow("component.transport", "ComponentTransportWorkflow", TransportInput, TransportResult,
                  "Copy OCM component versions between OCI registries (by value or by reference), "
@@ -369,3 +371,4 @@ COMPONENT_TRANSPORT, COMPONENT_VERIFY = STEP_TYPES = register_all([
                  heartbeat_timeout=timedelta(minutes=2),
                  non_retryable_errors=("SignatureInvalid", "DigestMismatch", "BadCredentials", "ComponentNotFound")),
 ])
+# fmt: on
