@@ -50,15 +50,25 @@ def _heartbeat(detail: object = None) -> None:
 
 
 class RedfishActivities:
-    """Activities bound to a client cache and an inventory store (one instance per worker)."""
+    """Activities bound to a client cache and an inventory store (one instance per worker).
+
+    Server operations go through the interfaces of ``activities.redfish.interfaces``; ``backend`` gives
+    them for a server (default: the Redfish implementation over the cached sushy connection), so
+    another backend, or a test's fake, stands in without touching the activities' logic.
+    """
 
     def __init__(
-        self, store: FileInventoryStore | None = None, poll_initial_s: float = 1.0, poll_max_s: float = 15.0
+        self,
+        store: FileInventoryStore | None = None,
+        poll_initial_s: float = 1.0,
+        poll_max_s: float = 15.0,
+        backend: Callable[[ServerRef], ServerInterfaces] | None = None,
     ) -> None:
         self.cache = ClientCache()
         self.store = store or FileInventoryStore()
         self.poll_initial_s = poll_initial_s
         self.poll_max_s = poll_max_s
+        self.backend = backend or self._redfish
 
     def all(self) -> list[Callable[..., object]]:
         return [
@@ -91,8 +101,11 @@ class RedfishActivities:
             self.cache.drop(conn)
             raise classify(exc, conn.label) from None
 
+    def _redfish(self, ref: ServerRef) -> ServerInterfaces:
+        return redfish_server(self.cache.get(ref.bmc), ref.bmc.url, ref.system_path)
+
     def _server(self, ref: ServerRef) -> ServerInterfaces:
-        return self._call(ref.bmc, lambda: redfish_server(self.cache.get(ref.bmc), ref.bmc.url, ref.system_path))
+        return self._call(ref.bmc, lambda: self.backend(ref))
 
     # -- discovery -----------------------------------------------------------------------------------
 
