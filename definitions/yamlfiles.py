@@ -49,6 +49,16 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+class _StrictTextTimestampsLoader(_StrictLoader):
+    """The same, keeping timestamps as the text they were written as (OCM hashes the RFC 3339 string)."""
+
+
+_StrictTextTimestampsLoader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for ch, resolvers in _StrictLoader.yaml_implicit_resolvers.items()
+}
+
+
 def _expanded_size_exceeds(data: Any, limit: int) -> bool:
     """Count values as serialisation will see them (shared objects once per use), stopping at ``limit``."""
     count = 0
@@ -66,11 +76,12 @@ def _expanded_size_exceeds(data: Any, limit: int) -> bool:
     return False
 
 
-def parse_yaml(text: str, source: str = "") -> Any:
+def parse_yaml(text: str | bytes, source: str = "", *, timestamps_as_text: bool = False) -> Any:
     """The document in ``text``; :class:`YamlProblem` for invalid YAML, duplicate keys, too deep nesting
     or more than :data:`MAX_EXPANDED_VALUES` values once aliases are expanded."""
+    loader = _StrictTextTimestampsLoader if timestamps_as_text else _StrictLoader
     try:
-        data = yaml.load(text, Loader=_StrictLoader)
+        data = yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"

@@ -24,6 +24,7 @@ COMMANDS = [
     pytest.param(["cluster", "plan", "--profile"], ["--from", "1.30.1", "--to", "1.31.1"], id="cluster-plan"),
     pytest.param(["baremetal", "validate-site"], [], id="baremetal-validate-site"),
     pytest.param(["baremetal", "discover"], [], id="baremetal-discover"),
+    pytest.param(["ocm", "digest"], [], id="ocm-digest"),
 ]
 
 
@@ -66,3 +67,10 @@ def test_command_refuses_the_file(
     out = capsys.readouterr()
     assert code in (1, 2)
     assert expected in out.out + out.err
+
+
+def test_descriptors_keep_timestamps_as_text() -> None:
+    """OCM hashes the RFC 3339 string as written, so the descriptor loader must not make a datetime."""
+    data = parse_yaml("creationTime: 2024-01-02T03:04:05Z\n", timestamps_as_text=True)
+    assert data == {"creationTime": "2024-01-02T03:04:05Z"}
+    assert not isinstance(parse_yaml("t: 2024-01-02T03:04:05Z\n")["t"], str)
