@@ -147,6 +147,7 @@ async def run_one(
 ) -> RunRecord:
     site = f"c{uuid.uuid4().hex[:8]}"
     mark = len(land.proxy.writes)
+    t0 = time.monotonic()
     handle = await start_pipeline(client, crash_pipeline(), {"site": site})
     at = rng.uniform(0.3, max(0.5, window)) if disruption != "none" else 0.0
 
@@ -159,7 +160,10 @@ async def run_one(
             report.restarts += 1
 
     end = await disrupted_run(
-        lambda: result_surviving_restarts(client, handle, timeout), disrupt if disruption != "none" else None, at
+        lambda: result_surviving_restarts(client, handle, timeout),
+        disrupt if disruption != "none" else None,
+        at,
+        started=t0,
     )
     completed, result = end.completed, end.result
     if end.missed:

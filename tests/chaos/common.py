@@ -68,10 +68,12 @@ async def disrupted_run(
     disrupt: Callable[[], Awaitable[None]] | None,
     at: float,
     error_chars: int | None = None,
+    started: float | None = None,
 ) -> RunEnd:
     """Await ``result()`` while ``disrupt()`` fires ``at`` seconds in (no disruption when None). A run
-    completed when its result is a pipeline that succeeded; a failure is recorded, not raised."""
-    t0 = time.monotonic()
+    completed when its result is a pipeline that succeeded; a failure is recorded, not raised.
+    ``started`` (``time.monotonic()`` before the run was started) is where ``seconds`` count from."""
+    t0 = time.monotonic() if started is None else started
     fired = asyncio.Event()
 
     async def fire() -> None:

@@ -176,6 +176,7 @@ async def run_one(
 ) -> OcmRun:
     prefix = f"t-{uuid.uuid4().hex[:8]}"
     mark = len(land.proxy.writes)
+    t0 = time.monotonic()
     handle = await start_pipeline(
         client, transport_pipeline(land.keys), {"source": land.source_url, "target": f"{land.proxy.url}/{prefix}"}
     )
@@ -185,7 +186,9 @@ async def run_one(
         pool.kill_one(rng)
         report.kills += 1
 
-    end = await disrupted_run(lambda: asyncio.wait_for(handle.result(), timeout), disrupt if kill else None, at, 300)
+    end = await disrupted_run(
+        lambda: asyncio.wait_for(handle.result(), timeout), disrupt if kill else None, at, 300, started=t0
+    )
     completed, result, missed = end.completed, end.result, end.missed  # missed: the run ended before the kill
     blobs, manifests, dup = count(land.proxy, mark, prefix)
     duplicates = dup
