@@ -19,7 +19,6 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
-import yaml
 from temporalio import activity
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
@@ -54,6 +53,7 @@ from definitions.promotion_runs import (
     TestPollResult,
     TestTrigger,
 )
+from definitions.yamlfiles import YamlProblem, parse_yaml
 
 FLAGD_SCHEMA = "https://flagd.dev/schema/v0/flags.json"
 TIMEOUT = httpx.Timeout(10.0)
@@ -144,8 +144,8 @@ class KubeTarget:
                              "APEIRO_GARDEN_KUBECONFIG on the worker", "StageConfigError")
         try:
             text = Path(path).read_text() if "\n" not in path else path
-            data = yaml.safe_load(text)
-        except (OSError, yaml.YAMLError) as exc:
+            data = parse_yaml(text)
+        except (OSError, YamlProblem) as exc:
             raise _fatal(f"{self.where}: cannot read kubeconfig {path}: {exc}", "StageConfigError") from None
         if not isinstance(data, dict):
             raise _fatal(f"{self.where}: {path} is not a kubeconfig", "StageConfigError")

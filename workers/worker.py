@@ -16,7 +16,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from workers.interceptors import StepMetricsInterceptor
 from workers.queues import contents_for
-from workflows.failures import USER_DATA_ERRORS
+from workflows.user_errors import USER_DATA_ERRORS
 
 log = logging.getLogger(__name__)
 

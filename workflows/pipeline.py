@@ -56,9 +56,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from definitions.steptypes import StepKind, StepType
     from definitions.validate import DefinitionError, pydantic_problems, validate_definition
-    from workflows.failures import USER_DATA_ERRORS, clip, describe_user_error
     from workflows.fanout import FanOutRequest, FanOutResult
     from workflows.stepexec import InvocationContext, StepFailure, describe_failure, invoke, output_size_problem
+    from workflows.user_errors import USER_DATA_ERRORS, clip, describe_user_error
 
 REGISTRY = load_catalog()
 

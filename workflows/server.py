@@ -14,7 +14,9 @@ from typing import Any, Literal, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, FailureError
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from workflows.failures import failure_info
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
@@ -88,18 +90,6 @@ async def bounded(factories: Sequence[Callable[[], Awaitable[T]]], limit: int) -
             return await f()
 
     return list(await asyncio.gather(*(one(f) for f in factories), return_exceptions=True))
-
-
-def failure_info(exc: BaseException) -> tuple[str, str]:
-    """The root cause's error type and message of an activity/child failure."""
-    cur: BaseException | None = exc
-    while isinstance(cur, ActivityError | ChildWorkflowError) and cur.cause is not None:
-        cur = cur.cause
-    if isinstance(cur, ApplicationError):
-        return cur.type or "ApplicationError", cur.message
-    if isinstance(cur, FailureError):
-        return type(cur).__name__, cur.message
-    return type(cur).__name__, str(cur)
 
 
 M = TypeVar("M", bound="BaseModel")

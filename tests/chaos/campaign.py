@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
 import random
 import tempfile
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +24,9 @@ import httpx
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
-from tests.chaos.harness import ChaosLandscape, WorkerPool, chaos_landscape, retried_activities
+from tests.chaos.common import CrashRun, CrashTally, disrupted_run, emit, shoot_cluster
+from tests.chaos.harness import ChaosLandscape, WorkerPool, campaign_workers, chaos_landscape, retried_activities
 from workers.cli.pipeline import start_pipeline
-from workers.config import data_converter
 
 SHOOTS = "/apis/core.gardener.cloud/v1beta1/namespaces/garden-edge/shoots"
 QUEUES = "pipeline,gardener"
@@ -63,24 +61,16 @@ def crash_pipeline() -> dict[str, Any]:
                     "with": {
                         "site": "${{ inputs.site }}",
                         "timeout_seconds": 600,
-                        "cluster": {
-                            "name": "${{ inputs.site }}",
-                            "project_namespace": "garden-edge",
-                            "cloud_profile": "local",
-                            "region": "local",
-                            "credentials_binding": "local-credentials",
-                            "provider_type": "local",
-                            "kubernetes_version": "1.30.8",
-                            "workers": [
-                                {
-                                    "name": "pool1",
-                                    "machine_type": "local-small",
-                                    "image_version": "1592.9.0",
-                                    "minimum": 1,
-                                    "maximum": 3,
-                                }
-                            ],
-                        },
+                        "cluster": shoot_cluster(
+                            "${{ inputs.site }}",
+                            {
+                                "name": "pool1",
+                                "machine_type": "local-small",
+                                "image_version": "1592.9.0",
+                                "minimum": 1,
+                                "maximum": 3,
+                            },
+                        ),
                     },
                 },
                 {"name": "soak", "uses": "core.echo", "needs": ["create_cluster"], "with": {"sleep": "2s"}},
@@ -103,42 +93,25 @@ def crash_pipeline() -> dict[str, Any]:
 
 
 @dataclass
-class RunRecord:
-    site: str
-    disruption: str  # "none", "kill", "restart"
-    at_seconds: float
-    completed: bool
-    seconds: float
-    creates: int
-    patches: int
-    generation: int
-    duplicates: int
-    error: str = ""
-    #: Activities that needed a second attempt (the disruption hit work in flight).
-    retried: int = 0
+class RunRecord(CrashRun):
+    """A crash-campaign run: its Shoot's creates, patches and final generation."""
+
+    site: str = ""
+    creates: int = 0
+    patches: int = 0
+    generation: int = 0
 
 
 @dataclass
-class Report:
-    runs: int = 0
-    kills: int = 0
+class Report(CrashTally):
     restarts: int = 0
-    completed: int = 0
-    duplicates: int = 0
-    interrupted: int = 0
-    missed: int = 0
-    baseline_seconds: float = 0.0
     baseline_patches: int = 0
     baseline_generation: int = 0
-    records: list[RunRecord] = field(default_factory=list)
 
     def summary(self) -> str:
         return (
-            f"crash campaign: runs={self.runs} kills={self.kills} restarts={self.restarts} "
-            f"completed={self.completed} duplicates={self.duplicates} "
-            f"runs-with-retried-activities={self.interrupted} "
-            f"(+{self.missed} runs that ended before their disruption was due) "
-            f"(clean run {self.baseline_seconds:.1f}s, {self.baseline_patches} shoot patches, "
+            self.tally_line("crash campaign", f"kills={self.kills} restarts={self.restarts}")
+            + f" (clean run {self.baseline_seconds:.1f}s, {self.baseline_patches} shoot patches, "
             f"generation {self.baseline_generation})"
         )
 
@@ -178,11 +151,7 @@ async def run_one(
     handle = await start_pipeline(client, crash_pipeline(), {"site": site})
     at = rng.uniform(0.3, max(0.5, window)) if disruption != "none" else 0.0
 
-    fired = asyncio.Event()
-
     async def disrupt() -> None:
-        await asyncio.sleep(at)
-        fired.set()
         if disruption == "kill":
             pool.kill_one(rng)
             report.kills += 1
@@ -190,25 +159,17 @@ async def run_one(
             await asyncio.to_thread(land.restart_temporal)
             report.restarts += 1
 
-    task = asyncio.create_task(disrupt())
-    error = ""
-    completed = False
-    result: Any = None
-    try:
-        result = await result_surviving_restarts(client, handle, timeout)
-        completed = isinstance(result, dict) and result.get("state") == "succeeded"
-        if not completed:
-            error = f"pipeline ended {result.get('state') if isinstance(result, dict) else result!r}"
-    except Exception as exc:  # a campaign records failures instead of stopping at the first
-        error = f"{type(exc).__name__}: {exc}"
-    seconds = time.monotonic() - t0
-    if disruption != "none" and not fired.is_set():
+    end = await disrupted_run(
+        lambda: result_surviving_restarts(client, handle, timeout),
+        disrupt if disruption != "none" else None,
+        at,
+        started=t0,
+    )
+    completed, result = end.completed, end.result
+    if end.missed:
         # The run ended before the disruption was due: nothing was disrupted, so it does not count.
-        task.cancel()
         report.missed += 1
         disruption = f"{disruption} (after the end: not done)"
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
     writes = land.proxy.writes[mark:]
     # The cluster lifecycle creates its Shoot by server-side apply (PATCH answered 201) or POST.
     creates = sum(1 for w in writes if w.status == 201 and w.path in (SHOOTS, f"{SHOOTS}/{site}"))
@@ -217,23 +178,20 @@ async def run_one(
     duplicates = max(0, creates - 1) if completed else 0
     if report.baseline_generation:
         duplicates += max(0, generation - report.baseline_generation)
-    # Keep two workers for the next run.
-    missing = 2 - len(pool.alive())
-    if missing > 0:
-        pool.start(missing)
+    pool.top_up(2)  # two workers for the next run
     retried = await retried_activities(client, handle.id, result) if completed else 0
     return RunRecord(
-        site,
         disruption,
         round(at, 2),
         completed,
-        round(seconds, 1),
-        creates,
-        patches,
-        generation,
+        round(end.seconds, 1),
         duplicates,
-        error,
+        end.error,
         retried,
+        site=site,
+        creates=creates,
+        patches=patches,
+        generation=generation,
     )
 
 
@@ -241,12 +199,7 @@ async def campaign(runs: int, restarts: int, seed: int, state: Path, verbose: bo
     rng = random.Random(seed)
     report = Report()
     with chaos_landscape(state) as land:
-        logs = state / "workers"
-        logs.mkdir(exist_ok=True)
-        pool = WorkerPool(land.env(), QUEUES, logs)
-        pool.start(2)
-        try:
-            client = await Client.connect(land.temporal.address, data_converter=data_converter())
+        async with campaign_workers(land.temporal.address, land.env(), QUEUES, state) as (pool, client, logs):
             base = await run_one(land, client, pool, rng, "none", 0, report)
             if not base.completed:
                 raise RuntimeError(f"the clean baseline run failed: {base.error}; worker logs in {logs}")
@@ -257,8 +210,7 @@ async def campaign(runs: int, restarts: int, seed: int, state: Path, verbose: bo
                 base = second
             report.baseline_seconds, report.baseline_patches = base.seconds, base.patches
             report.baseline_generation = base.generation
-            if verbose:
-                print(f"baseline: {json.dumps(asdict(base))}", flush=True)
+            emit(base, verbose, "baseline: ")
             plan = ["kill"] * runs + ["restart"] * restarts
             rng.shuffle(plan)
             attempts = 0
@@ -266,20 +218,11 @@ async def campaign(runs: int, restarts: int, seed: int, state: Path, verbose: bo
                 attempts += 1
                 disruption = plan[0]
                 rec = await run_one(land, client, pool, rng, disruption, 0.8 * base.seconds, report)
+                emit(rec, verbose)
                 if "not done" in rec.disruption:  # try this disruption again with a new run
-                    if verbose:
-                        print(json.dumps(asdict(rec)), flush=True)
                     continue
                 plan.pop(0)
-                report.runs += 1
-                report.completed += int(rec.completed)
-                report.duplicates += rec.duplicates
-                report.interrupted += int(rec.retried > 0)
-                report.records.append(rec)
-                if verbose:
-                    print(json.dumps(asdict(rec)), flush=True)
-        finally:
-            pool.stop()
+                report.count(rec)
     return report
 
 

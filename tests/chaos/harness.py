@@ -13,11 +13,10 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,12 +28,14 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+from temporalio.client import Client
 
 from landscape.kubeapi.part import KubeApiServer
 from landscape.process import free_port, port_open
 from landscape.temporal import TemporalDevServer
+from tests.chaos.common import REPO, start_worker, stop_workers
+from workers.config import data_converter
 
-REPO = Path(__file__).resolve().parents[2]
 HOP = {"host", "content-length", "transfer-encoding", "connection", "keep-alive"}
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -165,16 +166,13 @@ class WorkerPool:
     def start(self, n: int = 1) -> None:
         for _ in range(n):
             self.started += 1
-            log = open(self.log_dir / f"worker-{self.started}.log", "wb")
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "workers.cli", "worker", "--queues", self.queues],
-                env=self.env,
-                cwd=REPO,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            log.close()
-            self.procs.append(proc)
+            self.procs.append(start_worker(self.env, self.queues, self.log_dir / f"worker-{self.started}.log"))
+
+    def top_up(self, n: int) -> None:
+        """Start workers until ``n`` are alive (after a kill, for the next run)."""
+        missing = n - len(self.alive())
+        if missing > 0:
+            self.start(missing)
 
     def alive(self) -> list[subprocess.Popen[bytes]]:
         return [p for p in self.procs if p.poll() is None]
@@ -188,14 +186,7 @@ class WorkerPool:
         return victim.pid
 
     def stop(self) -> None:
-        for p in self.alive():
-            p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=5)
+        stop_workers(self.procs, timeout=15)
         self.procs.clear()
 
 
@@ -241,6 +232,23 @@ def chaos_landscape(state: Path, gardener_speed: str = "300") -> Iterator[ChaosL
     finally:
         garden.stop()
         temporal.stop()
+
+
+@asynccontextmanager
+async def campaign_workers(
+    address: str, env: dict[str, str], queues: str, state: Path, n: int = 2
+) -> AsyncIterator[tuple[WorkerPool, Client, Path]]:
+    """``n`` worker processes for ``queues`` (logs under ``state/workers``) and a client, for one
+    campaign; the workers stop when it ends."""
+    logs = state / "workers"
+    logs.mkdir(exist_ok=True)
+    pool = WorkerPool(env, queues, logs)
+    pool.start(n)
+    try:
+        client = await Client.connect(address, data_converter=data_converter())
+        yield pool, client, logs
+    finally:
+        pool.stop()
 
 
 async def retried_activities(client: Any, workflow_id: str, result: Any) -> int:

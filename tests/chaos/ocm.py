@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
 import os
 import random
 import re
@@ -24,7 +22,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -34,10 +32,10 @@ from temporalio.client import Client
 from landscape.ocm_example import push_example
 from landscape.registry import RegistryPart
 from landscape.temporal import TemporalDevServer
-from tests.chaos.harness import REPO, CountingProxy, WorkerPool, counting_proxy, retried_activities
+from tests.chaos.common import REPO, CrashRun, CrashTally, disrupted_run, emit
+from tests.chaos.harness import CountingProxy, WorkerPool, campaign_workers, counting_proxy, retried_activities
 from tests.unit.ocm.helpers import key_pem, new_key, pub_pem
 from workers.cli.pipeline import start_pipeline
-from workers.config import data_converter
 
 BLOB_COMMIT = re.compile(r"^/v2/(?P<repo>.+)/blobs/uploads/[^/]+$")
 MANIFEST = re.compile(r"^/v2/(?P<repo>.+)/manifests/(?P<ref>[^/]+)$")
@@ -84,38 +82,24 @@ def transport_pipeline(keys: Path) -> dict[str, Any]:
 
 
 @dataclass
-class OcmRun:
-    repo: str
-    disruption: str
-    at_seconds: float
-    completed: bool
-    seconds: float
-    blob_commits: int
-    manifest_writes: int
-    duplicates: int
-    error: str = ""
-    retried: int = 0
+class OcmRun(CrashRun):
+    """A transport run: blob uploads and manifest writes the site registry saw."""
+
+    repo: str = ""
+    blob_commits: int = 0
+    manifest_writes: int = 0
 
 
 @dataclass
-class OcmReport:
-    runs: int = 0
-    kills: int = 0
-    completed: int = 0
-    duplicates: int = 0
-    interrupted: int = 0
-    missed: int = 0
-    baseline_seconds: float = 0.0
+class OcmReport(CrashTally):
     baseline_blobs: int = 0
     baseline_manifests: int = 0
-    records: list[OcmRun] = field(default_factory=list)
 
     def summary(self) -> str:
         return (
-            f"OCM crash campaign: runs={self.runs} kills={self.kills} completed={self.completed} "
-            f"duplicates={self.duplicates} runs-with-retried-activities={self.interrupted} "
-            f"(+{self.missed} runs that ended before their kill was due) (clean run {self.baseline_seconds:.1f}s, "
-            f"{self.baseline_blobs} blob uploads, {self.baseline_manifests} manifest writes)"
+            self.tally_line("OCM crash campaign", f"kills={self.kills}", after="kill")
+            + f" (clean run {self.baseline_seconds:.1f}s, {self.baseline_blobs} blob uploads, "
+            f"{self.baseline_manifests} manifest writes)"
         )
 
 
@@ -127,6 +111,15 @@ class OcmLandscape:
     proxy: CountingProxy
     keys: Path
     source_url: str
+
+    def worker_env(self) -> dict[str, str]:
+        """What `apeiro worker --queues pipeline,ocm` needs: Temporal and the site registry's password."""
+        return {
+            **os.environ,
+            **self.temporal.env(),
+            "APEIRO_CHAOS_SITE_PASSWORD": self.site.password or "",
+            "PYTHONPATH": str(REPO),
+        }
 
 
 @contextmanager
@@ -187,50 +180,32 @@ async def run_one(
     )
     at = rng.uniform(0.5, max(1.0, window)) if kill else 0.0
 
-    fired = asyncio.Event()
-
     async def disrupt() -> None:
-        if kill:
-            await asyncio.sleep(at)
-            fired.set()
-            pool.kill_one(rng)
-            report.kills += 1
+        pool.kill_one(rng)
+        report.kills += 1
 
-    task = asyncio.create_task(disrupt())
-    completed, error = False, ""
-    result: Any = None
-    try:
-        result = await asyncio.wait_for(handle.result(), timeout)
-        completed = isinstance(result, dict) and result.get("state") == "succeeded"
-        if not completed:
-            error = f"pipeline ended {result!r}"[:300]
-    except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"[:300]
-    seconds = time.monotonic() - t0
-    missed = kill and not fired.is_set()
-    if missed:  # the run ended before the kill was due: nothing was disrupted
-        task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    end = await disrupted_run(
+        lambda: asyncio.wait_for(handle.result(), timeout), disrupt if kill else None, at, 300, started=t0
+    )
+    completed, result, missed = end.completed, end.result, end.missed  # missed: the run ended before the kill
     blobs, manifests, dup = count(land.proxy, mark, prefix)
     duplicates = dup
     if report.baseline_manifests and completed:
         duplicates += max(0, blobs - report.baseline_blobs) + max(0, manifests - report.baseline_manifests)
-    missing = 2 - len(pool.alive())
-    if missing > 0:
-        pool.start(missing)
+    pool.top_up(2)
     retried = await retried_activities(client, handle.id, result) if completed else 0
+    disruption = ("kill (after the end: not done)" if missed else "kill") if kill else "none"
     return OcmRun(
-        prefix,
-        ("kill (after the end: not done)" if missed else "kill") if kill else "none",
+        disruption,
         round(at, 2),
         completed,
-        round(seconds, 1),
-        blobs,
-        manifests,
+        round(end.seconds, 1),
         duplicates,
-        error,
+        end.error,
         retried,
+        repo=prefix,
+        blob_commits=blobs,
+        manifest_writes=manifests,
     )
 
 
@@ -239,38 +214,26 @@ async def ocm_campaign(runs: int, seed: int, state: Path, big_blob: int = 40 << 
     report = OcmReport()
     with ocm_landscape(state) as land:
         await push_example(land.source_url, big_blob=big_blob)
-        logs = state / "workers"
-        logs.mkdir(exist_ok=True)
-        env = {**land.temporal.env(), "APEIRO_CHAOS_SITE_PASSWORD": land.site.password or ""}
-        pool = WorkerPool({**os.environ, **env, "PYTHONPATH": str(REPO)}, "pipeline,ocm", logs)
-        pool.start(2)
-        try:
-            client = await Client.connect(land.temporal.address, data_converter=data_converter())
+        async with campaign_workers(land.temporal.address, land.worker_env(), "pipeline,ocm", state) as (
+            pool,
+            client,
+            logs,
+        ):
             base = await run_one(land, client, pool, rng, False, 0, report)
             if not base.completed:
                 raise RuntimeError(f"the clean baseline transport failed: {base.error}; worker logs in {logs}")
             report.baseline_seconds, report.baseline_blobs = base.seconds, base.blob_commits
             report.baseline_manifests = base.manifest_writes
-            if verbose:
-                print(f"baseline: {json.dumps(asdict(base))}", flush=True)
+            emit(base, verbose, "baseline: ")
             attempts = 0
             while report.runs < runs and attempts < 3 * runs:
                 attempts += 1
                 rec = await run_one(land, client, pool, rng, True, 0.8 * base.seconds, report)
+                emit(rec, verbose)
                 if "not done" in rec.disruption:
                     report.missed += 1
-                    if verbose:
-                        print(json.dumps(asdict(rec)), flush=True)
                     continue
-                report.runs += 1
-                report.completed += int(rec.completed)
-                report.duplicates += rec.duplicates
-                report.interrupted += int(rec.retried > 0)
-                report.records.append(rec)
-                if verbose:
-                    print(json.dumps(asdict(rec)), flush=True)
-        finally:
-            pool.stop()
+                report.count(rec)
     return report
 
 
