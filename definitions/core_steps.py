@@ -134,7 +134,8 @@ REGISTRY.register(StepType(
 REGISTRY.register(StepType(
     name="core.http", kind=StepKind.ACTIVITY, target="core.http", task_queue=queues.PIPELINE,
     args_model=HttpArgs, outputs_model=HttpResult, description="call an HTTP endpoint",
-    start_to_close=timedelta(minutes=5),
+    # Heartbeats while the request runs (keep_alive): a killed worker's call moves on within 10 s.
+    start_to_close=timedelta(minutes=5), heartbeat_timeout=timedelta(seconds=10),
 ))
 REGISTRY.register(StepType(
     name="core.wait", kind=StepKind.BUILTIN, target="wait", task_queue=queues.PIPELINE,

@@ -765,7 +765,7 @@ REGISTRY.register(
         outputs_model=RegisterResult,
         description="Register servers in IronCore (metal.ironcore.dev BMC/BMCSecret/Server) or Ironic",
         start_to_close=timedelta(minutes=30),
-        heartbeat_timeout=timedelta(minutes=2),
+        heartbeat_timeout=timedelta(seconds=15),  # per server, and per Ironic poll
         default_timeout=timedelta(hours=1),
         non_retryable_errors=NON_RETRYABLE,
     )

@@ -17,6 +17,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from workers.interceptors import StepMetricsInterceptor
 from workers.queues import contents_for
+from workers.shutdown import ShutdownHandoffInterceptor, shutdown_grace, stop_workers
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,9 @@ def build_workers(client: Client, queues: Sequence[str], *, max_concurrent_activ
                 if needs_executor else None,
                 max_concurrent_activities=max_concurrent_activities,
                 workflow_runner=workflow_runner(),
-                interceptors=[StepMetricsInterceptor()],
+                interceptors=[StepMetricsInterceptor(), ShutdownHandoffInterceptor()],
+                # SIGTERM: short activities may finish within this; long ones are handed off at once.
+                graceful_shutdown_timeout=shutdown_grace(),
                 # Input typed into the Temporal UI that does not decode into a workflow's model fails
                 # that workflow with pydantic's message (field path and reason) instead of failing
                 # the workflow task, which Temporal would retry forever.
@@ -80,3 +83,4 @@ async def run_workers(client: Client, queues: Sequence[str], stop: asyncio.Event
             await stack.enter_async_context(w)
         log.info("workers running for queues: %s", ", ".join(queues))
         await stop.wait()
+        await stop_workers(workers)

@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from definitions.steptypes import StepKind, StepType
     from definitions.validate import DefinitionError, pydantic_problems, validate_definition
+    from workflows.activity_options import SHORT_CALL
     from workflows.fanout import FanOutRequest, FanOutResult
     from workflows.stepexec import InvocationContext, StepFailure, describe_failure, invoke
 
@@ -150,7 +151,7 @@ class PipelineWorkflow:
         try:
             result: dict[str, Any] = await workflow.execute_activity(
                 "pipeline.load_definition", name, task_queue=queues.PIPELINE,
-                start_to_close_timeout=timedelta(seconds=30), result_type=dict,
+                start_to_close_timeout=SHORT_CALL, result_type=dict,
             )
         except Exception as exc:
             message = f"cannot load pipeline {name!r}: {describe_failure(exc)}"

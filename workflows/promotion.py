@@ -91,7 +91,7 @@ from definitions.promotion_runs import (
 )
 from definitions.runs import ApprovalDecision, ApprovalState
 
-QUERY_TIMEOUT = timedelta(seconds=30)
+QUERY_TIMEOUT = timedelta(seconds=15)  # = activity_options.SHORT_CALL: calls that cannot heartbeat are short
 ONE_ATTEMPT = RetryPolicy(maximum_attempts=1)
 DEPLOY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30),
                            maximum_attempts=5,
@@ -359,7 +359,7 @@ class PromotionWorkflow:
                         "konfidence.deploy_stage",
                         StageDeploy(target=target, vector=vector, ready_timeout_seconds=timeout.total_seconds()),
                         result_type=StageDeployResult, start_to_close_timeout=timeout + timedelta(minutes=2),
-                        heartbeat_timeout=timedelta(seconds=60), retry_policy=DEPLOY_RETRY)
+                        heartbeat_timeout=timedelta(seconds=10), retry_policy=DEPLOY_RETRY)
                 except ActivityError as exc:
                     ts.message = _cause(exc)
                     return f"{ts.stage}: {ts.message}"

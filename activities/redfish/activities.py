@@ -14,6 +14,7 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.liveness import keep_alive_sync, sleep_heartbeating
 from activities.redfish.backend import PartUnknown, RedfishServer, list_system_paths
 from activities.redfish.client import ClientCache
 from activities.redfish.errors import classify
@@ -112,7 +113,9 @@ class RedfishActivities:
                 self.store.put_inventory(req.site, inv)
             return inv.summary()
 
-        return self._call(conn, read)
+        # A full inventory is many requests to a slow BMC: heartbeat while it runs.
+        with keep_alive_sync(req.target.system_path):
+            return self._call(conn, read)
 
     @activity.defn(name="redfish.load_snapshot")
     def load_snapshot(self, site: str) -> SiteSnapshot:
@@ -154,7 +157,9 @@ class RedfishActivities:
                 return PowerWaitResult(reached=True, state=state, waited_s=waited)
             if waited >= req.timeout_s:
                 return PowerWaitResult(reached=False, state=state, waited_s=waited)
-            time.sleep(min(delay, max(0.0, req.timeout_s - waited)))
+            # Polls back off to poll_max_s; heartbeats continue meanwhile (heartbeat timeout 10 s).
+            detail = {"state": state, "waited_s": round(waited, 1)}
+            sleep_heartbeating(min(delay, max(0.0, req.timeout_s - waited)), detail)
             delay = min(delay * 1.5, self.poll_max_s)
 
     # -- bios ----------------------------------------------------------------------------------------
@@ -236,7 +241,7 @@ class RedfishActivities:
                     type="FirmwareUpdateFailed",
                     non_retryable=True,
                 )
-            time.sleep(delay)
+            sleep_heartbeating(delay, {"state": state, "percent": pct})
             delay = min(delay * 1.5, self.poll_max_s)
 
     # -- image and virtual media ---------------------------------------------------------------------
