@@ -161,6 +161,8 @@ class WorkerPool:
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     kills: int = 0
     started: int = 0
+    #: Workers sent SIGTERM that may still be finishing (a rolling restart's old generation).
+    stopping: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def start(self, n: int = 1) -> None:
         for _ in range(n):
@@ -177,7 +179,28 @@ class WorkerPool:
             self.procs.append(proc)
 
     def alive(self) -> list[subprocess.Popen[bytes]]:
-        return [p for p in self.procs if p.poll() is None]
+        """Live workers that still poll (not those stopping after SIGTERM)."""
+        return [p for p in self.procs if p.poll() is None and p not in self.stopping]
+
+    def term_one(self, rng: random.Random) -> int:
+        """SIGTERM one live worker (what compose/Kubernetes do on a rolling restart); return its pid.
+        It stops polling at once and exits when its activities are finished or handed off."""
+        victim = rng.choice(self.alive())
+        victim.send_signal(signal.SIGTERM)
+        self.stopping.append(victim)
+        return victim.pid
+
+    def reap(self, timeout: float = 30) -> list[int]:
+        """Wait for the workers stopping after SIGTERM; return their exit codes (kill -9 the late)."""
+        codes = []
+        for p in self.stopping:
+            try:
+                codes.append(p.wait(timeout=timeout))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                codes.append(p.wait(timeout=5))
+        self.stopping.clear()
+        return codes
 
     def kill_one(self, rng: random.Random) -> int:
         """kill -9 one live worker; return its pid."""
@@ -188,6 +211,7 @@ class WorkerPool:
         return victim.pid
 
     def stop(self) -> None:
+        self.stopping.clear()
         for p in self.alive():
             p.terminate()
         for p in self.procs:
