@@ -164,19 +164,30 @@ class WorkerPool:
     #: Workers sent SIGTERM that may still be finishing (a rolling restart's old generation).
     stopping: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def start(self, n: int = 1) -> None:
+    def start(self, n: int = 1, ready_timeout: float = 90) -> None:
+        """Start ``n`` workers and wait until they poll (as a rolling deploy waits for readiness
+        before stopping the old generation; otherwise a campaign would time Python's start-up)."""
+        logs = []
         for _ in range(n):
             self.started += 1
-            log = open(self.log_dir / f"worker-{self.started}.log", "wb")
+            path = self.log_dir / f"worker-{self.started}.log"
+            log = open(path, "wb")
             proc = subprocess.Popen(
                 [sys.executable, "-m", "workers.cli", "worker", "--queues", self.queues],
-                env=self.env,
+                env={**self.env, "PYTHONUNBUFFERED": "1"},
                 cwd=REPO,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
             log.close()
             self.procs.append(proc)
+            logs.append((proc, path))
+        deadline = time.monotonic() + ready_timeout
+        for proc, path in logs:
+            while b"workers running" not in path.read_bytes():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"worker {proc.pid} did not start polling; see {path}")
+                time.sleep(0.1)
 
     def alive(self) -> list[subprocess.Popen[bytes]]:
         """Live workers that still poll (not those stopping after SIGTERM)."""

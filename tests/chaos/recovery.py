@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, TimeoutType
 from temporalio.client import Client
 
 ACTIVITY_CLOSED = {
@@ -80,7 +80,7 @@ def stalls_in(workflow_id: str, events: Sequence[Any], at: datetime) -> list[Sta
     scheduled: dict[int, tuple[datetime, str]] = {}
     started: dict[int, tuple[datetime, int]] = {}
     closed: dict[int, datetime] = {}
-    wft_timed_out: list[datetime] = []
+    wft_timed_out: list[tuple[datetime, str]] = []
     wft_started: list[datetime] = []
     for ev in events:
         t = _time(ev)
@@ -94,7 +94,8 @@ def stalls_in(workflow_id: str, events: Sequence[Any], at: datetime) -> list[Sta
             attrs = getattr(ev, ACTIVITY_CLOSED[ev.event_type])
             closed[attrs.scheduled_event_id] = t
         elif ev.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
-            wft_timed_out.append(t)
+            kind = TimeoutType.Name(ev.workflow_task_timed_out_event_attributes.timeout_type)
+            wft_timed_out.append((t, kind.removeprefix("TIMEOUT_TYPE_").lower()))
         elif ev.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
             wft_started.append(t)
     for sid, (t_sched, name) in scheduled.items():
@@ -103,12 +104,12 @@ def stalls_in(workflow_id: str, events: Sequence[Any], at: datetime) -> list[Sta
         t_start, attempt = started[sid]
         if attempt > 1 and t_sched < at < closed[sid] and t_start > at:
             out.append(Stall(workflow_id, f"{name} (attempt {attempt})", (t_start - at).total_seconds()))
-    for t in wft_timed_out:
+    for t, kind in wft_timed_out:
         if t <= at:
             continue
         nxt = next((s for s in wft_started if s > t), None)
         if nxt is not None:
-            out.append(Stall(workflow_id, "workflow task", (nxt - at).total_seconds()))
+            out.append(Stall(workflow_id, f"workflow task ({kind} timeout)", (nxt - at).total_seconds()))
     return out
 
 
