@@ -67,6 +67,20 @@ def shutdown_grace() -> timedelta:
     return timedelta(seconds=seconds)
 
 
+#: A workflow's next task waits this long on the sticky queue of the worker that ran its last task
+#: before any worker may take it (SDK default 10 s). After a kill -9 every workflow cached on the
+#: dead worker pays it once; a shorter wait only costs a history replay when a live worker is busy.
+STICKY_SCHEDULE_TO_START = timedelta(seconds=3)
+
+
+def recovery_options() -> dict[str, Any]:
+    """Worker options for crashes and rolling restarts (keyword arguments of ``Worker``)."""
+    return {
+        "graceful_shutdown_timeout": shutdown_grace(),
+        "sticky_queue_schedule_to_start_timeout": STICKY_SCHEDULE_TO_START,
+    }
+
+
 def handoff_error() -> ApplicationError:
     info = activity.info()
     return ApplicationError(

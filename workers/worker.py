@@ -17,7 +17,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from workers.interceptors import StepMetricsInterceptor
 from workers.queues import contents_for
-from workers.shutdown import ShutdownHandoffInterceptor, shutdown_grace, stop_workers
+from workers.shutdown import ShutdownHandoffInterceptor, recovery_options, stop_workers
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,8 @@ def build_workers(client: Client, queues: Sequence[str], *, max_concurrent_activ
                 max_concurrent_activities=max_concurrent_activities,
                 workflow_runner=workflow_runner(),
                 interceptors=[StepMetricsInterceptor(), ShutdownHandoffInterceptor()],
-                # SIGTERM: short activities may finish within this; long ones are handed off at once.
-                graceful_shutdown_timeout=shutdown_grace(),
+                # Rolling restarts and crashes: grace period, sticky-queue timeout (workers/shutdown.py).
+                **recovery_options(),
                 # Input typed into the Temporal UI that does not decode into a workflow's model fails
                 # that workflow with pydantic's message (field path and reason) instead of failing
                 # the workflow task, which Temporal would retry forever.
