@@ -6,7 +6,7 @@ dev-server restarts mid-pipeline.
 
 prints one line per run and a summary: runs, kills, SIGTERMs, restarts, completed, duplicates, and the
 recovery time per disruption kind (median and max; see tests/chaos/recovery.py for what counts as
-progress again). A duplicate is a side effect on the garden API that a clean run does not have: a
+progress again). The worker to kill or stop is one running an activity of the run when there is one. A duplicate is a side effect on the garden API that a clean run does not have: a
 second successful Shoot create, or a Shoot spec changed more often (metadata.generation higher) than
 in the clean baseline run.
 """
@@ -31,7 +31,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
 from tests.chaos.harness import ChaosLandscape, WorkerPool, chaos_landscape, retried_activities
-from tests.chaos.recovery import RecoveryFigures, recovery_after, run_workflow_ids
+from tests.chaos.recovery import RecoveryFigures, busy_worker_pids, recovery_after, run_workflow_ids
 from workers.cli.pipeline import start_pipeline
 from workers.config import data_converter
 
@@ -195,13 +195,14 @@ async def run_one(
     async def disrupt() -> None:
         nonlocal fired_at
         await asyncio.sleep(at)
+        busy = await busy_worker_pids(client, handle.id) if disruption in ("kill", "term") else set()
         fired_at = datetime.now(UTC)
         fired.set()
         if disruption == "kill":
-            pool.kill_one(rng)
+            pool.kill_one(rng, busy)
             report.kills += 1
         elif disruption == "term":
-            pool.term_one(rng)
+            pool.term_one(rng, busy)
             report.terms += 1
         elif disruption == "restart":
             await asyncio.to_thread(land.restart_temporal)

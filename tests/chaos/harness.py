@@ -193,10 +193,10 @@ class WorkerPool:
         """Live workers that still poll (not those stopping after SIGTERM)."""
         return [p for p in self.procs if p.poll() is None and p not in self.stopping]
 
-    def term_one(self, rng: random.Random) -> int:
+    def term_one(self, rng: random.Random, prefer: set[int] | None = None) -> int:
         """SIGTERM one live worker (what compose/Kubernetes do on a rolling restart); return its pid.
         It stops polling at once and exits when its activities are finished or handed off."""
-        victim = rng.choice(self.alive())
+        victim = self.pick(rng, prefer)
         victim.send_signal(signal.SIGTERM)
         self.stopping.append(victim)
         return victim.pid
@@ -213,9 +213,14 @@ class WorkerPool:
         self.stopping.clear()
         return codes
 
-    def kill_one(self, rng: random.Random) -> int:
+    def pick(self, rng: random.Random, prefer: set[int] | None = None) -> subprocess.Popen[bytes]:
+        """A live worker, one of the ``prefer`` pids (busy with the run's work) when possible."""
+        busy = [p for p in self.alive() if prefer and p.pid in prefer]
+        return rng.choice(busy or self.alive())
+
+    def kill_one(self, rng: random.Random, prefer: set[int] | None = None) -> int:
         """kill -9 one live worker; return its pid."""
-        victim = rng.choice(self.alive())
+        victim = self.pick(rng, prefer)
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=10)
         self.kills += 1

@@ -41,7 +41,7 @@ from landscape.ocm_example import push_example
 from landscape.registry import RegistryPart
 from landscape.temporal import TemporalDevServer
 from tests.chaos.harness import REPO, CountingProxy, WorkerPool, counting_proxy, retried_activities
-from tests.chaos.recovery import RecoveryFigures, recovery_after, run_workflow_ids
+from tests.chaos.recovery import RecoveryFigures, busy_worker_pids, recovery_after, run_workflow_ids
 from tests.unit.ocm.helpers import key_pem, new_key, pub_pem
 from workers.cli.pipeline import start_pipeline
 from workers.config import data_converter
@@ -207,13 +207,14 @@ async def run_one(
         nonlocal fired_at
         if kill:
             await asyncio.sleep(at)
+            busy = await busy_worker_pids(client, handle.id)
             fired_at = datetime.now(UTC)
             fired.set()
             if disruption == "term":
-                pool.term_one(rng)
+                pool.term_one(rng, busy)
                 report.terms += 1
             else:
-                pool.kill_one(rng)
+                pool.kill_one(rng, busy)
                 report.kills += 1
 
     task = asyncio.create_task(disrupt())

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from temporalio.api.enums.v1 import EventType, TimeoutType
+from temporalio.api.enums.v1 import EventType, PendingActivityState, TimeoutType
 from temporalio.client import Client
 
 ACTIVITY_CLOSED = {
@@ -158,3 +158,25 @@ class RecoveryFigures:
             else:
                 lines.append(f"recovery after {kind}: no disruption interrupted work in flight ({idle} runs)")
         return "\n".join(lines)
+
+
+async def busy_worker_pids(client: Client, workflow_id: str, depth: int = 3) -> set[int]:
+    """Pids of the workers running an activity of this run right now (its own or its children's).
+
+    A campaign disrupts one of them when there is one, so that most disruptions interrupt work in
+    flight and yield a recovery figure (an idle worker's death costs nothing to measure). Identities
+    are the SDK default ``pid@host``.
+    """
+    pids: set[int] = set()
+    try:
+        desc = (await client.get_workflow_handle(workflow_id).describe()).raw_description
+    except Exception:
+        return pids
+    for act in desc.pending_activities:
+        head = act.last_worker_identity.split("@", 1)[0]
+        if act.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED and head.isdigit():
+            pids.add(int(head))
+    if depth > 0:
+        for child in desc.pending_children:
+            pids |= await busy_worker_pids(client, child.workflow_id, depth - 1)
+    return pids
