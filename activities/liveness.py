@@ -62,9 +62,10 @@ def sleep_heartbeating(seconds: float, detail: Any = None, interval_s: float = I
 
 
 @contextlib.contextmanager
-def keep_alive_sync(detail: Any = None, interval_s: float = INTERVAL_S) -> Iterator[None]:
+def keep_alive_sync(details: Callable[[], Any] | None = None, interval_s: float = INTERVAL_S) -> Iterator[None]:
     """:func:`keep_alive` for sync activities (which run in a thread): a helper thread heartbeats
-    ``detail`` while one long blocking call (a whole BMC inventory read) runs."""
+    ``details()`` while one long blocking call runs (a BMC request with a 30 s timeout, a whole
+    inventory read)."""
     if not activity.in_activity():
         yield
         return
@@ -74,7 +75,10 @@ def keep_alive_sync(detail: Any = None, interval_s: float = INTERVAL_S) -> Itera
     def beat() -> None:
         while not stop.is_set():
             try:
-                ctx.run(activity.heartbeat, detail)
+                if details is None:
+                    ctx.run(activity.heartbeat)
+                else:
+                    ctx.run(activity.heartbeat, details())
             except Exception:  # e.g. the worker hands the activity off (shutdown): its own thread sees it
                 return
             stop.wait(interval_s)

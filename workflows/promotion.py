@@ -359,7 +359,7 @@ class PromotionWorkflow:
                         "konfidence.deploy_stage",
                         StageDeploy(target=target, vector=vector, ready_timeout_seconds=timeout.total_seconds()),
                         result_type=StageDeployResult, start_to_close_timeout=timeout + timedelta(minutes=2),
-                        heartbeat_timeout=timedelta(seconds=10), retry_policy=DEPLOY_RETRY)
+                        heartbeat_timeout=timedelta(seconds=15), retry_policy=DEPLOY_RETRY)
                 except ActivityError as exc:
                     ts.message = _cause(exc)
                     return f"{ts.stage}: {ts.message}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from temporalio import activity
@@ -41,6 +41,11 @@ from definitions.server import (
 )
 
 T = TypeVar("T")
+
+
+def _const(value: object) -> Callable[[], object]:
+    """The details a keep-alive repeats during one blocking request."""
+    return lambda: value
 
 
 def _heartbeat(detail: object = None) -> None:
@@ -114,7 +119,7 @@ class RedfishActivities:
             return inv.summary()
 
         # A full inventory is many requests to a slow BMC: heartbeat while it runs.
-        with keep_alive_sync(req.target.system_path):
+        with keep_alive_sync(lambda: req.target.system_path):
             return self._call(conn, read)
 
     @activity.defn(name="redfish.load_snapshot")
@@ -149,16 +154,18 @@ class RedfishActivities:
         start = time.monotonic()
         delay = self.poll_initial_s
         state: str | None = None
+        detail: dict[str, Any] = {}
         while True:
-            state = self._call(req.server.bmc, srv.get_power_state)
+            with keep_alive_sync(_const(detail)):  # one BMC request may take its 30 s timeout
+                state = self._call(req.server.bmc, srv.get_power_state)
             waited = time.monotonic() - start
-            _heartbeat({"state": state, "waited_s": round(waited, 1)})
+            detail = {"state": state, "waited_s": round(waited, 1)}
+            _heartbeat(detail)
             if state == req.target:
                 return PowerWaitResult(reached=True, state=state, waited_s=waited)
             if waited >= req.timeout_s:
                 return PowerWaitResult(reached=False, state=state, waited_s=waited)
             # Polls back off to poll_max_s; heartbeats continue meanwhile (heartbeat timeout 10 s).
-            detail = {"state": state, "waited_s": round(waited, 1)}
             sleep_heartbeating(min(delay, max(0.0, req.timeout_s - waited)), detail)
             delay = min(delay * 1.5, self.poll_max_s)
 
@@ -223,9 +230,12 @@ class RedfishActivities:
         srv = self._server(req.server)
         start = time.monotonic()
         delay = self.poll_initial_s
+        progress: dict[str, Any] = {}
         while True:
-            state, pct, msg = self._call(req.server.bmc, lambda: srv.task_state(req.task_uri))
-            _heartbeat({"state": state, "percent": pct})
+            with keep_alive_sync(_const(progress)):  # one BMC request may take its 30 s timeout
+                state, pct, msg = self._call(req.server.bmc, lambda: srv.task_state(req.task_uri))
+            progress = {"state": state, "percent": pct}
+            _heartbeat(progress)
             if state in ("Completed",):
                 return StepOutcome(changed=True, detail=f"{req.what} completed: {msg}".strip())
             if state in ("Exception", "Killed", "Cancelled", "Interrupted"):
@@ -241,7 +251,7 @@ class RedfishActivities:
                     type="FirmwareUpdateFailed",
                     non_retryable=True,
                 )
-            sleep_heartbeating(delay, {"state": state, "percent": pct})
+            sleep_heartbeating(delay, progress)
             delay = min(delay * 1.5, self.poll_max_s)
 
     # -- image and virtual media ---------------------------------------------------------------------

@@ -39,7 +39,7 @@ def test_sync_helpers_heartbeat_from_the_activity_thread_and_a_helper_thread() -
 
     def waits() -> None:
         sleep_heartbeating(0.12, {"state": "Off"}, interval_s=0.05)
-        with keep_alive_sync("system-1", interval_s=0.05):
+        with keep_alive_sync(lambda: "system-1", interval_s=0.05):
             time.sleep(0.12)
 
     env.run(waits)
