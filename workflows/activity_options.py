@@ -36,7 +36,7 @@ SHORT_CALL = timedelta(seconds=15)
 
 
 def capped_heartbeat(value: timedelta | None) -> timedelta | None:
-    """A step type's heartbeat timeout, never above :data:`HEARTBEAT_TIMEOUT` (None stays None)."""
+    """A step type's heartbeat timeout, never above :data:`MAX_HEARTBEAT_TIMEOUT` (None stays None)."""
     if value is None:
         return None
-    return min(value, HEARTBEAT_TIMEOUT)
+    return min(value, MAX_HEARTBEAT_TIMEOUT)

@@ -27,6 +27,7 @@ from temporalio.api.common.v1 import Payloads
 from temporalio.api.workflowservice.v1 import RecordActivityTaskHeartbeatRequest
 from temporalio.exceptions import ApplicationError
 
+from activities.liveness import keep_alive
 from activities.ocm import normalise as norm
 from activities.ocm import signing as sg
 from activities.ocm.errors import (
@@ -95,6 +96,19 @@ def _operator_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable
             raise ApplicationError(str(exc), type=exc.kind, non_retryable=not exc.retryable) from None
         except SecretError as exc:
             raise ApplicationError(str(exc), type="SecretUnavailable", non_retryable=True) from None
+
+    return wrapper
+
+
+def _kept_alive(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Heartbeat every couple of seconds while ``fn`` runs: one registry request may take up to its
+    60 s timeout, the heartbeat timeout is 10 s (workflows/activity_options.py). Not for
+    ``ocm.copy_blob``, whose heartbeats must carry the exact upload state."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> T:
+        async with keep_alive():
+            return await fn(*args, **kwargs)
 
     return wrapper
 
@@ -364,6 +378,7 @@ class _Planner:
 
 @activity.defn(name="ocm.plan_transport")
 @_operator_errors
+@_kept_alive
 async def plan_transport(inp: TransportInput) -> TransportPlan:
     if inp.sign is not None:
         # Fail before copying gigabytes: the signing settings and key must be usable.
@@ -452,6 +467,7 @@ async def copy_blob_activity(inp: BlobCopyInput) -> BlobCopyResult:
 
 @activity.defn(name="ocm.copy_manifests")
 @_operator_errors
+@_kept_alive
 async def copy_manifests(inp: ManifestCopyInput) -> list[str]:
     done = []
     async with client_for(inp.target) as dst:
@@ -486,6 +502,7 @@ def _target_descriptor(source: dict[str, Any], plan: VersionPlan, src_base: Repo
 
 @activity.defn(name="ocm.finalise_version")
 @_operator_errors
+@_kept_alive
 async def finalise_version(inp: FinaliseInput) -> TransportedVersion:
     plan = inp.plan
     src_base, dst_base = RepoBase.parse(inp.source.url), RepoBase.parse(inp.target.url)
@@ -552,6 +569,7 @@ async def finalise_version(inp: FinaliseInput) -> TransportedVersion:
 
 @activity.defn(name="ocm.verify_component")
 @_operator_errors
+@_kept_alive
 async def verify_component(inp: VerifyInput) -> VerifyResult:
     base = RepoBase.parse(inp.repository.url)
     async with client_for(inp.repository) as client:

@@ -63,7 +63,7 @@ def test_grace_period_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch
 
 
 def test_step_type_heartbeat_timeouts_are_capped() -> None:
-    assert capped_heartbeat(timedelta(minutes=2)) == HEARTBEAT_TIMEOUT
+    assert capped_heartbeat(timedelta(minutes=2)) == MAX_HEARTBEAT_TIMEOUT
     assert capped_heartbeat(timedelta(seconds=5)) == timedelta(seconds=5)
     assert capped_heartbeat(None) is None
     assert HEARTBEAT_TIMEOUT <= MAX_HEARTBEAT_TIMEOUT <= timedelta(seconds=15)
