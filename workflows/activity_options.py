@@ -8,7 +8,8 @@ by a *short* timeout, whatever the activity's total duration:
   ``start_to_close`` only bounds a stuck attempt. Their heartbeats carry progress, so the next attempt
   resumes where the killed one stopped.
 - activities that cannot heartbeat (one API round trip) are *short*: ``start_to_close`` of at most
-  :data:`SHORT_CALL`.
+  :data:`SHORT_CALL`. Not yet: the Redfish calls of workflows/server.py keep ``SHORT`` (60 s), as a
+  single BMC request may take its 30 s timeout (docs/reliability.md, "Recovery time", limits).
 
 On SIGTERM the worker does better than a timeout (``workers/shutdown.py``): it fails a heartbeating
 attempt at once with a retryable ``WorkerShutdown`` error, so another worker starts the next attempt
