@@ -135,7 +135,9 @@ STEP_TYPES = register_all([
     # cancellation reaches a sleeping echo.
     CORE.activity("core.echo", EchoArgs, EchoResult, "return the given values (no-op)",
                   start_to_close=timedelta(hours=1), heartbeat_timeout=timedelta(seconds=5)),
-    CORE.activity("core.http", HttpArgs, HttpResult, "call an HTTP endpoint", start_to_close=timedelta(minutes=5)),
+    # Heartbeats while the request runs (keep_alive): a killed worker's call moves on within 10 s.
+    CORE.activity("core.http", HttpArgs, HttpResult, "call an HTTP endpoint", start_to_close=timedelta(minutes=5),
+                  heartbeat_timeout=timedelta(seconds=10)),
     CORE.builtin("core.wait", "wait", WaitArgs, WaitResult, "a durable timer"),
     CORE.builtin("core.approval", "approval", ApprovalArgs, ApprovalResult,
                  "wait for approval (Temporal update `approve`)"),

@@ -239,8 +239,9 @@ class TransportInput(BaseModel):
     existing: ExistingPolicy = ExistingPolicy.SKIP_IDENTICAL
     parallel_blobs: int = Field(default=4, ge=1, le=32)
     chunk_size: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
-    #: A blob copy that stops heartbeating this long is retried (resuming its upload) elsewhere.
-    heartbeat_timeout_s: int = Field(default=60, ge=2)
+    #: A blob copy that stops heartbeating this long is retried (resuming its upload) elsewhere. It
+    #: heartbeats once per chunk, so a link slower than chunk_size per this many seconds needs more.
+    heartbeat_timeout_s: int = Field(default=15, ge=2)
 
 
 class TransportedVersion(BaseModel):
@@ -374,7 +375,7 @@ COMPONENT_TRANSPORT, COMPONENT_VERIFY = STEP_TYPES = register_all([
     OCM.activity("component.verify", VerifyInput, VerifyResult,
                  "Read a component version from a registry and verify its signatures and blob digests.",
                  target="ocm.verify_component", start_to_close=timedelta(minutes=30),
-                 heartbeat_timeout=timedelta(minutes=2),
+                 heartbeat_timeout=timedelta(seconds=10),  # heartbeats per MiB hashed
                  non_retryable_errors=("SignatureInvalid", "DigestMismatch", "BadCredentials", "ComponentNotFound")),
 ])
 # fmt: on

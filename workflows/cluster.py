@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         WaitShootInput,
     )
     from definitions.cluster_plan import PlanStep, Readiness, UpgradePlan, in_maintenance_window, seconds_until_window
+    from workflows.activity_options import HEARTBEAT_TIMEOUT, SHORT_CALL
 
 #: Short garden calls: retried by Temporal (client retries are off), bounded.
 CALL_RETRY = RetryPolicy(
@@ -55,7 +56,7 @@ async def _call(activity: str, arg: Any, result_type: type) -> Any:
         activity,
         arg,
         result_type=result_type,
-        start_to_close_timeout=timedelta(minutes=2),
+        start_to_close_timeout=SHORT_CALL,
         retry_policy=CALL_RETRY,
     )
 
@@ -116,7 +117,7 @@ class _Waiting:
             inp,
             result_type=Readiness,
             start_to_close_timeout=timedelta(seconds=timeout_s + 120),
-            heartbeat_timeout=timedelta(seconds=60),
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=RetryPolicy(
                 initial_interval=timedelta(seconds=1),
                 maximum_interval=timedelta(seconds=10),

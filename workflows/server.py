@@ -60,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
         provision_workflow_id,
     )
     from definitions.validate import pydantic_problems
+    from workflows.activity_options import HEARTBEAT_TIMEOUT
 
 T = TypeVar("T")
 
@@ -193,6 +194,7 @@ class ServerInventoryBatchWorkflow:
                     InventoryReadInput(site=inp.site, target=t, store=inp.store_inventory),
                     result_type=ServerSummary,
                     start_to_close_timeout=timedelta(seconds=t.bmc.timeout_s * 10),
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
                     retry_policy=BMC_RETRY,
                 )
                 out.servers.append(summary)
@@ -455,7 +457,7 @@ class ServerProvisionWorkflow:
             ),
             PowerWaitResult,
             start_to_close=timedelta(seconds=timeout_s + 120),
-            heartbeat=timedelta(seconds=60),
+            heartbeat=HEARTBEAT_TIMEOUT,
         )
 
     def _note(self, step: str, outcome: StepOutcome | None = None, changed: bool = True) -> None:
@@ -526,7 +528,7 @@ class ServerProvisionWorkflow:
                 ),
                 StepOutcome,
                 start_to_close=timedelta(seconds=spec.firmware_timeout_s + 120),
-                heartbeat=timedelta(seconds=60),
+                heartbeat=HEARTBEAT_TIMEOUT,
             )
             self._note(f"firmware-{i}")
 
@@ -538,7 +540,7 @@ class ServerProvisionWorkflow:
                 ImageCheck(image=spec.image),
                 ImageChecked,
                 start_to_close=timedelta(minutes=30),
-                heartbeat=timedelta(seconds=60),
+                heartbeat=HEARTBEAT_TIMEOUT,
             )
             self._note("image-check")
             self._state = "media-insert"

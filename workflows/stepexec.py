@@ -23,6 +23,7 @@ from definitions import limits, queues
 from definitions import search_attributes as sa
 from definitions.pipeline import RetrySpec, Step
 from definitions.steptypes import StepKind, StepType
+from workflows.activity_options import HEARTBEAT_TIMEOUT, capped_heartbeat
 from workflows.failures import describe_failure
 
 #: Default retry for a step when neither the step nor the pipeline defaults give one.
@@ -113,7 +114,7 @@ async def invoke(step: Step, step_type: StepType, args: dict[str, Any], ctx: Inv
                 activity_id=suffix,
                 start_to_close_timeout=min(step_type.start_to_close, timeout) if timeout else step_type.start_to_close,
                 schedule_to_close_timeout=timeout,
-                heartbeat_timeout=step_type.heartbeat_timeout,
+                heartbeat_timeout=capped_heartbeat(step_type.heartbeat_timeout),
                 retry_policy=retry_policy(retry, step_type),
                 cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
                 if step_type.heartbeat_timeout else ActivityCancellationType.TRY_CANCEL,
@@ -140,7 +141,7 @@ async def invoke(step: Step, step_type: StepType, args: dict[str, Any], ctx: Inv
                 # The lifecycle's own id is taken (e.g. one provision workflow per server): join it.
                 return await workflow.execute_activity(
                     "pipeline.await_workflow", child_id, task_queue=queues.PIPELINE,
-                    start_to_close_timeout=timeout or timedelta(days=7), heartbeat_timeout=timedelta(seconds=30),
+                    start_to_close_timeout=timeout or timedelta(days=7), heartbeat_timeout=HEARTBEAT_TIMEOUT,
                     retry_policy=RetryPolicy(maximum_attempts=3), result_type=dict,
                 )
     except (ActivityError, ChildWorkflowError) as err:

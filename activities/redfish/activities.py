@@ -8,12 +8,13 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.liveness import keep_alive_sync, sleep_heartbeating
 from activities.redfish.backend import PartUnknown, list_system_paths, redfish_server
 from activities.redfish.client import ClientCache
 from activities.redfish.errors import classify
@@ -41,6 +42,11 @@ from definitions.server import (
 )
 
 T = TypeVar("T")
+
+
+def _const(value: object) -> Callable[[], object]:
+    """The details a keep-alive repeats during one blocking request."""
+    return lambda: value
 
 
 def _heartbeat(detail: object = None) -> None:
@@ -124,7 +130,9 @@ class RedfishActivities:
                 self.store.put_inventory(req.site, inv)
             return inv.summary()
 
-        return self._call(conn, read)
+        # A full inventory is many requests to a slow BMC: heartbeat while it runs.
+        with keep_alive_sync(lambda: req.target.system_path):
+            return self._call(conn, read)
 
     @activity.defn(name="redfish.load_snapshot")
     def load_snapshot(self, site: str) -> SiteSnapshot:
@@ -158,15 +166,19 @@ class RedfishActivities:
         start = time.monotonic()
         delay = self.poll_initial_s
         state: str | None = None
+        detail: dict[str, Any] = {}
         while True:
-            state = self._call(req.server.bmc, srv.power.get_power_state)
+            with keep_alive_sync(_const(detail)):  # one BMC request may take its 30 s timeout
+                state = self._call(req.server.bmc, srv.power.get_power_state)
             waited = time.monotonic() - start
-            _heartbeat({"state": state, "waited_s": round(waited, 1)})
+            detail = {"state": state, "waited_s": round(waited, 1)}
+            _heartbeat(detail)
             if state == req.target:
                 return PowerWaitResult(reached=True, state=state, waited_s=waited)
             if waited >= req.timeout_s:
                 return PowerWaitResult(reached=False, state=state, waited_s=waited)
-            time.sleep(min(delay, max(0.0, req.timeout_s - waited)))
+            # Polls back off to poll_max_s; heartbeats continue meanwhile (heartbeat timeout 10 s).
+            sleep_heartbeating(min(delay, max(0.0, req.timeout_s - waited)), detail)
             delay = min(delay * 1.5, self.poll_max_s)
 
     # -- bios ----------------------------------------------------------------------------------------
@@ -230,9 +242,12 @@ class RedfishActivities:
         srv = self._server(req.server)
         start = time.monotonic()
         delay = self.poll_initial_s
+        progress: dict[str, Any] = {}
         while True:
-            state, pct, msg = self._call(req.server.bmc, lambda: srv.firmware.task_state(req.task_uri))
-            _heartbeat({"state": state, "percent": pct})
+            with keep_alive_sync(_const(progress)):  # one BMC request may take its 30 s timeout
+                state, pct, msg = self._call(req.server.bmc, lambda: srv.firmware.task_state(req.task_uri))
+            progress = {"state": state, "percent": pct}
+            _heartbeat(progress)
             if state in ("Completed",):
                 return StepOutcome(changed=True, detail=f"{req.what} completed: {msg}".strip())
             if state in ("Exception", "Killed", "Cancelled", "Interrupted"):
@@ -248,7 +263,7 @@ class RedfishActivities:
                     type="FirmwareUpdateFailed",
                     non_retryable=True,
                 )
-            time.sleep(delay)
+            sleep_heartbeating(delay, progress)
             delay = min(delay * 1.5, self.poll_max_s)
 
     # -- image and virtual media ---------------------------------------------------------------------

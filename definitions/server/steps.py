@@ -70,7 +70,7 @@ STEP_TYPES = register_all(
             RegisterResult,
             "Register servers in IronCore (metal.ironcore.dev BMC/BMCSecret/Server) or Ironic",
             start_to_close=timedelta(minutes=30),
-            heartbeat_timeout=timedelta(minutes=2),
+            heartbeat_timeout=timedelta(seconds=15),  # per server, and per Ironic poll
             default_timeout=timedelta(hours=1),
         ),
     ]

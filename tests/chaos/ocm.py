@@ -5,13 +5,18 @@ docker-registry). The site registry sits behind the counting proxy, so every com
 and manifest write is seen. A duplicate is the same blob committed twice into the same repository,
 or more manifest writes than the clean baseline run makes.
 
-    python -m tests.chaos.ocm --runs 6 [--seed 7] [--big-blob-mb 40]
+    python -m tests.chaos.ocm --runs 6 [--terms 6] [--seed 7] [--big-blob-mb 40]
+
+``--terms`` adds runs where the worker is stopped with SIGTERM instead (a rolling restart). Each run
+records its recovery time (tests/chaos/recovery.py); the summary prints median and max per kind.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import os
 import random
 import re
@@ -22,20 +27,24 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 from temporalio.client import Client
 
+from activities.ocm.layout import RepoBase
+from activities.ocm.oci import RegistryClient
 from landscape.ocm_example import push_example
 from landscape.registry import RegistryPart
 from landscape.temporal import TemporalDevServer
-from tests.chaos.common import REPO, CrashRun, CrashTally, disrupted_run, emit
-from tests.chaos.harness import CountingProxy, WorkerPool, campaign_workers, counting_proxy, retried_activities
+from tests.chaos.harness import REPO, CountingProxy, WorkerPool, counting_proxy, retried_activities
+from tests.chaos.recovery import RecoveryFigures, busy_worker_pids, recovery_after, run_workflow_ids
 from tests.unit.ocm.helpers import key_pem, new_key, pub_pem
 from workers.cli.pipeline import start_pipeline
+from workers.config import data_converter
 
 BLOB_COMMIT = re.compile(r"^/v2/(?P<repo>.+)/blobs/uploads/[^/]+$")
 MANIFEST = re.compile(r"^/v2/(?P<repo>.+)/manifests/(?P<ref>[^/]+)$")
@@ -82,24 +91,43 @@ def transport_pipeline(keys: Path) -> dict[str, Any]:
 
 
 @dataclass
-class OcmRun(CrashRun):
-    """A transport run: blob uploads and manifest writes the site registry saw."""
-
-    repo: str = ""
-    blob_commits: int = 0
-    manifest_writes: int = 0
+class OcmRun:
+    repo: str
+    disruption: str
+    at_seconds: float
+    completed: bool
+    seconds: float
+    blob_commits: int
+    manifest_writes: int
+    duplicates: int
+    error: str = ""
+    retried: int = 0
+    recovery_s: float | None = None
+    recovery: str = ""
 
 
 @dataclass
-class OcmReport(CrashTally):
+class OcmReport:
+    runs: int = 0
+    kills: int = 0
+    terms: int = 0
+    completed: int = 0
+    duplicates: int = 0
+    interrupted: int = 0
+    missed: int = 0
+    baseline_seconds: float = 0.0
     baseline_blobs: int = 0
     baseline_manifests: int = 0
+    records: list[OcmRun] = field(default_factory=list)
+    recovery: RecoveryFigures = field(default_factory=RecoveryFigures)
 
     def summary(self) -> str:
         return (
-            self.tally_line("OCM crash campaign", f"kills={self.kills}", after="kill")
-            + f" (clean run {self.baseline_seconds:.1f}s, {self.baseline_blobs} blob uploads, "
-            f"{self.baseline_manifests} manifest writes)"
+            f"OCM crash campaign: runs={self.runs} kills={self.kills} terms={self.terms} completed={self.completed} "
+            f"duplicates={self.duplicates} runs-with-retried-activities={self.interrupted} "
+            f"(+{self.missed} runs that ended before their kill was due) (clean run {self.baseline_seconds:.1f}s, "
+            f"{self.baseline_blobs} blob uploads, {self.baseline_manifests} manifest writes)\n"
+            + self.recovery.summary(self.baseline_seconds)
         )
 
 
@@ -167,11 +195,12 @@ async def run_one(
     client: Client,
     pool: WorkerPool,
     rng: random.Random,
-    kill: bool,
+    disruption: str,  # "none", "kill" (SIGKILL) or "term" (SIGTERM)
     window: float,
     report: OcmReport,
     timeout: float = 300,
 ) -> OcmRun:
+    kill = disruption != "none"
     prefix = f"t-{uuid.uuid4().hex[:8]}"
     mark = len(land.proxy.writes)
     t0 = time.monotonic()
@@ -180,66 +209,121 @@ async def run_one(
     )
     at = rng.uniform(0.5, max(1.0, window)) if kill else 0.0
 
-    async def disrupt() -> None:
-        pool.kill_one(rng)
-        report.kills += 1
+    fired = asyncio.Event()
+    fired_at = datetime.now(UTC)
 
-    end = await disrupted_run(
-        lambda: asyncio.wait_for(handle.result(), timeout), disrupt if kill else None, at, 300, started=t0
-    )
-    completed, result, missed = end.completed, end.result, end.missed  # missed: the run ended before the kill
+    async def disrupt() -> None:
+        nonlocal fired_at
+        if kill:
+            await asyncio.sleep(at)
+            busy = await busy_worker_pids(client, handle.id)
+            fired_at = datetime.now(UTC)
+            fired.set()
+            if disruption == "term":
+                pool.term_one(rng, busy)
+                report.terms += 1
+            else:
+                pool.kill_one(rng, busy)
+                report.kills += 1
+
+    task = asyncio.create_task(disrupt())
+    completed, error = False, ""
+    result: Any = None
+    try:
+        result = await asyncio.wait_for(handle.result(), timeout)
+        completed = isinstance(result, dict) and result.get("state") == "succeeded"
+        if not completed:
+            error = f"pipeline ended {result!r}"[:300]
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"[:300]
+    seconds = time.monotonic() - t0
+    missed = kill and not fired.is_set()
+    if missed:  # the run ended before the kill was due: nothing was disrupted
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
     blobs, manifests, dup = count(land.proxy, mark, prefix)
     duplicates = dup
     if report.baseline_manifests and completed:
         duplicates += max(0, blobs - report.baseline_blobs) + max(0, manifests - report.baseline_manifests)
-    pool.top_up(2)
+    exit_codes = pool.reap()
+    if any(exit_codes):
+        error = error or f"a worker stopped with SIGTERM exited {exit_codes}"
+    missing = 2 - len(pool.alive())
+    if missing > 0:
+        pool.start(missing)
     retried = await retried_activities(client, handle.id, result) if completed else 0
-    disruption = ("kill (after the end: not done)" if missed else "kill") if kill else "none"
+    recovery = None
+    if completed and fired.is_set():
+        recovery = await recovery_after(client, run_workflow_ids(handle.id, result), fired_at)
     return OcmRun(
-        disruption,
+        prefix,
+        f"{disruption} (after the end: not done)" if missed else disruption,
         round(at, 2),
         completed,
-        round(end.seconds, 1),
+        round(seconds, 1),
+        blobs,
+        manifests,
         duplicates,
-        end.error,
+        error,
         retried,
-        repo=prefix,
-        blob_commits=blobs,
-        manifest_writes=manifests,
+        None if recovery is None or recovery.seconds is None else round(recovery.seconds, 2),
+        recovery.describe() if recovery else "",
     )
 
 
-async def ocm_campaign(runs: int, seed: int, state: Path, big_blob: int = 40 << 20, verbose: bool = True) -> OcmReport:
+async def ocm_campaign(
+    runs: int, seed: int, state: Path, big_blob: int = 40 << 20, verbose: bool = True, terms: int = 0
+) -> OcmReport:
     rng = random.Random(seed)
     report = OcmReport()
     with ocm_landscape(state) as land:
-        await push_example(land.source_url, big_blob=big_blob)
-        async with campaign_workers(land.temporal.address, land.worker_env(), "pipeline,ocm", state) as (
-            pool,
-            client,
-            logs,
-        ):
-            base = await run_one(land, client, pool, rng, False, 0, report)
+        async with RegistryClient(land.source.url) as c:
+            await push_example(c, RepoBase.parse(land.source_url), big_blob=big_blob)
+        logs = state / "workers"
+        logs.mkdir(exist_ok=True)
+        env = {**land.temporal.env(), "APEIRO_CHAOS_SITE_PASSWORD": land.site.password or ""}
+        pool = WorkerPool({**os.environ, **env, "PYTHONPATH": str(REPO)}, "pipeline,ocm", logs)
+        pool.start(2)
+        try:
+            client = await Client.connect(land.temporal.address, data_converter=data_converter())
+            base = await run_one(land, client, pool, rng, "none", 0, report)
             if not base.completed:
                 raise RuntimeError(f"the clean baseline transport failed: {base.error}; worker logs in {logs}")
             report.baseline_seconds, report.baseline_blobs = base.seconds, base.blob_commits
             report.baseline_manifests = base.manifest_writes
-            emit(base, verbose, "baseline: ")
-            attempts = 0
-            while report.runs < runs and attempts < 3 * runs:
+            if verbose:
+                print(f"baseline: {json.dumps(asdict(base))}", flush=True)
+            plan = ["kill"] * runs + ["term"] * terms
+            rng.shuffle(plan)
+            attempts, limit = 0, 3 * len(plan)
+            while plan and attempts < limit:
                 attempts += 1
-                rec = await run_one(land, client, pool, rng, True, 0.8 * base.seconds, report)
-                emit(rec, verbose)
+                rec = await run_one(land, client, pool, rng, plan[0], 0.8 * base.seconds, report)
                 if "not done" in rec.disruption:
                     report.missed += 1
+                    if verbose:
+                        print(json.dumps(asdict(rec)), flush=True)
                     continue
-                report.count(rec)
+                kind = plan.pop(0)
+                report.runs += 1
+                report.completed += int(rec.completed)
+                if rec.completed:
+                    report.recovery.add("kill -9" if kind == "kill" else "SIGTERM", rec.recovery_s)
+                report.duplicates += rec.duplicates
+                report.interrupted += int(rec.retried > 0)
+                report.records.append(rec)
+                if verbose:
+                    print(json.dumps(asdict(rec)), flush=True)
+        finally:
+            pool.stop()
     return report
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=6)
+    parser.add_argument("--runs", type=int, default=6, help="transports with one worker killed (kill -9)")
+    parser.add_argument("--terms", type=int, default=0, help="transports with one worker stopped by SIGTERM")
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--big-blob-mb", type=int, default=40)
     args = parser.parse_args()
@@ -248,7 +332,7 @@ def main() -> int:
         return 2
     print(f"seed={args.seed}", flush=True)
     with tempfile.TemporaryDirectory(prefix="apeiro-chaos-ocm-") as tmp:
-        report = asyncio.run(ocm_campaign(args.runs, args.seed, Path(tmp), args.big_blob_mb << 20))
+        report = asyncio.run(ocm_campaign(args.runs, args.seed, Path(tmp), args.big_blob_mb << 20, terms=args.terms))
     print(report.summary())
     return 0 if report.completed == report.runs and report.duplicates == 0 else 1
 

@@ -63,7 +63,7 @@ async def deploy_targets(ring: Ring, att: RingAttempt, vec: dict[str, Any]) -> l
                     StageDeploy(target=target, vector=vec, ready_timeout_seconds=timeout.total_seconds()),
                     result_type=StageDeployResult,
                     start_to_close_timeout=timeout + timedelta(minutes=2),
-                    heartbeat_timeout=timedelta(seconds=60),
+                    heartbeat_timeout=timedelta(seconds=15),
                     retry_policy=DEPLOY_RETRY,
                 )
             except ActivityError as exc:

@@ -23,7 +23,7 @@ from definitions.promotion_runs import GateStatus, Measurement, TestResult
 #: Measurements kept per gate (the status query shows them; older ones are dropped).
 MAX_MEASUREMENTS = 20
 #: Every gate's activity call is short: a query, a probe, a trigger, a calendar lookup.
-QUERY_TIMEOUT = timedelta(seconds=30)
+QUERY_TIMEOUT = timedelta(seconds=15)  # = activity_options.SHORT_CALL: calls that cannot heartbeat are short
 #: A measurement is taken once; the gate's own rules (error limits, retries) decide what a failure means.
 ONE_ATTEMPT = RetryPolicy(maximum_attempts=1)
 
