@@ -257,7 +257,7 @@ def make_app(server: ApiServer) -> Starlette:
             crds.WARNINGS.set(warnings)
             response = await dispatch(request, target)
             for text in dict.fromkeys(warnings):
-                response.headers.append("Warning", f'299 - {json.dumps(text)}')
+                response.headers.append("Warning", f"299 - {json.dumps(text)}")
             return response
         except ApiError as err:
             return error_response(err)

@@ -41,8 +41,9 @@ def _evaluate(expr: str, activation: dict[str, Any]) -> Any:
 def _cause(path: str, rule: dict[str, Any], schema: Schema, message: str) -> Cause:
     reason = rule.get("reason") or "FieldValueInvalid"
     field_path = rule.get("fieldPath") or ""
-    where = f"{path}{field_path}" if field_path.startswith(("[", ".")) else _join(path, field_path) if field_path \
-        else path
+    where = (
+        f"{path}{field_path}" if field_path.startswith(("[", ".")) else _join(path, field_path) if field_path else path
+    )
     if reason == "FieldValueForbidden":
         return (where, reason, f"Forbidden: {message}")
     if reason == "FieldValueRequired":
@@ -65,8 +66,13 @@ def _run_rules(value: Any, old: Any, schema: Schema, path: str) -> list[Cause]:
         try:
             ok = _evaluate(expr, activation)
         except Exception as exc:  # a compile or runtime error of a rule fails the request, as upstream
-            causes.append((path, "FieldValueInvalid", f'Invalid value: "{_type(schema)}": rule compile or '
-                                                       f"evaluation error: {expr}: {exc}"))
+            causes.append(
+                (
+                    path,
+                    "FieldValueInvalid",
+                    f'Invalid value: "{_type(schema)}": rule compile or evaluation error: {expr}: {exc}',
+                )
+            )
             continue
         if isinstance(ok, celpy.CELEvalError):
             causes.append((path, "FieldValueInvalid", f'Invalid value: "{_type(schema)}": {ok}'))
@@ -108,8 +114,11 @@ def _walk(value: Any, old: Any, schema: Schema, path: str) -> list[Cause]:
         if schema.get("x-kubernetes-list-type") == "map" and isinstance(old, list):
             old_by_key = {tuple(o.get(k) for k in keys): o for o in old if isinstance(o, dict)}
         for i, item in enumerate(value):
-            old_item = old_by_key.get(tuple(item.get(k) for k in keys), _MISSING) \
-                if old_by_key and isinstance(item, dict) else _MISSING
+            old_item = (
+                old_by_key.get(tuple(item.get(k) for k in keys), _MISSING)
+                if old_by_key and isinstance(item, dict)
+                else _MISSING
+            )
             causes += _walk(item, old_item, items, f"{path}[{i}]")
     return causes
 

@@ -40,8 +40,17 @@ _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 
 
 def crd_kind() -> Kind:
-    return Kind(GROUP, VERSION, "CustomResourceDefinition", "customresourcedefinitions", namespaced=False,
-                short_names=("crd", "crds"), merge_keys={}, validate=[validate_crd], admit=[accept_crd])
+    return Kind(
+        GROUP,
+        VERSION,
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        namespaced=False,
+        short_names=("crd", "crds"),
+        merge_keys={},
+        validate=[validate_crd],
+        admit=[accept_crd],
+    )
 
 
 def event_kinds() -> list[Kind]:
@@ -62,29 +71,57 @@ def validate_crd(req: AdmissionRequest) -> None:
     spec = req.new.get("spec") or {}
     names = spec.get("names") or {}
     causes: list[schema.Cause] = []
-    for path, value in (("spec.group", spec.get("group")), ("spec.names.plural", names.get("plural")),
-                        ("spec.names.kind", names.get("kind"))):
+    for path, value in (
+        ("spec.group", spec.get("group")),
+        ("spec.names.plural", names.get("plural")),
+        ("spec.names.kind", names.get("kind")),
+    ):
         if not value:
             causes.append((path, "FieldValueRequired", "Required value"))
     if spec.get("scope") not in ("Namespaced", "Cluster"):
-        causes.append(("spec.scope", "FieldValueNotSupported",
-                       f'Unsupported value: "{spec.get("scope")}": supported values: "Cluster", "Namespaced"'))
+        causes.append(
+            (
+                "spec.scope",
+                "FieldValueNotSupported",
+                f'Unsupported value: "{spec.get("scope")}": supported values: "Cluster", "Namespaced"',
+            )
+        )
     want = f"{names.get('plural')}.{spec.get('group')}"
     if req.name != want:
-        causes.append(("metadata.name", "FieldValueInvalid",
-                       f'Invalid value: "{req.name}": must be spec.names.plural+"."+spec.group'))
+        causes.append(
+            (
+                "metadata.name",
+                "FieldValueInvalid",
+                f'Invalid value: "{req.name}": must be spec.names.plural+"."+spec.group',
+            )
+        )
     versions = spec.get("versions") or []
     if not versions:
-        causes.append(("spec.versions", "FieldValueInvalid", "Invalid value: []: must have exactly one version "
-                                                             "marked as storage version"))
+        causes.append(
+            (
+                "spec.versions",
+                "FieldValueInvalid",
+                "Invalid value: []: must have exactly one version marked as storage version",
+            )
+        )
     elif sum(1 for v in versions if v.get("storage")) != 1:
-        causes.append(("spec.versions", "FieldValueInvalid", "Invalid value: \"array\": must have exactly one "
-                                                             "version marked as storage version"))
+        causes.append(
+            (
+                "spec.versions",
+                "FieldValueInvalid",
+                'Invalid value: "array": must have exactly one version marked as storage version',
+            )
+        )
     for i, v in enumerate(versions):
-        s = ((v.get("schema") or {}).get("openAPIV3Schema"))
+        s = (v.get("schema") or {}).get("openAPIV3Schema")
         if not isinstance(s, dict):
-            causes.append((f"spec.versions[{i}].schema.openAPIV3Schema", "FieldValueRequired",
-                           "Required value: schemas are required"))
+            causes.append(
+                (
+                    f"spec.versions[{i}].schema.openAPIV3Schema",
+                    "FieldValueRequired",
+                    "Required value: schemas are required",
+                )
+            )
     if req.old is not None and (req.old.get("spec") or {}).get("scope") != spec.get("scope"):
         causes.append(("spec.scope", "FieldValueInvalid", "Invalid value: field is immutable"))
     if causes:
@@ -104,10 +141,20 @@ def accept_crd(req: AdmissionRequest) -> None:
         "acceptedNames": names,
         "storedVersions": [v["name"] for v in spec.get("versions") or [] if v.get("storage")],
         "conditions": [
-            {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
-             "message": "no conflicts found", "lastTransitionTime": now},
-            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
-             "message": "the initial names have been accepted", "lastTransitionTime": now},
+            {
+                "type": "NamesAccepted",
+                "status": "True",
+                "reason": "NoConflicts",
+                "message": "no conflicts found",
+                "lastTransitionTime": now,
+            },
+            {
+                "type": "Established",
+                "status": "True",
+                "reason": "InitialNamesAccepted",
+                "message": "the initial names have been accepted",
+                "lastTransitionTime": now,
+            },
         ],
     }
 
@@ -125,13 +172,19 @@ def kinds_of(crd: dict[str, Any]) -> list[Kind]:
             continue
         s = (v.get("schema") or {}).get("openAPIV3Schema") or {"type": "object"}
         kind = Kind(
-            spec["group"], v["name"], names["kind"], names["plural"],
+            spec["group"],
+            v["name"],
+            names["kind"],
+            names["plural"],
             namespaced=spec.get("scope", "Namespaced") == "Namespaced",
             singular=names.get("singular") or names["kind"].lower(),
             short_names=tuple(names.get("shortNames") or ()),
             status_subresource="status" in (v.get("subresources") or {}),
-            merge_keys=None, schema=s, columns=list(v.get("additionalPrinterColumns") or []),
-            categories=tuple(names.get("categories") or ()), crd=crd["metadata"]["name"],
+            merge_keys=None,
+            schema=s,
+            columns=list(v.get("additionalPrinterColumns") or []),
+            categories=tuple(names.get("categories") or ()),
+            crd=crd["metadata"]["name"],
         )
         kind.decode = [_decoder(kind)]
         kind.validate = [validate_object]
@@ -167,14 +220,21 @@ def validate_object(req: AdmissionRequest) -> None:
     obj = req.new
     causes = _metadata_causes(obj.get("metadata") or {}, req.kind.namespaced)
     body = {k: v for k, v in obj.items() if k not in ("metadata", "apiVersion", "kind")}
-    causes += schema.validate(body, {**s, "properties": {k: v for k, v in (s.get("properties") or {}).items()
-                                                           if k not in ("metadata", "apiVersion", "kind")}}, "")
+    causes += schema.validate(
+        body,
+        {
+            **s,
+            "properties": {
+                k: v for k, v in (s.get("properties") or {}).items() if k not in ("metadata", "apiVersion", "kind")
+            },
+        },
+        "",
+    )
     if not causes and cel.has_rules(s):
         old = None
         if req.old is not None:
             old = {k: v for k, v in req.old.items() if k not in ("apiVersion", "kind")}
-        causes += cel.validate({k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}, old,
-                               _without_meta(s))
+        causes += cel.validate({k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}, old, _without_meta(s))
     if causes:
         raise _invalid(req, causes)
 
@@ -188,29 +248,50 @@ def _metadata_causes(meta: dict[str, Any], namespaced: bool) -> list[schema.Caus
     causes: list[schema.Cause] = []
     name = str(meta.get("name", ""))
     if name and (len(name) > 253 or not _DNS_SUBDOMAIN.match(name)):
-        causes.append(("metadata.name", "FieldValueInvalid",
-                       f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must consist of lower case '
-                       "alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"))
+        causes.append(
+            (
+                "metadata.name",
+                "FieldValueInvalid",
+                f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must consist of lower case '
+                "alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
+            )
+        )
     for i, ref in enumerate(meta.get("ownerReferences") or []):
         ref = ref if isinstance(ref, dict) else {}
         for key in ("apiVersion", "kind", "name"):
             if not ref.get(key):
-                causes.append((f"metadata.ownerReferences[{i}].{key}", "FieldValueInvalid",
-                               f'Invalid value: "": {key} must not be empty'))
+                causes.append(
+                    (
+                        f"metadata.ownerReferences[{i}].{key}",
+                        "FieldValueInvalid",
+                        f'Invalid value: "": {key} must not be empty',
+                    )
+                )
         if not ref.get("uid"):
-            causes.append((f"metadata.ownerReferences[{i}].uid", "FieldValueInvalid",
-                           'Invalid value: "": uid must not be empty'))
+            causes.append(
+                (f"metadata.ownerReferences[{i}].uid", "FieldValueInvalid", 'Invalid value: "": uid must not be empty')
+            )
     for key, value in (meta.get("labels") or {}).items():
         plain = str(key).rsplit("/", 1)[-1]
         if not _LABEL_NAME.match(plain) or len(plain) > 63:
-            causes.append(("metadata.labels", "FieldValueInvalid", f'Invalid value: "{key}": name part must '
-                                                                    "consist of alphanumeric characters, '-', '_' "
-                                                                    "or '.'"))
-        if value is not None and (not isinstance(value, str) or (value and not _LABEL_NAME.match(value))
-                                  or len(value) > 63):
-            causes.append((f"metadata.labels", "FieldValueInvalid",
-                           f'Invalid value: "{value}": a valid label must be an empty string or consist of '
-                           "alphanumeric characters, '-', '_' or '.'"))
+            causes.append(
+                (
+                    "metadata.labels",
+                    "FieldValueInvalid",
+                    f"Invalid value: \"{key}\": name part must consist of alphanumeric characters, '-', '_' or '.'",
+                )
+            )
+        if value is not None and (
+            not isinstance(value, str) or (value and not _LABEL_NAME.match(value)) or len(value) > 63
+        ):
+            causes.append(
+                (
+                    "metadata.labels",
+                    "FieldValueInvalid",
+                    f'Invalid value: "{value}": a valid label must be an empty string or consist of '
+                    "alphanumeric characters, '-', '_' or '.'",
+                )
+            )
     return causes
 
 
@@ -240,8 +321,20 @@ class CrdServer:
                 registry.register(kind)
                 continue
             # Update in place: open watches hold the Kind object.
-            for attr in ("kind", "namespaced", "singular", "short_names", "status_subresource", "merge_keys",
-                         "schema", "columns", "categories", "crd", "decode", "validate"):
+            for attr in (
+                "kind",
+                "namespaced",
+                "singular",
+                "short_names",
+                "status_subresource",
+                "merge_keys",
+                "schema",
+                "columns",
+                "categories",
+                "crd",
+                "decode",
+                "validate",
+            ):
                 setattr(existing, attr, getattr(kind, attr))
             existing.admit = []
 
@@ -255,8 +348,13 @@ class CrdServer:
                 if old is None:
                     self.store.create(self.kind, None, doc, manager="landscape")
                 else:
-                    self.store.update(self.kind, None, name, {**doc, "metadata": {**doc["metadata"],
-                                      "resourceVersion": old["metadata"]["resourceVersion"]}}, manager="landscape")
+                    self.store.update(
+                        self.kind,
+                        None,
+                        name,
+                        {**doc, "metadata": {**doc["metadata"], "resourceVersion": old["metadata"]["resourceVersion"]}},
+                        manager="landscape",
+                    )
                 names.append(name)
         return names
 

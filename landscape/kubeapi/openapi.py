@@ -22,8 +22,11 @@ _META_SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "ObjectMeta is metadata that all persisted resources must have.",
     "properties": {
-        "name": {"type": "string"}, "generateName": {"type": "string"}, "namespace": {"type": "string"},
-        "uid": {"type": "string"}, "resourceVersion": {"type": "string"},
+        "name": {"type": "string"},
+        "generateName": {"type": "string"},
+        "namespace": {"type": "string"},
+        "uid": {"type": "string"},
+        "resourceVersion": {"type": "string"},
         "generation": {"type": "integer", "format": "int64"},
         "creationTimestamp": {"type": "string", "format": "date-time"},
         "deletionTimestamp": {"type": "string", "format": "date-time"},
@@ -42,12 +45,17 @@ def definition_name(kind: Kind) -> str:
 
 
 def _definition(kind: Kind, ref_prefix: str, v2: bool) -> dict[str, Any]:
-    s = copy.deepcopy(kind.schema) if kind.schema else {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    s: dict[str, Any] = (
+        copy.deepcopy(kind.schema) if kind.schema else {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    )
     if v2:
         _strip_v3(s)
     props = s.setdefault("properties", {})
-    props["metadata"] = {"$ref": f"{ref_prefix}{OBJECT_META}"} if v2 else {
-        "allOf": [{"$ref": f"{ref_prefix}{OBJECT_META}"}], "default": {}}
+    props["metadata"] = (
+        {"$ref": f"{ref_prefix}{OBJECT_META}"}
+        if v2
+        else {"allOf": [{"$ref": f"{ref_prefix}{OBJECT_META}"}], "default": {}}
+    )
     props.setdefault("apiVersion", {"type": "string"})
     props.setdefault("kind", {"type": "string"})
     s["x-kubernetes-group-version-kind"] = [{"group": kind.group, "kind": kind.kind, "version": kind.version}]
@@ -72,12 +80,17 @@ def _paths(kind: Kind) -> dict[str, Any]:
     gvk = {"group": kind.group, "version": kind.version, "kind": kind.kind}
 
     def op(verb: str) -> dict[str, Any]:
-        return {"operationId": f"{verb}{kind.kind}", "x-kubernetes-action": verb,
-                "x-kubernetes-group-version-kind": gvk, "responses": {"200": {"description": "OK"}}}
+        return {
+            "operationId": f"{verb}{kind.kind}",
+            "x-kubernetes-action": verb,
+            "x-kubernetes-group-version-kind": gvk,
+            "responses": {"200": {"description": "OK"}},
+        }
 
-    paths = {base: {"get": op("list"), "post": op("post")},
-             f"{base}/{{name}}": {"get": op("get"), "put": op("put"), "patch": op("patch"),
-                                  "delete": op("delete")}}
+    paths = {
+        base: {"get": op("list"), "post": op("post")},
+        f"{base}/{{name}}": {"get": op("get"), "put": op("put"), "patch": op("patch"), "delete": op("delete")},
+    }
     if kind.status_subresource:
         paths[f"{base}/{{name}}/status"] = {"get": op("get"), "put": op("put"), "patch": op("patch")}
     return paths
@@ -89,8 +102,12 @@ def v2(registry: KindRegistry) -> dict[str, Any]:
     for kind in registry.all():
         definitions[definition_name(kind)] = _definition(kind, "#/definitions/", v2=True)
         paths.update(_paths(kind))
-    return {"swagger": "2.0", "info": {"title": "Kubernetes", "version": "v1.31.0"}, "paths": paths,
-            "definitions": definitions}
+    return {
+        "swagger": "2.0",
+        "info": {"title": "Kubernetes", "version": "v1.31.0"},
+        "paths": paths,
+        "definitions": definitions,
+    }
 
 
 def _gv_path(kind: Kind) -> str:
@@ -106,8 +123,12 @@ def v3_document(registry: KindRegistry, gv_path: str) -> dict[str, Any] | None:
     for kind in kinds:
         schemas[definition_name(kind)] = _definition(kind, "#/components/schemas/", v2=False)
         paths.update(_paths(kind))
-    return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.31.0"}, "paths": paths,
-            "components": {"schemas": schemas}}
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": "v1.31.0"},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }
 
 
 def v3_root(registry: KindRegistry) -> dict[str, Any]:

@@ -27,8 +27,20 @@ Schema = dict[str, Any]
 ROOT_KEEP = ("apiVersion", "kind", "metadata")
 #: ObjectMeta fields a client may send; anything else in metadata is pruned like an unknown field.
 OBJECT_META = {
-    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation", "creationTimestamp",
-    "deletionTimestamp", "deletionGracePeriodSeconds", "labels", "annotations", "ownerReferences", "finalizers",
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
     "managedFields",
 }
 
@@ -132,11 +144,10 @@ def default(value: Any, schema: Schema) -> None:
 
 # --- validation -----------------------------------------------------------------------------------
 
-_DATE_TIME = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
-)
+_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?)*$")
+_LABEL = r"[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
 _MAC = re.compile(r"^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$")
 _DURATION = re.compile(r"^((\d+(\.\d+)?)\s*(ns|us|µs|ms|s|m|h|d|w))+$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
@@ -228,20 +239,29 @@ def _validate(value: Any, s: Schema, path: str) -> Iterator[Cause]:
         if s.get("nullable"):
             return
         if s.get("type"):
-            yield (path, "FieldValueTypeInvalid",
-                   f'Invalid value: "null": {where} in body must be of type {s["type"]}: "null"')
+            yield (
+                path,
+                "FieldValueTypeInvalid",
+                f'Invalid value: "null": {where} in body must be of type {s["type"]}: "null"',
+            )
         return
     int_or_string = bool(s.get("x-kubernetes-int-or-string"))
     want = s.get("type")
     if int_or_string:
         if not (isinstance(value, str) or _type_ok(value, "integer")):
-            yield (path, "FieldValueTypeInvalid",
-                   f"Invalid value: {_shown(value)}: {where} in body must be of type integer,string: "
-                   f'"{_type_name(value)}"')
+            yield (
+                path,
+                "FieldValueTypeInvalid",
+                f"Invalid value: {_shown(value)}: {where} in body must be of type integer,string: "
+                f'"{_type_name(value)}"',
+            )
             return
     elif want and not _type_ok(value, want):
-        yield (path, "FieldValueTypeInvalid",
-               f'Invalid value: "{_type_name(value)}": {where} in body must be of type {want}: "{_type_name(value)}"')
+        yield (
+            path,
+            "FieldValueTypeInvalid",
+            f'Invalid value: "{_type_name(value)}": {where} in body must be of type {want}: "{_type_name(value)}"',
+        )
         return
     if "enum" in s and value not in s["enum"]:
         allowed = ", ".join(json.dumps(v) for v in s["enum"])
@@ -264,44 +284,71 @@ def _string(value: str, s: Schema, path: str, where: str) -> Iterator[Cause]:
     if "maxLength" in s and n > s["maxLength"]:
         yield (path, "FieldValueTooLong", f"Too long: may not be more than {s['maxLength']} bytes")
     if "minLength" in s and n < s["minLength"]:
-        yield (path, "FieldValueInvalid",
-               f"Invalid value: {_shown(value)}: {where} in body should be at least {s['minLength']} chars long")
+        yield (
+            path,
+            "FieldValueInvalid",
+            f"Invalid value: {_shown(value)}: {where} in body should be at least {s['minLength']} chars long",
+        )
     if "pattern" in s and not _regex(s["pattern"]).search(value):
-        yield (path, "FieldValueInvalid",
-               f"Invalid value: {_shown(value)}: {where} in body should match '{s['pattern']}'")
+        yield (
+            path,
+            "FieldValueInvalid",
+            f"Invalid value: {_shown(value)}: {where} in body should match '{s['pattern']}'",
+        )
     fmt = s.get("format")
     check = FORMATS.get(fmt or "")
     if check is not None and not check(value):
-        yield (path, "FieldValueInvalid", f"Invalid value: {_shown(value)}: {where} in body must be of type {fmt}: "
-                                          f"{json.dumps(value)}")
+        yield (
+            path,
+            "FieldValueInvalid",
+            f"Invalid value: {_shown(value)}: {where} in body must be of type {fmt}: {json.dumps(value)}",
+        )
 
 
 def _number(value: float, s: Schema, path: str, where: str) -> Iterator[Cause]:
     if "maximum" in s:
         if s.get("exclusiveMaximum") and value >= s["maximum"]:
-            yield (path, "FieldValueInvalid",
-                   f"Invalid value: {_shown(value)}: {where} in body should be less than {s['maximum']}")
+            yield (
+                path,
+                "FieldValueInvalid",
+                f"Invalid value: {_shown(value)}: {where} in body should be less than {s['maximum']}",
+            )
         elif value > s["maximum"]:
-            yield (path, "FieldValueInvalid",
-                   f"Invalid value: {_shown(value)}: {where} in body should be less than or equal to {s['maximum']}")
+            yield (
+                path,
+                "FieldValueInvalid",
+                f"Invalid value: {_shown(value)}: {where} in body should be less than or equal to {s['maximum']}",
+            )
     if "minimum" in s:
         if s.get("exclusiveMinimum") and value <= s["minimum"]:
-            yield (path, "FieldValueInvalid",
-                   f"Invalid value: {_shown(value)}: {where} in body should be greater than {s['minimum']}")
+            yield (
+                path,
+                "FieldValueInvalid",
+                f"Invalid value: {_shown(value)}: {where} in body should be greater than {s['minimum']}",
+            )
         elif value < s["minimum"]:
-            yield (path, "FieldValueInvalid", f"Invalid value: {_shown(value)}: {where} in body should be greater "
-                                              f"than or equal to {s['minimum']}")
+            yield (
+                path,
+                "FieldValueInvalid",
+                f"Invalid value: {_shown(value)}: {where} in body should be greater than or equal to {s['minimum']}",
+            )
     if s.get("multipleOf") and value % s["multipleOf"] != 0:
-        yield (path, "FieldValueInvalid",
-               f"Invalid value: {_shown(value)}: {where} in body should be a multiple of {s['multipleOf']}")
+        yield (
+            path,
+            "FieldValueInvalid",
+            f"Invalid value: {_shown(value)}: {where} in body should be a multiple of {s['multipleOf']}",
+        )
 
 
 def _array(value: list[Any], s: Schema, path: str, where: str) -> Iterator[Cause]:
     if "maxItems" in s and len(value) > s["maxItems"]:
         yield (path, "FieldValueTooMany", f"Too many: {len(value)}: must have at most {s['maxItems']} items")
     if "minItems" in s and len(value) < s["minItems"]:
-        yield (path, "FieldValueInvalid",
-               f'Invalid value: {len(value)}: {where} in body should have at least {s["minItems"]} items')
+        yield (
+            path,
+            "FieldValueInvalid",
+            f"Invalid value: {len(value)}: {where} in body should have at least {s['minItems']} items",
+        )
     items = s.get("items")
     if isinstance(items, dict):
         for i, item in enumerate(value):
@@ -333,8 +380,11 @@ def _object(value: dict[str, Any], s: Schema, path: str, where: str) -> Iterator
     if "maxProperties" in s and len(value) > s["maxProperties"]:
         yield (path, "FieldValueTooMany", f"Too many: {len(value)}: must have at most {s['maxProperties']} items")
     if "minProperties" in s and len(value) < s["minProperties"]:
-        yield (path, "FieldValueInvalid", f"Invalid value: {len(value)}: {where} in body should have at least "
-                                          f"{s['minProperties']} properties")
+        yield (
+            path,
+            "FieldValueInvalid",
+            f"Invalid value: {len(value)}: {where} in body should have at least {s['minProperties']} properties",
+        )
     props: dict[str, Schema] = s.get("properties") or {}
     additional = s.get("additionalProperties")
     for key, item in value.items():
@@ -347,18 +397,27 @@ def _object(value: dict[str, Any], s: Schema, path: str, where: str) -> Iterator
 def _combinators(key: str, value: Any, subs: Any, path: str, where: str) -> Iterator[Cause]:
     if key == "not":
         if not validate(value, subs, path):
-            yield (path, "FieldValueInvalid", f"Invalid value: {_shown(value)}: {where} in body must not validate "
-                                              "the schema (not)")
+            yield (
+                path,
+                "FieldValueInvalid",
+                f"Invalid value: {_shown(value)}: {where} in body must not validate the schema (not)",
+            )
         return
     results = [validate(value, sub, path) for sub in subs]
     if key == "allOf":
         for r in results:
             yield from r
     elif key == "anyOf" and all(results):
-        yield (path, "FieldValueInvalid", f"Invalid value: {_shown(value)}: {where} in body must validate at least "
-                                          "one schema (anyOf)")
+        yield (
+            path,
+            "FieldValueInvalid",
+            f"Invalid value: {_shown(value)}: {where} in body must validate at least one schema (anyOf)",
+        )
         for r in results:
             yield from r
     elif key == "oneOf" and sum(1 for r in results if not r) != 1:
-        yield (path, "FieldValueInvalid", f"Invalid value: {_shown(value)}: {where} in body must validate one and "
-                                          "only one schema (oneOf)")
+        yield (
+            path,
+            "FieldValueInvalid",
+            f"Invalid value: {_shown(value)}: {where} in body must validate one and only one schema (oneOf)",
+        )

@@ -14,11 +14,19 @@ from typing import Any
 
 from landscape.kubeapi.kinds import Kind
 
-NAME_COLUMN = {"name": "Name", "type": "string", "format": "name", "priority": 0,
-               "description": "Name must be unique within a namespace."}
-AGE_COLUMN = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp",
-              "description": "CreationTimestamp is a timestamp representing the server time when this object "
-                             "was created."}
+NAME_COLUMN = {
+    "name": "Name",
+    "type": "string",
+    "format": "name",
+    "priority": 0,
+    "description": "Name must be unique within a namespace.",
+}
+AGE_COLUMN = {
+    "name": "Age",
+    "type": "date",
+    "jsonPath": ".metadata.creationTimestamp",
+    "description": "CreationTimestamp is a timestamp representing the server time when this object was created.",
+}
 
 _FILTER = re.compile(r"^\?\(@\.([A-Za-z0-9_.]+)\s*==\s*['\"]([^'\"]*)['\"]\)$")
 _TOKEN = re.compile(r"\.([A-Za-z0-9_-]+)|\[([^\]]+)\]")
@@ -77,11 +85,18 @@ def _cell(obj: dict[str, Any], column: dict[str, Any]) -> Any:
     return value
 
 
-def table(kind: Kind, objects: list[dict[str, Any]], resource_version: str, include: str = "Metadata") -> dict[str, Any]:
+def table(
+    kind: Kind, objects: list[dict[str, Any]], resource_version: str, include: str = "Metadata"
+) -> dict[str, Any]:
     columns = kind.columns or [AGE_COLUMN]
     definitions = [NAME_COLUMN] + [
-        {"name": c["name"], "type": c.get("type", "string"), "format": c.get("format", ""),
-         "description": c.get("description", ""), "priority": int(c.get("priority", 0))}
+        {
+            "name": c["name"],
+            "type": c.get("type", "string"),
+            "format": c.get("format", ""),
+            "description": c.get("description", ""),
+            "priority": int(c.get("priority", 0)),
+        }
         for c in columns
     ]
     rows = []
@@ -90,8 +105,16 @@ def table(kind: Kind, objects: list[dict[str, Any]], resource_version: str, incl
         if include == "Object":
             row["object"] = obj
         elif include != "None":
-            row["object"] = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-                             "metadata": obj["metadata"]}
+            row["object"] = {
+                "kind": "PartialObjectMetadata",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": obj["metadata"],
+            }
         rows.append(row)
-    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": resource_version},
-            "columnDefinitions": definitions, "rows": rows}
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": resource_version},
+        "columnDefinitions": definitions,
+        "rows": rows,
+    }
