@@ -54,6 +54,15 @@ from definitions.promotion_runs import (
     TestPollResult,
     TestTrigger,
 )
+from definitions.stage import (
+    VectorRef,
+    VectorReferenceError,
+    history,
+    last_verified,
+    parse_vector,
+    readiness,
+    vector_ref,
+)
 
 FLAGD_SCHEMA = "https://flagd.dev/schema/v0/flags.json"
 TIMEOUT = httpx.Timeout(10.0)
@@ -175,46 +184,88 @@ class KubeTarget:
             raise _fatal(f"{self.where}: {resp.status_code} {message}", "StageRejected")
         raise ApplicationError(f"{self.where}: {resp.status_code} {message}", type="StageUnavailable")
 
-    async def set_vector(self, vector: dict[str, Any]) -> dict[str, Any]:
+    async def check_served(self) -> None:
+        """Discovery first: a landscape without Konfidence's Stage CRD is a configuration error, not a retry."""
+        resp = await self.client.get(f"/apis/{STAGE_GROUP}/{STAGE_VERSION}")
+        served = resp.status_code == 200 and any(
+            r.get("name") == "stages" for r in (resp.json().get("resources") or []) if isinstance(r, dict)
+        )
+        if resp.status_code == 404 or (resp.status_code == 200 and not served):
+            raise _fatal(
+                f"{self.where}: {self.server} does not serve {STAGE_GROUP}/{STAGE_VERSION} stages (discovery "
+                f"answered {resp.status_code}): Konfidence's Stage CRD is not installed on that landscape; "
+                "install Konfidence there or point the target at the right landscape",
+                "StageCrdMissing",
+            )
+        self._check(resp)
+
+    async def set_vector(self, reference: str) -> dict[str, Any]:
         obj = await self.get()
         if obj is None:
             body = {"apiVersion": f"{STAGE_GROUP}/{STAGE_VERSION}", "kind": "Stage",
                     "metadata": {"name": self.target.stage, "namespace": self.target.namespace},
-                    "spec": {"vector": vector}}
+                    "spec": {"vector": reference}}
             resp = await self.client.post(self.path.rsplit("/", 1)[0], json=body)
         else:
-            resp = await self.client.patch(self.path, content=json.dumps({"spec": {"vector": vector}}),
+            resp = await self.client.patch(self.path, content=json.dumps({"spec": {"vector": reference}}),
                                            headers={"Content-Type": "application/merge-patch+json"})
         self._check(resp)
         result: dict[str, Any] = resp.json()
         return result
 
 
-def _condition(obj: dict[str, Any], ctype: str) -> dict[str, Any]:
-    for c in (obj.get("status") or {}).get("conditions") or []:
-        if c.get("type") == ctype:
-            return dict(c)
-    return {}
+def _previous(stage: dict[str, Any] | None, deploying: str) -> dict[str, Any] | None:
+    """The vector to roll back to: the newest verified one (``vectorHistory``) other than ``deploying``."""
+    if stage is None:
+        return None
+    for ref in reversed(history(stage)):
+        if ref == deploying:
+            continue
+        try:
+            return parse_vector(ref).as_vector()
+        except VectorReferenceError:
+            continue
+    return None
+
+
+def _reference(vector: dict[str, Any] | str, stage: dict[str, Any] | None) -> VectorRef:
+    """The OCM reference to write: given as a string, the Stage's verified one for that version, or built."""
+    if isinstance(vector, str):
+        return parse_vector(vector)
+    if vector.get("reference"):
+        return parse_vector(str(vector["reference"]))
+    component, version = str(vector.get("component") or ""), str(vector.get("version") or "")
+    verified = last_verified(stage, component, version) if stage is not None else None
+    if verified is not None:
+        return parse_vector(verified)  # re-point to exactly what was verified (rollback)
+    repository = str(vector.get("repository") or "")
+    if repository.startswith(("env:", "file:", "k8s:")):
+        repository = resolve_secret(repository).strip()
+    return vector_ref(repository, component, version)
 
 
 @activity.defn(name="konfidence.deploy_stage")
 async def deploy_stage(request: StageDeploy) -> StageDeployResult:
-    """Set the Stage's ``spec.vector`` (idempotent) and wait until the controller reports it Ready.
+    """Point the Stage's ``spec.vector`` at the OCM reference (idempotent) and wait until it is deployed.
 
-    Heartbeats while it waits; gives up after ``ready_timeout_seconds`` with a non-retryable
-    ``StageNotReady`` naming the Ready condition's reason and message.
+    Ready is read from the Stage as Konfidence reports it (``definitions.stage.readiness``): the
+    ``VectorDeployed`` and ``Ready`` conditions True for the generation written, and the reference the
+    newest in ``status.vectorHistory``. Heartbeats while it waits; gives up after
+    ``ready_timeout_seconds`` with a non-retryable ``StageNotReady`` naming the condition's reason.
     """
     kube = KubeTarget(request.target)
     name = f"{request.target.namespace}/{request.target.stage}"
     try:
+        await kube.check_served()
         details = activity.info().heartbeat_details
         before = await kube.get()
-        previous = (before or {}).get("status", {}).get("vector") if before else None
-        if details:
-            previous = details[0]
-        spec_vector = ((before or {}).get("spec") or {}).get("vector")
-        changed = spec_vector != request.vector
-        obj = await kube.set_vector(request.vector) if changed else before
+        try:
+            ref = _reference(request.vector, before)
+        except VectorReferenceError as exc:
+            raise _fatal(f"Stage {name}: {exc}", "StageReferenceInvalid") from None
+        previous = details[0] if details else _previous(before, ref.reference)
+        changed = ((before or {}).get("spec") or {}).get("vector") != ref.reference
+        obj = await kube.set_vector(ref.reference) if changed else before
         assert obj is not None
         generation = int(obj["metadata"].get("generation", 1))
         deadline = asyncio.get_running_loop().time() + request.ready_timeout_seconds
@@ -224,19 +275,19 @@ async def deploy_stage(request: StageDeploy) -> StageDeployResult:
             current = await kube.get()
             if current is None:
                 raise _fatal(f"Stage {name} was deleted while deploying", "StageDeleted")
-            status = current.get("status") or {}
-            deployed = _condition(current, "VectorDeployed")
-            ready = _condition(current, "Ready")
-            if int(status.get("observedGeneration") or 0) >= generation:
-                if deployed.get("reason") == "ReconciliationFailed":
-                    raise _fatal(f"Stage {name}: {deployed.get('message', 'deployment failed')}", "StageDeployFailed")
-                if ready.get("status") == "True" and status.get("vector") == request.vector:
-                    return StageDeployResult(stage=name, previous_vector=previous, vector=request.vector,
-                                             changed=changed, message=ready.get("message", "Ready"))
+            state = readiness(current, ref.reference, generation)
+            if state.state == "ready":
+                return StageDeployResult(stage=name, previous_vector=previous, vector=ref.as_vector(),
+                                         changed=changed, message=state.message or "Ready")
+            if state.state == "failed":
+                raise _fatal(f"Stage {name}: deploying {ref.reference} failed: {state.describe()}",
+                             "StageDeployFailed")
+            if state.state == "replaced":
+                raise _fatal(f"Stage {name}: {ref.reference} was replaced while deploying ({state.message}); "
+                             "another writer changed spec.vector", "StageDeployFailed")
             if asyncio.get_running_loop().time() > deadline:
-                why = f"{ready.get('reason', 'no Ready condition')}: {ready.get('message', '')}".strip(": ")
-                raise _fatal(f"Stage {name} did not become Ready within {request.ready_timeout_seconds:.0f}s "
-                             f"({why})", "StageNotReady")
+                raise _fatal(f"Stage {name} did not become Ready with {ref.reference} within "
+                             f"{request.ready_timeout_seconds:.0f}s ({state.describe()})", "StageNotReady")
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 2.0)
     except httpx.HTTPError as exc:
