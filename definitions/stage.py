@@ -44,8 +44,12 @@ class VectorRef(BaseModel):
 
     def as_vector(self) -> dict[str, Any]:
         """The dict form promotion results carry (``version`` is what rollback compares)."""
-        return {"component": self.component, "version": self.version, "repository": self.repository,
-                "reference": self.reference}
+        return {
+            "component": self.component,
+            "version": self.version,
+            "repository": self.repository,
+            "reference": self.reference,
+        }
 
 
 def parse_vector(reference: str) -> VectorRef:
@@ -64,8 +68,9 @@ def parse_vector(reference: str) -> VectorRef:
     if not sep:
         raise VectorReferenceError(f"{reference!r} names no version; want <repository>//<component>:<version>")
     if not COMPONENT.match(component):
-        raise VectorReferenceError(f"{reference!r}: {component!r} is not an OCM component name "
-                                   "(a DNS domain and a path, e.g. example.org/app)")
+        raise VectorReferenceError(
+            f"{reference!r}: {component!r} is not an OCM component name (a DNS domain and a path, e.g. example.org/app)"
+        )
     if not VERSION.match(version):
         raise VectorReferenceError(f"{reference!r}: {version!r} is not a version (an OCI tag)")
     return VectorRef(repository=repository, component=component, version=version)
@@ -74,8 +79,10 @@ def parse_vector(reference: str) -> VectorRef:
 def vector_ref(repository: str, component: str, version: str) -> VectorRef:
     """Build and check a reference from its parts (repository as published, scheme kept)."""
     if not repository:
-        raise VectorReferenceError(f"no repository for {component}:{version}: set the promotion's "
-                                   "artifact.repository (or promotion.run's repository)")
+        raise VectorReferenceError(
+            f"no repository for {component}:{version}: set the promotion's "
+            "artifact.repository (or promotion.run's repository)"
+        )
     return parse_vector(f"{repository.rstrip('/')}//{component}:{version}")
 
 
@@ -136,13 +143,19 @@ def readiness(stage: dict[str, Any], reference: str, generation: int) -> Readine
     if observed(deployed) and deployed.get("status") == "False" and str(deployed.get("reason", "")).endswith("Failed"):
         return Readiness("failed", str(deployed.get("reason")), str(deployed.get("message", "")))
     hist = history(stage)
-    if (observed(deployed) and deployed.get("status") == "True" and observed(ready) and ready.get("status") == "True"
-            and hist[-1:] == [reference]):
+    if (
+        observed(deployed)
+        and deployed.get("status") == "True"
+        and observed(ready)
+        and ready.get("status") == "True"
+        and hist[-1:] == [reference]
+    ):
         return Readiness("ready", str(ready.get("reason", READY)), str(ready.get("message", "")))
     source = ready if ready else deployed
     if not source:
         return Readiness("progressing", "NoConditions", "the Stage controller has not reported yet")
     if not observed(source):
-        return Readiness("progressing", "NotObserved", f"the Stage controller has not observed generation "
-                                                       f"{generation} yet")
+        return Readiness(
+            "progressing", "NotObserved", f"the Stage controller has not observed generation {generation} yet"
+        )
     return Readiness("progressing", str(source.get("reason", "")), str(source.get("message", "")))
