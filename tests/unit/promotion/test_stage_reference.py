@@ -53,7 +53,7 @@ def test_bad_references_say_what_is_wrong(ref: str, why: str) -> None:
 
 def test_vector_ref_builds_and_needs_a_repository() -> None:
     assert vector_ref("registry.example/ocm/", "example.org/app", "1.2.0").reference == REF
-    with pytest.raises(VectorReferenceError, match="artifact.repository"):
+    with pytest.raises(VectorReferenceError, match=r"artifact\.repository"):
         vector_ref("", "example.org/app", "1.2.0")
 
 
