@@ -14,7 +14,9 @@ from landscape.kubeapi.part import KubeApiServer
 
 @pytest.fixture(scope="session")
 def kubeapi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeApiServer]:
-    part = KubeApiServer(settings={"gardener.speed": "3000"}, bookmark_interval=0.3)
+    # Konfidence's CRDs (the landscape's own) give the generic client tests a CustomResourceDefinition kind.
+    crds = Path(__file__).resolve().parents[3] / "landscape" / "crds"
+    part = KubeApiServer(settings={"gardener.speed": "3000", "crds.paths": str(crds)}, bookmark_interval=0.3)
     part.start(Path(tmp_path_factory.mktemp("kubeapi")))
     try:
         samples.seed(part.url)

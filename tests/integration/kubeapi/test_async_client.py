@@ -62,9 +62,9 @@ async def test_crud_patches_status_conflict(api: client.ApiClient) -> None:
     )
     assert applied["spec"]["vector"] == "a:4"
     st = await co.patch_namespaced_custom_object_status(
-        grp, ver, NS, plural, name, {"status": {"ok": True}}, _content_type=MERGE
+        grp, ver, NS, plural, name, {"status": {"vectorHistory": ["a:4"]}}, _content_type=MERGE
     )
-    assert st["status"] == {"ok": True} and st["metadata"]["generation"] == 4
+    assert st["status"] == {"vectorHistory": ["a:4"]} and st["metadata"]["generation"] == 4
     listed = await co.list_namespaced_custom_object(
         grp, ver, NS, plural, field_selector=f"metadata.name={name}"
     )

@@ -143,12 +143,12 @@ def test_status_subresource_and_generation(api: client.ApiClient) -> None:
     name = unique("s")
     co.create_namespaced_custom_object(G, V, NS, P, stage(name))
     with_status = co.patch_namespaced_custom_object_status(
-        G, V, NS, P, name, {"status": {"phase": "Deployed"}}
+        G, V, NS, P, name, {"status": {"vectorHistory": ["Deployed"]}}
     )
-    assert with_status["status"] == {"phase": "Deployed"} and with_status["metadata"]["generation"] == 1
+    assert with_status["status"] == {"vectorHistory": ["Deployed"]} and with_status["metadata"]["generation"] == 1
     # status written through the main resource is ignored
-    main = co.patch_namespaced_custom_object(G, V, NS, P, name, {"status": {"phase": "Hacked"}})
-    assert main["status"] == {"phase": "Deployed"} and main["metadata"]["generation"] == 1
+    main = co.patch_namespaced_custom_object(G, V, NS, P, name, {"status": {"vectorHistory": ["Hacked"]}})
+    assert main["status"] == {"vectorHistory": ["Deployed"]} and main["metadata"]["generation"] == 1
     # spec written through the status subresource is ignored
     st = co.patch_namespaced_custom_object_status(G, V, NS, P, name, {"spec": {"vector": "other"}})
     assert st["spec"]["vector"] == "github.com/acme/app:1.0.0"
