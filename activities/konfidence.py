@@ -65,6 +65,8 @@ from definitions.stage import (
 )
 
 FLAGD_SCHEMA = "https://flagd.dev/schema/v0/flags.json"
+#: Writes ask the API server to refuse unknown fields (400) instead of pruning them silently.
+STRICT = {"fieldValidation": "Strict"}
 TIMEOUT = httpx.Timeout(10.0)
 
 
@@ -205,10 +207,10 @@ class KubeTarget:
             body = {"apiVersion": f"{STAGE_GROUP}/{STAGE_VERSION}", "kind": "Stage",
                     "metadata": {"name": self.target.stage, "namespace": self.target.namespace},
                     "spec": {"vector": reference}}
-            resp = await self.client.post(self.path.rsplit("/", 1)[0], json=body)
+            resp = await self.client.post(self.path.rsplit("/", 1)[0], json=body, params=STRICT)
         else:
             resp = await self.client.patch(self.path, content=json.dumps({"spec": {"vector": reference}}),
-                                           headers={"Content-Type": "application/merge-patch+json"})
+                                           headers={"Content-Type": "application/merge-patch+json"}, params=STRICT)
         self._check(resp)
         result: dict[str, Any] = resp.json()
         return result

@@ -15,7 +15,7 @@ from landscape.kubeapi.part import KubeApiServer
 @pytest.fixture(scope="session")
 def kubeapi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeApiServer]:
     # Konfidence's CRDs (the landscape's own) give the generic client tests a CustomResourceDefinition kind.
-    crds = Path(__file__).resolve().parents[3] / "landscape" / "crds"
+    crds = Path(__file__).resolve().parents[3] / "landscape" / "crds" / "konfidence.cloud.yaml"
     part = KubeApiServer(settings={"gardener.speed": "3000", "crds.paths": str(crds)}, bookmark_interval=0.3)
     part.start(Path(tmp_path_factory.mktemp("kubeapi")))
     try:
