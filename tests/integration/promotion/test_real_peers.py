@@ -122,7 +122,8 @@ async def test_reference_that_does_not_parse_is_refused(stage_api: KubeApiServer
                                                                              vector=bad))
     assert err.value.type == "StageReferenceInvalid" and err.value.non_retryable
     assert bad in str(err.value)
-    resp = httpx.get(f"{stage_api.url}/apis/konfidence.cloud/v1alpha1/namespaces/default/stages/{name}", timeout=5)
+    async with httpx.AsyncClient(timeout=5) as client:
+        resp = await client.get(f"{stage_api.url}/apis/konfidence.cloud/v1alpha1/namespaces/default/stages/{name}")
     assert resp.status_code == 404  # nothing was written
 
 
