@@ -19,6 +19,8 @@ collapsed into a timer:
   without filling it yet at that commit).
 - A newer vector replaces a deployment in flight: the older VectorDeployment ends Ready False with
   reason ``Superseded`` and never enters the history.
+- VectorPromotions (approval, supersede and lock, execution) are reconciled by
+  :mod:`landscape.konfidence_promotions`.
 - Every step is recorded as a core/v1 Event on the Stage (``kubectl describe`` shows them); deleting a
   Stage deletes what it owns.
 
@@ -42,6 +44,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from landscape import konfidence_promotions
 from landscape.kubeapi.errors import ApiError
 from landscape.kubeapi.kinds import Kind
 from landscape.kubeapi.store import Event, Store, now_rfc3339
@@ -461,4 +464,5 @@ def install(server: Any) -> StageController:
         ]
     )
     server.background.append(controller.run)
+    server.konfidence_promotions = konfidence_promotions.install(server)
     return controller

@@ -160,3 +160,81 @@ def test_fnv_names_are_stable_and_safe() -> None:
     assert len(name) == 13 and set(name) <= set("bcdfghjklmnpqrstvwxz2456789")
     assert fnv("dev-x-1", 13) == name != fnv("dev-x-2", 13)
     assert len(fnv("x", 25)) == 25 and len(fnv("x", 5)) == 5
+
+
+def promotion(name: str, seq: int, vector: str, approval: bool = False, config: str = "cfg") -> dict[str, Any]:
+    return {
+        "apiVersion": "konfidence.cloud/v1alpha1",
+        "kind": "VectorPromotion",
+        "metadata": {"name": name},
+        "spec": {
+            "vectorPromotionConfigName": config,
+            "source": {"kind": "VectorTemplate", "name": "t"},
+            "target": {"kind": "Stage", "name": "dev", "landscape": "local"},
+            "vector": vector,
+            "sequence": seq,
+            "requireApproval": approval,
+        },
+    }
+
+
+def promo(api: TestClient, name: str) -> dict[str, Any]:
+    result: dict[str, Any] = api.get(f"{BASE}/vectorpromotions/{name}").json()
+    return result
+
+
+def state(api: TestClient, name: str, want: str) -> dict[str, Any]:
+    return wait_for(lambda: promo(api, name), lambda p: (p.get("status") or {}).get("state") == want)
+
+
+def approve(api: TestClient, name: str, who: str) -> None:
+    obj = promo(api, name)
+    status = obj.get("status") or {}
+    status["approval"] = {"approvedBy": who, "approvedAt": "2026-01-02T03:04:05Z"}
+    status["conditions"] = [
+        *(status.get("conditions") or []),
+        {
+            "type": "Approved",
+            "status": "True",
+            "reason": "ManuallyApproved",
+            "message": f"approved by {who}",
+            "lastTransitionTime": "2026-01-02T03:04:05Z",
+        },
+    ]
+    r = api.put(f"{BASE}/vectorpromotions/{name}/status", json={**obj, "status": status})
+    assert r.status_code == 200, r.text
+
+
+def test_a_vector_promotion_executes_against_its_stage(api: TestClient) -> None:
+    create(api, V1)
+    wait_for(lambda: stage(api), ready(1))
+    assert api.post(f"{BASE}/vectorpromotions", json=promotion("p1", 1, V2)).status_code == 201
+    done = state(api, "p1", "Succeeded")
+    assert done["status"]["promotedStageRef"]["name"] == "dev"
+    assert stage(api)["spec"]["vector"] == V2 and stage(api)["status"]["vectorHistory"][-1] == V2
+
+
+def test_approval_then_newest_cleared_wins_and_older_ones_are_locked(api: TestClient) -> None:
+    create(api, V1)
+    wait_for(lambda: stage(api), ready(1))
+    api.post(f"{BASE}/vectorpromotions", json=promotion("old", 1, V2, approval=True))
+    api.post(f"{BASE}/vectorpromotions", json=promotion("new", 2, V3, approval=True))
+    state(api, "old", "Waiting")
+    state(api, "new", "Waiting")
+    approve(api, "new", "alice")
+    assert state(api, "new", "Succeeded")["status"]["approval"]["approvedBy"] == "alice"
+    old = state(api, "old", "Superseded")
+    assert {c["type"]: c["reason"] for c in old["status"]["conditions"]}["Succeeded"] == "PromotionSuperseded"
+    approve(api, "old", "bob")  # locked: approving a superseded promotion changes nothing
+    time.sleep(0.3)
+    assert promo(api, "old")["status"]["state"] == "Superseded" and stage(api)["spec"]["vector"] == V3
+    r = api.patch(f"{BASE}/vectorpromotions/old", content=json.dumps({"spec": {"vector": V1}}), headers=MERGE)
+    assert r.status_code == 422  # the record is immutable
+
+
+def test_a_promotion_to_a_missing_stage_is_blocked(api: TestClient) -> None:
+    api.post(f"{BASE}/vectorpromotions", json=promotion("lost", 1, V1))
+    blocked = state(api, "lost", "Blocked")
+    assert {c["type"]: c["reason"] for c in blocked["status"]["conditions"]}["Succeeded"] == (
+        "PromotionTargetUnresolved"
+    )
