@@ -174,6 +174,9 @@ class StageDeploy(_Open):
     target: Target
     vector: dict[str, Any] | str
     ready_timeout_seconds: float = 600.0
+    #: With ``target.vector_promotion_config``: who approved (recorded on the VectorPromotion, which then
+    #: requires approval, so Konfidence's audit shows it); None: a promotion without an approval gate.
+    approved_by: str | None = None
 
 
 class StageDeployResult(_Open):

@@ -220,3 +220,34 @@ async def test_promotion_end_to_end_with_real_stages_and_prometheus(
                     await ts_env.client.get_workflow_handle(wid).terminate("test finished")
                 except Exception:
                     pass
+
+
+async def test_rollout_through_konfidence_vector_promotions(stage_api: KubeApiServer) -> None:
+    """Per target, the ring works through Konfidence's records: a VectorPromotion per vector, approved."""
+    env = ActivityEnvironment()
+    name = f"s-{uuid.uuid4().hex[:6]}"
+    config = f"cfg-{name}"
+    await env.run(konfidence.deploy_stage, StageDeploy(target=target(stage_api, name), vector=vector("1.0.0")))
+    via = Target(stage=name, kubeconfig=stage_api.endpoints["kubeconfig"], vector_promotion_config=config)
+    res = await env.run(konfidence.deploy_stage, StageDeploy(target=via, vector=vector("1.1.0"), approved_by="alice"))
+    assert res.changed and res.vector["reference"] == ref("1.1.0") and res.previous_vector is not None
+    again = await env.run(konfidence.deploy_stage, StageDeploy(target=via, vector=vector("1.1.0"), approved_by="alice"))
+    assert not again.changed
+    await env.run(konfidence.deploy_stage, StageDeploy(target=via, vector=vector("1.2.0")))
+    async with httpx.AsyncClient(timeout=5) as client:
+        resp = await client.get(f"{stage_api.url}/apis/konfidence.cloud/v1alpha1/namespaces/default/vectorpromotions")
+    mine = sorted((p for p in resp.json()["items"] if p["spec"]["vectorPromotionConfigName"] == config),
+                  key=lambda p: p["spec"]["sequence"])
+    assert [(p["spec"]["sequence"], p["spec"]["vector"], p["status"]["state"]) for p in mine] == [
+        (1, ref("1.1.0"), "Succeeded"), (2, ref("1.2.0"), "Succeeded")]
+    assert mine[0]["spec"]["requireApproval"] and mine[0]["status"]["approval"]["approvedBy"] == "alice"
+    assert not mine[1]["spec"]["requireApproval"]
+    assert stage(stage_api, name)["spec"]["vector"] == ref("1.2.0")
+
+
+async def test_vector_promotion_to_a_missing_stage_is_refused(stage_api: KubeApiServer) -> None:
+    via = Target(stage=f"none-{uuid.uuid4().hex[:6]}", kubeconfig=stage_api.endpoints["kubeconfig"],
+                 vector_promotion_config="cfg")
+    with pytest.raises(ApplicationError) as err:
+        await ActivityEnvironment().run(konfidence.deploy_stage, StageDeploy(target=via, vector=vector("1.0.0")))
+    assert err.value.type == "StageDeployFailed" and "does not exist" in str(err.value)
