@@ -80,10 +80,15 @@ def _paths(kind: Kind) -> dict[str, Any]:
     gvk = {"group": kind.group, "version": kind.version, "kind": kind.kind}
 
     def op(verb: str) -> dict[str, Any]:
+        # Writes list the query parameters kubectl looks for: with fieldValidation there it validates on
+        # the server (Strict) instead of fetching the protobuf OpenAPI for client-side validation.
+        writes = verb not in ("get", "list", "delete")
+        names = ("dryRun", "fieldManager", "fieldValidation") if writes else ()
         return {
             "operationId": f"{verb}{kind.kind}",
             "x-kubernetes-action": verb,
             "x-kubernetes-group-version-kind": gvk,
+            "parameters": [{"name": n, "in": "query", "type": "string", "schema": {"type": "string"}} for n in names],
             "responses": {"200": {"description": "OK"}},
         }
 
