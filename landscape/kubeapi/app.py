@@ -401,8 +401,12 @@ def make_app(server: ApiServer) -> Starlette:
         cut = server.faults.take_watch_cut(t.kind.plural)
         kind = t.kind
 
+        as_table = wants_table(request.headers.get("accept", ""))
+
         def line(ev: Event) -> bytes:
-            return (json.dumps({"type": ev.type, "object": ev.obj}, separators=(",", ":")) + "\n").encode()
+            # `kubectl get -w` watches as Table: each event carries a one-row Table, as kube-apiserver sends.
+            obj = table(kind, [ev.obj], str(ev.rv), q.get("includeObject") or "Metadata") if as_table else ev.obj
+            return (json.dumps({"type": ev.type, "object": obj}, separators=(",", ":")) + "\n").encode()
 
         def bookmark() -> bytes:
             obj = {

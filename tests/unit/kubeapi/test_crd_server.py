@@ -230,3 +230,15 @@ def test_events_are_served_for_kubectl_describe() -> None:
     assert c.post("/api/v1/namespaces/default/events", json=event).status_code == 201
     listed = c.get("/api/v1/namespaces/default/events?fieldSelector=involvedObject.name=s").json()["items"]
     assert [e["reason"] for e in listed] == ["Deployed"]
+
+
+def test_watch_as_table_sends_one_row_tables(api: TestClient) -> None:
+    rv = api.post(WIDGETS, json=widget(size=2)).json()["metadata"]["resourceVersion"]
+    api.patch(f"{WIDGETS}/w", content=json.dumps({"spec": {"size": 3}}), headers=MERGE)
+    with api.stream(
+        "GET", f"{WIDGETS}?watch=1&resourceVersion={int(rv) - 1}&timeoutSeconds=1", headers={"Accept": TABLE}
+    ) as r:
+        events = [json.loads(line) for line in r.iter_lines() if line]
+    assert [e["type"] for e in events] == ["ADDED", "MODIFIED"]
+    assert all(e["object"]["kind"] == "Table" and len(e["object"]["rows"]) == 1 for e in events)
+    assert events[0]["object"]["rows"][0]["cells"][0] == "w"
