@@ -68,8 +68,9 @@ class KubeTarget:
         if cluster.get("certificate-authority"):
             verify = cluster["certificate-authority"]
         cert = (user["client-certificate"], user["client-key"]) if user.get("client-certificate") else None
-        self.client = httpx.AsyncClient(base_url=self.server, headers=headers, verify=verify, cert=cert,
-                                        timeout=TIMEOUT)
+        self.client = httpx.AsyncClient(
+            base_url=self.server, headers=headers, verify=verify, cert=cert, timeout=TIMEOUT
+        )
 
     @property
     def where(self) -> str:
@@ -82,16 +83,22 @@ class KubeTarget:
             path = resolve_secret(t.kubeconfig) if t.kubeconfig.startswith(("env:", "file:", "k8s:")) else t.kubeconfig
         elif t.landscape:
             var = f"APEIRO_LANDSCAPE_{t.landscape.upper().replace('-', '_')}_KUBECONFIG"
-            path = os.environ.get(var) or (os.environ.get("APEIRO_GARDEN_KUBECONFIG", "") if t.landscape == "local"
-                                           else "")
+            path = os.environ.get(var) or (
+                os.environ.get("APEIRO_GARDEN_KUBECONFIG", "") if t.landscape == "local" else ""
+            )
             if not path:
-                raise _fatal(f"{self.where}: set {var} on the konfidence worker to the landscape's kubeconfig",
-                             "StageConfigError")
+                raise _fatal(
+                    f"{self.where}: set {var} on the konfidence worker to the landscape's kubeconfig",
+                    "StageConfigError",
+                )
         else:
             path = os.environ.get("APEIRO_GARDEN_KUBECONFIG", "")
             if not path:
-                raise _fatal(f"{self.where}: no kubeconfig; give target.kubeconfig or target.landscape, or set "
-                             "APEIRO_GARDEN_KUBECONFIG on the worker", "StageConfigError")
+                raise _fatal(
+                    f"{self.where}: no kubeconfig; give target.kubeconfig or target.landscape, or set "
+                    "APEIRO_GARDEN_KUBECONFIG on the worker",
+                    "StageConfigError",
+                )
         try:
             text = Path(path).read_text() if "\n" not in path else path
             data = yaml.safe_load(text)
@@ -147,13 +154,20 @@ class KubeTarget:
     async def set_vector(self, reference: str) -> dict[str, Any]:
         obj = await self.get()
         if obj is None:
-            body = {"apiVersion": f"{STAGE_GROUP}/{STAGE_VERSION}", "kind": "Stage",
-                    "metadata": {"name": self.target.stage, "namespace": self.target.namespace},
-                    "spec": {"vector": reference}}
+            body = {
+                "apiVersion": f"{STAGE_GROUP}/{STAGE_VERSION}",
+                "kind": "Stage",
+                "metadata": {"name": self.target.stage, "namespace": self.target.namespace},
+                "spec": {"vector": reference},
+            }
             resp = await self.client.post(self.path.rsplit("/", 1)[0], json=body, params=STRICT)
         else:
-            resp = await self.client.patch(self.path, content=json.dumps({"spec": {"vector": reference}}),
-                                           headers={"Content-Type": "application/merge-patch+json"}, params=STRICT)
+            resp = await self.client.patch(
+                self.path,
+                content=json.dumps({"spec": {"vector": reference}}),
+                headers={"Content-Type": "application/merge-patch+json"},
+                params=STRICT,
+            )
         self._check(resp)
         result: dict[str, Any] = resp.json()
         return result
@@ -224,17 +238,27 @@ async def deploy_stage(request: StageDeploy) -> StageDeployResult:
                 raise _fatal(f"Stage {name} was deleted while deploying", "StageDeleted")
             state = readiness(current, ref.reference, generation)
             if state.state == "ready":
-                return StageDeployResult(stage=name, previous_vector=previous, vector=ref.as_vector(),
-                                         changed=changed, message=state.message or "Ready")
+                return StageDeployResult(
+                    stage=name,
+                    previous_vector=previous,
+                    vector=ref.as_vector(),
+                    changed=changed,
+                    message=state.message or "Ready",
+                )
             if state.state == "failed":
-                raise _fatal(f"Stage {name}: deploying {ref.reference} failed: {state.describe()}",
-                             "StageDeployFailed")
+                raise _fatal(f"Stage {name}: deploying {ref.reference} failed: {state.describe()}", "StageDeployFailed")
             if state.state == "replaced":
-                raise _fatal(f"Stage {name}: {ref.reference} was replaced while deploying ({state.message}); "
-                             "another writer changed spec.vector", "StageDeployFailed")
+                raise _fatal(
+                    f"Stage {name}: {ref.reference} was replaced while deploying ({state.message}); "
+                    "another writer changed spec.vector",
+                    "StageDeployFailed",
+                )
             if asyncio.get_running_loop().time() > deadline:
-                raise _fatal(f"Stage {name} did not become Ready with {ref.reference} within "
-                             f"{request.ready_timeout_seconds:.0f}s ({state.describe()})", "StageNotReady")
+                raise _fatal(
+                    f"Stage {name} did not become Ready with {ref.reference} within "
+                    f"{request.ready_timeout_seconds:.0f}s ({state.describe()})",
+                    "StageNotReady",
+                )
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 2.0)
     except httpx.HTTPError as exc:
@@ -243,17 +267,18 @@ async def deploy_stage(request: StageDeploy) -> StageDeployResult:
         await kube.client.aclose()
 
 
-
-
 # --- through Konfidence's VectorPromotion records ----------------------------------------------------
 
 
 async def _promotions(kube: KubeTarget) -> list[dict[str, Any]]:
     resp = await kube.client.get(kube.promotions_path)
     if resp.status_code == 404:
-        raise _fatal(f"{kube.where}: {kube.server} does not serve {STAGE_GROUP}/{STAGE_VERSION} vectorpromotions: "
-                     "Konfidence's VectorPromotion CRD is not installed there; drop vectorPromotionConfig from the "
-                     "target or install it", "StageCrdMissing")
+        raise _fatal(
+            f"{kube.where}: {kube.server} does not serve {STAGE_GROUP}/{STAGE_VERSION} vectorpromotions: "
+            "Konfidence's VectorPromotion CRD is not installed there; drop vectorPromotionConfig from the "
+            "target or install it",
+            "StageCrdMissing",
+        )
     kube._check(resp)
     items: list[dict[str, Any]] = resp.json().get("items") or []
     return items
@@ -267,18 +292,29 @@ async def _ensure_promotion(kube: KubeTarget, request: StageDeploy, ref: VectorR
         mine = [p for p in await _promotions(kube) if (p.get("spec") or {}).get("vectorPromotionConfigName") == config]
         for p in sorted(mine, key=lambda p: -int(p["spec"].get("sequence") or 0)):
             state = (p.get("status") or {}).get("state")
-            if p["spec"].get("vector") == ref.reference and p["spec"]["target"].get("name") == t.stage and \
-                    state not in ("Failed", "Superseded"):
+            if (
+                p["spec"].get("vector") == ref.reference
+                and p["spec"]["target"].get("name") == t.stage
+                and state not in ("Failed", "Superseded")
+            ):
                 return p
         sequence = 1 + max((int(p["spec"].get("sequence") or 0) for p in mine), default=0)
         body = {
-            "apiVersion": f"{STAGE_GROUP}/{STAGE_VERSION}", "kind": "VectorPromotion",
-            "metadata": {"name": f"{config}-{sequence}", "namespace": t.namespace,
-                         "labels": {"apeiro.dev/stage": t.stage}},
-            "spec": {"vectorPromotionConfigName": config, "vector": ref.reference, "sequence": sequence,
-                     "source": {"kind": "VectorTemplate", "name": ref.component.replace("/", ".")[:253]},
-                     "target": {"kind": "Stage", "name": t.stage, "landscape": t.landscape or "local"},
-                     "requireApproval": request.approved_by is not None},
+            "apiVersion": f"{STAGE_GROUP}/{STAGE_VERSION}",
+            "kind": "VectorPromotion",
+            "metadata": {
+                "name": f"{config}-{sequence}",
+                "namespace": t.namespace,
+                "labels": {"apeiro.dev/stage": t.stage},
+            },
+            "spec": {
+                "vectorPromotionConfigName": config,
+                "vector": ref.reference,
+                "sequence": sequence,
+                "source": {"kind": "VectorTemplate", "name": ref.component.replace("/", ".")[:253]},
+                "target": {"kind": "Stage", "name": t.stage, "landscape": t.landscape or "local"},
+                "requireApproval": request.approved_by is not None,
+            },
         }
         resp = await kube.client.post(kube.promotions_path, json=body, params=STRICT)
         if resp.status_code == 409:
@@ -286,8 +322,9 @@ async def _ensure_promotion(kube: KubeTarget, request: StageDeploy, ref: VectorR
         kube._check(resp)
         created: dict[str, Any] = resp.json()
         return created
-    raise ApplicationError(f"{kube.where}: could not claim a VectorPromotion sequence of {config} (5 conflicts)",
-                           type="StageUnavailable")
+    raise ApplicationError(
+        f"{kube.where}: could not claim a VectorPromotion sequence of {config} (5 conflicts)", type="StageUnavailable"
+    )
 
 
 async def _approve(kube: KubeTarget, promotion: dict[str, Any], who: str) -> None:
@@ -297,25 +334,45 @@ async def _approve(kube: KubeTarget, promotion: dict[str, Any], who: str) -> Non
         return
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     conditions = [c for c in status.get("conditions") or [] if c.get("type") != "Approved"]
-    conditions.append({"type": "Approved", "status": "True", "reason": "ManuallyApproved",
-                       "message": f"promotion of vector {promotion['spec']['vector']!r} approved by {who}",
-                       "observedGeneration": promotion["metadata"].get("generation", 1), "lastTransitionTime": now})
-    patch = {"metadata": {"resourceVersion": promotion["metadata"]["resourceVersion"]},
-             "status": {"approval": {"approvedBy": who, "approvedAt": now}, "conditions": conditions}}
-    resp = await kube.client.patch(f"{kube.promotions_path}/{promotion['metadata']['name']}/status",
-                                   content=json.dumps(patch), params=STRICT,
-                                   headers={"Content-Type": "application/merge-patch+json"})
+    conditions.append(
+        {
+            "type": "Approved",
+            "status": "True",
+            "reason": "ManuallyApproved",
+            "message": f"promotion of vector {promotion['spec']['vector']!r} approved by {who}",
+            "observedGeneration": promotion["metadata"].get("generation", 1),
+            "lastTransitionTime": now,
+        }
+    )
+    patch = {
+        "metadata": {"resourceVersion": promotion["metadata"]["resourceVersion"]},
+        "status": {"approval": {"approvedBy": who, "approvedAt": now}, "conditions": conditions},
+    }
+    resp = await kube.client.patch(
+        f"{kube.promotions_path}/{promotion['metadata']['name']}/status",
+        content=json.dumps(patch),
+        params=STRICT,
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
     if resp.status_code != 409:  # 409: someone wrote meanwhile; the loop reads it again
         kube._check(resp)
 
 
-async def _through_promotion(kube: KubeTarget, request: StageDeploy, ref: VectorRef, before: dict[str, Any] | None,
-                             previous: dict[str, Any] | None, changed: bool) -> StageDeployResult:
+async def _through_promotion(
+    kube: KubeTarget,
+    request: StageDeploy,
+    ref: VectorRef,
+    before: dict[str, Any] | None,
+    previous: dict[str, Any] | None,
+    changed: bool,
+) -> StageDeployResult:
     name = f"{request.target.namespace}/{request.target.stage}"
     if before is None:
-        raise _fatal(f"Stage {name} does not exist; Konfidence blocks promotions to a Stage it cannot resolve "
-                     "(create the Stage, or drop vectorPromotionConfig to let the orchestrator create it)",
-                     "StageDeployFailed")
+        raise _fatal(
+            f"Stage {name} does not exist; Konfidence blocks promotions to a Stage it cannot resolve "
+            "(create the Stage, or drop vectorPromotionConfig to let the orchestrator create it)",
+            "StageDeployFailed",
+        )
     deadline = asyncio.get_running_loop().time() + request.ready_timeout_seconds
     delay = 0.05
     while True:
@@ -325,23 +382,40 @@ async def _through_promotion(kube: KubeTarget, request: StageDeploy, ref: Vector
         state = (promotion.get("status") or {}).get("state") or "Pending"
         if request.approved_by and state in ("Pending", "Waiting"):
             await _approve(kube, promotion, request.approved_by)
-        why = next((f"{c.get('reason')}: {c.get('message')}" for c in (promotion.get("status") or {}).get(
-            "conditions") or [] if c.get("type") == "Succeeded"), state)
+        why = next(
+            (
+                f"{c.get('reason')}: {c.get('message')}"
+                for c in (promotion.get("status") or {}).get("conditions") or []
+                if c.get("type") == "Succeeded"
+            ),
+            state,
+        )
         if state == "Failed":
             raise _fatal(f"Stage {name}: VectorPromotion {pname} failed ({why})", "StageDeployFailed")
         if state == "Superseded":
-            raise _fatal(f"Stage {name}: VectorPromotion {pname} was superseded by a newer one ({why}); it is "
-                         "locked and will not run", "StageDeployFailed")
+            raise _fatal(
+                f"Stage {name}: VectorPromotion {pname} was superseded by a newer one ({why}); it is "
+                "locked and will not run",
+                "StageDeployFailed",
+            )
         if state == "Succeeded":
             current = await kube.get()
             if current is not None:
                 ready = readiness(current, ref.reference, int(current["metadata"].get("generation", 1)))
                 if ready.state == "ready":
-                    return StageDeployResult(stage=name, previous_vector=previous, vector=ref.as_vector(),
-                                             changed=changed, message=f"VectorPromotion {pname}: {ready.message}")
+                    return StageDeployResult(
+                        stage=name,
+                        previous_vector=previous,
+                        vector=ref.as_vector(),
+                        changed=changed,
+                        message=f"VectorPromotion {pname}: {ready.message}",
+                    )
                 why = ready.describe()
         if asyncio.get_running_loop().time() > deadline:
-            raise _fatal(f"Stage {name}: VectorPromotion {pname} did not finish within "
-                         f"{request.ready_timeout_seconds:.0f}s (state {state}: {why})", "StageNotReady")
+            raise _fatal(
+                f"Stage {name}: VectorPromotion {pname} did not finish within "
+                f"{request.ready_timeout_seconds:.0f}s (state {state}: {why})",
+                "StageNotReady",
+            )
         await asyncio.sleep(delay)
         delay = min(delay * 1.5, 2.0)
