@@ -15,9 +15,15 @@ from definitions.server import ServerSummary, SiteDefinition
 from landscape.kubeapi.part import KubeApiServer
 from landscape.landscape import Landscape
 from landscape.redfish import RedfishEmulator
-from tests.server_fixtures import BMC_PASSWORD, PASSWORD_ENV, emulator_landscape
+from tests.server_fixtures import BMC_PASSWORD, PASSWORD_ENV, emulator_landscape, shared_testdata
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("kubeapi-ironcore")]
+
+
+def upstream_metal_crds() -> dict[str, str]:
+    """Run on metal-operator's own CRDs when ../shared has them (the landscape's own otherwise)."""
+    path = shared_testdata() / "crds" / "metal-operator"
+    return {"metal.crds": str(path)} if path.is_dir() else {}
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +31,7 @@ def kube_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     part = KubeApiServer(
         plugins=("landscape.kubeapi.extra_kinds", "landscape.metal_operator"),
         seed_garden=False,
-        settings={"metal.discoverySeconds": "0.05"},
+        settings={"metal.discoverySeconds": "0.05", **upstream_metal_crds()},
     )
     part.start(tmp_path_factory.mktemp("kubeapi"))
     try:

@@ -14,6 +14,7 @@ import pytest
 from landscape.kubeapi.part import KubeApiServer
 from landscape.landscape import Landscape
 from landscape.redfish import RedfishEmulator
+from tests.integration.server.test_ironcore_kubeapi import upstream_metal_crds
 from tests.server_fixtures import BMC_PASSWORD, emulator_landscape
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("metal-operator")]
@@ -32,7 +33,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     part = KubeApiServer(
         plugins=("landscape.metal_operator",),
         seed_garden=False,
-        settings={"metal.pollSeconds": "0.5", "metal.discoverySeconds": "0.05"},
+        settings={"metal.pollSeconds": "0.5", "metal.discoverySeconds": "0.05", **upstream_metal_crds()},
     )
     part.start(Path(tmp_path_factory.mktemp("metal-api")))
     try:
