@@ -10,7 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
+from temporalio.exceptions import ApplicationError
 
+from activities.registration.claims import ClaimActivities
+from definitions.server_claims import ClaimRequest, ReleaseRequest
 from landscape.kubeapi.part import KubeApiServer
 from landscape.landscape import Landscape
 from landscape.redfish import RedfishEmulator
@@ -29,7 +32,7 @@ def land(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Landscape]:
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     part = KubeApiServer(
         plugins=("landscape.metal_operator",),
         seed_garden=False,
@@ -37,10 +40,25 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     )
     part.start(Path(tmp_path_factory.mktemp("metal-api")))
     try:
-        with httpx.Client(base_url=part.url, timeout=10) as client:
-            yield client
+        yield part.url
     finally:
         part.stop()
+
+
+@pytest.fixture(scope="module")
+def api(api_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api_url, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def bmc_a(api: httpx.Client, land: Landscape) -> list[dict[str, Any]]:
+    """bmc-a registered and both its Servers Available (what every test here starts from)."""
+    register(api, land, "bmc-a")
+    return wait_for(
+        lambda: servers(api, "bmc-a"),
+        lambda ss: len(ss) == 2 and all((s.get("status") or {}).get("state") == "Available" for s in ss),
+    )
 
 
 def wait_for(fetch: Callable[[], Any], check: Callable[[Any], bool], timeout: float = 30.0) -> Any:
@@ -84,12 +102,10 @@ def servers(api: httpx.Client, bmc: str) -> list[dict[str, Any]]:
     return [s for s in items if (s["spec"].get("bmcRef") or {}).get("name") == bmc]
 
 
-def test_a_bmc_becomes_available_servers_and_a_claim_binds_and_powers_one(api: httpx.Client, land: Landscape) -> None:
-    register(api, land, "bmc-a")
-    found = wait_for(
-        lambda: servers(api, "bmc-a"),
-        lambda ss: len(ss) == 2 and all((s.get("status") or {}).get("state") == "Available" for s in ss),
-    )
+def test_a_bmc_becomes_available_servers_and_a_claim_binds_and_powers_one(
+    api: httpx.Client, land: Landscape, bmc_a: list[dict[str, Any]]
+) -> None:
+    found = bmc_a
     assert [s["metadata"]["name"] for s in found] == ["bmc-a-system-0", "bmc-a-system-1"]
     uuids = {str(s["uuid"]) for s in emulator(land).systems}
     assert {s["spec"]["systemUUID"] for s in found} == uuids
@@ -145,19 +161,56 @@ def test_a_claim_without_a_matching_server_stays_unbound(api: httpx.Client) -> N
 
 def test_bad_credentials_put_the_bmc_in_error(api: httpx.Client, land: Landscape) -> None:
     register(api, land, "bmc-bad", password="wrong")
-    bmc = wait_for(lambda: api.get(f"{M}/bmcs/bmc-bad").json(), lambda b: (b.get("status") or {}).get("state"))
+    bmc = wait_for(lambda: api.get(f"{M}/bmcs/bmc-bad").json(), lambda b: bool((b.get("status") or {}).get("state")))
     assert bmc["status"]["state"] == "Error"
     assert bmc["status"]["conditions"][0]["reason"] == "AuthenticationFailed"
     assert servers(api, "bmc-bad") == []
 
 
 def test_a_server_metal_operator_reports_in_error(api: httpx.Client, land: Landscape) -> None:
-    wait_for(lambda: servers(api, "bmc-a"), lambda ss: len(ss) == 2)
-    assert (
-        api.post("/admin/metal/faults", json={"fault": "server-error", "server": "bmc-a-system-0"}).status_code == 200
-    )
+    fault = {"fault": "server-error", "server": "bmc-e-system-0"}
+    assert api.post("/admin/metal/faults", json=fault).status_code == 200
     try:
-        s = wait_for(lambda: api.get(f"{M}/servers/bmc-a-system-0").json(), lambda s: s["status"]["state"] == "Error")
+        register(api, land, "bmc-e")
+        s = wait_for(
+            lambda: api.get(f"{M}/servers/bmc-e-system-0").json(),
+            lambda s: s.get("kind") == "Server" and (s.get("status") or {}).get("state") == "Error",
+        )
         assert s["status"]["state"] == "Error"
     finally:
         api.delete("/admin/metal/faults")
+
+
+def test_claim_activity_binds_powers_and_releases(
+    api: httpx.Client, api_url: str, bmc_a: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("APEIRO_KUBE_API", api_url)
+    acts = ClaimActivities(poll_interval=0.1)
+    req = ClaimRequest(
+        name="site-a-0",
+        image="ghcr.io/gardenlinux/gardenlinux:1877.0",
+        server="bmc-a-system-0",
+        bind_timeout_seconds=20,
+        power_timeout_seconds=30,
+    )
+    got = acts.claim_server(req)
+    assert (got.server, got.power_state, got.created) == ("bmc-a-system-0", "On", True)
+    assert acts.claim_server(req).created is False  # a retried activity finds its claim
+    assert api.get(f"{M}/servers/bmc-a-system-0").json()["status"]["state"] == "Reserved"
+    assert acts.release_server(ReleaseRequest(name="site-a-0")) is True
+    assert acts.release_server(ReleaseRequest(name="site-a-0")) is False
+    back = wait_for(
+        lambda: api.get(f"{M}/servers/bmc-a-system-0").json(), lambda s: s["status"].get("state") == "Available"
+    )
+    assert back["status"]["state"] == "Available"
+
+
+def test_claim_activity_with_no_matching_server_deletes_the_claim(
+    api: httpx.Client, api_url: str, bmc_a: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("APEIRO_KUBE_API", api_url)
+    req = ClaimRequest(name="site-a-x", image="i", selector={"rack": "r99"}, bind_timeout_seconds=1)
+    with pytest.raises(ApplicationError) as err:
+        ClaimActivities(poll_interval=0.1).claim_server(req)
+    assert err.value.type == "ClaimUnbound" and err.value.non_retryable and "rack" in str(err.value)
+    assert api.get(f"{M}/namespaces/default/serverclaims/site-a-x").status_code == 404
