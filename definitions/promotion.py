@@ -219,6 +219,10 @@ class Target(_Model):
     namespace: str = "default"
     kubeconfig: str | None = None
     landscape: str | None = None
+    #: Go through Konfidence's own records: create a ``VectorPromotion`` of this
+    #: ``VectorPromotionConfig`` (the vector pinned, the next ``sequence``, this Stage as target) and let
+    #: Konfidence write the Stage, instead of patching ``spec.vector`` directly.
+    vector_promotion_config: str | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _one_address(self) -> Target:

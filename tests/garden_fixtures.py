@@ -20,12 +20,18 @@ from landscape.kubeapi.admin import KubeApiAdmin
 from landscape.kubeapi.part import KubeApiServer
 
 
-def garden_api_fixture(name: str, bookmark_interval: float = 0.3, speed: str = "3000") -> Callable[..., Any]:
-    """A session fixture ``name``: one seeded API server per test process, stopped at the end."""
+def garden_api_fixture(
+    name: str, bookmark_interval: float = 0.3, speed: str = "3000", crds: Path | None = None
+) -> Callable[..., Any]:
+    """A session fixture ``name``: one seeded API server per test process, stopped at the end
+    (``crds``: a CustomResourceDefinition file it serves from the start)."""
 
     @pytest.fixture(scope="session", name=name)
     def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeApiServer]:
-        part = KubeApiServer(settings={"gardener.speed": speed}, bookmark_interval=bookmark_interval)
+        settings = {"gardener.speed": speed}
+        if crds is not None:
+            settings["crds.paths"] = str(crds)
+        part = KubeApiServer(settings=settings, bookmark_interval=bookmark_interval)
         part.start(Path(tmp_path_factory.mktemp(name)))
         try:
             samples.seed(part.url)

@@ -62,7 +62,7 @@ def default_registrar(inp: RegisterInput) -> Registrar:
     if inp.target == "ironcore":
         from activities.registration.ironcore import IronCoreRegistrar
 
-        return IronCoreRegistrar()
+        return IronCoreRegistrar(heartbeat=lambda what: activity.heartbeat(what) if activity.in_activity() else None)
     from activities.registration.ironic import IronicRegistrar
 
     return IronicRegistrar(endpoint=inp.ironic_endpoint, provide=inp.provide, deploy_image=inp.deploy_image)
