@@ -392,13 +392,29 @@ class RegistryClient:
 
     async def upload_offset(self, location: str, repo: str) -> int | None:
         """How many bytes the registry holds for an open upload; None if the upload is gone."""
+        status = await self.upload_status(location, repo)
+        return None if status is None else status[0]
+
+    async def upload_status(self, location: str, repo: str) -> tuple[int, str] | None:
+        """(bytes the registry holds, the upload URL to continue with) for an open upload.
+
+        The OCI distribution spec's ``GET`` on the upload URL: ``Range`` is the truth on resume, and the
+        ``Location`` it answers carries the registry's current upload state (distribution signs the
+        offset into it and cancels an upload addressed with a stale one). None when the upload is gone,
+        including when the registry discarded it for a stale state: the caller starts a new one.
+        """
         try:
             resp = await self.request("GET", location, scope=self._scope(repo, True), ok=(204, 200))
         except NotFound:
             return None
+        except OCMError as exc:
+            if "BLOB_UPLOAD_INVALID" in str(exc) or "BLOB_UPLOAD_UNKNOWN" in str(exc):
+                return None
+            raise
         rng = resp.headers.get("range", "")
         m = re.match(r"(?:bytes=)?0-(\d+)", rng)
-        return int(m.group(1)) + 1 if m else 0
+        offset = int(m.group(1)) + 1 if m else 0
+        return offset, self._location(resp) if resp.headers.get("location") else location
 
     async def upload_chunk(self, location: str, repo: str, data: bytes | list[bytes], offset: int) -> str:
         size = _size(data)
@@ -442,6 +458,105 @@ class RegistryClient:
 
 ProgressFn = Callable[[UploadSession, int], Awaitable[None] | None]
 
+#: Chunks read and hashed ahead of the one being uploaded. One is enough to keep the upload busy
+#: (reading a chunk from the source is faster than sending it); each costs ``chunk_size`` of memory.
+READ_AHEAD = 1
+#: How often one chunk is re-sent after the connection to the target dropped mid-chunk.
+CHUNK_RESENDS = 3
+
+
+@dataclass
+class _Chunk:
+    pieces: list[bytes]
+    size: int
+    last: bool = False
+
+
+def _hash_pieces(hasher: Any, pieces: list[bytes]) -> None:
+    for p in pieces:
+        hasher.update(p)
+
+
+def _skip(pieces: list[bytes], n: int) -> list[bytes]:
+    """``pieces`` without their first ``n`` bytes (no copy of the pieces kept whole)."""
+    out: list[bytes] = []
+    for p in pieces:
+        if n >= len(p):
+            n -= len(p)
+            continue
+        out.append(p[n:] if n else p)
+        n = 0
+    return out
+
+
+async def _read_chunks(
+    src: RegistryClient,
+    src_repo: str,
+    digest: str,
+    chunk_size: int,
+    skip: int,
+    hasher: Any,
+    out: asyncio.Queue[_Chunk | BaseException],
+    stats: CopyStats,
+) -> None:
+    """Producer: stream the source, hash each chunk in a thread (hashlib releases the GIL, so hashing
+    overlaps the upload on another core), queue the bytes past ``skip``. Ends with a ``last`` chunk
+    (possibly empty) once every byte is hashed; an error is queued instead of raised."""
+    try:
+        pos = 0
+        pending: list[bytes] = []
+        pending_size = 0
+        async with src.blob_stream(src_repo, digest) as resp:
+            async for piece in resp.aiter_bytes(chunk_size=min(chunk_size, 1024 * 1024)):
+                pending.append(piece)
+                pending_size += len(piece)
+                if pending_size >= chunk_size:
+                    await asyncio.to_thread(_hash_pieces, hasher, pending)
+                    send = _skip(pending, max(0, skip - pos))
+                    pos += pending_size
+                    if pos > skip:
+                        await out.put(_Chunk(send, sum(len(p) for p in send)))
+                    pending, pending_size = [], 0
+        await asyncio.to_thread(_hash_pieces, hasher, pending)
+        send = _skip(pending, max(0, skip - pos))
+        pos += pending_size
+        stats.size = pos
+        await out.put(_Chunk(send, sum(len(p) for p in send), last=True))
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # handed to the consumer, which raises it in its own frame
+        await out.put(exc)
+
+
+async def _send_chunk(dst: RegistryClient, dst_repo: str, session: UploadSession, chunk: _Chunk) -> None:
+    """PATCH one chunk; when the connection drops mid-chunk, ask the registry where the upload stands
+    (``GET`` on the upload URL) and send only what it does not hold. The chunk is still in memory, so a
+    dropped connection costs at most this chunk again, never the blob."""
+    pieces, start = chunk.pieces, session.offset
+    for resend in range(CHUNK_RESENDS + 1):
+        try:
+            size = sum(len(p) for p in pieces)
+            if size:
+                session.location = await dst.upload_chunk(session.location, dst_repo, pieces, session.offset)
+                session.offset += size
+            return
+        except RegistryError:
+            if resend == CHUNK_RESENDS:
+                raise
+            status = await dst.upload_status(session.location, dst_repo)
+            if status is None:
+                raise RegistryError(
+                    f"the target discarded upload {session.location} after a dropped connection; "
+                    "the blob copy starts over"
+                ) from None
+            held, session.location = status
+            if not start <= held <= start + chunk.size:
+                raise RegistryError(
+                    f"the target holds {held} bytes of an upload expected at {start}..{start + chunk.size}"
+                ) from None
+            session.offset = held
+            pieces = _skip(chunk.pieces, held - start)
+
 
 async def copy_blob(
     src: RegistryClient,
@@ -454,13 +569,17 @@ async def copy_blob(
     session: UploadSession | None = None,
     progress: ProgressFn | None = None,
     allow_mount: bool = True,
+    read_ahead: int = READ_AHEAD,
 ) -> CopyStats:
     """Stream one blob from ``src`` to ``dst``, resumable, hashing on the fly.
 
-    ``session`` resumes an upload an earlier attempt started (the registry's ``Range`` decides the
-    offset). ``progress(session, bytes_sent)`` runs after every chunk the target accepted; activities
-    heartbeat from it. Bytes before the resume offset are read from the source again (to rebuild the
-    hash) but not sent again.
+    A bounded pipeline: a producer reads and hashes chunk n+1 (up to ``read_ahead`` chunks ahead)
+    while chunk n is being uploaded, so memory holds at most ``read_ahead + 1`` chunks and the target
+    never waits for the source. ``progress(session, bytes_sent)`` runs after every chunk the target
+    accepted; it must not block for long (the activity hands the state to a background recorder).
+
+    ``session`` resumes an upload an earlier attempt started: the registry's ``Range`` decides the
+    offset. Bytes before it are read from the source again (to rebuild the hash) but not sent again.
     """
     stats = CopyStats(digest=digest)
     size = await dst.blob_size(dst_repo, digest)
@@ -470,11 +589,11 @@ async def copy_blob(
             await dst.cancel_upload(session.location, dst_repo)
         return stats
     if session is not None:
-        offset = await dst.upload_offset(session.location, dst_repo)
-        if offset is None:
+        status = await dst.upload_status(session.location, dst_repo)
+        if status is None:
             session = None
         else:
-            session.offset = offset
+            session.offset, session.location = status
     if session is None:
         if allow_mount and src.host == dst.host and src_repo != dst_repo:
             loc = await dst.mount_blob(dst_repo, digest, src_repo)
@@ -486,33 +605,27 @@ async def copy_blob(
         else:
             session = UploadSession(await dst.start_upload(dst_repo), 0)
     stats.resumed_from = session.offset
+    if progress is not None:  # the upload URL exists from now on: record it before the first byte
+        r = progress(session, 0)
+        if r is not None:
+            await r
     hasher = hashlib.sha256()
-    buf: list[bytes] = []  # pieces of the chunk being assembled (never joined: one copy in memory)
-    buffered = 0
-    pos = 0  # bytes of the source read so far
+    queue: asyncio.Queue[_Chunk | BaseException] = asyncio.Queue(maxsize=max(1, read_ahead))
+    reader = asyncio.create_task(_read_chunks(src, src_repo, digest, chunk_size, session.offset, hasher, queue, stats))
     try:
-        async with src.blob_stream(src_repo, digest) as resp:
-            async for piece in resp.aiter_bytes(chunk_size=min(chunk_size, 1024 * 1024)):
-                hasher.update(piece)
-                start = pos
-                pos += len(piece)
-                if pos <= session.offset:
-                    continue
-                if start < session.offset:
-                    piece = piece[session.offset - start :]
-                buf.append(piece)
-                buffered += len(piece)
-                if buffered >= chunk_size:
-                    session.location = await dst.upload_chunk(session.location, dst_repo, buf, session.offset)
-                    session.offset += buffered
-                    stats.bytes_sent += buffered
-                    stats.chunks += 1
-                    buf, buffered = [], 0
-                    if progress is not None:
-                        r = progress(session, stats.bytes_sent)
-                        if r is not None:
-                            await r
-        stats.size = pos
+        while True:
+            item = await queue.get()
+            if isinstance(item, BaseException):
+                raise item
+            if item.last:
+                break
+            await _send_chunk(dst, dst_repo, session, item)
+            stats.bytes_sent += item.size
+            stats.chunks += 1
+            if progress is not None:
+                r = progress(session, stats.bytes_sent)
+                if r is not None:
+                    await r
         actual = "sha256:" + hasher.hexdigest()
         if actual != digest:
             await dst.cancel_upload(session.location, dst_repo)
@@ -520,17 +633,20 @@ async def copy_blob(
                 f"blob {src_repo}@{digest} from {src.host} has content digest {actual}; "
                 "the source registry serves tampered or corrupt data"
             )
-        await dst.finish_upload(session.location, dst_repo, digest, buf)
-        stats.bytes_sent += buffered
-        if buf:
+        await dst.finish_upload(session.location, dst_repo, digest, item.pieces)
+        stats.bytes_sent += item.size
+        if item.size:
             stats.chunks += 1
     except (httpx.TransportError, httpx.StreamError) as exc:
-        # A dropped connection mid-stream: retryable; the next attempt resumes at the recorded offset.
+        # A dropped source connection mid-stream: retryable; the next attempt resumes at the recorded offset.
         raise RegistryError(
-            f"blob {digest} interrupted at byte {pos} ({type(exc).__name__}: {exc}); the upload will resume"
+            f"blob {digest} interrupted at byte {session.offset} ({type(exc).__name__}: {exc}); the upload will resume"
         ) from None
     finally:
-        buf = []
+        if not reader.done():
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
     return stats
 
 
