@@ -20,9 +20,11 @@ import base64
 import contextlib
 import email.utils
 import hashlib
+import os
 import re
 import ssl
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -465,11 +467,53 @@ READ_AHEAD = 1
 CHUNK_RESENDS = 3
 
 
+class BufferBudget:
+    """Bytes of blob chunks one worker process holds at once, across all its parallel blob copies.
+
+    Each copy needs one chunk to make progress and ``read_ahead`` more to overlap reading with
+    uploading; with many copies in parallel this caps the worker's memory (a chunk is taken before it
+    is read and given back once the target accepted it, so no copy waits on another's progress).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.peak = 0
+        self._cond = asyncio.Condition()
+
+    async def take(self, n: int) -> int:
+        n = min(n, self.limit)  # a chunk larger than the budget still goes, alone
+        async with self._cond:
+            await self._cond.wait_for(lambda: self.used + n <= self.limit)
+            self.used += n
+            self.peak = max(self.peak, self.used)
+        return n
+
+    async def give(self, n: int) -> None:
+        if n:
+            async with self._cond:
+                self.used -= n
+                self._cond.notify_all()
+
+
+_BUDGETS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, BufferBudget] = weakref.WeakKeyDictionary()
+
+
+def buffer_budget() -> BufferBudget:
+    """The process's budget (``APEIRO_OCM_BUFFER_MIB``, default 48 MiB), one per event loop."""
+    loop = asyncio.get_running_loop()
+    if loop not in _BUDGETS:
+        _BUDGETS[loop] = BufferBudget(int(os.environ.get("APEIRO_OCM_BUFFER_MIB", "48")) * 1024 * 1024)
+    return _BUDGETS[loop]
+
+
 @dataclass
 class _Chunk:
     pieces: list[bytes]
     size: int
     last: bool = False
+    #: Bytes of the process's buffer budget this chunk holds (given back once it is sent).
+    budget: int = 0
 
 
 def _hash_pieces(hasher: Any, pieces: list[bytes]) -> None:
@@ -496,16 +540,20 @@ async def _read_chunks(
     chunk_size: int,
     skip: int,
     hasher: Any,
-    out: asyncio.Queue[_Chunk | BaseException],
+    out: asyncio.Queue[_Chunk | Exception],
     stats: CopyStats,
+    budget: BufferBudget,
 ) -> None:
     """Producer: stream the source, hash each chunk in a thread (hashlib releases the GIL, so hashing
     overlaps the upload on another core), queue the bytes past ``skip``. Ends with a ``last`` chunk
-    (possibly empty) once every byte is hashed; an error is queued instead of raised."""
+    (possibly empty) once every byte is hashed; an error is queued instead of raised. Each chunk
+    takes its size from the process's buffer budget before it is read."""
+    held = 0
     try:
         pos = 0
         pending: list[bytes] = []
         pending_size = 0
+        held = await budget.take(chunk_size)
         async with src.blob_stream(src_repo, digest) as resp:
             async for piece in resp.aiter_bytes(chunk_size=min(chunk_size, 1024 * 1024)):
                 pending.append(piece)
@@ -514,18 +562,23 @@ async def _read_chunks(
                     await asyncio.to_thread(_hash_pieces, hasher, pending)
                     send = _skip(pending, max(0, skip - pos))
                     pos += pending_size
-                    if pos > skip:
-                        await out.put(_Chunk(send, sum(len(p) for p in send)))
                     pending, pending_size = [], 0
+                    if pos > skip:
+                        chunk, held = _Chunk(send, sum(len(p) for p in send), budget=held), 0
+                        await out.put(chunk)
+                        held = await budget.take(chunk_size)
         await asyncio.to_thread(_hash_pieces, hasher, pending)
         send = _skip(pending, max(0, skip - pos))
         pos += pending_size
         stats.size = pos
-        await out.put(_Chunk(send, sum(len(p) for p in send), last=True))
+        chunk, held = _Chunk(send, sum(len(p) for p in send), last=True, budget=held), 0
+        await out.put(chunk)
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # handed to the consumer, which raises it in its own frame
         await out.put(exc)
+    finally:
+        await asyncio.shield(budget.give(held))
 
 
 async def _send_chunk(dst: RegistryClient, dst_repo: str, session: UploadSession, chunk: _Chunk) -> None:
@@ -610,16 +663,22 @@ async def copy_blob(
         if r is not None:
             await r
     hasher = hashlib.sha256()
-    queue: asyncio.Queue[_Chunk | BaseException] = asyncio.Queue(maxsize=max(1, read_ahead))
-    reader = asyncio.create_task(_read_chunks(src, src_repo, digest, chunk_size, session.offset, hasher, queue, stats))
+    budget = buffer_budget()
+    queue: asyncio.Queue[_Chunk | Exception] = asyncio.Queue(maxsize=max(1, read_ahead))
+    reader = asyncio.create_task(
+        _read_chunks(src, src_repo, digest, chunk_size, session.offset, hasher, queue, stats, budget)
+    )
+    item: _Chunk | Exception | None = None
     try:
         while True:
             item = await queue.get()
-            if isinstance(item, BaseException):
+            if isinstance(item, Exception):
                 raise item
             if item.last:
                 break
             await _send_chunk(dst, dst_repo, session, item)
+            await budget.give(item.budget)
+            item.budget = 0
             stats.bytes_sent += item.size
             stats.chunks += 1
             if progress is not None:
@@ -647,6 +706,14 @@ async def copy_blob(
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
+        leftovers = [item] if isinstance(item, _Chunk) else []
+        while not queue.empty():
+            left = queue.get_nowait()
+            if isinstance(left, _Chunk):
+                leftovers.append(left)
+        for chunk in leftovers:
+            await asyncio.shield(budget.give(chunk.budget))
+            chunk.budget = 0
     return stats
 
 
