@@ -415,7 +415,10 @@ class RegistryClient:
             raise
         rng = resp.headers.get("range", "")
         m = re.match(r"(?:bytes=)?0-(\d+)", rng)
-        offset = int(m.group(1)) + 1 if m else 0
+        # "0-0" is what distribution answers for an empty upload (and for a 1-byte one, which our
+        # chunked copies never leave: their chunks are >= 64 KiB). Reading it as 1 byte would make
+        # the next chunk skip its first byte.
+        offset = int(m.group(1)) + 1 if m and m.group(1) != "0" else 0
         return offset, self._location(resp) if resp.headers.get("location") else location
 
     async def upload_chunk(self, location: str, repo: str, data: bytes | list[bytes], offset: int) -> str:

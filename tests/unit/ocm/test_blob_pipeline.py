@@ -166,3 +166,14 @@ async def test_source_failure_gives_the_budget_back(monkeypatch: pytest.MonkeyPa
         with pytest.raises(oci.DigestMismatch):
             await copy_blob(src, "s", dst, "t", digest, chunk_size=64 * KiB)
     assert budget.used == 0
+
+
+async def test_first_chunk_dropped_resends_from_byte_zero() -> None:
+    """distribution answers an empty upload's status with "Range: 0-0": that is 0 bytes, not 1."""
+    reg = MemoryRegistry()
+    digest, data = _blob(reg, 200 * KiB)
+    reg.drop_patches = {1}
+    src, dst = _clients(reg)
+    async with src, dst:
+        await copy_blob(src, "s", dst, "t", digest, chunk_size=64 * KiB)
+    assert reg.blobs[digest] == data and reg.commits == [digest]
