@@ -19,6 +19,7 @@ import asyncio
 import base64
 import contextlib
 import email.utils
+import functools
 import hashlib
 import os
 import re
@@ -108,6 +109,25 @@ def retry_after_seconds(value: str | None, default: float) -> float:
     return default
 
 
+def _mtime(path: str | None) -> float:
+    try:
+        return os.stat(path).st_mtime if path else 0.0
+    except OSError:
+        return 0.0
+
+
+@functools.lru_cache(maxsize=32)
+def _ssl_context(ca_bundle: str | None, _mtime: float) -> ssl.SSLContext:
+    """One TLS context per CA bundle (and file version) for the whole process.
+
+    Building one loads and parses the CA certificates: ~15-150 ms of CPU and a few MiB each, and every
+    activity opens two or three clients; an SSLContext is safe to share between connections.
+    """
+    if ca_bundle:
+        return ssl.create_default_context(cafile=ca_bundle)
+    return httpx.create_ssl_context()
+
+
 @dataclass
 class RegistryClient:
     """One registry (``scheme://host:port``). Use as an async context manager."""
@@ -137,7 +157,7 @@ class RegistryClient:
         return urlsplit(self.base_url).netloc
 
     async def __aenter__(self) -> RegistryClient:
-        verify: Any = ssl.create_default_context(cafile=self.ca_bundle) if self.ca_bundle else True
+        verify = _ssl_context(self.ca_bundle, _mtime(self.ca_bundle))
         if self.transport is not None:
             self._client = httpx.AsyncClient(transport=self.transport, timeout=self.timeout)
         else:
@@ -503,10 +523,10 @@ _BUDGETS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, BufferBudget] = w
 
 
 def buffer_budget() -> BufferBudget:
-    """The process's budget (``APEIRO_OCM_BUFFER_MIB``, default 48 MiB), one per event loop."""
+    """The process's budget (``APEIRO_OCM_BUFFER_MIB``, default 32 MiB), one per event loop."""
     loop = asyncio.get_running_loop()
     if loop not in _BUDGETS:
-        _BUDGETS[loop] = BufferBudget(int(os.environ.get("APEIRO_OCM_BUFFER_MIB", "48")) * 1024 * 1024)
+        _BUDGETS[loop] = BufferBudget(int(os.environ.get("APEIRO_OCM_BUFFER_MIB", "32")) * 1024 * 1024)
     return _BUDGETS[loop]
 
 
