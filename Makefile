@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # pytest workers: the dev-server tiers share one landscape per worker process.
 PYTEST_WORKERS ?= 2
 
-.PHONY: all install system-deps demo test lint typecheck unit bench chaos fuzz clean
+.PHONY: all install system-deps demo test lint typecheck unit bench bench-quick chaos fuzz clean
 
 all: test
 
@@ -42,8 +42,12 @@ test: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
+## Every benchmark's curve with its same-run baseline (minutes; `make bench-quick` smoke-tests each in seconds).
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench --quick
 
 ## Long crash campaign (kill -9 workers, restart Temporal) and fault campaign; CI runs short versions in `make test`.
 CHAOS_RUNS ?= 20
