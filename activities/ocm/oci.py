@@ -700,6 +700,9 @@ async def copy_blob(
             if item.last:
                 break
             await _send_chunk(dst, dst_repo, session, item)
+            # Free the bytes now: the reader's and this loop's references to the chunk outlive the send
+            # (until their next chunk), which would hold one more chunk per copy than the budget counts.
+            item.pieces.clear()
             await budget.give(item.budget)
             item.budget = 0
             stats.bytes_sent += item.size
