@@ -24,6 +24,7 @@ from activities.redfish.activities import RedfishActivities
 from activities.redfish.backend import RedfishServer, list_system_paths
 from activities.redfish.client import connect
 from activities.redfish.store import FileInventoryStore
+from bench._common import exit_cleanly
 from definitions.server import (
     BmcConnection,
     BmcCredentials,
@@ -130,3 +131,4 @@ async def main() -> None:
 
 if __name__ == "__main__":
     asyncio.run(main())
+    exit_cleanly(0)  # sdk-python issue 300: no interpreter teardown with Temporal's threads alive

@@ -30,6 +30,7 @@ from typing import Any
 import psutil
 from temporalio.client import Client
 
+from bench._common import exit_cleanly
 from landscape.kubeapi.part import KubeApiServer
 from landscape.temporal import TemporalDevServer
 from workers.cli.pipeline import start_pipeline
@@ -313,6 +314,7 @@ def main() -> None:
     parser.add_argument("--clusters", type=int, default=12, help="cluster pipelines in the layer run")
     args = parser.parse_args()
     asyncio.run(main_async(args))
+    exit_cleanly(0)  # sdk-python issue 300: no interpreter teardown with Temporal's threads alive
 
 
 if __name__ == "__main__":
