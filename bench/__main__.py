@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-NOT_BENCHES = {"handwritten"}
+NOT_BENCHES = {"handwritten", "bmcfan"}  # helpers, not benchmarks
 
 
 def available() -> list[str]:
