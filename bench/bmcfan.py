@@ -51,8 +51,8 @@ class Fan:
         headers = dict((k.decode().lower(), v.decode()) for k, v in scope["headers"])
         public = scope["path"].rstrip("/") in ("/redfish", "/redfish/v1")  # the service root, as on a BMC
         if i < 0 or (not public and headers.get("authorization") != basic(*credentials(i, self.secret))):
-            body = json.dumps({"error": {"code": "Base.1.0.InsufficientPrivilege", "message": "bad credentials"}})
-            await self._reply(send, 401, body.encode(), [(b"www-authenticate", b'Basic realm="bmc"')])
+            denied = json.dumps({"error": {"code": "Base.1.0.InsufficientPrivilege", "message": "bad credentials"}})
+            await self._reply(send, 401, denied.encode(), [(b"www-authenticate", b'Basic realm="bmc"')])
             return
         body = b""
         while True:
