@@ -51,6 +51,12 @@ RETRY = RetryPolicy(
 )
 
 
+async def _already(copy: asyncio.Task[BlobCopyResult]) -> BlobCopyResult:
+    """The same blob into the same repository for a second version: wait for the first copy."""
+    res = await asyncio.shield(copy)
+    return BlobCopyResult(digest=res.digest, size=res.size, skipped=True)
+
+
 @workflow.defn(name="ComponentTransportWorkflow")
 class ComponentTransportWorkflow:
     def __init__(self) -> None:
@@ -100,7 +106,16 @@ class ComponentTransportWorkflow:
         if overlap:
             jobs = [(i, j) for i, vp in enumerate(plan.versions) if vp.action != "skip" for j in range(len(vp.blobs))]
             jobs.sort(key=lambda ij: -plan.versions[ij[0]].blobs[ij[1]].size)  # stable: plan order among equals
-            tasks = {(i, j): asyncio.create_task(copy_one(blob_input(plan.versions[i], j))) for i, j in jobs}
+            first: dict[tuple[str, str], asyncio.Task[BlobCopyResult]] = {}
+            tasks: dict[tuple[int, int], asyncio.Task[BlobCopyResult]] = {}
+            for i, j in jobs:
+                b = plan.versions[i].blobs[j]
+                if (b.dst_repo, b.digest) in first:  # e.g. one image referenced by two versions: copy once
+                    tasks[(i, j)] = asyncio.create_task(_already(first[(b.dst_repo, b.digest)]))
+                else:
+                    tasks[(i, j)] = first[(b.dst_repo, b.digest)] = asyncio.create_task(
+                        copy_one(blob_input(plan.versions[i], j))
+                    )
             for (i, _j), task in sorted(tasks.items()):
                 started.setdefault(i, []).append(task)
         try:

@@ -4,6 +4,8 @@ and the script that recorded the pre-overlap history)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 from temporalio import activity
 
@@ -32,10 +34,11 @@ def blob(i: int, size: int = 10) -> BlobTask:
 class TwoVersions:
     """base (1 small blob) then app (4 small blobs and one large one, listed last, and a manifest)."""
 
-    def __init__(self) -> None:
+    def __init__(self, shared: bool = False) -> None:
         self.events: list[str] = []
+        self.shared = shared  # app also carries base's blob 0 (same repository): it must be copied once
 
-    def activities(self) -> list[object]:
+    def activities(self) -> list[Callable[..., Any]]:
         @activity.defn(name="ocm.plan_transport")
         async def plan(inp: TransportInput) -> TransportPlan:
             return TransportPlan(

@@ -57,3 +57,21 @@ async def test_transport_started_before_the_overlap_replays() -> None:
     ).replay_workflow(history, raise_on_replay_failure=False)
     assert replay.replay_failure is None, replay.replay_failure
     assert len(history.events) > 40
+
+
+async def test_a_blob_two_versions_share_is_copied_once(ts_env: WorkflowEnvironment) -> None:
+    """The same image blob into the same repository for two versions: one copy, the other waits for it."""
+    fakes = TwoVersions(shared=True)
+    queue = f"ocm-{uuid.uuid4().hex[:8]}"
+    async with Worker(
+        ts_env.client,
+        task_queue=queue,
+        workflows=[ComponentTransportWorkflow],
+        activities=fakes.activities(),
+        workflow_runner=workflow_runner(),
+    ):
+        result = await ts_env.client.execute_workflow(
+            "ComponentTransportWorkflow", transport_input(4), id=queue, task_queue=queue, result_type=TransportResult
+        )
+    assert fakes.events.count("start 0") == 1, fakes.events
+    assert [v.blobs_copied for v in result.versions] == [1, 5]
