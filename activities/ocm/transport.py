@@ -31,6 +31,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.ocm import normalise as norm
 from activities.ocm import signing as sg
+from activities.ocm.blobcopy import copy_blob
 from activities.ocm.errors import (
     ComponentNotFound,
     DigestMismatch,
@@ -52,7 +53,6 @@ from activities.ocm.oci import (
     Credentials,
     RegistryClient,
     UploadSession,
-    copy_blob,
     copy_manifest,
 )
 from activities.secrets import SecretError, resolve_secret

@@ -10,8 +10,10 @@ import re
 import httpx
 import pytest
 
-from activities.ocm import oci
-from activities.ocm.oci import BufferBudget, RegistryClient, UploadSession, copy_blob
+from activities.ocm import blobcopy
+from activities.ocm.blobcopy import BufferBudget, copy_blob
+from activities.ocm.errors import DigestMismatch
+from activities.ocm.oci import RegistryClient, UploadSession
 
 KiB = 1024
 
@@ -129,7 +131,7 @@ async def test_parallel_copies_stay_within_the_buffer_budget(monkeypatch: pytest
     reg = MemoryRegistry()
     blobs = [_blob(reg, 700 * KiB) for _ in range(6)]
     budget = BufferBudget(3 * 64 * KiB)
-    monkeypatch.setattr(oci, "buffer_budget", lambda: budget)
+    monkeypatch.setattr(blobcopy, "buffer_budget", lambda: budget)
     src, dst = _clients(reg)
     async with src, dst:
         await asyncio.gather(
@@ -160,10 +162,10 @@ async def test_source_failure_gives_the_budget_back(monkeypatch: pytest.MonkeyPa
     digest, _ = _blob(reg, 300 * KiB)
     SOURCE.blobs[digest] = b"short"  # corrupt at the source
     budget = BufferBudget(2 * 64 * KiB)
-    monkeypatch.setattr(oci, "buffer_budget", lambda: budget)
+    monkeypatch.setattr(blobcopy, "buffer_budget", lambda: budget)
     src, dst = _clients(reg)
     async with src, dst:
-        with pytest.raises(oci.DigestMismatch):
+        with pytest.raises(DigestMismatch):
             await copy_blob(src, "s", dst, "t", digest, chunk_size=64 * KiB)
     assert budget.used == 0
 
