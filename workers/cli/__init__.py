@@ -9,6 +9,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from workers.cli.output import add_root_output_option
+
 #: Command-group modules; each defines `register(subparsers)` and sets `func` on its parsers.
 COMMAND_MODULES = (
     "workers.cli.pipeline",
@@ -21,6 +23,8 @@ COMMAND_MODULES = (
     "workers.cli.schedule",
     "workers.cli.codec",
     "workers.cli.promote",
+    "workers.cli.runs",
+    "workers.cli.completion",
 )
 
 
@@ -28,12 +32,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="apeiro",
         description="Apeiro lifecycle orchestrator: durable Temporal workflows for an edge landscape.",
+        epilog="exit codes: 0 ok, 1 failed run or invalid input, 2 usage or configuration, "
+        "3 not found, 130 interrupted",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}",
+                        help="print the version and exit")
+    add_root_output_option(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("apeiro-orchestrator")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

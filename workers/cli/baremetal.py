@@ -19,6 +19,7 @@ from definitions.server import (
     SystemInventory,
     TlsOptions,
 )
+from workers.cli.output import add_output_option, emit
 
 
 def register(subparsers: Any) -> None:
@@ -32,22 +33,23 @@ def register(subparsers: Any) -> None:
         metavar="VAR",
         help="environment variable holding the password (never pass the password itself)",
     )
-    inv.add_argument("--auth", choices=["auto", "basic", "session"], default="auto")
+    inv.add_argument("--auth", choices=["auto", "basic", "session"], default="auto",
+                     help="Redfish authentication: a session, basic auth, or auto (session, else basic)")
     tls = inv.add_mutually_exclusive_group()
     tls.add_argument("--insecure", action="store_true", help="do not verify the BMC's TLS certificate")
     tls.add_argument("--ca-bundle", help="PEM CA bundle to verify the BMC's certificate with")
     inv.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
-    inv.add_argument("--format", choices=["json", "table"], default="json")
+    add_output_option(inv, legacy_format={"json": "json", "table": "text"})
     inv.set_defaults(func=inventory_command)
     val = sub.add_parser(
         "validate-site", help="check a site definition (YAML/JSON) before starting a discovery"
     )
-    val.add_argument("file", type=Path)
+    val.add_argument("file", type=Path, help="site definition (YAML/JSON)")
     val.set_defaults(func=validate_command)
     disc = sub.add_parser("discover", help="start (or join) the discovery workflow of a site on Temporal")
     disc.add_argument("file", type=Path, help="site definition (YAML/JSON)")
-    disc.add_argument("--concurrency", type=int, default=16)
-    disc.add_argument("--task-queue", default="redfish")
+    disc.add_argument("--concurrency", type=int, default=16, help="BMCs read at the same time (default 16)")
+    disc.add_argument("--task-queue", default="redfish", help="the Redfish workers' task queue (default redfish)")
     disc.add_argument("--no-wait", action="store_true", help="print the workflow id and return")
     disc.set_defaults(func=discover_command)
     group.set_defaults(func=lambda args: (group.print_help(), 2)[1])
@@ -81,10 +83,7 @@ def inventory_command(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     result = read_bmc_inventory(conn)
-    if args.format == "json":
-        print(result.model_dump_json(indent=2))
-    else:
-        print(render_table(result))
+    emit(args, result, lambda: render_table(result))
     if result.error:
         print(f"error: {result.error}", file=sys.stderr)
         return 1

@@ -24,7 +24,7 @@ def register(subparsers: Any) -> None:
     from activities.ocm.signing import DEFAULT_ALGORITHM as SIG_DEFAULT
 
     d = sub.add_parser("digest", help="print the hex SHA-256 of the normalised descriptor")
-    d.add_argument("file", type=Path)
+    d.add_argument("file", type=Path, help="a component descriptor (YAML/JSON)")
     d.add_argument(
         "--normalisation",
         "--normalization",
@@ -35,11 +35,12 @@ def register(subparsers: Any) -> None:
     d.set_defaults(func=cmd_digest)
 
     s = sub.add_parser("sign", help="add (or replace) a signature")
-    s.add_argument("file", type=Path)
+    s.add_argument("file", type=Path, help="the component descriptor to sign (YAML/JSON)")
     s.add_argument("--private-key", type=Path, required=True, help="PEM RSA private key")
     s.add_argument("--name", required=True, help="signature name")
-    s.add_argument("--algorithm", default=SIG_DEFAULT, choices=SIG_ALGS)
-    s.add_argument("--normalisation", "--normalization", default=DEFAULT_ALGORITHM, choices=ALGORITHMS)
+    s.add_argument("--algorithm", default=SIG_DEFAULT, choices=SIG_ALGS, help=f"default {SIG_DEFAULT}")
+    s.add_argument("--normalisation", "--normalization", default=DEFAULT_ALGORITHM, choices=ALGORITHMS,
+                   help=f"descriptor normalisation (default {DEFAULT_ALGORITHM})")
     s.add_argument("--certificate", type=Path, help="PEM certificate chain of the signer (PEM signature)")
     s.add_argument("--root-certs", type=Path, help="trusted roots to check the certificate chain against")
     s.add_argument("--issuer", help="expected signer name, e.g. 'CN=release-signer,O=Acme'")
@@ -47,7 +48,7 @@ def register(subparsers: Any) -> None:
     s.set_defaults(func=cmd_sign)
 
     v = sub.add_parser("verify", help="verify a signature; exit 0 when valid, 1 with the reason when not")
-    v.add_argument("file", type=Path)
+    v.add_argument("file", type=Path, help="the signed component descriptor (YAML/JSON)")
     v.add_argument("--public-key", type=Path, help="PEM public key or certificate")
     v.add_argument("--name", help="signature name (needed when there are several)")
     v.add_argument("--root-certs", type=Path, help="trusted roots for signatures with a certificate chain")
@@ -80,13 +81,12 @@ def register(subparsers: Any) -> None:
     )
     t.add_argument("--sign", metavar="NAME=KEYREF", help="sign at the target with private key reference KEYREF")
     t.add_argument("--sign-public-key", metavar="KEYREF", help="public key reference to verify at the target")
-    t.add_argument("--existing", choices=["skip-identical", "overwrite", "fail"], default="skip-identical")
-    t.add_argument("--source-username-ref")
-    t.add_argument("--source-password-ref")
-    t.add_argument("--target-username-ref")
-    t.add_argument("--target-password-ref")
-    t.add_argument("--source-ca")
-    t.add_argument("--target-ca")
+    t.add_argument("--existing", choices=["skip-identical", "overwrite", "fail"], default="skip-identical",
+                   help="a version already at the target: skip when identical (default), overwrite, or fail")
+    for side in ("source", "target"):
+        t.add_argument(f"--{side}-username-ref", metavar="REF", help=f"{side} registry user (env:, file: or k8s: ref)")
+        t.add_argument(f"--{side}-password-ref", metavar="REF", help=f"{side} registry password reference")
+        t.add_argument(f"--{side}-ca", metavar="REF", help=f"CA bundle to verify the {side} registry's TLS with")
     t.add_argument("--workflow-id", help="default: transport-<random>")
     t.add_argument("--no-wait", action="store_true", help="start and print the workflow id only")
     t.set_defaults(func=cmd_transfer)

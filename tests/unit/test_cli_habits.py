@@ -1,0 +1,105 @@
+"""The CLI's habits: help for every option, one output flag, --version, completion, exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+import yaml
+
+from definitions.runquery import RunFilter
+from workers.cli import build_parser, main
+
+
+def walk(parser: argparse.ArgumentParser, path: str = "apeiro"):
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from walk(child, f"{path} {name}")
+
+
+def test_every_option_and_argument_has_help() -> None:
+    missing = []
+    for path, parser in walk(build_parser()):
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction | argparse._SubParsersAction):
+                continue
+            if action.help is None or (action.help != argparse.SUPPRESS and not action.help.strip()):
+                missing.append(f"{path}: {'/'.join(action.option_strings) or action.dest}")
+    assert not missing, "options without help text:\n" + "\n".join(missing)
+
+
+def test_who_acts_is_always_spelled_as() -> None:
+    """`--as` is the one flag for who acts; older spellings stay hidden."""
+    for path, parser in walk(build_parser()):
+        for action in parser._actions:
+            for flag in ("--approver", "--by", "--user", "--requested-by"):
+                if flag in action.option_strings:
+                    assert action.help == argparse.SUPPRESS, f"{path}: {flag} is visible; use --as"
+
+
+DATA_COMMANDS = ["validate", "status", "list", "watch", "steps", "pipelines"]
+
+
+@pytest.mark.parametrize("command", DATA_COMMANDS)
+def test_data_commands_take_the_output_flag(command: str) -> None:
+    sub = dict(walk(build_parser()))[f"apeiro {command}"]
+    flags = {f for a in sub._actions for f in a.option_strings}
+    assert {"-o", "--output"} <= flags
+
+
+def test_output_flag_works_before_and_after_the_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["steps", "-o", "json"]) == 0
+    after = json.loads(capsys.readouterr().out)
+    assert main(["-o", "yaml", "steps"]) == 0
+    before = yaml.safe_load(capsys.readouterr().out)
+    assert after == before and any(row["name"] == "core.echo" for row in after)
+
+
+def test_deprecated_json_flag_still_works_and_warns(capsys: pytest.CaptureFixture[str]) -> None:
+    args = build_parser().parse_args(["status", "some-id", "--json"])
+    assert args.output == "json"
+    assert "deprecated" in capsys.readouterr().err
+    args = build_parser().parse_args(["validate", "x.yaml", "--format", "json"])
+    assert args.output == "json"
+
+
+def test_validate_json_and_text(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: Pipeline\n")
+    assert main(["validate", str(bad), "-o", "json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["valid"] is False and out["problems"]
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.startswith("apeiro ")
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh"])
+def test_completion_scripts_name_the_commands(shell: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["completion", shell]) == 0
+    script = capsys.readouterr().out
+    for word in ("watch", "cancel", "list", "--output"):
+        assert word in script
+
+
+def test_usage_error_exits_2() -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["list", "--state", "bogus"])
+    assert exc.value.code == 2
+
+
+def test_run_filter_query_quotes_values() -> None:
+    q = RunFilter(pipeline="edge's", site="fra1", state="running").query()
+    assert q == (
+        "WorkflowType = 'PipelineWorkflow' AND ApeiroPipeline = 'edge\\'s' AND ApeiroSite = 'fra1' "
+        "AND ExecutionStatus = 'Running'"
+    )
+    with pytest.raises(ValueError, match="use one of"):
+        RunFilter(state="sleeping").query()
