@@ -40,6 +40,27 @@ class ApprovalVote(BaseModel):
     at: datetime
 
 
+class RepairRequest(BaseModel):
+    """An operator's repair of a running pipeline (retry, skip, pause, resume), sent as an update.
+
+    Who acts and why are required so every repair is audited in the run's records."""
+
+    step: str | None = None
+    by: str = Field(min_length=1)
+    reason: str = ""
+    #: skip: the outputs the skipped step is taken to have produced (dependants read them).
+    outputs: Any = None
+
+
+class RepairRecord(BaseModel):
+    """The audit of one repair: what, who, when, why."""
+
+    action: str
+    by: str
+    reason: str = ""
+    at: datetime
+
+
 class StepRecord(BaseModel):
     """Everything the engine knows about one step; carried across continue-as-new."""
 
@@ -59,6 +80,7 @@ class StepRecord(BaseModel):
     #: Builtins that survive continue-as-new keep their progress here.
     wait_until: datetime | None = None
     votes: list[ApprovalVote] = Field(default_factory=list)
+    repairs: list[RepairRecord] = Field(default_factory=list)
 
 
 class Continuation(BaseModel):
@@ -106,6 +128,7 @@ class StepStatus(BaseModel):
     items_failed: int = 0
     child_workflow_ids: list[str] = Field(default_factory=list)
     votes: list[ApprovalVote] = Field(default_factory=list)
+    repairs: list[RepairRecord] = Field(default_factory=list)
 
 
 class PipelineStatus(BaseModel):
@@ -115,6 +138,10 @@ class PipelineStatus(BaseModel):
     generation: int = 1
     steps: list[StepStatus]
     error: str | None = None
+    #: Scheduling of new steps is paused by an operator (steps in flight go on).
+    paused: bool = False
+    #: Run-level repairs (pause, resume) with who, when and why.
+    repairs: list[RepairRecord] = Field(default_factory=list)
 
 
 class PipelineResult(BaseModel):

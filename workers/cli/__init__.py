@@ -24,6 +24,8 @@ COMMAND_MODULES = (
     "workers.cli.codec",
     "workers.cli.promote",
     "workers.cli.runs",
+    "workers.cli.repair",
+    "workers.cli.console",
     "workers.cli.completion",
 )
 
