@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 def _static(name: str) -> str:
-    return resources.files("triggers.console").joinpath("static", name).read_text()
+    return resources.files("triggers.console").joinpath("static").joinpath(name).read_text()
 
 
 def ui_base(explicit: str | None = None) -> str:

@@ -35,9 +35,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         if needs_step:
             p.add_argument("--step", required=True, help="the step's name")
         p.add_argument("--as", dest="actor", default=None, help="who acts (recorded; default: $USER)")
-        p.add_argument(
-            "--reason", required=needs_reason, default="", help="why (recorded in the step's audit trail)"
-        )
+        p.add_argument("--reason", required=needs_reason, default="", help="why (recorded in the step's audit trail)")
         if name == "skip":
             p.add_argument("--outputs", default=None, help="the skipped step's outputs as JSON (default: none)")
         add_output_option(p)
