@@ -85,6 +85,9 @@ class Step(_Model):
     retry: RetrySpec | None = None
     timeout: Duration | None = None
     continue_on_error: bool = False
+    #: What the run does when this step fails: ``fail`` (cancel its dependants; the default) or
+    #: ``pause`` (its dependants wait while an operator retries or skips it: `apeiro retry|skip`).
+    on_failure: Literal["fail", "pause"] = "fail"
     outputs: dict[str, str] = Field(default_factory=dict)
     description: str = ""
 

@@ -37,6 +37,8 @@ with workflow.unsafe.imports_passed_through():
         PipelineRequest,
         PipelineResult,
         PipelineStatus,
+        RepairRecord,
+        RepairRequest,
         RunState,
         StepRecord,
         StepState,
@@ -45,6 +47,16 @@ with workflow.unsafe.imports_passed_through():
     from definitions.steptypes import StepKind, StepType
     from definitions.validate import DefinitionError, pydantic_problems, validate_definition
     from workflows.fanout import FanOutRequest, FanOutResult
+    from workflows.repair import (
+        PATCH_REPAIR,
+        details_markdown,
+        refuse_pause,
+        refuse_resume,
+        refuse_retry,
+        refuse_skip,
+        reopen_dependants,
+        waits_for_operator,
+    )
     from workflows.stepexec import InvocationContext, StepFailure, describe_failure, invoke
 
 REGISTRY = load_catalog()
@@ -64,6 +76,12 @@ def _is_resumable(step_type: StepType) -> bool:
 class PipelineWorkflow:
     def __init__(self) -> None:
         self._pipeline: Pipeline | None = None
+        # Operator repair (workflows/repair.py): pause, retry, skip; audited; behind PATCH_REPAIR.
+        self._paused = False
+        self._run_repairs: list[RepairRecord] = []
+        self._repair_epoch = 0
+        self._repair_on = False
+        self._in_flight: set[str] = set()
         self._pipeline_name = "(loading)"
         self._inputs: dict[str, Any] = {}
         self._records: dict[str, StepRecord] = {}
@@ -172,6 +190,9 @@ class PipelineWorkflow:
         """Start every step whose needs are finished; settle steps that cannot run. Repeat until stable."""
         assert self._pipeline is not None
         spec = self._pipeline.spec
+        if self._paused:
+            return  # an operator paused the run: steps in flight go on, no new ones start
+        held = set(self._held_failures()) if self._repair_on else set()
         changed = True
         while changed:
             changed = False
@@ -181,7 +202,7 @@ class PipelineWorkflow:
                     continue
                 if rec.state is StepState.PENDING:
                     needs = [self._records[n] for n in step.needs]
-                    if not all(r.state.terminal for r in needs):
+                    if not all(r.state.terminal for r in needs) or held.intersection(step.needs):
                         continue
                     blocked = [r.name for r in needs if r.state is StepState.CANCELLED
                                or (r.state is StepState.FAILED and not r.ignored_failure)]
@@ -208,12 +229,18 @@ class PipelineWorkflow:
 
     async def _execute(self, tasks: dict[str, asyncio.Task[None]], continue_after: int) -> bool:
         """Run the DAG to the end. Returns True when the run should continue as new."""
+        self._repair_on = workflow.patched(PATCH_REPAIR)
         draining = False
         while True:
             if not draining and self._should_continue_as_new(continue_after):
                 draining = True
             if not draining:
                 self._schedule(tasks)
+            self._in_flight = set(tasks)
+            self._publish_details()
+            if not tasks and self._repair_on and not draining and self._operator_hold():
+                await self._until_repaired(self._repair_epoch)
+                continue
             if not tasks:
                 return draining and not all(r.state.terminal for r in self._records.values())
             if draining and all(_is_resumable(REGISTRY.get(self._records[n].uses)) for n in tasks):
@@ -224,7 +251,12 @@ class PipelineWorkflow:
                 await asyncio.gather(*tasks.values(), return_exceptions=True)
                 tasks.clear()
                 return True
-            await workflow.wait(list(tasks.values()), return_when=asyncio.FIRST_COMPLETED)
+            waits: list[asyncio.Task[Any]] = list(tasks.values())
+            if self._repair_on:  # a repair (retry, skip, resume) wakes the scheduler at once
+                waits.append(asyncio.create_task(self._until_repaired(self._repair_epoch)))
+            await workflow.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            if self._repair_on and not waits[-1].done():
+                waits[-1].cancel()
             for name in [n for n, t in tasks.items() if t.done()]:
                 task = tasks.pop(name)
                 if not task.cancelled():
@@ -368,6 +400,7 @@ class PipelineWorkflow:
                     result: FanOutResult = await workflow.execute_child_workflow(
                         "FanOutWorkflow", request, id=child_id, task_queue=queues.PIPELINE,
                         result_type=FanOutResult,
+                        static_summary=f"{step.name} · items {start}-{start + len(chunk) - 1} ({step.uses})",
                     )
                 except ChildWorkflowError as exc:
                     message = describe_failure(exc)
@@ -454,6 +487,7 @@ class PipelineWorkflow:
                 PipelineRequest(pipeline=sub.pipeline, inputs=sub.inputs, requested_by=self._requested_by),
                 id=child_id, task_queue=queues.PIPELINE, result_type=PipelineResult,
                 search_attributes=child_search_attributes(self._invocation(step), step),
+                static_summary=f"{suffix} · sub-pipeline {sub.pipeline}",
             )
         except ChildWorkflowError as exc:
             raise StepFailure(f"sub-pipeline {sub.pipeline!r} failed: {describe_failure(exc)}") from None
@@ -523,7 +557,8 @@ class PipelineWorkflow:
         steps = [StepStatus(**rec.model_dump(exclude={"outputs", "ignored_failure", "wait_until"}))
                  for rec in self._records.values()]
         return PipelineStatus(pipeline=self._pipeline_name, workflow_id=workflow.info().workflow_id,
-                              state=self._state, generation=self._generation, steps=steps, error=self._error)
+                              state=self._state, generation=self._generation, steps=steps, error=self._error,
+                              paused=self._paused, repairs=list(self._run_repairs))
 
     @workflow.query
     def outputs(self, step: str) -> Any:
@@ -556,3 +591,89 @@ class PipelineWorkflow:
             raise ValueError(f"{decision.approver!r} started this run and cannot approve it (four-eyes rule)")
         if any(v.approver == decision.approver for v in rec.votes):
             raise ValueError(f"{decision.approver!r} has already voted on {decision.step!r}")
+
+    # --- operator repair (workflows/repair.py) ---------------------------------------------------
+
+    def _held_failures(self) -> list[str]:
+        assert self._pipeline is not None
+        return waits_for_operator(self._pipeline, self._records)
+
+    def _operator_hold(self) -> bool:
+        """Nothing in flight, yet the run must not end: paused with steps left, or a failed step with
+        ``onFailure: pause`` waits for `retry` or `skip` (or cancellation)."""
+        if self._paused and not all(r.state.terminal for r in self._records.values()):
+            return True
+        return bool(self._held_failures())
+
+    def _publish_details(self) -> None:
+        """The Temporal UI's run page: a Markdown table of steps and states (set_current_details)."""
+        held = self._held_failures() if self._repair_on and self._pipeline is not None else []
+        workflow.set_current_details(
+            details_markdown(self._pipeline_name, self._records.values(), self._in_flight, self._paused, held)
+        )
+
+    async def _until_repaired(self, seen: int) -> None:
+        await workflow.wait_condition(lambda: self._repair_epoch != seen)
+
+    def _audit(self, action: str, req: RepairRequest) -> RepairRecord:
+        return RepairRecord(action=action, by=req.by, reason=req.reason, at=workflow.now())
+
+    def _repaired(self) -> None:
+        self._repair_epoch += 1
+        self._publish_details()
+
+    @workflow.update
+    def retry_step(self, req: RepairRequest) -> StepStatus:
+        """Run a failed step again; dependants cancelled because of it run after it."""
+        assert self._pipeline is not None and req.step is not None
+        rec = self._records[req.step]
+        rec.repairs.append(self._audit("retry", req))
+        rec.state, rec.error, rec.message, rec.ignored_failure = StepState.PENDING, None, "", False
+        rec.started_at = rec.finished_at = None
+        rec.items_total, rec.items_done, rec.items_failed = None, 0, 0
+        reopen_dependants(self._pipeline, self._records, req.step)
+        self._repaired()
+        return StepStatus(**rec.model_dump(exclude={"outputs", "ignored_failure", "wait_until"}))
+
+    @retry_step.validator
+    def _validate_retry_step(self, req: RepairRequest) -> None:
+        refuse_retry(self._records, req, self._state, self._repair_on)
+
+    @workflow.update
+    def skip_step(self, req: RepairRequest) -> StepStatus:
+        """Take a pending or failed step as done with the operator's outputs; dependants then run."""
+        assert self._pipeline is not None and req.step is not None
+        rec = self._records[req.step]
+        rec.repairs.append(self._audit("skip", req))
+        rec.outputs, rec.error, rec.ignored_failure = req.outputs, None, False
+        self._settle(rec, StepState.SKIPPED, f"skipped by {req.by}: {req.reason}")
+        reopen_dependants(self._pipeline, self._records, req.step)
+        self._repaired()
+        return StepStatus(**rec.model_dump(exclude={"outputs", "ignored_failure", "wait_until"}))
+
+    @skip_step.validator
+    def _validate_skip_step(self, req: RepairRequest) -> None:
+        refuse_skip(self._records, req, self._state, self._repair_on, self._in_flight)
+
+    @workflow.update
+    def pause(self, req: RepairRequest) -> PipelineStatus:
+        """Stop starting new steps; steps in flight go on."""
+        self._paused = True
+        self._run_repairs.append(self._audit("pause", req))
+        self._repaired()
+        return self.status()
+
+    @pause.validator
+    def _validate_pause(self, req: RepairRequest) -> None:
+        refuse_pause(self._paused, req, self._state, self._repair_on)
+
+    @workflow.update
+    def resume(self, req: RepairRequest) -> PipelineStatus:
+        self._paused = False
+        self._run_repairs.append(self._audit("resume", req))
+        self._repaired()
+        return self.status()
+
+    @resume.validator
+    def _validate_resume(self, req: RepairRequest) -> None:
+        refuse_resume(self._paused, req, self._state, self._repair_on)
