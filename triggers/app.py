@@ -310,4 +310,9 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    if os.environ.get("APEIRO_CONSOLE", "").strip().lower() in ("1", "true", "yes"):
+        # The operator's console at /console/, sharing the gateway's Temporal connection.
+        from triggers.console.app import mount
+
+        mount(app)
     return app
