@@ -96,7 +96,14 @@ async def test_console_shows_progress_and_approves_in_a_browser(
                     "needs": ["prep"],
                     "with": {"approvers": ["alice", "bob"], "quorum": 1, "message": "ship it?"},
                 },
-                {"name": "done", "uses": "core.echo", "needs": ["gate"], "with": {"values": {"ok": True}}},
+                {
+                    "name": "hosts",
+                    "uses": "core.echo",
+                    "needs": ["prep"],
+                    "forEach": ["rack1-a", "rack1-b", "rack2-a"],
+                    "with": {"values": {"host": "${{ item }}"}},
+                },
+                {"name": "done", "uses": "core.echo", "needs": ["gate", "hosts"], "with": {"values": {"ok": True}}},
             ],
             name="console-demo",
         )
