@@ -8,11 +8,13 @@ query's meaning.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 from temporalio.client import Client
 
 from definitions import search_attributes as sa
+from definitions.runs import PipelineRequest
 
 #: Operator words for a run's state -> Temporal's ExecutionStatus values.
 STATES: dict[str, str] = {
@@ -102,3 +104,24 @@ async def list_runs(client: Client, run_filter: RunFilter, limit: int = 50) -> l
             )
         )
     return rows
+
+
+async def run_request(client: Client, workflow_id: str) -> PipelineRequest:
+    """The request the current run of `workflow_id` started with (its first history event).
+
+    Raises LookupError when the history has no start event (it cannot be read)."""
+    handle = client.get_workflow_handle(workflow_id)
+    async for event in handle.fetch_history_events():
+        attrs = event.workflow_execution_started_event_attributes
+        [request] = await client.data_converter.decode(attrs.input.payloads, [PipelineRequest])
+        if not isinstance(request, PipelineRequest):
+            request = PipelineRequest.model_validate(request)
+        return request
+    raise LookupError(f"run {workflow_id} has no start event")
+
+
+def request_definition(request: PipelineRequest) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """(definition or None when started by name, inputs) of a run's request, continued runs included."""
+    if request.continuation is not None:
+        return request.continuation.definition, request.continuation.inputs
+    return request.definition, request.inputs

@@ -92,6 +92,15 @@ class Continuation(BaseModel):
     generation: int = 1
 
 
+class Reuse(BaseModel):
+    """Steps of an earlier run whose outputs a re-run takes as they are (they do not run again)."""
+
+    from_run: str = Field(alias="fromRun", min_length=1)
+    steps: dict[str, Any] = Field(default_factory=dict, description="step name -> its outputs in that run")
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
 class PipelineRequest(BaseModel):
     """Input of ``PipelineWorkflow``. Give ``pipeline`` (a name the workers know) or ``definition``.
 
@@ -103,6 +112,8 @@ class PipelineRequest(BaseModel):
     pipeline: str | None = None
     definition: dict[str, Any] | None = None
     inputs: dict[str, Any] = Field(default_factory=dict)
+    #: A re-run (`apeiro rerun`): steps taken as done with the outputs of an earlier run.
+    reuse: Reuse | None = None
     requested_by: str | None = Field(default=None, alias="requestedBy")
     #: Continue as new once history exceeds this many events (the server suggests it at ~4k too).
     continue_as_new_after: int = Field(default=8000, ge=100, le=40000, alias="continueAsNewAfter")

@@ -125,6 +125,13 @@ class PipelineWorkflow:
             for rec in req.continuation.records:
                 if rec.name in self._records:
                     self._records[rec.name] = rec
+        if req.reuse is not None and workflow.patched(PATCH_REPAIR):
+            for name, outputs in req.reuse.steps.items():
+                if name in self._records:  # a re-run: these steps are done, with the earlier outputs
+                    rec = self._records[name]
+                    rec.state, rec.outputs = StepState.SUCCEEDED, outputs
+                    rec.message = f"reused from run {req.reuse.from_run}"
+                    rec.started_at = rec.finished_at = workflow.now()
         self._step_refs = {s.name: self._referenced_steps(s) for s in pipeline.spec.steps}
 
         tasks: dict[str, asyncio.Task[None]] = {}

@@ -13,6 +13,7 @@ from landscape.landscape import Landscape
 from tests.integration.conftest import apeiro, cli_env
 from tests.support import pipeline
 from tests.workflow.conftest import Engine
+from workers.cli.repair import rerun
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("dev-server")]
 
@@ -68,3 +69,34 @@ async def test_list_retry_watch_cancel_and_exit_codes(dev_engine: Engine, dev_la
     assert code == 0, err
     code, out, err = await run_cli(["watch", slow.id, "--interval", "0.3"], env)
     assert code == 1 and "cancel" in err
+
+
+async def test_rerun_from_a_step_reuses_the_earlier_outputs(dev_engine: Engine, dev_landscape: Landscape) -> None:
+    env = cli_env(dev_landscape)
+    h = await dev_engine.start(
+        pipeline(
+            [
+                {"name": "a", "uses": "test.probe", "with": {"key": "rerun-a"}},
+                {"name": "b", "uses": "test.probe", "needs": ["a"], "with": {"key": "rerun-b", "fail_calls": 1}},
+                {
+                    "name": "c",
+                    "uses": "core.echo",
+                    "needs": ["b"],
+                    "with": {"values": {"from_a": "${{ steps.a.outputs.key }}"}},
+                },
+            ],
+            name="cli-rerun",
+        )
+    )
+    with pytest.raises(Exception, match="failed"):
+        await h.result()
+    code, _out, err = await run_cli(["rerun", h.id, "--from", "nope"], env)
+    assert code == 1 and "no step 'nope'" in err
+    # In process: the CLI's subprocess does not know the test probe step type.
+    started, reused = await rerun(dev_engine.client, h.id, "b", "op", f"{h.id}-again")
+    assert reused == ["a"]
+    await started.result()
+    assert dev_engine.probe.calls == {"rerun-a": 1, "rerun-b": 2}  # a did not run again, b did
+    st = await dev_engine.client.get_workflow_handle(f"{h.id}-again").query("status", result_type=PipelineStatus)
+    assert [s.state.value for s in st.steps] == ["succeeded"] * 3
+    assert st.steps[0].message == f"reused from run {h.id}"

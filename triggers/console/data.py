@@ -19,8 +19,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from definitions.library import PipelineLibrary
 from definitions.pipeline import Pipeline
 from definitions.promotion_runs import PromotionStatus
-from definitions.runquery import STATE_WORDS, RunFilter, RunSummary, list_runs
-from definitions.runs import ApprovalDecision, PipelineRequest, PipelineStatus
+from definitions.runquery import STATE_WORDS, RunFilter, RunSummary, list_runs, request_definition, run_request
+from definitions.runs import ApprovalDecision, PipelineStatus
 from definitions.validate import DefinitionError, parse_pipeline
 
 QUERY_TIMEOUT = timedelta(seconds=5)
@@ -97,22 +97,19 @@ async def _promotions(client: Client, child_ids: list[str]) -> list[PromotionSta
 
 async def definition(client: Client, workflow_id: str) -> Pipeline:
     """The pipeline the current run interprets, from its start event (or the library by name)."""
-    handle = client.get_workflow_handle(workflow_id)
-    async for event in handle.fetch_history_events(rpc_timeout=QUERY_TIMEOUT):
-        attrs = event.workflow_execution_started_event_attributes
-        [request] = await client.data_converter.decode(attrs.input.payloads, [PipelineRequest])
-        assert isinstance(request, PipelineRequest)
-        if request.continuation is not None:
-            data = request.continuation.definition
-        elif request.definition is not None:
-            data = request.definition
-        else:
-            data = PipelineLibrary().load(request.pipeline or "")
-        try:
-            return parse_pipeline(data, f"run {workflow_id}")
-        except DefinitionError as exc:
-            raise ActionRefused(f"the run's definition does not parse: {exc}") from None
-    raise RunNotFound(workflow_id)
+    try:
+        request = await run_request(client, workflow_id)
+    except LookupError:
+        raise RunNotFound(workflow_id) from None
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise RunNotFound(workflow_id) from None
+        raise
+    data, _ = request_definition(request)
+    try:
+        return parse_pipeline(data or PipelineLibrary().load(request.pipeline or ""), f"run {workflow_id}")
+    except DefinitionError as exc:
+        raise ActionRefused(f"the run's definition does not parse: {exc}") from None
 
 
 # --- actions -------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from definitions import search_attributes as sa
 from definitions.catalog import load_catalog
 from definitions.graph import to_dot, to_mermaid
 from definitions.library import PipelineLibrary
-from definitions.runs import ApprovalDecision, ApprovalState, PipelineRequest, PipelineStatus, StepState
+from definitions.runs import ApprovalDecision, ApprovalState, PipelineRequest, PipelineStatus, Reuse, StepState
 from definitions.validate import DefinitionError, parse_pipeline, validate_definition
 from workers.cli.common import (
     add_input_args,
@@ -119,7 +119,7 @@ def default_workflow_id(pipeline: str) -> str:
 
 async def start_pipeline(client: Client, data: dict[str, Any], inputs: dict[str, Any], *,
                          workflow_id: str | None = None, requested_by: str | None = None,
-                         source: str = "") -> WorkflowHandle[Any, Any]:
+                         source: str = "", reuse: Reuse | None = None) -> WorkflowHandle[Any, Any]:
     """Validate fully, then start. An invalid definition never reaches Temporal."""
     pipeline, resolved = validate_definition(data, load_catalog(), inputs=inputs,
                                              known_pipelines=PipelineLibrary().names(), source=source)
@@ -129,7 +129,7 @@ async def start_pipeline(client: Client, data: dict[str, Any], inputs: dict[str,
     attrs = TypedSearchAttributes(pairs) if await search_attributes_registered(client, sa.NAMES) else None
     return await client.start_workflow(
         "PipelineWorkflow",
-        PipelineRequest(definition=data, inputs=resolved, requested_by=requested_by),
+        PipelineRequest(definition=data, inputs=resolved, requested_by=requested_by, reuse=reuse),
         id=workflow_id or default_workflow_id(pipeline.name),
         task_queue=queues.PIPELINE,
         search_attributes=attrs,
