@@ -16,6 +16,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from workers.interceptors import StepMetricsInterceptor
+from workers.progress import ProgressInterceptor
 from workers.queues import contents_for
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def build_workers(client: Client, queues: Sequence[str], *, max_concurrent_activ
                 if needs_executor else None,
                 max_concurrent_activities=max_concurrent_activities,
                 workflow_runner=workflow_runner(),
-                interceptors=[StepMetricsInterceptor()],
+                interceptors=[StepMetricsInterceptor(), ProgressInterceptor()],
                 # Input typed into the Temporal UI that does not decode into a workflow's model fails
                 # that workflow with pydantic's message (field path and reason) instead of failing
                 # the workflow task, which Temporal would retry forever.
