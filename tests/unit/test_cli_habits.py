@@ -103,3 +103,23 @@ def test_run_filter_query_quotes_values() -> None:
     )
     with pytest.raises(ValueError, match="use one of"):
         RunFilter(state="sleeping").query()
+
+
+def test_transfer_progress_shows_bytes_and_rate_per_blob() -> None:
+    import io
+
+    from workers.cli.progress import MIB, TransferDisplay
+
+    display = TransferDisplay(stream=io.StringIO())
+    display.seen["blob-1"] = (display_time := __import__("time").monotonic() - 2.0, 0)
+    lines = display.lines({"state": "copying", "blobs_done": 1, "blobs_total": 3}, {"blob-1": 20 * MIB})
+    assert lines[0] == "copying: 1/3 blobs"
+    assert lines[1].startswith("  blob-1: 20.0 MiB sent, ") and display.rates["blob-1"] > 5
+    assert display_time > 0
+
+
+def test_discovery_phase_text() -> None:
+    from workers.cli.progress import PhaseDisplay
+
+    assert PhaseDisplay.text({"state": "inventorying", "systems": 12}) == "inventorying (systems 12)"
+    assert PhaseDisplay.text({"state": "done", "servers": 3, "problems": 1}) == "done (servers 3, problems 1)"

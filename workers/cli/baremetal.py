@@ -55,6 +55,27 @@ def register(subparsers: Any) -> None:
     group.set_defaults(func=lambda args: (group.print_help(), 2)[1])
 
 
+async def _with_progress(handle: Any) -> DiscoverResult:
+    """The result, showing the workflow's phase and counts (its `status` query) on stderr meanwhile."""
+    import asyncio
+
+    from workers.cli.progress import PhaseDisplay
+
+    display = PhaseDisplay()
+    result_task = asyncio.ensure_future(handle.result())
+    try:
+        while not result_task.done():
+            try:
+                display.update(await handle.query("status"))
+            except Exception:
+                pass
+            await asyncio.wait([result_task], timeout=1.0)
+    finally:
+        display.stop()
+    result: DiscoverResult = result_task.result()
+    return result
+
+
 def inventory_command(args: argparse.Namespace) -> int:
     from activities.redfish.inventory import read_bmc_inventory
 
@@ -202,7 +223,7 @@ def discover_command(args: argparse.Namespace) -> int:
         print(f"discovery workflow {wid} (run {handle.result_run_id})")
         if args.no_wait:
             return 0
-        result: DiscoverResult = await handle.result()
+        result: DiscoverResult = await _with_progress(handle)
         print(result.model_dump_json(indent=2))
         return 0 if not result.problems else 3
 

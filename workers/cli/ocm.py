@@ -289,7 +289,7 @@ async def _transfer(inp: Any, workflow_id: str, no_wait: bool) -> int:
     if no_wait:
         print(workflow_id)
         return 0
-    follower = asyncio.create_task(_follow(handle))
+    follower = asyncio.create_task(_follow(handle, client=client))
     try:
         result = await handle.result()
     except WorkflowFailureError as exc:
@@ -303,15 +303,41 @@ async def _transfer(inp: Any, workflow_id: str, no_wait: bool) -> int:
     return 0
 
 
-async def _follow(handle: Any, every: float = 2.0) -> None:
-    """Print the workflow's state to stderr whenever it changes (the `progress` query)."""
-    last = None
-    while True:
+async def _follow(handle: Any, every: float = 1.0, client: Any = None) -> None:
+    """Progress on stderr until cancelled: the workflow's `progress` query (blobs done of total) and,
+    per blob being copied, bytes sent and MiB/s from the copy activity's heartbeat details."""
+    from workers.cli.progress import TransferDisplay
+
+    display = TransferDisplay()
+    try:
+        while True:
+            try:
+                p = await handle.query("progress")
+            except Exception:  # not started yet, or finished: the result tells the rest
+                p = None
+            blobs: dict[str, int] = {}
+            if client is not None:
+                blobs = await _blob_offsets(client, handle)
+            display.update(p, blobs)
+            await asyncio.sleep(every)
+    finally:
+        display.stop()
+
+
+async def _blob_offsets(client: Any, handle: Any) -> dict[str, int]:
+    """activity id -> bytes uploaded so far, for the copy activities in flight (heartbeat details)."""
+    try:
+        description = await handle.describe()
+    except Exception:
+        return {}
+    out: dict[str, int] = {}
+    for pending in description.raw_description.pending_activities:
+        if pending.activity_type.name != "ocm.copy_blob" or not pending.heartbeat_details.payloads:
+            continue
         try:
-            p = await handle.query("progress")
-        except Exception:  # not started yet, or finished: the result tells the rest
-            p = None
-        if p and p != last:
-            print(f"  {p['state']}: {p['blobs_done']}/{p['blobs_total']} blobs", file=sys.stderr)
-            last = p
-        await asyncio.sleep(every)
+            [details] = await client.data_converter.decode(list(pending.heartbeat_details.payloads))
+        except Exception:
+            continue
+        if isinstance(details, dict) and isinstance(details.get("offset"), int):
+            out[pending.activity_id] = details["offset"]
+    return out
