@@ -123,3 +123,36 @@ def test_discovery_phase_text() -> None:
 
     assert PhaseDisplay.text({"state": "inventorying", "systems": 12}) == "inventorying (systems 12)"
     assert PhaseDisplay.text({"state": "done", "servers": 3, "problems": 1}) == "done (servers 3, problems 1)"
+
+
+async def test_blob_offsets_come_from_the_copy_activities_heartbeats() -> None:
+    from types import SimpleNamespace
+
+    from workers.cli.ocm import _blob_offsets
+    from workers.config import data_converter
+
+    converter = data_converter()
+    payloads = await converter.encode([{"location": "http://r/upload/1", "offset": 1234}])
+
+    def pending(kind: str, ident: str, details: list[object]) -> object:
+        return SimpleNamespace(
+            activity_type=SimpleNamespace(name=kind),
+            activity_id=ident,
+            heartbeat_details=SimpleNamespace(payloads=details),
+        )
+
+    description = SimpleNamespace(
+        raw_description=SimpleNamespace(
+            pending_activities=[
+                pending("ocm.copy_blob", "blob-a", payloads),
+                pending("ocm.copy_blob", "blob-b", []),  # no heartbeat yet
+                pending("ocm.plan_transport", "plan", payloads),
+            ]
+        )
+    )
+
+    class Handle:
+        async def describe(self) -> object:
+            return description
+
+    assert await _blob_offsets(SimpleNamespace(data_converter=converter), Handle()) == {"blob-a": 1234}
