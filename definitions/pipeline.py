@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from definitions.durations import Duration
+from definitions.notify import NotifySettings
 
 API_VERSION = "apeiro.dev/v1alpha1"
 STEP_NAME = r"^[a-z][a-zA-Z0-9_]{0,62}$"
@@ -115,6 +116,8 @@ class PipelineSpec(_Model):
     outputs: dict[str, str] = Field(default_factory=dict)
     #: How many steps may run at once (forEach items count per step, against the step's maxParallel).
     max_parallel: int = Field(default=50, ge=1, le=2000)
+    #: Notifications when an approval waits, a step fails, the run ends (definitions/notify.py).
+    notify: NotifySettings | None = None
 
 
 class Metadata(_Model):

@@ -20,7 +20,8 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, ChildWorkflowError
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
@@ -249,6 +250,8 @@ class PipelineWorkflow:
                 await self._until_repaired(self._repair_epoch)
                 continue
             if not tasks:
+                if not draining:
+                    await self._notify_finished()
                 return draining and not all(r.state.terminal for r in self._records.values())
             if draining and all(_is_resumable(REGISTRY.get(self._records[n].uses)) for n in tasks):
                 # Only timers and approvals left: their progress is in the records; hand them over.
@@ -268,6 +271,9 @@ class PipelineWorkflow:
                 task = tasks.pop(name)
                 if not task.cancelled():
                     task.result()  # an engine bug surfaces here (and fails the task, to be fixed forward)
+                rec = self._records[name]
+                if rec.state is StepState.FAILED and self._state is RunState.RUNNING:
+                    await self._notify("failed", f"step {name} of {self._pipeline_name} failed", rec.error or "", name)
 
     # --- one step --------------------------------------------------------------------------------
 
@@ -452,6 +458,7 @@ class PipelineWorkflow:
         self._approval_args[step.name] = approval
         who = ", ".join(approval.approvers) if approval.approvers else "anyone"
         rec.message = f"waiting for approval ({approval.quorum} needed, from {who}): {approval.message}"
+        await self._notify("approval", f"{self._pipeline_name}: {step.name} waits for approval", rec.message, step.name)
         timeout = self._timeout(step, step_type)
         try:
             await workflow.wait_condition(lambda: self._decision(step.name) is not None, timeout=timeout)
@@ -684,3 +691,35 @@ class PipelineWorkflow:
     @resume.validator
     def _validate_resume(self, req: RepairRequest) -> None:
         refuse_resume(self._paused, req, self._state, self._repair_on)
+
+    # --- notifications (definitions/notify.py) ---------------------------------------------------
+
+    async def _notify(self, event: str, title: str, text: str = "", step: str | None = None) -> None:
+        """Send the pipeline's `spec.notify` for one event. A notification that cannot be delivered
+        is logged, never a reason for the run to fail."""
+        from definitions import queues
+        from definitions.notify import NotifyArgs
+
+        settings = self._pipeline.spec.notify if self._pipeline is not None else None
+        if settings is None or not self._repair_on:
+            return
+        targets = [t for t in settings.targets if event in t.events]
+        if not targets:
+            return
+        wid = workflow.info().workflow_id
+        link = f"{settings.console_url.rstrip('/')}/run?id={wid}" if settings.console_url else None
+        args = NotifyArgs(targets=targets, event=event, title=title[:300], text=text[:4000], link=link,
+                          pipeline=self._pipeline_name, run=wid, step=step)
+        try:
+            await workflow.execute_activity(
+                "core.notify", args, task_queue=queues.PIPELINE, start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+                summary=f"notify {event}" + (f" · {step}" if step else ""),
+            )
+        except ActivityError as exc:
+            workflow.logger.warning("notification %s for %s not delivered: %s", event, wid, describe_failure(exc))
+
+    async def _notify_finished(self) -> None:
+        failed = [r.name for r in self._records.values() if r.state is StepState.FAILED and not r.ignored_failure]
+        outcome = f"failed ({', '.join(failed)})" if failed else "succeeded"
+        await self._notify("finished", f"{self._pipeline_name} {outcome}", f"run {workflow.info().workflow_id}")
