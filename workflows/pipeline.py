@@ -251,6 +251,7 @@ class PipelineWorkflow:
                 continue
             if not tasks:
                 if not draining:
+                    await self._run_finally()
                     await self._notify_finished()
                 return draining and not all(r.state.terminal for r in self._records.values())
             if draining and all(_is_resumable(REGISTRY.get(self._records[n].uses)) for n in tasks):
@@ -273,6 +274,7 @@ class PipelineWorkflow:
                     task.result()  # an engine bug surfaces here (and fails the task, to be fixed forward)
                 rec = self._records[name]
                 if rec.state is StepState.FAILED and self._state is RunState.RUNNING:
+                    await self._run_cleanup(name)
                     await self._notify("failed", f"step {name} of {self._pipeline_name} failed", rec.error or "", name)
 
     # --- one step --------------------------------------------------------------------------------
@@ -723,3 +725,60 @@ class PipelineWorkflow:
         failed = [r.name for r in self._records.values() if r.state is StepState.FAILED and not r.ignored_failure]
         outcome = f"failed ({', '.join(failed)})" if failed else "succeeded"
         await self._notify("finished", f"{self._pipeline_name} {outcome}", f"run {workflow.info().workflow_id}")
+
+    # --- hooks: a step's cleanup, the pipeline's finally (definitions/pipeline.py Hook) ----------
+
+    async def _run_cleanup(self, name: str) -> None:
+        assert self._pipeline is not None
+        step = self._pipeline.step(name)
+        if step.cleanup is None or not self._repair_on:
+            return
+        outcome = await self._run_hook(f"{name}_cleanup", step.cleanup, f"{self._path(step)}.cleanup")
+        rec = self._records[name]
+        rec.message = f"cleanup ({step.cleanup.uses}) {outcome}"
+
+    async def _run_finally(self) -> None:
+        assert self._pipeline is not None
+        hook = self._pipeline.spec.finally_
+        if hook is None or not self._repair_on or "finally" in self._records:
+            return
+        rec = StepRecord(name="finally", uses=hook.uses, state=StepState.RUNNING, started_at=workflow.now())
+        rec.ignored_failure = True  # the hook's failure is recorded; it does not change the run's outcome
+        self._records["finally"] = rec
+        self._publish_details()
+        outcome = await self._run_hook("finally_hook", hook, "spec.finally")
+        if outcome == "succeeded":
+            self._settle(rec, StepState.SUCCEEDED, "")
+        else:
+            self._settle(rec, StepState.FAILED, "", error=outcome)
+            rec.ignored_failure = True
+
+    async def _run_hook(self, label: str, hook: Any, path: str) -> str:
+        """Run a hook as an activity, a lifecycle child or a sub-pipeline; 'succeeded' or 'failed: …'."""
+        from definitions import queues
+        from workflows.stepexec import validate_args
+
+        wid = workflow.info().workflow_id
+        try:
+            step_type = REGISTRY.get(hook.uses)
+            args = render(hook.with_, self._context(None))
+            if step_type.kind is StepKind.BUILTIN:
+                if step_type.target != "PipelineWorkflow":
+                    raise StepFailure(f"{path}.uses: {hook.uses} cannot run as a hook")
+                sub = validate_args(step_type, args, path)
+                assert isinstance(sub, SubPipelineArgs)
+                await workflow.execute_child_workflow(
+                    "PipelineWorkflow",
+                    PipelineRequest(pipeline=sub.pipeline, inputs=sub.inputs, requested_by=self._requested_by),
+                    id=f"{wid}/{label}", task_queue=queues.PIPELINE, result_type=PipelineResult,
+                    static_summary=f"{label} · sub-pipeline {sub.pipeline}",
+                )
+            else:
+                synthetic = Step.model_validate({"name": label, "uses": hook.uses, "with": hook.with_})
+                ctx = InvocationContext(parent_id=wid, pipeline=self._pipeline_name, site=self._site, step_path=path)
+                await invoke(synthetic, step_type, args, ctx,
+                             retry=RetrySpec(max_attempts=step_type.default_max_attempts),
+                             timeout=step_type.default_timeout)
+        except (StepFailure, ExpressionError, ChildWorkflowError, ValueError, KeyError) as exc:
+            return f"failed: {describe_failure(exc) if isinstance(exc, ChildWorkflowError) else exc}"
+        return "succeeded"
