@@ -173,3 +173,46 @@ async def test_console_api_refuses_anonymous_actions_and_404s(dev_client: Client
         assert r.status_code == 404
         r = await http.get("api/runs", params={"state": "sleeping"})
         assert r.status_code == 400
+
+
+async def test_console_api_repairs_a_run_and_refuses_what_may_not_happen(dev_engine: Engine, console_url: str) -> None:
+    """pause/resume/retry/skip/cancel through the console's API, as the buttons send them."""
+    h = await dev_engine.start(
+        pipeline(
+            [
+                {
+                    "name": "flaky",
+                    "uses": "test.probe",
+                    "onFailure": "pause",
+                    "with": {"key": "con-flaky", "fail_calls": 1},
+                },
+                {"name": "after", "uses": "core.echo", "needs": ["flaky"]},
+            ],
+            name="console-repair",
+        )
+    )
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient(base_url=console_url, headers=auth) as http:
+
+        async def act(action: str, **body: Any) -> httpx.Response:
+            return await http.post("api/action", params={"id": h.id, "action": action}, json=body)
+
+        for _ in range(100):
+            view = (await http.get("api/run", params={"id": h.id})).json()
+            if view["status"] and view["status"]["steps"][0]["state"] == "failed":
+                break
+            await asyncio.sleep(0.1)
+        r = await act("retry", step="after", reason="x")
+        assert r.status_code == 409 and "not failed" in r.json()["error"]
+        r = await act("retry", step="flaky")
+        assert r.status_code == 409 and "reason" in r.json()["error"]
+        assert (await act("pause", reason="change freeze")).status_code == 200
+        assert (await act("retry", step="flaky", reason="fixed")).status_code == 200
+        await asyncio.sleep(1.0)
+        view = (await http.get("api/run", params={"id": h.id})).json()
+        assert view["status"]["paused"] and view["status"]["steps"][1]["state"] == "pending"
+        assert view["status"]["steps"][0]["repairs"][0]["by"] == "alice"
+        assert (await act("resume")).status_code == 200
+        await h.result()
+        r = await act("cancel", reason="too late")
+        assert r.status_code == 409 and "ended" in r.json()["error"]
