@@ -49,14 +49,17 @@ unit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
-## Long crash campaign (kill -9 workers, restart Temporal) and fault campaign; CI runs short versions in `make test`.
+## Long crash campaign (kill -9 and SIGTERM workers, restart Temporal; prints recovery times) and fault
+## campaign; CI runs short versions in `make test`.
 CHAOS_RUNS ?= 20
+CHAOS_TERMS ?= 20
 CHAOS_RESTARTS ?= 5
 FAULT_RUNS ?= 12
 CHAOS_OCM_RUNS ?= 8
+CHAOS_OCM_TERMS ?= 8
 chaos: $(STAMP)
-	$(BIN)/python -m tests.chaos.campaign --runs $(CHAOS_RUNS) --restarts $(CHAOS_RESTARTS)
-	$(BIN)/python -m tests.chaos.ocm --runs $(CHAOS_OCM_RUNS)
+	$(BIN)/python -m tests.chaos.campaign --runs $(CHAOS_RUNS) --terms $(CHAOS_TERMS) --restarts $(CHAOS_RESTARTS)
+	$(BIN)/python -m tests.chaos.ocm --runs $(CHAOS_OCM_RUNS) --terms $(CHAOS_OCM_TERMS)
 	$(BIN)/python -m tests.chaos.faults --runs $(FAULT_RUNS)
 
 ## Bad-input campaign with many more examples than CI runs.

@@ -21,7 +21,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.redfish.activities import RedfishActivities
-from activities.redfish.backend import RedfishServer, list_system_paths
+from activities.redfish.backend import list_system_paths, redfish_server
 from activities.redfish.client import connect
 from activities.redfish.store import FileInventoryStore
 from definitions.server import (
@@ -48,7 +48,7 @@ def direct(conn: BmcConnection, threads: int) -> tuple[float, int]:
     root = connect(conn)
     paths = list_system_paths(root)
     with ThreadPoolExecutor(threads) as pool:
-        invs = list(pool.map(lambda p: RedfishServer(root, conn.url, p).inventory(), paths))
+        invs = list(pool.map(lambda p: redfish_server(root, conn.url, p).management.inventory(), paths))
     return time.perf_counter() - start, len(invs)
 
 

@@ -18,7 +18,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from definitions import queues
-from definitions.steptypes import REGISTRY, StepKind, StepType
+from definitions.secrets import SecretRef
+from definitions.steptypes import StepTable, register_all
 
 # --- descriptor model (OCM component descriptor, schema v2) -----------------------------------------
 
@@ -39,7 +40,7 @@ HASH_SHA256 = "SHA-256"
 class _Open(BaseModel):
     """Base of every descriptor model: unknown fields are kept, field order is kept."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(hide_input_in_errors=True, extra="allow", populate_by_name=True)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = self.model_dump(mode="json", by_alias=True, exclude_unset=True)
@@ -179,17 +180,19 @@ class RepositorySpec(_Open):
     ``k8s:``), resolved inside activities; ``ca_bundle`` is a path to a PEM file on the worker.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(hide_input_in_errors=True, extra="forbid")
 
     url: str
+    #: A user name is not a secret: a literal (``apeiro``) or a reference. The one ``*_ref`` field
+    #: that takes a literal (see definitions/secrets.py).
     username_ref: str | None = None
-    password_ref: str | None = None
-    token_ref: str | None = None
+    password_ref: SecretRef | None = None
+    token_ref: SecretRef | None = None
     ca_bundle: str | None = None
 
 
 class ComponentVersionRef(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(hide_input_in_errors=True, extra="forbid")
 
     name: str
     version: str
@@ -198,33 +201,33 @@ class ComponentVersionRef(BaseModel):
 class VerifySpec(BaseModel):
     """A signature to verify: its name and the reference of the public key (or trusted root)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(hide_input_in_errors=True, extra="forbid")
 
     name: str
-    public_key_ref: str | None = None
+    public_key_ref: SecretRef | None = None
     #: PEM bundle of trusted root certificates (reference) for signatures with a certificate chain.
-    root_certs_ref: str | None = None
+    root_certs_ref: SecretRef | None = None
     issuer: str | None = None
     strict: bool = False
 
 
 class SigningSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(hide_input_in_errors=True, extra="forbid")
 
     name: str
-    private_key_ref: str
+    private_key_ref: SecretRef
     algorithm: str = "RSASSA-PSS"
     normalisation: str = "jsonNormalisation/v4alpha1"
     #: Optional certificate chain (reference to a PEM file) written into a PEM signature.
-    certificate_ref: str | None = None
+    certificate_ref: SecretRef | None = None
     #: Verification at the target after upload (public key reference; defaults to the chain's key).
-    public_key_ref: str | None = None
+    public_key_ref: SecretRef | None = None
 
 
 class TransportInput(BaseModel):
     """What `component.transport` copies where, and how."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(hide_input_in_errors=True, extra="forbid")
 
     source: RepositorySpec
     target: RepositorySpec
@@ -236,8 +239,9 @@ class TransportInput(BaseModel):
     existing: ExistingPolicy = ExistingPolicy.SKIP_IDENTICAL
     parallel_blobs: int = Field(default=4, ge=1, le=32)
     chunk_size: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
-    #: A blob copy that stops heartbeating this long is retried (resuming its upload) elsewhere.
-    heartbeat_timeout_s: int = Field(default=60, ge=2)
+    #: A blob copy that stops heartbeating this long is retried (resuming its upload) elsewhere. It
+    #: heartbeats once per chunk, so a link slower than chunk_size per this many seconds needs more.
+    heartbeat_timeout_s: int = Field(default=15, ge=2)
 
 
 class TransportedVersion(BaseModel):
@@ -262,7 +266,7 @@ class TransportResult(BaseModel):
 
 
 class VerifyInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(hide_input_in_errors=True, extra="forbid")
 
     repository: RepositorySpec
     component: ComponentVersionRef
@@ -325,6 +329,7 @@ class TransportPlan(BaseModel):
 
 
 class BlobCopyInput(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
     source: RepositorySpec
     target: RepositorySpec
     blob: BlobTask
@@ -342,51 +347,35 @@ class BlobCopyResult(BaseModel):
 
 
 class ManifestCopyInput(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
     source: RepositorySpec
     target: RepositorySpec
     manifests: list[ManifestTask]
 
 
 class FinaliseInput(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
     source: RepositorySpec
     target: RepositorySpec
     plan: VersionPlan
     sign: SigningSpec | None = None
 
 
-COMPONENT_TRANSPORT = REGISTRY.register(
-    StepType(
-        name="component.transport",
-        kind=StepKind.WORKFLOW,
-        target="ComponentTransportWorkflow",
-        task_queue=queues.OCM,
-        args_model=TransportInput,
-        outputs_model=TransportResult,
-        description="Copy OCM component versions between OCI registries (by value or by reference), "
-        "verify source signatures, sign and verify at the target.",
-        default_timeout=timedelta(hours=6),
-        non_retryable_errors=(
-            "SignatureInvalid",
-            "DigestMismatch",
-            "BadCredentials",
-            "VersionConflict",
-            "ComponentNotFound",
-            "InvalidDescriptor",
-        ),
-    )
-)
+OCM = StepTable(task_queue=queues.OCM)
 
-COMPONENT_VERIFY = REGISTRY.register(
-    StepType(
-        name="component.verify",
-        kind=StepKind.ACTIVITY,
-        target="ocm.verify_component",
-        task_queue=queues.OCM,
-        args_model=VerifyInput,
-        outputs_model=VerifyResult,
-        description="Read a component version from a registry and verify its signatures and blob digests.",
-        start_to_close=timedelta(minutes=30),
-        heartbeat_timeout=timedelta(minutes=2),
-        non_retryable_errors=("SignatureInvalid", "DigestMismatch", "BadCredentials", "ComponentNotFound"),
-    )
-)
+# One row a step type: the table reads as a table.
+# fmt: off
+COMPONENT_TRANSPORT, COMPONENT_VERIFY = STEP_TYPES = register_all([
+    OCM.workflow("component.transport", "ComponentTransportWorkflow", TransportInput, TransportResult,
+                 "Copy OCM component versions between OCI registries (by value or by reference), "
+                 "verify source signatures, sign and verify at the target.",
+                 default_timeout=timedelta(hours=6),
+                 non_retryable_errors=("SignatureInvalid", "DigestMismatch", "BadCredentials", "VersionConflict",
+                                       "ComponentNotFound", "InvalidDescriptor")),
+    OCM.activity("component.verify", VerifyInput, VerifyResult,
+                 "Read a component version from a registry and verify its signatures and blob digests.",
+                 target="ocm.verify_component", start_to_close=timedelta(minutes=30),
+                 heartbeat_timeout=timedelta(seconds=10),  # heartbeats per MiB hashed
+                 non_retryable_errors=("SignatureInvalid", "DigestMismatch", "BadCredentials", "ComponentNotFound")),
+])
+# fmt: on

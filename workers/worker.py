@@ -10,7 +10,6 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -18,6 +17,8 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from workers.interceptors import StepMetricsInterceptor
 from workers.progress import ProgressInterceptor
 from workers.queues import contents_for
+from workers.shutdown import ShutdownHandoffInterceptor, recovery_options, stop_workers
+from workflows.user_errors import USER_DATA_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +59,15 @@ def build_workers(client: Client, queues: Sequence[str], *, max_concurrent_activ
                 if needs_executor else None,
                 max_concurrent_activities=max_concurrent_activities,
                 workflow_runner=workflow_runner(),
-                interceptors=[StepMetricsInterceptor(), ProgressInterceptor()],
+                interceptors=[StepMetricsInterceptor(), ShutdownHandoffInterceptor(), ProgressInterceptor()],
+                # Rolling restarts and crashes: grace period, sticky-queue timeout (workers/shutdown.py).
+                **recovery_options(),
                 # Input typed into the Temporal UI that does not decode into a workflow's model fails
                 # that workflow with pydantic's message (field path and reason) instead of failing
-                # the workflow task, which Temporal would retry forever.
-                workflow_failure_exception_types=[ValidationError],
+                # the workflow task, which Temporal would retry forever; so does any other exception
+                # from user data (the one rule, workflows/user_errors.py). Non-determinism still fails
+                # the task.
+                workflow_failure_exception_types=list(USER_DATA_ERRORS),
             )
         )
     return workers
@@ -81,3 +86,4 @@ async def run_workers(client: Client, queues: Sequence[str], stop: asyncio.Event
             await stack.enter_async_context(w)
         log.info("workers running for queues: %s", ", ".join(queues))
         await stop.wait()
+        await stop_workers(workers)

@@ -26,6 +26,7 @@ from definitions.ocm import (
     TransportPlan,
     TransportResult,
 )
+from workflows.activity_options import HEARTBEAT_TIMEOUT, MAX_HEARTBEAT_TIMEOUT
 
 NON_RETRYABLE = [
     "SignatureInvalid",
@@ -65,7 +66,7 @@ class ComponentTransportWorkflow:
             inp,
             result_type=TransportPlan,
             start_to_close_timeout=timedelta(minutes=15),
-            heartbeat_timeout=timedelta(minutes=2),
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=RETRY,
         )
         result = TransportResult()
@@ -79,7 +80,7 @@ class ComponentTransportWorkflow:
                     arg,
                     result_type=BlobCopyResult,
                     start_to_close_timeout=timedelta(hours=6),
-                    heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s),
+                    heartbeat_timeout=min(timedelta(seconds=inp.heartbeat_timeout_s), MAX_HEARTBEAT_TIMEOUT),
                     retry_policy=RETRY,
                 )
                 self._blobs_done += 1
@@ -105,7 +106,7 @@ class ComponentTransportWorkflow:
                     ManifestCopyInput(source=inp.source, target=inp.target, manifests=vp.manifests),
                     result_type=list[str],
                     start_to_close_timeout=timedelta(minutes=10),
-                    heartbeat_timeout=timedelta(minutes=2),
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
                     retry_policy=RETRY,
                 )
             self._state = f"finalising {label}"
@@ -114,7 +115,7 @@ class ComponentTransportWorkflow:
                 FinaliseInput(source=inp.source, target=inp.target, plan=vp, sign=inp.sign),
                 result_type=TransportedVersion,
                 start_to_close_timeout=timedelta(minutes=10),
-                heartbeat_timeout=timedelta(minutes=2),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=RETRY,
             )
             tv.blobs_copied = sum(1 for c in copies if not c.skipped and not c.mounted)

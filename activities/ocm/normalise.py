@@ -40,6 +40,7 @@ import yaml
 
 from activities.ocm.errors import InvalidDescriptor, UnknownNormalisation
 from definitions.ocm import ACCESS_NONE, ComponentDescriptor
+from definitions.yamlfiles import YamlProblem, parse_yaml
 
 JSON_V1 = "jsonNormalisation/v1"
 JSON_V2 = "jsonNormalisation/v2"
@@ -71,22 +72,21 @@ LEGACY_FORMS: dict[str, tuple[LegacyForm, ...]] = {JSON_V1: (LEGACY_V1_NO_NULL_E
 # --- loading ---------------------------------------------------------------------------------------
 
 
-class _DescriptorLoader(yaml.SafeLoader):
-    """SafeLoader that keeps timestamps as text (OCM hashes the RFC 3339 string, not a datetime)."""
-
-
-_DescriptorLoader.yaml_implicit_resolvers = {
-    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
 def load_descriptor_data(text: str | bytes) -> dict[str, Any]:
     """Parse a descriptor (YAML or JSON) into a plain mapping, as it is on disk."""
-    try:
-        data = yaml.load(text, Loader=_DescriptorLoader)  # a SafeLoader subclass
-    except yaml.YAMLError as exc:
+    from activities.bounded import MAX_JSON_DEPTH, MAX_MANIFEST_BYTES, RemoteDataError, check_depth_and_strings
+
+    if len(text) > MAX_MANIFEST_BYTES:
+        raise InvalidDescriptor(f"component descriptor is larger than {MAX_MANIFEST_BYTES} bytes")
+    try:  # the hardened loader: a descriptor may come from any registry
+        data = parse_yaml(text, timestamps_as_text=True)
+        check_depth_and_strings(data, "component descriptor", MAX_JSON_DEPTH)
+    except YamlProblem as exc:
         raise InvalidDescriptor(f"component descriptor is not valid YAML/JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidDescriptor(f"component descriptor is nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except RemoteDataError as exc:
+        raise InvalidDescriptor(str(exc)) from None
     if not isinstance(data, dict) or not isinstance(data.get("component"), dict):
         raise InvalidDescriptor("component descriptor has no 'component' section; is this an OCM descriptor?")
     schema = (data.get("meta") or {}).get("schemaVersion")

@@ -27,6 +27,7 @@ from temporalio.api.common.v1 import Payloads
 from temporalio.api.workflowservice.v1 import RecordActivityTaskHeartbeatRequest
 from temporalio.exceptions import ApplicationError
 
+from activities.liveness import keep_alive
 from activities.ocm import normalise as norm
 from activities.ocm import signing as sg
 from activities.ocm.errors import (
@@ -69,6 +70,7 @@ from definitions.ocm import (
     ManifestCopyInput,
     ManifestTask,
     RepositorySpec,
+    SigningSpec,
     TransferMode,
     TransportedVersion,
     TransportInput,
@@ -95,6 +97,19 @@ def _operator_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable
             raise ApplicationError(str(exc), type=exc.kind, non_retryable=not exc.retryable) from None
         except SecretError as exc:
             raise ApplicationError(str(exc), type="SecretUnavailable", non_retryable=True) from None
+
+    return wrapper
+
+
+def _kept_alive(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Heartbeat every couple of seconds while ``fn`` runs: one registry request may take up to its
+    60 s timeout, the heartbeat timeout is 10 s (workflows/activity_options.py). Not for
+    ``ocm.copy_blob``, whose heartbeats must carry the exact upload state."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> T:
+        async with keep_alive():
+            return await fn(*args, **kwargs)
 
     return wrapper
 
@@ -364,6 +379,7 @@ class _Planner:
 
 @activity.defn(name="ocm.plan_transport")
 @_operator_errors
+@_kept_alive
 async def plan_transport(inp: TransportInput) -> TransportPlan:
     if inp.sign is not None:
         # Fail before copying gigabytes: the signing settings and key must be usable.
@@ -452,6 +468,7 @@ async def copy_blob_activity(inp: BlobCopyInput) -> BlobCopyResult:
 
 @activity.defn(name="ocm.copy_manifests")
 @_operator_errors
+@_kept_alive
 async def copy_manifests(inp: ManifestCopyInput) -> list[str]:
     done = []
     async with client_for(inp.target) as dst:
@@ -487,6 +504,21 @@ def _target_descriptor(source: dict[str, Any], plan: VersionPlan, src_base: Repo
 @activity.defn(name="ocm.finalise_version")
 @_operator_errors
 async def finalise_version(inp: FinaliseInput) -> TransportedVersion:
+    """Sign and write one version at the target, then read it back and verify it there.
+
+    Idempotent across attempts: the signed descriptor is recorded in a heartbeat before anything is
+    written, so an attempt after a crash or a worker shutdown writes the very same bytes (uploads of
+    present blobs are skipped), and a version already written by an earlier attempt is not written
+    again (:func:`_written_before`).
+    """
+    details = activity.info().heartbeat_details if activity.in_activity() else []
+    previous = details[-1] if details else None
+    progress: dict[str, Any] = {"details": previous if isinstance(previous, dict) else None}
+    async with keep_alive(lambda: progress["details"]):
+        return await _finalise(inp, previous, progress)
+
+
+async def _finalise(inp: FinaliseInput, previous: Any, progress: dict[str, Any]) -> TransportedVersion:
     plan = inp.plan
     src_base, dst_base = RepoBase.parse(inp.source.url), RepoBase.parse(inp.target.url)
     async with client_for(inp.source) as src, client_for(inp.target) as dst:
@@ -501,14 +533,22 @@ async def finalise_version(inp: FinaliseInput) -> TransportedVersion:
         if inp.sign is not None:
             key = sg.load_private_key(resolve_secret(inp.sign.private_key_ref))
             chain = sg.load_certificates(resolve_secret(inp.sign.certificate_ref)) if inp.sign.certificate_ref else []
-            desc = sg.sign_descriptor(
-                desc,
-                name=inp.sign.name,
-                private_key=key,
-                algorithm=inp.sign.algorithm,
-                normalisation=inp.sign.normalisation,
-                chain=chain,
-            )
+            signed = previous.get("signed") if isinstance(previous, dict) else None
+            if isinstance(signed, dict) and _unsigned(signed) == _unsigned(desc):
+                desc = signed  # signed by the attempt before: same bytes, no second descriptor
+            else:
+                desc = sg.sign_descriptor(
+                    desc,
+                    name=inp.sign.name,
+                    private_key=key,
+                    algorithm=inp.sign.algorithm,
+                    normalisation=inp.sign.normalisation,
+                    chain=chain,
+                )
+                progress["details"] = {"signed": desc}  # what the keep-alive repeats from now on
+                await record_progress(progress["details"])
+                if activity.in_activity():
+                    activity.heartbeat(progress["details"])  # replaces an older throttled heartbeat
             pub = (
                 sg.load_public_key(resolve_secret(inp.sign.public_key_ref))
                 if inp.sign.public_key_ref
@@ -517,8 +557,11 @@ async def finalise_version(inp: FinaliseInput) -> TransportedVersion:
         for lay in sv.blob_layers:
             if await dst.blob_size(dst_base.component_repo(plan.name), lay["digest"]) is None:
                 raise OCMError(f"{plan.name}:{plan.version}: local blob {lay['digest']} is missing at the target")
-        manifest_digest = await write_version(dst, dst_base, desc, sv.blob_layers)
-        activity.heartbeat("descriptor uploaded")
+        written = await _written_before(dst, dst_base, plan, desc, inp.sign, pub)
+        if written is not None:
+            manifest_digest = written  # an earlier attempt wrote it (killed or handed off afterwards)
+        else:
+            manifest_digest = await write_version(dst, dst_base, desc, sv.blob_layers)
         # Read back from the target and verify there: what a consumer will see.
         tv = await read_version(dst, dst_base, plan.name, plan.version)
         if tv.manifest_digest != manifest_digest:
@@ -547,11 +590,41 @@ async def finalise_version(inp: FinaliseInput) -> TransportedVersion:
     )
 
 
+async def _written_before(
+    dst: RegistryClient,
+    dst_base: RepoBase,
+    plan: VersionPlan,
+    desc: dict[str, Any],
+    sign: SigningSpec | None,
+    pub: Any,
+) -> str | None:
+    """The target's manifest digest when an earlier attempt of this activity already wrote this
+    version (it was killed or handed off afterwards): the same descriptor and, when signing, a valid
+    signature of ours. Signing again would write a new descriptor (RSASSA-PSS signatures differ every
+    time), i.e. a second write of the same version."""
+    try:
+        existing = await read_version(dst, dst_base, plan.name, plan.version)
+    except OCMError:
+        return None  # not there (ComponentNotFound) or unreadable: write it
+    if _unsigned(existing.descriptor) != _unsigned(desc):
+        return None
+    if sign is not None:
+        res = sg.verify_descriptor(existing.descriptor, name=sign.name, public_key=pub, strict=True)
+        if not res.valid:
+            return None
+    return existing.manifest_digest
+
+
+def _unsigned(descriptor: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in descriptor.items() if k != "signatures"}
+
+
 # --- verification step ------------------------------------------------------------------------------
 
 
 @activity.defn(name="ocm.verify_component")
 @_operator_errors
+@_kept_alive
 async def verify_component(inp: VerifyInput) -> VerifyResult:
     base = RepoBase.parse(inp.repository.url)
     async with client_for(inp.repository) as client:

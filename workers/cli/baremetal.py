@@ -100,8 +100,10 @@ def inventory_command(args: argparse.Namespace) -> int:
             tls=TlsOptions(insecure=args.insecure, ca_bundle=args.ca_bundle),
             timeout_s=args.timeout,
         )
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except ValueError as exc:  # pydantic's ValidationError too: one line per flag, not its block
+        from workers.cli.errors import describe
+
+        print(f"error: {describe(exc)}", file=sys.stderr)
         return 2
     result = read_bmc_inventory(conn)
     emit(args, result, lambda: render_table(result))
@@ -169,12 +171,13 @@ def dump(inv: BmcInventory) -> str:
 
 def load_site(path: Path) -> tuple[SiteDefinition | None, list[str]]:
     """A site definition from YAML or JSON (a bare site, or `{site: ...}`), with every problem found."""
-    import yaml
     from pydantic import ValidationError
 
+    from definitions.yamlfiles import YamlProblem, load_yaml_file
+
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
+        data = load_yaml_file(path)
+    except (OSError, YamlProblem) as exc:
         return None, [f"{path}: {exc}"]
     if isinstance(data, dict) and "site" in data and isinstance(data["site"], dict):
         data = data["site"]

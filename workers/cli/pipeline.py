@@ -96,7 +96,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         data, source = read_definition(args.file)
         inputs = parse_inputs(args.input, data) if args.input else None
         pipeline, _ = validate_definition(data, load_catalog(), inputs=inputs,
-                                          known_pipelines=PipelineLibrary().names(), source=source)
+                                          known_pipelines=PipelineLibrary().call_graph(), source=source)
     except DefinitionError as exc:
         if output_format(args) != "text":
             emit(args, {"valid": False, "source": exc.source,
@@ -122,7 +122,7 @@ async def start_pipeline(client: Client, data: dict[str, Any], inputs: dict[str,
                          source: str = "", reuse: Reuse | None = None) -> WorkflowHandle[Any, Any]:
     """Validate fully, then start. An invalid definition never reaches Temporal."""
     pipeline, resolved = validate_definition(data, load_catalog(), inputs=inputs,
-                                             known_pipelines=PipelineLibrary().names(), source=source)
+                                             known_pipelines=PipelineLibrary().call_graph(), source=source)
     pairs = [SearchAttributePair(sa.PIPELINE, pipeline.name)]
     if isinstance(resolved.get("site"), str):
         pairs.append(SearchAttributePair(sa.SITE, resolved["site"]))
@@ -241,6 +241,9 @@ def format_status(status: PipelineStatus) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    if not args.workflow_id.strip():
+        return fail("give a workflow id (apeiro run prints it; `temporal workflow list` shows them)", 2)
+
     async def go() -> int:
         try:
             client = await client_from_env()

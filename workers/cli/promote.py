@@ -26,6 +26,7 @@ from definitions.promotion_runs import (
     PromotionStatus,
 )
 from definitions.runs import ApprovalDecision, ApprovalState
+from definitions.yamlfiles import load_yaml_file
 from workers.cli.common import client_from_env, fail, rpc_fail, run_async, table
 from workers.cli.output import add_output_option, emit
 from workers.config import ConfigError
@@ -86,7 +87,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _load(target: str) -> dict[str, Any]:
     path = Path(target)
-    data = yaml.safe_load(path.read_text())
+    data = load_yaml_file(path)
     if not isinstance(data, dict):
         raise ValueError(f"{path} does not hold a Promotion mapping")
     return data
