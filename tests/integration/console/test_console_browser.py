@@ -89,7 +89,8 @@ async def test_console_shows_progress_and_approves_in_a_browser(
     handle = await dev_engine.start(
         pipeline(
             [
-                {"name": "prep", "uses": "core.wait", "with": {"duration": "3s"}},
+                # Long enough for a browser to start on a busy machine and see it before it ends.
+                {"name": "prep", "uses": "core.wait", "with": {"duration": "12s"}},
                 {
                     "name": "gate",
                     "uses": "core.approval",
@@ -116,11 +117,11 @@ async def test_console_shows_progress_and_approves_in_a_browser(
             rows = driver.find_elements(By.ID, f"row-{step}")
             return rows[0].get_attribute("data-state") if rows else None
 
-        await _until(lambda: state("prep") == "waiting", what="prep waiting")
+        await _until(lambda: state("prep") == "waiting", what=f"prep waiting (page shows {state('prep')})")
         loaded_at = driver.execute_script("return window.apeiroLoadedAt")
         # Every step is drawn, including those not started, in the Graphviz SVG.
         await _until(lambda: driver.find_elements(By.CSS_SELECTOR, "#graph g#step-done"), what="graph drawn")
-        await _until(lambda: state("gate") == "waiting", what="gate waiting (prep finished)")
+        await _until(lambda: state("gate") == "waiting", timeout=40, what="gate waiting (prep finished)")
         assert state("prep") == "succeeded"
         assert driver.execute_script("return window.apeiroLoadedAt") == loaded_at, "the page was reloaded"
         await _until(
