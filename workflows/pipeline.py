@@ -314,10 +314,11 @@ class PipelineWorkflow:
                 await self._until_repaired(self._repair_epoch)
                 continue
             if not tasks:
-                if not draining:
+                carry_on = draining and not all(r.state.terminal for r in self._records.values())
+                if not carry_on:  # the run ends here: its finally hook, then the notification
                     await self._run_finally()
                     await self._notify_finished()
-                return draining and not all(r.state.terminal for r in self._records.values())
+                return carry_on
             if draining and all(_is_resumable(REGISTRY.get(self._records[n].uses)) for n in tasks):
                 # Only timers and approvals left: their progress is in the records; hand them over.
                 self._suspending = True
