@@ -156,3 +156,14 @@ async def test_blob_offsets_come_from_the_copy_activities_heartbeats() -> None:
             return description
 
     assert await _blob_offsets(SimpleNamespace(data_converter=converter), Handle()) == {"blob-a": 1234}
+
+
+def test_unhandled_errors_map_to_the_documented_exit_codes() -> None:
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from workers.cli import _exit_code
+    from workers.config import ConfigError
+
+    assert _exit_code(RPCError("workflow not found", RPCStatusCode.NOT_FOUND, b"")) == 3
+    assert _exit_code(ConfigError("TEMPORAL_ADDRESS is not host:port")) == 2
+    assert _exit_code(ValueError("bad")) == 1

@@ -108,6 +108,20 @@ def _unhandled(args: argparse.Namespace, exc: BaseException) -> int:
         print(f"error: {message}", file=sys.stderr)
     except BrokenPipeError:
         pass
+    return _exit_code(exc)
+
+
+def _exit_code(exc: BaseException) -> int:
+    """The documented exit codes: 3 for a run (or other object) that does not exist, 2 for
+    configuration, 1 for everything else."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from workers.config import ConfigError
+
+    if isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND:
+        return 3
+    if isinstance(exc, ConfigError):
+        return 2
     return 1
 
 
