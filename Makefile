@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # pytest workers: the dev-server tiers share one landscape per worker process.
 PYTEST_WORKERS ?= 2
 
-.PHONY: all install system-deps demo test lint typecheck unit bench chaos fuzz clean
+.PHONY: all install system-deps demo test lint typecheck unit bench bench-quick chaos fuzz clean
 
 all: test
 
@@ -46,8 +46,12 @@ test: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
+## Every benchmark's curve with its same-run baseline (minutes; `make bench-quick` smoke-tests each in seconds).
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench --quick
 
 ## Long crash campaign (kill -9 and SIGTERM workers, restart Temporal; prints recovery times) and fault
 ## campaign; CI runs short versions in `make test`.

@@ -29,6 +29,7 @@ from typing import Any
 import psutil
 from temporalio.client import Client
 
+from bench._common import exit_cleanly
 from landscape.kubeapi.part import KubeApiServer
 from landscape.temporal import TemporalDevServer
 from tests.chaos.common import shoot_cluster, start_worker, stop_workers
@@ -283,6 +284,7 @@ def main() -> None:
     parser.add_argument("--clusters", type=int, default=12, help="cluster pipelines in the layer run")
     args = parser.parse_args()
     asyncio.run(main_async(args))
+    exit_cleanly(0)  # sdk-python issue 300: no interpreter teardown with Temporal's threads alive
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ workflow arguments or results.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import functools
 import hashlib
@@ -30,6 +32,7 @@ from temporalio.exceptions import ApplicationError
 from activities.liveness import keep_alive
 from activities.ocm import normalise as norm
 from activities.ocm import signing as sg
+from activities.ocm.blobcopy import copy_blob
 from activities.ocm.errors import (
     ComponentNotFound,
     DigestMismatch,
@@ -51,7 +54,6 @@ from activities.ocm.oci import (
     Credentials,
     RegistryClient,
     UploadSession,
-    copy_blob,
     copy_manifest,
 )
 from activities.secrets import SecretError, resolve_secret
@@ -408,8 +410,8 @@ async def record_progress(details: dict[str, Any]) -> None:
     The SDK's ``activity.heartbeat`` is throttled (up to 80% of the heartbeat timeout), so after a
     crash the server may hold an upload URL several chunks old. distribution validates the upload
     state in that URL against what it holds and *cancels* the upload on a mismatch, so a stale URL
-    would throw the upload away. Recording each chunk's URL synchronously (one small RPC per chunk)
-    keeps the recorded state exact; only a crash between a chunk's PATCH and this RPC loses it.
+    would throw the upload away. Recording each chunk's URL with its own RPC keeps the recorded state
+    at most one chunk behind.
     """
     try:
         client = activity.client()
@@ -428,6 +430,56 @@ async def record_progress(details: dict[str, Any]) -> None:
     )
 
 
+class ProgressRecorder:
+    """Records the newest upload state in the background, so the data path never waits for an RPC.
+
+    One RPC in flight at a time, always carrying the newest state (older ones are dropped, never sent
+    after a newer one), so the recorded offset only grows. It also re-records the state every
+    ``keepalive`` seconds while the copy waits (a throttling registry's Retry-After), so the activity
+    does not time out while it is making slow progress. A failed RPC is raised to the copy at its next
+    update.
+    """
+
+    def __init__(self, keepalive: float = 10.0) -> None:
+        self.keepalive = keepalive
+        self._latest: dict[str, Any] | None = None
+        self._recorded: dict[str, Any] | None = None
+        self._changed = asyncio.Event()
+        self._error: BaseException | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.rpcs = 0
+
+    def update(self, details: dict[str, Any]) -> None:
+        if self._error is not None:
+            raise self._error
+        self._latest = details
+        self._changed.set()
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), self.keepalive)
+            self._changed.clear()
+            details = self._latest
+            if details is None:
+                continue
+            try:
+                await record_progress(details)
+            except Exception as exc:
+                self._error = exc
+                return
+            self._recorded = details
+            self.rpcs += 1
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
 @activity.defn(name="ocm.copy_blob")
 @_operator_errors
 async def copy_blob_activity(inp: BlobCopyInput) -> BlobCopyResult:
@@ -440,21 +492,26 @@ async def copy_blob_activity(inp: BlobCopyInput) -> BlobCopyResult:
     blob = inp.blob
     if blob.expected_sha256 and blob.digest != "sha256:" + blob.expected_sha256:
         raise DigestMismatch(f"{blob.label}: blob {blob.digest} does not match its resource digest")
+    timeout = info.heartbeat_timeout.total_seconds() if info.heartbeat_timeout else 30.0
+    recorder = ProgressRecorder(keepalive=max(0.5, min(10.0, timeout / 3)))
 
-    async def progress(s: UploadSession, _sent: int) -> None:
-        await record_progress(s.as_dict())
+    def progress(s: UploadSession, _sent: int) -> None:
+        recorder.update(s.as_dict())
 
-    async with client_for(inp.source, blob.src_registry) as src, client_for(inp.target) as dst:
-        stats = await copy_blob(
-            src,
-            blob.src_repo,
-            dst,
-            blob.dst_repo,
-            blob.digest,
-            chunk_size=inp.chunk_size,
-            session=session,
-            progress=progress,
-        )
+    try:
+        async with client_for(inp.source, blob.src_registry) as src, client_for(inp.target) as dst:
+            stats = await copy_blob(
+                src,
+                blob.src_repo,
+                dst,
+                blob.dst_repo,
+                blob.digest,
+                chunk_size=inp.chunk_size,
+                session=session,
+                progress=progress,
+            )
+    finally:
+        await recorder.aclose()
     return BlobCopyResult(
         digest=stats.digest,
         size=stats.size,
