@@ -121,6 +121,9 @@ class StepDefaults(_Model):
 
 
 class PipelineSpec(_Model):
+    # spec.notify holds secret references: pydantic's error text must not quote them.
+    model_config = ConfigDict(**{**_Model.model_config, "hide_input_in_errors": True})
+
     description: str = ""
     inputs: dict[str, InputSpec] = Field(default_factory=dict)
     defaults: StepDefaults = Field(default_factory=StepDefaults)
@@ -141,6 +144,8 @@ class Metadata(_Model):
 
 
 class Pipeline(_Model):
+    model_config = ConfigDict(**{**_Model.model_config, "hide_input_in_errors": True})
+
     api_version: Literal["apeiro.dev/v1alpha1"]
     kind: Literal["Pipeline"]
     metadata: Metadata
