@@ -13,11 +13,13 @@ all: test
 system-deps:
 	./scripts/install-system-deps
 
-$(STAMP): pyproject.toml scripts/install-system-deps debian-packages.txt
+# The product (apeiro-orchestrator) and the local landscape (apeiro-landscape, landscape/pyproject.toml)
+# are two distributions; development installs both, editable, in one resolve.
+$(STAMP): pyproject.toml landscape/pyproject.toml scripts/install-system-deps debian-packages.txt
 	./scripts/install-system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' -e './landscape[server,ironic]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -29,6 +31,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -36,6 +39,7 @@ typecheck: $(STAMP)
 ## Everything CI runs: lint, types, and every test tier.
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
 

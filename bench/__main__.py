@@ -15,8 +15,9 @@ NOT_BENCHES = {"handwritten"}
 
 
 def available() -> list[str]:
-    return sorted(m.name for m in pkgutil.iter_modules([str(HERE)]) if m.name not in NOT_BENCHES
-                  and not m.name.startswith("_"))
+    return sorted(
+        m.name for m in pkgutil.iter_modules([str(HERE)]) if m.name not in NOT_BENCHES and not m.name.startswith("_")
+    )
 
 
 def main() -> int:

@@ -67,9 +67,7 @@ async def run(runs: int, speed: float) -> None:
     api = KubeApiServer(settings={"gardener.speed": str(speed), "gardener.taskSeconds": str(TASK_SECONDS)})
     landscape = Landscape([TemporalDevServer(headless=True, persistent=False), api], state_dir=state)
     with landscape.running():
-        client = await Client.connect(
-            landscape.part("temporal").endpoints["address"], data_converter=data_converter()
-        )
+        client = await Client.connect(landscape.part("temporal").endpoints["address"], data_converter=data_converter())
         admin = KubeApiAdmin(api.url)
         garden = GardenRef(kubeconfig_ref=f"file:{api.endpoints['kubeconfig']}")
         queue = f"bench-{uuid.uuid4().hex[:6]}"

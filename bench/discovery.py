@@ -78,11 +78,7 @@ async def through_workflow(
             )
             elapsed = time.perf_counter() - start
             largest = 0
-            ids = (
-                [wid]
-                + [f"{wid}/list-0"]
-                + [f"{wid}/inventory-{i}" for i in range(-(-len(result.servers) // 100))]
-            )
+            ids = [wid] + [f"{wid}/list-0"] + [f"{wid}/inventory-{i}" for i in range(-(-len(result.servers) // 100))]
             for i in ids:
                 hist = await client.get_workflow_handle(i).fetch_history()
                 largest = max(largest, len(hist.events))
@@ -98,9 +94,7 @@ async def main() -> None:
     os.environ["APEIRO_BENCH_BMC_PASSWORD"] = PASSWORD
     with tempfile.TemporaryDirectory() as tmp:
         emu = RedfishEmulator(args.systems, username="admin", password=PASSWORD, seed="bench")
-        land = Landscape(
-            [TemporalDevServer(headless=True, persistent=False), emu], state_dir=Path(tmp) / "land"
-        )
+        land = Landscape([TemporalDevServer(headless=True, persistent=False), emu], state_dir=Path(tmp) / "land")
         with land.running():
             creds = BmcCredentials(username="admin", password_ref="env:APEIRO_BENCH_BMC_PASSWORD")
             conn = BmcConnection(url=emu.url, name="bench", credentials=creds)
@@ -110,14 +104,10 @@ async def main() -> None:
                 default_credentials="c",
                 bmcs=[BmcEndpointSpec(url=emu.url, name="bench")],
             )
-            client = await Client.connect(
-                land.part("temporal").endpoints["address"], data_converter=data_converter()
-            )
+            client = await Client.connect(land.part("temporal").endpoints["address"], data_converter=data_converter())
             direct(conn, 8)  # warm up the emulator (first reads populate its state)
             base_s, n = (0.0, 0) if args.skip_direct else direct(conn, 8)
-            wf_s, result, largest = await through_workflow(
-                client, site, args.concurrency, Path(tmp) / "store"
-            )
+            wf_s, result, largest = await through_workflow(client, site, args.concurrency, Path(tmp) / "store")
     print(f"systems: {args.systems} (one emulated BMC), workflow concurrency {args.concurrency}")
     print(
         f"workflow discovery+inventory: {wf_s:.2f} s for {len(result.servers)} servers, "

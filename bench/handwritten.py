@@ -24,9 +24,18 @@ class HandWrittenDag:
         previous: list[dict[str, Any]] = []
         for layer in range(layers):
             prev_n = previous[0]["n"] if previous else 0
-            previous = list(await asyncio.gather(*(
-                workflow.execute_activity(
-                    "core.echo", EchoArgs(values={"layer": layer, "n": j, "prev": prev_n}),
-                    task_queue=queues.PIPELINE, start_to_close_timeout=timedelta(minutes=1), result_type=dict)
-                for j in range(width))))
+            previous = list(
+                await asyncio.gather(
+                    *(
+                        workflow.execute_activity(
+                            "core.echo",
+                            EchoArgs(values={"layer": layer, "n": j, "prev": prev_n}),
+                            task_queue=queues.PIPELINE,
+                            start_to_close_timeout=timedelta(minutes=1),
+                            result_type=dict,
+                        )
+                        for j in range(width)
+                    )
+                )
+            )
         return layers * width

@@ -35,14 +35,21 @@ def dag(layers: int, width: int) -> dict[str, Any]:
     steps = []
     for layer in range(layers):
         for j in range(width):
-            step: dict[str, Any] = {"name": f"l{layer}_s{j}", "uses": "core.echo",
-                                    "with": {"values": {"layer": layer, "n": j}}}
+            step: dict[str, Any] = {
+                "name": f"l{layer}_s{j}",
+                "uses": "core.echo",
+                "with": {"values": {"layer": layer, "n": j}},
+            }
             if layer:
                 step["needs"] = [f"l{layer - 1}_s{k}" for k in range(width)]
                 step["with"]["values"]["prev"] = f"${{{{ steps.l{layer - 1}_s0.outputs.n }}}}"
             steps.append(step)
-    return {"apiVersion": "apeiro.dev/v1alpha1", "kind": "Pipeline", "metadata": {"name": "bench-dag"},
-            "spec": {"steps": steps}}
+    return {
+        "apiVersion": "apeiro.dev/v1alpha1",
+        "kind": "Pipeline",
+        "metadata": {"name": "bench-dag"},
+        "spec": {"steps": steps},
+    }
 
 
 async def timed(coro: Any) -> float:
@@ -56,15 +63,25 @@ async def measure(client: Client, runs: int, layers: int, width: int) -> tuple[l
     engine: list[float] = []
     hand: list[float] = []
     workers = build_workers(client, [queues.PIPELINE])
-    async with workers[0], Worker(client, task_queue=HAND_QUEUE, workflows=[HandWrittenDag],
-                                  workflow_runner=workflow_runner()):
+    async with (
+        workers[0],
+        Worker(client, task_queue=HAND_QUEUE, workflows=[HandWrittenDag], workflow_runner=workflow_runner()),
+    ):
         # One warm-up of each (sandbox imports, connections), then alternate to share any drift fairly.
         for _ in range(runs + 1):
-            e = await timed(client.execute_workflow("PipelineWorkflow", PipelineRequest(definition=definition),
-                                                    id=f"bench-engine-{uuid.uuid4().hex[:8]}",
-                                                    task_queue=queues.PIPELINE))
-            h = await timed(client.execute_workflow(HandWrittenDag.run, [layers, width],
-                                                    id=f"bench-hand-{uuid.uuid4().hex[:8]}", task_queue=HAND_QUEUE))
+            e = await timed(
+                client.execute_workflow(
+                    "PipelineWorkflow",
+                    PipelineRequest(definition=definition),
+                    id=f"bench-engine-{uuid.uuid4().hex[:8]}",
+                    task_queue=queues.PIPELINE,
+                )
+            )
+            h = await timed(
+                client.execute_workflow(
+                    HandWrittenDag.run, [layers, width], id=f"bench-hand-{uuid.uuid4().hex[:8]}", task_queue=HAND_QUEUE
+                )
+            )
             engine.append(e)
             hand.append(h)
     return engine[1:], hand[1:]
@@ -74,13 +91,16 @@ async def main_async(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         landscape = Landscape([TemporalDevServer(headless=True, persistent=False)], state_dir=Path(tmp))
         with landscape.running():
-            client = await Client.connect(landscape.part("temporal").endpoints["address"],
-                                          data_converter=data_converter())
+            client = await Client.connect(
+                landscape.part("temporal").endpoints["address"], data_converter=data_converter()
+            )
             engine, hand = await measure(client, args.runs, args.layers, args.width)
     steps = args.layers * args.width
     me, mh = statistics.median(engine), statistics.median(hand)
-    print(f"bench.pipeline: {steps}-step DAG ({args.layers} layers x {args.width}), {args.runs} runs each, "
-          "dev server + 1 worker on this machine")
+    print(
+        f"bench.pipeline: {steps}-step DAG ({args.layers} layers x {args.width}), {args.runs} runs each, "
+        "dev server + 1 worker on this machine"
+    )
     print(f"  PipelineWorkflow (engine):     median {me:.3f}s  (min {min(engine):.3f}s, max {max(engine):.3f}s)")
     print(f"  hand-written workflow (base):  median {mh:.3f}s  (min {min(hand):.3f}s, max {max(hand):.3f}s)")
     print(f"  ratio engine/hand-written:     {me / mh:.2f}x  (target <= 1.30x)")

@@ -40,23 +40,40 @@ COUNT = 3
 
 def definition(name: str, kubeconfig: str, prometheus: str) -> dict[str, Any]:
     def ring(ring_name: str) -> dict[str, Any]:
-        return {"name": ring_name, "targets": [{"stage": f"{name}-{ring_name}", "kubeconfig": kubeconfig}],
-                "verifyGates": [{"type": "soak", "duration": f"{SOAK_S}s"},
-                                {"type": "prometheus", "name": "errors", "query": "max(sample_error_ratio)",
-                                 "successCondition": "result < 0.05", "interval": f"{INTERVAL_S}s", "count": COUNT}]}
+        return {
+            "name": ring_name,
+            "targets": [{"stage": f"{name}-{ring_name}", "kubeconfig": kubeconfig}],
+            "verifyGates": [
+                {"type": "soak", "duration": f"{SOAK_S}s"},
+                {
+                    "type": "prometheus",
+                    "name": "errors",
+                    "query": "max(sample_error_ratio)",
+                    "successCondition": "result < 0.05",
+                    "interval": f"{INTERVAL_S}s",
+                    "count": COUNT,
+                },
+            ],
+        }
 
-    return {"metadata": {"name": name},
-            "spec": {"artifact": {"component": "example.apeiro.dev/edge-app", "repository": "http://bench"},
-                     "defaults": {"prometheus": prometheus},
-                     "rings": [ring("dev"), ring("canary"), ring("production")]}}
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "artifact": {"component": "example.apeiro.dev/edge-app", "repository": "http://bench"},
+            "defaults": {"prometheus": prometheus},
+            "rings": [ring("dev"), ring("canary"), ring("production")],
+        },
+    }
 
 
 async def promote(client: Client, kubeconfig: str, prometheus: str) -> PromotionOutcome:
     name = f"bench-{uuid.uuid4().hex[:8]}"
-    request = PromotionRequest(promotion=definition(name, kubeconfig, prometheus), version="1.0.0",
-                               requested_by="bench")
-    handle = await client.start_workflow("PromotionWorkflow", request, id=f"promotion-{name}-1.0.0",
-                                         task_queue=queues.KONFIDENCE)
+    request = PromotionRequest(
+        promotion=definition(name, kubeconfig, prometheus), version="1.0.0", requested_by="bench"
+    )
+    handle = await client.start_workflow(
+        "PromotionWorkflow", request, id=f"promotion-{name}-1.0.0", task_queue=queues.KONFIDENCE
+    )
     out = PromotionOutcome.model_validate(await handle.result())
     await client.get_workflow_handle(f"promotion-coordinator-{name}").terminate("bench done")
     if out.status.state.value != "Succeeded":
@@ -78,8 +95,11 @@ def overheads(outcomes: list[PromotionOutcome]) -> list[float]:
 
 async def run(runs: int, state: Path) -> None:
     temporal = TemporalDevServer(headless=True)
-    api = KubeApiServer(plugins=("landscape.kubeapi.extra_kinds", "landscape.konfidence"),
-                        settings={"konfidence.deploySeconds": "0.2"}, seed_garden=False)
+    api = KubeApiServer(
+        plugins=("landscape.kubeapi.extra_kinds", "landscape.konfidence"),
+        settings={"konfidence.deploySeconds": "0.2"},
+        seed_garden=False,
+    )
     prom = Prometheus(scrape_interval="1s")
     parts = [temporal, api, prom]
     try:
@@ -98,20 +118,29 @@ async def run(runs: int, state: Path) -> None:
             outs = await asyncio.gather(*(promote(client, kubeconfig, prometheus) for _ in range(runs)))
             total = time.monotonic() - t0
             cpu1 = proc.cpu_times()
-        server_cpu = sum(p.cpu_times().user + p.cpu_times().system for part in parts for p in
-                         [psutil.Process(pid) for pid in part.pids])
+        server_cpu = sum(
+            p.cpu_times().user + p.cpu_times().system
+            for part in parts
+            for p in [psutil.Process(pid) for pid in part.pids]
+        )
         over = overheads(list(outs))
         base_over = overheads([base])
         nominal = 3 * max(SOAK_S, (COUNT - 1) * INTERVAL_S)
         print(f"nominal gate time per promotion (3 rings): {nominal:.1f}s")
-        print(f"baseline: 1 promotion alone            {baseline:6.2f}s  gate overhead median "
-              f"{statistics.median(base_over):.3f}s max {max(base_over):.3f}s")
-        print(f"{runs} promotions at once                  {total:6.2f}s  gate overhead median "
-              f"{statistics.median(over):.3f}s max {max(over):.3f}s  ({len(over)} gates)")
+        print(
+            f"baseline: 1 promotion alone            {baseline:6.2f}s  gate overhead median "
+            f"{statistics.median(base_over):.3f}s max {max(base_over):.3f}s"
+        )
+        print(
+            f"{runs} promotions at once                  {total:6.2f}s  gate overhead median "
+            f"{statistics.median(over):.3f}s max {max(over):.3f}s  ({len(over)} gates)"
+        )
         print(f"ratio (all at once / one alone)         {total / baseline:6.2f}")
-        print(f"worker+client CPU during the {runs} runs: "
-              f"{(cpu1.user - cpu0.user) + (cpu1.system - cpu0.system):.2f}s "
-              f"(landscape processes incl. Temporal since start: {server_cpu:.2f}s)")
+        print(
+            f"worker+client CPU during the {runs} runs: "
+            f"{(cpu1.user - cpu0.user) + (cpu1.system - cpu0.system):.2f}s "
+            f"(landscape processes incl. Temporal since start: {server_cpu:.2f}s)"
+        )
     finally:
         for part in reversed(parts):
             part.stop()

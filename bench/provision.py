@@ -92,9 +92,7 @@ async def main() -> None:
             )
             conn = site.connections()[0]
             servers = [
-                ServerSummary(
-                    identity=str(s["uuid"]), bmc_url=conn.url, system_path=f"/redfish/v1/Systems/{s['uuid']}"
-                )
+                ServerSummary(identity=str(s["uuid"]), bmc_url=conn.url, system_path=f"/redfish/v1/Systems/{s['uuid']}")
                 for s in emu.systems
             ]
             acts = RedfishActivities(store=FileInventoryStore(Path(tmp) / "store"))

@@ -4,4 +4,8 @@ Each peer is a :class:`landscape.part.Part`. A :class:`landscape.landscape.Lands
 order, records their endpoints and process ids in a state directory (so `apeiro dev down` from another
 process can stop them), and stops them in reverse order. Later lifecycles add parts (Redfish emulator,
 OCI registries, the garden API) without touching the ones that exist.
+
+The landscape is its own distribution (``apeiro-landscape``, landscape/pyproject.toml), never shipped
+with the product, and imports nothing from the product (import-linter contracts in pyproject.toml):
+simulators implement the upstream systems' documented behaviour themselves.
 """

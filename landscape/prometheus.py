@@ -19,9 +19,7 @@ from landscape.part import Part
 from landscape.process import LandscapeError, ManagedProcess, find_executable, free_port
 
 #: The error ratio of the sample workload over the last few scrapes (what the demo's metric gate checks).
-ERROR_RATIO_QUERY = (
-    'sum(rate(sample_requests_total{code=~"5.."}[5s])) / sum(rate(sample_requests_total[5s]))'
-)
+ERROR_RATIO_QUERY = 'sum(rate(sample_requests_total{code=~"5.."}[5s])) / sum(rate(sample_requests_total[5s]))'
 
 
 class Prometheus(Part):
@@ -39,9 +37,13 @@ class Prometheus(Part):
             raise LandscapeError(f"{exc}; on Debian: apt-get install -y prometheus") from None
         repo_root = Path(__file__).resolve().parents[1]
         sample_port = free_port()
-        sample = ManagedProcess("sample workload", [sys.executable, "-m", "landscape.sample_app", "--port",
-                                                    str(sample_port)],
-                                state_dir / "sample-app.log", env={"PYTHONPATH": str(repo_root)}, cwd=repo_root)
+        sample = ManagedProcess(
+            "sample workload",
+            [sys.executable, "-m", "landscape.sample_app", "--port", str(sample_port)],
+            state_dir / "sample-app.log",
+            env={"PYTHONPATH": str(repo_root)},
+            cwd=repo_root,
+        )
         self.processes.append(sample)
         sample_url = f"http://127.0.0.1:{sample_port}"
         sample.start(lambda: httpx.get(f"{sample_url}/healthz", timeout=1.0).status_code == 200)
@@ -53,10 +55,18 @@ class Prometheus(Part):
         config_path = state_dir / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(config))
         url = f"http://127.0.0.1:{port}"
-        proc = ManagedProcess("prometheus", [
-            str(binary), f"--config.file={config_path}", f"--storage.tsdb.path={state_dir / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=1d",
-        ], state_dir / "prometheus.log", cwd=state_dir)
+        proc = ManagedProcess(
+            "prometheus",
+            [
+                str(binary),
+                f"--config.file={config_path}",
+                f"--storage.tsdb.path={state_dir / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--storage.tsdb.retention.time=1d",
+            ],
+            state_dir / "prometheus.log",
+            cwd=state_dir,
+        )
         self.processes.append(proc)
         try:
             proc.start(lambda: httpx.get(f"{url}/-/ready", timeout=1.0).status_code == 200, timeout=30)
@@ -71,8 +81,9 @@ class Prometheus(Part):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                body = httpx.get(f"{url}/api/v1/query", params={"query": "count_over_time(up{job='sample'}[1m])"},
-                                 timeout=2.0).json()
+                body = httpx.get(
+                    f"{url}/api/v1/query", params={"query": "count_over_time(up{job='sample'}[1m])"}, timeout=2.0
+                ).json()
                 result = body.get("data", {}).get("result") or []
                 if result and float(result[0]["value"][1]) >= 2:
                     return

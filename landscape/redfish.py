@@ -62,9 +62,7 @@ def write_self_signed(cert_path: Path, key_path: Path, host: str = "127.0.0.1") 
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=7))
         .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(host))]
-            ),
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(host))]),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -72,9 +70,7 @@ def write_self_signed(cert_path: Path, key_path: Path, host: str = "127.0.0.1") 
     )
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
 
 
@@ -138,8 +134,7 @@ class RedfishEmulator(Part):
         conf_path = state_dir / "emulator.conf"
         conf_path.write_text(
             "".join(
-                f"{k} = {json.dumps(v).replace('true', 'True').replace('false', 'False')}\n"
-                for k, v in config.items()
+                f"{k} = {json.dumps(v).replace('true', 'True').replace('false', 'False')}\n" for k, v in config.items()
             )
         )
         emu = ManagedProcess(

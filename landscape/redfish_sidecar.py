@@ -240,9 +240,7 @@ def build_app(state: SidecarState) -> Starlette:
                     return _error(400, f"unknown BIOS attributes: {', '.join(unknown)}")
                 state.pending.setdefault(system, {}).update(attrs)
                 return Response(status_code=204)
-            return JSONResponse(
-                {"@odata.id": p, "Id": "Settings", "Attributes": state.pending.get(system, {})}
-            )
+            return JSONResponse({"@odata.id": p, "Id": "Settings", "Attributes": state.pending.get(system, {})})
         m = re.fullmatch(r"/redfish/v1/Systems/([^/]+)/Actions/ComputerSystem\.Reset", p)
         if m and method == "POST":
             system = m.group(1)

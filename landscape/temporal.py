@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
 
-from definitions import search_attributes
 from landscape.part import Part
 from landscape.process import ManagedProcess, find_executable, free_port
 
-SEARCH_ATTRIBUTES = search_attributes.NAMES
+#: The custom search attributes (name -> type) the dev server registers at start, as an operator would
+#: with `temporal operator search-attribute create`: the ones Apeiro's pipelines set (its docs list
+#: them). The landscape keeps its own list instead of importing the product's; a test checks the two
+#: agree, and a caller can pass another set.
+SEARCH_ATTRIBUTES: Mapping[str, str] = {
+    "ApeiroPipeline": "Keyword",
+    "ApeiroSite": "Keyword",
+    "ApeiroStep": "Keyword",
+    "ApeiroStepType": "Keyword",
+}
 
 
 class TemporalDevServer(Part):
@@ -18,9 +27,17 @@ class TemporalDevServer(Part):
 
     name = "temporal"
 
-    def __init__(self, port: int | None = None, ui_port: int | None = None, headless: bool = False,
-                 namespace: str = "default", persistent: bool = True) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        ui_port: int | None = None,
+        headless: bool = False,
+        namespace: str = "default",
+        persistent: bool = True,
+        search_attributes: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__()
+        self.search_attributes = dict(SEARCH_ATTRIBUTES if search_attributes is None else search_attributes)
         self.port = port
         self.ui_port = ui_port
         self.headless = headless
@@ -37,11 +54,21 @@ class TemporalDevServer(Part):
         self.port = self.port or free_port()
         self.http_port = free_port()
         argv = [
-            str(find_executable("temporal")), "server", "start-dev",
-            "--ip", "127.0.0.1", "--port", str(self.port), "--http-port", str(self.http_port),
-            "--log-level", "warn", "--ui-disable-news-fetch",
+            str(find_executable("temporal")),
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--http-port",
+            str(self.http_port),
+            "--log-level",
+            "warn",
+            "--ui-disable-news-fetch",
             # Faster tests and demo: the dev server otherwise polls slowly for some history tasks.
-            "--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true",
+            "--dynamic-config-value",
+            "frontend.enableUpdateWorkflowExecution=true",
         ]
         if self.persistent:
             argv += ["--db-filename", str(state_dir / "temporal.db")]
@@ -51,8 +78,8 @@ class TemporalDevServer(Part):
             argv += ["--ui-port", str(self.ui_port or 8233)]
         if self.namespace != "default":
             argv += ["--namespace", self.namespace]
-        for attr in SEARCH_ATTRIBUTES:
-            argv += ["--search-attribute", f"{attr}=Keyword"]
+        for attr, typ in self.search_attributes.items():
+            argv += ["--search-attribute", f"{attr}={typ}"]
         proc = ManagedProcess("temporal dev server", argv, state_dir / "temporal.log")
         self.processes.append(proc)
         url = f"http://127.0.0.1:{self.http_port}/api/v1/namespaces/{self.namespace}"

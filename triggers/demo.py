@@ -14,7 +14,9 @@ import contextlib
 import json
 import os
 import secrets
+import socket
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,18 +26,28 @@ from temporalio.client import Client, ScheduleActionExecutionStartWorkflow
 
 from definitions.schedules import ScheduleEntry, ScheduleSet
 from definitions.triggers import parse_gateway_config
-from landscape.process import free_port
 from triggers.app import create_app
 from triggers.auth import sign
 from triggers.schedules import apply_plan, plan_apply
 from triggers.temporal import TemporalConnection
-from workers.cli.promote import approve_waiting
 
 KEY_ENV = "APEIRO_DEMO_HOOK_KEY"
 DEMO_APPROVER = "platform-lead"
 #: The promotion the release-promotion pipeline runs (its metadata.name; edge-site's is the same).
 PROMOTION = "edge-app"
 SCHEDULE_ID = "demo-site-reinventory"
+
+#: Approves what a promotion waits on: (client, promotion, version, approver) -> gates approved. The
+#: caller passes the operator's command (`apeiro promote approve`'s workers.cli.promote.approve_waiting):
+#: triggers do not import the CLI.
+Approve = Callable[[Client, str, str, str], Awaitable[list[str]]]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -100,8 +112,14 @@ async def serve_gateway(client: Client, host: str = "127.0.0.1", release_inputs:
         await task
 
 
-async def show_triggers(client: Client, landscape_inputs: dict[str, Any], *, out: Any = print,
-                        approver: str = DEMO_APPROVER) -> TriggerDemo:
+async def show_triggers(
+    client: Client,
+    landscape_inputs: dict[str, Any],
+    *,
+    approve: Approve,
+    out: Any = print,
+    approver: str = DEMO_APPROVER,
+) -> TriggerDemo:
     """``landscape_inputs``: the local landscape's pipeline inputs (serverSite, ocmTarget, ocmVersion,
     prometheusUrl), the same ones the demo gives edge-site."""
     os.environ.setdefault(KEY_ENV, secrets.token_hex(16))
@@ -115,8 +133,10 @@ async def show_triggers(client: Client, landscape_inputs: dict[str, Any], *, out
         "data": {"component": "example.apeiro.dev/edge-app", "version": version},
     }
     body = json.dumps(event).encode()
-    release_inputs = {"repository": landscape_inputs.get("ocmTarget"),
-                      "prometheusUrl": landscape_inputs.get("prometheusUrl")}
+    release_inputs = {
+        "repository": landscape_inputs.get("ocmTarget"),
+        "prometheusUrl": landscape_inputs.get("prometheusUrl"),
+    }
     gateway = serve_gateway(client, release_inputs={k: v for k, v in release_inputs.items() if v})
     async with gateway as url, httpx.AsyncClient(timeout=30) as http:
         resp = await http.post(
@@ -160,13 +180,17 @@ async def show_triggers(client: Client, landscape_inputs: dict[str, Any], *, out
     if not sched_id:
         raise RuntimeError(f"schedule {SCHEDULE_ID} was triggered but started no workflow within 30 s")
     out(f"schedule: applied {SCHEDULE_ID} (cron 30 2 * * * Europe/Berlin), triggered now -> started {sched_id}")
-    hook_result = await result_granting_approvals(client, hook_id, version, approver, out)
+    hook_result = await result_granting_approvals(client, hook_id, version, approver, approve, out)
     sched_result = await client.get_workflow_handle(sched_id, run_id=run_id).result()
     outputs = sched_result.get("outputs", {})
-    out(f"  webhook run {hook_result.get('state')}: release {version} promoted "
-        f"({hook_result.get('outputs', {}).get('state')})")
-    out(f"  scheduled run {sched_result.get('state')}: re-inventory of {len(outputs.get('servers', []))} servers, "
-        f"changed: {outputs.get('changed') or 'none'}")
+    out(
+        f"  webhook run {hook_result.get('state')}: release {version} promoted "
+        f"({hook_result.get('outputs', {}).get('state')})"
+    )
+    out(
+        f"  scheduled run {sched_result.get('state')}: re-inventory of {len(outputs.get('servers', []))} servers, "
+        f"changed: {outputs.get('changed') or 'none'}"
+    )
     return TriggerDemo(
         webhook_workflow_id=hook_id,
         schedule_id=SCHEDULE_ID,
@@ -178,13 +202,14 @@ async def show_triggers(client: Client, landscape_inputs: dict[str, Any], *, out
     )
 
 
-async def result_granting_approvals(client: Client, workflow_id: str, version: str, approver: str,
-                                    out: Any = print) -> Any:
+async def result_granting_approvals(
+    client: Client, workflow_id: str, version: str, approver: str, approve: Approve, out: Any = print
+) -> Any:
     """Wait for a release-promotion run; its promotion's production ring waits for a person: the caller
     (the demo, the docs test) is that person."""
     result = asyncio.ensure_future(client.get_workflow_handle(workflow_id).result())
     while not result.done():
-        for gate in await approve_waiting(client, PROMOTION, version, approver):
+        for gate in await approve(client, PROMOTION, version, approver):
             out(f"  → {approver} approved promotion gate {gate}")
         await asyncio.wait([result], timeout=0.5)
     return result.result()

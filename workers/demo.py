@@ -24,14 +24,13 @@ from definitions.promotion import promotion_workflow_id
 from definitions.promotion_runs import PromotionStatus
 from definitions.runs import ApprovalDecision, ApprovalState, PipelineStatus, StepState
 from definitions.validate import load_yaml
-from landscape.landscape import Landscape
-from landscape.local import local_landscape
 from triggers.demo import DEMO_APPROVER, PROMOTION, show_triggers
 from workers.cli.common import ui_url
 from workers.cli.pipeline import STATE_MARK, format_status, start_pipeline
 from workers.cli.promote import approve_waiting
 from workers.cli.promote import format_status as format_promotion
 from workers.config import TemporalSettings, connect
+from workers.landscape_loader import load_landscape
 from workers.queues import known_queues
 from workers.worker import build_workers
 
@@ -42,9 +41,10 @@ def run_demo(state_dir: Path, pipeline_file: Path | None = None) -> int:
     # The demo prints its own progress; per-activity log lines (useful in worker logs) would bury it.
     for name in ("temporalio.activity", "temporalio.workflow"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    local = load_landscape("local")  # LandscapeNotInstalled says what to install
     if state_dir.exists():
         shutil.rmtree(state_dir)
-    landscape = local_landscape(state_dir)
+    landscape = local.local_landscape(state_dir)
     print(f"starting the local landscape in {state_dir} ...", flush=True)
     started = time.monotonic()
     with landscape.running():
@@ -57,7 +57,8 @@ def run_demo(state_dir: Path, pipeline_file: Path | None = None) -> int:
     return code
 
 
-async def _run(landscape: Landscape, pipeline_file: Path) -> int:
+async def _run(landscape: Any, pipeline_file: Path) -> int:
+    """``landscape``: the running landscape.Landscape (typed loosely: the product does not import it)."""
     client = await connect(TemporalSettings.from_env())
     workers = build_workers(client, known_queues())
     async with contextlib.AsyncExitStack() as stack:
@@ -88,7 +89,7 @@ async def _run(landscape: Landscape, pipeline_file: Path) -> int:
                     print(f"  {key}: {value}")
             await _print_promotion(client, version)
             print("\n=== triggers: one workflow started by a webhook, one by a schedule ===")
-            await show_triggers(client, inputs, approver=DEMO_APPROVER)
+            await show_triggers(client, inputs, approve=approve_waiting, approver=DEMO_APPROVER)
         return code
 
 
@@ -122,9 +123,10 @@ async def _follow_and_approve(client: Client, handle: WorkflowHandle[Any, Any], 
             if step.uses == "core.approval" and step.state is StepState.WAITING and step.name not in approved:
                 approved.add(step.name)
                 state = await handle.execute_update(
-                    "approve", ApprovalDecision(step=step.name, approver=DEMO_APPROVER,
-                                                comment="approved by the demo"),
-                    result_type=ApprovalState)
+                    "approve",
+                    ApprovalDecision(step=step.name, approver=DEMO_APPROVER, comment="approved by the demo"),
+                    result_type=ApprovalState,
+                )
                 print(f"  → {DEMO_APPROVER} approved {step.name} ({state.approvals}/{state.needed})", flush=True)
         await asyncio.wait([result], timeout=0.5)
     try:

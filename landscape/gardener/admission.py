@@ -1,9 +1,13 @@
-"""What Gardener's API server checks on Shoots (validation + the ShootValidator admission plugin).
+"""What Gardener's API server checks on Shoots (validation + the ShootMutator and ShootValidator
+admission plugins).
 
-Static checks answer 422 Invalid (downgrade, skipped minor, immutable fields, worker skew), checks
-against other objects answer 403 Forbidden as Gardener's admission plugins do (unknown CloudProfile,
-version not offered or expired, missing credentials binding), and DELETE without the confirmation
-annotation answers 403.
+The ShootMutator's defaulting runs first (Kubernetes version "1.31" or none -> the highest supported
+patch; worker pools without a machine image get the profile's default image at its latest usable
+version; an existing pool keeps its image). Static checks answer 422 Invalid (downgrade, skipped minor,
+immutable fields, worker skew, maintenance window), checks against other objects answer 403 Forbidden
+as Gardener's admission plugins do (unknown CloudProfile, version not offered or expired, missing
+credentials binding), and DELETE without the confirmation annotation answers 403. The rules
+themselves live in :mod:`landscape.gardener.rules`, written from Gardener's sources.
 """
 
 from __future__ import annotations
@@ -11,14 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from definitions.cluster_plan import (
-    VersionError,
-    minor_distance,
-    parse_version,
-    profile_image_versions,
-    profile_kubernetes_versions,
-    worker_skew_problem,
-)
+from landscape.gardener import rules
 from landscape.gardener.kinds import CONFIRM_DELETION, CORE, FINALIZER, OPERATION, SECURITY
 from landscape.kubeapi import errors
 from landscape.kubeapi.kinds import AdmissionRequest
@@ -54,9 +51,9 @@ def admit_shoot(req: AdmissionRequest) -> None:
         fins = meta.setdefault("finalizers", [])
         if FINALIZER not in fins:
             fins.append(FINALIZER)
-        _default_patch_version(req)
+    if not (meta.get("deletionTimestamp")):
+        _default_versions(req)
     if req.operation == "UPDATE" and req.old is not None:
-        _default_patch_version(req)
         annotations = meta.get("annotations") or {}
         op = annotations.get(OPERATION)
         last = (req.old.get("status") or {}).get("lastOperation") or {}
@@ -74,27 +71,54 @@ def admit_shoot(req: AdmissionRequest) -> None:
             del annotations[OPERATION]
 
 
-def _default_patch_version(req: AdmissionRequest) -> None:
-    """`spec.kubernetes.version: "1.31"` becomes the newest offered 1.31.x, as Gardener defaults it."""
+def _default_versions(req: AdmissionRequest) -> None:
+    """The ShootMutator's defaulting: control plane and pool Kubernetes versions without a patch (or
+    absent) become the newest *supported* match; pools without a machine image keep the old pool's or
+    get the profile's default image (403 when nothing qualifies, as Gardener answers)."""
     assert req.new is not None
-    k8s = (req.new.get("spec") or {}).get("kubernetes") or {}
-    version = str(k8s.get("version") or "")
-    if version.count(".") != 1:
-        return
     profile = req.store.peek(_profile_kind(req), None, profile_name(req.new))
     if profile is None:
-        return
+        return  # the validator names the missing profile
+    now = _now()
+    spec = req.new.setdefault("spec", {})
+    k8s = spec.setdefault("kubernetes", {})
+    versions = rules.kubernetes_versions(profile)
+    problems: list[str] = []
     try:
-        minor = tuple(int(p) for p in version.split("."))
-    except ValueError:
-        return
-    matches = [
-        v
-        for v in profile_kubernetes_versions(profile)
-        if parse_version(v.version)[:2] == minor and not v.expired(_now()) and v.classification != "preview"
-    ]
-    if matches:
-        k8s["version"] = matches[-1].version
+        k8s["version"] = rules.default_kubernetes_version(versions, str(k8s.get("version") or ""), now)
+    except rules.RuleError as exc:
+        problems.append(f"spec.kubernetes.version: Invalid value: {k8s.get('version')!r}: {exc}")
+    old_workers = {
+        w.get("name"): w for w in (((req.old or {}).get("spec") or {}).get("provider") or {}).get("workers") or []
+    }
+    images = rules.machine_images(profile)
+    for i, w in enumerate((spec.get("provider") or {}).get("workers") or []):
+        wk = w.get("kubernetes") or {}
+        if wk.get("version"):
+            try:
+                wk["version"] = rules.default_kubernetes_version(versions, str(wk["version"]), now)
+            except rules.RuleError as exc:
+                problems.append(f"spec.provider.workers[{i}].kubernetes.version: Invalid value: {exc}")
+        machine = w.setdefault("machine", {})
+        image = machine.get("image")
+        old_image = ((old_workers.get(w.get("name")) or {}).get("machine") or {}).get("image")
+        if old_image:
+            if not image:
+                machine["image"] = dict(old_image)
+                continue
+            if image.get("name") == old_image.get("name") and image.get("version") in (
+                None,
+                "",
+                old_image.get("version"),
+            ):
+                machine["image"] = {**old_image, **{k: v for k, v in image.items() if k != "version"}}
+                continue
+        try:
+            machine["image"] = rules.default_machine_image(images, image, now)
+        except rules.RuleError as exc:
+            problems.append(f"spec.provider.workers[{i}].machine.image: Invalid value: {exc}")
+    if problems:
+        raise _forbidden(req, "; ".join(problems))
 
 
 def _profile_kind(req: AdmissionRequest) -> Any:
@@ -130,22 +154,44 @@ def validate_shoot(req: AdmissionRequest) -> None:
     if not provider.get("type"):
         causes.append(("spec.provider.type", "FieldValueRequired", "Required value"))
     workers = provider.get("workers") or []
-    try:
-        cp = parse_version(k8s_version) if k8s_version else None
-    except VersionError as exc:
-        causes.append(("spec.kubernetes.version", "FieldValueInvalid", str(exc)))
-        cp = None
+    cp: str | None = k8s_version or None
+    if cp is not None:
+        try:
+            rules.Semver.parse(cp)
+        except rules.RuleError as exc:
+            causes.append(("spec.kubernetes.version", "FieldValueInvalid", f"Invalid value: {cp!r}: {exc}"))
+            cp = None
+    ospec = (old or {}).get("spec") or {}
+    old_version = str((ospec.get("kubernetes") or {}).get("version") or "")
+    old_workers = {w.get("name"): w for w in (ospec.get("provider") or {}).get("workers") or []}
     for i, w in enumerate(workers):
-        wv = (w.get("kubernetes") or {}).get("version")
+        path = f"spec.provider.workers[{i}]"
+        wv = str((w.get("kubernetes") or {}).get("version") or "")
         if wv and cp is not None:
-            problem = worker_skew_problem(k8s_version, str(wv))
+            try:
+                problem = rules.worker_skew_problem(cp, wv)
+            except rules.RuleError as exc:
+                problem = f"Invalid value: {wv!r}: {exc}"
             if problem:
-                causes.append((f"spec.provider.workers[{i}].kubernetes.version", "FieldValueForbidden", problem))
+                causes.append((f"{path}.kubernetes.version", "FieldValueForbidden", problem))
+        if old is not None and cp is not None and old_version:
+            # A pool's effective version (its own, else the control plane's) never goes down; it may
+            # skip minors (rolling update strategy).
+            ow = old_workers.get(w.get("name")) or w
+            before = str((ow.get("kubernetes") or {}).get("version") or old_version)
+            try:
+                problem = rules.kubernetes_update_problem(wv or cp, before, skip_minor_allowed=True)
+            except rules.RuleError:
+                problem = None
+            if problem:
+                causes.append((f"{path}.kubernetes.version", "FieldValueForbidden", problem))
         if not (w.get("machine") or {}).get("type"):
-            causes.append((f"spec.provider.workers[{i}].machine.type", "FieldValueRequired", "Required value"))
+            causes.append((f"{path}.machine.type", "FieldValueRequired", "Required value"))
+    window = (spec.get("maintenance") or {}).get("timeWindow")
+    if window:
+        causes += rules.window_problems(str(window.get("begin")), str(window.get("end")))
     if old is not None:
-        ospec = old.get("spec") or {}
-        for path, a, b in (
+        for path, x, y in (
             ("spec.region", ospec.get("region"), spec.get("region")),
             ("spec.provider.type", (ospec.get("provider") or {}).get("type"), provider.get("type")),
             ("spec.cloudProfile.name", profile_name(old), profile_name(new)),
@@ -155,26 +201,15 @@ def validate_shoot(req: AdmissionRequest) -> None:
                 (spec.get("networking") or {}).get("type"),
             ),
         ):
-            if a != b:
-                causes.append((path, "FieldValueInvalid", f"Invalid value: {b!r}: field is immutable"))
-        old_version = str((ospec.get("kubernetes") or {}).get("version") or "")
-        if old_version and cp is not None and old_version != k8s_version:
-            if parse_version(k8s_version) < parse_version(old_version):
-                causes.append(
-                    (
-                        "spec.kubernetes.version",
-                        "FieldValueForbidden",
-                        "Forbidden: kubernetes version downgrade is not supported",
-                    )
-                )
-            elif minor_distance(old_version, k8s_version) > 1:
-                causes.append(
-                    (
-                        "spec.kubernetes.version",
-                        "FieldValueForbidden",
-                        "Forbidden: kubernetes version upgrade cannot skip a minor version",
-                    )
-                )
+            if x != y:
+                causes.append((path, "FieldValueInvalid", f"Invalid value: {y!r}: field is immutable"))
+        if old_version and cp is not None and old_version != cp:
+            try:
+                problem = rules.kubernetes_update_problem(cp, old_version, skip_minor_allowed=False)
+            except rules.RuleError as exc:
+                problem = str(exc)
+            if problem:
+                causes.append(("spec.kubernetes.version", "FieldValueForbidden", problem))
     if causes:
         raise _invalid(req, causes)
     _check_against_profile(req, new, old)
@@ -198,43 +233,38 @@ def _check_against_profile(req: AdmissionRequest, new: Obj, old: Obj | None) -> 
             f"spec.region: Unsupported value: {spec.get('region')!r}: supported values: "
             + ", ".join(map(repr, regions))
         )
+    creating = old is None
+    versions = rules.kubernetes_versions(profile)
     version = str((spec.get("kubernetes") or {}).get("version"))
-    old_version = str(((old or {}).get("spec") or {}).get("kubernetes", {}).get("version") or "")
-    offered = {v.version: v for v in profile_kubernetes_versions(profile)}
-    entry = offered.get(version)
-    if entry is None:
-        problems.append(
-            f"spec.kubernetes.version: Unsupported value: {version!r}: supported values: "
-            + ", ".join(map(repr, offered))
-        )
-    elif entry.expired(now) and version != old_version:
-        problems.append(
-            f"spec.kubernetes.version: Unsupported value: {version!r}: version expired on {entry.expirationDate}"
-        )
+    ospec = (old or {}).get("spec") or {}
+    old_version = str((ospec.get("kubernetes") or {}).get("version") or "")
+    problem = rules.kubernetes_constraint_problem(versions, version, old_version, creating=creating, now=now)
+    if problem:
+        problems.append(f"spec.kubernetes.version: {problem}")
     machine_types = [m.get("name") for m in pspec.get("machineTypes") or []]
-    old_workers = {w.get("name"): w for w in ((old or {}).get("spec") or {}).get("provider", {}).get("workers") or []}
+    old_workers = {w.get("name"): w for w in (ospec.get("provider") or {}).get("workers") or []}
     for i, w in enumerate((spec.get("provider") or {}).get("workers") or []):
+        old_w = old_workers.get(w.get("name"))
+        new_pool = creating or old_w is None
         mtype = (w.get("machine") or {}).get("type")
-        if machine_types and mtype not in machine_types:
-            problems.append(f"spec.provider.workers[{i}].machine.type: Unsupported value: {mtype!r}")
+        if machine_types and mtype not in machine_types and mtype != ((old_w or {}).get("machine") or {}).get("type"):
+            problems.append(
+                f"spec.provider.workers[{i}].machine.type: Unsupported value: {mtype!r}: supported values: "
+                + ", ".join(map(repr, machine_types))
+            )
+        wv = (w.get("kubernetes") or {}).get("version")
+        if wv:
+            before = str(((old_w or {}).get("kubernetes") or {}).get("version") or old_version)
+            problem = rules.kubernetes_constraint_problem(versions, str(wv), before, creating=new_pool, now=now)
+            if problem:
+                problems.append(f"spec.provider.workers[{i}].kubernetes.version: {problem}")
         image = (w.get("machine") or {}).get("image") or {}
-        if image.get("name"):
-            versions = {v.version: v for v in profile_image_versions(profile, image["name"])}
-            if not versions:
-                problems.append(f"spec.provider.workers[{i}].machine.image.name: Unsupported value: {image['name']!r}")
-            elif image.get("version"):
-                iv = versions.get(str(image["version"]))
-                old_image = ((old_workers.get(w.get("name")) or {}).get("machine") or {}).get("image") or {}
-                if iv is None:
-                    problems.append(
-                        f"spec.provider.workers[{i}].machine.image.version: Unsupported value: "
-                        f"{image['version']!r}: supported values: " + ", ".join(map(repr, versions))
-                    )
-                elif iv.expired(now) and old_image.get("version") != image["version"]:
-                    problems.append(
-                        f"spec.provider.workers[{i}].machine.image.version: version "
-                        f"{image['version']!r} expired on {iv.expirationDate}"
-                    )
+        old_image = ((old_w or {}).get("machine") or {}).get("image")
+        problem = rules.machine_image_problem(
+            rules.machine_images(profile), image, old_image, creating=new_pool, now=now
+        )
+        if problem:
+            problems.append(f"spec.provider.workers[{i}].machine.image.version: {problem}")
     if problems:
         raise _forbidden(req, "; ".join(problems))
 
@@ -265,22 +295,11 @@ def _check_credentials(req: AdmissionRequest, new: Obj) -> None:
 
 
 def validate_cloud_profile(req: AdmissionRequest) -> None:
+    """Kubernetes and machine image versions of a CloudProfile, in the legacy ``classification`` /
+    ``expirationDate`` form or the ``lifecycle`` form (the garden runs with Gardener's
+    VersionClassificationLifecycle feature gate on)."""
     if req.operation == "DELETE" or req.new is None:
         return
-    causes = []
-    raw = ((req.new.get("spec") or {}).get("kubernetes") or {}).get("versions") or []
-    for i, v in enumerate(raw):
-        try:
-            parse_version(str(v.get("version")))
-        except VersionError as exc:
-            causes.append((f"spec.kubernetes.versions[{i}].version", "FieldValueInvalid", str(exc)))
-        if v.get("classification", "supported") not in ("preview", "supported", "deprecated"):
-            causes.append(
-                (
-                    f"spec.kubernetes.versions[{i}].classification",
-                    "FieldValueNotSupported",
-                    f"Unsupported value: {v.get('classification')!r}",
-                )
-            )
+    causes = rules.cloud_profile_problems(req.new)
     if causes:
         raise errors.invalid("CloudProfile", CORE, req.name, causes)

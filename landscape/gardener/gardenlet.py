@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from definitions.cluster_plan import in_maintenance_window, seconds_until_window
 from landscape.gardener.admission import FORCED_NOTE
 from landscape.gardener.kinds import CONDITION_TYPES, CORE, FINALIZER
+from landscape.gardener.rules import RuleError, TimeWindow
 from landscape.kubeapi.errors import ApiError
 from landscape.kubeapi.kinds import Kind
 from landscape.kubeapi.store import Event, Store, now_rfc3339
@@ -200,10 +200,14 @@ class Gardenlet:
         window = maintenance.get("timeWindow") or {}
         begin, end = window.get("begin", "220000+0000"), window.get("end", "230000+0000")
         now = datetime.now(UTC)
-        if in_maintenance_window(now, begin, end):
+        try:
+            tw = TimeWindow.parse(begin, end)
+        except RuleError:
+            return False  # admission refuses unparseable windows; never hold a rollout on one
+        if tw.contains(now):
             return False
         key = f"{meta.get('namespace')}/{meta['name']}"
-        delay = seconds_until_window(now, begin, end) + 1
+        delay = tw.seconds_until_begin(now) + 1
         asyncio.get_running_loop().call_later(delay, self.queue.put_nowait, key)
         log.info("%s: spec change confined to the maintenance window (opens in %.0f s)", key, delay)
         return True

@@ -138,7 +138,7 @@ def shoot(
                 ],
             },
             "maintenance": {
-                "timeWindow": {"begin": "000000+0000", "end": "235959+0000"},
+                "timeWindow": {"begin": "220000+0000", "end": "230000+0000"},
                 "autoUpdate": {"kubernetesVersion": False, "machineImageVersion": False},
             },
         },

@@ -137,7 +137,7 @@ class Report:
             f"crash campaign: runs={self.runs} kills={self.kills} restarts={self.restarts} "
             f"completed={self.completed} duplicates={self.duplicates} "
             f"runs-with-retried-activities={self.interrupted} "
-                f"(+{self.missed} runs that ended before their disruption was due) "
+            f"(+{self.missed} runs that ended before their disruption was due) "
             f"(clean run {self.baseline_seconds:.1f}s, {self.baseline_patches} shoot patches, "
             f"generation {self.baseline_generation})"
         )

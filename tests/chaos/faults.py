@@ -31,8 +31,6 @@ from pathlib import Path
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
-from activities.ocm.layout import RepoBase
-from activities.ocm.oci import RegistryClient
 from landscape.kubeapi.admin import KubeApiAdmin
 from landscape.ocm_example import push_example
 from tests.chaos.campaign import QUEUES, crash_pipeline
@@ -234,8 +232,7 @@ async def ocm_fault_campaign(
     rng = random.Random(seed)
     report = FaultReport()
     with ocm_landscape(state) as land:
-        async with RegistryClient(land.source.url) as c:
-            await push_example(c, RepoBase.parse(land.source_url), big_blob=20 << 20)
+        await push_example(land.source_url, big_blob=20 << 20)
         logs = state / "workers"
         logs.mkdir(exist_ok=True)
         env = {

@@ -31,8 +31,6 @@ from urllib.parse import parse_qs
 
 from temporalio.client import Client
 
-from activities.ocm.layout import RepoBase
-from activities.ocm.oci import RegistryClient
 from landscape.ocm_example import push_example
 from landscape.registry import RegistryPart
 from landscape.temporal import TemporalDevServer
@@ -240,8 +238,7 @@ async def ocm_campaign(runs: int, seed: int, state: Path, big_blob: int = 40 << 
     rng = random.Random(seed)
     report = OcmReport()
     with ocm_landscape(state) as land:
-        async with RegistryClient(land.source.url) as c:
-            await push_example(c, RepoBase.parse(land.source_url), big_blob=big_blob)
+        await push_example(land.source_url, big_blob=big_blob)
         logs = state / "workers"
         logs.mkdir(exist_ok=True)
         env = {**land.temporal.env(), "APEIRO_CHAOS_SITE_PASSWORD": land.site.password or ""}

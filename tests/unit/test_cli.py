@@ -59,4 +59,8 @@ def test_steps_and_pipelines(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_worker_rejects_unknown_queue(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["worker", "--queues", "pipeline,nope"]) == 2
-    assert "unknown task queue(s) nope" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown task queue(s) nope" in err
+    from workers.queues import known_queues
+
+    assert f"known: {', '.join(known_queues())}" in err

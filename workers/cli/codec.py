@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
-from workers.cli.common import fail
+from definitions.secrets import secret_ref_arg
+from workers.cli.common import fail, uvicorn_log_config
 from workers.codec import ENV_KEYS, CodecConfigError, codec_from_env, generate_key
 
 
@@ -25,12 +27,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument(
         "--token-ref",
         action="append",
+        type=secret_ref_arg,
         default=[],
         help="secret reference to a bearer token callers must present (repeatable)",
     )
-    s.add_argument("--oidc-issuer", help="accept JWT access tokens from this issuer (with --oidc-public-key)")
-    s.add_argument("--oidc-audience", default="temporal-ui")
-    s.add_argument("--oidc-public-key", type=Path, help="PEM public key (RS256 or ES256) that signs the tokens")
+    # OIDC settings also from the environment, so one compose service works with and without sign-in.
+    s.add_argument(
+        "--oidc-issuer",
+        default=os.environ.get("APEIRO_CODEC_OIDC_ISSUER") or None,
+        help="accept JWT access tokens from this issuer (with --oidc-public-key; APEIRO_CODEC_OIDC_ISSUER)",
+    )
+    s.add_argument("--oidc-audience", default=os.environ.get("APEIRO_CODEC_OIDC_AUDIENCE") or "temporal-ui")
+    s.add_argument(
+        "--oidc-public-key",
+        type=Path,
+        default=os.environ.get("APEIRO_CODEC_OIDC_PUBLIC_KEY") or None,
+        help="PEM public key (RS256 or ES256) that signs the tokens (APEIRO_CODEC_OIDC_PUBLIC_KEY)",
+    )
     s.add_argument("--namespace", action="append", default=[], help="only decode for these namespaces")
     s.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM)")
     s.add_argument("--tls-key", type=Path, help="private key for --tls-cert")
@@ -65,7 +78,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.oidc_issuer or args.oidc_public_key:
         if not (args.oidc_issuer and args.oidc_public_key):
             return fail("--oidc-issuer and --oidc-public-key go together")
-        oidc = OidcLite(args.oidc_public_key.read_bytes(), args.oidc_issuer, args.oidc_audience)
+        try:
+            public_key = Path(args.oidc_public_key).read_bytes()
+        except OSError as exc:
+            return fail(f"--oidc-public-key {args.oidc_public_key}: {exc.strerror}")
+        oidc = OidcLite(public_key, args.oidc_issuer, args.oidc_audience)
     if bool(args.tls_cert) != bool(args.tls_key):
         return fail("--tls-cert and --tls-key go together")
     try:
@@ -83,6 +100,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         log_level="info",
+        log_config=uvicorn_log_config(),
         ssl_certfile=str(args.tls_cert) if args.tls_cert else None,
         ssl_keyfile=str(args.tls_key) if args.tls_key else None,
     )

@@ -10,14 +10,17 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 
 from definitions.library import PipelineLibrary
 from definitions.pipeline import Pipeline
 from definitions.validate import DefinitionError, Problem, coerce_cli_value, load_yaml, parse_pipeline
-from landscape.landscape import default_state_dir, read_state
-from workers.config import ConfigError, TemporalSettings, connect
+from workers.config import (
+    ConfigError,
+    TemporalSettings,
+    connect,
+    search_attributes_registered,  # noqa: F401  (re-exported)
+)
 
 T = TypeVar("T")
 
@@ -35,13 +38,25 @@ def read_definition(target: str) -> tuple[dict[str, Any], str]:
     """A definition from a file path, or from the library by pipeline name."""
     path = Path(target)
     if path.is_file():
-        data = load_yaml(path.read_text(), str(path))
+        data = load_yaml(read_text_file(path), str(path))
         if not isinstance(data, dict):
             raise DefinitionError([Problem("", "a definition must be a YAML mapping")], str(path))
         return data, str(path)
     if path.suffix in (".yaml", ".yml") or os.sep in target:
         raise DefinitionError([Problem("", f"no such file: {target}")], target)
     return PipelineLibrary().load(target), f"pipeline {target}"
+
+
+def read_text_file(path: Path, what: str = "definition") -> str:
+    """A UTF-8 text file, or a DefinitionError naming it (binary, unreadable, a directory)."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DefinitionError(
+            [Problem("", f"not UTF-8 text (byte {exc.start}); a {what} file is YAML or JSON text")], str(path)
+        ) from None
+    except OSError as exc:
+        raise DefinitionError([Problem("", f"cannot read: {exc.strerror}")], str(path)) from None
 
 
 def parse_inputs(pairs: Sequence[str], data: dict[str, Any]) -> dict[str, Any]:
@@ -67,22 +82,32 @@ def add_input_args(parser: argparse.ArgumentParser) -> None:
 
 
 async def client_from_env() -> Client:
-    """Connect from TEMPORAL_* variables; without TEMPORAL_ADDRESS, to the landscape `apeiro dev up` runs."""
-    env = dict(os.environ)
-    if "TEMPORAL_ADDRESS" not in env:
-        state = read_state(default_state_dir())
-        for part in (state or {}).get("parts", []):
-            env.update({k: v for k, v in part.get("env", {}).items() if k not in env})
-    return await connect(TemporalSettings.from_env(env))
+    """Connect as the TEMPORAL_* variables and temporal.toml say (:mod:`workers.config`).
+
+    When neither names an address and the local landscape is installed, connect to the landscape
+    `apeiro dev up` runs, so a laptop needs no settings.
+    """
+    settings = TemporalSettings.from_env()
+    if not settings.address_configured:
+        env = dict(os.environ)
+        for key, value in _landscape_env().items():
+            env.setdefault(key, value)
+        settings = TemporalSettings.from_env(env)
+    return await connect(settings)
 
 
-async def search_attributes_registered(client: Client, names: Sequence[str]) -> bool:
+def _landscape_env() -> dict[str, str]:
+    """TEMPORAL_* variables of the running local landscape; {} when there is none or it is not installed."""
+    from workers.landscape_loader import LandscapeNotInstalled, load
+
     try:
-        resp = await client.operator_service.list_search_attributes(
-            ListSearchAttributesRequest(namespace=client.namespace))
-    except Exception:
-        return False
-    return all(n in resp.custom_attributes for n in names)
+        base = load("landscape.landscape")
+    except LandscapeNotInstalled:
+        return {}
+    env: dict[str, str] = {}
+    for part in (base.read_state(base.default_state_dir()) or {}).get("parts", []):
+        env.update(part.get("env", {}))
+    return env
 
 
 def ui_url(workflow_id: str, namespace: str = "default") -> str:
@@ -91,6 +116,16 @@ def ui_url(workflow_id: str, namespace: str = "default") -> str:
         host = TemporalSettings.from_env().address.rsplit(":", 1)[0]
         base = f"http://{host}:8233"
     return f"{base.rstrip('/')}/namespaces/{namespace}/workflows/{workflow_id}"
+
+
+def uvicorn_log_config() -> Any:
+    """uvicorn's own logging setup, or None under APEIRO_LOG_FORMAT=json so its lines go through the
+    root logger's JSON formatter (:func:`workers.observability.setup_logging`)."""
+    if os.environ.get("APEIRO_LOG_FORMAT", "").strip().lower() == "json":
+        return None
+    from uvicorn.config import LOGGING_CONFIG
+
+    return LOGGING_CONFIG
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:

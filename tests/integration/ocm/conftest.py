@@ -13,7 +13,6 @@ import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.ocm.layout import RepoBase
 from activities.ocm.oci import Credentials, RegistryClient
 from activities.ocm.transport import ACTIVITIES
 from landscape.ocm_example import push_example
@@ -72,8 +71,7 @@ def registries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registries]
 async def example(registries: Registries) -> str:
     """Source repository URL holding the example component (pushed once per session)."""
     url = f"{registries.source.url}/ocm"
-    async with registries.source_client() as c:
-        await push_example(c, RepoBase.parse(url))
+    await push_example(url)
     return url
 
 

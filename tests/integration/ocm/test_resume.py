@@ -46,8 +46,7 @@ async def test_worker_killed_mid_blob_resumes(
 ) -> None:
     src = RepoBase.parse(f"{registries.source.url}/big-{uuid.uuid4().hex[:6]}")
     big = 3 * 1024 * 1024
-    async with registries.source_client() as c:
-        await ex.push_example(c, src, big_blob=big)
+    await ex.push_example(f"{src.registry_url}/{src.prefix}", big_blob=big)
     inp = TransportInput(
         source=RepositorySpec(url=f"{registries.source.url}/{src.prefix}"),
         target=RepositorySpec(

@@ -224,7 +224,7 @@ async def test_source_signature_wrong_key_and_tampered(
     src = RepoBase.parse(f"{registries.source.url}/signed-{uuid.uuid4().hex[:6]}")
     key = sg.load_private_key((registries.keys / "site.pem").read_bytes())
     async with registries.source_client() as c:
-        await ex.push_example(c, src)
+        await ex.push_example(f"{src.registry_url}/{src.prefix}")
         sv = await read_version(c, src, ex.BASE, ex.VERSION)
         signed = sg.sign_descriptor(sv.descriptor, name="release", private_key=key)
         await write_version(c, src, signed, sv.blob_layers)
@@ -278,7 +278,7 @@ async def test_tampered_blob_digest(
 ) -> None:
     src = RepoBase.parse(f"{registries.source.url}/tamper-{uuid.uuid4().hex[:6]}")
     async with registries.source_client() as c:
-        await ex.push_example(c, src)
+        await ex.push_example(f"{src.registry_url}/{src.prefix}")
         sv = await read_version(c, src, ex.BASE, ex.VERSION)
         desc = json.loads(json.dumps(sv.descriptor))
         desc["component"]["resources"][0]["digest"]["value"] = "0" * 64

@@ -27,6 +27,7 @@ from triggers.auth import sign
 from triggers.config import DEFAULT_CONFIG, load_checked
 from triggers.demo import DEMO_APPROVER, result_granting_approvals
 from triggers.temporal import TemporalConnection
+from workers.cli.promote import approve_waiting
 from workers.config import data_converter
 from workers.queues import known_queues
 from workers.worker import build_workers
@@ -122,7 +123,9 @@ async def test_every_workflow_example_runs(landscape: Landscape, monkeypatch: py
                 execution_timeout=timedelta(minutes=3),
             )
             if arg.get("pipeline") == "release-promotion":  # its production ring waits for an approver
-                result = await result_granting_approvals(client, wid, arg["inputs"]["version"], DEMO_APPROVER)
+                result = await result_granting_approvals(
+                    client, wid, arg["inputs"]["version"], DEMO_APPROVER, approve_waiting
+                )
             else:
                 result = await handle.result()
             assert isinstance(result, dict), (block.attrs, result)
@@ -163,12 +166,22 @@ async def test_every_webhook_example_is_accepted(dev_client: Client, monkeypatch
     started = []
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as gw:
         # A boot callback for a server no provision waits for starts nothing: 404, the OS retries.
-        nobody = await gw.post("/hooks/boot", content=boot_body, headers={
-            "content-type": "application/json", "x-apeiro-signature": sign(boot_body, KEYS["APEIRO_HOOK_BOOT_KEY"])})
+        nobody = await gw.post(
+            "/hooks/boot",
+            content=boot_body,
+            headers={
+                "content-type": "application/json",
+                "x-apeiro-signature": sign(boot_body, KEYS["APEIRO_HOOK_BOOT_KEY"]),
+            },
+        )
         assert nobody.status_code == 404 and "no running workflow" in nobody.text, nobody.text
         # The example's callback reaches a provision that waits: stand one in on a queue no worker polls.
-        await dev_client.start_workflow("ServerProvisionWorkflow", {}, task_queue=f"docs-idle-{uuid.uuid4().hex[:6]}",
-                                        id=f"server-provision-{json.loads(boot.text)['server']}")
+        await dev_client.start_workflow(
+            "ServerProvisionWorkflow",
+            {},
+            task_queue=f"docs-idle-{uuid.uuid4().hex[:6]}",
+            id=f"server-provision-{json.loads(boot.text)['server']}",
+        )
         for block in blocks("webhook"):
             route = routes[block.attrs["route"]]
             body = json.dumps(json.loads(block.text)).encode()
