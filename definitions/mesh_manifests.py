@@ -150,7 +150,11 @@ def content_configuration() -> dict[str, Any]:
         "kind": "ContentConfiguration",
         "metadata": {
             "name": "apeiro-orchestrator-ui",
-            "labels": {**LABELS, CONTENT_FOR: EXPORT_NAME, "ui.platform-mesh.io/entity": "core_platform-mesh_io_account"},
+            "labels": {
+                **LABELS,
+                CONTENT_FOR: EXPORT_NAME,
+                "ui.platform-mesh.io/entity": "core_platform-mesh_io_account",
+            },
         },
         "spec": {"inlineConfiguration": {"contentType": "json", "content": json.dumps(fragment, indent=2)}},
     }
@@ -162,7 +166,12 @@ def bind_cluster_role() -> dict[str, Any]:
         "kind": "ClusterRole",
         "metadata": {"name": "apeiro-orchestrator-apiexport-bind", "labels": dict(LABELS)},
         "rules": [
-            {"apiGroups": ["apis.kcp.io"], "resources": ["apiexports"], "verbs": ["bind"], "resourceNames": [EXPORT_NAME]}
+            {
+                "apiGroups": ["apis.kcp.io"],
+                "resources": ["apiexports"],
+                "verbs": ["bind"],
+                "resourceNames": [EXPORT_NAME],
+            }
         ],
     }
 

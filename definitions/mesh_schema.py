@@ -99,7 +99,9 @@ def _object(node: dict[str, Any], out: dict[str, Any], defs: dict[str, Any], see
         out[_PRESERVE] = True
 
 
-def _union(node: dict[str, Any], options: list[dict[str, Any]], defs: dict[str, Any], seen: tuple[str, ...]) -> dict[str, Any]:
+def _union(
+    node: dict[str, Any], options: list[dict[str, Any]], defs: dict[str, Any], seen: tuple[str, ...]
+) -> dict[str, Any]:
     """`X | None` becomes X with `nullable`; a real union of types becomes a free-form node."""
     rest = {k: v for k, v in node.items() if k not in ("anyOf", "oneOf")}
     real = [o for o in options if o.get("type") != "null"]

@@ -1,0 +1,68 @@
+"""`apeiro mesh manifests`: what a Platform Mesh provider applies to offer our API.
+
+`--form kcp` (default) prints APIResourceSchemas, the APIExport, its endpoint slice, ProviderMetadata,
+ContentConfiguration, the bind ClusterRole and the Pipeline catalogue; `--form syncagent` prints CRDs
+and api-syncagent PublishedResources for a provider that runs its own cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("mesh", help="Platform Mesh provider: generate manifests")
+    msub = p.add_subparsers(dest="mesh_command", metavar="SUBCOMMAND")
+    m = msub.add_parser("manifests", help="print the provider's manifests as multi-document YAML")
+    m.add_argument("--form", choices=("kcp", "syncagent"), default="kcp", help="kcp workspace or api-syncagent")
+    m.add_argument(
+        "--provider-path",
+        default="root:providers:apeiro",
+        help="the provider workspace's logical path (written into the APIExportEndpointSlice)",
+    )
+    m.add_argument("--no-catalog", action="store_true", help="leave out the Pipeline catalogue objects")
+    m.add_argument("-o", "--output", help="write to this file instead of standard output")
+    m.set_defaults(func=cmd_manifests)
+    p.set_defaults(func=lambda args: _usage(p))
+
+
+def _usage(p: argparse.ArgumentParser) -> int:
+    p.print_help()
+    return 2
+
+
+def manifests(form: str, provider_path: str, catalog: bool) -> list[dict[str, Any]]:
+    from definitions.mesh_manifests import catalog_objects, kcp_manifests, syncagent_manifests
+
+    docs = kcp_manifests(provider_path) if form == "kcp" else syncagent_manifests()
+    if catalog:
+        docs += catalog_objects(_catalog_pipelines())
+    return docs
+
+
+def _catalog_pipelines() -> list[Any]:
+    """Every pipeline the workers know (APEIRO_DEFINITIONS, then the shipped examples)."""
+    from definitions.library import PipelineLibrary
+    from definitions.validate import parse_pipeline
+
+    library = PipelineLibrary()
+    return [parse_pipeline(library.load(name), name) for name in library.names()]
+
+
+def render(docs: list[dict[str, Any]]) -> str:
+    return yaml.safe_dump_all(docs, sort_keys=False, explicit_start=True, width=100)
+
+
+def cmd_manifests(args: argparse.Namespace) -> int:
+    text = render(manifests(args.form, args.provider_path, not args.no_catalog))
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
