@@ -88,6 +88,7 @@ class OrderStatus(_Api):
     observed_generation: int | None = Field(default=None, ge=0)
     workflow_id: str | None = Field(default=None, description="the Temporal workflow id of this order")
     run_id: str | None = Field(default=None, description="the current run (changes on continue-as-new)")
+    spec_hash: str | None = Field(default=None, description="the spec the run started from (approvals excluded)")
     conditions: list[Condition] = Field(default_factory=list)
     steps: list[StepStatus] = Field(default_factory=list)
     #: How many spec.approvals entries were already sent to the run.

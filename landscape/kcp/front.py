@@ -182,10 +182,10 @@ class KcpFront:
                     if getter not in done:
                         getter.cancel()
                         return
-                    ev = getter.result()
-                    if ev is None:  # a workspace's watches were cut: end this one too
+                    got = getter.result()
+                    if got is None:  # a workspace's watches were cut: end this one too
                         return
-                    yield _event_line(ev)
+                    yield _event_line(got)
             finally:
                 self.wildcard_stops.discard(stop)
                 stopper.cancel()

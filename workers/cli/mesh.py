@@ -28,6 +28,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     m.add_argument("--no-catalog", action="store_true", help="leave out the Pipeline catalogue objects")
     m.add_argument("-o", "--output", help="write to this file instead of standard output")
     m.set_defaults(func=cmd_manifests)
+    c = msub.add_parser("controller", help="run the orders placed in workspaces bound to our APIExport")
+    c.add_argument(
+        "--provider-url",
+        required=True,
+        help="the provider workspace's URL, e.g. https://kcp.example/clusters/root:providers:apeiro",
+    )
+    c.add_argument("--endpoint-slice", default="orchestrator.apeiro.dev", help="APIExportEndpointSlice name")
+    c.add_argument("--token-ref", help="bearer token for kcp as a secret reference (env:NAME, file:/path)")
+    c.add_argument("--ca-file", help="CA bundle for kcp's TLS certificate")
+    c.add_argument("--poll-interval", type=float, default=2.0, help="seconds between looks at running orders")
+    c.set_defaults(func=cmd_controller)
     p.set_defaults(func=lambda args: _usage(p))
 
 
@@ -66,3 +77,26 @@ def cmd_manifests(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def cmd_controller(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import httpx
+
+    from activities.secrets import resolve_secret
+    from workers.cli.common import client_from_env
+    from workers.mesh.controller import Controller
+
+    headers = {"Authorization": f"Bearer {resolve_secret(args.token_ref)}"} if args.token_ref else {}
+
+    async def go() -> int:
+        temporal = await client_from_env()
+        async with httpx.AsyncClient(headers=headers, verify=args.ca_file or True, timeout=30) as http:
+            controller = Controller(
+                temporal, http, args.provider_url, args.endpoint_slice, poll_interval=args.poll_interval
+            )
+            await controller.run()
+        return 0
+
+    return asyncio.run(go())
