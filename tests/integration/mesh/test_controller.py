@@ -1,0 +1,132 @@
+"""The mesh controller against the local kcp: orders placed through a binding run and report back."""
+
+from __future__ import annotations
+
+import pytest
+from temporalio.service import RPCError
+
+from definitions.mesh import FINALIZER
+from tests.integration.mesh.conftest import CONSUMER, Mesh
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("time-skipping")]
+
+
+def cond(obj: dict | None, type_: str) -> dict:
+    for c in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if c["type"] == type_:
+            return c
+    return {}
+
+
+def phase(obj: dict | None) -> str:
+    return str(((obj or {}).get("status") or {}).get("phase") or "")
+
+
+async def approve(mesh: Mesh, name: str, approver: str) -> None:
+    obj = await mesh.get(name)
+    assert obj is not None
+    obj["spec"].setdefault("approvals", []).append({"step": "gate", "approver": approver})
+    r = await mesh.http.put(
+        f"/clusters/{CONSUMER}/apis/orchestrator.apeiro.dev/v1alpha1/namespaces/default/pipelineruns/{name}", json=obj
+    )
+    assert r.status_code == 200, r.text
+
+
+async def test_an_order_runs_to_succeeded_with_approvals_and_events(mesh: Mesh) -> None:
+    created = await mesh.order("run-1", {"pipeline": "mesh-demo", "inputs": {"site": "edge-1"}})
+    waiting = await mesh.until("run-1", lambda o: phase(o) == "AwaitingApproval")
+    assert waiting is not None
+    cluster = created["metadata"]["annotations"]["kcp.io/cluster"]
+    assert waiting["status"]["workflowId"] == f"mesh-{cluster}-pipelinerun-{created['metadata']['uid']}"
+    assert FINALIZER in waiting["metadata"]["finalizers"]
+    assert cond(waiting, "AwaitingApproval")["status"] == "True"
+    assert cond(waiting, "Ready")["status"] == "True"
+
+    await approve(mesh, "run-1", "bob")  # not eligible: the validator's reason shows as a condition
+    refused = await mesh.until("run-1", lambda o: cond(o, "ApprovalAccepted").get("status") == "False")
+    assert "'bob' may not approve 'gate'" in cond(refused, "ApprovalAccepted")["message"]
+    assert phase(refused) == "AwaitingApproval"
+
+    await approve(mesh, "run-1", "alice")
+    done = await mesh.until("run-1", lambda o: phase(o) == "Succeeded")
+    assert done is not None
+    assert cond(done, "Succeeded")["status"] == "True"
+    assert cond(done, "ApprovalAccepted")["status"] == "True"
+    assert {s["name"]: s["state"] for s in done["status"]["steps"]} == {
+        "prepare": "succeeded",
+        "gate": "succeeded",
+        "finish": "succeeded",
+    }
+
+    r = await mesh.http.get(f"/clusters/{CONSUMER}/api/v1/namespaces/default/events")
+    reasons = {(e["involvedObject"]["name"], e["metadata"]["name"]) for e in r.json()["items"]}
+    assert ("run-1", "run-1.finish.succeeded") in reasons and ("run-1", "run-1.gate.waiting") in reasons
+
+    # A second controller (a restart) joins the same run instead of starting another.
+    before = await mesh.env.client.get_workflow_handle(done["status"]["workflowId"]).describe()
+    mesh.controller.vw = mesh.controller.vw  # same virtual workspace
+    from workers.mesh.controller import Controller
+
+    again = Controller(mesh.env.client, mesh.http, mesh.controller.provider_url, poll_interval=0.2)
+    again.vw = await again.virtual_workspace()
+    await again.reconcile((cluster, "pipelineruns", "default", "run-1"))
+    after = await mesh.env.client.get_workflow_handle(done["status"]["workflowId"]).describe()
+    assert after.run_id == before.run_id
+
+
+async def test_bad_orders_name_each_bad_field_and_start_nothing(mesh: Mesh) -> None:
+    unknown = await mesh.order("bad-1", {"pipeline": "no-such-pipeline"})
+    obj = await mesh.until("bad-1", lambda o: phase(o) == "Invalid")
+    assert cond(obj, "Ready")["status"] == "False"
+    assert cond(obj, "Ready")["message"].startswith("spec.pipeline: unknown pipeline 'no-such-pipeline'")
+    await mesh.order("bad-2", {"pipeline": "mesh-demo", "inputs": {"count": "three", "sitee": "x"}})
+    obj = await mesh.until("bad-2", lambda o: phase(o) == "Invalid")
+    message = cond(obj, "Ready")["message"]
+    assert "spec.inputs.sitee" in message and "spec.inputs.site" in message and "spec.inputs.count" in message
+    # A lifecycle kind's schema (generated from the step's model) refuses a missing field at the API.
+    body = {
+        "apiVersion": "orchestrator.apeiro.dev/v1alpha1",
+        "kind": "ClusterUpgrade",
+        "metadata": {"name": "bad-3"},
+        "spec": {},
+    }
+    r = await mesh.http.post(
+        f"/clusters/{CONSUMER}/apis/orchestrator.apeiro.dev/v1alpha1/namespaces/default/clusterupgrades", json=body
+    )
+    assert r.status_code == 422 and r.json()["details"]["causes"][0]["field"] == "spec.name"
+    cluster = unknown["metadata"]["annotations"]["kcp.io/cluster"]
+    with pytest.raises(RPCError):
+        await mesh.env.client.get_workflow_handle(f"mesh-{cluster}-pipelinerun-{unknown['metadata']['uid']}").describe()
+
+
+async def test_delete_cancels_the_run_and_removes_the_finalizer(mesh: Mesh) -> None:
+    await mesh.order("run-del", {"pipeline": "mesh-demo", "inputs": {"site": "edge-2"}})
+    waiting = await mesh.until("run-del", lambda o: phase(o) == "AwaitingApproval")
+    assert waiting is not None
+    r = await mesh.http.delete(
+        f"/clusters/{CONSUMER}/apis/orchestrator.apeiro.dev/v1alpha1/namespaces/default/pipelineruns/run-del"
+    )
+    assert r.status_code == 200
+    await mesh.until("run-del", lambda o: o is None)
+    desc = await mesh.env.client.get_workflow_handle(waiting["status"]["workflowId"]).describe()
+    assert desc.status is not None and desc.status.name == "CANCELED"
+
+
+async def test_binding_removed_while_running_keeps_the_run(mesh: Mesh, caplog: pytest.LogCaptureFixture) -> None:
+    await mesh.order("run-b", {"pipeline": "mesh-demo", "inputs": {"site": "edge-3"}})
+    waiting = await mesh.until("run-b", lambda o: phase(o) == "AwaitingApproval")
+    assert waiting is not None
+    r = await mesh.http.delete(f"/clusters/{CONSUMER}/apis/apis.kcp.io/v1alpha2/apibindings/apeiro")
+    assert r.status_code == 200
+    vw = mesh.controller.vw
+    assert vw is not None
+    r = await mesh.http.get(
+        f"{vw.base}/clusters/{waiting['metadata']['annotations']['kcp.io/cluster']}/apis/orchestrator.apeiro.dev/v1alpha1/namespaces/default/pipelineruns/run-b"
+    )
+    assert r.status_code == 403
+    key = (waiting["metadata"]["annotations"]["kcp.io/cluster"], "pipelineruns", "default", "run-b")
+    assert await mesh.controller.reconcile(key) is None
+    assert "no longer binds our APIExport: its runs continue" in caplog.text
+    desc = await mesh.env.client.get_workflow_handle(waiting["status"]["workflowId"]).describe()
+    assert desc.status is not None and desc.status.name == "RUNNING"
+    await mesh.env.client.get_workflow_handle(waiting["status"]["workflowId"]).cancel()
