@@ -126,7 +126,7 @@ async def mesh(ts_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.
     kcp = Kcp(base_url=base)
     server = uvicorn.Server(uvicorn.Config(make_kcp_app(kcp), host="127.0.0.1", port=port, log_level="warning"))
     serving = asyncio.create_task(server.serve())
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
         await asyncio.sleep(0.02)
     workers = build_workers(ts_env.client, [queues.PIPELINE])
     async with httpx.AsyncClient(base_url=base, timeout=30) as http, workers[0]:
