@@ -130,3 +130,19 @@ async def test_binding_removed_while_running_keeps_the_run(mesh: Mesh, caplog: p
     desc = await mesh.env.client.get_workflow_handle(waiting["status"]["workflowId"]).describe()
     assert desc.status is not None and desc.status.name == "RUNNING"
     await mesh.env.client.get_workflow_handle(waiting["status"]["workflowId"]).cancel()
+
+
+async def test_conflicts_server_errors_and_cut_watches_are_survived(mesh: Mesh) -> None:
+    """409 and 503 on status writes, 500 on reads, and a cut watch: the order still converges."""
+    admin = f"/clusters/{CONSUMER}/admin/faults"
+    for code, verbs, sub in ((409, ["update"], "status"), (503, ["update"], "status"), (500, ["get"], None)):
+        rule = {"code": code, "count": 2, "verbs": verbs, "resource": "pipelineruns", "subresource": sub}
+        assert (await mesh.http.post(admin, json=rule)).status_code == 200
+    await mesh.order("run-f", {"pipeline": "mesh-demo", "inputs": {"site": "edge-4"}})
+    await mesh.until("run-f", lambda o: phase(o) == "AwaitingApproval")
+    assert (await mesh.http.post("/admin/kcp/cut-virtual-watches")).json()["cut"] >= 1
+    await approve(mesh, "run-f", "alice")  # seen after the controller re-lists
+    done = await mesh.until("run-f", lambda o: phase(o) == "Succeeded")
+    assert done is not None and cond(done, "Succeeded")["status"] == "True"
+    hits = (await mesh.http.get(admin)).json()["rules"]
+    assert all(r["hits"] == r["count"] for r in hits), hits
