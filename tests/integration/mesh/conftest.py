@@ -20,6 +20,7 @@ from definitions import queues
 from landscape.kcp.front import make_kcp_app
 from landscape.kcp.workspaces import Kcp
 from workers.cli.mesh import manifests
+from workers.mesh.bootstrap import apply_provider, binding, ensure, ensure_workspace
 from workers.mesh.controller import Controller
 from workers.worker import build_workers
 
@@ -54,29 +55,11 @@ def free_port() -> int:
 
 async def bootstrap(http: httpx.AsyncClient) -> None:
     """What a provider and a consumer do: workspaces, the provider's manifests, an APIBinding."""
-    for parent, name in (("root", "providers"), ("root:providers", "apeiro"), ("root", "team-a")):
-        r = await http.post(
-            f"/clusters/{parent}/apis/tenancy.kcp.io/v1alpha1/workspaces",
-            json={"apiVersion": "tenancy.kcp.io/v1alpha1", "kind": "Workspace", "metadata": {"name": name}},
-        )
-        assert r.status_code == 201, r.text
-    for doc in manifests("kcp", PROVIDER, catalog=False):
-        if doc["kind"] in PLURALS:
-            r = await http.post(f"/clusters/{PROVIDER}/apis/{doc['apiVersion']}/{PLURALS[doc['kind']]}", json=doc)
-            assert r.status_code == 201, r.text
-    binding = {
-        "apiVersion": "apis.kcp.io/v1alpha2",
-        "kind": "APIBinding",
-        "metadata": {"name": "apeiro"},
-        "spec": {
-            "reference": {"export": {"path": PROVIDER, "name": "orchestrator.apeiro.dev"}},
-            "permissionClaims": [
-                {"group": "", "resource": "events", "verbs": ["*"], "state": "Accepted", "selector": {"matchAll": True}}
-            ],
-        },
-    }
-    r = await http.post(f"/clusters/{CONSUMER}/apis/apis.kcp.io/v1alpha2/apibindings", json=binding)
-    assert r.status_code == 201, r.text
+    for path in ("root:providers", PROVIDER, CONSUMER):
+        await ensure_workspace(http, path)
+    skipped = await apply_provider(http, PROVIDER, manifests("kcp", PROVIDER, catalog=False))
+    assert set(skipped) == {"ProviderMetadata", "ContentConfiguration", "ClusterRole"}  # not kcp's kinds
+    assert await ensure(http, CONSUMER, binding(PROVIDER))
 
 
 @dataclass
