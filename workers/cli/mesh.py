@@ -39,6 +39,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c.add_argument("--ca-file", help="CA bundle for kcp's TLS certificate")
     c.add_argument("--poll-interval", type=float, default=2.0, help="seconds between looks at running orders")
     c.set_defaults(func=cmd_controller)
+    d = msub.add_parser("demo", help="order a PipelineRun through a kcp binding on a local landscape")
+    d.add_argument("--state-dir", type=Path, default=Path(".apeiro/mesh-demo"))
+    d.set_defaults(func=cmd_demo)
     p.set_defaults(func=lambda args: _usage(p))
 
 
@@ -100,3 +103,9 @@ def cmd_controller(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(go())
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from workers.mesh.demo import run_mesh_demo
+
+    return run_mesh_demo(args.state_dir.resolve())
