@@ -328,4 +328,7 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    from triggers.ord import ord_router
+
+    app.include_router(ord_router(app))  # Open Resource Discovery (triggers/ord.py)
     return app
