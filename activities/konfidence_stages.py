@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -33,6 +32,7 @@ from definitions.stage import (
     readiness,
     vector_ref,
 )
+from definitions.yamlfiles import YamlProblem, parse_yaml
 
 TIMEOUT = httpx.Timeout(10.0)
 #: Writes ask the API server to refuse unknown fields (400) instead of pruning them silently.
@@ -101,8 +101,8 @@ class KubeTarget:
                 )
         try:
             text = Path(path).read_text() if "\n" not in path else path
-            data = yaml.safe_load(text)
-        except (OSError, yaml.YAMLError) as exc:
+            data = parse_yaml(text)
+        except (OSError, YamlProblem) as exc:
             raise _fatal(f"{self.where}: cannot read kubeconfig {path}: {exc}", "StageConfigError") from None
         if not isinstance(data, dict):
             raise _fatal(f"{self.where}: {path} is not a kubeconfig", "StageConfigError")
