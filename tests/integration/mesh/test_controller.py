@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from temporalio.service import RPCError
 
-from definitions.mesh import FINALIZER
+from definitions.mesh import FINALIZER, kind_named
 from tests.integration.mesh.conftest import CONSUMER, Mesh
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("time-skipping")]
@@ -146,3 +146,43 @@ async def test_conflicts_server_errors_and_cut_watches_are_survived(mesh: Mesh) 
     assert done is not None and cond(done, "Succeeded")["status"] == "True"
     hits = (await mesh.http.get(admin)).json()["rules"]
     assert all(r["hits"] == r["count"] for r in hits), hits
+
+
+async def test_killed_after_starting_before_writing_status_joins_the_run(mesh: Mesh) -> None:
+    """A controller that died between starting the workflow and writing status leaves no duplicate."""
+    from workers.mesh import orders
+    from workers.mesh.controller import Controller
+
+    # The order, and a "previous controller" that only got as far as starting its run.
+    mesh.controller.kinds.pop("pipelineruns")  # keep the running controller away from pipelineruns
+    created = await mesh.order("run-k", {"pipeline": "mesh-demo", "inputs": {"site": "edge-5"}})
+    cluster = created["metadata"]["annotations"]["kcp.io/cluster"]
+    kind = kind_named("PipelineRun")
+    handle = mesh.env.client.get_workflow_handle(orders.workflow_id(cluster, kind, created["metadata"]["uid"]))
+    plan = orders.plan(kind, created["spec"], mesh.controller.load, mesh.controller.validate)
+    first = Controller(mesh.env.client, mesh.http, mesh.controller.provider_url, poll_interval=0.2)
+    await first._start(handle, plan, cluster, kind)
+    started = (await handle.describe()).run_id
+    # A fresh controller takes over and reconciles until the order waits for approval.
+    again = Controller(mesh.env.client, mesh.http, mesh.controller.provider_url, poll_interval=0.2)
+    again.vw = await again.virtual_workspace()
+    key = (cluster, "pipelineruns", "default", "run-k")
+    for _ in range(20):
+        await again.reconcile(key)
+        obj = await mesh.get("run-k")
+        if phase(obj) == "AwaitingApproval":
+            break
+    assert obj is not None and obj["status"]["runId"] == started
+    assert (await handle.describe()).run_id == started
+    await handle.cancel()
+
+
+async def test_compacted_history_and_cut_watch_converge(mesh: Mesh) -> None:
+    """History compacted and the watch cut mid-run: the controller re-lists and the order still finishes."""
+    await mesh.order("run-e", {"pipeline": "mesh-demo", "inputs": {"site": "edge-6"}})
+    await mesh.until("run-e", lambda o: phase(o) == "AwaitingApproval")
+    assert (await mesh.http.post(f"/clusters/{CONSUMER}/admin/compact")).status_code == 200
+    await mesh.http.post("/admin/kcp/cut-virtual-watches")
+    await approve(mesh, "run-e", "alice")
+    done = await mesh.until("run-e", lambda o: phase(o) == "Succeeded")
+    assert done is not None

@@ -138,3 +138,18 @@ async def test_wildcard_watch_merges_workspaces_and_ends_when_bindings_change(
     # resourceVersions are one sequence across workspaces, as kcp's are
     rvs = [int(i["metadata"]["resourceVersion"]) for i in (await http.get(vw)).json()["items"]]
     assert len(set(rvs)) == 2
+
+
+async def test_wildcard_watch_from_a_compacted_version_is_410(kcp: tuple[Kcp, httpx.AsyncClient]) -> None:
+    from workers.mesh.kube import Kube, KubeError
+
+    _k, http = kcp
+    await http.post(f"/clusters/{CONSUMER}/{RUNS}", json=run("old"))
+    rv = (await http.get(f"/clusters/{CONSUMER}/{RUNS}/old")).json()["metadata"]["resourceVersion"]
+    await http.post(f"/clusters/{CONSUMER}/{RUNS}", json=run("newer"))
+    assert (await http.post(f"/clusters/{CONSUMER}/admin/compact")).status_code == 200
+    vw = Kube(http, f"{_k.base_url}/services/apiexport/{logical_name(PROVIDER)}/{EXPORT}").at("*")
+    with pytest.raises(KubeError) as info:
+        async for _ in vw.watch("/apis/orchestrator.apeiro.dev/v1alpha1/pipelineruns", rv):
+            pass
+    assert info.value.code == 410
