@@ -222,7 +222,7 @@ def catalog_objects(pipelines: list[Any]) -> list[dict[str, Any]]:
     out = []
     for p in sorted(pipelines, key=lambda p: p.name):
         inputs = {
-            name: {k: v for k, v in spec.model_dump(mode="json", exclude_defaults=True).items()}
+            name: {k: v for k, v in spec.model_dump(mode="json", by_alias=True).items() if v not in (None, "")}
             for name, spec in p.spec.inputs.items()
         }
         out.append(

@@ -122,12 +122,12 @@ def test_lifecycle_kinds_take_the_step_arguments_and_approvals() -> None:
 
 def test_cli_writes_catalog(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "m.yaml"
-    assert main(["mesh", "manifests", "-o", str(out)]) == 0
+    assert main(["mesh", "manifests", "--catalog", "-o", str(out)]) == 0
     docs = list(yaml.safe_load_all(out.read_text()))
     catalog = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Pipeline"}
     assert "cluster-lifecycle" in catalog
     assert catalog["cluster-lifecycle"]["spec"]["inputs"]["site"]["default"] == "edge-demo-1"
-    assert main(["mesh", "manifests", "--form", "syncagent", "--no-catalog"]) == 0
+    assert main(["mesh", "manifests", "--form", "syncagent"]) == 0
     printed = list(yaml.safe_load_all(capsys.readouterr().out))
     crds = [d for d in printed if d["kind"] == "CustomResourceDefinition"]
     assert all(problems(c["spec"]["versions"][0]["schema"]["openAPIV3Schema"]) == [] for c in crds)

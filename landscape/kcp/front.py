@@ -102,6 +102,8 @@ class KcpFront:
                 raise ApiError(403, f"workspace {consumer} has no APIBinding to export {export_cluster}:{export}")
             if plural is not None and not _allowed(binding, group, plural):
                 raise ApiError(403, f"{plural}.{group or 'core'} is not part of export {export} nor an accepted claim")
+            if (group, plural) == BINDINGS and request.method != "GET":
+                raise ApiError(403, "APIBindings are read-only in the virtual workspace")
         except ApiError as err:
             await _error(err)(scope, receive, send)
             return
@@ -125,25 +127,25 @@ class KcpFront:
             ws = self.kcp.get(b.consumer)
             kind = ws.server.registry.get(group, version, plural)
             if kind is not None:
-                sources.append((ws, kind))
+                sources.append((ws, kind, _only(b.name) if (group, plural) == BINDINGS else matcher))
         if (q.get("watch") or "").lower() in ("1", "true"):
-            return self.watch(sources, ns, matcher, q.get("resourceVersion"), float(q.get("timeoutSeconds") or 1800))
+            return self.watch(sources, ns, q.get("resourceVersion"), float(q.get("timeoutSeconds") or 1800))
         items: list[dict[str, Any]] = []
         list_kind = f"{plural}List"
-        for ws, kind in sources:
-            found, _ = ws.store.list_objects(kind, ns, matcher)
+        for ws, kind, match in sources:
+            found, _ = ws.store.list_objects(kind, ns, match)
             items += found
             list_kind = kind.list_kind
         api_version = f"{group}/{version}" if group else version
         meta = {"resourceVersion": str(self.kcp.clock.rv)}
         return _json({"kind": list_kind, "apiVersion": api_version, "metadata": meta, "items": items})
 
-    def watch(self, sources: list[Any], ns: str | None, matcher: Any, rv: str | None, timeout: float) -> Response:
+    def watch(self, sources: list[Any], ns: str | None, rv: str | None, timeout: float) -> Response:
         opened: list[tuple[Any, Watcher]] = []
         replay: list[Event] = []
         try:
-            for ws, kind in sources:
-                events, watcher = ws.store.watch(kind, ns, rv, matcher)
+            for ws, kind, match in sources:
+                events, watcher = ws.store.watch(kind, ns, rv, match)
                 opened.append((ws, watcher))
                 replay += events
         except ApiError as err:
@@ -216,8 +218,16 @@ class KcpFront:
         return _json({"cut": self.end_wildcard_watches()})
 
 
+#: The provider sees the APIBindings to its export (read-only), to learn which workspaces bound it.
+BINDINGS = ("apis.kcp.io", "apibindings")
+
+
 def _allowed(binding: Binding, group: str, plural: str) -> bool:
-    return (group, plural) in binding.resources or (group, plural) in binding.claims
+    return (group, plural) in binding.resources or (group, plural) in binding.claims or (group, plural) == BINDINGS
+
+
+def _only(name: str) -> Any:
+    return lambda obj: obj["metadata"]["name"] == name
 
 
 def _event_line(ev: Event) -> bytes:

@@ -98,6 +98,7 @@ class Binding:
     export: str
     resources: set[tuple[str, str]] = field(default_factory=set)  # (group, plural)
     claims: set[tuple[str, str]] = field(default_factory=set)  # accepted permission claims
+    name: str = ""  # the APIBinding's name (the virtual workspace shows the provider this binding, read-only)
 
 
 class Kcp:
@@ -220,7 +221,7 @@ class Kcp:
         owner = self.get(ref.get("path") or ws.path)
         export = owner.store.get(owner.kind(APIS, "v1alpha2", "apiexports"), None, ref["name"])
         schema_kind = owner.kind(APIS, "v1alpha1", "apiresourceschemas")
-        binding = Binding(ws.name, owner.name, ref["name"])
+        binding = Binding(ws.name, owner.name, ref["name"], name=obj["metadata"]["name"])
         bound = []
         for res in (export.get("spec") or {}).get("resources") or []:
             schema = owner.store.get(schema_kind, None, res["schema"])

@@ -25,7 +25,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="root:providers:apeiro",
         help="the provider workspace's logical path (written into the APIExportEndpointSlice)",
     )
-    m.add_argument("--no-catalog", action="store_true", help="leave out the Pipeline catalogue objects")
+    m.add_argument(
+        "--catalog",
+        action="store_true",
+        help="add the Pipeline catalogue objects (the controller publishes them into bound workspaces; "
+        "with --form syncagent they can be applied to the service cluster)",
+    )
     m.add_argument("-o", "--output", help="write to this file instead of standard output")
     m.set_defaults(func=cmd_manifests)
     c = msub.add_parser("controller", help="run the orders placed in workspaces bound to our APIExport")
@@ -73,7 +78,7 @@ def render(docs: list[dict[str, Any]]) -> str:
 
 
 def cmd_manifests(args: argparse.Namespace) -> int:
-    text = render(manifests(args.form, args.provider_path, not args.no_catalog))
+    text = render(manifests(args.form, args.provider_path, args.catalog))
     if args.output:
         Path(args.output).write_text(text)
         print(f"wrote {args.output}", file=sys.stderr)

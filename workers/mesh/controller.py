@@ -84,6 +84,8 @@ class Controller:
     load: Callable[[str], dict[str, Any]] = field(default_factory=catalog_loader)
     validate: Callable[[dict[str, Any], dict[str, Any]], Any] = field(default_factory=catalog_validator)
     task_queue: str = queues.PIPELINE
+    #: Seconds between catalogue syncs into the bound workspaces (0: do not publish the catalogue).
+    catalog_interval: float = 30.0
 
     def __post_init__(self) -> None:
         self.kinds = {k.plural: k for k in kinds() if k.orderable}
@@ -121,6 +123,10 @@ class Controller:
         self.vw = await self.virtual_workspace()
         tasks = [asyncio.create_task(self.inform(k)) for k in self.kinds.values()]
         tasks += [asyncio.create_task(self.work()) for _ in range(self.workers)]
+        if self.catalog_interval > 0:
+            from workers.mesh.catalog import publish
+
+            tasks.append(asyncio.create_task(publish(self.vw, self.catalog_interval)))
         try:
             await asyncio.gather(*tasks)
         finally:

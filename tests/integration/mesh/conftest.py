@@ -116,7 +116,9 @@ async def mesh(ts_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.
     workers = build_workers(ts_env.client, [queues.PIPELINE])
     async with httpx.AsyncClient(base_url=base, timeout=30) as http, workers[0]:
         await bootstrap(http)
-        controller = Controller(ts_env.client, http, f"{base}/clusters/{PROVIDER}", poll_interval=0.2)
+        controller = Controller(
+            ts_env.client, http, f"{base}/clusters/{PROVIDER}", poll_interval=0.2, catalog_interval=0.3
+        )
         running = asyncio.create_task(controller.run())
         try:
             yield Mesh(kcp, http, ts_env, controller)

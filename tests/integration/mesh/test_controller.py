@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from temporalio.service import RPCError
 
@@ -186,3 +188,26 @@ async def test_compacted_history_and_cut_watch_converge(mesh: Mesh) -> None:
     await approve(mesh, "run-e", "alice")
     done = await mesh.until("run-e", lambda o: phase(o) == "Succeeded")
     assert done is not None
+
+
+async def test_the_catalogue_is_published_read_only_into_bound_workspaces(mesh: Mesh) -> None:
+    url = f"/clusters/{CONSUMER}/apis/orchestrator.apeiro.dev/v1alpha1/pipelines"
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20
+    names: set[str] = set()
+    while loop.time() < deadline and "mesh-demo" not in names:
+        names = {p["metadata"]["name"] for p in (await mesh.http.get(url)).json().get("items", [])}
+        await asyncio.sleep(0.1)
+    assert {"mesh-demo", "cluster-lifecycle"} <= names
+    demo = (await mesh.http.get(f"{url}/mesh-demo")).json()
+    assert demo["spec"]["steps"] == ["prepare", "gate", "finish"] and demo["spec"]["inputs"]["site"] == {
+        "type": "string"
+    }
+    demo["spec"]["steps"] = ["tampered"]
+    assert (await mesh.http.put(f"{url}/mesh-demo", json=demo)).status_code == 200
+    deadline = loop.time() + 20
+    while loop.time() < deadline:
+        if (await mesh.http.get(f"{url}/mesh-demo")).json()["spec"]["steps"] != ["tampered"]:
+            break
+        await asyncio.sleep(0.1)
+    assert (await mesh.http.get(f"{url}/mesh-demo")).json()["spec"]["steps"] == ["prepare", "gate", "finish"]
