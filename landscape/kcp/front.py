@@ -195,6 +195,8 @@ class KcpFront:
                     t.cancel()
                 for ws, w in opened:
                     ws.store.unwatch(w)
+                with contextlib.suppress(BaseException):
+                    await asyncio.gather(stopper, *tasks, return_exceptions=True)
 
         return StreamingResponse(stream(), media_type="application/json")
 
