@@ -11,6 +11,7 @@ from definitions.steptypes import REGISTRY, StepTypeRegistry
 
 CATALOG_MODULES: tuple[str, ...] = (
     "definitions.core_steps",
+    "definitions.notify",
     "definitions.server",
     "definitions.cluster",
     "definitions.ocm",

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from definitions.durations import Duration
+from definitions.notify import NotifySettings
 
 API_VERSION = "apeiro.dev/v1alpha1"
 STEP_NAME = r"^[a-z][a-zA-Z0-9_]{0,62}$"
@@ -74,6 +75,16 @@ class RetrySpec(_Model):
     non_retryable_errors: list[str] = Field(default_factory=list)
 
 
+class Hook(_Model):
+    """A step that runs because something else happened: a step's ``cleanup`` when it fails (eject
+    virtual media, release a claim), the pipeline's ``finally`` when the run ends. An activity or
+    lifecycle step type, or ``core.pipeline`` for a sub-pipeline; its failure is recorded and does not
+    change the run's outcome."""
+
+    uses: str = Field(min_length=1, description="a registered step type (not core.wait/core.approval)")
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
+
+
 class Step(_Model):
     name: str = Field(pattern=STEP_NAME, description="unique in the pipeline; a CEL identifier")
     uses: str = Field(min_length=1, description="a registered step type")
@@ -85,6 +96,11 @@ class Step(_Model):
     retry: RetrySpec | None = None
     timeout: Duration | None = None
     continue_on_error: bool = False
+    #: What the run does when this step fails: ``fail`` (cancel its dependants; the default) or
+    #: ``pause`` (its dependants wait while an operator retries or skips it: `apeiro retry|skip`).
+    on_failure: Literal["fail", "pause"] = "fail"
+    #: Runs when this step fails, before its dependants are cancelled or the run pauses.
+    cleanup: Hook | None = None
     outputs: dict[str, str] = Field(default_factory=dict)
     description: str = ""
 
@@ -112,6 +128,10 @@ class PipelineSpec(_Model):
     outputs: dict[str, str] = Field(default_factory=dict)
     #: How many steps may run at once (forEach items count per step, against the step's maxParallel).
     max_parallel: int = Field(default=50, ge=1, le=2000)
+    #: Notifications when an approval waits, a step fails, the run ends (definitions/notify.py).
+    notify: NotifySettings | None = None
+    #: Runs once when the run ends, succeeded or failed (not when cancelled); reads ``steps``.
+    finally_: Hook | None = Field(default=None, alias="finally")
 
 
 class Metadata(_Model):

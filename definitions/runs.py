@@ -40,6 +40,27 @@ class ApprovalVote(BaseModel):
     at: datetime
 
 
+class RepairRequest(BaseModel):
+    """An operator's repair of a running pipeline (retry, skip, pause, resume), sent as an update.
+
+    Who acts and why are required so every repair is audited in the run's records."""
+
+    step: str | None = None
+    by: str = Field(min_length=1)
+    reason: str = ""
+    #: skip: the outputs the skipped step is taken to have produced (dependants read them).
+    outputs: Any = None
+
+
+class RepairRecord(BaseModel):
+    """The audit of one repair: what, who, when, why."""
+
+    action: str
+    by: str
+    reason: str = ""
+    at: datetime
+
+
 class StepRecord(BaseModel):
     """Everything the engine knows about one step; carried across continue-as-new."""
 
@@ -59,6 +80,7 @@ class StepRecord(BaseModel):
     #: Builtins that survive continue-as-new keep their progress here.
     wait_until: datetime | None = None
     votes: list[ApprovalVote] = Field(default_factory=list)
+    repairs: list[RepairRecord] = Field(default_factory=list)
 
 
 class Continuation(BaseModel):
@@ -68,6 +90,15 @@ class Continuation(BaseModel):
     inputs: dict[str, Any]
     records: list[StepRecord]
     generation: int = 1
+
+
+class Reuse(BaseModel):
+    """Steps of an earlier run whose outputs a re-run takes as they are (they do not run again)."""
+
+    from_run: str = Field(alias="fromRun", min_length=1)
+    steps: dict[str, Any] = Field(default_factory=dict, description="step name -> its outputs in that run")
+
+    model_config = ConfigDict(populate_by_name=True)
 
 
 class PipelineRequest(BaseModel):
@@ -81,6 +112,8 @@ class PipelineRequest(BaseModel):
     pipeline: str | None = None
     definition: dict[str, Any] | None = None
     inputs: dict[str, Any] = Field(default_factory=dict)
+    #: A re-run (`apeiro rerun`): steps taken as done with the outputs of an earlier run.
+    reuse: Reuse | None = None
     requested_by: str | None = Field(default=None, alias="requestedBy")
     #: Continue as new once history exceeds this many events (the server suggests it at ~4k too).
     continue_as_new_after: int = Field(default=8000, ge=100, le=40000, alias="continueAsNewAfter")
@@ -108,6 +141,7 @@ class StepStatus(BaseModel):
     items_failed: int = 0
     child_workflow_ids: list[str] = Field(default_factory=list)
     votes: list[ApprovalVote] = Field(default_factory=list)
+    repairs: list[RepairRecord] = Field(default_factory=list)
 
 
 class PipelineStatus(BaseModel):
@@ -117,6 +151,10 @@ class PipelineStatus(BaseModel):
     generation: int = 1
     steps: list[StepStatus]
     error: str | None = None
+    #: Scheduling of new steps is paused by an operator (steps in flight go on).
+    paused: bool = False
+    #: Run-level repairs (pause, resume) with who, when and why.
+    repairs: list[RepairRecord] = Field(default_factory=list)
 
 
 class PipelineResult(BaseModel):

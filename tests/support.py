@@ -22,6 +22,9 @@ class ProbeArgs(BaseModel):
     fail_times: int = 0
     fail_message: str = "probe failure"
     non_retryable: bool = False
+    #: Fail the first N calls for this key, across activity executions (a step retried by an operator
+    #: starts a new execution whose attempt is 1 again).
+    fail_calls: int = 0
 
 
 class Probe:
@@ -48,7 +51,7 @@ class Probe:
                 activity.heartbeat()
                 await asyncio.sleep(min(0.2, remaining))
                 remaining -= 0.2
-            if attempt <= args.fail_times:
+            if attempt <= args.fail_times or self.calls[args.key] <= args.fail_calls:
                 raise ApplicationError(f"{args.fail_message} (attempt {attempt})", type="ProbeFailure",
                                        non_retryable=args.non_retryable)
             return {"key": args.key, "attempt": attempt}

@@ -341,4 +341,9 @@ def create_app(
         retry_after=retry_after,
         on_shed=lambda path: gateway.metrics.requests.labels(route=path, outcome="shed", status="503").inc(),
     )
+    if os.environ.get("APEIRO_CONSOLE", "").strip().lower() in ("1", "true", "yes"):
+        # The operator's console at /console/, sharing the gateway's Temporal connection.
+        from triggers.console.app import mount
+
+        mount(app)
     return app

@@ -8,14 +8,16 @@ stays deterministic and a replayed history never counts twice. The meter feeds t
 Temporal Runtime, i.e. the Prometheus endpoint ``APEIRO_METRICS_PORT`` opens; without one it is a
 no-op.
 
-Metrics: ``apeiro_step_started`` / ``apeiro_step_failed`` (counters), ``apeiro_step_duration``
-(histogram, milliseconds), labelled ``step_type`` (the registered step type, or the activity/workflow
-type name for internals) and ``kind`` (activity|workflow).
+Metrics (Prometheus names, :func:`workers.observability.runtime_from_env` sets the conventions):
+``apeiro_step_started_total`` / ``apeiro_step_failed_total`` (counters), ``apeiro_step_duration_seconds``
+(histogram of timedeltas, exported in seconds), labelled ``step_type`` (the registered step type,
+or the activity/workflow type name for internals) and ``kind`` (activity|workflow).
 """
 
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Any
 
 from temporalio import activity, workflow
@@ -56,7 +58,7 @@ def _instruments(meter: Any) -> tuple[Any, Any, Any]:
     return (
         meter.create_counter(STARTED, "steps started (attempts for activities)"),
         meter.create_counter(FAILED, "steps failed (attempts for activities)"),
-        meter.create_histogram(DURATION, "step duration", "ms"),
+        meter.create_histogram_timedelta(DURATION, "step duration"),
     )
 
 
@@ -77,7 +79,7 @@ class _ActivityMetrics(ActivityInboundInterceptor):
             )
             raise
         finally:
-            duration.record(int((time.monotonic() - t0) * 1000))
+            duration.record(timedelta(seconds=time.monotonic() - t0))
         activity.logger.info("step %s finished in %d ms", labels["step_type"], int((time.monotonic() - t0) * 1000))
         return result
 
@@ -97,7 +99,7 @@ class _WorkflowMetrics(WorkflowInboundInterceptor):
             failed.add(1)
             raise
         finally:
-            duration.record(int((workflow.time() - t0) * 1000))
+            duration.record(timedelta(seconds=workflow.time() - t0))
 
 
 class StepMetricsInterceptor(Interceptor):

@@ -1,8 +1,9 @@
 """Process-wide observability, configured from the environment:
 
 - ``APEIRO_METRICS_PORT`` (and ``APEIRO_METRICS_HOST``, default 127.0.0.1): a Prometheus endpoint
-  ``/metrics`` served by the Temporal SDK runtime: the SDK's own worker, poller, task-slot and
-  latency metrics plus ours (:mod:`workers.interceptors`, per step type).
+  ``/metrics`` served by the Temporal SDK runtime, named by Prometheus conventions (counters
+  ``*_total``, durations ``*_seconds``): the SDK's own worker, poller, task-slot and latency metrics
+  plus ours (:mod:`workers.interceptors`, per step type).
 - ``APEIRO_TRACING`` = ``console`` | ``otlp``: OpenTelemetry spans through workflows and activities
   with ``temporalio.contrib.opentelemetry.TracingInterceptor`` (extra ``otel``; ``otlp`` also needs
   ``opentelemetry-exporter-otlp`` and the usual ``OTEL_EXPORTER_OTLP_*`` variables).
@@ -43,9 +44,21 @@ def runtime_from_env() -> Runtime | None:
         raise ObservabilityError(f"{ENV_METRICS_PORT}={port!r} is not a TCP port")
     address = f"{os.environ.get(ENV_METRICS_HOST, '127.0.0.1').strip()}:{port}"
     if _runtime is None or _runtime_key != address:
-        _runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
+        _runtime = Runtime(telemetry=TelemetryConfig(metrics=prometheus_config(address)))
         _runtime_key = address
     return _runtime
+
+
+def prometheus_config(address: str) -> PrometheusConfig:
+    """Prometheus naming conventions (https://prometheus.io/docs/practices/naming/): counters end in
+    ``_total``, durations are seconds and end in ``_seconds``, other units are suffixed too, so
+    dashboards and alert rules written for any Prometheus exporter read ours unchanged."""
+    return PrometheusConfig(
+        bind_address=address,
+        counters_total_suffix=True,
+        durations_as_seconds=True,
+        unit_suffix=True,
+    )
 
 
 def tracing_interceptors() -> list[Any]:

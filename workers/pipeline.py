@@ -6,13 +6,13 @@ from workers.queues import QueueContents
 
 
 def contents() -> QueueContents:
-    from activities import core
+    from activities import core, notify
     from workflows.fanout import FanOutWorkflow
     from workflows.pipeline import PipelineWorkflow
 
     acts = core.CoreActivities()
     return QueueContents(
         workflows=[PipelineWorkflow, FanOutWorkflow],
-        activities=acts.all(),
+        activities=[*acts.all(), notify.notify],
         close=acts.close,
     )

@@ -15,6 +15,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from workers.interceptors import StepMetricsInterceptor
+from workers.progress import ProgressInterceptor
 from workers.queues import contents_for
 from workers.shutdown import ShutdownHandoffInterceptor, recovery_options, stop_workers
 from workflows.user_errors import USER_DATA_ERRORS
@@ -58,7 +59,7 @@ def build_workers(client: Client, queues: Sequence[str], *, max_concurrent_activ
                 if needs_executor else None,
                 max_concurrent_activities=max_concurrent_activities,
                 workflow_runner=workflow_runner(),
-                interceptors=[StepMetricsInterceptor(), ShutdownHandoffInterceptor()],
+                interceptors=[StepMetricsInterceptor(), ShutdownHandoffInterceptor(), ProgressInterceptor()],
                 # Rolling restarts and crashes: grace period, sticky-queue timeout (workers/shutdown.py).
                 **recovery_options(),
                 # Input typed into the Temporal UI that does not decode into a workflow's model fails

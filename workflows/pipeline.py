@@ -23,7 +23,8 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, ChildWorkflowError
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
@@ -49,6 +50,8 @@ with workflow.unsafe.imports_passed_through():
         PipelineRequest,
         PipelineResult,
         PipelineStatus,
+        RepairRecord,
+        RepairRequest,
         RunState,
         StepRecord,
         StepState,
@@ -58,6 +61,16 @@ with workflow.unsafe.imports_passed_through():
     from definitions.validate import DefinitionError, pydantic_problems, validate_definition
     from workflows.activity_options import SHORT_CALL
     from workflows.fanout import FanOutRequest, FanOutResult
+    from workflows.repair import (
+        PATCH_REPAIR,
+        details_markdown,
+        refuse_pause,
+        refuse_resume,
+        refuse_retry,
+        refuse_skip,
+        reopen_dependants,
+        waits_for_operator,
+    )
     from workflows.stepexec import InvocationContext, StepFailure, describe_failure, invoke, output_size_problem
     from workflows.user_errors import USER_DATA_ERRORS, clip, describe_user_error
 
@@ -82,6 +95,12 @@ def _is_resumable(step_type: StepType) -> bool:
 class PipelineWorkflow:
     def __init__(self) -> None:
         self._pipeline: Pipeline | None = None
+        # Operator repair (workflows/repair.py): pause, retry, skip; audited; behind PATCH_REPAIR.
+        self._paused = False
+        self._run_repairs: list[RepairRecord] = []
+        self._repair_epoch = 0
+        self._repair_on = False
+        self._in_flight: set[str] = set()
         self._pipeline_name = "(loading)"
         self._inputs: dict[str, Any] = {}
         self._records: dict[str, StepRecord] = {}
@@ -139,6 +158,13 @@ class PipelineWorkflow:
             for rec in req.continuation.records:
                 if rec.name in self._records:
                     self._records[rec.name] = rec
+        if req.reuse is not None and workflow.patched(PATCH_REPAIR):
+            for name, outputs in req.reuse.steps.items():
+                if name in self._records:  # a re-run: these steps are done, with the earlier outputs
+                    rec = self._records[name]
+                    rec.state, rec.outputs = StepState.SUCCEEDED, outputs
+                    rec.message = f"reused from run {req.reuse.from_run}"
+                    rec.started_at = rec.finished_at = workflow.now()
         self._step_refs = {s.name: self._referenced_steps(s) for s in pipeline.spec.steps}
 
         tasks: dict[str, asyncio.Task[None]] = {}
@@ -236,6 +262,9 @@ class PipelineWorkflow:
         """Start every step whose needs are finished; settle steps that cannot run. Repeat until stable."""
         assert self._pipeline is not None
         spec = self._pipeline.spec
+        if self._paused:
+            return  # an operator paused the run: steps in flight go on, no new ones start
+        held = set(self._held_failures()) if self._repair_on else set()
         changed = True
         while changed:
             changed = False
@@ -245,7 +274,7 @@ class PipelineWorkflow:
                     continue
                 if rec.state is StepState.PENDING:
                     needs = [self._records[n] for n in step.needs]
-                    if not all(r.state.terminal for r in needs):
+                    if not all(r.state.terminal for r in needs) or held.intersection(step.needs):
                         continue
                     blocked = [r.name for r in needs if r.state is StepState.CANCELLED
                                or (r.state is StepState.FAILED and not r.ignored_failure)]
@@ -272,14 +301,24 @@ class PipelineWorkflow:
 
     async def _execute(self, tasks: dict[str, asyncio.Task[None]], continue_after: int) -> bool:
         """Run the DAG to the end. Returns True when the run should continue as new."""
+        self._repair_on = workflow.patched(PATCH_REPAIR)
         draining = False
         while True:
             if not draining and self._should_continue_as_new(continue_after):
                 draining = True
             if not draining:
                 self._schedule(tasks)
+            self._in_flight = set(tasks)
+            self._publish_details()
+            if not tasks and self._repair_on and not draining and self._operator_hold():
+                await self._until_repaired(self._repair_epoch)
+                continue
             if not tasks:
-                return draining and not all(r.state.terminal for r in self._records.values())
+                carry_on = draining and not all(r.state.terminal for r in self._records.values())
+                if not carry_on:  # the run ends here: its finally hook, then the notification
+                    await self._run_finally()
+                    await self._notify_finished()
+                return carry_on
             if draining and all(_is_resumable(REGISTRY.get(self._records[n].uses)) for n in tasks):
                 # Only timers and approvals left: their progress is in the records; hand them over.
                 self._suspending = True
@@ -288,11 +327,20 @@ class PipelineWorkflow:
                 await asyncio.gather(*tasks.values(), return_exceptions=True)
                 tasks.clear()
                 return True
-            await workflow.wait(list(tasks.values()), return_when=asyncio.FIRST_COMPLETED)
+            waits: list[asyncio.Task[Any]] = list(tasks.values())
+            if self._repair_on:  # a repair (retry, skip, resume) wakes the scheduler at once
+                waits.append(asyncio.create_task(self._until_repaired(self._repair_epoch)))
+            await workflow.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            if self._repair_on and not waits[-1].done():
+                waits[-1].cancel()
             for name in [n for n, t in tasks.items() if t.done()]:
                 task = tasks.pop(name)
                 if not task.cancelled():
                     task.result()  # an engine bug surfaces here (and fails the task, to be fixed forward)
+                rec = self._records[name]
+                if rec.state is StepState.FAILED and self._state is RunState.RUNNING:
+                    await self._run_cleanup(name)
+                    await self._notify("failed", f"step {name} of {self._pipeline_name} failed", rec.error or "", name)
 
     # --- one step --------------------------------------------------------------------------------
 
@@ -455,6 +503,7 @@ class PipelineWorkflow:
                     result: FanOutResult = await workflow.execute_child_workflow(
                         "FanOutWorkflow", request, id=child_id, task_queue=queues.PIPELINE,
                         result_type=FanOutResult,
+                        static_summary=f"{step.name} · items {start}-{start + len(chunk) - 1} ({step.uses})",
                     )
                 except ChildWorkflowError as exc:
                     message = describe_failure(exc)
@@ -502,6 +551,7 @@ class PipelineWorkflow:
         self._approval_args[step.name] = approval
         who = ", ".join(approval.approvers) if approval.approvers else "anyone"
         rec.message = f"waiting for approval ({approval.quorum} needed, from {who}): {approval.message}"
+        await self._notify("approval", f"{self._pipeline_name}: {step.name} waits for approval", rec.message, step.name)
         timeout = self._timeout(step, step_type)
         try:
             await workflow.wait_condition(lambda: self._decision(step.name) is not None, timeout=timeout)
@@ -553,6 +603,7 @@ class PipelineWorkflow:
                                 depth=self._depth + 1),
                 id=child_id, task_queue=queues.PIPELINE, result_type=PipelineResult,
                 search_attributes=child_search_attributes(self._invocation(step), step),
+                static_summary=f"{suffix} · sub-pipeline {sub.pipeline}",
             )
         except ChildWorkflowError as exc:
             raise StepFailure(f"sub-pipeline {sub.pipeline!r} failed: {describe_failure(exc)}") from None
@@ -649,7 +700,8 @@ class PipelineWorkflow:
         steps = [StepStatus(**rec.model_dump(exclude={"outputs", "ignored_failure", "wait_until"}))
                  for rec in self._records.values()]
         return PipelineStatus(pipeline=self._pipeline_name, workflow_id=workflow.info().workflow_id,
-                              state=self._state, generation=self._generation, steps=steps, error=self._error)
+                              state=self._state, generation=self._generation, steps=steps, error=self._error,
+                              paused=self._paused, repairs=list(self._run_repairs))
 
     @workflow.query
     def outputs(self, step: str) -> Any:
@@ -682,3 +734,182 @@ class PipelineWorkflow:
             raise ValueError(f"{decision.approver!r} started this run and cannot approve it (four-eyes rule)")
         if any(v.approver == decision.approver for v in rec.votes):
             raise ValueError(f"{decision.approver!r} has already voted on {decision.step!r}")
+
+    # --- operator repair (workflows/repair.py) ---------------------------------------------------
+
+    def _held_failures(self) -> list[str]:
+        assert self._pipeline is not None
+        return waits_for_operator(self._pipeline, self._records)
+
+    def _operator_hold(self) -> bool:
+        """Nothing in flight, yet the run must not end: paused with steps left, or a failed step with
+        ``onFailure: pause`` waits for `retry` or `skip` (or cancellation)."""
+        if self._paused and not all(r.state.terminal for r in self._records.values()):
+            return True
+        return bool(self._held_failures())
+
+    def _publish_details(self) -> None:
+        """The Temporal UI's run page: a Markdown table of steps and states (set_current_details)."""
+        held = self._held_failures() if self._repair_on and self._pipeline is not None else []
+        workflow.set_current_details(
+            details_markdown(self._pipeline_name, self._records.values(), self._in_flight, self._paused, held)
+        )
+
+    async def _until_repaired(self, seen: int) -> None:
+        await workflow.wait_condition(lambda: self._repair_epoch != seen)
+
+    def _audit(self, action: str, req: RepairRequest) -> RepairRecord:
+        return RepairRecord(action=action, by=req.by, reason=req.reason, at=workflow.now())
+
+    def _repaired(self) -> None:
+        self._repair_epoch += 1
+        self._publish_details()
+
+    @workflow.update
+    def retry_step(self, req: RepairRequest) -> StepStatus:
+        """Run a failed step again; dependants cancelled because of it run after it."""
+        assert self._pipeline is not None and req.step is not None
+        rec = self._records[req.step]
+        rec.repairs.append(self._audit("retry", req))
+        rec.state, rec.error, rec.message, rec.ignored_failure = StepState.PENDING, None, "", False
+        rec.started_at = rec.finished_at = None
+        rec.items_total, rec.items_done, rec.items_failed = None, 0, 0
+        reopen_dependants(self._pipeline, self._records, req.step)
+        self._repaired()
+        return StepStatus(**rec.model_dump(exclude={"outputs", "ignored_failure", "wait_until"}))
+
+    @retry_step.validator
+    def _validate_retry_step(self, req: RepairRequest) -> None:
+        refuse_retry(self._records, req, self._state, self._repair_on)
+
+    @workflow.update
+    def skip_step(self, req: RepairRequest) -> StepStatus:
+        """Take a pending or failed step as done with the operator's outputs; dependants then run."""
+        assert self._pipeline is not None and req.step is not None
+        rec = self._records[req.step]
+        rec.repairs.append(self._audit("skip", req))
+        rec.outputs, rec.error, rec.ignored_failure = req.outputs, None, False
+        self._settle(rec, StepState.SKIPPED, f"skipped by {req.by}: {req.reason}")
+        reopen_dependants(self._pipeline, self._records, req.step)
+        self._repaired()
+        return StepStatus(**rec.model_dump(exclude={"outputs", "ignored_failure", "wait_until"}))
+
+    @skip_step.validator
+    def _validate_skip_step(self, req: RepairRequest) -> None:
+        refuse_skip(self._records, req, self._state, self._repair_on, self._in_flight)
+
+    @workflow.update
+    def pause(self, req: RepairRequest) -> PipelineStatus:
+        """Stop starting new steps; steps in flight go on."""
+        self._paused = True
+        self._run_repairs.append(self._audit("pause", req))
+        self._repaired()
+        return self.status()
+
+    @pause.validator
+    def _validate_pause(self, req: RepairRequest) -> None:
+        refuse_pause(self._paused, req, self._state, self._repair_on)
+
+    @workflow.update
+    def resume(self, req: RepairRequest) -> PipelineStatus:
+        self._paused = False
+        self._run_repairs.append(self._audit("resume", req))
+        self._repaired()
+        return self.status()
+
+    @resume.validator
+    def _validate_resume(self, req: RepairRequest) -> None:
+        refuse_resume(self._paused, req, self._state, self._repair_on)
+
+    # --- notifications (definitions/notify.py) ---------------------------------------------------
+
+    async def _notify(self, event: str, title: str, text: str = "", step: str | None = None) -> None:
+        """Send the pipeline's `spec.notify` for one event. A notification that cannot be delivered
+        is logged, never a reason for the run to fail."""
+        from definitions import queues
+        from definitions.notify import NotifyArgs
+
+        settings = self._pipeline.spec.notify if self._pipeline is not None else None
+        if settings is None or not self._repair_on:
+            return
+        targets = [t for t in settings.targets if event in t.events]
+        if not targets:
+            return
+        wid = workflow.info().workflow_id
+        link = f"{settings.console_url.rstrip('/')}/run?id={wid}" if settings.console_url else None
+        args = NotifyArgs(targets=targets, event=event, title=title[:300], text=text[:4000], link=link,
+                          pipeline=self._pipeline_name, run=wid, step=step)
+        try:
+            await workflow.execute_activity(
+                "core.notify", args, task_queue=queues.PIPELINE, start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+                summary=f"notify {event}" + (f" · {step}" if step else ""),
+            )
+        except ActivityError as exc:
+            workflow.logger.warning("notification %s for %s not delivered: %s", event, wid, describe_failure(exc))
+
+    async def _notify_finished(self) -> None:
+        failed = [r.name for r in self._records.values() if r.state is StepState.FAILED and not r.ignored_failure]
+        outcome = f"failed ({', '.join(failed)})" if failed else "succeeded"
+        await self._notify("finished", f"{self._pipeline_name} {outcome}", f"run {workflow.info().workflow_id}")
+
+    # --- hooks: a step's cleanup, the pipeline's finally (definitions/pipeline.py Hook) ----------
+
+    async def _run_cleanup(self, name: str) -> None:
+        assert self._pipeline is not None
+        step = self._pipeline.step(name)
+        if step.cleanup is None or not self._repair_on:
+            return
+        outcome = await self._run_hook(f"{name}_cleanup", step.cleanup, f"{self._path(step)}.cleanup")
+        rec = self._records[name]
+        rec.message = f"cleanup ({step.cleanup.uses}) {outcome}"
+
+    async def _run_finally(self) -> None:
+        assert self._pipeline is not None
+        hook = self._pipeline.spec.finally_
+        if hook is None or not self._repair_on or "finally" in self._records:
+            return
+        rec = StepRecord(name="finally", uses=hook.uses, state=StepState.RUNNING, started_at=workflow.now())
+        rec.ignored_failure = True  # the hook's failure is recorded; it does not change the run's outcome
+        self._records["finally"] = rec
+        self._publish_details()
+        outcome = await self._run_hook("finally_hook", hook, "spec.finally")
+        if outcome == "succeeded":
+            self._settle(rec, StepState.SUCCEEDED, "")
+        else:
+            self._settle(rec, StepState.FAILED, "", error=outcome)
+            rec.ignored_failure = True
+
+    async def _run_hook(self, label: str, hook: Any, path: str) -> str:
+        """Run a hook as an activity, a lifecycle child or a sub-pipeline; 'succeeded' or 'failed: …'."""
+        from definitions import queues
+        from workflows.stepexec import validate_args
+
+        wid = workflow.info().workflow_id
+        try:
+            step_type = REGISTRY.get(hook.uses)
+            args = render(hook.with_, self._scope(None))
+            if step_type.kind is StepKind.BUILTIN:
+                if step_type.target != "PipelineWorkflow":
+                    raise StepFailure(f"{path}.uses: {hook.uses} cannot run as a hook")
+                sub = validate_args(step_type, args, path)
+                assert isinstance(sub, SubPipelineArgs)
+                await workflow.execute_child_workflow(
+                    "PipelineWorkflow",
+                    PipelineRequest(pipeline=sub.pipeline, inputs=sub.inputs, requested_by=self._requested_by),
+                    id=f"{wid}/{label}", task_queue=queues.PIPELINE, result_type=PipelineResult,
+                    static_summary=f"{label} · sub-pipeline {sub.pipeline}",
+                )
+            else:
+                synthetic = Step.model_validate({"name": label, "uses": hook.uses, "with": hook.with_})
+                ctx = InvocationContext(parent_id=wid, pipeline=self._pipeline_name, site=self._site, step_path=path)
+                await invoke(synthetic, step_type, args, ctx,
+                             retry=RetrySpec(max_attempts=step_type.default_max_attempts),
+                             timeout=step_type.default_timeout)
+        except ChildWorkflowError as exc:
+            return f"failed: {describe_failure(exc)}"
+        except (StepFailure, ExpressionError, KeyError) as exc:
+            return f"failed: {exc}"
+        except USER_DATA_ERRORS as exc:
+            return f"failed: {describe_user_error(exc)}"
+        return "succeeded"

@@ -119,6 +119,7 @@ async def invoke(step: Step, step_type: StepType, args: dict[str, Any], ctx: Inv
                 cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
                 if step_type.heartbeat_timeout else ActivityCancellationType.TRY_CANCEL,
                 result_type=dict,
+                summary=f"{suffix} · {step.uses}",  # the Temporal UI's timeline names the step
             )
         if step_type.kind is StepKind.WORKFLOW:
             hook = getattr(model, "workflow_id", None)
@@ -134,6 +135,7 @@ async def invoke(step: Step, step_type: StepType, args: dict[str, Any], ctx: Inv
                     parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
                     search_attributes=child_search_attributes(ctx, step),
                     result_type=dict,
+                    static_summary=f"{suffix} · {step.uses}",
                 )
             except WorkflowAlreadyStartedError:
                 if child_id is None:

@@ -27,10 +27,15 @@ SECRET = "hunter2-Zq81x"
 LITERAL_OK = {"username_ref"}
 
 
+def definition_modules() -> list[str]:
+    """Every module of the definitions package, subpackages (definitions.server.*) included."""
+    return [info.name for info in pkgutil.walk_packages(definitions.__path__, "definitions.") if not info.ispkg]
+
+
 def ref_fields() -> list[tuple[type[BaseModel], str]]:
     found = []
-    for info in pkgutil.iter_modules(definitions.__path__):
-        module = importlib.import_module(f"definitions.{info.name}")
+    for name in definition_modules():
+        module = importlib.import_module(name)
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if issubclass(cls, BaseModel) and cls.__module__ == module.__name__:
                 found += [(cls, name) for name in cls.model_fields if name.endswith("_ref") and name not in LITERAL_OK]
@@ -66,8 +71,8 @@ def test_every_ref_field_takes_only_references(model: type[BaseModel], field: st
 
 def _models() -> list[type[BaseModel]]:
     out = []
-    for info in pkgutil.iter_modules(definitions.__path__):
-        module = importlib.import_module(f"definitions.{info.name}")
+    for name in definition_modules():
+        module = importlib.import_module(name)
         out += [
             c
             for _, c in inspect.getmembers(module, inspect.isclass)

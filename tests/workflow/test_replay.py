@@ -14,6 +14,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from tests.support import register_probe_step
 from workers.config import data_converter
 from workers.worker import workflow_runner
 from workflows.fanout import FanOutWorkflow
@@ -32,6 +33,7 @@ def test_histories_exist() -> None:
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_replays_without_nondeterminism(path: Path) -> None:
+    register_probe_step()  # operator-repair.json (tests/workflow/test_repair.py) uses the test probe step
     replayer = Replayer(workflows=[PipelineWorkflow, FanOutWorkflow, *PROMOTION_WORKFLOWS],
                         data_converter=data_converter(), workflow_runner=workflow_runner())
     history = WorkflowHistory.from_json(f"replay-{path.stem}", path.read_text())

@@ -9,6 +9,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from workers.cli.output import add_root_output_option
+
 #: Command-group modules; each defines `register(subparsers)` and sets `func` on its parsers.
 COMMAND_MODULES = (
     "workers.cli.pipeline",
@@ -22,6 +24,10 @@ COMMAND_MODULES = (
     "workers.cli.codec",
     "workers.cli.promote",
     "workers.cli.mesh",
+    "workers.cli.runs",
+    "workers.cli.repair",
+    "workers.cli.console",
+    "workers.cli.completion",
 )
 
 
@@ -29,12 +35,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="apeiro",
         description="Apeiro lifecycle orchestrator: durable Temporal workflows for an edge landscape.",
+        epilog="exit codes: 0 ok, 1 failed run or invalid input, 2 usage or configuration, "
+        "3 not found, 130 interrupted",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}",
+                        help="print the version and exit")
+    add_root_output_option(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("apeiro-orchestrator")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -89,6 +109,20 @@ def _unhandled(args: argparse.Namespace, exc: BaseException) -> int:
         print(f"error: {message}", file=sys.stderr)
     except BrokenPipeError:
         pass
+    return _exit_code(exc)
+
+
+def _exit_code(exc: BaseException) -> int:
+    """The documented exit codes: 3 for a run (or other object) that does not exist, 2 for
+    configuration, 1 for everything else."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from workers.config import ConfigError
+
+    if isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND:
+        return 3
+    if isinstance(exc, ConfigError):
+        return 2
     return 1
 
 

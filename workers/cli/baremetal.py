@@ -19,6 +19,7 @@ from definitions.server import (
     SystemInventory,
     TlsOptions,
 )
+from workers.cli.output import add_output_option, emit
 
 
 def register(subparsers: Any) -> None:
@@ -32,25 +33,47 @@ def register(subparsers: Any) -> None:
         metavar="VAR",
         help="environment variable holding the password (never pass the password itself)",
     )
-    inv.add_argument("--auth", choices=["auto", "basic", "session"], default="auto")
+    inv.add_argument("--auth", choices=["auto", "basic", "session"], default="auto",
+                     help="Redfish authentication: a session, basic auth, or auto (session, else basic)")
     tls = inv.add_mutually_exclusive_group()
     tls.add_argument("--insecure", action="store_true", help="do not verify the BMC's TLS certificate")
     tls.add_argument("--ca-bundle", help="PEM CA bundle to verify the BMC's certificate with")
     inv.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
-    inv.add_argument("--format", choices=["json", "table"], default="json")
+    add_output_option(inv, legacy_format={"json": "json", "table": "text"})
     inv.set_defaults(func=inventory_command)
     val = sub.add_parser(
         "validate-site", help="check a site definition (YAML/JSON) before starting a discovery"
     )
-    val.add_argument("file", type=Path)
+    val.add_argument("file", type=Path, help="site definition (YAML/JSON)")
     val.set_defaults(func=validate_command)
     disc = sub.add_parser("discover", help="start (or join) the discovery workflow of a site on Temporal")
     disc.add_argument("file", type=Path, help="site definition (YAML/JSON)")
-    disc.add_argument("--concurrency", type=int, default=16)
-    disc.add_argument("--task-queue", default="redfish")
+    disc.add_argument("--concurrency", type=int, default=16, help="BMCs read at the same time (default 16)")
+    disc.add_argument("--task-queue", default="redfish", help="the Redfish workers' task queue (default redfish)")
     disc.add_argument("--no-wait", action="store_true", help="print the workflow id and return")
     disc.set_defaults(func=discover_command)
     group.set_defaults(func=lambda args: (group.print_help(), 2)[1])
+
+
+async def _with_progress(handle: Any) -> DiscoverResult:
+    """The result, showing the workflow's phase and counts (its `status` query) on stderr meanwhile."""
+    import asyncio
+
+    from workers.cli.progress import PhaseDisplay
+
+    display = PhaseDisplay()
+    result_task = asyncio.ensure_future(handle.result())
+    try:
+        while not result_task.done():
+            try:
+                display.update(await handle.query("status"))
+            except Exception:
+                pass
+            await asyncio.wait([result_task], timeout=1.0)
+    finally:
+        display.stop()
+    result: DiscoverResult = result_task.result()
+    return result
 
 
 def inventory_command(args: argparse.Namespace) -> int:
@@ -83,10 +106,7 @@ def inventory_command(args: argparse.Namespace) -> int:
         print(f"error: {describe(exc)}", file=sys.stderr)
         return 2
     result = read_bmc_inventory(conn)
-    if args.format == "json":
-        print(result.model_dump_json(indent=2))
-    else:
-        print(render_table(result))
+    emit(args, result, lambda: render_table(result))
     if result.error:
         print(f"error: {result.error}", file=sys.stderr)
         return 1
@@ -206,7 +226,7 @@ def discover_command(args: argparse.Namespace) -> int:
         print(f"discovery workflow {wid} (run {handle.result_run_id})")
         if args.no_wait:
             return 0
-        result: DiscoverResult = await handle.result()
+        result: DiscoverResult = await _with_progress(handle)
         print(result.model_dump_json(indent=2))
         return 0 if not result.problems else 3
 

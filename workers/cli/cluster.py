@@ -7,7 +7,6 @@ intermediate minor, no expired versions, no preview versions unless ``--allow-pr
 from __future__ import annotations
 
 import argparse
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import yaml
 
 from definitions.cluster_plan import VersionError, plan_control_plane, profile_kubernetes_versions
 from definitions.yamlfiles import load_yaml_file
+from workers.cli.output import add_output_option, emit, output_format
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--from", dest="current", required=True, help="current Kubernetes version, e.g. 1.29.10")
     p.add_argument("--to", dest="target", required=True, help="target Kubernetes version, e.g. 1.32.2")
     p.add_argument("--allow-preview", action="store_true", help="allow preview versions on the way")
-    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    add_output_option(p, legacy_json=True)
     p.set_defaults(func=cmd_plan)
 
 
@@ -48,8 +48,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         kind = "cannot plan" if isinstance(exc, VersionError) else "error"
         print(f"{kind}: {exc}")
         return 2
-    if args.json:
-        print(json.dumps(plan.model_dump(), indent=2))
+    if output_format(args) != "text":
+        emit(args, plan, str)
         return 0
     name = (profile.get("metadata") or {}).get("name", args.profile.name)
     print(f"upgrade plan {plan.current} -> {plan.target} (CloudProfile {name})")

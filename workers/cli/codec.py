@@ -16,8 +16,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     csub = p.add_subparsers(dest="codec_command", metavar="SUBCOMMAND")
 
     s = csub.add_parser("serve", help="serve /encode and /decode for the Temporal UI (keys from APEIRO_PAYLOAD_KEYS)")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8888)
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8888, help="port to listen on (default 8888)")
     s.add_argument(
         "--cors-origin",
         action="append",
@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=os.environ.get("APEIRO_CODEC_OIDC_ISSUER") or None,
         help="accept JWT access tokens from this issuer (with --oidc-public-key; APEIRO_CODEC_OIDC_ISSUER)",
     )
-    s.add_argument("--oidc-audience", default=os.environ.get("APEIRO_CODEC_OIDC_AUDIENCE") or "temporal-ui")
+    s.add_argument("--oidc-audience", default=os.environ.get("APEIRO_CODEC_OIDC_AUDIENCE") or "temporal-ui",
+                   help="the audience the UI's OIDC tokens must name ($APEIRO_CODEC_OIDC_AUDIENCE)")
     s.add_argument(
         "--oidc-public-key",
         type=Path,

@@ -24,6 +24,13 @@ from workers.config import (
 
 T = TypeVar("T")
 
+# Exit codes, the same for every command (docs/operations.md lists them).
+EXIT_OK = 0
+EXIT_FAILED = 1  # a failed run, or invalid input (a definition, a refused action)
+EXIT_USAGE = 2  # bad usage or configuration (argparse, TEMPORAL_* settings, a missing extra)
+EXIT_NOT_FOUND = 3  # the run id (or other named object) does not exist
+EXIT_INTERRUPTED = 130  # Ctrl-C
+
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
@@ -32,6 +39,18 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 def fail(message: str, code: int = 1) -> int:
     print(f"error: {message}", file=sys.stderr)
     return code
+
+
+def rpc_fail(exc: BaseException, what: str) -> int:
+    """A Temporal/config error as one line and its exit code: 3 when the run does not exist, 2 for
+    configuration, 1 otherwise."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    if isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND:
+        return fail(f"{what}: not found ({exc.message})", EXIT_NOT_FOUND)
+    if isinstance(exc, ConfigError):
+        return fail(f"{what}: {exc}", EXIT_USAGE)
+    return fail(f"{what}: {exc}")
 
 
 def read_definition(target: str) -> tuple[dict[str, Any], str]:

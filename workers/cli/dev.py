@@ -53,19 +53,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=_needs_landscape(cmd_up))
 
     p = dev_sub.add_parser("down", help="stop what `dev up` started")
-    p.add_argument("--state-dir", type=Path, default=None)
+    p.add_argument("--state-dir", type=Path, default=None, help="default: $APEIRO_STATE_DIR or .apeiro/landscape")
     p.set_defaults(func=_needs_landscape(cmd_down))
 
     p = dev_sub.add_parser("status", help="show the running landscape")
-    p.add_argument("--state-dir", type=Path, default=None)
+    p.add_argument("--state-dir", type=Path, default=None, help="default: $APEIRO_STATE_DIR or .apeiro/landscape")
     p.set_defaults(func=_needs_landscape(cmd_status))
 
     p = dev_sub.add_parser("env", help="print `export` lines that point clients at the landscape")
-    p.add_argument("--state-dir", type=Path, default=None)
+    p.add_argument("--state-dir", type=Path, default=None, help="default: $APEIRO_STATE_DIR or .apeiro/landscape")
     p.set_defaults(func=_needs_landscape(cmd_env))
 
     p = sub.add_parser("demo", help="run the edge-site pipeline against a fresh local landscape")
-    p.add_argument("--state-dir", type=Path, default=Path(".apeiro/demo"))
+    p.add_argument("--state-dir", type=Path, default=Path(".apeiro/demo"),
+                   help="where the demo's landscape keeps its state (default .apeiro/demo)")
     p.add_argument("--pipeline", type=Path, default=None, help="another pipeline file to run instead")
     p.set_defaults(func=_needs_landscape(cmd_demo))
 

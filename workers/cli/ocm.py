@@ -26,7 +26,7 @@ def register(subparsers: Any) -> None:
     from activities.ocm.signing import DEFAULT_ALGORITHM as SIG_DEFAULT
 
     d = sub.add_parser("digest", help="print the hex SHA-256 of the normalised descriptor")
-    d.add_argument("file", type=Path)
+    d.add_argument("file", type=Path, help="a component descriptor (YAML/JSON)")
     d.add_argument(
         "--normalisation",
         "--normalization",
@@ -37,11 +37,12 @@ def register(subparsers: Any) -> None:
     d.set_defaults(func=cmd_digest)
 
     s = sub.add_parser("sign", help="add (or replace) a signature")
-    s.add_argument("file", type=Path)
+    s.add_argument("file", type=Path, help="the component descriptor to sign (YAML/JSON)")
     s.add_argument("--private-key", type=Path, required=True, help="PEM RSA private key")
     s.add_argument("--name", required=True, help="signature name")
-    s.add_argument("--algorithm", default=SIG_DEFAULT, choices=SIG_ALGS)
-    s.add_argument("--normalisation", "--normalization", default=DEFAULT_ALGORITHM, choices=ALGORITHMS)
+    s.add_argument("--algorithm", default=SIG_DEFAULT, choices=SIG_ALGS, help=f"default {SIG_DEFAULT}")
+    s.add_argument("--normalisation", "--normalization", default=DEFAULT_ALGORITHM, choices=ALGORITHMS,
+                   help=f"descriptor normalisation (default {DEFAULT_ALGORITHM})")
     s.add_argument("--certificate", type=Path, help="PEM certificate chain of the signer (PEM signature)")
     s.add_argument("--root-certs", type=Path, help="trusted roots to check the certificate chain against")
     s.add_argument("--issuer", help="expected signer name, e.g. 'CN=release-signer,O=Acme'")
@@ -49,7 +50,7 @@ def register(subparsers: Any) -> None:
     s.set_defaults(func=cmd_sign)
 
     v = sub.add_parser("verify", help="verify a signature; exit 0 when valid, 1 with the reason when not")
-    v.add_argument("file", type=Path)
+    v.add_argument("file", type=Path, help="the signed component descriptor (YAML/JSON)")
     v.add_argument("--public-key", type=Path, help="PEM public key or certificate")
     v.add_argument("--name", help="signature name (needed when there are several)")
     v.add_argument("--root-certs", type=Path, help="trusted roots for signatures with a certificate chain")
@@ -82,13 +83,14 @@ def register(subparsers: Any) -> None:
     )
     t.add_argument("--sign", metavar="NAME=KEYREF", help="sign at the target with private key reference KEYREF")
     t.add_argument("--sign-public-key", metavar="KEYREF", help="public key reference to verify at the target")
-    t.add_argument("--existing", choices=["skip-identical", "overwrite", "fail"], default="skip-identical")
+    t.add_argument("--existing", choices=["skip-identical", "overwrite", "fail"], default="skip-identical",
+                   help="a version already at the target: skip when identical (default), overwrite, or fail")
     t.add_argument("--source-username-ref", help="user name, literal or reference (env:/file:/k8s:)")
     t.add_argument("--source-password-ref", type=secret_ref_arg, help="secret reference (env:/file:/k8s:)")
     t.add_argument("--target-username-ref", help="user name, literal or reference (env:/file:/k8s:)")
     t.add_argument("--target-password-ref", type=secret_ref_arg, help="secret reference (env:/file:/k8s:)")
-    t.add_argument("--source-ca")
-    t.add_argument("--target-ca")
+    t.add_argument("--source-ca", metavar="REF", help="CA bundle to verify the source registry's TLS with")
+    t.add_argument("--target-ca", metavar="REF", help="CA bundle to verify the target registry's TLS with")
     t.add_argument("--workflow-id", help="default: transport-<random>")
     t.add_argument("--no-wait", action="store_true", help="start and print the workflow id only")
     t.set_defaults(func=cmd_transfer)
@@ -296,7 +298,7 @@ async def _transfer(inp: Any, workflow_id: str, no_wait: bool) -> int:
     if no_wait:
         print(workflow_id)
         return 0
-    follower = asyncio.create_task(_follow(handle))
+    follower = asyncio.create_task(_follow(handle, client=client))
     try:
         result = await handle.result()
     except WorkflowFailureError as exc:
@@ -310,15 +312,41 @@ async def _transfer(inp: Any, workflow_id: str, no_wait: bool) -> int:
     return 0
 
 
-async def _follow(handle: Any, every: float = 2.0) -> None:
-    """Print the workflow's state to stderr whenever it changes (the `progress` query)."""
-    last = None
-    while True:
+async def _follow(handle: Any, every: float = 1.0, client: Any = None) -> None:
+    """Progress on stderr until cancelled: the workflow's `progress` query (blobs done of total) and,
+    per blob being copied, bytes sent and MiB/s from the copy activity's heartbeat details."""
+    from workers.cli.progress import TransferDisplay
+
+    display = TransferDisplay()
+    try:
+        while True:
+            try:
+                p = await handle.query("progress")
+            except Exception:  # not started yet, or finished: the result tells the rest
+                p = None
+            blobs: dict[str, int] = {}
+            if client is not None:
+                blobs = await _blob_offsets(client, handle)
+            display.update(p, blobs)
+            await asyncio.sleep(every)
+    finally:
+        display.stop()
+
+
+async def _blob_offsets(client: Any, handle: Any) -> dict[str, int]:
+    """activity id -> bytes uploaded so far, for the copy activities in flight (heartbeat details)."""
+    try:
+        description = await handle.describe()
+    except Exception:
+        return {}
+    out: dict[str, int] = {}
+    for pending in description.raw_description.pending_activities:
+        if pending.activity_type.name != "ocm.copy_blob" or not pending.heartbeat_details.payloads:
+            continue
         try:
-            p = await handle.query("progress")
-        except Exception:  # not started yet, or finished: the result tells the rest
-            p = None
-        if p and p != last:
-            print(f"  {p['state']}: {p['blobs_done']}/{p['blobs_total']} blobs", file=sys.stderr)
-            last = p
-        await asyncio.sleep(every)
+            [details] = await client.data_converter.decode(list(pending.heartbeat_details.payloads))
+        except Exception:
+            continue
+        if isinstance(details, dict) and isinstance(details.get("offset"), int):
+            out[pending.activity_id] = details["offset"]
+    return out

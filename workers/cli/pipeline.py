@@ -22,7 +22,7 @@ from definitions import search_attributes as sa
 from definitions.catalog import load_catalog
 from definitions.graph import to_dot, to_mermaid
 from definitions.library import PipelineLibrary
-from definitions.runs import ApprovalDecision, ApprovalState, PipelineRequest, PipelineStatus, StepState
+from definitions.runs import ApprovalDecision, ApprovalState, PipelineRequest, PipelineStatus, Reuse, StepState
 from definitions.validate import DefinitionError, parse_pipeline, validate_definition
 from workers.cli.common import (
     add_input_args,
@@ -30,11 +30,13 @@ from workers.cli.common import (
     fail,
     parse_inputs,
     read_definition,
+    rpc_fail,
     run_async,
     search_attributes_registered,
     table,
     ui_url,
 )
+from workers.cli.output import add_output_option, emit, output_format
 from workers.config import ConfigError
 
 STATE_MARK = {
@@ -47,7 +49,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("validate", help="check a pipeline definition fully; exit 1 with every problem")
     p.add_argument("file", help="a definition file (YAML)")
     add_input_args(p)
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    add_output_option(p, legacy_format={"text": "text", "json": "json"})
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("run", help="validate, then start a pipeline (and follow it with --wait)")
@@ -65,22 +67,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_graph)
 
     p = sub.add_parser("status", help="show the live state of every step of a run")
-    p.add_argument("workflow_id")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("workflow_id", help="the run's workflow id (`apeiro list` shows them)")
+    add_output_option(p, legacy_json=True)
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("approve", help="approve (or --reject) a step waiting for approval")
-    p.add_argument("workflow_id")
-    p.add_argument("--step", required=True)
-    p.add_argument("--as", dest="approver", required=True, help="who approves")
-    p.add_argument("--reject", action="store_true")
-    p.add_argument("--comment", default="")
+    p.add_argument("workflow_id", help="the run's workflow id")
+    p.add_argument("--step", required=True, help="the approval step's name")
+    p.add_argument("--as", dest="approver", required=True, help="who approves (must be allowed by the step)")
+    p.add_argument("--reject", action="store_true", help="reject instead of approve (the step fails)")
+    p.add_argument("--comment", default="", help="a comment recorded with the vote")
+    add_output_option(p)
     p.set_defaults(func=cmd_approve)
 
     p = sub.add_parser("steps", help="list the registered step types")
+    add_output_option(p)
     p.set_defaults(func=cmd_steps)
 
     p = sub.add_parser("pipelines", help="list the pipelines the definition library holds")
+    add_output_option(p)
     p.set_defaults(func=cmd_pipelines)
 
 
@@ -93,20 +98,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
         pipeline, _ = validate_definition(data, load_catalog(), inputs=inputs,
                                           known_pipelines=PipelineLibrary().call_graph(), source=source)
     except DefinitionError as exc:
-        if args.format == "json":
-            print(json.dumps({"valid": False, "source": exc.source,
-                              "problems": [{"path": p.path, "message": p.message} for p in exc.problems]},
-                             indent=2))
+        if output_format(args) != "text":
+            emit(args, {"valid": False, "source": exc.source,
+                        "problems": [{"path": p.path, "message": p.message} for p in exc.problems]}, str)
         else:
             for problem in exc.problems:
                 print(f"{exc.source or args.file}: {problem}")
             print(f"{len(exc.problems)} problem(s)", file=sys.stderr)
         return 1
-    if args.format == "json":
-        print(json.dumps({"valid": True, "source": source, "pipeline": pipeline.name,
-                          "steps": len(pipeline.spec.steps)}))
-    else:
-        print(f"{source}: valid pipeline {pipeline.name!r} ({len(pipeline.spec.steps)} steps)")
+    emit(args, {"valid": True, "source": source, "pipeline": pipeline.name, "steps": len(pipeline.spec.steps)},
+         lambda: f"{source}: valid pipeline {pipeline.name!r} ({len(pipeline.spec.steps)} steps)")
     return 0
 
 
@@ -118,7 +119,7 @@ def default_workflow_id(pipeline: str) -> str:
 
 async def start_pipeline(client: Client, data: dict[str, Any], inputs: dict[str, Any], *,
                          workflow_id: str | None = None, requested_by: str | None = None,
-                         source: str = "") -> WorkflowHandle[Any, Any]:
+                         source: str = "", reuse: Reuse | None = None) -> WorkflowHandle[Any, Any]:
     """Validate fully, then start. An invalid definition never reaches Temporal."""
     pipeline, resolved = validate_definition(data, load_catalog(), inputs=inputs,
                                              known_pipelines=PipelineLibrary().call_graph(), source=source)
@@ -128,7 +129,7 @@ async def start_pipeline(client: Client, data: dict[str, Any], inputs: dict[str,
     attrs = TypedSearchAttributes(pairs) if await search_attributes_registered(client, sa.NAMES) else None
     return await client.start_workflow(
         "PipelineWorkflow",
-        PipelineRequest(definition=data, inputs=resolved, requested_by=requested_by),
+        PipelineRequest(definition=data, inputs=resolved, requested_by=requested_by, reuse=reuse),
         id=workflow_id or default_workflow_id(pipeline.name),
         task_queue=queues.PIPELINE,
         search_attributes=attrs,
@@ -248,8 +249,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             client = await client_from_env()
             status = await client.get_workflow_handle(args.workflow_id).query("status", result_type=PipelineStatus)
         except (ConfigError, RPCError) as exc:
-            return fail(f"cannot read the status of {args.workflow_id}: {exc}")
-        print(status.model_dump_json(indent=2) if args.json else format_status(status))
+            return rpc_fail(exc, f"cannot read the status of {args.workflow_id}")
+        emit(args, status, lambda: format_status(status))
         return 0
 
     return run_async(go())
@@ -266,20 +267,24 @@ def cmd_approve(args: argparse.Namespace) -> int:
         except WorkflowUpdateFailedError as exc:
             return fail(f"not accepted: {getattr(exc.cause, 'message', exc.cause)}")
         except (ConfigError, RPCError) as exc:
-            return fail(str(exc))
-        print(state.summary(args.step))
+            return rpc_fail(exc, f"cannot approve in {args.workflow_id}")
+        emit(args, state, lambda: state.summary(args.step))
         return 0
 
     return run_async(go())
 
 
 def cmd_steps(args: argparse.Namespace) -> int:
-    rows = [[t.name, t.kind.value, t.task_queue, t.target, t.description] for t in load_catalog().all()]
-    print(table(rows, ["step type", "kind", "queue", "runs", "description"]))
+    types = load_catalog().all()
+    rows = [[t.name, t.kind.value, t.task_queue, t.target, t.description] for t in types]
+    emit(args, [{"name": t.name, "kind": t.kind.value, "queue": t.task_queue, "runs": t.target,
+                 "description": t.description} for t in types],
+         lambda: table(rows, ["step type", "kind", "queue", "runs", "description"]))
     return 0
 
 
 def cmd_pipelines(args: argparse.Namespace) -> int:
     index = PipelineLibrary().index()
-    print(table([[name, str(path)] for name, path in sorted(index.items())], ["pipeline", "file"]))
+    emit(args, [{"pipeline": name, "file": str(path)} for name, path in sorted(index.items())],
+         lambda: table([[name, str(path)] for name, path in sorted(index.items())], ["pipeline", "file"]))
     return 0

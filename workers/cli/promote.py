@@ -27,7 +27,8 @@ from definitions.promotion_runs import (
 )
 from definitions.runs import ApprovalDecision, ApprovalState
 from definitions.yamlfiles import load_yaml_file
-from workers.cli.common import client_from_env, fail, run_async, table
+from workers.cli.common import client_from_env, fail, rpc_fail, run_async, table
+from workers.cli.output import add_output_option, emit
 from workers.config import ConfigError
 
 OUTCOME_MARK = {"Passed": "✔", "Overridden": "⚑", "Failed": "✘", "TimedOut": "⧗", "Error": "!", "Inconclusive": "?"}
@@ -44,42 +45,43 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         return p
 
     p = ps.add_parser("validate", help="validate a promotion definition (PromQL included)")
-    p.add_argument("file", type=Path)
+    p.add_argument("file", type=Path, help="the Promotion definition (YAML)")
     p.set_defaults(func=cmd_validate)
 
     p = addressed("start", "start promoting a version (validated first)")
-    p.add_argument("--requested-by", default=None, help="who asks (may not approve it); default: $USER")
+    p.add_argument("--as", dest="requested_by", default=None, help="who asks (may not approve it); default: $USER")
+    p.add_argument("--requested-by", dest="requested_by", help=argparse.SUPPRESS)  # deprecated spelling
     p.add_argument("--override-reason", default=None, help="promote a version that failed before (audited)")
     p.add_argument("--wait", action="store_true", help="follow until it ends")
     p.set_defaults(func=cmd_start)
 
     p = addressed("status", "rings and gates as a table, with why each is pending")
-    p.add_argument("--json", action="store_true")
+    add_output_option(p, legacy_json=True)
     p.set_defaults(func=cmd_status)
 
     for verb in ("approve", "reject"):
         p = addressed(verb, f"{verb} an approval gate (ring/gate)")
         p.add_argument("gate", help="ring/gate, e.g. production/approval")
         p.add_argument("--as", dest="approver", default=None, help="who decides (default: $USER)")
-        p.add_argument("--comment", default="")
+        p.add_argument("--comment", default="", help="a comment recorded with the decision")
         p.set_defaults(func=cmd_decide, reject=verb == "reject")
 
     p = addressed("override", "override a gate (audited; needs a reason)")
     p.add_argument("gate", help="ring/gate")
-    p.add_argument("--reason", required=True)
-    p.add_argument("--as", dest="by", default=None)
+    p.add_argument("--reason", required=True, help="why the gate is overridden (audited)")
+    p.add_argument("--as", dest="by", default=None, help="who overrides (default: $USER)")
     p.set_defaults(func=cmd_override)
 
     for verb, help_text in (("abort", "stop the promotion (no rollback)"), ("rollback", "roll the current ring back"),
                             ("pause", "hold at the next gate or phase"), ("resume", "continue a paused promotion")):
         p = addressed(verb, help_text)
-        p.add_argument("--reason", default="")
-        p.add_argument("--as", dest="by", default=None)
+        p.add_argument("--reason", default="", help="why (recorded with the signal)")
+        p.add_argument("--as", dest="by", default=None, help="who acts (default: $USER)")
         p.set_defaults(func=cmd_signal, signal=verb)
 
     p = addressed("alert", "report an external alert: fails verification of the ring at once")
-    p.add_argument("message")
-    p.add_argument("--ring", default=None)
+    p.add_argument("message", help="what the alert says (shown as the ring's failure reason)")
+    p.add_argument("--ring", default=None, help="the ring the alert is about (default: the current ring)")
     p.set_defaults(func=cmd_alert)
 
 
@@ -182,8 +184,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             client = await client_from_env()
             status = await client.get_workflow_handle(wid).query("status", result_type=PromotionStatus)
         except (ConfigError, RPCError) as exc:
-            return fail(f"cannot read the status of {wid}: {exc}")
-        print(status.model_dump_json(indent=2) if args.json else format_status(status))
+            return rpc_fail(exc, f"cannot read the status of {wid}")
+        emit(args, status, lambda: format_status(status))
         return 0
 
     return run_async(go())

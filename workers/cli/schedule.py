@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ls = ssub.add_parser("list", help="list the namespace's schedules")
     ls.set_defaults(func=cmd_list)
     t = ssub.add_parser("trigger", help="start a schedule's action now (outside its calendar)")
-    t.add_argument("schedule_id")
+    t.add_argument("schedule_id", help="the schedule's id (`apeiro schedule list` shows them)")
     t.set_defaults(func=cmd_trigger)
     p.set_defaults(func=lambda args: _usage(p))
 

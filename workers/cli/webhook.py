@@ -31,12 +31,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="listen port (APEIRO_WEBHOOK_PORT)",
     )
     s.add_argument("--skip-key-check", action="store_true", help="start even if a key reference does not resolve")
-    s.add_argument("--log-level", default="info")
+    s.add_argument("--log-level", default="info", help="uvicorn's log level (default info)")
     s.set_defaults(func=cmd_serve)
 
     c = wsub.add_parser("check", help="check the gateway configuration (schema, rules, keys)")
     _config_arg(c)
-    c.add_argument("--skip-key-check", action="store_true")
+    c.add_argument("--skip-key-check", action="store_true", help="do not resolve the key references")
     c.set_defaults(func=cmd_check)
 
     o = wsub.add_parser("openapi", help="print the gateway's OpenAPI document")

@@ -80,6 +80,9 @@ async def test_metrics_and_traces_cover_steps(own_temporal: TemporalDevServer, m
     assert value("apeiro_step_started", 'kind="workflow"') >= 2  # the pipeline runs themselves
     assert any(ln.startswith("temporal_") for ln in lines), "the SDK's own metrics are exported too"
 
+    assert_prometheus_conventions(text)
+    assert "apeiro_step_duration_seconds_bucket" in text and "apeiro_step_started_total" in text
+
     names = {s.name for s in SPANS.get_finished_spans()}
     assert "StartWorkflow:PipelineWorkflow" in names
     assert "RunWorkflow:PipelineWorkflow" in names
@@ -95,6 +98,22 @@ async def test_metrics_and_traces_cover_steps(own_temporal: TemporalDevServer, m
         if s.context and s.name == "StartWorkflow:PipelineWorkflow"
     }
     assert traces <= starts
+
+
+def assert_prometheus_conventions(text: str) -> None:
+    """Counters end in _total; every duration/latency series is in seconds (_seconds)."""
+    types = {}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ", 3)
+            types[name] = kind
+    assert types, "no metric families scraped"
+    counters = [n for n, k in types.items() if k == "counter"]
+    assert counters and all(n.endswith("_total") for n in counters), counters
+    timing = [n for n in types if any(w in n for w in ("latency", "duration", "_time"))]
+    assert timing, "no duration metrics scraped"
+    bad = [n for n in timing if not n.removesuffix("_total").endswith("_seconds")]
+    assert not bad, f"durations not in seconds: {bad}"
 
 
 def test_worker_process_serves_metrics_and_logs_json_with_ids(own_temporal: TemporalDevServer, tmp_path: Path) -> None:
@@ -130,6 +149,7 @@ def test_worker_process_serves_metrics_and_logs_json_with_ids(own_temporal: Temp
                 pass
             time.sleep(0.2)
         assert 'step_type="core.echo"' in text and "temporal_" in text
+        assert_prometheus_conventions(text)  # the worker process names metrics as Prometheus does
     finally:
         proc.terminate()
         proc.wait(timeout=20)

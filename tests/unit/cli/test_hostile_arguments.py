@@ -18,7 +18,7 @@ from workers.cli import build_parser, main
 
 #: Commands that start processes which outlive the call (the landscape, workers, servers): a missing
 #: or empty directory is a valid state directory for them, so they are left out here.
-LONG_RUNNING = {("dev", "up"), ("demo",), ("worker",), ("codec", "serve")}
+LONG_RUNNING = {("dev", "up"), ("demo",), ("worker",), ("codec", "serve"), ("console",)}
 #: Options that name files (or directories) a command reads or writes.
 FILE_HINTS = ("file", "config", "key", "cert", "svg", "output", "blobs", "ca", "profile", "bundle", "state")
 FILLER = {"--step": "s", "--as": "me", "--reason": "r", "--key-ref": "env:I17_KEY", "--bmc": "http://127.0.0.1:9"}

@@ -37,7 +37,9 @@ async def test_largest_blob_first_and_references_finalised_while_it_copies(ts_en
         result = await handle.result()
         history = await handle.fetch_history()
     ev = fakes.events
-    assert ev[0] == "start big", ev
+    # parallel_blobs=2: the big blob is in the first pair the workflow schedules (which of the two the
+    # worker starts first is up to its thread pool).
+    assert "start big" in ev[:2], ev
     assert ev.index("finalise acme/base") < ev.index("done big"), "the reference is published while the big blob copies"
     assert ev.index("done big") < ev.index("manifests") < ev.index("finalise acme/app"), "children before parents"
     assert [v.outcome for v in result.versions] == ["copied", "copied"]

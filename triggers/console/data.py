@@ -1,0 +1,166 @@
+"""What the console reads from Temporal and the actions it sends, in one place.
+
+Reads: the run listing (visibility, :mod:`definitions.runquery`), a run's ``status`` query, its
+definition (from the first event of the current run's history, so a running workflow needs no new
+query), and for ``promotion.run`` steps the promotion's own status (rings, gates, "why pending").
+Actions are the workflow's updates (their validators refuse what may not happen, nothing changes)
+and cancellation.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from definitions.library import PipelineLibrary
+from definitions.pipeline import Pipeline
+from definitions.promotion_runs import PromotionStatus
+from definitions.runquery import STATE_WORDS, RunFilter, RunSummary, list_runs, request_definition, run_request
+from definitions.runs import ApprovalDecision, PipelineStatus
+from definitions.validate import DefinitionError, parse_pipeline
+
+QUERY_TIMEOUT = timedelta(seconds=5)
+
+
+class RunNotFound(LookupError):
+    """No workflow with that id."""
+
+
+class ActionRefused(ValueError):
+    """The workflow's validator (or the run's state) refused the action; nothing changed."""
+
+
+class RunView(BaseModel):
+    """Everything the run page shows, polled by the page."""
+
+    workflow_id: str
+    run_id: str | None = None
+    execution: str  # running, succeeded, failed, cancelled, ...
+    status: PipelineStatus | None = None
+    status_error: str | None = None
+    promotions: dict[str, list[PromotionStatus]] = Field(default_factory=dict)
+
+
+async def runs(client: Client, run_filter: RunFilter, limit: int = 100) -> list[RunSummary]:
+    return await list_runs(client, run_filter, limit=limit)
+
+
+async def _describe(handle: WorkflowHandle[Any, Any]) -> Any:
+    try:
+        return await handle.describe(rpc_timeout=QUERY_TIMEOUT)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise RunNotFound(handle.id) from None
+        raise
+
+
+async def view(client: Client, workflow_id: str) -> RunView:
+    handle = client.get_workflow_handle(workflow_id)
+    description = await _describe(handle)
+    status_name = description.status.name if description.status else "RUNNING"
+    out = RunView(
+        workflow_id=workflow_id, run_id=description.run_id, execution=STATE_WORDS.get(status_name, status_name.lower())
+    )
+    try:
+        out.status = await handle.query("status", result_type=PipelineStatus, rpc_timeout=QUERY_TIMEOUT)
+    except (RPCError, Exception) as exc:  # a closed run without a worker cannot answer queries
+        out.status_error = f"the run's status query did not answer: {exc}"
+        return out
+    for step in out.status.steps:
+        if step.uses == "promotion.run" and step.child_workflow_ids:
+            found = await _promotions(client, step.child_workflow_ids)
+            if found:
+                out.promotions[step.name] = found
+    return out
+
+
+async def _promotions(client: Client, child_ids: list[str]) -> list[PromotionStatus]:
+    """The PromotionWorkflow under each PromotionStepWorkflow child (its pending child)."""
+    found: list[PromotionStatus] = []
+    for child_id in child_ids:
+        try:
+            description = await client.get_workflow_handle(child_id).describe(rpc_timeout=QUERY_TIMEOUT)
+            for pending in description.raw_description.pending_children:
+                found.append(
+                    await client.get_workflow_handle(pending.workflow_id).query(
+                        "status", result_type=PromotionStatus, rpc_timeout=QUERY_TIMEOUT
+                    )
+                )
+        except Exception:
+            continue
+    return found
+
+
+async def definition(client: Client, workflow_id: str) -> Pipeline:
+    """The pipeline the current run interprets, from its start event (or the library by name)."""
+    try:
+        request = await run_request(client, workflow_id)
+    except LookupError:
+        raise RunNotFound(workflow_id) from None
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise RunNotFound(workflow_id) from None
+        raise
+    data, _ = request_definition(request)
+    try:
+        return parse_pipeline(data or PipelineLibrary().load(request.pipeline or ""), f"run {workflow_id}")
+    except DefinitionError as exc:
+        raise ActionRefused(f"the run's definition does not parse: {exc}") from None
+
+
+# --- actions -------------------------------------------------------------------------------------
+
+#: Action name -> (update name, does it need a step, is a reason required).
+ACTIONS: dict[str, tuple[str | None, bool, bool]] = {
+    "approve": ("approve", True, False),
+    "reject": ("approve", True, True),
+    "retry": ("retry_step", True, True),
+    "skip": ("skip_step", True, True),
+    "pause": ("pause", False, True),
+    "resume": ("resume", False, False),
+    "cancel": (None, False, True),
+}
+
+
+class ActionRequest(BaseModel):
+    step: str | None = None
+    reason: str = ""
+    outputs: Any = None
+
+
+async def act(client: Client, workflow_id: str, action: str, actor: str, req: ActionRequest) -> dict[str, Any]:
+    """Send one action as `actor`. Raises ActionRefused with the validator's reason when refused."""
+    if action not in ACTIONS:
+        raise ActionRefused(f"unknown action {action!r}: one of {', '.join(ACTIONS)}")
+    update, needs_step, needs_reason = ACTIONS[action]
+    if needs_step and not req.step:
+        raise ActionRefused(f"{action} needs a step")
+    if needs_reason and not req.reason.strip():
+        raise ActionRefused(f"{action} needs a reason (it is recorded with who acted and when)")
+    handle = client.get_workflow_handle(workflow_id)
+    description = await _describe(handle)
+    if description.status not in (None, WorkflowExecutionStatus.RUNNING):
+        raise ActionRefused(f"the run has ended ({(description.status.name or '').lower()}); nothing to {action}")
+    if update is None:
+        await handle.cancel(reason=f"{actor}: {req.reason}")
+        return {"action": action, "by": actor, "accepted": True}
+    arg: Any
+    if update == "approve":
+        arg = ApprovalDecision(step=req.step or "", approver=actor, approve=action == "approve", comment=req.reason)
+    else:
+        from definitions.runs import RepairRequest
+
+        arg = RepairRequest(step=req.step, by=actor, reason=req.reason, outputs=req.outputs)
+    try:
+        result = await handle.execute_update(update, arg, rpc_timeout=QUERY_TIMEOUT)
+    except WorkflowUpdateFailedError as exc:
+        raise ActionRefused(str(getattr(exc.cause, "message", exc.cause))) from None
+    except RPCError as exc:
+        if "update" in str(exc).lower() and "not" in str(exc).lower():
+            raise ActionRefused(f"this run's workflow does not accept {action}: {exc.message}") from None
+        raise
+    return {"action": action, "by": actor, "accepted": True, "result": result}
