@@ -122,7 +122,7 @@ def test_lifecycle_kinds_take_the_step_arguments_and_approvals() -> None:
 
 def test_cli_writes_catalog(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "m.yaml"
-    assert main(["mesh", "manifests", "--catalog", "-o", str(out)]) == 0
+    assert main(["mesh", "manifests", "--catalog", "--write", str(out)]) == 0
     docs = list(yaml.safe_load_all(out.read_text()))
     catalog = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Pipeline"}
     assert "cluster-lifecycle" in catalog

@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="add the Pipeline catalogue objects (the controller publishes them into bound workspaces; "
         "with --form syncagent they can be applied to the service cluster)",
     )
-    m.add_argument("-o", "--output", help="write to this file instead of standard output")
+    m.add_argument("--write", metavar="FILE", help="write to FILE instead of standard output (always YAML)")
     m.set_defaults(func=cmd_manifests)
     c = msub.add_parser("controller", help="run the orders placed in workspaces bound to our APIExport")
     c.add_argument(
@@ -79,9 +79,9 @@ def render(docs: list[dict[str, Any]]) -> str:
 
 def cmd_manifests(args: argparse.Namespace) -> int:
     text = render(manifests(args.form, args.provider_path, args.catalog))
-    if args.output:
-        Path(args.output).write_text(text)
-        print(f"wrote {args.output}", file=sys.stderr)
+    if args.write:
+        Path(args.write).write_text(text)
+        print(f"wrote {args.write}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0
