@@ -15,8 +15,9 @@ system-deps:
 
 # The product (apeiro-orchestrator) and the local landscape (apeiro-landscape, landscape/pyproject.toml)
 # are two distributions; development installs both, editable, in one resolve.
-$(STAMP): pyproject.toml landscape/pyproject.toml scripts/install-system-deps debian-packages.txt
+$(STAMP): pyproject.toml landscape/pyproject.toml scripts/install-system-deps debian-packages.txt scripts/install-ord-schemas
 	./scripts/install-system-deps
+	./scripts/install-ord-schemas
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]' -e './landscape[server,ironic]'

@@ -330,6 +330,9 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    from triggers.ord import ord_router
+
+    app.include_router(ord_router(app))  # Open Resource Discovery (triggers/ord.py)
     # Past its knee the gateway answers 503 + Retry-After instead of queueing until senders time out.
     limit, retry_after = (max_in_flight, admission.DEFAULT_RETRY_AFTER) if max_in_flight else admission.from_env()
     app.add_middleware(

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "workers.cli.schedule",
     "workers.cli.codec",
     "workers.cli.promote",
+    "workers.cli.mesh",
     "workers.cli.runs",
     "workers.cli.repair",
     "workers.cli.console",
