@@ -25,9 +25,11 @@ $(STAMP): pyproject.toml landscape/pyproject.toml scripts/install-system-deps de
 
 install: $(STAMP)
 
-## The main job: start the local landscape, run the edge-site pipeline, print a summary, stop.
+## The main job: start the local landscape, run the edge-site pipeline, print a summary, stop; then order
+## a PipelineRun through the local Platform Mesh (kcp) and follow its status to Succeeded.
 demo: $(STAMP)
 	$(BIN)/apeiro demo
+	$(BIN)/apeiro mesh demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
