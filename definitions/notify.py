@@ -27,7 +27,9 @@ EVENTS: tuple[Event, ...] = ("approval", "failed", "finished")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(hide_input_in_errors=True, extra="forbid", populate_by_name=True, alias_generator=to_camel)
+    model_config = ConfigDict(
+        hide_input_in_errors=True, extra="forbid", populate_by_name=True, alias_generator=to_camel
+    )
 
 
 class NotifyTarget(_Strict):
