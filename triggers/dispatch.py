@@ -76,13 +76,22 @@ class LibraryCache:
         self.ttl = ttl
         self._at = -1e9
         self._index: dict[str, Any] = {}
+        self._graph: dict[str, set[str]] = {}
         self._loaded: dict[str, dict[str, Any]] = {}
 
     def _refresh(self) -> None:
         if time.monotonic() - self._at > self.ttl:
+            # One scan gives both: the graph's keys are the index's names.
+            self._graph = self.library.call_graph()
             self._index = self.library.index()
             self._loaded = {}
             self._at = time.monotonic()
+
+    def call_graph(self) -> dict[str, set[str]]:
+        """Pipeline name -> the pipelines it runs: validation finds cycles through any chain of
+        core.pipeline (a list of names would catch only direct self-reference)."""
+        self._refresh()
+        return self._graph
 
     def names(self) -> list[str]:
         self._refresh()
@@ -161,7 +170,7 @@ class Planner:
 
         try:
             pipeline, resolved = validate_definition(
-                data, self.registry, inputs=inputs, known_pipelines=self.library.names(), source=f"pipeline {name}"
+                data, self.registry, inputs=inputs, known_pipelines=self.library.call_graph(), source=f"pipeline {name}"
             )
         except DefinitionError as exc:
             raise HookError(
