@@ -20,7 +20,6 @@ import contextlib
 import copy
 import functools
 import hashlib
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -29,6 +28,7 @@ from temporalio.api.common.v1 import Payloads
 from temporalio.api.workflowservice.v1 import RecordActivityTaskHeartbeatRequest
 from temporalio.exceptions import ApplicationError
 
+from activities.bounded import RemoteDataError, loads_strict
 from activities.liveness import keep_alive
 from activities.ocm import normalise as norm
 from activities.ocm import signing as sg
@@ -53,6 +53,7 @@ from activities.ocm.oci import (
     INDEX_TYPES,
     Credentials,
     RegistryClient,
+    RemoteDataRejected,
     UploadSession,
     copy_manifest,
 )
@@ -89,7 +90,12 @@ _REF_SCHEMES = ("env:", "file:", "k8s:")
 
 
 def _operator_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
-    """OCM errors -> ApplicationError with the error kind as type; non-retryable unless transient."""
+    """OCM errors -> ApplicationError with the error kind as type; non-retryable unless transient.
+
+    Remote data past a cap and a ``RecursionError`` (a document nested deeper than any parser on the
+    path allows, e.g. in a walk over an index of indexes) are non-retryable too: the registry serves the
+    same bytes on every attempt, so a retry only burns the worker again.
+    """
 
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> T:
@@ -99,6 +105,15 @@ def _operator_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable
             raise ApplicationError(str(exc), type=exc.kind, non_retryable=not exc.retryable) from None
         except SecretError as exc:
             raise ApplicationError(str(exc), type="SecretUnavailable", non_retryable=True) from None
+        except RemoteDataError as exc:
+            raise ApplicationError(str(exc), type=RemoteDataRejected.kind, non_retryable=True) from None
+        except RecursionError:
+            raise ApplicationError(
+                f"{fn.__name__}: remote data nested too deep to process (RecursionError); the source serves "
+                "the same document on every attempt, so this is not retried: fix or replace it at the source",
+                type=RemoteDataRejected.kind,
+                non_retryable=True,
+            ) from None
 
     return wrapper
 
@@ -334,7 +349,9 @@ class _Planner:
         out: list[ManifestTask],
         rname: str,
     ) -> None:
-        doc = json.loads(raw)
+        doc = loads_strict(raw, f"manifest {repo}@{mdigest}")
+        if not isinstance(doc, dict):
+            raise RemoteDataRejected(f"manifest {repo}@{mdigest}: a JSON {type(doc).__name__}, not an object")
         media = media or doc.get("mediaType", "")
         if media in INDEX_TYPES or "manifests" in doc:
             for child in doc.get("manifests", []):
