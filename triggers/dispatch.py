@@ -31,6 +31,7 @@ from definitions.catalog import load_catalog
 from definitions.expressions import ExpressionError, evaluate_bool, render
 from definitions.library import PipelineLibrary
 from definitions.runs import PipelineRequest
+from definitions.secrets import PRE_START
 from definitions.steptypes import StepKind, StepTypeRegistry, UnknownStepType
 from definitions.triggers import Route, Rule, Target
 from definitions.validate import DefinitionError
@@ -205,7 +206,7 @@ class Planner:
             raise HookError(422, f"{where}: step type {step.name} is not a workflow; wrap it in a pipeline")
         args = _render(t.with_, ctx, f"{where}.target.with")
         try:
-            model: BaseModel = step.args_model.model_validate(args)
+            model: BaseModel = step.args_model.model_validate(args, context=PRE_START)
         except ValidationError as exc:
             details = validation_details(exc)
             raise HookError(

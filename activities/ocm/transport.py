@@ -86,8 +86,6 @@ from definitions.ocm import (
 
 T = TypeVar("T")
 
-_REF_SCHEMES = ("env:", "file:", "k8s:")
-
 
 def _operator_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
     """OCM errors -> ApplicationError with the error kind as type; non-retryable unless transient.
@@ -131,19 +129,13 @@ def _kept_alive(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
     return wrapper
 
 
-def _maybe_ref(value: str | None) -> str | None:
-    if value is None:
-        return None
-    return resolve_secret(value).strip() if value.startswith(_REF_SCHEMES) else value
-
-
 def client_for(spec: RepositorySpec, registry_url: str | None = None) -> RegistryClient:
     """A client for the registry of ``spec`` (or another registry met on the way, anonymously)."""
     base = RepoBase.parse(spec.url)
     if registry_url is not None and RepoBase.parse(registry_url).host != base.host:
         return RegistryClient(registry_url, ca_bundle=spec.ca_bundle)
     creds = Credentials(
-        username=_maybe_ref(spec.username_ref),
+        username=resolve_secret(spec.username_ref).strip() if spec.username_ref else spec.username,
         password=resolve_secret(spec.password_ref) if spec.password_ref else None,
         token=resolve_secret(spec.token_ref).strip() if spec.token_ref else None,
     )

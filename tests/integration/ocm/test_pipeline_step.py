@@ -42,7 +42,7 @@ with:
   source: {url: "${{ inputs.ocmSource }}"}
   target:
     url: "${{ inputs.ocmTarget }}"
-    username_ref: apeiro
+    username: apeiro
     password_ref: env:APEIRO_REGISTRY_SITE_PASSWORD
     ca_bundle: "${{ inputs.ocmTargetCa }}"
   components:

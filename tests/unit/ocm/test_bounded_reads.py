@@ -91,7 +91,7 @@ async def test_deeply_nested_manifest_is_rejected_not_recursed(registry: str) ->
 
 def test_deeply_nested_descriptor_is_invalid_not_recursion() -> None:
     text = "component: " + "{a: " * 5000 + "1" + "}" * 5000
-    with pytest.raises(InvalidDescriptor, match="nested (deeper|too deeply)"):
+    with pytest.raises(InvalidDescriptor, match=r"nested (deeper|too deeply)"):
         load_descriptor_data(text)
     text = '{"component": ' + '{"a": ' * 100 + "1" + "}" * 101
     with pytest.raises(InvalidDescriptor, match="nested deeper than 64"):
