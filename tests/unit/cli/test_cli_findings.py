@@ -79,7 +79,7 @@ def test_ocm_deeply_nested_descriptor(tmp_path: Path, key_file: Path, command: s
         "verify": ["--public-key", str(key_file)],
     }[command]
     code, _, err = run_cli("ocm", command, str(deep), *extra)
-    assert code == 1 and "nested deeper than" in err, err
+    assert code == 1 and ("nested deeper than" in err or "nested too deeply" in err), err
 
 
 def test_graph_svg_into_a_missing_directory(tmp_path: Path) -> None:
