@@ -124,7 +124,7 @@ async def test_cli_transfer_follows_the_workflow(
         f"site=file:{registries.keys / 'site.pem'}",
         "--sign-public-key",
         f"file:{registries.keys / 'site.pub'}",
-        "--target-username-ref",
+        "--target-username",
         "apeiro",
         "--target-password-ref",
         "env:APEIRO_REGISTRY_SITE_PASSWORD",
