@@ -35,15 +35,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from definitions.library import EXAMPLES
+from definitions.server.messages import provision_workflow_id
 from definitions.validate import load_yaml
 from landscape.landscape import Landscape
 from landscape.redfish import RedfishEmulator, server_parts
 from landscape.temporal import TemporalDevServer
 from tests.chaos.common import CrashTally, disrupted_run
-from tests.chaos.harness import REPO, CountingProxy, WorkerPool, counting_proxy, retried_activities
+from tests.chaos.harness import REPO, CountingProxy, WorkerPool, counting_proxy
 from tests.chaos.recovery import RecoveryFigures, busy_worker_pids, recovery_after, run_workflow_ids
 from workers.cli.pipeline import start_pipeline
 from workers.config import data_converter
@@ -155,6 +157,32 @@ def server_pipeline() -> dict[str, Any]:
     return data
 
 
+def run_ids(workflow_id: str, result: Any) -> list[str]:
+    """The pipeline, its steps' children, and each server's provisioning workflow (a grandchild with
+    the deterministic id ``server-provision-<identity>``: its latest run is this run's)."""
+    ids = run_workflow_ids(workflow_id, result)
+    outputs = result.get("outputs") if isinstance(result, dict) else None
+    identities = outputs.get("servers") if isinstance(outputs, dict) else None
+    return ids + [provision_workflow_id(str(i)) for i in identities or []]
+
+
+async def retried_in(client: Client, ids: list[str]) -> int:
+    """Activities of these workflows that needed more than one attempt (work a disruption interrupted)."""
+    retried = 0
+    for wid in ids:
+        try:
+            history = await client.get_workflow_handle(wid).fetch_history()
+        except Exception:
+            continue
+        for event in history.events:
+            if (
+                event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+                and event.activity_task_started_event_attributes.attempt > 1
+            ):
+                retried += 1
+    return retried
+
+
 async def run_one(
     land: ServerLandscape,
     client: Client,
@@ -196,10 +224,11 @@ async def run_one(
     missing = 2 - len(pool.alive())
     if missing > 0:
         pool.start(missing)
-    retried = await retried_activities(client, handle.id, end.result) if end.completed else 0
+    ids = run_ids(handle.id, end.result)
+    retried = await retried_in(client, ids) if end.completed else 0
     recovery = None
     if end.completed and disruption != "none" and not end.missed:
-        recovery = await recovery_after(client, run_workflow_ids(handle.id, end.result), fired_at)
+        recovery = await recovery_after(client, ids, fired_at)
     return ServerRun(
         f"{disruption} (after the end: not done)" if end.missed else disruption,
         round(at, 2),
