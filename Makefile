@@ -64,9 +64,12 @@ CHAOS_RESTARTS ?= 5
 FAULT_RUNS ?= 12
 CHAOS_OCM_RUNS ?= 8
 CHAOS_OCM_TERMS ?= 8
+CHAOS_SERVER_RUNS ?= 8
+CHAOS_SERVER_TERMS ?= 4
 chaos: $(STAMP)
 	$(BIN)/python -m tests.chaos.campaign --runs $(CHAOS_RUNS) --terms $(CHAOS_TERMS) --restarts $(CHAOS_RESTARTS)
 	$(BIN)/python -m tests.chaos.ocm --runs $(CHAOS_OCM_RUNS) --terms $(CHAOS_OCM_TERMS)
+	$(BIN)/python -m tests.chaos.server --runs $(CHAOS_SERVER_RUNS) --terms $(CHAOS_SERVER_TERMS)
 	$(BIN)/python -m tests.chaos.faults --runs $(FAULT_RUNS)
 
 ## Bad-input campaign with many more examples than CI runs.

@@ -129,7 +129,7 @@ async def bench(sizes: list[int], bulk: tuple[int, int], parallels: list[int], s
             return {
                 "target": RepositorySpec(
                     url=f"{site.url}/site-{uuid.uuid4().hex[:6]}",
-                    username_ref="apeiro",
+                    username="apeiro",
                     password_ref="env:APEIRO_BENCH_SITE_PASSWORD",
                     ca_bundle=site.endpoints["ca_bundle"],
                 ),

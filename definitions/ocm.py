@@ -11,14 +11,15 @@ Everything here is pure data, importable inside the Temporal workflow sandbox.
 
 from __future__ import annotations
 
+import warnings
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from definitions import queues
-from definitions.secrets import SecretRef
+from definitions.secrets import PREFIXES, SecretRef, is_pre_start
 from definitions.steptypes import StepTable, register_all
 
 # --- descriptor model (OCM component descriptor, schema v2) -----------------------------------------
@@ -183,12 +184,54 @@ class RepositorySpec(_Open):
     model_config = ConfigDict(hide_input_in_errors=True, extra="forbid")
 
     url: str
-    #: A user name is not a secret: a literal (``apeiro``) or a reference. The one ``*_ref`` field
-    #: that takes a literal (see definitions/secrets.py).
-    username_ref: str | None = None
+    #: The registry user name as it is (a user name is not a secret).
+    username: str | None = None
+    #: Or a reference to it (``env:``, ``file:``, ``k8s:``), like every ``*_ref`` field.
+    username_ref: SecretRef | None = None
     password_ref: SecretRef | None = None
     token_ref: SecretRef | None = None
     ca_bundle: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_literal_username(cls, data: Any, info: ValidationInfo) -> Any:
+        """Runs recorded before ``username`` existed carry ``username_ref: apeiro``; their histories
+        must still decode and replay, so outside :data:`PRE_START` the literal moves into ``username``
+        with a warning. Before start it is refused like any literal in a ``*_ref`` field."""
+        if not isinstance(data, dict):
+            return data
+        value = data.get("username_ref")
+        if not isinstance(value, str) or value.startswith(PREFIXES):
+            return data
+        if is_pre_start(info.context):
+            return data  # refused by _reference_only, at the field
+        if data.get("username") not in (None, value):
+            raise ValueError("give either username or username_ref, not both")
+        warnings.warn(
+            "a literal user name in username_ref is deprecated: write username: NAME "
+            "(username_ref takes only env:/file:/k8s: references)",
+            FutureWarning,
+            stacklevel=2,
+        )
+        moved = {k: v for k, v in data.items() if k != "username_ref"}
+        moved["username"] = value
+        return moved
+
+    @field_validator("username_ref", mode="before")
+    @classmethod
+    def _reference_only(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.startswith(PREFIXES):
+            raise ValueError(
+                "username_ref takes only a reference (env:NAME, file:/path or k8s:namespace/secret#key), "
+                "never a literal; write a literal user name as username: NAME"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_username(self) -> RepositorySpec:
+        if self.username is not None and self.username_ref is not None:
+            raise ValueError("give either username (literal) or username_ref (reference), not both")
+        return self
 
 
 class ComponentVersionRef(BaseModel):

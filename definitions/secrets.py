@@ -8,9 +8,11 @@ reference names where the secret lives; activities resolve it (`activities.secre
 - ``k8s:namespace/secret#key``       a key of a Kubernetes Secret (the garden or landscape API)
 
 Every ``*_ref`` field of every definition and input, and every ``--*-ref`` flag, is a
-:data:`SecretRef`: anything else is refused before a run starts. One exception, because a user name
-is not a secret and the examples write it literally: ``username_ref`` (registry credentials) takes a
-literal or a reference. A refused value may be the secret
+:data:`SecretRef`: anything else is refused before a run starts. A literal that is not a secret (a
+registry user name) goes in a field without the suffix (``username``). For runs started before that
+rule, a literal ``username_ref`` still decodes (moved into ``username`` with a warning) unless the
+validation runs with :data:`PRE_START` as its context, as every path that starts a run does
+(``apeiro validate``/``run``, the gateway, the CLI). A refused value may be the secret
 itself (``password_ref: hunter2``), so no message ever quotes it: :func:`redacted` says its kind
 and length at most. Models holding references set ``hide_input_in_errors`` so pydantic's own error
 text (``input_value=...``) does not quote it either.
@@ -54,6 +56,15 @@ def check_secret_ref(value: str) -> str:
 
 
 SecretRef = Annotated[str, AfterValidator(check_secret_ref)]
+
+#: Pydantic validation context of everything checked before a run starts: models that tolerate a
+#: legacy form for histories already recorded (see ``RepositorySpec.username_ref``) refuse it here.
+PRE_START: dict[str, bool] = {"apeiro_pre_start": True}
+
+
+def is_pre_start(context: object) -> bool:
+    """Whether a validator runs under :data:`PRE_START` (``info.context`` of a pydantic validator)."""
+    return isinstance(context, dict) and bool(context.get("apeiro_pre_start"))
 
 
 def secret_ref_arg(value: str) -> str:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from definitions import limits
 from definitions.expressions import ExpressionError, contains_template, iter_templates, parse, references
 from definitions.pipeline import InputSpec, InputType, Pipeline, Step
+from definitions.secrets import PRE_START
 from definitions.steptypes import StepTypeRegistry
 from definitions.yamlfiles import YamlProblem, parse_yaml
 
@@ -246,7 +247,7 @@ def _check_args(step: Step, model: type[BaseModel], path: str) -> list[Problem]:
     literal = {k: v for k, v in step.with_.items() if not contains_template(v)}
     dynamic = set(step.with_) - set(literal)
     try:
-        model.model_validate(literal)
+        model.model_validate(literal, context=PRE_START)
     except ValidationError as exc:
         problems = []
         for p, err in zip(pydantic_problems(exc), exc.errors(), strict=True):

@@ -31,6 +31,7 @@ from definitions.catalog import load_catalog
 from definitions.expressions import ExpressionError, evaluate_bool, render
 from definitions.library import PipelineLibrary
 from definitions.runs import PipelineRequest
+from definitions.secrets import PRE_START
 from definitions.steptypes import StepKind, StepTypeRegistry, UnknownStepType
 from definitions.triggers import Route, Rule, Target
 from definitions.validate import DefinitionError
@@ -76,13 +77,22 @@ class LibraryCache:
         self.ttl = ttl
         self._at = -1e9
         self._index: dict[str, Any] = {}
+        self._graph: dict[str, set[str]] = {}
         self._loaded: dict[str, dict[str, Any]] = {}
 
     def _refresh(self) -> None:
         if time.monotonic() - self._at > self.ttl:
+            # One scan gives both: the graph's keys are the index's names.
+            self._graph = self.library.call_graph()
             self._index = self.library.index()
             self._loaded = {}
             self._at = time.monotonic()
+
+    def call_graph(self) -> dict[str, set[str]]:
+        """Pipeline name -> the pipelines it runs: validation finds cycles through any chain of
+        core.pipeline (a list of names would catch only direct self-reference)."""
+        self._refresh()
+        return self._graph
 
     def names(self) -> list[str]:
         self._refresh()
@@ -161,7 +171,7 @@ class Planner:
 
         try:
             pipeline, resolved = validate_definition(
-                data, self.registry, inputs=inputs, known_pipelines=self.library.names(), source=f"pipeline {name}"
+                data, self.registry, inputs=inputs, known_pipelines=self.library.call_graph(), source=f"pipeline {name}"
             )
         except DefinitionError as exc:
             raise HookError(
@@ -196,7 +206,7 @@ class Planner:
             raise HookError(422, f"{where}: step type {step.name} is not a workflow; wrap it in a pipeline")
         args = _render(t.with_, ctx, f"{where}.target.with")
         try:
-            model: BaseModel = step.args_model.model_validate(args)
+            model: BaseModel = step.args_model.model_validate(args, context=PRE_START)
         except ValidationError as exc:
             details = validation_details(exc)
             raise HookError(

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from activities.bounded import MAX_MANIFEST_BYTES, RemoteDataError, loads_strict
 from activities.ocm.errors import ComponentNotFound, InvalidDescriptor
 from activities.ocm.normalise import dump_descriptor, load_descriptor_data
-from activities.ocm.oci import NotFound, RegistryClient, sha256_digest
+from activities.ocm.oci import NotFound, RegistryClient, RemoteDataRejected, sha256_digest
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 COMPONENT_CONFIG = "application/vnd.ocm.software.component.config.v1+json"
@@ -32,6 +33,8 @@ DESCRIPTOR_TAR = "application/vnd.ocm.software.component-descriptor.v2+yaml+tar"
 DESCRIPTOR_YAML = "application/vnd.ocm.software.component-descriptor.v2+yaml"
 DESCRIPTOR_JSON = "application/vnd.ocm.software.component-descriptor.v2+json"
 DESCRIPTOR_FILE = "component-descriptor.yaml"
+#: Largest OCM config blob read (it holds one descriptor-layer reference: a few hundred bytes).
+MAX_CONFIG_BYTES = MAX_MANIFEST_BYTES
 
 
 @dataclass(frozen=True)
@@ -103,11 +106,21 @@ async def read_version(client: RegistryClient, base: RepoBase, name: str, versio
         raw, _media, digest = await client.get_manifest(repo, version_tag(version))
     except NotFound:
         raise ComponentNotFound(f"component version {name}:{version} not found in {base.host}/{repo}") from None
+    where = f"{base.host}/{repo}:{version}"
     try:
-        manifest = json.loads(raw)
-        config = json.loads(await client.get_blob(repo, manifest["config"]["digest"]))
+        # Strict and capped: the manifest was checked when read, the config blob is read here (a
+        # registry could serve a 16 MiB config nested 100k deep; json.loads would recurse until it broke).
+        manifest = loads_strict(raw, f"manifest {where}")
+        config_raw = await client.get_blob(repo, manifest["config"]["digest"], max_size=MAX_CONFIG_BYTES)
+        config = loads_strict(config_raw, f"config blob of {where}")
+        if not isinstance(manifest, dict) or not isinstance(config, dict):
+            raise ValueError("the manifest and its config must be JSON objects")
         layer_ref = config.get("componentDescriptorLayer") or manifest["layers"][0]
-    except (KeyError, IndexError, ValueError) as exc:
+        if not isinstance(layer_ref, dict) or not isinstance(layer_ref.get("digest"), str):
+            raise ValueError("the descriptor layer reference has no digest")
+    except RemoteDataError as exc:
+        raise RemoteDataRejected(str(exc)) from None
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise InvalidDescriptor(f"{base.host}/{repo}:{version} is not an OCM component version: {exc}") from None
     layer = await client.get_blob(repo, layer_ref["digest"])
     text = descriptor_from_layer(layer, layer_ref.get("mediaType", DESCRIPTOR_TAR))

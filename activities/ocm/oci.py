@@ -49,6 +49,11 @@ class NotFound(ComponentNotFound):
     kind = "NotFound"
 
 
+#: Largest body read from an answer that is not a manifest or blob (registries send a few bytes, or
+#: an error document of a few hundred).
+MAX_ANSWER_BYTES = MAX_ERROR_BODY
+
+
 class RemoteDataRejected(OCMError):
     """A manifest, index or token answer over its size cap or not strict JSON: retrying reads the same."""
 
@@ -278,7 +283,9 @@ class RegistryClient:
             body: Any = _pieces(content) if isinstance(content, list) else content
             req = self._client.build_request(method, full, headers=hdrs, content=body)
             try:
-                resp = await self._client.send(req, stream=stream)
+                # Always streamed: a non-streamed send would read a whole answer into memory, and a
+                # registry decides how long the answer to a HEAD, PUT or POST is (see _read_answer).
+                resp = await self._client.send(req, stream=True)
             except httpx.TransportError as exc:
                 raise RegistryError(f"{method} {full}: {type(exc).__name__}: {exc}") from None
             if resp.status_code == 401:
@@ -304,9 +311,10 @@ class RegistryClient:
                 await self.sleep(wait)
                 continue
             if resp.status_code in ok:
+                if not stream:
+                    await _read_answer(resp, method, f"answer to {method} {urlsplit(full).path} on {self.host}")
                 return resp
-            if stream:
-                await _read_error_body(resp)
+            await _read_error_body(resp)
             await resp.aclose()
             self._raise_for(resp, method, full)
 
@@ -513,6 +521,22 @@ class RegistryClient:
         loc = await self.start_upload(repo)
         await self.finish_upload(loc, repo, digest, data)
         return digest
+
+
+async def _read_answer(resp: httpx.Response, method: str, source: str) -> None:
+    """Read a non-streamed answer (to HEAD, PUT, POST, PATCH, DELETE or an upload-status GET) of at
+    most MAX_ANSWER_BYTES into ``resp.content``, then close it. These answers carry their meaning in
+    status and headers; a body past the cap is refused (non-retryable) instead of filling memory."""
+    if method == "HEAD":  # no body by definition; Content-Length there is the resource's size
+        await resp.aclose()
+        resp._content = b""
+        return
+    try:
+        resp._content = await read_response(resp, MAX_ANSWER_BYTES, source)
+    except RemoteDataError as exc:
+        raise RemoteDataRejected(str(exc)) from None
+    except (httpx.TransportError, httpx.StreamError) as exc:
+        raise RegistryError(f"{source}: {type(exc).__name__}: {exc}") from None
 
 
 async def _read_error_body(resp: httpx.Response) -> None:

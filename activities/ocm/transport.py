@@ -20,7 +20,6 @@ import contextlib
 import copy
 import functools
 import hashlib
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -29,6 +28,7 @@ from temporalio.api.common.v1 import Payloads
 from temporalio.api.workflowservice.v1 import RecordActivityTaskHeartbeatRequest
 from temporalio.exceptions import ApplicationError
 
+from activities.bounded import RemoteDataError, loads_strict
 from activities.liveness import keep_alive
 from activities.ocm import normalise as norm
 from activities.ocm import signing as sg
@@ -53,6 +53,7 @@ from activities.ocm.oci import (
     INDEX_TYPES,
     Credentials,
     RegistryClient,
+    RemoteDataRejected,
     UploadSession,
     copy_manifest,
 )
@@ -85,11 +86,14 @@ from definitions.ocm import (
 
 T = TypeVar("T")
 
-_REF_SCHEMES = ("env:", "file:", "k8s:")
-
 
 def _operator_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
-    """OCM errors -> ApplicationError with the error kind as type; non-retryable unless transient."""
+    """OCM errors -> ApplicationError with the error kind as type; non-retryable unless transient.
+
+    Remote data past a cap and a ``RecursionError`` (a document nested deeper than any parser on the
+    path allows, e.g. in a walk over an index of indexes) are non-retryable too: the registry serves the
+    same bytes on every attempt, so a retry only burns the worker again.
+    """
 
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> T:
@@ -99,6 +103,15 @@ def _operator_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable
             raise ApplicationError(str(exc), type=exc.kind, non_retryable=not exc.retryable) from None
         except SecretError as exc:
             raise ApplicationError(str(exc), type="SecretUnavailable", non_retryable=True) from None
+        except RemoteDataError as exc:
+            raise ApplicationError(str(exc), type=RemoteDataRejected.kind, non_retryable=True) from None
+        except RecursionError:
+            raise ApplicationError(
+                f"{fn.__name__}: remote data nested too deep to process (RecursionError); the source serves "
+                "the same document on every attempt, so this is not retried: fix or replace it at the source",
+                type=RemoteDataRejected.kind,
+                non_retryable=True,
+            ) from None
 
     return wrapper
 
@@ -116,19 +129,13 @@ def _kept_alive(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
     return wrapper
 
 
-def _maybe_ref(value: str | None) -> str | None:
-    if value is None:
-        return None
-    return resolve_secret(value).strip() if value.startswith(_REF_SCHEMES) else value
-
-
 def client_for(spec: RepositorySpec, registry_url: str | None = None) -> RegistryClient:
     """A client for the registry of ``spec`` (or another registry met on the way, anonymously)."""
     base = RepoBase.parse(spec.url)
     if registry_url is not None and RepoBase.parse(registry_url).host != base.host:
         return RegistryClient(registry_url, ca_bundle=spec.ca_bundle)
     creds = Credentials(
-        username=_maybe_ref(spec.username_ref),
+        username=resolve_secret(spec.username_ref).strip() if spec.username_ref else spec.username,
         password=resolve_secret(spec.password_ref) if spec.password_ref else None,
         token=resolve_secret(spec.token_ref).strip() if spec.token_ref else None,
     )
@@ -334,7 +341,9 @@ class _Planner:
         out: list[ManifestTask],
         rname: str,
     ) -> None:
-        doc = json.loads(raw)
+        doc = loads_strict(raw, f"manifest {repo}@{mdigest}")
+        if not isinstance(doc, dict):
+            raise RemoteDataRejected(f"manifest {repo}@{mdigest}: a JSON {type(doc).__name__}, not an object")
         media = media or doc.get("mediaType", "")
         if media in INDEX_TYPES or "manifests" in doc:
             for child in doc.get("manifests", []):

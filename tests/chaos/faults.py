@@ -10,6 +10,9 @@ processes and, at random moments, injects some of:
 - ``shoot-error``: the simulated gardenlet reports a retryable Error for a while (Gardener retries)
 - ``quota-exceeded``: the shoot goes to Failed with ERR_INFRA_QUOTA_EXCEEDED (nothing can fix it)
 
+``--lifecycle prometheus``: promotions whose metric gate runs while Prometheus is stopped
+(tests/chaos/prometheus_down.py). ``--lifecycle all`` runs every campaign.
+
 Expected: with ``quota-exceeded`` the pipeline fails with a non-retryable message naming
 ERR_INFRA_QUOTA_EXCEEDED; otherwise it succeeds. A run that does neither within the deadline hangs,
 and the campaign reports it.
@@ -213,7 +216,7 @@ async def ocm_fault_campaign(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=12)
-    parser.add_argument("--lifecycle", choices=("cluster", "ocm", "all"), default="all")
+    parser.add_argument("--lifecycle", choices=("cluster", "ocm", "prometheus", "all"), default="all")
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--deadline", type=float, default=180, help="seconds before a run counts as hung")
     args = parser.parse_args()
@@ -229,6 +232,13 @@ def main() -> int:
             report = asyncio.run(ocm_fault_campaign(args.runs, args.seed, Path(tmp), args.deadline))
         print("ocm " + report.summary())
         bad += report.wrong + report.hung
+    if args.lifecycle in ("prometheus", "all"):
+        from tests.chaos.prometheus_down import prometheus_down_campaign
+
+        with tempfile.TemporaryDirectory(prefix="apeiro-faults-prom-") as tmp:
+            prom = asyncio.run(prometheus_down_campaign(args.runs, args.seed, Path(tmp), args.deadline))
+        print(prom.summary())
+        bad += prom.wrong + prom.hung
     return 0 if bad == 0 else 1
 
 

@@ -69,7 +69,7 @@ def transport_pipeline(keys: Path) -> dict[str, Any]:
                         "source": {"url": "${{ inputs.source }}"},
                         "target": {
                             "url": "${{ inputs.target }}",
-                            "username_ref": "apeiro",
+                            "username": "apeiro",
                             "password_ref": "env:APEIRO_CHAOS_SITE_PASSWORD",
                         },
                         "components": [{"name": "example.apeiro.dev/edge-app", "version": "1.0.0"}],

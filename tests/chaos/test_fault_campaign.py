@@ -42,3 +42,21 @@ async def test_transports_under_registry_faults_finish_or_fail_right(tmp_path: P
     assert report.succeeded == 1 and report.failed_as_expected == 1, details
     assert report.faults_injected >= 1, details
     assert "BadCredentials" in report.records[1].message, details
+
+
+async def test_promotion_gate_with_prometheus_down_errors_then_recovers(tmp_path: Path) -> None:
+    """Prometheus stopped while the metric gate runs: Error (not Failed), no rollback, and the
+    promotion succeeds once Prometheus is back."""
+    from landscape.process import LandscapeError, find_executable
+    from tests.chaos.prometheus_down import prometheus_down_campaign
+
+    try:
+        find_executable("prometheus")
+    except LandscapeError:
+        pytest.skip("Debian package prometheus is not installed (see debian-packages.txt)")
+    seed = int(os.environ.get("APEIRO_CHAOS_SEED", random.randrange(1 << 30)))
+    report = await prometheus_down_campaign(runs=1, seed=seed, state=tmp_path, deadline=120, verbose=False)
+    details = f"seed={seed}; {report.summary()}; {[r.__dict__ for r in report.records]}"
+    assert report.hung == 0 and report.wrong == 0 and report.recovered == 1, details
+    assert report.gate_error_seen == 1 and report.gate_failed == 0 and report.rolled_back == 0, details
+    assert report.records[0].deploys == 1, details

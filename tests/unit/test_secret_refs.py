@@ -19,12 +19,10 @@ from temporalio.exceptions import ApplicationError
 
 import definitions
 from activities.secrets import SecretError, resolve_secret
-from definitions.secrets import redacted
+from definitions.secrets import PRE_START, redacted
 from workers.cli import main
 
 SECRET = "hunter2-Zq81x"
-#: `*_ref` fields that may hold a literal: a user name is not a secret (definitions/secrets.py).
-LITERAL_OK = {"username_ref"}
 
 
 def definition_modules() -> list[str]:
@@ -38,7 +36,7 @@ def ref_fields() -> list[tuple[type[BaseModel], str]]:
         module = importlib.import_module(name)
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if issubclass(cls, BaseModel) and cls.__module__ == module.__name__:
-                found += [(cls, name) for name in cls.model_fields if name.endswith("_ref") and name not in LITERAL_OK]
+                found += [(cls, name) for name in cls.model_fields if name.endswith("_ref")]
     return found
 
 
@@ -62,7 +60,7 @@ def test_every_ref_field_takes_only_references(model: type[BaseModel], field: st
     for good in ("env:REGISTRY_PASSWORD", "file:/run/secrets/pw", "k8s:ns/name#key"):
         assert adapter.validate_python(good) == good
     with pytest.raises(ValidationError) as caught:
-        TypeAdapter(model).validate_python({field: SECRET})
+        TypeAdapter(model).validate_python({field: SECRET}, context=PRE_START)
     mine = [e for e in caught.value.errors() if e["loc"] and e["loc"][0] == field]
     assert mine, f"{model.__name__}.{field} accepted a literal secret"
     assert all(SECRET not in e["msg"] for e in mine)

@@ -85,9 +85,15 @@ def register(subparsers: Any) -> None:
     t.add_argument("--sign-public-key", metavar="KEYREF", help="public key reference to verify at the target")
     t.add_argument("--existing", choices=["skip-identical", "overwrite", "fail"], default="skip-identical",
                    help="a version already at the target: skip when identical (default), overwrite, or fail")
-    t.add_argument("--source-username-ref", help="user name, literal or reference (env:/file:/k8s:)")
+    t.add_argument("--source-username", help="registry user name, as it is (not a secret)")
+    t.add_argument(
+        "--source-username-ref", type=secret_ref_arg, help="user name reference (env:/file:/k8s:); or --source-username"
+    )
     t.add_argument("--source-password-ref", type=secret_ref_arg, help="secret reference (env:/file:/k8s:)")
-    t.add_argument("--target-username-ref", help="user name, literal or reference (env:/file:/k8s:)")
+    t.add_argument("--target-username", help="registry user name, as it is (not a secret)")
+    t.add_argument(
+        "--target-username-ref", type=secret_ref_arg, help="user name reference (env:/file:/k8s:); or --target-username"
+    )
     t.add_argument("--target-password-ref", type=secret_ref_arg, help="secret reference (env:/file:/k8s:)")
     t.add_argument("--source-ca", metavar="REF", help="CA bundle to verify the source registry's TLS with")
     t.add_argument("--target-ca", metavar="REF", help="CA bundle to verify the target registry's TLS with")
@@ -251,12 +257,14 @@ def build_transport_input(args: argparse.Namespace) -> Any:
     return TransportInput(
         source=RepositorySpec(
             url=args.source,
+            username=args.source_username,
             username_ref=args.source_username_ref,
             password_ref=args.source_password_ref,
             ca_bundle=args.source_ca,
         ),
         target=RepositorySpec(
             url=args.target,
+            username=args.target_username,
             username_ref=args.target_username_ref,
             password_ref=args.target_password_ref,
             ca_bundle=args.target_ca,

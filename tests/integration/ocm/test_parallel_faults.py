@@ -31,7 +31,7 @@ async def test_throttled_and_dropped_parallel_copy_is_exact_and_never_starts_a_b
         inp = TransportInput(
             source=RepositorySpec(url=f"{registries.source.url}/{src.prefix}"),
             target=RepositorySpec(
-                url=f"{proxy.url}/{prefix}", username_ref="apeiro", password_ref="env:APEIRO_TEST_SITE_PASSWORD"
+                url=f"{proxy.url}/{prefix}", username="apeiro", password_ref="env:APEIRO_TEST_SITE_PASSWORD"
             ),
             components=[ComponentVersionRef(name=BULK, version=VERSION)],
             chunk_size=CHUNK,

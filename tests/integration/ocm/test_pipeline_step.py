@@ -42,7 +42,7 @@ with:
   source: {url: "${{ inputs.ocmSource }}"}
   target:
     url: "${{ inputs.ocmTarget }}"
-    username_ref: apeiro
+    username: apeiro
     password_ref: env:APEIRO_REGISTRY_SITE_PASSWORD
     ca_bundle: "${{ inputs.ocmTargetCa }}"
   components:
@@ -124,7 +124,7 @@ async def test_cli_transfer_follows_the_workflow(
         f"site=file:{registries.keys / 'site.pem'}",
         "--sign-public-key",
         f"file:{registries.keys / 'site.pub'}",
-        "--target-username-ref",
+        "--target-username",
         "apeiro",
         "--target-password-ref",
         "env:APEIRO_REGISTRY_SITE_PASSWORD",

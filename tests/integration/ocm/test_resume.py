@@ -51,7 +51,7 @@ async def test_worker_killed_mid_blob_resumes(
         source=RepositorySpec(url=f"{registries.source.url}/{src.prefix}"),
         target=RepositorySpec(
             url=target_url,
-            username_ref="apeiro",
+            username="apeiro",
             password_ref="env:APEIRO_TEST_SITE_PASSWORD",
             ca_bundle=registries.site.endpoints["ca_bundle"],
         ),

@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("ocm-registries")
 def site_spec(reg: Registries, url: str, password_env: str = "APEIRO_TEST_SITE_PASSWORD") -> RepositorySpec:
     return RepositorySpec(
         url=url,
-        username_ref="apeiro",
+        username="apeiro",
         password_ref=f"env:{password_env}",
         ca_bundle=reg.site.endpoints["ca_bundle"],
     )
@@ -329,7 +329,7 @@ async def test_registries_answering_429_and_503_then_recovering(
     ):
         inp = transport_input(registries, f"{src_proxy.url}/ocm", f"{dst_proxy.url}/{prefix}")
         inp.target = RepositorySpec(
-            url=f"{dst_proxy.url}/{prefix}", username_ref="apeiro", password_ref="env:APEIRO_TEST_SITE_PASSWORD"
+            url=f"{dst_proxy.url}/{prefix}", username="apeiro", password_ref="env:APEIRO_TEST_SITE_PASSWORD"
         )
         result = await run(dev_client, ocm_worker, inp)
     assert result.verified and [v.outcome for v in result.versions] == ["copied", "copied"]

@@ -1,0 +1,304 @@
+"""Crash campaign, server lifecycle: the server-site pipeline (discover, provision and image every
+server of an emulated BMC) on two `apeiro worker --queues pipeline,redfish` processes, one of them
+killed with SIGKILL (or stopped with SIGTERM) at a random moment.
+
+    python -m tests.chaos.server --runs 6 [--terms 2] [--seed 7]
+
+The workers reach the BMC (sushy-emulator behind the landscape's sidecar) through the campaign's
+counting proxy, which records every write with its answer. Side effects counted per run, per kind:
+
+- ``power``: ``ComputerSystem.Reset`` actions answered 2xx
+- ``insert`` / ``eject``: ``VirtualMedia.InsertMedia`` / ``EjectMedia`` answered 2xx
+- ``patch``: PATCHes answered 2xx (boot override, BIOS settings)
+
+What idempotency allows is what the two clean runs did (the first on a fresh BMC, the second on one
+already provisioned; per kind the larger of the two). A duplicate is each write of a kind beyond
+that: a power action or a media insert repeated because a killed worker's activity ran again
+without first checking what the BMC already did. Every run must complete with none.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+
+from definitions.library import EXAMPLES
+from definitions.server.messages import provision_workflow_id
+from definitions.validate import load_yaml
+from landscape.landscape import Landscape
+from landscape.redfish import RedfishEmulator, server_parts
+from landscape.temporal import TemporalDevServer
+from tests.chaos.common import CrashTally, disrupted_run
+from tests.chaos.harness import REPO, CountingProxy, WorkerPool, counting_proxy
+from tests.chaos.recovery import RecoveryFigures, busy_worker_pids, recovery_after, run_workflow_ids
+from workers.cli.pipeline import start_pipeline
+from workers.config import data_converter
+
+QUEUES = "pipeline,redfish"
+KINDS = ("power", "insert", "eject", "patch")
+
+
+def write_kind(method: str, path: str) -> str | None:
+    if method == "POST" and path.endswith("ComputerSystem.Reset"):
+        return "power"
+    if method == "POST" and path.endswith("VirtualMedia.InsertMedia"):
+        return "insert"
+    if method == "POST" and path.endswith("VirtualMedia.EjectMedia"):
+        return "eject"
+    if method == "PATCH":
+        return "patch"
+    return None
+
+
+def count_writes(proxy: CountingProxy, mark: int) -> dict[str, int]:
+    with proxy.lock:
+        writes = proxy.writes[mark:]
+    counts: Counter[str] = Counter()
+    for w in writes:
+        kind = write_kind(w.method, w.path)
+        if kind and 200 <= w.status < 300:
+            counts[kind] += 1
+    return {k: counts[k] for k in KINDS}
+
+
+@dataclass
+class ServerRun:
+    disruption: str
+    at_seconds: float
+    completed: bool
+    seconds: float
+    writes: dict[str, int]
+    duplicates: int = 0
+    error: str = ""
+    retried: int = 0
+    recovery_s: float | None = None
+    recovery: str = ""
+
+
+@dataclass
+class ServerReport(CrashTally):
+    terms: int = 0
+    allowed: dict[str, int] = field(default_factory=dict)
+    recovery: RecoveryFigures = field(default_factory=RecoveryFigures)
+
+    def summary(self) -> str:
+        line = self.tally_line("server crash campaign", f"kills={self.kills} terms={self.terms}")
+        return (
+            f"{line} (clean run {self.baseline_seconds:.1f}s, writes allowed per run {self.allowed})\n"
+            + self.recovery.summary(self.baseline_seconds)
+        )
+
+
+@dataclass
+class ServerLandscape:
+    temporal: TemporalDevServer
+    land: Landscape
+    proxy: CountingProxy
+    state: Path
+
+    def site(self) -> dict[str, Any]:
+        emu = self.land.part("redfish")
+        assert isinstance(emu, RedfishEmulator)
+        site = emu.site_definition(f"chaos-{uuid.uuid4().hex[:6]}")
+        site["bmcs"] = [{"url": self.proxy.url, "name": "chaos-bmc"}]
+        return site
+
+    def inputs(self) -> dict[str, Any]:
+        images = self.land.part("images").endpoints
+        return {
+            "serverSite": self.site(),
+            "gardenLinuxImage": {"url": images["url"], "sha256": images["sha256"]},
+            "registerTarget": "none",
+        }
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            **self.temporal.env(),
+            "APEIRO_INVENTORY_DIR": str(self.state / "inventory"),
+            "PYTHONPATH": str(REPO),
+        }
+
+
+@contextmanager
+def server_landscape(state: Path, systems: int = 2) -> Iterator[ServerLandscape]:
+    temporal = TemporalDevServer(headless=True, persistent=True)
+    temporal.start(state / "temporal")
+    try:
+        parts = server_parts(temporal, systems=systems)
+        emu = parts[1]
+        assert isinstance(emu, RedfishEmulator)
+        emu.boot_seconds, emu.firmware_seconds = 0.5, 1.0
+        land = Landscape(parts, state_dir=state / "server")
+        with land.running(), counting_proxy(emu.url) as proxy:
+            yield ServerLandscape(temporal, land, proxy, state)
+    finally:
+        temporal.stop()
+
+
+def server_pipeline() -> dict[str, Any]:
+    data: dict[str, Any] = load_yaml((EXAMPLES / "server-site.yaml").read_text(), "server-site.yaml")
+    return data
+
+
+def run_ids(workflow_id: str, result: Any) -> list[str]:
+    """The pipeline, its steps' children, and each server's provisioning workflow (a grandchild with
+    the deterministic id ``server-provision-<identity>``: its latest run is this run's)."""
+    ids = run_workflow_ids(workflow_id, result)
+    outputs = result.get("outputs") if isinstance(result, dict) else None
+    identities = outputs.get("servers") if isinstance(outputs, dict) else None
+    return ids + [provision_workflow_id(str(i)) for i in identities or []]
+
+
+async def retried_in(client: Client, ids: list[str]) -> int:
+    """Activities of these workflows that needed more than one attempt (work a disruption interrupted)."""
+    retried = 0
+    for wid in ids:
+        try:
+            history = await client.get_workflow_handle(wid).fetch_history()
+        except Exception:
+            continue
+        for event in history.events:
+            if (
+                event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+                and event.activity_task_started_event_attributes.attempt > 1
+            ):
+                retried += 1
+    return retried
+
+
+async def run_one(
+    land: ServerLandscape,
+    client: Client,
+    pool: WorkerPool,
+    rng: random.Random,
+    disruption: str,
+    window: float,
+    report: ServerReport,
+    timeout: float = 300,
+) -> ServerRun:
+    mark = len(land.proxy.writes)
+    t0 = time.monotonic()
+    handle = await start_pipeline(client, server_pipeline(), land.inputs())
+    at = rng.uniform(0.5, max(0.6, window)) if disruption != "none" else 0.0
+    fired_at = datetime.now(UTC)
+
+    async def disrupt() -> None:
+        nonlocal fired_at
+        busy = await busy_worker_pids(client, handle.id)
+        fired_at = datetime.now(UTC)
+        if disruption == "kill":
+            pool.kill_one(rng, busy)
+            report.kills += 1
+        else:
+            pool.term_one(rng, busy)
+            report.terms += 1
+
+    end = await disrupted_run(
+        lambda: asyncio.wait_for(handle.result(), timeout),
+        None if disruption == "none" else disrupt,
+        at,
+        error_chars=300,
+        started=t0,
+    )
+    writes = count_writes(land.proxy, mark)
+    duplicates = sum(max(0, writes[k] - report.allowed.get(k, writes[k])) for k in KINDS) if end.completed else 0
+    exit_codes = pool.reap()
+    error = end.error or (f"a worker stopped with SIGTERM exited {exit_codes}" if any(exit_codes) else "")
+    missing = 2 - len(pool.alive())
+    if missing > 0:
+        pool.start(missing)
+    ids = run_ids(handle.id, end.result)
+    retried = await retried_in(client, ids) if end.completed else 0
+    recovery = None
+    if end.completed and disruption != "none" and not end.missed:
+        recovery = await recovery_after(client, ids, fired_at)
+    return ServerRun(
+        f"{disruption} (after the end: not done)" if end.missed else disruption,
+        round(at, 2),
+        end.completed,
+        round(end.seconds, 1),
+        writes,
+        duplicates,
+        error,
+        retried,
+        None if recovery is None or recovery.seconds is None else round(recovery.seconds, 2),
+        recovery.describe() if recovery else "",
+    )
+
+
+async def server_campaign(
+    runs: int, seed: int, state: Path, verbose: bool = True, terms: int = 0, systems: int = 2
+) -> ServerReport:
+    rng = random.Random(seed)
+    report = ServerReport()
+    with server_landscape(state, systems) as land:
+        logs = state / "workers"
+        logs.mkdir(exist_ok=True)
+        pool = WorkerPool(land.env(), QUEUES, logs)
+        pool.start(2)
+        try:
+            client = await Client.connect(land.temporal.address, data_converter=data_converter())
+            clean = [await run_one(land, client, pool, rng, "none", 0, report) for _ in range(2)]
+            if not all(c.completed for c in clean):
+                raise RuntimeError(f"a clean run failed: {[c.error for c in clean]}; worker logs in {logs}")
+            report.allowed = {k: max(c.writes[k] for c in clean) for k in KINDS}
+            fastest = min(c.seconds for c in clean)
+            report.baseline_seconds = fastest
+            if verbose:
+                for c in clean:
+                    print(f"clean: {json.dumps(asdict(c))}", flush=True)
+            plan = ["kill"] * runs + ["term"] * terms
+            rng.shuffle(plan)
+            attempts, limit = 0, 3 * len(plan)
+            while plan and attempts < limit:
+                attempts += 1
+                rec = await run_one(land, client, pool, rng, plan[0], 0.8 * fastest, report)
+                if "not done" in rec.disruption:
+                    report.missed += 1
+                    if verbose:
+                        print(json.dumps(asdict(rec)), flush=True)
+                    continue
+                kind = plan.pop(0)
+                report.count(rec)
+                if rec.completed:
+                    report.recovery.add("kill -9" if kind == "kill" else "SIGTERM", rec.recovery_s)
+                if verbose:
+                    print(json.dumps(asdict(rec)), flush=True)
+        finally:
+            pool.stop()
+    return report
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=6, help="pipelines with one worker killed (kill -9)")
+    parser.add_argument("--terms", type=int, default=0, help="pipelines with one worker stopped by SIGTERM")
+    parser.add_argument("--systems", type=int, default=2, help="servers behind the emulated BMC")
+    parser.add_argument("--seed", type=int, default=int(time.time()))
+    args = parser.parse_args()
+    print(f"seed={args.seed}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="apeiro-chaos-server-") as tmp:
+        report = asyncio.run(server_campaign(args.runs, args.seed, Path(tmp), terms=args.terms, systems=args.systems))
+    print(report.summary())
+    return 0 if report.completed == report.runs and report.duplicates == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
