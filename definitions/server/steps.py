@@ -33,6 +33,13 @@ NON_RETRYABLE = (
     "RedfishOperationRejected",
     "SecretNotFound",
     "SecretUnavailable",
+    # backend ironcore (metal-operator)
+    "ServerNotDiscovered",
+    "ServerError",
+    "ClaimUnbound",
+    "ClaimDeleted",
+    "ServerPowerTimeout",
+    "BmcUnresolvable",
 )
 
 SERVER = StepTable(task_queue=queues.REDFISH, non_retryable_errors=NON_RETRYABLE)
@@ -63,6 +70,16 @@ STEP_TYPES = register_all(
             ProvisionResult,
             "Provision and image one server",
             default_timeout=timedelta(hours=3),
+        ),
+        SERVER.workflow(
+            "server.claim_one",
+            "ServerClaimWorkflow",
+            ProvisionInput,
+            ProvisionResult,
+            "Provision one server of an ironcore site through metal-operator: register its BMC, wait for "
+            "the Server to be Available, claim it with the image and ignition (server.provision_one does "
+            "this by itself for a site with backend ironcore)",
+            default_timeout=timedelta(hours=1),
         ),
         SERVER.activity(
             "server.register",
