@@ -14,7 +14,7 @@ from typing import Any, Literal, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 from workflows.failures import failure_info
 from workflows.server_claim import ServerClaimWorkflow
@@ -480,12 +480,16 @@ class ServerProvisionWorkflow:
         if inp.site is not None and inp.site.backend == "ironcore" and workflow.patched("site-backend"):
             # metal-operator owns this site's servers: claim one instead of driving its BMC.
             self._state = "claiming"
-            claimed: ProvisionResult = await workflow.execute_child_workflow(
-                ServerClaimWorkflow.run,
-                inp,
-                id=claim_workflow_id(inp.server.identity),
-                task_queue=workflow.info().task_queue,
-            )
+            try:
+                claimed: ProvisionResult = await workflow.execute_child_workflow(
+                    ServerClaimWorkflow.run,
+                    inp,
+                    id=claim_workflow_id(inp.server.identity),
+                    task_queue=workflow.info().task_queue,
+                )
+            except ChildWorkflowError as exc:
+                etype, msg = failure_info(exc)  # the root cause's type (ClaimUnbound, ServerError...)
+                raise ApplicationError(msg, type=etype, non_retryable=True) from exc
             self._state = "done"
             return claimed
         try:
