@@ -5,6 +5,7 @@ recorder, so each test also shows what it wrote validates strictly against the s
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -136,6 +137,15 @@ def get(kube: KubeApiServer, path: str) -> httpx.Response:
     return httpx.get(f"{kube.url}{path}", timeout=5)
 
 
+def metal_fault(kube: KubeApiServer, server: str | None) -> None:
+    """metal-operator reports ``server`` in Error (None: clear the faults)."""
+    url = f"{kube.url}/admin/metal/faults"
+    if server is None:
+        httpx.delete(url, timeout=5).raise_for_status()
+    else:
+        httpx.post(url, json={"fault": "server-error", "server": server}, timeout=5).raise_for_status()
+
+
 async def test_provision_one_on_an_ironcore_site_claims_the_server(
     ts_env: WorkflowEnvironment, worker: str, land: Landscape, kube: KubeApiServer, strict: StrictRecorder
 ) -> None:
@@ -202,21 +212,21 @@ async def test_a_server_metal_operator_reports_in_error_fails_the_provisioning(
     ts_env: WorkflowEnvironment, worker: str, land: Landscape, kube: KubeApiServer, strict: StrictRecorder
 ) -> None:
     site = ironcore_site(emulator(land).url, name="edge-err")
-    servers = httpx.get(f"{kube.url}{M}/servers", timeout=5).json()["items"]
+    servers = get(kube, f"{M}/servers").json()["items"]
     uuid1 = emulator(land).systems[1]["uuid"]
     name = next(s["metadata"]["name"] for s in servers if s["spec"]["systemUUID"] == uuid1)
-    httpx.post(f"{kube.url}/admin/metal/faults", json={"fault": "server-error", "server": name}, timeout=5)
+    metal_fault(kube, name)
     try:
         for _ in range(50):
             if get(kube, f"{M}/servers/{name}").json()["status"].get("state") == "Error":
                 break
-            await __import__("asyncio").sleep(0.1)
+            await asyncio.sleep(0.1)
         with pytest.raises(WorkflowFailureError) as err:
             await provision(ts_env, worker, ProvisionInput(server=summary(land, 1), site=site))
         cause: Any = err.value.cause
         assert cause.type == "ServerError" and name in cause.message and "Error" in cause.message
     finally:
-        httpx.delete(f"{kube.url}/admin/metal/faults", timeout=5)
+        metal_fault(kube, None)
 
 
 def test_a_claim_request_for_a_server_metal_operator_does_not_know(strict: StrictRecorder) -> None:
