@@ -114,7 +114,6 @@ async def test_fleet_on_an_ironcore_site_claims_every_server(ts_env: WorkflowEnv
             ProvisionFleetInput(servers=[server(1), server(2)], site=site()),
             id=f"fleet-{uuid.uuid4().hex[:6]}",
             task_queue=queue,
-            result_type=ProvisionFleetResult,
         )
 
     got = await run_worker(ts_env, stubs, body)
@@ -136,7 +135,6 @@ async def test_provision_one_hands_an_ironcore_server_to_its_claim_workflow(ts_e
             ProvisionInput(server=server(3), site=site()),
             id=f"server-provision-{uuid.uuid4().hex[:6]}",
             task_queue=queue,
-            result_type=ProvisionResult,
         )
 
     got = await run_worker(ts_env, stubs, body)
