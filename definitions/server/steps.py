@@ -60,7 +60,8 @@ STEP_TYPES = register_all(
             ProvisionFleetInput,
             ProvisionFleetResult,
             "Provision and image servers (BIOS, firmware, Garden Linux via virtual media), one "
-            "child workflow per server with id server-provision-<identity>",
+            "child workflow per server with id server-provision-<identity>; on a site with backend "
+            "ironcore, one ServerClaimWorkflow per server (server-claim-<identity>) instead",
             default_timeout=timedelta(hours=6),
         ),
         SERVER.workflow(
@@ -68,7 +69,7 @@ STEP_TYPES = register_all(
             "ServerProvisionWorkflow",
             ProvisionInput,
             ProvisionResult,
-            "Provision and image one server",
+            "Provision and image one server (a site with backend ironcore: claimed through metal-operator)",
             default_timeout=timedelta(hours=3),
         ),
         SERVER.workflow(
