@@ -22,6 +22,9 @@ class ClaimRequest(BaseModel):
     image: str = Field(min_length=1)
     #: Name of the Secret (same namespace) holding the ignition for the first boot.
     ignition_secret: str | None = None
+    #: Ignition config to store in that Secret (key ``ignition``) before the claim is created; with
+    #: no ``ignition_secret`` the Secret is named ``<claim>-ignition``. Not for secrets: it is in history.
+    ignition: str | None = None
     #: Claim this Server by name, or any Available one matching ``selector`` (labels).
     server: str | None = None
     selector: dict[str, str] = Field(default_factory=dict)

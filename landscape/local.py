@@ -26,7 +26,8 @@ def local_parts(*, ui_port: int | None = None) -> list[Part]:
     # ocm_parts: source and site OCI registries (the site one with TLS + htpasswd) and the example
     # component pushed to the source, with the site's signing key.
     # server_parts: the OS report-in relay, the emulated site BMC (sushy-tools + BIOS/firmware sidecar)
-    # with 4 systems, and the image server with the Garden Linux image and its SHA-256.
+    # with 4 systems, a second emulated BMC with 2 systems for the rack IronCore's metal-operator owns
+    # (pipeline input ironcoreSite, backend ironcore), and the image server with the Garden Linux image.
     # The garden API also runs the simulated Konfidence Stage controller and the simulated IronCore
     # metal-operator (both on CRDs); Prometheus (Debian package) scrapes a sample workload the
     # promotion's metric gate queries.
@@ -35,7 +36,7 @@ def local_parts(*, ui_port: int | None = None) -> list[Part]:
         temporal,
         KubeApiServer(plugins=(*DEFAULT_PLUGINS, "landscape.konfidence", "landscape.metal_operator")),
         Prometheus(),
-        *server_parts(temporal, systems=4),
+        *server_parts(temporal, systems=4, ironcore_systems=2),
         *ocm_parts(),
     ]
 

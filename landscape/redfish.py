@@ -91,9 +91,17 @@ class RedfishEmulator(Part):
         firmware_seconds: float = 2.0,
         boot_seconds: float = 1.0,
         name: str = "redfish",
+        site_input: str = "serverSite",
+        site_name: str = "edge-demo-1",
+        backend: str | None = None,
     ) -> None:
         super().__init__()
         self.name = name
+        #: The pipeline input this emulator's site definition fills, and the site's server backend
+        #: (``ironcore``: a rack metal-operator owns; None: the product's default, redfish).
+        self.site_input = site_input
+        self.site_name = site_name
+        self.backend = backend
         self.count = systems
         self.username = username
         self.password = password
@@ -198,9 +206,12 @@ class RedfishEmulator(Part):
         """A `file:` reference to the password (workers on this host resolve it; no env, no history)."""
         return f"file:{self.password_file}" if self.password_file else None
 
-    def site_definition(self, name: str = "edge-demo-1") -> dict[str, object]:
+    def site_definition(self, name: str | None = None) -> dict[str, object]:
         """A site definition (as JSON data) for this emulated BMC, credentials by reference."""
+        name = name or self.site_name
         site: dict[str, object] = {"name": name, "bmcs": [{"url": self.url, "name": f"{name}-bmc"}]}
+        if self.backend:
+            site["backend"] = self.backend
         if self.username and self.password_ref:
             site["credentials"] = {"bmc": {"username": self.username, "password_ref": self.password_ref}}
             site["default_credentials"] = "bmc"
@@ -210,9 +221,11 @@ class RedfishEmulator(Part):
 
     def pipeline_inputs(self) -> dict[str, object]:
         """`serverSite` for the edge-site / server-site pipelines: this BMC, credentials by reference."""
-        return {"serverSite": self.site_definition()} if self.endpoints else {}
+        return {self.site_input: self.site_definition()} if self.endpoints else {}
 
     def env(self) -> dict[str, str]:
+        if self.site_input != "serverSite":
+            return {}  # a second rack: the APEIRO_REDFISH_* variables name the main one
         out = {"APEIRO_REDFISH_URL": self.endpoints.get("url", "")}
         if self.username and self.password_ref:
             out["APEIRO_REDFISH_USERNAME"] = self.username
@@ -261,10 +274,13 @@ def server_parts(
     username: str = "admin",
     password: str | None = None,
     tls: bool = False,
+    ironcore_systems: int = 0,
 ) -> list[Part]:
     """The server lifecycle's peers for `apeiro dev up` / `make demo`, in start order: the OS report-in
     relay (signals Temporal), the emulated BMC whose simulated OS calls the relay, the image server.
-    Without a password a random one is generated (the site definition refers to its file)."""
+    Without a password a random one is generated (the site definition refers to its file).
+    ``ironcore_systems``: a second emulated BMC with that many systems, for a rack IronCore's
+    metal-operator owns (pipeline input ``ironcoreSite``, backend ironcore)."""
     import secrets
 
     from landscape.os_callback import OsCallbackRelay
@@ -272,7 +288,22 @@ def server_parts(
     relay = OsCallbackRelay(temporal=temporal)
     emu = RedfishEmulator(systems, username=username, password=password or secrets.token_urlsafe(12), tls=tls)
     emu.callback_from = relay
-    return [relay, emu, ImageServer()]
+    parts: list[Part] = [relay, emu]
+    if ironcore_systems:
+        parts.append(
+            RedfishEmulator(
+                ironcore_systems,
+                username=username,
+                password=secrets.token_urlsafe(12),
+                tls=tls,
+                seed="ironcore",
+                name="redfish-ironcore",
+                site_input="ironcoreSite",
+                site_name="edge-demo-1-ironcore",
+                backend="ironcore",
+            )
+        )
+    return [*parts, ImageServer()]
 
 
 def generate_image(path: Path, size_mib: int = 4, version: str = "1592.0") -> str:

@@ -87,10 +87,22 @@ async def _run(landscape: Any, pipeline_file: Path) -> int:
                 print("\npipeline outputs:")
                 for key, value in outputs.items():
                     print(f"  {key}: {value}")
+            _print_backends(outputs)
             await _print_promotion(client, version)
             print("\n=== triggers: one workflow started by a webhook, one by a schedule ===")
             await show_triggers(client, inputs, approve=approve_waiting, approver=DEMO_APPROVER)
         return code
+
+
+def _print_backends(outputs: dict[str, Any]) -> None:
+    """The site's two racks: one the orchestrator drives through its BMC, one metal-operator owns."""
+    provisioned = outputs.get("provisioned") or []
+    claimed = outputs.get("claimed") or []
+    if not claimed:
+        return
+    print("\n=== servers: one rack per backend ===")
+    print(f"  redfish   {len(provisioned)} provisioned through their BMC (power, BIOS, virtual media), then registered")
+    print(f"  ironcore  {len(claimed)} claimed from metal-operator (ServerClaim bound, on): {', '.join(claimed)}")
 
 
 async def _print_promotion(client: Client, version: str) -> None:

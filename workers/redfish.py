@@ -16,6 +16,7 @@ def contents() -> QueueContents:
         ServerProvisionFleetWorkflow,
         ServerProvisionWorkflow,
     )
+    from workflows.server_claim import ServerClaimWorkflow
 
     acts = RedfishActivities()
     reg = RegistrationActivities(store=acts.store)
@@ -26,6 +27,7 @@ def contents() -> QueueContents:
             ServerInventoryBatchWorkflow,
             ServerProvisionWorkflow,
             ServerProvisionFleetWorkflow,
+            ServerClaimWorkflow,
         ],
         activities=[*acts.all(), *reg.all(), *ClaimActivities().all()],
         close=acts.close,

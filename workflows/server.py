@@ -14,9 +14,10 @@ from typing import Any, Literal, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 from workflows.failures import failure_info
+from workflows.server_claim import ServerClaimWorkflow
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
@@ -57,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
         StepOutcome,
         SystemTarget,
         TaskWait,
+        claim_workflow_id,
         provision_workflow_id,
     )
     from definitions.validate import pydantic_problems
@@ -475,6 +477,21 @@ class ServerProvisionWorkflow:
             '"credentials": {...}}, "system_path": "/redfish/v1/Systems/1"}, "spec": {...}}',
         )
         spec = inp.spec
+        if inp.site is not None and inp.site.backend == "ironcore" and workflow.patched("site-backend"):
+            # metal-operator owns this site's servers: claim one instead of driving its BMC.
+            self._state = "claiming"
+            try:
+                claimed: ProvisionResult = await workflow.execute_child_workflow(
+                    ServerClaimWorkflow.run,
+                    inp,
+                    id=claim_workflow_id(inp.server.identity),
+                    task_queue=workflow.info().task_queue,
+                )
+            except ChildWorkflowError as exc:
+                etype, msg = failure_info(exc)  # the root cause's type (ClaimUnbound, ServerError...)
+                raise ApplicationError(msg, type=etype, non_retryable=True) from exc
+            self._state = "done"
+            return claimed
         try:
             ref = inp.resolve()
         except ValueError as exc:
@@ -647,12 +664,21 @@ class ServerProvisionFleetWorkflow:
                 return
             ref = ServerRef(identity=s.identity, bmc=conn, system_path=s.system_path)
             try:
-                await workflow.execute_child_workflow(
-                    ServerProvisionWorkflow.run,
-                    ProvisionInput(server=ref, spec=inp.spec),
-                    id=provision_workflow_id(s.identity),
-                    task_queue=workflow.info().task_queue,
-                )
+                if inp.site.backend == "ironcore" and workflow.patched("site-backend"):
+                    # metal-operator owns the site's servers: a claim each, never the BMC.
+                    await workflow.execute_child_workflow(
+                        ServerClaimWorkflow.run,
+                        ProvisionInput(server=s, site=inp.site, spec=inp.spec),
+                        id=claim_workflow_id(s.identity),
+                        task_queue=workflow.info().task_queue,
+                    )
+                else:
+                    await workflow.execute_child_workflow(
+                        ServerProvisionWorkflow.run,
+                        ProvisionInput(server=ref, spec=inp.spec),
+                        id=provision_workflow_id(s.identity),
+                        task_queue=workflow.info().task_queue,
+                    )
                 out.provisioned.append(s.identity)
             except Exception as exc:  # a child failure, or WorkflowAlreadyStartedError (another run has it)
                 etype, msg = failure_info(exc)

@@ -62,7 +62,10 @@ def default_registrar(inp: RegisterInput) -> Registrar:
     if inp.target == "ironcore":
         from activities.registration.ironcore import IronCoreRegistrar
 
-        return IronCoreRegistrar(heartbeat=lambda what: activity.heartbeat(what) if activity.in_activity() else None)
+        beat = lambda what: activity.heartbeat(what) if activity.in_activity() else None  # noqa: E731
+        if inp.discovery_timeout_s:
+            return IronCoreRegistrar(heartbeat=beat, discovery_timeout=inp.discovery_timeout_s)
+        return IronCoreRegistrar(heartbeat=beat)
     from activities.registration.ironic import IronicRegistrar
 
     return IronicRegistrar(endpoint=inp.ironic_endpoint, provide=inp.provide, deploy_image=inp.deploy_image)

@@ -10,6 +10,7 @@ the claim (a missing claim is already released).
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Callable
 from typing import Any
@@ -66,13 +67,39 @@ class ClaimActivities:
                 return False
             raise IronCoreRegistrar._error(exc, f"delete serverclaims/{req.name}") from None
 
+    def _put_ignition(self, req: ClaimRequest, name: str, ignition: str) -> None:
+        """The claim's ignition Secret (key ``ignition``, as metal-operator reads it); replaced if present."""
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        core = client.CoreV1Api(self.api.api_client)
+        body: Any = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": req.namespace, "labels": {"apeiro.io/managed": "true"}},
+            "type": "Opaque",
+            "data": {"ignition": base64.b64encode(ignition.encode()).decode()},
+        }
+        try:
+            core.create_namespaced_secret(req.namespace, body, field_validation="Strict")
+        except ApiException as exc:
+            if exc.status != 409:
+                raise IronCoreRegistrar._error(exc, f"create secrets/{name}") from None
+            try:
+                core.patch_namespaced_secret(name, req.namespace, {"data": body["data"]}, field_validation="Strict")
+            except ApiException as exc2:
+                raise IronCoreRegistrar._error(exc2, f"update secrets/{name}") from None
+
     @activity.defn(name="ironcore.claim_server")
     def claim_server(self, req: ClaimRequest) -> ClaimResult:
         from kubernetes.client.exceptions import ApiException
 
         spec: dict[str, Any] = {"image": req.image, "power": req.power}
-        if req.ignition_secret:
-            spec["ignitionSecretRef"] = {"name": req.ignition_secret}
+        ignition_secret = req.ignition_secret or (f"{req.name}-ignition" if req.ignition is not None else None)
+        if req.ignition is not None and ignition_secret:
+            self._put_ignition(req, ignition_secret, req.ignition)
+        if ignition_secret:
+            spec["ignitionSecretRef"] = {"name": ignition_secret}
         if req.server:
             spec["serverRef"] = {"name": req.server}
         elif req.selector:
@@ -141,5 +168,15 @@ class ClaimActivities:
 
     @activity.defn(name="ironcore.release_server")
     def release_server(self, req: ReleaseRequest) -> bool:
-        """Delete the claim; metal-operator powers the server off and makes it Available again."""
-        return self._delete(req)
+        """Delete the claim (metal-operator powers the server off and makes it Available again) and the
+        ignition Secret this activity made for it."""
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        deleted = self._delete(req)
+        try:
+            client.CoreV1Api(self.api.api_client).delete_namespaced_secret(f"{req.name}-ignition", req.namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise IronCoreRegistrar._error(exc, f"delete secrets/{req.name}-ignition") from None
+        return deleted

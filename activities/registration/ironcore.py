@@ -182,7 +182,11 @@ class IronCoreRegistrar:
             except ApiException as exc:
                 raise self._error(exc, "list servers") from None
             for obj in items:
-                if str((obj.get("spec") or {}).get("systemUUID", "")).lower() != system_uuid.lower():
+                spec = obj.get("spec") or {}
+                if str(spec.get("systemUUID", "")).lower() != system_uuid.lower():
+                    continue
+                # Only a Server discovered through *this* BMC (the same UUID behind another BMC is not it).
+                if (spec.get("bmcRef") or {}).get("name") not in (None, bmc_name):
                     continue
                 state = str((obj.get("status") or {}).get("state") or "")
                 seen = f"Server {obj['metadata']['name']} is {state or 'without a state'}"

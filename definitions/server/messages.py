@@ -59,6 +59,7 @@ __all__ = [
     "StepOutcome",
     "SystemTarget",
     "TaskWait",
+    "claim_workflow_id",
     "provision_workflow_id",
 ]
 
@@ -211,6 +212,10 @@ class ProvisionResult(BaseModel):
     steps_skipped: list[str] = Field(default_factory=list)
     os_report: OsReport | None = None
     power_state: str | None = None
+    backend: Literal["redfish", "ironcore"] = "redfish"
+    #: backend ironcore: metal-operator's Server and the ServerClaim that holds it.
+    server_name: str | None = None
+    claim: str | None = None
 
 
 class ProvisionFleetInput(_Strict):
@@ -314,6 +319,11 @@ def provision_workflow_id(identity: str) -> str:
     return f"server-provision-{identity}"
 
 
+def claim_workflow_id(identity: str) -> str:
+    """Workflow id of a server's claim through metal-operator (backend ironcore)."""
+    return f"server-claim-{identity}"
+
+
 # --------------------------------------------------------------------------------------------------
 # Registration
 # --------------------------------------------------------------------------------------------------
@@ -326,6 +336,9 @@ class RegisterInput(_Strict):
     namespace: str = Field(default="default", description="IronCore: namespace of BMCSecret objects")
     ironic_endpoint: str | None = Field(default=None, description="Ironic API URL (None: from env)")
     provide: bool = Field(default=True, description="Ironic: move nodes on to `available`")
+    discovery_timeout_s: float | None = Field(
+        default=None, gt=0, description="IronCore: wait this long for the Server (None: the worker's default)"
+    )
     deploy_image: ImageSpec | None = Field(
         default=None,
         description="Ironic: deploy this ISO through Ironic's own virtual media (to `active`) instead of "

@@ -23,6 +23,7 @@ __all__ = [
     "BmcEndpointSpec",
     "FirmwareUpdate",
     "ImageSpec",
+    "IronCoreSite",
     "ProvisionSpec",
     "SiteDefinition",
     "TlsOptions",
@@ -134,10 +135,38 @@ class AddressRange(_Strict):
         return out
 
 
+DEFAULT_IRONCORE_IMAGE = "ghcr.io/gardenlinux/gardenlinux:1592.9"
+
+
+class IronCoreSite(_Strict):
+    """How a site with ``backend: ironcore`` asks metal-operator for servers (ServerClaim fields)."""
+
+    namespace: str = Field(default="default", description="namespace of the ServerClaims and ignition Secrets")
+    image: str = Field(
+        default=DEFAULT_IRONCORE_IMAGE,
+        description="OCI reference of the Garden Linux image metal-operator boots (ServerClaim.spec.image)",
+    )
+    ignition: str | None = Field(
+        default=None,
+        description="Ignition config for the first boot (stored as the claim's Secret); None: a minimal "
+        "config that sets the host name",
+    )
+    discovery_timeout_s: float = Field(
+        default=300.0, gt=0, description="how long metal-operator may take to report a BMC's Server Available"
+    )
+    bind_timeout_s: float = Field(default=300.0, gt=0, description="how long a claim may stay unbound")
+    power_timeout_s: float = Field(default=600.0, gt=0)
+
+
 class SiteDefinition(_Strict):
-    """A site's BMCs: explicit endpoints and/or address ranges, with credential groups by name."""
+    """A site's BMCs: explicit endpoints and/or address ranges, with credential groups by name.
+
+    ``backend`` says who drives the servers: ``redfish`` (the orchestrator, through each BMC) or
+    ``ironcore`` (metal-operator owns them; the orchestrator registers BMCs and claims servers)."""
 
     name: str
+    backend: Literal["redfish", "ironcore"] = "redfish"
+    ironcore: IronCoreSite = Field(default_factory=IronCoreSite)
     credentials: dict[str, BmcCredentials] = Field(default_factory=dict)
     default_credentials: str | None = None
     tls: TlsOptions = Field(default_factory=TlsOptions)
@@ -180,6 +209,8 @@ class SiteDefinition(_Strict):
             seen.setdefault(conn.url, where)
         if not seen:
             out.append("the site lists no BMCs (give bmcs or ranges)")
+        if self.backend == "ironcore" and self.ranges:
+            out.append("backend ironcore registers each BMC with metal-operator: list them under bmcs, not ranges")
         return out
 
     def _creds(self, c: str | BmcCredentials | None) -> BmcCredentials | None:

@@ -33,6 +33,13 @@ NON_RETRYABLE = (
     "RedfishOperationRejected",
     "SecretNotFound",
     "SecretUnavailable",
+    # backend ironcore (metal-operator)
+    "ServerNotDiscovered",
+    "ServerError",
+    "ClaimUnbound",
+    "ClaimDeleted",
+    "ServerPowerTimeout",
+    "BmcUnresolvable",
 )
 
 SERVER = StepTable(task_queue=queues.REDFISH, non_retryable_errors=NON_RETRYABLE)
@@ -53,7 +60,8 @@ STEP_TYPES = register_all(
             ProvisionFleetInput,
             ProvisionFleetResult,
             "Provision and image servers (BIOS, firmware, Garden Linux via virtual media), one "
-            "child workflow per server with id server-provision-<identity>",
+            "child workflow per server with id server-provision-<identity>; on a site with backend "
+            "ironcore, one ServerClaimWorkflow per server (server-claim-<identity>) instead",
             default_timeout=timedelta(hours=6),
         ),
         SERVER.workflow(
@@ -61,8 +69,18 @@ STEP_TYPES = register_all(
             "ServerProvisionWorkflow",
             ProvisionInput,
             ProvisionResult,
-            "Provision and image one server",
+            "Provision and image one server (a site with backend ironcore: claimed through metal-operator)",
             default_timeout=timedelta(hours=3),
+        ),
+        SERVER.workflow(
+            "server.claim_one",
+            "ServerClaimWorkflow",
+            ProvisionInput,
+            ProvisionResult,
+            "Provision one server of an ironcore site through metal-operator: register its BMC, wait for "
+            "the Server to be Available, claim it with the image and ignition (server.provision_one does "
+            "this by itself for a site with backend ironcore)",
+            default_timeout=timedelta(hours=1),
         ),
         SERVER.activity(
             "server.register",

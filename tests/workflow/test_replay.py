@@ -3,7 +3,10 @@
 Refresh them with `python -m tests.histories.record` after a deliberate, compatible change; guard
 incompatible changes to running workflows with `workflow.patched()`. The `promotion-*` histories were
 recorded from the promotion workflow tests (time-skipping server) before `workflows/promotion` became
-a package; they keep the ring state machine and the coordinator replaying as they did.
+a package; they keep the ring state machine and the coordinator replaying as they did. The
+`server-*-redfish` histories were recorded (activities stubbed) with the server workflows as they were
+before a site could choose its backend (issue 12): Redfish provisioning keeps its command sequence; the
+`server-*-ironcore` ones keep the ironcore hand-over (patch marker `site-backend`) replaying.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from workers.worker import workflow_runner
 from workflows.fanout import FanOutWorkflow
 from workflows.pipeline import PipelineWorkflow
 from workflows.promotion import WORKFLOWS as PROMOTION_WORKFLOWS
+from workflows.server import ServerProvisionFleetWorkflow, ServerProvisionWorkflow
+from workflows.server_claim import ServerClaimWorkflow
 
 HISTORIES = sorted((Path(__file__).resolve().parents[1] / "histories").glob("*.json"))
 
@@ -28,13 +33,16 @@ pytestmark = pytest.mark.workflow
 
 def test_histories_exist() -> None:
     assert {p.stem for p in HISTORIES} >= {"dag-approval-wait", "fan-out-children", "fan-out-chunk", "failure",
-                                           "continue-as-new", "promotion-rings", "promotion-coordinator"}
+                                           "continue-as-new", "promotion-rings", "promotion-coordinator",
+                                           "server-provision-redfish", "server-fleet-redfish",
+                                           "server-provision-ironcore", "server-claim-ironcore"}
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_replays_without_nondeterminism(path: Path) -> None:
     register_probe_step()  # operator-repair.json (tests/workflow/test_repair.py) uses the test probe step
-    replayer = Replayer(workflows=[PipelineWorkflow, FanOutWorkflow, *PROMOTION_WORKFLOWS],
+    replayer = Replayer(workflows=[PipelineWorkflow, FanOutWorkflow, *PROMOTION_WORKFLOWS, ServerProvisionWorkflow,
+                                   ServerProvisionFleetWorkflow, ServerClaimWorkflow],
                         data_converter=data_converter(), workflow_runner=workflow_runner())
     history = WorkflowHistory.from_json(f"replay-{path.stem}", path.read_text())
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)

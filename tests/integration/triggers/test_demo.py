@@ -29,6 +29,8 @@ def test_make_demo_runs_the_edge_site_and_both_triggers(tmp_path: Path) -> None:
     assert proc.returncode == 0, out[-4000:]
     assert "promoted: Succeeded" in out
     assert "registered: 4" in out and "clusterVersion: 1.31.4" in out
+    assert "redfish   4 provisioned through their BMC" in out
+    assert "ironcore  2 claimed from metal-operator" in out
     assert "-> 202, started releases-" in out
     assert "approved promotion gate production/approval" in out
     assert "webhook run succeeded: release 1.0.0 promoted (Succeeded)" in out
