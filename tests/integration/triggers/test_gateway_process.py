@@ -16,9 +16,7 @@ from landscape.landscape import Landscape
 from landscape.process import free_port
 from landscape.temporal import TemporalDevServer
 from tests.integration.conftest import REPO, cli_env
-from tests.triggers_support import ENV, gateway_config, library, signed, write_definitions
-from triggers.app import create_app
-from triggers.dispatch import LibraryCache, Planner
+from tests.triggers_support import ENV, asgi_client, gateway_app, signed, write_definitions
 from triggers.temporal import TemporalConnection
 from workers.config import TemporalSettings
 
@@ -112,19 +110,13 @@ def test_serve_refuses_a_config_whose_keys_do_not_resolve(dev_landscape: Landsca
 async def test_temporal_going_down_gives_503_and_the_retry_after_restart_succeeds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for k, v in ENV.items():
-        monkeypatch.setenv(k, v)
     port = free_port()
     server = TemporalDevServer(port=port, headless=True, persistent=True)
     server.start(tmp_path / "temporal")
     settings = TemporalSettings(address=f"127.0.0.1:{port}")
-    app = create_app(
-        gateway_config(),
-        temporal=TemporalConnection(lambda: settings),
-        planner=Planner(LibraryCache(library(write_definitions(tmp_path)))),
-    )
+    app = gateway_app(tmp_path, monkeypatch, TemporalConnection(lambda: settings))
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as gw:
+        async with asgi_client(app) as gw:
             first = await gw.post("/hooks/pipelines/hook-echo", **signed({"inputs": {"message": "a"}, "eventId": "a"}))
             assert first.status_code == 202, first.text
             server.stop()
