@@ -262,15 +262,31 @@ async def test_tampered_blob_digest(
     assert err.type == "DigestMismatch" and "tampered" in str(err)
 
 
-async def test_unknown_normalisation_for_signing(
-    dev_client: Client, ocm_worker: str, registries: Registries, example: str, target_url: str
+@pytest.mark.parametrize(
+    ("field", "value", "error", "says"),
+    [
+        ("normalisation", "jsonNormalisation/v9", "UnknownNormalisation", "jsonNormalisation/v9"),
+        ("private_key_ref", "env:APEIRO_TEST_NO_SUCH_KEY", "SecretUnavailable", "APEIRO_TEST_NO_SUCH_KEY"),
+    ],
+)
+async def test_unusable_signing_fails_before_copying(
+    dev_client: Client,
+    ocm_worker: str,
+    registries: Registries,
+    example: str,
+    target_url: str,
+    field: str,
+    value: str,
+    error: str,
+    says: str,
 ) -> None:
+    """An unknown normalisation or a signing key that cannot be read fails while planning: nothing is copied."""
     inp = transport_input(registries, example, target_url)
     assert inp.sign is not None
-    inp.sign.normalisation = "jsonNormalisation/v9"
+    setattr(inp.sign, field, value)
     err = await fails_with(dev_client, ocm_worker, inp)
-    assert err.type == "UnknownNormalisation"
-    async with registries.site_client() as site:  # failed while planning: nothing was copied
+    assert err.type == error and says in str(err)
+    async with registries.site_client() as site:
         assert await site.head_manifest(f"{RepoBase.parse(target_url).prefix}/images/edge-app", "1.0.0") is None
 
 
@@ -334,18 +350,6 @@ async def test_history_replays_deterministically(
     )
     replay = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert replay.replay_failure is None
-
-
-async def test_missing_signing_key_fails_before_copying(
-    dev_client: Client, ocm_worker: str, registries: Registries, example: str, target_url: str
-) -> None:
-    inp = transport_input(registries, example, target_url)
-    assert inp.sign is not None
-    inp.sign.private_key_ref = "env:APEIRO_TEST_NO_SUCH_KEY"
-    err = await fails_with(dev_client, ocm_worker, inp)
-    assert err.type == "SecretUnavailable" and "APEIRO_TEST_NO_SUCH_KEY" in str(err)
-    async with registries.site_client() as site:
-        assert await site.head_manifest(f"{RepoBase.parse(target_url).prefix}/images/edge-app", "1.0.0") is None
 
 
 async def test_same_registry_mounts_instead_of_copying(

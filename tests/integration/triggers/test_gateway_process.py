@@ -30,27 +30,18 @@ routes:
 """
 
 
+def serve_argv(config: Path, port: int) -> list[str]:
+    """`apeiro webhook serve` as an operator runs it."""
+    return [sys.executable, "-m", "workers.cli", "webhook", "serve", "--config", str(config), "--port", str(port)]
+
+
 @pytest.fixture
 def served(dev_landscape: Landscape, tmp_path: Path) -> Iterator[str]:
     (tmp_path / "gw.yaml").write_text(CONFIG)
     port = free_port()
     env = cli_env(dev_landscape, APEIRO_DEFINITIONS=str(write_definitions(tmp_path)), **ENV)
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "workers.cli",
-            "webhook",
-            "serve",
-            "--config",
-            str(tmp_path / "gw.yaml"),
-            "--port",
-            str(port),
-        ],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        serve_argv(tmp_path / "gw.yaml", port), env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -86,23 +77,7 @@ def test_serve_refuses_a_config_whose_keys_do_not_resolve(dev_landscape: Landsca
     (tmp_path / "gw.yaml").write_text(CONFIG.replace("T_HOOK_KEY", "T_NOT_SET_ANYWHERE"))
     env = cli_env(dev_landscape)
     res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "workers.cli",
-            "webhook",
-            "serve",
-            "--config",
-            str(tmp_path / "gw.yaml"),
-            "--port",
-            str(free_port()),
-        ],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+        serve_argv(tmp_path / "gw.yaml", free_port()), env=env, cwd=REPO, capture_output=True, text=True, timeout=60
     )
     assert res.returncode == 1 and "T_NOT_SET_ANYWHERE is not set" in res.stderr
 
