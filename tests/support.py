@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -115,3 +115,15 @@ def poll_until(fetch: Callable[[], Any], check: Callable[[Any], bool], timeout: 
         if check(value) or time.monotonic() > deadline:
             return value
         time.sleep(interval)
+
+
+def json_objects(node: Any) -> Iterator[dict[str, Any]]:
+    """Every object in a parsed JSON tree, parents before their children (for searching exported
+    histories without knowing their layout)."""
+    if isinstance(node, dict):
+        yield node
+        for v in node.values():
+            yield from json_objects(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from json_objects(v)

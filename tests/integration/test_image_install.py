@@ -55,7 +55,9 @@ def clean_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-def run_in_image(venv: Path, cwd: Path, program: str, *args: str) -> subprocess.CompletedProcess[str]:
+def run_in_image(
+    venv: Path, cwd: Path, program: str, *args: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Runs one of the image venv's programs as the image would (clean environment), output captured."""
     return subprocess.run(
         [str(venv / "bin" / program), *args],
@@ -63,7 +65,7 @@ def run_in_image(venv: Path, cwd: Path, program: str, *args: str) -> subprocess.
         env=clean_env(),
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         check=False,
     )
 
@@ -90,15 +92,7 @@ def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     argv = dockerfile_install()
     assert argv[:2] == ["pip", "install"], argv
     # Appended options change how, not what, pip installs: no .pyc compilation (halves the time here).
-    done = subprocess.run(
-        [str(venv / "bin" / "pip"), *argv[1:], "--quiet", "--no-compile"],
-        cwd=app,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    done = run_in_image(venv, app, "pip", *argv[1:], "--quiet", "--no-compile", timeout=900)
     assert done.returncode == 0, f"`{' '.join(argv)}` failed:\n{done.stderr[-4000:]}"
     return venv
 
