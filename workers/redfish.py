@@ -5,10 +5,8 @@ from __future__ import annotations
 from workers.queues import QueueContents
 
 
-def contents() -> QueueContents:
-    from activities.redfish.activities import RedfishActivities
-    from activities.registration.activity import RegistrationActivities
-    from activities.registration.claims import ClaimActivities
+def workflows() -> list[type]:
+    """The queue's workflows (tests run them with their own activity instances)."""
     from workflows.server import (
         ServerDiscoveryWorkflow,
         ServerInventoryBatchWorkflow,
@@ -17,16 +15,24 @@ def contents() -> QueueContents:
         ServerProvisionWorkflow,
     )
 
+    return [
+        ServerDiscoveryWorkflow,
+        ServerListBatchWorkflow,
+        ServerInventoryBatchWorkflow,
+        ServerProvisionWorkflow,
+        ServerProvisionFleetWorkflow,
+    ]
+
+
+def contents() -> QueueContents:
+    from activities.redfish.activities import RedfishActivities
+    from activities.registration.activity import RegistrationActivities
+    from activities.registration.claims import ClaimActivities
+
     acts = RedfishActivities()
     reg = RegistrationActivities(store=acts.store)
     return QueueContents(
-        workflows=[
-            ServerDiscoveryWorkflow,
-            ServerListBatchWorkflow,
-            ServerInventoryBatchWorkflow,
-            ServerProvisionWorkflow,
-            ServerProvisionFleetWorkflow,
-        ],
+        workflows=workflows(),
         activities=[*acts.all(), *reg.all(), *ClaimActivities().all()],
         close=acts.close,
     )
