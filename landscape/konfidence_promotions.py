@@ -191,32 +191,14 @@ class PromotionController:
             return
         deployed, ready = _cond(stage, "VectorDeployed"), _cond(stage, "Ready")
         current = int(stage["metadata"].get("generation", 1))
+
+        def failed(why: str) -> None:
+            self._status(p, lambda s: self._set(s, "Failed", "Succeeded", False, "PromotionFailed", why, gen))
+
         if (stage.get("spec") or {}).get("vector") != vector:
-            self._status(
-                p,
-                lambda s: self._set(
-                    s,
-                    "Failed",
-                    "Succeeded",
-                    False,
-                    "PromotionFailed",
-                    f"Stage {target} was pointed elsewhere while promoting",
-                    gen,
-                ),
-            )
+            failed(f"Stage {target} was pointed elsewhere while promoting")
         elif deployed.get("status") == "False" and str(deployed.get("reason", "")).endswith("Failed"):
-            self._status(
-                p,
-                lambda s: self._set(
-                    s,
-                    "Failed",
-                    "Succeeded",
-                    False,
-                    "PromotionFailed",
-                    str(deployed.get("message", "deployment failed")),
-                    gen,
-                ),
-            )
+            failed(str(deployed.get("message", "deployment failed")))
         elif ready.get("status") == "True" and int(ready.get("observedGeneration") or 0) >= current:
             self._status(
                 p,

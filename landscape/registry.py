@@ -12,7 +12,6 @@ state directory. Workers reach them through the environment :meth:`RegistryPart.
 
 from __future__ import annotations
 
-import datetime as dt
 import ipaddress
 import secrets
 import ssl
@@ -21,51 +20,29 @@ from pathlib import Path
 import bcrypt
 import httpx
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from landscape.part import Part
 from landscape.process import LandscapeError, ManagedProcess, find_executable, free_port
+from landscape.tls import certificate, write_certificate, write_private_key
 
 
 def write_tls_material(state_dir: Path, host: str = "127.0.0.1") -> tuple[Path, Path, Path]:
     """A CA and a server certificate for ``host`` (and localhost). Returns (ca, cert, key) paths."""
-    now = dt.datetime.now(dt.UTC)
     ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Apeiro landscape registry CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(ca_key, hashes.SHA256())
+    ca = certificate(
+        ca_name, ca_name, ca_key.public_key(), ca_key, 30, (x509.BasicConstraints(ca=True, path_length=0), True)
     )
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host)), x509.DNSName("localhost")]),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    names = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host)), x509.DNSName("localhost")])
+    cert = certificate(subject, ca_name, key.public_key(), ca_key, 30, (names, False))
     paths = (state_dir / "ca.pem", state_dir / "server.pem", state_dir / "server.key")
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    write_certificate(paths[0], ca)
+    write_certificate(paths[1], cert)
+    write_private_key(paths[2], key)
     paths[2].chmod(0o600)
     return paths
 

@@ -17,14 +17,8 @@ from activities.registration.activity import RegistrationActivities
 from definitions.server import BmcConnection, BmcCredentials, SiteDefinition, TlsOptions
 from landscape.landscape import Landscape
 from landscape.redfish import ImageServer, RedfishEmulator
+from workers.redfish import workflows as redfish_workflows
 from workers.worker import workflow_runner
-from workflows.server import (
-    ServerDiscoveryWorkflow,
-    ServerInventoryBatchWorkflow,
-    ServerListBatchWorkflow,
-    ServerProvisionFleetWorkflow,
-    ServerProvisionWorkflow,
-)
 
 
 def shared_testdata() -> Path:
@@ -94,13 +88,7 @@ async def redfish_worker(
         worker = Worker(
             client,
             task_queue=task_queue,
-            workflows=[
-                ServerDiscoveryWorkflow,
-                ServerListBatchWorkflow,
-                ServerInventoryBatchWorkflow,
-                ServerProvisionWorkflow,
-                ServerProvisionFleetWorkflow,
-            ],
+            workflows=redfish_workflows(),
             activities=[*acts.all(), *reg.all()],
             activity_executor=pool,
             max_concurrent_activities=32,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -105,3 +107,26 @@ def register_join_step() -> None:
             args_model=JoinArgs, outputs_model=None, description="test lifecycle with its own id",
             default_max_attempts=1,
         ))
+
+
+def poll_until(fetch: Callable[[], Any], check: Callable[[Any], bool], timeout: float, interval: float) -> Any:
+    """Calls ``fetch`` every ``interval`` seconds until ``check`` accepts its value or ``timeout`` has
+    passed; returns the last value either way, so the caller's assert shows what was seen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fetch()
+        if check(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def json_objects(node: Any) -> Iterator[dict[str, Any]]:
+    """Every object in a parsed JSON tree, parents before their children (for searching exported
+    histories without knowing their layout)."""
+    if isinstance(node, dict):
+        yield node
+        for v in node.values():
+            yield from json_objects(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from json_objects(v)

@@ -6,9 +6,18 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
+from fastapi import FastAPI
+
 from definitions.library import EXAMPLES, PipelineLibrary
 from definitions.triggers import GatewayConfig, parse_gateway_config
+from landscape.process import free_port
+from triggers.app import create_app
 from triggers.auth import sign
+from triggers.dispatch import LibraryCache, Planner
+from triggers.temporal import TemporalConnection
+from workers.config import TemporalSettings
 
 HOOK_KEY = "s3cret-old"
 HOOK_KEY_NEW = "s3cret-new"
@@ -38,6 +47,29 @@ def write_definitions(directory: Path) -> Path:
 
 def library(directory: Path) -> PipelineLibrary:
     return PipelineLibrary([directory, EXAMPLES])
+
+
+def gateway_app(
+    directory: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    temporal: TemporalConnection | None = None,
+    config: GatewayConfig | None = None,
+    **kw: Any,
+) -> FastAPI:
+    """The gateway over the test pipeline (written to ``directory``) with the test keys in the
+    environment; Temporal is ``temporal``, or by default an address where nothing listens."""
+    for k, v in ENV.items():
+        monkeypatch.setenv(k, v)
+    if temporal is None:
+        dead = TemporalSettings(address=f"127.0.0.1:{free_port()}")
+        temporal = TemporalConnection(lambda: dead)
+    planner = Planner(LibraryCache(library(write_definitions(directory))))
+    return create_app(config or gateway_config(), temporal=temporal, planner=planner, **kw)
+
+
+def asgi_client(app: FastAPI, **kw: Any) -> httpx.AsyncClient:
+    """An HTTP client that calls ``app`` in-process."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw", **kw)
 
 
 def gateway_config(**overrides: Any) -> GatewayConfig:

@@ -5,10 +5,8 @@ from __future__ import annotations
 from workers.queues import QueueContents
 
 
-def contents() -> QueueContents:
-    from activities.redfish.activities import RedfishActivities
-    from activities.registration.activity import RegistrationActivities
-    from activities.registration.claims import ClaimActivities
+def workflows() -> list[type]:
+    """The queue's workflows (tests run them with their own activity instances)."""
     from workflows.server import (
         ServerDiscoveryWorkflow,
         ServerInventoryBatchWorkflow,
@@ -18,17 +16,25 @@ def contents() -> QueueContents:
     )
     from workflows.server_claim import ServerClaimWorkflow
 
+    return [
+        ServerDiscoveryWorkflow,
+        ServerListBatchWorkflow,
+        ServerInventoryBatchWorkflow,
+        ServerProvisionWorkflow,
+        ServerProvisionFleetWorkflow,
+        ServerClaimWorkflow,
+    ]
+
+
+def contents() -> QueueContents:
+    from activities.redfish.activities import RedfishActivities
+    from activities.registration.activity import RegistrationActivities
+    from activities.registration.claims import ClaimActivities
+
     acts = RedfishActivities()
     reg = RegistrationActivities(store=acts.store)
     return QueueContents(
-        workflows=[
-            ServerDiscoveryWorkflow,
-            ServerListBatchWorkflow,
-            ServerInventoryBatchWorkflow,
-            ServerProvisionWorkflow,
-            ServerProvisionFleetWorkflow,
-            ServerClaimWorkflow,
-        ],
+        workflows=workflows(),
         activities=[*acts.all(), *reg.all(), *ClaimActivities().all()],
         close=acts.close,
     )

@@ -54,30 +54,27 @@ class ApiError(Exception):
         return body
 
 
-def not_found(resource: str, name: str, group: str) -> ApiError:
+def _object(resource: str, name: str, group: str) -> tuple[str, dict[str, Any]]:
+    """How kube-apiserver names an object in a message ("shoots.core.gardener.cloud"), and the details
+    that identify it."""
     full = f"{resource}.{group}" if group else resource
-    return ApiError(404, f'{full} "{name}" not found', details={"name": name, "group": group, "kind": resource})
+    return full, {"name": name, "group": group, "kind": resource}
+
+
+def not_found(resource: str, name: str, group: str) -> ApiError:
+    full, details = _object(resource, name, group)
+    return ApiError(404, f'{full} "{name}" not found', details=details)
 
 
 def already_exists(resource: str, name: str, group: str) -> ApiError:
-    full = f"{resource}.{group}" if group else resource
-    return ApiError(
-        409,
-        f'{full} "{name}" already exists',
-        reason="AlreadyExists",
-        details={"name": name, "group": group, "kind": resource},
-    )
+    full, details = _object(resource, name, group)
+    return ApiError(409, f'{full} "{name}" already exists', reason="AlreadyExists", details=details)
 
 
 def conflict(resource: str, name: str, group: str, why: str | None = None) -> ApiError:
-    full = f"{resource}.{group}" if group else resource
+    full, details = _object(resource, name, group)
     why = why or "the object has been modified; please apply your changes to the latest version and try again"
-    return ApiError(
-        409,
-        f'Operation cannot be fulfilled on {full} "{name}": {why}',
-        reason="Conflict",
-        details={"name": name, "group": group, "kind": resource},
-    )
+    return ApiError(409, f'Operation cannot be fulfilled on {full} "{name}": {why}', reason="Conflict", details=details)
 
 
 def invalid(kind: str, group: str, name: str, causes: list[tuple[str, str, str]]) -> ApiError:
@@ -98,13 +95,8 @@ def invalid(kind: str, group: str, name: str, causes: list[tuple[str, str, str]]
 
 
 def forbidden(resource: str, name: str, group: str, why: str) -> ApiError:
-    full = f"{resource}.{group}" if group else resource
-    return ApiError(
-        403,
-        f'{full} "{name}" is forbidden: {why}',
-        reason="Forbidden",
-        details={"name": name, "group": group, "kind": resource},
-    )
+    full, details = _object(resource, name, group)
+    return ApiError(403, f'{full} "{name}" is forbidden: {why}', reason="Forbidden", details=details)
 
 
 def expired(message: str) -> ApiError:

@@ -340,15 +340,22 @@ def _number(value: float, s: Schema, path: str, where: str) -> Iterator[Cause]:
         )
 
 
-def _array(value: list[Any], s: Schema, path: str, where: str) -> Iterator[Cause]:
-    if "maxItems" in s and len(value) > s["maxItems"]:
-        yield (path, "FieldValueTooMany", f"Too many: {len(value)}: must have at most {s['maxItems']} items")
-    if "minItems" in s and len(value) < s["minItems"]:
+def _count_bounds(n: int, s: Schema, path: str, where: str, what: str) -> Iterator[Cause]:
+    """max/min``What`` ("Items" or "Properties") worded as kube-apiserver words them ("items" in both
+    Too many messages)."""
+    most, least = s.get(f"max{what}"), s.get(f"min{what}")
+    if most is not None and n > most:
+        yield (path, "FieldValueTooMany", f"Too many: {n}: must have at most {most} items")
+    if least is not None and n < least:
         yield (
             path,
             "FieldValueInvalid",
-            f"Invalid value: {len(value)}: {where} in body should have at least {s['minItems']} items",
+            f"Invalid value: {n}: {where} in body should have at least {least} {what.lower()}",
         )
+
+
+def _array(value: list[Any], s: Schema, path: str, where: str) -> Iterator[Cause]:
+    yield from _count_bounds(len(value), s, path, where, "Items")
     items = s.get("items")
     if isinstance(items, dict):
         for i, item in enumerate(value):
@@ -377,14 +384,7 @@ def _object(value: dict[str, Any], s: Schema, path: str, where: str) -> Iterator
     for key in s.get("required") or []:
         if key not in value:
             yield (_join(path, key), "FieldValueRequired", "Required value")
-    if "maxProperties" in s and len(value) > s["maxProperties"]:
-        yield (path, "FieldValueTooMany", f"Too many: {len(value)}: must have at most {s['maxProperties']} items")
-    if "minProperties" in s and len(value) < s["minProperties"]:
-        yield (
-            path,
-            "FieldValueInvalid",
-            f"Invalid value: {len(value)}: {where} in body should have at least {s['minProperties']} properties",
-        )
+    yield from _count_bounds(len(value), s, path, where, "Properties")
     props: dict[str, Schema] = s.get("properties") or {}
     additional = s.get("additionalProperties")
     for key, item in value.items():

@@ -23,21 +23,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 import yaml
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
 from temporalio.client import Client
 
 from landscape.kubeapi.part import KubeApiServer
-from landscape.process import free_port, port_open
+from landscape.process import free_port
 from landscape.temporal import TemporalDevServer
+from tests.proxy_support import HOP, catch_all, serving
 from workers.config import data_converter
 
 REPO = Path(__file__).resolve().parents[2]
-HOP = {"host", "content-length", "transfer-encoding", "connection", "keep-alive"}
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -136,21 +133,8 @@ class CountingProxy:
 def counting_proxy(upstream: str) -> Iterator[CountingProxy]:
     proxy = CountingProxy(upstream)
     # log_level critical: a cut watch aborts the proxied stream on purpose; uvicorn would log each one.
-    methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
-    app = Starlette(routes=[Route("/{path:path}", proxy.handle, methods=methods)])
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=proxy.port, log_level="critical", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not port_open("127.0.0.1", proxy.port) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
+    with serving(catch_all(proxy.handle), proxy.port, log_level="critical"):
         yield proxy
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @dataclass

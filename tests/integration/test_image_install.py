@@ -55,6 +55,21 @@ def clean_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+def run_in_image(
+    venv: Path, cwd: Path, program: str, *args: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Runs one of the image venv's programs as the image would (clean environment), output captured."""
+    return subprocess.run(
+        [str(venv / "bin" / program), *args],
+        cwd=cwd,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 @pytest.fixture(scope="session")
 def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """/app as the Dockerfile builds it, and a venv with its install line run there."""
@@ -77,15 +92,7 @@ def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     argv = dockerfile_install()
     assert argv[:2] == ["pip", "install"], argv
     # Appended options change how, not what, pip installs: no .pyc compilation (halves the time here).
-    done = subprocess.run(
-        [str(venv / "bin" / "pip"), *argv[1:], "--quiet", "--no-compile"],
-        cwd=app,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    done = run_in_image(venv, app, "pip", *argv[1:], "--quiet", "--no-compile", timeout=900)
     assert done.returncode == 0, f"`{' '.join(argv)}` failed:\n{done.stderr[-4000:]}"
     return venv
 
@@ -101,38 +108,14 @@ def test_every_copied_path_exists_and_the_install_line_names_extras_of_pyproject
 
 @pytest.mark.timeout(900)
 def test_help_runs_and_the_landscape_is_not_installed(image_venv: Path, tmp_path: Path) -> None:
-    done = subprocess.run(
-        [str(image_venv / "bin" / "apeiro"), "--help"],
-        cwd=tmp_path,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_in_image(image_venv, tmp_path, "apeiro", "--help")
     assert done.returncode == 0, done.stderr
     assert "worker" in done.stdout
-    probe = subprocess.run(
-        [str(image_venv / "bin" / "python"), "-c", "import landscape"],
-        cwd=tmp_path,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    probe = run_in_image(image_venv, tmp_path, "python", "-c", "import landscape")
     assert probe.returncode != 0 and "No module named 'landscape'" in probe.stderr, (
         "the image must ship the product only, but `import landscape` works in it"
     )
-    dev = subprocess.run(
-        [str(image_venv / "bin" / "apeiro"), "dev", "status"],
-        cwd=tmp_path,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    dev = run_in_image(image_venv, tmp_path, "apeiro", "dev", "status")
     assert dev.returncode == 2 and "landscape" in dev.stderr and "Traceback" not in dev.stderr, dev.stderr
 
 

@@ -3,58 +3,27 @@ parses JSON strictly (deep nesting, NaN, 1e400 give no json outputs instead of a
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from activities.core import CoreActivities
 from definitions.core_steps import HttpArgs
+from tests.hostile_http import DEEP_JSON, hostile_server
 
 BODIES = {
-    "/deep": b"[" * 100_000 + b"]" * 100_000,
+    "/deep": DEEP_JSON,
     "/nan": b'{"x": NaN}',
     "/huge-number": b'{"x": 1e400}',
     "/ok": b'{"x": 1}',
 }
 
 
-class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        if self.path in BODIES:
-            self.send_header("Content-Length", str(len(BODIES[self.path])))
-            self.end_headers()
-            self.wfile.write(BODIES[self.path])
-            return
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        chunk = b"x" * 65_000
-        frame = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
-        started = time.monotonic()
-        try:
-            while time.monotonic() - started < 60:
-                self.wfile.write(frame)
-        except OSError:
-            return
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def server() -> Iterator[str]:
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{srv.server_address[1]}"
-    finally:
-        srv.shutdown()
-        srv.server_close()
+    with hostile_server(BODIES.get, b"x" * 65_000) as url:
+        yield url
 
 
 async def test_endless_answer_is_cut_at_the_limit(server: str) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -35,6 +35,7 @@ from landscape.kubeapi.part import KubeApiServer
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("cluster")]
 
 NS = samples.PROJECT_NAMESPACE
+R = TypeVar("R")
 
 
 def garden(api: KubeApiServer) -> GardenRef:
@@ -89,16 +90,17 @@ def shoot_code(api: KubeApiServer, name: str) -> int:
     return httpx.get(f"{api.url}/apis/core.gardener.cloud/v1beta1/namespaces/{NS}/shoots/{name}").status_code
 
 
-async def create(client: Client, queue: str, api: KubeApiServer, name: str, **kw: Any) -> ClusterCreateResult:
-    inp = ClusterCreateInput(cluster=kw.pop("cluster", None) or spec(name), garden=garden(api), **kw)
-    result: ClusterCreateResult = await client.execute_workflow(
-        "ClusterCreateWorkflow",
-        inp,
-        id=f"create-{name}-{uuid.uuid4().hex[:4]}",
-        task_queue=queue,
-        result_type=ClusterCreateResult,
+async def execute(client: Client, queue: str, workflow: str, inp: Any, result_type: type[R], run: str) -> R:
+    """Runs ``workflow`` to its result under a fresh id starting with ``run``."""
+    result: R = await client.execute_workflow(
+        workflow, inp, id=f"{run}-{uuid.uuid4().hex[:4]}", task_queue=queue, result_type=result_type
     )
     return result
+
+
+async def create(client: Client, queue: str, api: KubeApiServer, name: str, **kw: Any) -> ClusterCreateResult:
+    inp = ClusterCreateInput(cluster=kw.pop("cluster", None) or spec(name), garden=garden(api), **kw)
+    return await execute(client, queue, "ClusterCreateWorkflow", inp, ClusterCreateResult, f"create-{name}")
 
 
 def failure(exc: pytest.ExceptionInfo[WorkflowFailureError]) -> ApplicationError:
@@ -201,14 +203,7 @@ async def test_api_server_503_for_a_while_and_cut_watch(
 
 async def upgrade(client: Client, queue: str, api: KubeApiServer, name: str, **kw: Any) -> ClusterUpgradeResult:
     inp = ClusterUpgradeInput(name=name, project_namespace=NS, garden=garden(api), **kw)
-    result: ClusterUpgradeResult = await client.execute_workflow(
-        "ClusterUpgradeWorkflow",
-        inp,
-        id=f"upgrade-{name}-{uuid.uuid4().hex[:4]}",
-        task_queue=queue,
-        result_type=ClusterUpgradeResult,
-    )
-    return result
+    return await execute(client, queue, "ClusterUpgradeWorkflow", inp, ClusterUpgradeResult, f"upgrade-{name}")
 
 
 async def test_upgrade_two_minors_with_images_and_conflicts(

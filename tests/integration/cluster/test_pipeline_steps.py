@@ -11,7 +11,6 @@ import httpx
 import pytest
 import yaml
 from temporalio.client import Client
-from temporalio.worker import Worker
 
 import definitions.cluster  # noqa: F401  (registers the cluster step types; the catalog does it after merge)
 from definitions import queues
@@ -19,8 +18,7 @@ from definitions.catalog import load_catalog
 from definitions.runs import PipelineRequest, PipelineResult, RunState
 from definitions.validate import validate_definition
 from landscape.kubeapi.part import KubeApiServer
-from workers.queues import contents_for
-from workers.worker import workflow_runner
+from workers.worker import build_workers
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("cluster")]
 
@@ -49,22 +47,7 @@ async def engine_workers(
     dev_client: Client, garden_api: KubeApiServer, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[None]:
     monkeypatch.setenv("APEIRO_GARDEN_KUBECONFIG", garden_api.endpoints["kubeconfig"])
-    workers = []
-    for queue in (queues.PIPELINE, queues.GARDENER):
-        c = contents_for(queue) if queue == queues.PIPELINE else None
-        if c is None:
-            from workers.gardener import contents
-
-            c = contents()
-        workers.append(
-            Worker(
-                dev_client,
-                task_queue=queue,
-                workflows=list(c.workflows),
-                activities=list(c.activities),
-                workflow_runner=workflow_runner(),
-            )
-        )
+    workers = build_workers(dev_client, [queues.PIPELINE, queues.GARDENER])
     for w in workers:
         await w.__aenter__()
     try:

@@ -11,15 +11,12 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client
-from temporalio.worker import Worker
 
 from activities.ocm.oci import Credentials, RegistryClient
-from activities.ocm.transport import ACTIVITIES
 from landscape.ocm_example import push_example
 from landscape.registry import RegistryPart
+from tests.integration.ocm.slow_worker import transport_worker
 from tests.unit.ocm.helpers import key_pem, new_key, pub_pem
-from workers.worker import workflow_runner
-from workflows.transport import ComponentTransportWorkflow
 
 
 @dataclass
@@ -83,11 +80,5 @@ def target_url(registries: Registries) -> str:
 
 @pytest.fixture
 async def ocm_worker(dev_client: Client, task_queue: str) -> AsyncIterator[str]:
-    async with Worker(
-        dev_client,
-        task_queue=task_queue,
-        workflows=[ComponentTransportWorkflow],
-        activities=list(ACTIVITIES),
-        workflow_runner=workflow_runner(),
-    ):
+    async with transport_worker(dev_client, task_queue):
         yield task_queue

@@ -10,21 +10,16 @@ stands and send the chunk again.
 from __future__ import annotations
 
 import re
-import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import uvicorn
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from landscape.process import port_open
 from tests.integration.ocm.faulty_proxy import FaultyProxy
+from tests.proxy_support import catch_all, serving
 
 UPLOAD = re.compile(r"^/v2/(?P<repo>.+)/blobs/uploads/(?P<uid>[^/]+)$")
 
@@ -70,22 +65,12 @@ class DroppingProxy(FaultyProxy):
 @contextmanager
 def dropping_proxy(upstream: str, ca_bundle: str | None = None, **kw: Any) -> Iterator[DroppingProxy]:
     proxy = DroppingProxy(upstream, ca_bundle, **kw)
-    methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
-    inner = Starlette(routes=[Route("/{path:path}", proxy.handle, methods=methods)])
+    inner = catch_all(proxy.handle)
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         # uvicorn's send is a method of the connection's request cycle: its transport is what we abort.
         scope["apeiro.transport"] = getattr(getattr(send, "__self__", None), "transport", None)
         await inner(scope, receive, send)
 
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=proxy.port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not port_open("127.0.0.1", proxy.port) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
+    with serving(app, proxy.port):
         yield proxy
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import ssl
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 
 import httpx
-import uvicorn
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
 
-from landscape.process import free_port, port_open
-
-HOP = {"host", "content-length", "transfer-encoding", "connection", "keep-alive"}
+from landscape.process import free_port
+from tests.proxy_support import HOP, catch_all, serving
 
 
 class FaultyProxy:
@@ -65,16 +59,5 @@ class FaultyProxy:
 @contextmanager
 def faulty_proxy(upstream: str, ca_bundle: str | None = None, every: int = 3) -> Iterator[FaultyProxy]:
     proxy = FaultyProxy(upstream, ca_bundle, every)
-    methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
-    app = Starlette(routes=[Route("/{path:path}", proxy.handle, methods=methods)])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=proxy.port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not port_open("127.0.0.1", proxy.port) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
+    with serving(catch_all(proxy.handle), proxy.port):
         yield proxy
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)

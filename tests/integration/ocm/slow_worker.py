@@ -18,6 +18,17 @@ from workers.worker import workflow_runner
 from workflows.transport import ComponentTransportWorkflow
 
 
+def transport_worker(client: Client, queue: str) -> Worker:
+    """The transport workflow and the real `ocm` activities on ``queue`` (enter it with ``async with``)."""
+    return Worker(
+        client,
+        task_queue=queue,
+        workflows=[ComponentTransportWorkflow],
+        activities=list(ACTIVITIES),
+        workflow_runner=workflow_runner(),
+    )
+
+
 async def main(address: str, queue: str, delay: float) -> None:
     original = oci.RegistryClient.upload_chunk
 
@@ -28,13 +39,7 @@ async def main(address: str, queue: str, delay: float) -> None:
 
     oci.RegistryClient.upload_chunk = slow  # type: ignore[method-assign]
     client = await Client.connect(address, data_converter=data_converter())
-    async with Worker(
-        client,
-        task_queue=queue,
-        workflows=[ComponentTransportWorkflow],
-        activities=list(ACTIVITIES),
-        workflow_runner=workflow_runner(),
-    ):
+    async with transport_worker(client, queue):
         print("ready", flush=True)
         await asyncio.Event().wait()
 

@@ -12,16 +12,13 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client
-from temporalio.worker import Worker
 
 from activities.ocm.layout import RepoBase
-from activities.ocm.transport import ACTIVITIES
 from definitions.ocm import ComponentVersionRef, RepositorySpec, TransportInput, TransportResult
 from landscape import ocm_example as ex
 from landscape.landscape import Landscape
 from tests.integration.ocm.conftest import Registries
-from workers.worker import workflow_runner
-from workflows.transport import ComponentTransportWorkflow
+from tests.integration.ocm.slow_worker import transport_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("ocm-registries")]
 
@@ -96,13 +93,7 @@ async def test_worker_killed_mid_blob_resumes(
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
-    async with Worker(
-        dev_client,
-        task_queue=task_queue,
-        workflows=[ComponentTransportWorkflow],
-        activities=list(ACTIVITIES),
-        workflow_runner=workflow_runner(),
-    ):
+    async with transport_worker(dev_client, task_queue):
         result = await handle.result()
     version = result.versions[0]
     assert version.outcome == "copied"

@@ -23,6 +23,7 @@ from definitions.ocm import (
 )
 from landscape import ocm_example as ex
 from tests.integration.ocm.conftest import Registries
+from tests.unit.ocm.helpers import descriptor
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("ocm-registries")]
 
@@ -179,20 +180,8 @@ async def test_missing_component_reference(
 ) -> None:
     src = RepoBase.parse(example)
     async with registries.source_client() as c:
-        desc = {
-            "meta": {"schemaVersion": "v2"},
-            "component": {
-                "name": "example.apeiro.dev/orphan",
-                "version": "0.1.0",
-                "provider": "apeiro",
-                "repositoryContexts": [],
-                "sources": [],
-                "resources": [],
-                "componentReferences": [
-                    {"name": "gone", "componentName": "example.apeiro.dev/gone", "version": "9.9.9"}
-                ],
-            },
-        }
+        gone = {"name": "gone", "componentName": "example.apeiro.dev/gone", "version": "9.9.9"}
+        desc = descriptor("example.apeiro.dev/orphan", "0.1.0", "apeiro", componentReferences=[gone])
         await write_version(c, src, desc, [])
     err = await fails_with(
         dev_client,
@@ -230,46 +219,23 @@ async def test_source_signature_wrong_key_and_tampered(
         await write_version(c, src, signed, sv.blob_layers)
     url = f"{registries.source.url}/{src.prefix}"
     base_only = [ComponentVersionRef(name=ex.BASE, version=ex.VERSION)]
-    ok = await run(
-        dev_client,
-        ocm_worker,
-        transport_input(
-            registries,
-            url,
-            target_url,
-            components=base_only,
-            verify=[VerifySpec(name="release", public_key_ref=f"file:{registries.keys / 'site.pub'}")],
-        ),
-    )
+
+    def verified(target: str, public_key: str) -> TransportInput:
+        key_ref = f"file:{registries.keys / public_key}"
+        return transport_input(
+            registries, url, target, components=base_only, verify=[VerifySpec(name="release", public_key_ref=key_ref)]
+        )
+
+    ok = await run(dev_client, ocm_worker, verified(target_url, "site.pub"))
     assert ok.versions[0].outcome == "copied"
-    err = await fails_with(
-        dev_client,
-        ocm_worker,
-        transport_input(
-            registries,
-            url,
-            f"{target_url}-2",
-            components=base_only,
-            verify=[VerifySpec(name="release", public_key_ref=f"file:{registries.keys / 'other.pub'}")],
-        ),
-    )
+    err = await fails_with(dev_client, ocm_worker, verified(f"{target_url}-2", "other.pub"))
     assert err.type == "SignatureInvalid" and "wrong key" in str(err)
     # tamper: change a signed field after signing
     async with registries.source_client() as c:
         tampered = json.loads(json.dumps(signed))
         tampered["component"]["provider"] = "mallory"
         await write_version(c, src, tampered, sv.blob_layers)
-    err = await fails_with(
-        dev_client,
-        ocm_worker,
-        transport_input(
-            registries,
-            url,
-            f"{target_url}-3",
-            components=base_only,
-            verify=[VerifySpec(name="release", public_key_ref=f"file:{registries.keys / 'site.pub'}")],
-        ),
-    )
+    err = await fails_with(dev_client, ocm_worker, verified(f"{target_url}-3", "site.pub"))
     assert err.type == "SignatureInvalid" and "digest mismatch" in str(err)
 
 
@@ -296,15 +262,31 @@ async def test_tampered_blob_digest(
     assert err.type == "DigestMismatch" and "tampered" in str(err)
 
 
-async def test_unknown_normalisation_for_signing(
-    dev_client: Client, ocm_worker: str, registries: Registries, example: str, target_url: str
+@pytest.mark.parametrize(
+    ("field", "value", "error", "says"),
+    [
+        ("normalisation", "jsonNormalisation/v9", "UnknownNormalisation", "jsonNormalisation/v9"),
+        ("private_key_ref", "env:APEIRO_TEST_NO_SUCH_KEY", "SecretUnavailable", "APEIRO_TEST_NO_SUCH_KEY"),
+    ],
+)
+async def test_unusable_signing_fails_before_copying(
+    dev_client: Client,
+    ocm_worker: str,
+    registries: Registries,
+    example: str,
+    target_url: str,
+    field: str,
+    value: str,
+    error: str,
+    says: str,
 ) -> None:
+    """An unknown normalisation or a signing key that cannot be read fails while planning: nothing is copied."""
     inp = transport_input(registries, example, target_url)
     assert inp.sign is not None
-    inp.sign.normalisation = "jsonNormalisation/v9"
+    setattr(inp.sign, field, value)
     err = await fails_with(dev_client, ocm_worker, inp)
-    assert err.type == "UnknownNormalisation"
-    async with registries.site_client() as site:  # failed while planning: nothing was copied
+    assert err.type == error and says in str(err)
+    async with registries.site_client() as site:
         assert await site.head_manifest(f"{RepoBase.parse(target_url).prefix}/images/edge-app", "1.0.0") is None
 
 
@@ -368,18 +350,6 @@ async def test_history_replays_deterministically(
     )
     replay = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert replay.replay_failure is None
-
-
-async def test_missing_signing_key_fails_before_copying(
-    dev_client: Client, ocm_worker: str, registries: Registries, example: str, target_url: str
-) -> None:
-    inp = transport_input(registries, example, target_url)
-    assert inp.sign is not None
-    inp.sign.private_key_ref = "env:APEIRO_TEST_NO_SUCH_KEY"
-    err = await fails_with(dev_client, ocm_worker, inp)
-    assert err.type == "SecretUnavailable" and "APEIRO_TEST_NO_SUCH_KEY" in str(err)
-    async with registries.site_client() as site:
-        assert await site.head_manifest(f"{RepoBase.parse(target_url).prefix}/images/edge-app", "1.0.0") is None
 
 
 async def test_same_registry_mounts_instead_of_copying(

@@ -13,7 +13,6 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -23,7 +22,7 @@ from definitions import queues
 from landscape.process import free_port
 from landscape.temporal import TemporalDevServer, dev_server_path
 from tests.integration.reliability.conftest import REPO, child_env
-from tests.support import pipeline
+from tests.support import json_objects, pipeline
 from workers.cli.pipeline import start_pipeline
 from workers.config import data_converter
 from workers.worker import build_workers
@@ -60,20 +59,11 @@ def export_history(server: TemporalDevServer, workflow_id: str, *extra: str) -> 
 
 def payload_texts(exported: str) -> str:
     """Every payload's data, base64-decoded, joined: what a reader of the export can see."""
-    found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if isinstance(node.get("data"), str) and "metadata" in node:
-                found.append(base64.b64decode(node["data"]).decode(errors="replace"))
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(json.loads(exported))
-    return "\n".join(found)
+    return "\n".join(
+        base64.b64decode(node["data"]).decode(errors="replace")
+        for node in json_objects(json.loads(exported))
+        if isinstance(node.get("data"), str) and "metadata" in node
+    )
 
 
 async def run_echo(client: Client, value: str) -> str:

@@ -3,7 +3,6 @@ metal-operator reports on; claims bind, power and release servers; failures show
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from landscape.landscape import Landscape
 from landscape.redfish import RedfishEmulator
 from tests.integration.server.test_ironcore_kubeapi import upstream_metal_crds
 from tests.server_fixtures import BMC_PASSWORD, emulator_landscape
+from tests.support import poll_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("metal-operator")]
 
@@ -62,12 +62,7 @@ def bmc_a(api: httpx.Client, land: Landscape) -> list[dict[str, Any]]:
 
 
 def wait_for(fetch: Callable[[], Any], check: Callable[[Any], bool], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if check(value) or time.monotonic() > deadline:
-            return value
-        time.sleep(0.2)
+    return poll_until(fetch, check, timeout, interval=0.2)
 
 
 def emulator(land: Landscape) -> RedfishEmulator:

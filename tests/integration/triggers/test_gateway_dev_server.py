@@ -22,18 +22,14 @@ from landscape.landscape import Landscape
 from landscape.process import free_port
 from tests.triggers_support import (
     BOOT_QUEUE,
-    ENV,
     alert_payload,
+    asgi_client,
     bearer,
     cloud_event,
-    gateway_config,
-    library,
+    gateway_app,
     registry_envelope,
     signed,
-    write_definitions,
 )
-from triggers.app import create_app
-from triggers.dispatch import LibraryCache, Planner
 from triggers.temporal import TemporalConnection
 from workers.config import TemporalSettings
 from workers.worker import build_workers
@@ -61,19 +57,13 @@ class BootWaitWorkflow:
 
 @pytest.fixture
 async def gw(dev_client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
-    for k, v in ENV.items():
-        monkeypatch.setenv(k, v)
-    app = create_app(
-        gateway_config(),
-        temporal=TemporalConnection(client=dev_client),
-        planner=Planner(LibraryCache(library(write_definitions(tmp_path)))),
-    )
+    app = gateway_app(tmp_path, monkeypatch, TemporalConnection(client=dev_client))
     workers = build_workers(dev_client, [queues.PIPELINE])
     boot_worker = Worker(dev_client, task_queue=BOOT_QUEUE, workflows=[BootWaitWorkflow])
     async with (
         workers[0],
         boot_worker,
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client,
+        asgi_client(app) as client,
     ):
         yield client
 
@@ -208,15 +198,11 @@ async def test_boot_callbacks_signal_with_start(gw: httpx.AsyncClient, dev_clien
 async def test_unreachable_temporal_then_retry_succeeds(
     dev_landscape: Landscape, dev_client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for k, v in ENV.items():
-        monkeypatch.setenv(k, v)
     target = {"address": f"127.0.0.1:{free_port()}"}
     conn = TemporalConnection(lambda: TemporalSettings(address=target["address"]))
-    app = create_app(
-        gateway_config(), temporal=conn, planner=Planner(LibraryCache(library(write_definitions(tmp_path))))
-    )
+    app = gateway_app(tmp_path, monkeypatch, conn)
     req = signed({"inputs": {"message": "later"}, "eventId": "outage-1"})
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as gw:
+    async with asgi_client(app) as gw:
         down = await gw.post("/hooks/pipelines/hook-echo", **req)
         assert down.status_code == 503 and down.headers["retry-after"]
         target["address"] = dev_landscape.part("temporal").endpoints["address"]

@@ -16,9 +16,7 @@ from landscape.landscape import Landscape
 from landscape.process import free_port
 from landscape.temporal import TemporalDevServer
 from tests.integration.conftest import REPO, cli_env
-from tests.triggers_support import ENV, gateway_config, library, signed, write_definitions
-from triggers.app import create_app
-from triggers.dispatch import LibraryCache, Planner
+from tests.triggers_support import ENV, asgi_client, gateway_app, signed, write_definitions
 from triggers.temporal import TemporalConnection
 from workers.config import TemporalSettings
 
@@ -32,27 +30,18 @@ routes:
 """
 
 
+def serve_argv(config: Path, port: int) -> list[str]:
+    """`apeiro webhook serve` as an operator runs it."""
+    return [sys.executable, "-m", "workers.cli", "webhook", "serve", "--config", str(config), "--port", str(port)]
+
+
 @pytest.fixture
 def served(dev_landscape: Landscape, tmp_path: Path) -> Iterator[str]:
     (tmp_path / "gw.yaml").write_text(CONFIG)
     port = free_port()
     env = cli_env(dev_landscape, APEIRO_DEFINITIONS=str(write_definitions(tmp_path)), **ENV)
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "workers.cli",
-            "webhook",
-            "serve",
-            "--config",
-            str(tmp_path / "gw.yaml"),
-            "--port",
-            str(port),
-        ],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        serve_argv(tmp_path / "gw.yaml", port), env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -88,23 +77,7 @@ def test_serve_refuses_a_config_whose_keys_do_not_resolve(dev_landscape: Landsca
     (tmp_path / "gw.yaml").write_text(CONFIG.replace("T_HOOK_KEY", "T_NOT_SET_ANYWHERE"))
     env = cli_env(dev_landscape)
     res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "workers.cli",
-            "webhook",
-            "serve",
-            "--config",
-            str(tmp_path / "gw.yaml"),
-            "--port",
-            str(free_port()),
-        ],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+        serve_argv(tmp_path / "gw.yaml", free_port()), env=env, cwd=REPO, capture_output=True, text=True, timeout=60
     )
     assert res.returncode == 1 and "T_NOT_SET_ANYWHERE is not set" in res.stderr
 
@@ -112,19 +85,13 @@ def test_serve_refuses_a_config_whose_keys_do_not_resolve(dev_landscape: Landsca
 async def test_temporal_going_down_gives_503_and_the_retry_after_restart_succeeds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for k, v in ENV.items():
-        monkeypatch.setenv(k, v)
     port = free_port()
     server = TemporalDevServer(port=port, headless=True, persistent=True)
     server.start(tmp_path / "temporal")
     settings = TemporalSettings(address=f"127.0.0.1:{port}")
-    app = create_app(
-        gateway_config(),
-        temporal=TemporalConnection(lambda: settings),
-        planner=Planner(LibraryCache(library(write_definitions(tmp_path)))),
-    )
+    app = gateway_app(tmp_path, monkeypatch, TemporalConnection(lambda: settings))
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as gw:
+        async with asgi_client(app) as gw:
             first = await gw.post("/hooks/pipelines/hook-echo", **signed({"inputs": {"message": "a"}, "eventId": "a"}))
             assert first.status_code == 202, first.text
             server.stop()

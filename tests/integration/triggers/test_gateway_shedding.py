@@ -14,9 +14,7 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from tests.triggers_support import ENV, gateway_config, library, signed, write_definitions
-from triggers.app import create_app
-from triggers.dispatch import LibraryCache, Planner
+from tests.triggers_support import asgi_client, gateway_app, signed
 from triggers.temporal import TemporalConnection
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("triggers-dev")]
@@ -24,15 +22,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("triggers-dev")]
 
 @pytest.fixture
 async def gw(dev_client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
-    for k, v in ENV.items():
-        monkeypatch.setenv(k, v)
-    app = create_app(
-        gateway_config(),
-        temporal=TemporalConnection(client=dev_client),
-        planner=Planner(LibraryCache(library(write_definitions(tmp_path)))),
-        max_in_flight=3,
-    )
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw", timeout=30) as c:
+    app = gateway_app(tmp_path, monkeypatch, TemporalConnection(client=dev_client), max_in_flight=3)
+    async with asgi_client(app, timeout=30) as c:
         yield c
 
 

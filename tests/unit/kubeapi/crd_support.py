@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,11 @@ from tests.server_fixtures import shared_testdata
 REPO = Path(__file__).resolve().parents[3]
 OWN_CRDS = REPO / "landscape" / "crds"
 TABLE = "application/json;as=Table;g=meta.k8s.io;v=v1"
+MERGE = {"content-type": "application/merge-patch+json"}
+
+#: A parity case: (plural, object to create, merge patch or status to write).
+Case = tuple[str, dict[str, Any], dict[str, Any]]
+Servers = tuple[TestClient, TestClient]
 
 
 def upstream_crds(project: str) -> Path:
@@ -38,3 +45,20 @@ def collection(api_version: str, plural: str, namespace: str | None = "default")
 
 def causes(body: dict[str, Any]) -> list[tuple[str, str]]:
     return sorted((c.get("field", ""), c.get("reason", "")) for c in (body.get("details") or {}).get("causes") or [])
+
+
+def case_ids(cases: list[Case]) -> list[str]:
+    return [body["metadata"]["name"] for _, body, _ in cases]
+
+
+def create_then_patch(
+    servers: Servers, url: str, body: dict[str, Any], patch: dict[str, Any], answer: Callable[[Any], Any], sub: str = ""
+) -> list[Any]:
+    """Creates ``body`` at ``url`` on both servers, merge-patches it (or its ``sub``resource, e.g.
+    "/status") and returns each server's answer, ours first, for the parity tests to compare."""
+    results = []
+    for c in servers:
+        assert c.post(url, json=body).status_code == 201
+        name = body["metadata"]["name"]
+        results.append(answer(c.patch(f"{url}/{name}{sub}", content=json.dumps(patch), headers=MERGE)))
+    return results

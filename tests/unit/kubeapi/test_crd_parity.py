@@ -8,7 +8,6 @@ upstream sample is applied unchanged.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +15,18 @@ import pytest
 import yaml
 from starlette.testclient import TestClient
 
-from tests.unit.kubeapi.crd_support import OWN_CRDS, causes, client, collection, upstream_crds
+from tests.unit.kubeapi.crd_support import (
+    OWN_CRDS,
+    Servers,
+    case_ids,
+    causes,
+    client,
+    collection,
+    create_then_patch,
+    upstream_crds,
+)
 
 API = "konfidence.cloud/v1alpha1"
-MERGE = {"content-type": "application/merge-patch+json"}
 VECTOR = "registry.example/ocm//example.org/app:1.2.0"
 NOW = "2026-01-02T03:04:05Z"
 
@@ -156,52 +163,36 @@ def answer(r: Any) -> tuple[int, list[tuple[str, str]], Any]:
 
 
 @pytest.mark.parametrize(("plural", "body"), CREATES, ids=[f"{p}-{b['metadata']['name']}" for p, b in CREATES])
-def test_creates_agree(servers: tuple[TestClient, TestClient], plural: str, body: dict[str, Any]) -> None:
+def test_creates_agree(servers: Servers, plural: str, body: dict[str, Any]) -> None:
     ours, upstream = (answer(c.post(collection(API, plural), json=body)) for c in servers)
     assert ours == upstream
 
 
-@pytest.mark.parametrize(("plural", "body", "patch"), UPDATES, ids=[b["metadata"]["name"] for _, b, _ in UPDATES])
-def test_updates_agree(
-    servers: tuple[TestClient, TestClient], plural: str, body: dict[str, Any], patch: dict[str, Any]
-) -> None:
-    results = []
-    for c in servers:
-        assert c.post(collection(API, plural), json=body).status_code == 201
-        results.append(
-            answer(
-                c.patch(
-                    f"{collection(API, plural)}/{body['metadata']['name']}", content=json.dumps(patch), headers=MERGE
-                )
-            )
-        )
-    assert results[0] == results[1]
+def status_answer(r: Any) -> tuple[int, list[tuple[str, str]], Any, list[str]]:
+    body = r.json()
+    return (
+        r.status_code,
+        causes(body),
+        body.get("status") if r.status_code < 300 else None,
+        sorted(r.headers.get_list("warning")),
+    )
 
 
-@pytest.mark.parametrize(("plural", "body", "status"), STATUSES, ids=[b["metadata"]["name"] for _, b, _ in STATUSES])
-def test_status_writes_agree(
-    servers: tuple[TestClient, TestClient], plural: str, body: dict[str, Any], status: dict[str, Any]
-) -> None:
-    results = []
-    for c in servers:
-        assert c.post(collection(API, plural), json=body).status_code == 201
-        r = c.patch(
-            f"{collection(API, plural)}/{body['metadata']['name']}/status",
-            content=json.dumps({"status": status}),
-            headers=MERGE,
-        )
-        results.append(
-            (
-                r.status_code,
-                causes(r.json()),
-                r.json().get("status") if r.status_code < 300 else None,
-                sorted(r.headers.get_list("warning")),
-            )
-        )
-    assert results[0] == results[1]
+@pytest.mark.parametrize(("plural", "body", "patch"), UPDATES, ids=case_ids(UPDATES))
+def test_updates_agree(servers: Servers, plural: str, body: dict[str, Any], patch: dict[str, Any]) -> None:
+    ours, upstream = create_then_patch(servers, collection(API, plural), body, patch, answer)
+    assert ours == upstream
 
 
-def test_the_corpus_has_both_outcomes(servers: tuple[TestClient, TestClient]) -> None:
+@pytest.mark.parametrize(("plural", "body", "status"), STATUSES, ids=case_ids(STATUSES))
+def test_status_writes_agree(servers: Servers, plural: str, body: dict[str, Any], status: dict[str, Any]) -> None:
+    ours, upstream = create_then_patch(
+        servers, collection(API, plural), body, {"status": status}, status_answer, "/status"
+    )
+    assert ours == upstream
+
+
+def test_the_corpus_has_both_outcomes(servers: Servers) -> None:
     """Guard against a corpus that only ever agrees because everything passes (or fails)."""
     codes = {
         answer(

@@ -8,16 +8,23 @@ causes (field, reason), stored bodies and pruning warnings must agree.
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
-from tests.unit.kubeapi.crd_support import OWN_CRDS, causes, client, collection, upstream_crds
+from tests.unit.kubeapi.crd_support import (
+    OWN_CRDS,
+    Servers,
+    case_ids,
+    causes,
+    client,
+    collection,
+    create_then_patch,
+    upstream_crds,
+)
 
 API = "metal.ironcore.dev/v1alpha1"
-MERGE = {"content-type": "application/merge-patch+json"}
 NOW = "2026-01-02T03:04:05Z"
 PROTO = {"name": "Redfish", "port": 8000, "scheme": "http"}
 BMC = {
@@ -145,44 +152,24 @@ def answer(r: Any) -> tuple[int, list[tuple[str, str]], Any, list[str]]:
 
 
 @pytest.mark.parametrize(("plural", "body"), CREATES, ids=[f"{p}-{b['metadata']['name']}" for p, b in CREATES])
-def test_creates_agree(servers: tuple[TestClient, TestClient], plural: str, body: dict[str, Any]) -> None:
+def test_creates_agree(servers: Servers, plural: str, body: dict[str, Any]) -> None:
     ours, upstream = (answer(c.post(url(plural), json=body)) for c in servers)
     assert ours == upstream
 
 
-@pytest.mark.parametrize(("plural", "body", "patch"), UPDATES, ids=[b["metadata"]["name"] for _, b, _ in UPDATES])
-def test_updates_agree(
-    servers: tuple[TestClient, TestClient], plural: str, body: dict[str, Any], patch: dict[str, Any]
-) -> None:
-    results = []
-    for c in servers:
-        assert c.post(url(plural), json=body).status_code == 201
-        results.append(
-            answer(c.patch(f"{url(plural)}/{body['metadata']['name']}", content=json.dumps(patch), headers=MERGE))
-        )
-    assert results[0] == results[1]
+@pytest.mark.parametrize(("plural", "body", "patch"), UPDATES, ids=case_ids(UPDATES))
+def test_updates_agree(servers: Servers, plural: str, body: dict[str, Any], patch: dict[str, Any]) -> None:
+    ours, upstream = create_then_patch(servers, url(plural), body, patch, answer)
+    assert ours == upstream
 
 
-@pytest.mark.parametrize(("plural", "body", "status"), STATUSES, ids=[b["metadata"]["name"] for _, b, _ in STATUSES])
-def test_status_writes_agree(
-    servers: tuple[TestClient, TestClient], plural: str, body: dict[str, Any], status: dict[str, Any]
-) -> None:
-    results = []
-    for c in servers:
-        assert c.post(url(plural), json=body).status_code == 201
-        results.append(
-            answer(
-                c.patch(
-                    f"{url(plural)}/{body['metadata']['name']}/status",
-                    content=json.dumps({"status": status}),
-                    headers=MERGE,
-                )
-            )
-        )
-    assert results[0] == results[1]
+@pytest.mark.parametrize(("plural", "body", "status"), STATUSES, ids=case_ids(STATUSES))
+def test_status_writes_agree(servers: Servers, plural: str, body: dict[str, Any], status: dict[str, Any]) -> None:
+    ours, upstream = create_then_patch(servers, url(plural), body, {"status": status}, answer, "/status")
+    assert ours == upstream
 
 
-def test_the_corpus_has_both_outcomes(servers: tuple[TestClient, TestClient]) -> None:
+def test_the_corpus_has_both_outcomes(servers: Servers) -> None:
     upstream = client(upstream_crds("metal-operator"))
     codes = {upstream.post(url(p), json=b).status_code for p, b in CREATES}
     assert codes >= {201, 422}

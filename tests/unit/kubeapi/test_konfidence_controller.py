@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 
 from landscape.konfidence import fnv
 from landscape.kubeapi.app import build_server, make_app
+from tests.support import poll_until
 
 BASE = "/apis/konfidence.cloud/v1alpha1/namespaces/default"
 MERGE = {"content-type": "application/merge-patch+json"}
@@ -33,12 +34,7 @@ def api() -> Iterator[TestClient]:
 
 
 def wait_for(fetch: Callable[[], Any], check: Callable[[Any], bool], timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if check(value) or time.monotonic() > deadline:
-            return value
-        time.sleep(0.02)
+    return poll_until(fetch, check, timeout, interval=0.02)
 
 
 def stage(api: TestClient, name: str = "dev") -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -81,3 +82,12 @@ def make_cert(
 
 def cert_pem(*certs: x509.Certificate) -> bytes:
     return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
+
+
+def descriptor(name: str, version: str, provider: str, **component: Any) -> dict[str, Any]:
+    """An OCM v2 component descriptor with every list empty unless given in ``component``."""
+    lists: dict[str, Any] = {"repositoryContexts": [], "sources": [], "componentReferences": [], "resources": []}
+    return {
+        "meta": {"schemaVersion": "v2"},
+        "component": {"name": name, "version": version, "provider": provider, **lists, **component},
+    }

@@ -5,10 +5,8 @@ descriptor is a clean error, never a RecursionError that Temporal would retry.""
 from __future__ import annotations
 
 import resource
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -17,46 +15,19 @@ from activities.bounded import MAX_MANIFEST_BYTES
 from activities.ocm.errors import InvalidDescriptor
 from activities.ocm.normalise import load_descriptor_data
 from activities.ocm.oci import RegistryClient, RemoteDataRejected
-
-
-class _Endless(BaseHTTPRequestHandler):
-    """Serves an endless (chunked) manifest, or one nested 100,000 deep."""
-
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
-        if "deep" in self.path:
-            body = b'{"layers": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        chunk = b'{"a": "' + b"x" * 65_000 + b'", '
-        frame = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
-        started = time.monotonic()
-        try:
-            while time.monotonic() - started < 60:  # endless for the client; bounded for the test
-                self.wfile.write(frame)
-        except (OSError, BrokenPipeError, ConnectionResetError):
-            return
-
-    def log_message(self, *args: object) -> None:
-        pass
+from tests.hostile_http import hostile_server
 
 
 @pytest.fixture
 def registry() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Endless)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    """Serves an endless (chunked) manifest, or one nested 100,000 deep."""
+    deep = b'{"layers": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with hostile_server(
+        lambda path: deep if "deep" in path else None,
+        chunk=b'{"a": "' + b"x" * 65_000 + b'", ',
+        content_type="application/vnd.oci.image.manifest.v1+json",
+    ) as url:
+        yield url
 
 
 def _rss_mib() -> float:

@@ -52,20 +52,13 @@ def test_sign_then_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     (tmp_path / "k.pub").write_bytes(pub_pem(KEY))
     (tmp_path / "other.pub").write_bytes(pub_pem(new_key()))
     out = tmp_path / "signed.yaml"
-    assert (
-        run(
-            "ocm",
-            "sign",
-            str(src),
-            "--private-key",
-            str(tmp_path / "k.pem"),
-            "--name",
-            "acme",
-            "-o",
-            str(out),
+
+    def sign(name: str, *options: str) -> int:
+        return run(
+            "ocm", "sign", str(src), "--private-key", str(tmp_path / "k.pem"), "--name", name, *options, "-o", str(out)
         )
-        == 0
-    )
+
+    assert sign("acme") == 0
     assert run("ocm", "verify", str(out), "--public-key", str(tmp_path / "k.pub"), "--name", "acme") == 0
     assert "valid" in capsys.readouterr().out
     assert run("ocm", "verify", str(out), "--public-key", str(tmp_path / "other.pub")) == 1
@@ -74,22 +67,7 @@ def test_sign_then_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     tampered.write_text(out.read_text().replace("ocm.software/ocmcli", "evil.org/ocmcli"))
     assert run("ocm", "verify", str(tampered), "--public-key", str(tmp_path / "k.pub")) == 1
     assert "digest mismatch" in capsys.readouterr().err
-    assert (
-        run(
-            "ocm",
-            "sign",
-            str(src),
-            "--private-key",
-            str(tmp_path / "k.pem"),
-            "--name",
-            "p1",
-            "--algorithm",
-            "RSASSA-PKCS1-V1_5",
-            "-o",
-            str(out),
-        )
-        == 0
-    )
+    assert sign("p1", "--algorithm", "RSASSA-PKCS1-V1_5") == 0
     assert run("ocm", "verify", str(out), "--public-key", str(tmp_path / "k.pub"), "--name", "p1", "--strict") == 0
 
 

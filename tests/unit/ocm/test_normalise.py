@@ -9,7 +9,7 @@ import pytest
 from activities.ocm import normalise as norm
 from activities.ocm.errors import InvalidDescriptor, UnknownNormalisation
 from definitions.ocm import ComponentDescriptor
-from tests.unit.ocm.helpers import vectors_dir
+from tests.unit.ocm.helpers import descriptor, vectors_dir
 
 CASES = [
     ("jsonNormalisation-v3-conformance-01", "expected.json", norm.JSON_V3),
@@ -88,31 +88,17 @@ topLevelUnknown: true
 
 
 def test_normalisation_drops_what_ocm_drops() -> None:
+    resource = {
+        "name": "n",
+        "version": "1",
+        "type": "t",
+        "relation": "external",
+        "access": {"type": "none"},
+        "digest": {"hashAlgorithm": "SHA-256", "normalisationAlgorithm": "genericBlobDigest/v1", "value": "00"},
+        "srcRefs": [{"identitySelector": {"name": "s"}}],
+    }
     base = {
-        "meta": {"schemaVersion": "v2"},
-        "component": {
-            "name": "a/b",
-            "version": "1",
-            "provider": "p",
-            "repositoryContexts": [{"type": "OCIRegistry"}],
-            "sources": [],
-            "componentReferences": [],
-            "resources": [
-                {
-                    "name": "n",
-                    "version": "1",
-                    "type": "t",
-                    "relation": "external",
-                    "access": {"type": "none"},
-                    "digest": {
-                        "hashAlgorithm": "SHA-256",
-                        "normalisationAlgorithm": "genericBlobDigest/v1",
-                        "value": "00",
-                    },
-                    "srcRefs": [{"identitySelector": {"name": "s"}}],
-                },
-            ],
-        },
+        **descriptor("a/b", "1", "p", repositoryContexts=[{"type": "OCIRegistry"}], resources=[resource]),
         "signatures": [{"name": "x"}],
         "nestedDigests": [{"name": "y"}],
     }
@@ -128,18 +114,7 @@ def test_normalisation_drops_what_ocm_drops() -> None:
 
 
 def test_go_escaping_in_v1() -> None:
-    data = {
-        "meta": {"schemaVersion": "v2"},
-        "component": {
-            "name": "a<b>&c",
-            "version": "1",
-            "provider": "p\u2028",
-            "resources": [],
-            "componentReferences": [],
-            "sources": [],
-            "repositoryContexts": [],
-        },
-    }
+    data = descriptor("a<b>&c", "1", "p\u2028")
     out = norm.normalise(data, norm.JSON_V1).decode()
     assert '"a\\u003cb\\u003e\\u0026c"' in out
     assert '"p\\u2028"' in out

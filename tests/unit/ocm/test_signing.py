@@ -8,40 +8,20 @@ import pytest
 
 from activities.ocm import normalise as norm
 from activities.ocm import signing as sg
-from tests.unit.ocm.helpers import cert_pem, make_cert, new_key, pub_pem, vectors_dir
+from tests.unit.ocm.helpers import cert_pem, descriptor, make_cert, new_key, pub_pem, vectors_dir
 
 KEY = new_key()
 OTHER = new_key()
 
-DESC = {
-    "meta": {"schemaVersion": "v2"},
-    "component": {
-        "name": "acme.org/app",
-        "version": "1.2.3",
-        "provider": "acme",
-        "repositoryContexts": [],
-        "sources": [],
-        "componentReferences": [],
-        "resources": [
-            {
-                "name": "blob",
-                "version": "1.2.3",
-                "type": "plainText",
-                "relation": "local",
-                "access": {
-                    "type": "localBlob",
-                    "localReference": "sha256:" + "a" * 64,
-                    "mediaType": "text/plain",
-                },
-                "digest": {
-                    "hashAlgorithm": "SHA-256",
-                    "normalisationAlgorithm": "genericBlobDigest/v1",
-                    "value": "a" * 64,
-                },
-            }
-        ],
-    },
+BLOB = {
+    "name": "blob",
+    "version": "1.2.3",
+    "type": "plainText",
+    "relation": "local",
+    "access": {"type": "localBlob", "localReference": "sha256:" + "a" * 64, "mediaType": "text/plain"},
+    "digest": {"hashAlgorithm": "SHA-256", "normalisationAlgorithm": "genericBlobDigest/v1", "value": "a" * 64},
 }
+DESC = descriptor("acme.org/app", "1.2.3", "acme", resources=[BLOB])
 
 
 @pytest.mark.parametrize("algorithm", sg.ALGORITHMS)

@@ -4,57 +4,22 @@ worker growing without bound."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from temporalio.exceptions import ApplicationError
 
 from activities.redfish.activities import RedfishActivities
 from definitions.server import BmcConnection
-
-
-class _Bmc(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    mode = "deep"
-
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        if self.mode == "deep":
-            body = b"[" * 100_000 + b"]" * 100_000
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        chunk = b" " * 65_000
-        frame = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
-        started = time.monotonic()
-        try:
-            while time.monotonic() - started < 60:
-                self.wfile.write(frame)
-        except OSError:
-            return
-
-    def log_message(self, *args: object) -> None:
-        pass
+from tests.hostile_http import DEEP_JSON, hostile_server
 
 
 @pytest.fixture(params=["deep", "endless"])
 def bmc(request: pytest.FixtureRequest) -> Iterator[str]:
-    handler = type("H", (_Bmc,), {"mode": request.param})
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{srv.server_address[1]}"
-    finally:
-        srv.shutdown()
-        srv.server_close()
+    deep = request.param == "deep"
+    with hostile_server(lambda path: DEEP_JSON if deep else None, b" " * 65_000, protocol_version="HTTP/1.1") as url:
+        yield url
 
 
 def test_hostile_bmc_answer_is_rejected_non_retryably(bmc: str) -> None:

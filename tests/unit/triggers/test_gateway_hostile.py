@@ -12,13 +12,17 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from landscape.process import free_port
 from landscape.temporal import time_skipping_server_path
-from tests.triggers_support import ENV, bearer, gateway_config, library, signed, write_definitions
+from tests.triggers_support import (
+    asgi_client,
+    bearer,
+    gateway_app,
+    gateway_config,
+    signed,
+)
 from triggers.app import create_app
-from triggers.dispatch import LibraryCache, Planner
 from triggers.temporal import TemporalConnection
-from workers.config import TemporalSettings, data_converter
+from workers.config import data_converter
 
 HOSTILE = {
     "nested 100k deep": b'{"inputs": {"message": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}",
@@ -34,15 +38,8 @@ HOSTILE = {
 
 @pytest.fixture
 async def gw(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
-    for k, v in ENV.items():
-        monkeypatch.setenv(k, v)
-    dead = TemporalSettings(address=f"127.0.0.1:{free_port()}")
-    app = create_app(
-        gateway_config(maxBodyBytes=2_000_000, bodyTimeoutSeconds=0.5),
-        temporal=TemporalConnection(lambda: dead),
-        planner=Planner(LibraryCache(library(write_definitions(tmp_path)))),
-    )
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
+    config = gateway_config(maxBodyBytes=2_000_000, bodyTimeoutSeconds=0.5)
+    async with asgi_client(gateway_app(tmp_path, monkeypatch, config=config)) as client:
         yield client
 
 

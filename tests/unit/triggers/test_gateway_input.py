@@ -13,36 +13,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from landscape.process import free_port
 from tests.triggers_support import (
-    ENV,
     HOOK_KEY_NEW,
     alert_payload,
+    asgi_client,
     bearer,
     cloud_event,
-    gateway_config,
-    library,
+    gateway_app,
     registry_envelope,
     signed,
-    write_definitions,
 )
-from triggers.app import create_app
-from triggers.dispatch import LibraryCache, Planner
-from triggers.temporal import TemporalConnection
-from workers.config import TemporalSettings
 
 
 @pytest.fixture
 async def gw(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
-    for k, v in ENV.items():
-        monkeypatch.setenv(k, v)
-    dead = TemporalSettings(address=f"127.0.0.1:{free_port()}")
-    app = create_app(
-        gateway_config(),
-        temporal=TemporalConnection(lambda: dead),
-        planner=Planner(LibraryCache(library(write_definitions(tmp_path)))),
-    )
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
+    async with asgi_client(gateway_app(tmp_path, monkeypatch)) as client:
         yield client
 
 

@@ -24,6 +24,21 @@ def blob_steps(n: int, size: int) -> list[dict[str, Any]]:
     return [{"name": f"s{i}", "uses": "test.blob", "with": {"size": size}} for i in range(n)]
 
 
+def blobs_then_sum(n: int, size: int, read: list[int]) -> list[dict[str, Any]]:
+    """``n`` blob steps, then a step `last` that needs them all and outputs the sizes of the blobs in ``read``."""
+    steps = blob_steps(n, size)
+    total = " + ".join(f"size(steps.s{i}.outputs.blob)" for i in read)
+    steps.append(
+        {
+            "name": "last",
+            "uses": "core.echo",
+            "needs": [s["name"] for s in steps],
+            "with": {"values": {"n": "${{ " + total + " }}"}},
+        }
+    )
+    return steps
+
+
 async def test_120_outputs_of_25_kb_continue_as_new_and_complete(limits_engine: LimitsEngine) -> None:
     # 3 MB of outputs in all: carrying every output across continue-as-new broke the 2 MiB payload limit.
     definition = pipeline(blob_steps(120, 25_000), name="many-blobs", maxParallel=20)
@@ -38,15 +53,7 @@ async def test_120_outputs_of_25_kb_continue_as_new_and_complete(limits_engine: 
 
 
 async def test_outputs_still_read_are_carried_and_an_oversized_carry_fails_clearly(limits_engine: LimitsEngine) -> None:
-    steps = blob_steps(80, 25_000)
-    steps.append(
-        {
-            "name": "last",
-            "uses": "core.echo",
-            "needs": [s["name"] for s in steps],
-            "with": {"values": {"n": "${{ " + " + ".join(f"size(steps.s{i}.outputs.blob)" for i in range(80)) + " }}"}},
-        }
-    )
+    steps = blobs_then_sum(80, 25_000, read=list(range(80)))
     handle = await limits_engine.start(pipeline(steps, name="carry-all", maxParallel=20), continue_as_new_after=100)
     closed = await limits_engine.closes(handle, 120)
     assert closed.failure is not None
@@ -54,15 +61,7 @@ async def test_outputs_still_read_are_carried_and_an_oversized_carry_fails_clear
 
 
 async def test_outputs_a_later_step_reads_survive_continue_as_new(limits_engine: LimitsEngine) -> None:
-    steps = blob_steps(30, 1_000)
-    steps.append(
-        {
-            "name": "last",
-            "uses": "core.echo",
-            "needs": [s["name"] for s in steps],
-            "with": {"values": {"n": "${{ size(steps.s0.outputs.blob) + size(steps.s29.outputs.blob) }}"}},
-        }
-    )
+    steps = blobs_then_sum(30, 1_000, read=[0, 29])
     handle = await limits_engine.start(
         pipeline(steps, name="carry-some", maxParallel=5, outputs={"n": "steps.last.outputs.n"}),
         continue_as_new_after=100,

@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import pytest
+from temporalio.client import WorkflowHandle
 
 from definitions import queues
 from definitions.runs import PipelineRequest, PipelineStatus, StepState
@@ -28,16 +29,21 @@ def pipeline(promotion: dict[str, Any]) -> dict[str, Any]:
                      "outputs": {"state": "steps.promote.outputs.state"}}}
 
 
+async def start_ship(harness: Harness, data: dict[str, Any], version: str) -> WorkflowHandle[Any, Any]:
+    """Starts the `ship` pipeline for ``version``; the pipeline and the promotion it starts are cleaned up."""
+    harness.track(data, f"promotion-{data['metadata']['name']}-{version}")
+    handle = await harness.client.start_workflow(
+        "PipelineWorkflow", PipelineRequest(definition=pipeline(data), inputs={"version": version, "prom": "http://p"}),
+        id=f"wf-{uuid.uuid4().hex[:8]}", task_queue=queues.PIPELINE)
+    harness.started.append(handle.id)
+    return handle
+
+
 async def test_pipeline_step_promotes_and_is_approved_through_the_promotion(harness: Harness) -> None:
     data = definition(harness.tmp)
     name = data["metadata"]["name"]
-    harness.track(data, f"promotion-{name}-3.0.0")
     async with build_workers(harness.client, [queues.PIPELINE])[0]:
-        handle = await harness.client.start_workflow(
-            "PipelineWorkflow", PipelineRequest(definition=pipeline(data), inputs={"version": "3.0.0",
-                                                                                    "prom": "http://p"}),
-            id=f"wf-{uuid.uuid4().hex[:8]}", task_queue=queues.PIPELINE)
-        harness.started.append(handle.id)
+        handle = await start_ship(harness, data, "3.0.0")
         promotion = harness.client.get_workflow_handle(f"promotion-{name}-3.0.0")
         await harness.wait_for(promotion, lambda s: bool(s.waiting_approvals))
         assert await approve_waiting(harness.client, name, "3.0.0", "carol") == ["production/approval"]
@@ -49,13 +55,8 @@ async def test_pipeline_step_promotes_and_is_approved_through_the_promotion(harn
 async def test_failed_promotion_fails_the_step(harness: Harness) -> None:
     harness.world.metric = lambda n: 0.9
     data = definition(harness.tmp, approval=False)
-    harness.track(data, f"promotion-{data['metadata']['name']}-3.1.0")
     async with build_workers(harness.client, [queues.PIPELINE])[0]:
-        handle = await harness.client.start_workflow(
-            "PipelineWorkflow", PipelineRequest(definition=pipeline(data), inputs={"version": "3.1.0",
-                                                                                    "prom": "http://p"}),
-            id=f"wf-{uuid.uuid4().hex[:8]}", task_queue=queues.PIPELINE)
-        harness.started.append(handle.id)
+        handle = await start_ship(harness, data, "3.1.0")
         try:
             await handle.result()
         except Exception:

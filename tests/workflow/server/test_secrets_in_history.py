@@ -7,7 +7,6 @@ import binascii
 import json
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
@@ -16,6 +15,7 @@ from temporalio.worker import Replayer
 from definitions.server import DiscoverInput, DiscoverResult, ProvisionFleetInput, ProvisionSpec
 from landscape.landscape import Landscape
 from tests.server_fixtures import BMC_PASSWORD, redfish_worker, site
+from tests.support import json_objects
 from workers.config import data_converter
 from workers.worker import workflow_runner
 from workflows.server import (
@@ -40,21 +40,12 @@ pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("redfish-site")]
 def readable(history_json: str) -> str:
     """The exported history with every payload's base64 `data` decoded, so a search sees plain text."""
     out = [history_json]
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                if k == "data" and isinstance(v, str):
-                    try:
-                        out.append(base64.b64decode(v, validate=True).decode("utf-8", "replace"))
-                    except (binascii.Error, ValueError):
-                        pass
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(json.loads(history_json))
+    for node in json_objects(json.loads(history_json)):
+        if isinstance(data := node.get("data"), str):
+            try:
+                out.append(base64.b64decode(data, validate=True).decode("utf-8", "replace"))
+            except (binascii.Error, ValueError):
+                pass
     return "\n".join(out)
 
 
@@ -87,9 +78,7 @@ async def test_password_absent_from_exported_histories(
         f"server-provision-{chosen[0].identity}",
     ]
     exported = []
-    replayer = Replayer(
-        workflows=SERVER_WORKFLOWS, data_converter=data_converter(), workflow_runner=workflow_runner()
-    )
+    replayer = Replayer(workflows=SERVER_WORKFLOWS, data_converter=data_converter(), workflow_runner=workflow_runner())
     for workflow_id in ids:
         history = await ts_env.client.get_workflow_handle(workflow_id).fetch_history()
         exported.append(readable(history.to_json()))
