@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 
 with workflow.unsafe.imports_passed_through():
     from definitions import limits
@@ -46,7 +47,7 @@ class ItemResult(BaseModel):
 class FanOutResult(BaseModel):
     results: list[ItemResult]
 
-@workflow.defn(name="FanOutWorkflow")
+@workflow.defn(name="FanOutWorkflow", versioning_behavior=VersioningBehavior.PINNED)
 class FanOutWorkflow:
     def __init__(self) -> None:
         self._done = 0
