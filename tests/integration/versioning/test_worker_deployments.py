@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 
 import pytest
 from temporalio.client import Client
@@ -23,13 +24,17 @@ pytestmark = pytest.mark.integration
 
 
 def _worker(client: Client, queue: str, deployment: str, build: str, workflows: list[type]) -> Worker:
-    return Worker(client, task_queue=queue, workflows=workflows,
-                  deployment_config=deployment_config(WorkerDeploymentVersion(deployment, build)))
+    return Worker(
+        client,
+        task_queue=queue,
+        workflows=workflows,
+        deployment_config=deployment_config(WorkerDeploymentVersion(deployment, build)),
+    )
 
 
-async def _until(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+async def _until(predicate: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
     async with asyncio.timeout(timeout):
-        while not await predicate():
+        while not await predicate():  # noqa: ASYNC110 (polling the server's visibility)
             await asyncio.sleep(0.2)
 
 
@@ -48,10 +53,18 @@ async def test_pinned_runs_finish_on_the_old_build_auto_upgrade_moves(dev_client
     deployment = f"apeiro-{uuid.uuid4().hex[:8]}"
     async with _worker(dev_client, task_queue, deployment, "build-a", [ShortA, LongLivedA]):
         await _set_current_when_registered(dev_client, deployment, "build-a")
-        short = [await dev_client.start_workflow("VersioningShort", id=f"short-{i}-{deployment}",
-                                                 task_queue=task_queue, result_type=str) for i in range(2)]
-        long = [await dev_client.start_workflow("VersioningLongLived", id=f"long-{i}-{deployment}",
-                                                task_queue=task_queue, result_type=str) for i in range(2)]
+        short = [
+            await dev_client.start_workflow(
+                "VersioningShort", id=f"short-{i}-{deployment}", task_queue=task_queue, result_type=str
+            )
+            for i in range(2)
+        ]
+        long = [
+            await dev_client.start_workflow(
+                "VersioningLongLived", id=f"long-{i}-{deployment}", task_queue=task_queue, result_type=str
+            )
+            for i in range(2)
+        ]
 
         async def all_on_a() -> bool:
             view = await describe(dev_client, deployment)
@@ -65,8 +78,9 @@ async def test_pinned_runs_finish_on_the_old_build_auto_upgrade_moves(dev_client
             assert {v.build_id for v in view.versions} == {"build-a", "build-b"}
             pinned_on_a = {r.workflow_id for r in view.runs if r.build_id == "build-a" and r.behavior == "pinned"}
             assert pinned_on_a == {h.id for h in short}
-            new = await dev_client.start_workflow("VersioningShort", id=f"short-new-{deployment}",
-                                                  task_queue=task_queue, result_type=str)
+            new = await dev_client.start_workflow(
+                "VersioningShort", id=f"short-new-{deployment}", task_queue=task_queue, result_type=str
+            )
             for h in [*short, *long, new]:
                 await h.signal("proceed")
             results = {h.id: await asyncio.wait_for(h.result(), 30) for h in [*short, *long, new]}
@@ -77,7 +91,7 @@ async def test_pinned_runs_finish_on_the_old_build_auto_upgrade_moves(dev_client
 
 async def test_unknown_build_cannot_become_current(dev_client: Client) -> None:
     deployment = f"apeiro-{uuid.uuid4().hex[:8]}"
-    with pytest.raises(DeployError, match="no worker deployment|refused"):
+    with pytest.raises(DeployError, match=r"no worker deployment|refused"):
         await set_current(dev_client, deployment, "never-started")
     with pytest.raises(DeployError, match="no worker deployment"):
         await describe(dev_client, deployment)
