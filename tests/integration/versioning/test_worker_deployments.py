@@ -17,6 +17,7 @@ from temporalio.common import WorkerDeploymentVersion
 from temporalio.worker import Worker
 
 from tests.integration.versioning.builds import LongLivedA, LongLivedB, ShortA, ShortB
+from workers.cli import main
 from workers.deploy import DeployError, describe, set_current
 from workers.versioning import deployment_config
 
@@ -49,7 +50,10 @@ async def _set_current_when_registered(client: Client, deployment: str, build: s
                 await asyncio.sleep(0.3)
 
 
-async def test_pinned_runs_finish_on_the_old_build_auto_upgrade_moves(dev_client: Client, task_queue: str) -> None:
+async def test_pinned_runs_finish_on_the_old_build_auto_upgrade_moves(
+    dev_client: Client, task_queue: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEMPORAL_ADDRESS", dev_client.service_client.config.target_host)
     deployment = f"apeiro-{uuid.uuid4().hex[:8]}"
     async with _worker(dev_client, task_queue, deployment, "build-a", [ShortA, LongLivedA]):
         await _set_current_when_registered(dev_client, deployment, "build-a")
@@ -72,7 +76,15 @@ async def test_pinned_runs_finish_on_the_old_build_auto_upgrade_moves(dev_client
 
         await _until(all_on_a)
         async with _worker(dev_client, task_queue, deployment, "build-b", [ShortB, LongLivedB]):
-            await _set_current_when_registered(dev_client, deployment, "build-b")
+            await _until(lambda: _registered(dev_client, deployment, "build-b"))
+            capsys.readouterr()
+            # The operator's command: `apeiro deploy set-current D build-b`, then `apeiro deploy describe D`.
+            assert await asyncio.to_thread(main, ["deploy", "set-current", deployment, "build-b"]) == 0
+            assert "was build-a" in capsys.readouterr().out
+            assert await asyncio.to_thread(main, ["deploy", "describe", deployment]) == 0
+            table = capsys.readouterr().out
+            assert f"deployment {deployment}: current build build-b" in table
+            assert all(f"build-a                  pinned       VersioningShort {h.id}" in table for h in short), table
             view = await describe(dev_client, deployment)
             assert view.current_build_id == "build-b"
             assert {v.build_id for v in view.versions} == {"build-a", "build-b"}
@@ -89,9 +101,24 @@ async def test_pinned_runs_finish_on_the_old_build_auto_upgrade_moves(dev_client
     assert results[new.id] == "B"
 
 
+async def _registered(client: Client, deployment: str, build: str) -> bool:
+    view = await describe(client, deployment, with_runs=False)
+    return build in {v.build_id for v in view.versions}
+
+
 async def test_unknown_build_cannot_become_current(dev_client: Client) -> None:
     deployment = f"apeiro-{uuid.uuid4().hex[:8]}"
     with pytest.raises(DeployError, match=r"no worker deployment|refused"):
         await set_current(dev_client, deployment, "never-started")
     with pytest.raises(DeployError, match="no worker deployment"):
         await describe(dev_client, deployment)
+
+
+async def test_cli_refuses_a_build_the_server_does_not_know(
+    dev_client: Client, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEMPORAL_ADDRESS", dev_client.service_client.config.target_host)
+    code = await asyncio.to_thread(main, ["deploy", "set-current", "apeiro-nowhere", "never-started"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "never-started" in err and "Start workers with --deployment-name apeiro-nowhere" in err
