@@ -21,7 +21,7 @@ AUTO_UPGRADE = {
 }
 
 
-def _registered() -> dict[str, VersioningBehavior]:
+def _registered() -> dict[str, VersioningBehavior | None]:
     out = {}
     for queue in known_queues():
         for wf in contents_for(queue).workflows:
