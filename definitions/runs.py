@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from definitions.pinning import PinnedDefinition
+
 
 class StepState(StrEnum):
     PENDING = "pending"        # waiting for its needs
@@ -68,6 +70,8 @@ class Continuation(BaseModel):
     inputs: dict[str, Any]
     records: list[StepRecord]
     generation: int = 1
+    #: The resolution pinned when the first run started (definitions/pinning.py).
+    pinned: PinnedDefinition | None = None
 
 
 class PipelineRequest(BaseModel):
@@ -85,6 +89,8 @@ class PipelineRequest(BaseModel):
     #: Continue as new once history exceeds this many events (the server suggests it at ~4k too).
     continue_as_new_after: int = Field(default=8000, ge=100, le=40000, alias="continueAsNewAfter")
     continuation: Continuation | None = None
+    #: A parent pipeline's pinned resolution, which a sub-pipeline runs with (definitions/pinning.py).
+    pinned: PinnedDefinition | None = None
     #: How deep this run sits in core.pipeline sub-pipelines (0: started by a person or a trigger).
     depth: int = Field(default=0, ge=0)
 
@@ -117,6 +123,8 @@ class PipelineStatus(BaseModel):
     generation: int = 1
     steps: list[StepStatus]
     error: str | None = None
+    #: Content hash of the pinned definition and step types this run uses (None: started unpinned).
+    revision: str | None = None
 
 
 class PipelineResult(BaseModel):
