@@ -2,8 +2,8 @@
 
 A worker started with a deployment name and a build id (``apeiro worker --deployment-name D
 --build-id B`` or ``APEIRO_DEPLOYMENT_NAME`` / ``APEIRO_BUILD_ID``) registers as version ``D.B``.
-New runs go to the deployment's *current* version; ``apeiro deploy set-current`` moves it. A
-workflow type declares in ``@workflow.defn(versioning_behavior=...)`` what happens to its runs
+New runs go to the deployment's *current* version; ``apeiro deploy set-current`` moves it. Each
+workflow type has a declared behaviour (workflows/versioned.py) that says what happens to its runs
 then: ``PINNED`` runs finish on the build they started on (the old workers keep serving them),
 ``AUTO_UPGRADE`` runs move to the new build at their next task (so the new code must replay them:
 changes guarded by ``workflow.patched``). docs/architecture.md "Changing a workflow" has the policy.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.worker import WorkerDeploymentConfig
@@ -65,6 +65,16 @@ def deployment_version(
             "at most 100 characters (a git commit or a release tag)"
         )
     return WorkerDeploymentVersion(deployment_name=name, build_id=build)
+
+
+def registered_workflows(workflows: Sequence[type], version: WorkerDeploymentVersion | None) -> list[type]:
+    """The classes a worker registers: as given when unversioned, else their variants that carry the
+    declared behaviour (workflows/versioned.py says why the plain classes declare none)."""
+    if version is None:
+        return list(workflows)
+    from workflows.versioned import for_versioned_worker
+
+    return [for_versioned_worker(w) for w in workflows]
 
 
 def deployment_config(version: WorkerDeploymentVersion | None) -> WorkerDeploymentConfig | None:

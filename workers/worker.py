@@ -17,7 +17,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from workers.interceptors import StepMetricsInterceptor
 from workers.queues import contents_for
-from workers.versioning import deployment_config
+from workers.versioning import deployment_config, registered_workflows
 from workflows.failures import USER_DATA_ERRORS
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def build_workers(client: Client, queues: Sequence[str], *, max_concurrent_activ
             Worker(
                 client,
                 task_queue=queue,
-                workflows=list(contents.workflows),
+                workflows=registered_workflows(contents.workflows, deployment),
                 activities=list(contents.activities),
                 activity_executor=(activity_executor or ThreadPoolExecutor(max_concurrent_activities))
                 if needs_executor else None,

@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, VersioningBehavior
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
@@ -149,7 +149,7 @@ class _Waiting:
                 min_generation = ref.generation
 
 
-@workflow.defn(name="ClusterCreateWorkflow", versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn(name="ClusterCreateWorkflow")
 class ClusterCreateWorkflow(_Waiting):
     """Apply the Shoot (or adopt it), then wait until ready by the generation rule."""
 
@@ -185,7 +185,7 @@ class ClusterCreateWorkflow(_Waiting):
         )
 
 
-@workflow.defn(name="ClusterUpgradeWorkflow", versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn(name="ClusterUpgradeWorkflow")
 class ClusterUpgradeWorkflow(_Waiting):
     """Plan from the CloudProfile, publish the plan (query `status`), then patch step by step,
     waiting for ready after each. ``dry_run`` stops after planning."""
@@ -263,7 +263,7 @@ class ClusterUpgradeWorkflow(_Waiting):
         return result
 
 
-@workflow.defn(name="ClusterDeleteWorkflow", versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn(name="ClusterDeleteWorkflow")
 class ClusterDeleteWorkflow(_Waiting):
     """Annotate with the deletion confirmation, delete, and wait until the Shoot is gone."""
 
@@ -285,7 +285,7 @@ class ClusterDeleteWorkflow(_Waiting):
         return ClusterDeleteResult(name=inp.name, namespace=inp.project_namespace, existed=existed)
 
 
-@workflow.defn(name="ClusterMaintainWorkflow", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+@workflow.defn(name="ClusterMaintainWorkflow")
 class ClusterMaintainWorkflow(_Waiting):
     """For a fleet: upgrade shoots whose versions are deprecated or expire within N days, inside each
     shoot's maintenance window (skipped outside it unless ``wait_for_window`` or ``ignore_windows``).

@@ -13,7 +13,6 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 
 with workflow.unsafe.imports_passed_through():
     from definitions import limits
@@ -56,7 +55,7 @@ def _pinned_type(pinned: PinnedStepType) -> StepType:
     return registry.get(pinned.name)
 
 
-@workflow.defn(name="FanOutWorkflow", versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn(name="FanOutWorkflow")
 class FanOutWorkflow:
     def __init__(self) -> None:
         self._done = 0

@@ -23,7 +23,6 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
@@ -89,7 +88,7 @@ def _is_resumable(step_type: StepType) -> bool:
     return step_type.kind is StepKind.BUILTIN and step_type.target in ("wait", "approval")
 
 
-@workflow.defn(name="PipelineWorkflow", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+@workflow.defn(name="PipelineWorkflow")
 class PipelineWorkflow:
     def __init__(self) -> None:
         self._pipeline: Pipeline | None = None

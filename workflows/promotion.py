@@ -22,7 +22,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, VersioningBehavior
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from definitions import queues
@@ -115,7 +115,7 @@ def _fmt(td: timedelta) -> str:
     return f"{seconds}s"
 
 
-@workflow.defn(versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+@workflow.defn
 class PromotionWorkflow:
     def __init__(self) -> None:
         self._req: PromotionRequest | None = None
@@ -875,7 +875,7 @@ class PromotionWorkflow:
         return list(self._audit)
 
 
-@workflow.defn(versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+@workflow.defn
 class PromotionCoordinatorWorkflow:
     """Numbers versions, hands out rings one run at a time, supersedes, blocks failed versions."""
 
@@ -1015,7 +1015,7 @@ class PromotionCoordinatorWorkflow:
         return self._state
 
 
-@workflow.defn(versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+@workflow.defn
 class PromotionStepWorkflow:
     """The ``promotion.run`` step: the promotion as a child with the deterministic id; fails unless it
     succeeded, so the pipeline stops on a failed, rolled back or superseded promotion."""

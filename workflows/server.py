@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, VersioningBehavior
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, FailureError
 
 with workflow.unsafe.imports_passed_through():
@@ -150,7 +150,7 @@ def diff_snapshots(previous: Sequence[ServerSummary], current: Sequence[ServerSu
     )
 
 
-@workflow.defn(versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn
 class ServerListBatchWorkflow:
     """List the systems behind a batch of BMCs. An unreachable BMC becomes a problem, not a failure."""
 
@@ -188,7 +188,7 @@ class ServerListBatchWorkflow:
         return out
 
 
-@workflow.defn(versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn
 class ServerInventoryBatchWorkflow:
     """Read the full inventory of a batch of systems; returns summaries (inventories go to the store)."""
 
@@ -223,7 +223,7 @@ class ServerInventoryBatchWorkflow:
         return out
 
 
-@workflow.defn(versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn
 class ServerDiscoveryWorkflow:
     """Discover a site: list every BMC's systems, read every system's inventory, compare with the
     previous discovery of the same site. States (query `status`): validating -> listing ->
@@ -371,7 +371,7 @@ class ServerDiscoveryWorkflow:
         return result
 
 
-@workflow.defn(versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn
 class ServerProvisionWorkflow:
     """Provision and image one server. Workflow id: `server-provision-<identity>`.
 
@@ -620,7 +620,7 @@ class ServerProvisionWorkflow:
         return self._result
 
 
-@workflow.defn(versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn
 class ServerProvisionFleetWorkflow:
     """Provision many servers, one `ServerProvisionWorkflow` child each, `concurrency` at a time.
     A failed server is reported, the others go on."""

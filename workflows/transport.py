@@ -14,7 +14,7 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, VersioningBehavior
+from temporalio.common import RetryPolicy
 
 from definitions.ocm import (
     BlobCopyInput,
@@ -47,7 +47,7 @@ RETRY = RetryPolicy(
 )
 
 
-@workflow.defn(name="ComponentTransportWorkflow", versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn(name="ComponentTransportWorkflow")
 class ComponentTransportWorkflow:
     def __init__(self) -> None:
         self._state = "planning"

@@ -102,5 +102,5 @@ def test_a_corrupt_history_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     with pytest.raises(ValueError, match=r"saved history PipelineWorkflow/truncated.json is corrupt"):
         load_history(bad)
     bad.write_text('{"workflowId": "x", "events": []}')
-    with pytest.raises(ValueError, match="truncated.json is corrupt"):
+    with pytest.raises(ValueError, match=r"truncated\.json is corrupt"):
         load_history(bad)

@@ -8,7 +8,8 @@ from temporalio.workflow import _Definition
 
 from workers.cli import main
 from workers.queues import contents_for, known_queues
-from workers.versioning import VersioningConfigError, deployment_config, deployment_version
+from workers.versioning import VersioningConfigError, deployment_config, deployment_version, registered_workflows
+from workflows.versioned import BEHAVIOURS
 
 #: Long-lived types move to a new build at their next task (their changes go behind workflow.patched);
 #: every other type is pinned to the build it started on. docs/architecture.md "Changing a workflow".
@@ -21,23 +22,33 @@ AUTO_UPGRADE = {
 }
 
 
-def _registered() -> dict[str, VersioningBehavior | None]:
+def _registered() -> dict[str, type]:
     out = {}
     for queue in known_queues():
         for wf in contents_for(queue).workflows:
-            defn = _Definition.must_from_class(wf)
-            assert defn.name
-            out[defn.name] = defn.versioning_behavior
+            name = _Definition.must_from_class(wf).name
+            assert name
+            out[name] = wf
     return out
 
 
 def test_every_workflow_type_declares_its_versioning_behaviour() -> None:
     registered = _registered()
     assert len(registered) >= 10
-    undeclared = sorted(n for n, b in registered.items() if b in (None, VersioningBehavior.UNSPECIFIED))
-    assert undeclared == []
-    auto = {n for n, b in registered.items() if b == VersioningBehavior.AUTO_UPGRADE}
+    assert sorted(set(registered) - set(BEHAVIOURS)) == []
+    auto = {n for n, b in BEHAVIOURS.items() if b == VersioningBehavior.AUTO_UPGRADE}
     assert auto == AUTO_UPGRADE
+    version = WorkerDeploymentVersion("apeiro", "b1")
+    for name, cls in registered.items():
+        # Unversioned workers register the plain class: a real server refuses a behaviour from them.
+        assert registered_workflows([cls], None) == [cls]
+        assert not _Definition.must_from_class(cls).versioning_behavior, name
+        (variant,) = registered_workflows([cls], version)
+        defn = _Definition.must_from_class(variant)
+        assert (defn.name, defn.versioning_behavior) == (name, BEHAVIOURS[name])
+        plain = _Definition.must_from_class(cls)
+        assert defn.arg_types == plain.arg_types and set(defn.queries) == set(plain.queries)
+        assert set(defn.updates) == set(plain.updates) and set(defn.signals) == set(plain.signals)
 
 
 def test_flags_win_over_environment_and_neither_means_unversioned() -> None:
