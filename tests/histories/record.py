@@ -3,8 +3,8 @@
 One command, from real runs on a fresh dev server next to the local landscape parts the integration
 tests use. Each scenario starts its workflows with an id prefix; afterwards every workflow whose id
 has that prefix (children and continued runs too) is saved as
-``tests/histories/<WorkflowType>/<scenario>-<n>.json`` (the largest histories of each type first,
-at most ``PER_TYPE`` per scenario). Runs still open when a scenario ends (a pending approval) are
+``tests/histories/<WorkflowType>/<scenario>-<case>.json`` (per type, the largest run of each
+workflow id, at most ``PER_TYPE`` ids per scenario). Runs still open when a scenario ends (a pending approval) are
 saved as they are: replaying an open history is what a worker does after a deploy.
 
 Files of earlier recordings with other names are left alone: histories recorded before a change
@@ -23,6 +23,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ from workers.config import data_converter
 from workers.worker import build_workers
 
 HERE = Path(__file__).resolve().parent
-PER_TYPE = 2
+PER_TYPE = 8
 
 Scenario = Callable[[Client, str, Path, Any], Awaitable[None]]
 
@@ -146,22 +147,33 @@ async def record_servers(client: Client, prefix: str, state: Path, temporal: Any
 SCENARIOS: dict[str, Scenario] = {"pipeline": record_pipelines, "server": record_servers}
 
 
-async def save(client: Client, scenario: str, prefix: str) -> list[Path]:
-    """Every workflow of the scenario, the largest PER_TYPE histories of each type."""
+def _case(prefix: str, workflow_id: str) -> str:
+    """A file-name-safe case name from a workflow id (the scenario's prefix dropped)."""
+    tail = workflow_id.removeprefix(prefix)
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in tail).strip("-")[:60] or "run"
+
+
+async def save(client: Client, scenario: str, prefix: str, since: datetime) -> list[Path]:
+    """The workflows started since the scenario began (children with ids of their own too): for
+    each type, the largest run of each workflow id, at most PER_TYPE ids per type."""
     await asyncio.sleep(1.5)  # visibility is eventually consistent
-    found: dict[str, list[tuple[int, str, str]]] = {}
-    async for wf in client.list_workflows(f"WorkflowId STARTS_WITH '{prefix}'"):
+    found: dict[str, dict[str, tuple[int, str]]] = {}
+    query = f"StartTime >= '{since.isoformat()}'"
+    async for wf in client.list_workflows(query):
         history = await client.get_workflow_handle(wf.id, run_id=wf.run_id).fetch_history()
-        found.setdefault(wf.workflow_type, []).append((len(history.events), wf.id, wf.run_id))
+        runs = found.setdefault(wf.workflow_type, {})
+        if wf.id not in runs or runs[wf.id][0] < len(history.events):
+            runs[wf.id] = (len(history.events), wf.run_id)
     written = []
     for workflow_type, runs in sorted(found.items()):
         (HERE / workflow_type).mkdir(exist_ok=True)
-        for n, (_, wid, run_id) in enumerate(sorted(runs, reverse=True)[:PER_TYPE]):
+        largest = sorted(runs.items(), key=lambda kv: -kv[1][0])[:PER_TYPE]
+        for wid, (_, run_id) in largest:
             history = await client.get_workflow_handle(wid, run_id=run_id).fetch_history()
-            path = HERE / workflow_type / f"{scenario}-{n}.json"
+            path = HERE / workflow_type / f"{scenario}-{_case(prefix, wid)}.json"
             path.write_text(json.dumps({"workflowId": wid, **json.loads(history.to_json())}, indent=1))
             written.append(path)
-            print(f"recorded {path.relative_to(HERE)}: {len(history.events)} events ({wid})")
+            print(f"recorded {path.relative_to(HERE)}: {len(history.events)} events")
     return written
 
 
@@ -174,9 +186,9 @@ async def main(only: list[str]) -> None:
                                           data_converter=data_converter())
             for name in only:
                 prefix = f"rec-{name}-{uuid.uuid4().hex[:6]}-"
-                t0 = time.monotonic()
+                t0, since = time.monotonic(), datetime.now(UTC)
                 await SCENARIOS[name](client, prefix, Path(tmp), landscape.part("temporal"))
-                await save(client, name, prefix)
+                await save(client, name, prefix, since)
                 print(f"scenario {name}: {time.monotonic() - t0:.1f}s")
     print(f"recorded {', '.join(only)} in {time.monotonic() - started:.1f}s")
 

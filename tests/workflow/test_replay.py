@@ -29,8 +29,6 @@ HISTORIES = sorted(HISTORIES_DIR.rglob("*.json"))
 NOT_YET_RECORDED: set[str] = {
     "ClusterCreateWorkflow", "ClusterUpgradeWorkflow", "ClusterDeleteWorkflow", "ClusterMaintainWorkflow",
     "ComponentTransportWorkflow", "PromotionWorkflow", "PromotionCoordinatorWorkflow", "PromotionStepWorkflow",
-    "ServerListBatchWorkflow", "ServerInventoryBatchWorkflow", "ServerDiscoveryWorkflow", "ServerProvisionWorkflow",
-    "ServerProvisionFleetWorkflow",
 }
 
 pytestmark = pytest.mark.workflow
