@@ -144,7 +144,44 @@ async def record_servers(client: Client, prefix: str, state: Path, temporal: Any
                 id=f"{prefix}fleet", task_queue=queue)
 
 
-SCENARIOS: dict[str, Scenario] = {"pipeline": record_pipelines, "server": record_servers}
+async def record_clusters(client: Client, prefix: str, state: Path, temporal: Any) -> None:
+    """Create, maintain (upgrades inside the window), upgrade two minors, delete, against the garden
+    API server with the simulated gardenlet."""
+    from temporalio.worker import Worker
+
+    from definitions.cluster import ClusterCreateInput, ClusterDeleteInput, ClusterMaintainInput, ClusterUpgradeInput
+    from landscape.gardener import samples
+    from landscape.kubeapi.part import KubeApiServer
+    from tests.integration.cluster.test_cluster_workflows import NS, garden, spec
+    from workers.gardener import contents
+    from workers.worker import workflow_runner
+
+    api = KubeApiServer(settings={"gardener.speed": "3000"}, bookmark_interval=0.5)
+    api.start(state / "garden")
+    try:
+        samples.seed(api.url)
+        queue, c = f"{prefix}gardener", contents()
+        async with Worker(client, task_queue=queue, workflows=list(c.workflows), activities=list(c.activities),
+                          workflow_runner=workflow_runner()):
+            name, ref = "replay-a", garden(api)
+            await client.execute_workflow("ClusterCreateWorkflow",
+                                          ClusterCreateInput(cluster=spec(name, version="1.29.10"), garden=ref),
+                                          id=f"{prefix}create", task_queue=queue)
+            await client.execute_workflow("ClusterMaintainWorkflow",
+                                          ClusterMaintainInput(project_namespace=NS, names=[name], garden=ref),
+                                          id=f"{prefix}maintain", task_queue=queue)
+            await client.execute_workflow("ClusterUpgradeWorkflow",
+                                          ClusterUpgradeInput(name=name, project_namespace=NS, garden=ref,
+                                                              target_version="1.31.4"),
+                                          id=f"{prefix}upgrade", task_queue=queue)
+            await client.execute_workflow("ClusterDeleteWorkflow",
+                                          ClusterDeleteInput(name=name, project_namespace=NS, garden=ref),
+                                          id=f"{prefix}delete", task_queue=queue)
+    finally:
+        api.stop()
+
+
+SCENARIOS: dict[str, Scenario] = {"pipeline": record_pipelines, "server": record_servers, "cluster": record_clusters}
 
 
 def _case(prefix: str, workflow_id: str) -> str:
