@@ -181,7 +181,60 @@ async def record_clusters(client: Client, prefix: str, state: Path, temporal: An
         api.stop()
 
 
-SCENARIOS: dict[str, Scenario] = {"pipeline": record_pipelines, "server": record_servers, "cluster": record_clusters}
+async def record_transport(client: Client, prefix: str, state: Path, temporal: Any) -> None:
+    """A component transport whose worker is killed mid-blob; the next attempt resumes the upload
+    (as tests/integration/ocm/test_resume.py)."""
+    import signal
+    import subprocess
+    import sys
+
+    from temporalio.worker import Worker
+
+    from activities.ocm.transport import ACTIVITIES
+    from definitions.ocm import ComponentVersionRef, RepositorySpec, TransportInput
+    from landscape import ocm_example as ex
+    from landscape.registry import RegistryPart
+    from workers.worker import workflow_runner
+    from workflows.transport import ComponentTransportWorkflow
+
+    source, site = RegistryPart("source"), RegistryPart("site", tls=True, username="apeiro")
+    source.start(state / "source")
+    site.start(state / "site")
+    os.environ["APEIRO_TEST_SITE_PASSWORD"] = site.password or ""
+    try:
+        await ex.push_example(f"{source.url}/big", big_blob=3 * 1024 * 1024)
+        inp = TransportInput(
+            source=RepositorySpec(url=f"{source.url}/big"),
+            target=RepositorySpec(url=f"{site.url}/replay", username_ref="apeiro",
+                                  password_ref="env:APEIRO_TEST_SITE_PASSWORD", ca_bundle=site.endpoints["ca_bundle"]),
+            components=[ComponentVersionRef(name=ex.MAIN, version=ex.VERSION)], recursive=False,
+            chunk_size=64 * 1024, heartbeat_timeout_s=3, parallel_blobs=1)
+        queue, repo = f"{prefix}ocm", HERE.parents[1]
+        proc = subprocess.Popen(  # noqa: ASYNC220 - a worker process to SIGKILL mid-blob
+            [sys.executable, "-m", "tests.integration.ocm.slow_worker", temporal.endpoints["address"], queue, "0.3"],
+            cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)}, stdout=subprocess.PIPE, start_new_session=True)
+        try:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+            handle = await client.start_workflow("ComponentTransportWorkflow", inp, id=f"{prefix}resumed-blob",
+                                                 task_queue=queue)
+            while True:
+                line = await asyncio.to_thread(proc.stdout.readline)
+                if not line or (line.startswith(b"chunk ") and int(line.split()[1]) >= 512 * 1024):
+                    break
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        async with Worker(client, task_queue=queue, workflows=[ComponentTransportWorkflow],
+                          activities=list(ACTIVITIES), workflow_runner=workflow_runner()):
+            await handle.result()
+    finally:
+        site.stop()
+        source.stop()
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "pipeline": record_pipelines, "server": record_servers, "cluster": record_clusters, "transport": record_transport,
+}
 
 
 def _case(prefix: str, workflow_id: str) -> str:
