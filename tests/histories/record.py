@@ -232,8 +232,79 @@ async def record_transport(client: Client, prefix: str, state: Path, temporal: A
         source.stop()
 
 
+async def record_promotions(client: Client, prefix: str, state: Path, temporal: Any) -> None:
+    """Promotions against the Stage controller and a real Prometheus: one that succeeds, one rolled
+    back by its error-rate gate, one superseded by a newer version, one saved mid-soak, and the
+    coordinator after those versions."""
+    from temporalio.worker import Worker
+
+    from activities import konfidence
+    from definitions.promotion import PromotionPipeline, PromotionRunArgs
+    from definitions.promotion_runs import PromotionRequest
+    from landscape.kubeapi.part import KubeApiServer
+    from landscape.prometheus import Prometheus
+    from workers.worker import workflow_runner
+    from workflows.promotion import WORKFLOWS
+
+    api = KubeApiServer(plugins=("landscape.kubeapi.extra_kinds", "landscape.konfidence"),
+                        settings={"konfidence.deploySeconds": "0.1"}, seed_garden=False)
+    api.start(state / "stage-api")
+    prom = Prometheus(scrape_interval="1s")
+    prom.start(state / "prometheus")
+    name = "replay"
+    kube = api.endpoints["kubeconfig"]
+    data = {"metadata": {"name": name}, "spec": {
+        "artifact": {"component": "example.apeiro.dev/edge-app", "repository": "http://r"},
+        "defaults": {"prometheus": prom.endpoints["url"], "errorBackoff": "2s"},
+        "rings": [
+            {"name": "dev", "targets": [{"stage": f"{name}-dev", "kubeconfig": kube}],
+             "verifyGates": [{"type": "soak", "duration": "${{ soak }}"}]},
+            {"name": "canary", "targets": [{"stage": f"{name}-c{i}", "kubeconfig": kube} for i in range(2)],
+             "parallelism": 2, "flags": {"path": str(state / "flags.json"), "actions": [
+                 {"flag": "new-ui", "defaultVariant": "on", "variants": {"on": True, "off": False}}]},
+             "verifyGates": [{"type": "prometheus", "name": "error-rate", "query": "max(sample_error_ratio)",
+                              "successCondition": "result < 0.05", "interval": "1s", "count": 2}]},
+        ]}}
+
+    def request(version: str, soak: str) -> PromotionRequest:
+        spec = json.loads(json.dumps(data).replace("${{ soak }}", soak))
+        return PromotionRequest(promotion=spec, version=version, requested_by="recorder")
+
+    try:
+        async with Worker(client, task_queue=queues.KONFIDENCE, workflows=WORKFLOWS,
+                          activities=konfidence.ACTIVITIES, workflow_runner=workflow_runner()):
+            prom.set_error_rate(0.0)
+            await asyncio.sleep(2.5)  # two scrapes
+            good = await client.start_workflow("PromotionWorkflow", request("1.0.0", "1s"),
+                                               id=f"{prefix}succeeded", task_queue=queues.KONFIDENCE)
+            await good.result()
+            # The `promotion.run` pipeline step: the promotion as a child.
+            step = request("1.5.0", "1s")
+            await client.execute_workflow(
+                "PromotionStepWorkflow",
+                PromotionRunArgs(promotion=PromotionPipeline.model_validate(step.promotion), version="1.5.0"),
+                id=f"{prefix}step", task_queue=queues.KONFIDENCE)
+            prom.set_error_rate(0.5)
+            await asyncio.sleep(2.5)
+            bad = await client.start_workflow("PromotionWorkflow", request("2.0.0", "1s"),
+                                              id=f"{prefix}rolled-back", task_queue=queues.KONFIDENCE)
+            await bad.result()
+            prom.set_error_rate(0.0)
+            old = await client.start_workflow("PromotionWorkflow", request("3.0.0", "1h"),
+                                              id=f"{prefix}superseded", task_queue=queues.KONFIDENCE)
+            await asyncio.sleep(3)
+            await client.start_workflow("PromotionWorkflow", request("4.0.0", "1h"),
+                                        id=f"{prefix}mid-soak", task_queue=queues.KONFIDENCE)
+            await old.result()
+            await asyncio.sleep(3)  # 4.0.0 soaking in ring dev: saved open
+    finally:
+        prom.stop()
+        api.stop()
+
+
 SCENARIOS: dict[str, Scenario] = {
     "pipeline": record_pipelines, "server": record_servers, "cluster": record_clusters, "transport": record_transport,
+    "promotion": record_promotions,
 }
 
 
