@@ -112,8 +112,11 @@ def used_step_types(definition: dict[str, Any]) -> list[str]:
 def raw_steps(definition: dict[str, Any]) -> list[tuple[str, str]]:
     """(name, uses) of a raw definition's well-formed steps, for status while the run resolves them."""
     steps = (definition.get("spec") or {}).get("steps") if isinstance(definition, dict) else None
-    return [(s["name"], s["uses"]) for s in steps or [] if isinstance(s, dict)
-            and isinstance(s.get("name"), str) and isinstance(s.get("uses"), str)]
+    return [
+        (s["name"], s["uses"])
+        for s in steps or []
+        if isinstance(s, dict) and isinstance(s.get("name"), str) and isinstance(s.get("uses"), str)
+    ]
 
 
 def literal_sub_pipelines(definition: dict[str, Any], registry: StepTypeRegistry) -> list[str]:

@@ -98,9 +98,15 @@ async def runs_on(client: Client, deployment: str) -> list[RunOnVersion]:
     async for wf in client.list_workflows(query):
         desc = await client.get_workflow_handle(wf.id, run_id=wf.run_id).describe()
         vi = desc.raw_description.workflow_execution_info.versioning_info
-        runs.append(RunOnVersion(workflow_id=wf.id, run_id=wf.run_id, workflow_type=wf.workflow_type,
-                                 build_id=vi.deployment_version.build_id,
-                                 behavior=_enum_name(vi.behavior, "VERSIONING_BEHAVIOR_", ProtoBehavior)))
+        runs.append(
+            RunOnVersion(
+                workflow_id=wf.id,
+                run_id=wf.run_id,
+                workflow_type=wf.workflow_type,
+                build_id=vi.deployment_version.build_id,
+                behavior=_enum_name(vi.behavior, "VERSIONING_BEHAVIOR_", ProtoBehavior),
+            )
+        )
     return runs
 
 

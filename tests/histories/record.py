@@ -46,32 +46,62 @@ Scenario = Callable[[Client, str, Path, Any], Awaitable[None]]
 
 def _pipelines() -> dict[str, dict[str, Any]]:
     return {
-        "dag-approval": pipeline([
-            {"name": "plan", "uses": "core.echo", "with": {"values": {"hosts": ["a", "b", "c"]}}},
-            {"name": "each", "uses": "core.echo", "needs": ["plan"], "forEach": "steps.plan.outputs.hosts",
-             "maxParallel": 2, "with": {"values": {"h": "${{ item }}"}}},
-            {"name": "gate", "uses": "core.approval", "needs": ["each"], "with": {"approvers": ["ops"]}},
-            {"name": "pause", "uses": "core.wait", "needs": ["gate"], "with": {"duration": "1s"}},
-        ], name="replay-dag", outputs={"n": "size(steps.each.outputs)"}),
-        "fan-out": pipeline([
-            {"name": "fan", "uses": "core.echo", "forEach": "inputs.items", "maxParallel": 30,
-             "with": {"values": {"i": "${{ item }}"}}},
-        ], name="replay-fanout", inputs={"items": {"type": "array", "default": list(range(60))}}),
-        "failure": pipeline([
-            {"name": "bad", "uses": "core.wait", "with": {"duration": "${{ inputs.d }}"}},
-            {"name": "after", "uses": "core.echo", "needs": ["bad"]},
-        ], name="replay-failure", inputs={"d": {"type": "string", "default": "never"}}),
+        "dag-approval": pipeline(
+            [
+                {"name": "plan", "uses": "core.echo", "with": {"values": {"hosts": ["a", "b", "c"]}}},
+                {
+                    "name": "each",
+                    "uses": "core.echo",
+                    "needs": ["plan"],
+                    "forEach": "steps.plan.outputs.hosts",
+                    "maxParallel": 2,
+                    "with": {"values": {"h": "${{ item }}"}},
+                },
+                {"name": "gate", "uses": "core.approval", "needs": ["each"], "with": {"approvers": ["ops"]}},
+                {"name": "pause", "uses": "core.wait", "needs": ["gate"], "with": {"duration": "1s"}},
+            ],
+            name="replay-dag",
+            outputs={"n": "size(steps.each.outputs)"},
+        ),
+        "fan-out": pipeline(
+            [
+                {
+                    "name": "fan",
+                    "uses": "core.echo",
+                    "forEach": "inputs.items",
+                    "maxParallel": 30,
+                    "with": {"values": {"i": "${{ item }}"}},
+                },
+            ],
+            name="replay-fanout",
+            inputs={"items": {"type": "array", "default": list(range(60))}},
+        ),
+        "failure": pipeline(
+            [
+                {"name": "bad", "uses": "core.wait", "with": {"duration": "${{ inputs.d }}"}},
+                {"name": "after", "uses": "core.echo", "needs": ["bad"]},
+            ],
+            name="replay-failure",
+            inputs={"d": {"type": "string", "default": "never"}},
+        ),
         "continue-as-new": pipeline(
             [{"name": f"s{i}", "uses": "core.echo", **({"needs": [f"s{i - 1}"]} if i else {})} for i in range(20)],
-            name="replay-can"),
-        "sub-pipeline": pipeline([
-            {"name": "sub", "uses": "core.pipeline", "with": {"pipeline": "replay-sub", "inputs": {"n": 2}}},
-        ], name="replay-parent"),
+            name="replay-can",
+        ),
+        "sub-pipeline": pipeline(
+            [
+                {"name": "sub", "uses": "core.pipeline", "with": {"pipeline": "replay-sub", "inputs": {"n": 2}}},
+            ],
+            name="replay-parent",
+        ),
     }
 
 
-SUB_PIPELINE = pipeline([{"name": "double", "uses": "core.echo", "with": {"values": {"n": "${{ inputs.n * 2 }}"}}}],
-                        name="replay-sub", inputs={"n": {"type": "integer"}})
+SUB_PIPELINE = pipeline(
+    [{"name": "double", "uses": "core.echo", "with": {"values": {"n": "${{ inputs.n * 2 }}"}}}],
+    name="replay-sub",
+    inputs={"n": {"type": "integer"}},
+)
 
 
 async def _wait_for_gate(handle: Any, step: str) -> None:
@@ -99,12 +129,23 @@ async def record_pipelines(client: Client, prefix: str, state: Path, temporal: A
         handles = []
         for name, definition in _pipelines().items():
             extra = {"continue_as_new_after": 100} if name == "continue-as-new" else {}
-            handles.append((name, await client.start_workflow(
-                "PipelineWorkflow", PipelineRequest(definition=definition, **extra), id=f"{prefix}{name}",
-                task_queue=queues.PIPELINE)))
+            handles.append(
+                (
+                    name,
+                    await client.start_workflow(
+                        "PipelineWorkflow",
+                        PipelineRequest(definition=definition, **extra),
+                        id=f"{prefix}{name}",
+                        task_queue=queues.PIPELINE,
+                    ),
+                )
+            )
         pending = await client.start_workflow(
-            "PipelineWorkflow", PipelineRequest(definition=_pipelines()["dag-approval"]),
-            id=f"{prefix}approval-pending", task_queue=queues.PIPELINE)
+            "PipelineWorkflow",
+            PipelineRequest(definition=_pipelines()["dag-approval"]),
+            id=f"{prefix}approval-pending",
+            task_queue=queues.PIPELINE,
+        )
         await _wait_for_gate(pending, "gate")
         for name, handle in handles:
             if name == "dag-approval":
@@ -135,13 +176,22 @@ async def record_servers(client: Client, prefix: str, state: Path, temporal: Any
         images = land.part("images").endpoints
         site = SiteDefinition.model_validate(emu.site_definition("replay-site"))
         async with redfish_worker(client, queue, state / "store"):
-            found = await client.execute_workflow(ServerDiscoveryWorkflow.run, DiscoverInput(site=site),
-                                                  id=f"{prefix}discover", task_queue=queue)
+            found = await client.execute_workflow(
+                ServerDiscoveryWorkflow.run, DiscoverInput(site=site), id=f"{prefix}discover", task_queue=queue
+            )
             await client.execute_workflow(
                 ServerProvisionFleetWorkflow.run,
-                ProvisionFleetInput(servers=found.servers, site=site, concurrency=2, spec=ProvisionSpec(
-                    image=ImageSpec(url=images["url"], sha256=images["sha256"]), report_in_timeout_s=120)),
-                id=f"{prefix}fleet", task_queue=queue)
+                ProvisionFleetInput(
+                    servers=found.servers,
+                    site=site,
+                    concurrency=2,
+                    spec=ProvisionSpec(
+                        image=ImageSpec(url=images["url"], sha256=images["sha256"]), report_in_timeout_s=120
+                    ),
+                ),
+                id=f"{prefix}fleet",
+                task_queue=queue,
+            )
 
 
 async def record_clusters(client: Client, prefix: str, state: Path, temporal: Any) -> None:
@@ -161,22 +211,38 @@ async def record_clusters(client: Client, prefix: str, state: Path, temporal: An
     try:
         samples.seed(api.url)
         queue, c = f"{prefix}gardener", contents()
-        async with Worker(client, task_queue=queue, workflows=list(c.workflows), activities=list(c.activities),
-                          workflow_runner=workflow_runner()):
+        async with Worker(
+            client,
+            task_queue=queue,
+            workflows=list(c.workflows),
+            activities=list(c.activities),
+            workflow_runner=workflow_runner(),
+        ):
             name, ref = "replay-a", garden(api)
-            await client.execute_workflow("ClusterCreateWorkflow",
-                                          ClusterCreateInput(cluster=spec(name, version="1.29.10"), garden=ref),
-                                          id=f"{prefix}create", task_queue=queue)
-            await client.execute_workflow("ClusterMaintainWorkflow",
-                                          ClusterMaintainInput(project_namespace=NS, names=[name], garden=ref),
-                                          id=f"{prefix}maintain", task_queue=queue)
-            await client.execute_workflow("ClusterUpgradeWorkflow",
-                                          ClusterUpgradeInput(name=name, project_namespace=NS, garden=ref,
-                                                              target_version="1.31.4"),
-                                          id=f"{prefix}upgrade", task_queue=queue)
-            await client.execute_workflow("ClusterDeleteWorkflow",
-                                          ClusterDeleteInput(name=name, project_namespace=NS, garden=ref),
-                                          id=f"{prefix}delete", task_queue=queue)
+            await client.execute_workflow(
+                "ClusterCreateWorkflow",
+                ClusterCreateInput(cluster=spec(name, version="1.29.10"), garden=ref),
+                id=f"{prefix}create",
+                task_queue=queue,
+            )
+            await client.execute_workflow(
+                "ClusterMaintainWorkflow",
+                ClusterMaintainInput(project_namespace=NS, names=[name], garden=ref),
+                id=f"{prefix}maintain",
+                task_queue=queue,
+            )
+            await client.execute_workflow(
+                "ClusterUpgradeWorkflow",
+                ClusterUpgradeInput(name=name, project_namespace=NS, garden=ref, target_version="1.31.4"),
+                id=f"{prefix}upgrade",
+                task_queue=queue,
+            )
+            await client.execute_workflow(
+                "ClusterDeleteWorkflow",
+                ClusterDeleteInput(name=name, project_namespace=NS, garden=ref),
+                id=f"{prefix}delete",
+                task_queue=queue,
+            )
     finally:
         api.stop()
 
@@ -205,18 +271,31 @@ async def record_transport(client: Client, prefix: str, state: Path, temporal: A
         await ex.push_example(f"{source.url}/big", big_blob=3 * 1024 * 1024)
         inp = TransportInput(
             source=RepositorySpec(url=f"{source.url}/big"),
-            target=RepositorySpec(url=f"{site.url}/replay", username_ref="apeiro",
-                                  password_ref="env:APEIRO_TEST_SITE_PASSWORD", ca_bundle=site.endpoints["ca_bundle"]),
-            components=[ComponentVersionRef(name=ex.MAIN, version=ex.VERSION)], recursive=False,
-            chunk_size=64 * 1024, heartbeat_timeout_s=3, parallel_blobs=1)
+            target=RepositorySpec(
+                url=f"{site.url}/replay",
+                username_ref="apeiro",
+                password_ref="env:APEIRO_TEST_SITE_PASSWORD",
+                ca_bundle=site.endpoints["ca_bundle"],
+            ),
+            components=[ComponentVersionRef(name=ex.MAIN, version=ex.VERSION)],
+            recursive=False,
+            chunk_size=64 * 1024,
+            heartbeat_timeout_s=3,
+            parallel_blobs=1,
+        )
         queue, repo = f"{prefix}ocm", HERE.parents[1]
         proc = subprocess.Popen(  # noqa: ASYNC220 - a worker process to SIGKILL mid-blob
             [sys.executable, "-m", "tests.integration.ocm.slow_worker", temporal.endpoints["address"], queue, "0.3"],
-            cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)}, stdout=subprocess.PIPE, start_new_session=True)
+            cwd=repo,
+            env={**os.environ, "PYTHONPATH": str(repo)},
+            stdout=subprocess.PIPE,
+            start_new_session=True,
+        )
         try:
             assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
-            handle = await client.start_workflow("ComponentTransportWorkflow", inp, id=f"{prefix}resumed-blob",
-                                                 task_queue=queue)
+            handle = await client.start_workflow(
+                "ComponentTransportWorkflow", inp, id=f"{prefix}resumed-blob", task_queue=queue
+            )
             while True:
                 line = await asyncio.to_thread(proc.stdout.readline)
                 if not line or (line.startswith(b"chunk ") and int(line.split()[1]) >= 512 * 1024):
@@ -224,8 +303,13 @@ async def record_transport(client: Client, prefix: str, state: Path, temporal: A
         finally:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
-        async with Worker(client, task_queue=queue, workflows=[ComponentTransportWorkflow],
-                          activities=list(ACTIVITIES), workflow_runner=workflow_runner()):
+        async with Worker(
+            client,
+            task_queue=queue,
+            workflows=[ComponentTransportWorkflow],
+            activities=list(ACTIVITIES),
+            workflow_runner=workflow_runner(),
+        ):
             await handle.result()
     finally:
         site.stop()
@@ -246,55 +330,90 @@ async def record_promotions(client: Client, prefix: str, state: Path, temporal: 
     from workers.worker import workflow_runner
     from workflows.promotion import WORKFLOWS
 
-    api = KubeApiServer(plugins=("landscape.kubeapi.extra_kinds", "landscape.konfidence"),
-                        settings={"konfidence.deploySeconds": "0.1"}, seed_garden=False)
+    api = KubeApiServer(
+        plugins=("landscape.kubeapi.extra_kinds", "landscape.konfidence"),
+        settings={"konfidence.deploySeconds": "0.1"},
+        seed_garden=False,
+    )
     api.start(state / "stage-api")
     prom = Prometheus(scrape_interval="1s")
     prom.start(state / "prometheus")
     name = "replay"
     kube = api.endpoints["kubeconfig"]
-    data = {"metadata": {"name": name}, "spec": {
-        "artifact": {"component": "example.apeiro.dev/edge-app", "repository": "http://r"},
-        "defaults": {"prometheus": prom.endpoints["url"], "errorBackoff": "2s"},
-        "rings": [
-            {"name": "dev", "targets": [{"stage": f"{name}-dev", "kubeconfig": kube}],
-             "verifyGates": [{"type": "soak", "duration": "${{ soak }}"}]},
-            {"name": "canary", "targets": [{"stage": f"{name}-c{i}", "kubeconfig": kube} for i in range(2)],
-             "parallelism": 2, "flags": {"path": str(state / "flags.json"), "actions": [
-                 {"flag": "new-ui", "defaultVariant": "on", "variants": {"on": True, "off": False}}]},
-             "verifyGates": [{"type": "prometheus", "name": "error-rate", "query": "max(sample_error_ratio)",
-                              "successCondition": "result < 0.05", "interval": "1s", "count": 2}]},
-        ]}}
+    data = {
+        "metadata": {"name": name},
+        "spec": {
+            "artifact": {"component": "example.apeiro.dev/edge-app", "repository": "http://r"},
+            "defaults": {"prometheus": prom.endpoints["url"], "errorBackoff": "2s"},
+            "rings": [
+                {
+                    "name": "dev",
+                    "targets": [{"stage": f"{name}-dev", "kubeconfig": kube}],
+                    "verifyGates": [{"type": "soak", "duration": "${{ soak }}"}],
+                },
+                {
+                    "name": "canary",
+                    "targets": [{"stage": f"{name}-c{i}", "kubeconfig": kube} for i in range(2)],
+                    "parallelism": 2,
+                    "flags": {
+                        "path": str(state / "flags.json"),
+                        "actions": [{"flag": "new-ui", "defaultVariant": "on", "variants": {"on": True, "off": False}}],
+                    },
+                    "verifyGates": [
+                        {
+                            "type": "prometheus",
+                            "name": "error-rate",
+                            "query": "max(sample_error_ratio)",
+                            "successCondition": "result < 0.05",
+                            "interval": "1s",
+                            "count": 2,
+                        }
+                    ],
+                },
+            ],
+        },
+    }
 
     def request(version: str, soak: str) -> PromotionRequest:
         spec = json.loads(json.dumps(data).replace("${{ soak }}", soak))
         return PromotionRequest(promotion=spec, version=version, requested_by="recorder")
 
     try:
-        async with Worker(client, task_queue=queues.KONFIDENCE, workflows=WORKFLOWS,
-                          activities=konfidence.ACTIVITIES, workflow_runner=workflow_runner()):
+        async with Worker(
+            client,
+            task_queue=queues.KONFIDENCE,
+            workflows=WORKFLOWS,
+            activities=konfidence.ACTIVITIES,
+            workflow_runner=workflow_runner(),
+        ):
             prom.set_error_rate(0.0)
             await asyncio.sleep(2.5)  # two scrapes
-            good = await client.start_workflow("PromotionWorkflow", request("1.0.0", "1s"),
-                                               id=f"{prefix}succeeded", task_queue=queues.KONFIDENCE)
+            good = await client.start_workflow(
+                "PromotionWorkflow", request("1.0.0", "1s"), id=f"{prefix}succeeded", task_queue=queues.KONFIDENCE
+            )
             await good.result()
             # The `promotion.run` pipeline step: the promotion as a child.
             step = request("1.5.0", "1s")
             await client.execute_workflow(
                 "PromotionStepWorkflow",
                 PromotionRunArgs(promotion=PromotionPipeline.model_validate(step.promotion), version="1.5.0"),
-                id=f"{prefix}step", task_queue=queues.KONFIDENCE)
+                id=f"{prefix}step",
+                task_queue=queues.KONFIDENCE,
+            )
             prom.set_error_rate(0.5)
             await asyncio.sleep(2.5)
-            bad = await client.start_workflow("PromotionWorkflow", request("2.0.0", "1s"),
-                                              id=f"{prefix}rolled-back", task_queue=queues.KONFIDENCE)
+            bad = await client.start_workflow(
+                "PromotionWorkflow", request("2.0.0", "1s"), id=f"{prefix}rolled-back", task_queue=queues.KONFIDENCE
+            )
             await bad.result()
             prom.set_error_rate(0.0)
-            old = await client.start_workflow("PromotionWorkflow", request("3.0.0", "1h"),
-                                              id=f"{prefix}superseded", task_queue=queues.KONFIDENCE)
+            old = await client.start_workflow(
+                "PromotionWorkflow", request("3.0.0", "1h"), id=f"{prefix}superseded", task_queue=queues.KONFIDENCE
+            )
             await asyncio.sleep(3)
-            await client.start_workflow("PromotionWorkflow", request("4.0.0", "1h"),
-                                        id=f"{prefix}mid-soak", task_queue=queues.KONFIDENCE)
+            await client.start_workflow(
+                "PromotionWorkflow", request("4.0.0", "1h"), id=f"{prefix}mid-soak", task_queue=queues.KONFIDENCE
+            )
             await old.result()
             await asyncio.sleep(3)  # 4.0.0 soaking in ring dev: saved open
     finally:
@@ -303,7 +422,10 @@ async def record_promotions(client: Client, prefix: str, state: Path, temporal: 
 
 
 SCENARIOS: dict[str, Scenario] = {
-    "pipeline": record_pipelines, "server": record_servers, "cluster": record_clusters, "transport": record_transport,
+    "pipeline": record_pipelines,
+    "server": record_servers,
+    "cluster": record_clusters,
+    "transport": record_transport,
     "promotion": record_promotions,
 }
 
@@ -343,8 +465,9 @@ async def main(only: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         landscape = Landscape([TemporalDevServer(headless=True)], state_dir=Path(tmp) / "temporal")
         with landscape.running():
-            client = await Client.connect(landscape.part("temporal").endpoints["address"],
-                                          data_converter=data_converter())
+            client = await Client.connect(
+                landscape.part("temporal").endpoints["address"], data_converter=data_converter()
+            )
             for name in only:
                 prefix = f"rec-{name}-{uuid.uuid4().hex[:6]}-"
                 t0, since = time.monotonic(), datetime.now(UTC)

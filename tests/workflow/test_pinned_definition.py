@@ -35,9 +35,14 @@ def pinned_type() -> Iterator[str]:
 
 
 def gated(*steps: dict[str, Any]) -> dict[str, Any]:
-    return pipeline([{"name": "gate", "uses": "core.approval", "with": {"approvers": ["ops"]}},
-                     *({"needs": ["gate"], **s} for s in steps)], name="pinned",
-                    outputs={"out": "steps.after.outputs"})
+    return pipeline(
+        [
+            {"name": "gate", "uses": "core.approval", "with": {"approvers": ["ops"]}},
+            *({"needs": ["gate"], **s} for s in steps),
+        ],
+        name="pinned",
+        outputs={"out": "steps.after.outputs"},
+    )
 
 
 async def waiting_at_gate(handle: WorkflowHandle[Any, Any]) -> PipelineStatus:
@@ -92,11 +97,10 @@ def test_a_type_missing_from_the_build_is_named() -> None:
     assert missing_type_message(pinned_registry(pinned, REGISTRY).get("core.echo")) is None
 
 
-async def test_sub_pipeline_file_changed_in_flight_runs_the_pinned_definition(
-    engine: Engine, tmp_path: Path
-) -> None:
-    handle = await engine.start(gated({"name": "after", "uses": "core.pipeline",
-                                       "with": {"pipeline": "sub-double", "inputs": {"n": 21}}}))
+async def test_sub_pipeline_file_changed_in_flight_runs_the_pinned_definition(engine: Engine, tmp_path: Path) -> None:
+    handle = await engine.start(
+        gated({"name": "after", "uses": "core.pipeline", "with": {"pipeline": "sub-double", "inputs": {"n": 21}}})
+    )
     await waiting_at_gate(handle)
     sub = tmp_path / "sub.yaml"
     sub.write_text(sub.read_text().replace("inputs.n * 2", "inputs.n * 3"))
@@ -104,8 +108,9 @@ async def test_sub_pipeline_file_changed_in_flight_runs_the_pinned_definition(
     result = await asyncio.wait_for(handle.result(), 30)
     assert result["outputs"]["out"] == {"doubled": 42}
     # A run started now gets the new file (and another revision).
-    fresh = await engine.start(gated({"name": "after", "uses": "core.pipeline",
-                                      "with": {"pipeline": "sub-double", "inputs": {"n": 21}}}))
+    fresh = await engine.start(
+        gated({"name": "after", "uses": "core.pipeline", "with": {"pipeline": "sub-double", "inputs": {"n": 21}}})
+    )
     fresh_status = await waiting_at_gate(fresh)
     await approve(fresh)
     assert (await asyncio.wait_for(fresh.result(), 30))["outputs"]["out"] == {"doubled": 63}

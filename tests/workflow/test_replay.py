@@ -52,8 +52,10 @@ def load_history(path: Path) -> tuple[str, WorkflowHistory]:
         first = history.events[0]
         workflow_type = first.workflow_execution_started_event_attributes.workflow_type.name
     except Exception as exc:
-        raise ValueError(f"saved history {rel} is corrupt ({type(exc).__name__}: {exc}); re-record it with "
-                         "`python -m tests.histories.record` or delete it") from None
+        raise ValueError(
+            f"saved history {rel} is corrupt ({type(exc).__name__}: {exc}); re-record it with "
+            "`python -m tests.histories.record` or delete it"
+        ) from None
     if not workflow_type:
         raise ValueError(f"saved history {rel} does not start with WorkflowExecutionStarted; re-record it")
     return workflow_type, history
@@ -66,7 +68,9 @@ def saved_types() -> set[str]:
 def test_every_registered_workflow_type_has_a_saved_history() -> None:
     registered = set(registered_workflows())
     missing = sorted(registered - saved_types() - NOT_YET_RECORDED)
-    assert missing == [], f"workflow types without a saved history: {missing}; record with python -m tests.histories.record"
+    assert missing == [], (
+        f"workflow types without a saved history: {missing}; record with python -m tests.histories.record"
+    )
     recorded_now = sorted(NOT_YET_RECORDED & saved_types())
     assert recorded_now == [], f"remove {recorded_now} from NOT_YET_RECORDED: their histories are saved"
     assert NOT_YET_RECORDED <= registered, f"not registered any more: {sorted(NOT_YET_RECORDED - registered)}"
@@ -81,8 +85,11 @@ def test_histories_exist_for_the_engine() -> None:
 async def test_replays_without_nondeterminism(path: Path) -> None:
     workflow_type, history = load_history(path)
     assert path.parent.name == workflow_type, f"{path.name} holds a {workflow_type} history; move it"
-    replayer = Replayer(workflows=list(registered_workflows().values()), data_converter=data_converter(),
-                        workflow_runner=workflow_runner())
+    replayer = Replayer(
+        workflows=list(registered_workflows().values()),
+        data_converter=data_converter(),
+        workflow_runner=workflow_runner(),
+    )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.relative_to(HISTORIES_DIR)}: {result.replay_failure}"
     assert len(history.events) > 3
