@@ -105,3 +105,12 @@ async def test_a_server_without_worker_deployments_stops_a_versioned_worker(ts_e
     problem = await check_deployment(ts_env.client, WorkerDeploymentVersion("apeiro", "b1"))
     assert problem is not None
     assert problem.startswith("cannot run as apeiro.b1: ") and "--build-id" in problem
+
+
+def test_status_shows_the_definition_revision() -> None:
+    from definitions.runs import PipelineStatus, RunState
+    from workers.cli.pipeline import format_status
+
+    st = PipelineStatus(pipeline="p", workflow_id="w", state=RunState.RUNNING, steps=[], revision="0123456789abcdef")
+    assert "definition 0123456789abcdef" in format_status(st).splitlines()[0]
+    assert "definition" not in format_status(st.model_copy(update={"revision": None})).splitlines()[0]
