@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from definitions.pinning import PinnedDefinition
+
 
 class StepState(StrEnum):
     PENDING = "pending"        # waiting for its needs
@@ -90,6 +92,8 @@ class Continuation(BaseModel):
     inputs: dict[str, Any]
     records: list[StepRecord]
     generation: int = 1
+    #: The resolution pinned when the first run started (definitions/pinning.py).
+    pinned: PinnedDefinition | None = None
 
 
 class Reuse(BaseModel):
@@ -118,6 +122,8 @@ class PipelineRequest(BaseModel):
     #: Continue as new once history exceeds this many events (the server suggests it at ~4k too).
     continue_as_new_after: int = Field(default=8000, ge=100, le=40000, alias="continueAsNewAfter")
     continuation: Continuation | None = None
+    #: A parent pipeline's pinned resolution, which a sub-pipeline runs with (definitions/pinning.py).
+    pinned: PinnedDefinition | None = None
     #: How deep this run sits in core.pipeline sub-pipelines (0: started by a person or a trigger).
     depth: int = Field(default=0, ge=0)
 
@@ -155,6 +161,8 @@ class PipelineStatus(BaseModel):
     paused: bool = False
     #: Run-level repairs (pause, resume) with who, when and why.
     repairs: list[RepairRecord] = Field(default_factory=list)
+    #: Content hash of the pinned definition and step types this run uses (None: started unpinned).
+    revision: str | None = None
 
 
 class PipelineResult(BaseModel):

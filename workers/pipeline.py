@@ -7,12 +7,13 @@ from workers.queues import QueueContents
 
 def contents() -> QueueContents:
     from activities import core, notify
+    from activities.pinning import pin_definition
     from workflows.fanout import FanOutWorkflow
     from workflows.pipeline import PipelineWorkflow
 
     acts = core.CoreActivities()
     return QueueContents(
         workflows=[PipelineWorkflow, FanOutWorkflow],
-        activities=[*acts.all(), notify.notify],
+        activities=[*acts.all(), notify.notify, pin_definition],
         close=acts.close,
     )

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.common import WorkerDeploymentVersion
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -18,6 +19,7 @@ from workers.interceptors import StepMetricsInterceptor
 from workers.progress import ProgressInterceptor
 from workers.queues import contents_for
 from workers.shutdown import ShutdownHandoffInterceptor, recovery_options, stop_workers
+from workers.versioning import deployment_config, registered_workflows
 from workflows.user_errors import USER_DATA_ERRORS
 
 log = logging.getLogger(__name__)
@@ -36,8 +38,11 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 def build_workers(client: Client, queues: Sequence[str], *, max_concurrent_activities: int = 100,
                   activity_executor: ThreadPoolExecutor | None = None,
                   extra_activities: Mapping[str, Sequence[Callable[..., Any]]] | None = None,
-                  extra_workflows: Mapping[str, Sequence[type]] | None = None) -> list[Worker]:
+                  extra_workflows: Mapping[str, Sequence[type]] | None = None,
+                  deployment: WorkerDeploymentVersion | None = None) -> list[Worker]:
     """One Worker per queue, sharing the client. Sync activities run on ``activity_executor``.
+
+    ``deployment`` runs them as that Worker Deployment Version (workers/versioning.py).
 
     ``extra_activities`` / ``extra_workflows`` add to a queue (tests register probes this way).
     """
@@ -53,7 +58,7 @@ def build_workers(client: Client, queues: Sequence[str], *, max_concurrent_activ
             Worker(
                 client,
                 task_queue=queue,
-                workflows=list(contents.workflows),
+                workflows=registered_workflows(contents.workflows, deployment),
                 activities=list(contents.activities),
                 activity_executor=(activity_executor or ThreadPoolExecutor(max_concurrent_activities))
                 if needs_executor else None,
@@ -68,19 +73,21 @@ def build_workers(client: Client, queues: Sequence[str], *, max_concurrent_activ
                 # from user data (the one rule, workflows/user_errors.py). Non-determinism still fails
                 # the task.
                 workflow_failure_exception_types=list(USER_DATA_ERRORS),
+                deployment_config=deployment_config(deployment),
             )
         )
     return workers
 
 
-async def run_workers(client: Client, queues: Sequence[str], stop: asyncio.Event | None = None) -> None:
+async def run_workers(client: Client, queues: Sequence[str], stop: asyncio.Event | None = None,
+                      deployment: WorkerDeploymentVersion | None = None) -> None:
     """Run until ``stop`` is set or SIGINT/SIGTERM arrives; then shut down gracefully."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    workers = build_workers(client, queues)
+    workers = build_workers(client, queues, deployment=deployment)
     async with contextlib.AsyncExitStack() as stack:
         for w in workers:
             await stack.enter_async_context(w)

@@ -18,7 +18,9 @@ with workflow.unsafe.imports_passed_through():
     from definitions import limits
     from definitions.catalog import load_catalog
     from definitions.expressions import CostBudget, ExpressionError, Scope, render
+    from definitions.pinning import PinnedDefinition, PinnedStepType, pinned_registry
     from definitions.pipeline import RetrySpec, Step
+    from definitions.steptypes import StepType
     from workflows.stepexec import InvocationContext, StepFailure, invoke, output_size_problem
     from workflows.user_errors import USER_DATA_ERRORS, describe_user_error
 
@@ -36,6 +38,8 @@ class FanOutRequest(BaseModel):
     max_parallel: int = Field(default=10, ge=1)
     retry: RetrySpec
     timeout: timedelta | None = None
+    #: The step type as the parent pipeline pinned it (definitions/pinning.py); None: look it up live.
+    pinned: PinnedStepType | None = None
 
 class ItemResult(BaseModel):
     index: int
@@ -46,6 +50,11 @@ class ItemResult(BaseModel):
 class FanOutResult(BaseModel):
     results: list[ItemResult]
 
+def _pinned_type(pinned: PinnedStepType) -> StepType:
+    registry = pinned_registry(PinnedDefinition(revision="", step_types={pinned.name: pinned}), REGISTRY)
+    return registry.get(pinned.name)
+
+
 @workflow.defn(name="FanOutWorkflow")
 class FanOutWorkflow:
     def __init__(self) -> None:
@@ -55,7 +64,7 @@ class FanOutWorkflow:
     @workflow.run
     async def run(self, request: FanOutRequest) -> FanOutResult:
         step = Step.model_validate(request.step)
-        step_type = REGISTRY.get(step.uses)
+        step_type = REGISTRY.get(step.uses) if request.pinned is None else _pinned_type(request.pinned)
         ctx = InvocationContext(parent_id=request.parent_id, pipeline=request.pipeline, site=request.site,
                                 step_path=request.step_path)
         sem = asyncio.Semaphore(request.max_parallel)

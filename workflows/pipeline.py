@@ -41,6 +41,15 @@ with workflow.unsafe.imports_passed_through():
         references,
         render,
     )
+    from definitions.pinning import (
+        PinnedDefinition,
+        PinRequest,
+        missing_type_message,
+        pin,
+        pinned_registry,
+        raw_steps,
+        used_step_types,
+    )
     from definitions.pipeline import Pipeline, RetrySpec, Step
     from definitions.runs import (
         ApprovalDecision,
@@ -84,6 +93,8 @@ DEFAULT_FOREACH_PARALLEL = 10
 #: workflow.patched() ids: behaviour added for issue 17, off when replaying runs started before it.
 PATCH_CARRY_NEEDED = "i17-carry-needed-outputs"
 PATCH_LIMITS = "i17-runtime-limits"
+#: Issue 13: resolve step types and sub-pipelines once at start and keep them (definitions/pinning.py).
+PATCH_PIN_DEFINITION = "i13-pin-definition"
 
 
 def _is_resumable(step_type: StepType) -> bool:
@@ -115,6 +126,10 @@ class PipelineWorkflow:
         self._depth = 0
         self._budget_task = -1
         self._budget = CostBudget(limits.MAX_CEL_COST_PER_TASK)
+        #: The step types this run resolves ``uses:`` with: the pinned ones, or the live registry for a
+        #: run started before pinning (its replay must keep the old lookups).
+        self._registry = REGISTRY
+        self._pinned: PinnedDefinition | None = None
 
     # --- entry -----------------------------------------------------------------------------------
 
@@ -143,12 +158,23 @@ class PipelineWorkflow:
             self._pipeline_name = req.pipeline
             definition = await self._load_definition(req.pipeline)
             inputs = req.inputs
+        pinned = req.continuation.pinned if req.continuation is not None else None
+        if pinned is None and req.continuation is None:
+            if req.pinned is not None and set(used_step_types(definition)) <= set(req.pinned.step_types):
+                # A sub-pipeline whose types the parent pinned: everything comes from the input.
+                pinned = pin(definition, REGISTRY, inherited=req.pinned)
+            elif workflow.patched(PATCH_PIN_DEFINITION):
+                # `status` lists the steps while they are being resolved (checked again below).
+                self._records = {n: StepRecord(name=n, uses=u) for n, u in raw_steps(definition)}
+                pinned = await self._pin(definition, req.pinned)
+        registry = pinned_registry(pinned, REGISTRY) if pinned is not None else REGISTRY
         try:
-            pipeline, resolved = validate_definition(definition, REGISTRY, inputs=inputs, source="pipeline")
+            pipeline, resolved = validate_definition(definition, registry, inputs=inputs, source="pipeline")
         except DefinitionError as exc:
             self._fail_run(str(exc))
             raise ApplicationError(str(exc), [str(p) for p in exc.problems], type="InvalidDefinition",
                                    non_retryable=True) from None
+        self._pinned, self._registry = pinned, registry
         self._pipeline, self._inputs = pipeline, resolved
         self._pipeline_name = pipeline.name
         site = resolved.get("site")
@@ -186,7 +212,7 @@ class PipelineWorkflow:
             if workflow.patched(PATCH_CARRY_NEEDED):
                 records = self._carried_records()
             continuation = Continuation(definition=definition, inputs=resolved, records=records,
-                                        generation=self._generation + 1)
+                                        generation=self._generation + 1, pinned=self._pinned)
             self._check_continuation_size(continuation)
             workflow.continue_as_new(PipelineRequest(
                 requested_by=req.requested_by,
@@ -247,6 +273,28 @@ class PipelineWorkflow:
             self._fail_run(message)
             raise ApplicationError(message, type="UnknownPipeline", non_retryable=True) from None
         return result
+
+    async def _pin(self, definition: dict[str, Any], inherited: PinnedDefinition | None) -> PinnedDefinition | None:
+        """Resolve the step types and literal sub-pipelines once, in an activity: its result is in the
+        history, so a replay on a later build reads this resolution instead of making a new one.
+
+        When it cannot (a worker of an older build without the activity), the run goes on unpinned,
+        resolving step types as it goes, as runs did before pinning.
+        """
+        from temporalio.common import RetryPolicy
+
+        from definitions import queues
+
+        try:
+            pinned: PinnedDefinition = await workflow.execute_activity(
+                "pipeline.pin_definition", PinRequest(definition=definition, inherited=inherited),
+                task_queue=queues.PIPELINE, start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(maximum_attempts=3), result_type=PinnedDefinition,
+            )
+        except Exception as exc:
+            workflow.logger.warning("pipeline %r runs unpinned: %s", self._pipeline_name, describe_failure(exc))
+            return None
+        return pinned
 
     def _fail_run(self, message: str) -> None:
         self._state = RunState.FAILED
@@ -319,7 +367,7 @@ class PipelineWorkflow:
                     await self._run_finally()
                     await self._notify_finished()
                 return carry_on
-            if draining and all(_is_resumable(REGISTRY.get(self._records[n].uses)) for n in tasks):
+            if draining and all(_is_resumable(self._registry.get(self._records[n].uses)) for n in tasks):
                 # Only timers and approvals left: their progress is in the records; hand them over.
                 self._suspending = True
                 for task in tasks.values():
@@ -363,13 +411,16 @@ class PipelineWorkflow:
 
     async def _run_step(self, step: Step) -> None:
         rec = self._records[step.name]
-        step_type = REGISTRY.get(step.uses)
+        step_type = self._registry.get(step.uses)
         if rec.started_at is None:
             rec.started_at = workflow.now()
         rec.state = StepState.WAITING if _is_resumable(step_type) else StepState.RUNNING
         rec.message = ""
         field = "forEach" if step.for_each is not None else "with"  # what a user-data error names
         try:
+            missing = missing_type_message(step_type)
+            if missing:  # runs with the pinned routing (the same commands on replay); say why it may fail
+                workflow.logger.warning("%s: %s", self._path(step), missing)
             outputs: Any
             if step.for_each is not None:
                 outputs = await self._run_for_each(step, step_type)
@@ -498,6 +549,7 @@ class PipelineWorkflow:
                     step_path=self._path(step), context=base, items=chunk, start_index=start,
                     max_parallel=per_child, retry=self._retry(step, step_type),
                     timeout=self._timeout(step, step_type),
+                    **self._pinned_for(step),
                 )
                 try:
                     result: FanOutResult = await workflow.execute_child_workflow(
@@ -599,8 +651,7 @@ class PipelineWorkflow:
         try:
             result: PipelineResult = await workflow.execute_child_workflow(
                 "PipelineWorkflow",
-                PipelineRequest(pipeline=sub.pipeline, inputs=sub.inputs, requested_by=self._requested_by,
-                                depth=self._depth + 1),
+                self._sub_request(sub),
                 id=child_id, task_queue=queues.PIPELINE, result_type=PipelineResult,
                 search_attributes=child_search_attributes(self._invocation(step), step),
                 static_summary=f"{suffix} · sub-pipeline {sub.pipeline}",
@@ -608,6 +659,22 @@ class PipelineWorkflow:
         except ChildWorkflowError as exc:
             raise StepFailure(f"sub-pipeline {sub.pipeline!r} failed: {describe_failure(exc)}") from None
         return result.outputs
+
+    def _sub_request(self, sub: SubPipelineArgs) -> PipelineRequest:
+        """A sub-pipeline runs the definition and step types pinned when this run started."""
+        if self._pinned is None:
+            return PipelineRequest(pipeline=sub.pipeline, inputs=sub.inputs, requested_by=self._requested_by,
+                                   depth=self._depth + 1)
+        definition = self._pinned.sub_pipelines.get(sub.pipeline)
+        return PipelineRequest(pipeline=None if definition else sub.pipeline, definition=definition,
+                               inputs=sub.inputs, requested_by=self._requested_by, depth=self._depth + 1,
+                               pinned=self._pinned)
+
+    def _pinned_for(self, step: Step) -> dict[str, Any]:
+        """The fan-out chunk's share of the pin: the one step type it runs."""
+        if self._pinned is None or step.uses not in self._pinned.step_types:
+            return {}
+        return {"pinned": self._pinned.step_types[step.uses]}
 
     # --- expressions -----------------------------------------------------------------------------
 
@@ -701,7 +768,8 @@ class PipelineWorkflow:
                  for rec in self._records.values()]
         return PipelineStatus(pipeline=self._pipeline_name, workflow_id=workflow.info().workflow_id,
                               state=self._state, generation=self._generation, steps=steps, error=self._error,
-                              paused=self._paused, repairs=list(self._run_repairs))
+                              paused=self._paused, repairs=list(self._run_repairs),
+                              revision=self._pinned.revision if self._pinned else None)
 
     @workflow.query
     def outputs(self, step: str) -> Any:
@@ -887,7 +955,7 @@ class PipelineWorkflow:
 
         wid = workflow.info().workflow_id
         try:
-            step_type = REGISTRY.get(hook.uses)
+            step_type = self._registry.get(hook.uses)
             args = render(hook.with_, self._scope(None))
             if step_type.kind is StepKind.BUILTIN:
                 if step_type.target != "PipelineWorkflow":

@@ -4,6 +4,7 @@ what may not happen (nothing changes); every repair is audited; the UI's current
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,9 @@ async def test_failed_step_with_pause_waits_and_retry_runs_it_and_its_dependants
     replay = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert replay.replay_failure is None, replay.replay_failure
     if os.environ.get("APEIRO_RECORD_HISTORIES"):
-        (HISTORIES / "operator-repair.json").write_text(history.to_json())
+        # tests/histories/<type>/<case>.json with the workflow id (tests/workflow/test_replay.py reads it)
+        saved = {"workflowId": "replay-operator-repair", **json.loads(history.to_json())}
+        (HISTORIES / "PipelineWorkflow" / "operator-repair.json").write_text(json.dumps(saved, indent=1))
 
     # A finished run takes no updates at all (Temporal refuses them before any validator runs).
     with pytest.raises((WorkflowUpdateFailedError, RPCError)):

@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "workers.cli.repair",
     "workers.cli.console",
     "workers.cli.completion",
+    "workers.cli.deploy",
 )
 
 

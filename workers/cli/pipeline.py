@@ -234,6 +234,8 @@ def format_status(status: PipelineStatus) -> str:
     head = f"pipeline {status.pipeline}  run {status.workflow_id}  state {status.state.value}"
     if status.generation > 1:
         head += f"  (continued as new {status.generation - 1}x)"
+    if status.revision:
+        head += f"  definition {status.revision}"
     text = head + "\n" + table(rows, ["step", "uses", "state", "items", "took", "detail"])
     if status.error:
         text += f"\nerror: {status.error}"

@@ -10,6 +10,7 @@ import argparse
 from workers.cli.common import client_from_env, fail, run_async
 from workers.config import ConfigError
 from workers.queues import known_queues
+from workers.versioning import ENV_BUILD_ID, ENV_DEPLOYMENT, VersioningConfigError, deployment_version
 from workers.worker import run_workers
 
 
@@ -17,6 +18,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("worker", help="run Temporal workers for some or all task queues")
     p.add_argument("--queues", default="all",
                    help=f"comma-separated task queues, or 'all' ({', '.join(known_queues())})")
+    p.add_argument("--deployment-name", default=None,
+                   help=f"Worker Deployment name (default ${ENV_DEPLOYMENT}); with --build-id runs versioned")
+    p.add_argument("--build-id", default=None,
+                   help=f"this build's id, e.g. a git commit (default ${ENV_BUILD_ID})")
     p.set_defaults(func=cmd_worker)
 
 
@@ -35,7 +40,8 @@ def parse_queues(text: str) -> list[str]:
 def cmd_worker(args: argparse.Namespace) -> int:
     try:
         queues = parse_queues(args.queues)
-    except ValueError as exc:
+        deployment = deployment_version(args.deployment_name, args.build_id)
+    except (ValueError, VersioningConfigError) as exc:
         return fail(str(exc), 2)
 
     from workers.observability import setup_logging
@@ -47,7 +53,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
             client = await client_from_env()
         except ConfigError as exc:
             return fail(str(exc))
-        await run_workers(client, queues)
+        if deployment is not None:
+            from workers.deploy import check_deployment
+
+            problem = await check_deployment(client, deployment)
+            if problem:
+                return fail(problem, 2)
+        await run_workers(client, queues, deployment=deployment)
         return 0
 
     return run_async(go())
