@@ -45,7 +45,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c.add_argument("--poll-interval", type=float, default=2.0, help="seconds between looks at running orders")
     c.set_defaults(func=cmd_controller)
     d = msub.add_parser("demo", help="order a PipelineRun through a kcp binding on a local landscape")
-    d.add_argument("--state-dir", type=Path, default=Path(".apeiro/mesh-demo"))
+    d.add_argument("--state-dir", type=Path, default=Path(".apeiro/mesh-demo"),
+                   help="where the demo keeps the local Temporal and kcp state (default: .apeiro/mesh-demo)")
     d.set_defaults(func=cmd_demo)
     p.set_defaults(func=lambda args: _usage(p))
 
