@@ -13,6 +13,7 @@ CATALOG_MODULES: tuple[str, ...] = (
     "definitions.core_steps",
     "definitions.server",
     "definitions.cluster",
+    "definitions.cluster_day2",
     "definitions.ocm",
     "definitions.promotion",
 )

@@ -1,4 +1,4 @@
-"""Worker contents of the `gardener` queue: cluster workflows and garden activities."""
+"""Worker contents of the `gardener` queue: cluster workflows (lifecycle and day-2) and garden activities."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from workers.queues import QueueContents
 
 def contents() -> QueueContents:
     from activities.gardener.activities import ACTIVITIES
+    from activities.gardener.day2 import ACTIVITIES as DAY2_ACTIVITIES
     from workflows.cluster import WORKFLOWS
+    from workflows.cluster_day2 import WORKFLOWS as DAY2_WORKFLOWS
 
-    return QueueContents(workflows=WORKFLOWS, activities=ACTIVITIES)
+    return QueueContents(workflows=[*WORKFLOWS, *DAY2_WORKFLOWS], activities=[*ACTIVITIES, *DAY2_ACTIVITIES])
