@@ -132,9 +132,10 @@ async def test_hibernation_schedules_applied_by_gardener(
     # A bad cron is refused before start (model) and by Gardener (422) alike.
     with pytest.raises(ValueError):
         HibernationSchedule(start="0 25 * *")
-    bad = httpx.patch(
-        f"{garden_api.url}/apis/core.gardener.cloud/v1beta1/namespaces/{NS}/shoots/{name}",
-        json={"spec": {"hibernation": {"schedules": [{"start": "0 25 * * *"}]}}},
-        headers={"Content-Type": "application/merge-patch+json"},
-    )
+    async with httpx.AsyncClient() as http:
+        bad = await http.patch(
+            f"{garden_api.url}/apis/core.gardener.cloud/v1beta1/namespaces/{NS}/shoots/{name}",
+            json={"spec": {"hibernation": {"schedules": [{"start": "0 25 * * *"}]}}},
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
     assert bad.status_code == 422 and "spec.hibernation.schedules[0].start" in bad.text
