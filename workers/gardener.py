@@ -6,9 +6,10 @@ from workers.queues import QueueContents
 
 
 def contents() -> QueueContents:
+    from activities.freeze import ACTIVITIES as FREEZE
     from activities.gardener.activities import ACTIVITIES
     from activities.gardener.day2 import ACTIVITIES as DAY2_ACTIVITIES
     from workflows.cluster import WORKFLOWS
     from workflows.cluster_day2 import WORKFLOWS as DAY2_WORKFLOWS
 
-    return QueueContents(workflows=[*WORKFLOWS, *DAY2_WORKFLOWS], activities=[*ACTIVITIES, *DAY2_ACTIVITIES])
+    return QueueContents(workflows=[*WORKFLOWS, *DAY2_WORKFLOWS], activities=[*ACTIVITIES, *DAY2_ACTIVITIES, *FREEZE])

@@ -7,12 +7,14 @@ from workers.queues import QueueContents
 
 def contents() -> QueueContents:
     from activities import core
+    from activities.freeze import ACTIVITIES as FREEZE
     from workflows.fanout import FanOutWorkflow
+    from workflows.freeze import FreezeWorkflow
     from workflows.pipeline import PipelineWorkflow
 
     acts = core.CoreActivities()
     return QueueContents(
-        workflows=[PipelineWorkflow, FanOutWorkflow],
-        activities=acts.all(),
+        workflows=[PipelineWorkflow, FanOutWorkflow, FreezeWorkflow],
+        activities=[*acts.all(), *FREEZE],
         close=acts.close,
     )

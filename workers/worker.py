@@ -31,10 +31,15 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     )
 
 
-def build_workers(client: Client, queues: Sequence[str], *, max_concurrent_activities: int = 100,
-                  activity_executor: ThreadPoolExecutor | None = None,
-                  extra_activities: Mapping[str, Sequence[Callable[..., Any]]] | None = None,
-                  extra_workflows: Mapping[str, Sequence[type]] | None = None) -> list[Worker]:
+def build_workers(
+    client: Client,
+    queues: Sequence[str],
+    *,
+    max_concurrent_activities: int = 100,
+    activity_executor: ThreadPoolExecutor | None = None,
+    extra_activities: Mapping[str, Sequence[Callable[..., Any]]] | None = None,
+    extra_workflows: Mapping[str, Sequence[type]] | None = None,
+) -> list[Worker]:
     """One Worker per queue, sharing the client. Sync activities run on ``activity_executor``.
 
     ``extra_activities`` / ``extra_workflows`` add to a queue (tests register probes this way).
@@ -54,7 +59,8 @@ def build_workers(client: Client, queues: Sequence[str], *, max_concurrent_activ
                 workflows=list(contents.workflows),
                 activities=list(contents.activities),
                 activity_executor=(activity_executor or ThreadPoolExecutor(max_concurrent_activities))
-                if needs_executor else None,
+                if needs_executor
+                else None,
                 max_concurrent_activities=max_concurrent_activities,
                 workflow_runner=workflow_runner(),
                 interceptors=[StepMetricsInterceptor()],

@@ -36,6 +36,7 @@ class ClusterRotateCredentialsWorkflow(_Waiting):
     reached and does not annotate again."""
 
     async def _half(self, inp: RotateCredentialsInput, op: str, want: str) -> RotationPhases:
+        await self._freeze_point(f"{op} {inp.project_namespace}/{inp.name}")
         self._status.phase = f"{op}"
         try:
             res: OperationResult = await _call(
@@ -92,6 +93,7 @@ class ClusterHibernationWorkflow(_Waiting):
     async def run(self, inp: HibernationInput) -> HibernationResult:
         key = ShootKey(name=inp.name, namespace=inp.project_namespace, garden=inp.garden)
         verb = {True: "hibernating", False: "waking up", None: "setting schedules"}[inp.enabled]
+        await self._freeze_point(f"{verb} {inp.project_namespace}/{inp.name}")
         self._status.phase = verb
         try:
             state: HibernationState = await _call(

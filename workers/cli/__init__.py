@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "workers.cli.schedule",
     "workers.cli.codec",
     "workers.cli.promote",
+    "workers.cli.freeze",
 )
 
 
