@@ -13,6 +13,7 @@ from temporalio import activity
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
+from activities.bounded import RemoteDataError, loads_strict
 from activities.secrets import resolve_secret
 from definitions.core_steps import EchoArgs, HttpArgs, HttpResult
 from definitions.library import PipelineLibrary
@@ -58,12 +59,15 @@ class CoreActivities:
         verify: bool | str = args.ca_bundle or not args.insecure
         url = str(args.url)
         try:
-            async with httpx.AsyncClient(verify=verify, timeout=args.request_timeout.total_seconds()) as client:
-                response = await client.request(
+            async with (
+                httpx.AsyncClient(verify=verify, timeout=args.request_timeout.total_seconds()) as client,
+                client.stream(
                     args.method, url, headers=headers,
                     json=args.json_body if args.json_body is not None else None,
                     content=args.body.encode() if args.body is not None else None,
-                )
+                ) as response,
+            ):
+                raw, truncated = await _read_capped(response, args.max_body_bytes)
         except httpx.ConnectError as exc:
             if "CERTIFICATE_VERIFY_FAILED" in str(exc):
                 raise ApplicationError(
@@ -75,8 +79,7 @@ class CoreActivities:
                                    type="Timeout") from None
         except httpx.HTTPError as exc:
             raise ApplicationError(f"{args.method} {url} failed: {exc}", type="HTTPError") from None
-        raw = response.content
-        text = raw[: args.max_body_bytes].decode(errors="replace")
+        text = raw.decode(errors="replace")
         if response.status_code not in args.expect_status:
             snippet = text[:300]
             raise ApplicationError(
@@ -87,15 +90,17 @@ class CoreActivities:
                 next_retry_delay=retry_after(response),
             )
         data = None
-        if "json" in response.headers.get("content-type", "") and len(raw) <= args.max_body_bytes:
+        if "json" in response.headers.get("content-type", "") and not truncated:
+            # Strict and depth-capped: NaN, 1e400 or JSON nested 100k deep must not reach the
+            # workflow (or raise RecursionError here, which Temporal would retry).
             try:
-                data = response.json()
-            except ValueError:
+                data = loads_strict(raw, f"{args.method} {url}")
+            except RemoteDataError:
                 data = None
         return HttpResult(
             status=response.status_code,
             headers={k: v for k, v in response.headers.items() if k.lower() not in ("set-cookie",)},
-            body=text, json_body=data, truncated=len(raw) > args.max_body_bytes,
+            body=text, json_body=data, truncated=truncated,
         )
 
     @activity.defn(name="pipeline.await_workflow")
@@ -124,6 +129,17 @@ class CoreActivities:
             return self.library.load(name)
         except DefinitionError as exc:
             raise ApplicationError(str(exc), type="UnknownPipeline", non_retryable=True) from None
+
+
+async def _read_capped(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """At most ``limit`` bytes of the body, and whether more was sent: an endless or huge answer is
+    cut at the limit instead of being read into the worker's memory."""
+    buf = bytearray()
+    async for chunk in response.aiter_bytes():
+        buf.extend(chunk)
+        if len(buf) > limit:
+            return bytes(buf[:limit]), True
+    return bytes(buf), False
 
 
 def _ranges(codes: list[int]) -> str:

@@ -1,4 +1,8 @@
-"""Resolve secret references inside activities (never in workflows: history is readable in the UI)."""
+"""Resolve secret references inside activities (never in workflows: history is readable in the UI).
+
+Messages quote a reference only once it parsed as one (``env:NAME`` is not a secret); a value that
+is not a reference may be the secret itself and is described by kind and length only.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +25,8 @@ def resolve_secret(ref: str) -> str:
     """Return the secret a reference names. Raises SecretError saying what to fix."""
     try:
         check_secret_ref(ref)
-    except ValueError as exc:
-        raise SecretError(f"secret reference {ref!r}: {exc}") from None
+    except ValueError as exc:  # the value may be the secret itself: never quote it
+        raise SecretError(f"not a secret reference: {exc}") from None
     kind, _, where = ref.partition(":")
     if kind == "env":
         value = os.environ.get(where)

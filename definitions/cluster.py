@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from definitions import queues
 from definitions.cluster_plan import PlanStep, Readiness, UpgradePlan, parse_version
+from definitions.secrets import SecretRef
 from definitions.steptypes import REGISTRY, StepKind, StepType
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -27,11 +28,11 @@ def _check_version(value: str | None) -> str | None:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(hide_input_in_errors=True, extra="forbid")
 
 
 class GardenRef(_Strict):
-    kubeconfig_ref: str | None = Field(
+    kubeconfig_ref: SecretRef | None = Field(
         default=None,
         description="secret reference to the garden kubeconfig (env:/file:/k8s:); default: the file named "
         "by $APEIRO_GARDEN_KUBECONFIG",
@@ -216,11 +217,13 @@ class ClusterStatus(BaseModel):
 
 
 class ApplyShootInput(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
     cluster: ClusterSpec
     garden: GardenRef = Field(default_factory=GardenRef)
 
 
 class WaitShootInput(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
     name: str
     namespace: str
     garden: GardenRef = Field(default_factory=GardenRef)
@@ -231,6 +234,7 @@ class WaitShootInput(BaseModel):
 
 
 class PlanInput(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
     name: str
     namespace: str
     target_version: str | None = None
@@ -241,6 +245,7 @@ class PlanInput(BaseModel):
 
 
 class PatchShootInput(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
     name: str
     namespace: str
     step: PlanStep
@@ -249,12 +254,14 @@ class PatchShootInput(BaseModel):
 
 
 class DeleteShootInput(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
     name: str
     namespace: str
     garden: GardenRef = Field(default_factory=GardenRef)
 
 
 class CandidatesInput(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
     namespace: str
     names: list[str] | None = None
     expiring_within_days: float = 30

@@ -22,11 +22,13 @@ from definitions.steptypes import REGISTRY, StepKind, StepType
 
 
 class _Args(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, alias_generator=to_camel)
+    model_config = ConfigDict(
+        hide_input_in_errors=True, extra="forbid", populate_by_name=True, alias_generator=to_camel
+    )
 
 
 class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(hide_input_in_errors=True, extra="allow")
 
 
 # --- core.echo -----------------------------------------------------------------------------------
@@ -72,7 +74,7 @@ class HttpResult(BaseModel):
     json_body: Any = Field(default=None, alias="json")
     truncated: bool = False
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(hide_input_in_errors=True, populate_by_name=True)
 
 
 # --- core.wait -----------------------------------------------------------------------------------

@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer
+
+from definitions.limits import MAX_DURATION, check_duration
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_duration(value: Any) -> Any:
-    """Accept `1h30m`-style strings and plain seconds; leave timedelta and ISO 8601 to pydantic."""
+    """Accept `1h30m`-style strings and plain seconds; leave timedelta and ISO 8601 to pydantic.
+
+    Values beyond :data:`MAX_DURATION` (``"99999999999d"``, ``1e308`` from JSON) are rejected with
+    the limit before they reach ``timedelta``, which would raise OverflowError (not a ValueError, so
+    pydantic would not turn it into a validation error and the workflow task would fail forever).
+    """
     if isinstance(value, bool):
         raise ValueError("a duration must be like '30s', '10m', '1h30m' or a number of seconds")
     if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{value!r} is not a duration; give a finite number of seconds")
         if value < 0:
             raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=value)
+        return _seconds(value, value)
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("P"):
@@ -32,8 +42,14 @@ def parse_duration(value: Any) -> Any:
             pos = match.end()
         if pos != len(text) or not text:
             raise ValueError(f"{value!r} is not a duration; write e.g. '30s', '10m', '1h30m', '2d'")
-        return timedelta(seconds=total)
+        return _seconds(total, value)
     return value
+
+
+def _seconds(seconds: float, given: Any) -> timedelta:
+    if not math.isfinite(seconds) or seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"{str(given)[:40]!r} is longer than the limit of {MAX_DURATION.days} days")
+    return timedelta(seconds=seconds)
 
 
 def format_duration(value: timedelta) -> str:
@@ -51,5 +67,6 @@ def format_duration(value: timedelta) -> str:
 Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
+    AfterValidator(check_duration),
     PlainSerializer(format_duration, return_type=str, when_used="json"),
 ]

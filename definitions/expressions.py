@@ -11,6 +11,16 @@ expressions itself during replay. Never Python `eval`.
 Variables: ``inputs`` (the pipeline's inputs), ``steps.NAME.outputs`` / ``steps.NAME.status``,
 ``item`` and ``index`` inside a ``forEach`` step, ``result`` inside a step's ``outputs:`` mapping,
 ``pipeline`` (``name``, ``id``).
+
+Cost: CEL terminates, but ``l.map(a, l.map(b, ...))`` over a few lists costs millions of steps, and
+the workflow evaluates inside a workflow task (Temporal's deadlock detector fires after 2 s and the
+task retries forever). Like Kubernetes' CEL cost budget, every evaluation is metered while it runs:
+cel-python's interpreter visits one syntax-tree node per step (macros evaluate their body in
+sub-evaluators), so :class:`_MeteredEvaluator` counts those visits in one meter shared with its
+sub-evaluators and stops at :data:`~definitions.limits.MAX_CEL_COST`. A workflow also gives its
+scopes one :class:`CostBudget` per workflow task, so several costly expressions evaluated in the same
+task cannot add up past the deadlock detector either. Results are bounded too
+(:data:`~definitions.limits.MAX_CEL_RESULT_VALUES` values once converted back to Python).
 """
 
 from __future__ import annotations
@@ -24,19 +34,88 @@ from typing import Any
 
 import celpy
 from celpy import celtypes
+from celpy.evaluation import Evaluator
 from lark import Token, Tree
+
+from definitions.limits import INT64_MAX, INT64_MIN, MAX_CEL_COST, MAX_CEL_RESULT_VALUES
 
 TEMPLATE = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 MACROS = frozenset({"map", "filter", "all", "exists", "exists_one"})
 ROOTS = frozenset({"inputs", "steps", "item", "index", "result", "pipeline"})
 
-_ENV = celpy.Environment()
-_PROGRAMS: dict[str, Any] = {}
-_TREES: dict[str, Tree[Any]] = {}
-
 
 class ExpressionError(ValueError):
     """An expression does not compile or cannot be evaluated; the message says which and why."""
+
+
+class _CostExceeded(BaseException):
+    """Raised inside cel-python when an evaluation runs out of budget.
+
+    A BaseException, so cel-python's ``except Exception`` handlers (which turn errors into values and
+    carry on, e.g. with the next element of a map) let it through: the evaluation stops at once.
+    Measured: as an Exception, 4 nested maps kept raising it for every remaining element and held the
+    workflow task past the 2 s deadlock detector.
+    """
+
+
+class CostBudget:
+    """Evaluation steps several evaluations share (a workflow keeps one per workflow task)."""
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: int) -> None:
+        self.used = 0
+        self.limit = limit
+
+
+class _Meter:
+    __slots__ = ("exceeded", "limit", "shared", "used")
+
+    def __init__(self, limit: int, shared: CostBudget | None = None) -> None:
+        self.used = 0
+        self.limit = limit
+        self.shared = shared
+        self.exceeded: str | None = None
+
+
+class _MeteredEvaluator(Evaluator):
+    """cel-python's tree-walking evaluator, charging one unit per node visited."""
+
+    def __init__(self, ast: Tree[Any], activation: Any, meter: _Meter) -> None:
+        super().__init__(ast, activation)
+        self.meter = meter
+
+    def sub_evaluator(self, ast: Tree[Any]) -> Evaluator:
+        return _MeteredEvaluator(ast, self.activation, self.meter)
+
+    def _visit_tree(self, tree: Tree[Any]) -> Any:
+        meter = self.meter
+        meter.used += 1
+        shared = meter.shared
+        if shared is not None:
+            shared.used += 1
+            if shared.used > shared.limit:
+                meter.exceeded = (f"the expressions evaluated in one workflow task together cost more than the "
+                                  f"limit of {shared.limit} evaluation steps")
+                raise _CostExceeded()
+        if meter.used > meter.limit:
+            # evaluate() reads the flag, so the breach surfaces whatever cel-python does on the way out.
+            meter.exceeded = f"costs more than the limit of {meter.limit} evaluation steps"
+            raise _CostExceeded()
+        return super()._visit_tree(tree)
+
+
+class _MeteredRunner(celpy.InterpretedRunner):
+    def evaluate(self, context: Any) -> Any:
+        raise NotImplementedError("use metered_evaluate")
+
+    def metered_evaluate(self, context: Any, meter: _Meter) -> Any:
+        return _MeteredEvaluator(self.ast, self.new_activation(), meter).evaluate(context)
+
+
+_ENV = celpy.Environment(runner_class=_MeteredRunner)
+_PROGRAMS: dict[str, Any] = {}
+_TREES: dict[str, Tree[Any]] = {}
 
 
 def _first_line(text: str) -> str:
@@ -92,11 +171,22 @@ def _program(expr: str) -> Any:
     return prog
 
 
-def to_python(value: Any) -> Any:
-    """CEL values to plain JSON-able Python values."""
+def to_python(value: Any, budget: list[int] | None = None) -> Any:
+    """CEL values to plain JSON-able Python values (at most MAX_CEL_RESULT_VALUES of them).
+
+    Lists built by a metered evaluation may still share sub-lists (``l.map(x, l)``), so the converted
+    result can be far larger than the evaluation's cost: the count stops it.
+    """
+    if budget is None:
+        budget = [MAX_CEL_RESULT_VALUES]
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ExpressionError(f"the result has more than {MAX_CEL_RESULT_VALUES} values (the limit)")
     if isinstance(value, celtypes.BoolType):
         return bool(value)
     if isinstance(value, (celtypes.IntType, celtypes.UintType)):
+        if not INT64_MIN <= int(value) <= INT64_MAX:
+            raise ExpressionError("the result is an integer outside the 64-bit range")
         return int(value)
     if isinstance(value, celtypes.DoubleType):
         return float(value)
@@ -109,9 +199,9 @@ def to_python(value: Any) -> Any:
     if isinstance(value, celtypes.DurationType):
         return f"{value.total_seconds()}s"
     if isinstance(value, (celtypes.ListType, list, tuple)):
-        return [to_python(v) for v in value]
+        return [to_python(v, budget) for v in value]
     if isinstance(value, (celtypes.MapType, dict)):
-        return {str(to_python(k)): to_python(v) for k, v in value.items()}
+        return {str(to_python(k, budget)): to_python(v, budget) for k, v in value.items()}
     if value is None or isinstance(value, celtypes.NullType):
         return None
     if isinstance(value, datetime.datetime):
@@ -137,10 +227,15 @@ class Scope:
     and each item adds only ``item`` and ``index``.
     """
 
-    def __init__(self, variables: Mapping[str, Any], parent: Scope | None = None) -> None:
+    def __init__(self, variables: Mapping[str, Any], parent: Scope | None = None, *,
+                 budget: CostBudget | None = None) -> None:
         self._raw = dict(variables)
         self._cel: dict[str, Any] = {}
         self._parent = parent
+        #: Shared with child scopes: the cost every evaluation in this scope draws from.
+        self.budget: CostBudget | None = budget
+        if budget is None and parent is not None:
+            self.budget = parent.budget
 
     def child(self, **variables: Any) -> Scope:
         return Scope(variables, parent=self)
@@ -148,7 +243,13 @@ class Scope:
     def lookup(self, name: str) -> tuple[bool, Any]:
         if name in self._raw:
             if name not in self._cel:
-                self._cel[name] = celpy.json_to_cel(self._raw[name])
+                try:
+                    self._cel[name] = celpy.json_to_cel(self._raw[name])
+                except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+                    # e.g. an integer beyond int64 in an input or a step's outputs: celpy says "overflow".
+                    raise ExpressionError(f"variable {name!r} holds a value CEL cannot represent "
+                                          f"({_first_line(str(exc)) or type(exc).__name__}); integers "
+                                          "must fit in 64 bits") from None
             return True, self._cel[name]
         if self._parent is not None:
             return self._parent.lookup(name)
@@ -179,15 +280,33 @@ def evaluate(expr: str, context: Mapping[str, Any] | Scope) -> Any:
     prog = _program(expr)
     scope = context if isinstance(context, Scope) else Scope(context)
     activation = scope.activation(_roots(expr))
+    meter = _Meter(MAX_CEL_COST, scope.budget)
     try:
-        result = prog.evaluate(activation)
+        result = prog.metered_evaluate(activation, meter)
+    except _CostExceeded:
+        result = None
     except celpy.CELEvalError as exc:
-        raise ExpressionError(f"cannot evaluate {expr!r}: {_describe_eval_error(exc)}") from None
+        result = exc
+    except RecursionError:
+        raise ExpressionError(f"cannot evaluate {_short(expr)}: nested too deeply") from None
     except Exception as exc:
-        raise ExpressionError(f"cannot evaluate {expr!r}: {_first_line(str(exc))}") from None
-    if isinstance(result, celpy.CELEvalError):
-        raise ExpressionError(f"cannot evaluate {expr!r}: {_describe_eval_error(result)}")
-    return to_python(result)
+        if meter.exceeded:
+            result = exc
+        else:
+            raise ExpressionError(f"cannot evaluate {_short(expr)}: {_first_line(str(exc))}") from None
+    if meter.exceeded:
+        raise ExpressionError(f"{_short(expr)}: {meter.exceeded}; iterate over fewer items or nest fewer "
+                              "map/filter macros")
+    if isinstance(result, BaseException):
+        raise ExpressionError(f"cannot evaluate {_short(expr)}: {_describe_eval_error(result)}")
+    try:
+        return to_python(result)
+    except ExpressionError as exc:
+        raise ExpressionError(f"cannot evaluate {_short(expr)}: {exc}") from None
+
+
+def _short(expr: str) -> str:
+    return repr(expr) if len(expr) <= 200 else repr(expr[:200]) + "..."
 
 
 def evaluate_bool(expr: str, context: Mapping[str, Any] | Scope) -> bool:

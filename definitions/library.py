@@ -7,13 +7,18 @@ the package.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
-import yaml
+from definitions.limits import MAX_DEFINITION_BYTES, size_text
+from definitions.validate import DefinitionError, Problem, load_yaml, sub_pipelines
 
-from definitions.validate import DefinitionError, Problem, load_yaml
+log = logging.getLogger(__name__)
+
+#: A file this large is not a definition (the definition limit counts JSON, YAML is a little larger).
+MAX_FILE_BYTES = 2 * MAX_DEFINITION_BYTES
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 
@@ -26,23 +31,50 @@ def definition_dirs() -> list[Path]:
 class PipelineLibrary:
     def __init__(self, dirs: list[Path] | None = None) -> None:
         self.dirs = dirs if dirs is not None else definition_dirs()
+        #: Files the last index() left out, with the reason (also logged as a warning).
+        self.skipped: dict[Path, str] = {}
 
-    def index(self) -> dict[str, Path]:
-        """Pipeline name -> file, first directory wins. Unparsable files are left out (validate says why)."""
-        found: dict[str, Path] = {}
+    def _read(self, path: Path) -> Any:
+        """A file's YAML, or None after a warning naming the file: one bad file (binary, nested
+        100k deep, huge) must not break `apeiro pipelines` or the workers' name lookup."""
+        try:
+            size = path.stat().st_size
+            if size > MAX_FILE_BYTES:
+                raise DefinitionError([Problem("", f"{size} bytes, over the limit of {size_text(MAX_FILE_BYTES)}")])
+            return load_yaml(path.read_text(encoding="utf-8"), str(path))
+        except (DefinitionError, OSError, UnicodeDecodeError, RecursionError, ValueError) as exc:
+            reason = str(exc).splitlines()[-1].strip() if str(exc).strip() else type(exc).__name__
+            if isinstance(exc, UnicodeDecodeError):
+                reason = "not UTF-8 text (a binary file?)"
+            self.skipped[path] = reason
+            log.warning("pipeline library: skipping %s: %s", path, reason)
+            return None
+
+    def _pipelines(self) -> dict[str, tuple[Path, Any]]:
+        found: dict[str, tuple[Path, Any]] = {}
+        self.skipped = {}
         for directory in self.dirs:
             if not directory.is_dir():
                 continue
             for path in sorted(directory.glob("*.yaml")):
-                try:
-                    data = yaml.safe_load(path.read_text())
-                except (yaml.YAMLError, OSError):
-                    continue
+                data = self._read(path)
                 if isinstance(data, dict) and data.get("kind") == "Pipeline":
                     name = (data.get("metadata") or {}).get("name")
                     if isinstance(name, str) and name not in found:
-                        found[name] = path
+                        found[name] = (path, data)
         return found
+
+    def index(self) -> dict[str, Path]:
+        """Pipeline name -> file, first directory wins. Unreadable files are skipped with a warning
+        (``skipped`` says why; `apeiro validate FILE` gives every problem)."""
+        return {name: path for name, (path, _) in self._pipelines().items()}
+
+    def call_graph(self) -> dict[str, set[str]]:
+        """Pipeline name -> the pipelines it runs through core.pipeline (literal names only).
+
+        Pass it as ``known_pipelines`` to validate_definition to find cycles through any chain.
+        """
+        return {name: sub_pipelines(data) for name, (_, data) in self._pipelines().items()}
 
     def names(self) -> list[str]:
         return sorted(self.index())
@@ -53,5 +85,9 @@ class PipelineLibrary:
             raise DefinitionError([Problem("pipeline", f"no pipeline named {name!r} in "
                                            f"{', '.join(str(d) for d in self.dirs)}; known: "
                                            f"{', '.join(sorted(index)) or 'none'}")])
-        data: dict[str, Any] = load_yaml(index[name].read_text(), str(index[name]))
+        try:
+            text = index[name].read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DefinitionError([Problem("", f"cannot read: {exc}")], str(index[name])) from None
+        data: dict[str, Any] = load_yaml(text, str(index[name]))
         return data

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from definitions import queues
+from definitions.secrets import SecretRef
 from definitions.steptypes import REGISTRY, StepKind, StepType
 
 # --- descriptor model (OCM component descriptor, schema v2) -----------------------------------------
@@ -39,7 +40,7 @@ HASH_SHA256 = "SHA-256"
 class _Open(BaseModel):
     """Base of every descriptor model: unknown fields are kept, field order is kept."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(hide_input_in_errors=True, extra="allow", populate_by_name=True)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = self.model_dump(mode="json", by_alias=True, exclude_unset=True)
@@ -179,17 +180,19 @@ class RepositorySpec(_Open):
     ``k8s:``), resolved inside activities; ``ca_bundle`` is a path to a PEM file on the worker.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(hide_input_in_errors=True, extra="forbid")
 
     url: str
+    #: A user name is not a secret: a literal (``apeiro``) or a reference. The one ``*_ref`` field
+    #: that takes a literal (see definitions/secrets.py).
     username_ref: str | None = None
-    password_ref: str | None = None
-    token_ref: str | None = None
+    password_ref: SecretRef | None = None
+    token_ref: SecretRef | None = None
     ca_bundle: str | None = None
 
 
 class ComponentVersionRef(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(hide_input_in_errors=True, extra="forbid")
 
     name: str
     version: str
@@ -198,33 +201,33 @@ class ComponentVersionRef(BaseModel):
 class VerifySpec(BaseModel):
     """A signature to verify: its name and the reference of the public key (or trusted root)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(hide_input_in_errors=True, extra="forbid")
 
     name: str
-    public_key_ref: str | None = None
+    public_key_ref: SecretRef | None = None
     #: PEM bundle of trusted root certificates (reference) for signatures with a certificate chain.
-    root_certs_ref: str | None = None
+    root_certs_ref: SecretRef | None = None
     issuer: str | None = None
     strict: bool = False
 
 
 class SigningSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(hide_input_in_errors=True, extra="forbid")
 
     name: str
-    private_key_ref: str
+    private_key_ref: SecretRef
     algorithm: str = "RSASSA-PSS"
     normalisation: str = "jsonNormalisation/v4alpha1"
     #: Optional certificate chain (reference to a PEM file) written into a PEM signature.
-    certificate_ref: str | None = None
+    certificate_ref: SecretRef | None = None
     #: Verification at the target after upload (public key reference; defaults to the chain's key).
-    public_key_ref: str | None = None
+    public_key_ref: SecretRef | None = None
 
 
 class TransportInput(BaseModel):
     """What `component.transport` copies where, and how."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(hide_input_in_errors=True, extra="forbid")
 
     source: RepositorySpec
     target: RepositorySpec
@@ -262,7 +265,7 @@ class TransportResult(BaseModel):
 
 
 class VerifyInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(hide_input_in_errors=True, extra="forbid")
 
     repository: RepositorySpec
     component: ComponentVersionRef
@@ -325,6 +328,7 @@ class TransportPlan(BaseModel):
 
 
 class BlobCopyInput(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
     source: RepositorySpec
     target: RepositorySpec
     blob: BlobTask
@@ -342,12 +346,14 @@ class BlobCopyResult(BaseModel):
 
 
 class ManifestCopyInput(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
     source: RepositorySpec
     target: RepositorySpec
     manifests: list[ManifestTask]
 
 
 class FinaliseInput(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
     source: RepositorySpec
     target: RepositorySpec
     plan: VersionPlan

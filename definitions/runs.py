@@ -85,6 +85,8 @@ class PipelineRequest(BaseModel):
     #: Continue as new once history exceeds this many events (the server suggests it at ~4k too).
     continue_as_new_after: int = Field(default=8000, ge=100, le=40000, alias="continueAsNewAfter")
     continuation: Continuation | None = None
+    #: How deep this run sits in core.pipeline sub-pipelines (0: started by a person or a trigger).
+    depth: int = Field(default=0, ge=0)
 
     @model_validator(mode="after")
     def _one_source(self) -> PipelineRequest:

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from definitions import queues
-from definitions.secrets import check_secret_ref
+from definitions.secrets import SecretRef, check_secret_ref
 from definitions.steptypes import REGISTRY, StepKind, StepType
 
 #: Error types a retry cannot fix; the pipeline engine and operators can match on them.
@@ -38,7 +38,7 @@ NON_RETRYABLE = (
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(hide_input_in_errors=True, extra="forbid")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -50,7 +50,7 @@ class BmcCredentials(_Strict):
     """How to log in to a BMC. The password is a reference, resolved only inside activities."""
 
     username: str
-    password_ref: str = Field(description="env:NAME, file:/path or k8s:namespace/secret#key")
+    password_ref: SecretRef = Field(description="env:NAME, file:/path or k8s:namespace/secret#key")
     auth: Literal["auto", "basic", "session"] = Field(
         default="auto", description="auto: Redfish session if the BMC offers one, else basic auth"
     )
@@ -458,6 +458,8 @@ class DiscoverResult(BaseModel):
 class SystemTarget(BaseModel):
     """One system to inventory: its BMC connection (no secret) and Redfish path."""
 
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     bmc: BmcConnection
     system_path: str
 
@@ -470,6 +472,7 @@ class ListSystemsResult(BaseModel):
 
 
 class ListBatchInput(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
     bmcs: list[BmcConnection]
     concurrency: int = 16
 
@@ -484,6 +487,7 @@ class ListBatchResult(BaseModel):
 
 
 class InventoryBatchInput(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
     site: str
     targets: list[SystemTarget]
     concurrency: int = 16
@@ -496,6 +500,7 @@ class InventoryBatchResult(BaseModel):
 
 
 class InventoryReadInput(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
     site: str
     target: SystemTarget
     store: bool = True
@@ -606,6 +611,7 @@ class ProvisionFleetResult(BaseModel):
 
 
 class PowerRequest(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
     server: ServerRef
     action: str = Field(description="Redfish ResetType: On, GracefulShutdown, ForceOff, ...")
     #: Power state that means the action is already done (checked first, so a retry does nothing).
@@ -613,6 +619,7 @@ class PowerRequest(BaseModel):
 
 
 class PowerWait(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
     server: ServerRef
     target: Literal["On", "Off"]
     timeout_s: int = 600
@@ -625,6 +632,7 @@ class PowerWaitResult(BaseModel):
 
 
 class BiosApply(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
     server: ServerRef
     attributes: dict[str, str | int | bool]
 
@@ -635,6 +643,7 @@ class StepOutcome(BaseModel):
 
 
 class FirmwareStart(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
     server: ServerRef
     update: FirmwareUpdate
 
@@ -646,6 +655,7 @@ class FirmwareStarted(BaseModel):
 
 
 class TaskWait(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
     server: ServerRef
     task_uri: str
     timeout_s: int = 3600
@@ -663,11 +673,13 @@ class ImageChecked(BaseModel):
 
 
 class MediaRequest(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
     server: ServerRef
     image_url: str | None = Field(default=None, description="None: eject whatever is inserted")
 
 
 class BootRequest(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
     server: ServerRef
     target: str
     enabled: Literal["Once", "Continuous", "Disabled"]

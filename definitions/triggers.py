@@ -31,7 +31,9 @@ DEFAULT_MAX_BODY = 1024 * 1024
 class _Strict(BaseModel):
     """Fields are written in camelCase in YAML (like pipelines); snake_case is accepted too."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, alias_generator=to_camel)
+    model_config = ConfigDict(
+        hide_input_in_errors=True, extra="forbid", populate_by_name=True, alias_generator=to_camel
+    )
 
 
 class HmacAuth(_Strict):
@@ -122,6 +124,12 @@ class GatewayConfig(_Strict):
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY, ge=64)
     ui_url: str | None = Field(default=None, description="Temporal UI base for links (default: APEIRO_UI_URL)")
     key_cache_seconds: float = Field(default=30, ge=0, description="how long resolved keys are cached (rotation)")
+    body_timeout_seconds: float = Field(
+        default=10, gt=0, le=300, description="a body not fully received within this time is refused (408)"
+    )
+    ready_cache_seconds: float = Field(
+        default=1.5, ge=0, le=30, description="how long /readyz reuses its last answer about Temporal"
+    )
     routes: list[Route] = Field(min_length=1)
 
     @model_validator(mode="after")

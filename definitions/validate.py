@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from definitions import limits
 from definitions.expressions import ExpressionError, contains_template, iter_templates, parse, references
 from definitions.pipeline import InputSpec, InputType, Pipeline, Step
 from definitions.steptypes import StepTypeRegistry
@@ -115,7 +116,27 @@ def _expanded_size_exceeds(data: Any, limit: int) -> bool:
     return False
 
 
+#: Deepest flow nesting (``[[[...]]]``, ``{{...}}``) read. PyYAML needs ~15 s to give up on 2,000
+#: levels (a RecursionError unwinding thousands of frames), so the text is scanned before parsing.
+MAX_FLOW_DEPTH = 200
+
+
+def _flow_depth_exceeds(text: str, limit: int) -> bool:
+    depth = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth = max(0, depth - 1)
+    return False
+
+
 def load_yaml(text: str, source: str = "") -> Any:
+    if _flow_depth_exceeds(text, MAX_FLOW_DEPTH):
+        raise DefinitionError([Problem("YAML", f"nested too deeply (more than {MAX_FLOW_DEPTH} levels of [ or {{)")],
+                              source)
     try:
         data = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as exc:
@@ -199,6 +220,40 @@ def check_inputs(pipeline: Pipeline, given: Mapping[str, Any]) -> tuple[dict[str
 # --- the pipeline --------------------------------------------------------------------------------
 
 
+def limit_problems(data: Any, inputs: Mapping[str, Any] | None = None) -> list[Problem]:
+    """Size, step-count and number-range limits (definitions/limits.py), checked before anything else.
+
+    Cheap and first: a 10,000-step or 5 MB definition is refused before the checks that grow with
+    its size run (inside the workflow those would trip the deadlock detector).
+    """
+    problems: list[Problem] = []
+    for path, message in limits.bad_numbers(data, ""):
+        problems.append(Problem(path.lstrip("."), message))
+    if inputs is not None:
+        for path, message in limits.bad_numbers(dict(inputs), "inputs"):
+            problems.append(Problem(path, message))
+    if problems:
+        return problems[:50]  # sizes next: JSON cannot even hold a 5,000-digit integer
+    try:
+        size = limits.json_size(data)
+        input_size = limits.json_size(dict(inputs)) if inputs is not None else 0
+    except (RecursionError, ValueError) as exc:
+        return [Problem("", f"cannot be serialised as JSON: {type(exc).__name__}: {str(exc)[:100]}")]
+    if size > limits.MAX_DEFINITION_BYTES:
+        problems.append(Problem("", f"the definition is {size} bytes as JSON, over the limit of "
+                                    f"{limits.size_text(limits.MAX_DEFINITION_BYTES)}; split it into "
+                                    "sub-pipelines (core.pipeline)"))
+    if input_size > limits.MAX_INPUT_BYTES:
+        problems.append(Problem("inputs", f"the inputs are {input_size} bytes as JSON, over the limit of "
+                                          f"{limits.size_text(limits.MAX_INPUT_BYTES)}"))
+    spec = data.get("spec") if isinstance(data, dict) else None
+    steps = spec.get("steps") if isinstance(spec, dict) else None
+    if isinstance(steps, list) and len(steps) > limits.MAX_STEPS:
+        problems.append(Problem("spec.steps", f"{len(steps)} steps, over the limit of {limits.MAX_STEPS}; "
+                                              "use forEach or sub-pipelines (core.pipeline)"))
+    return problems[:50]
+
+
 def parse_pipeline(data: Any, source: str = "") -> Pipeline:
     if not isinstance(data, dict):
         raise DefinitionError([Problem("", f"a definition must be a mapping, got {type(data).__name__}")], source)
@@ -273,12 +328,42 @@ def _check_args(step: Step, model: type[BaseModel], path: str) -> list[Problem]:
     return []
 
 
+def sub_pipelines(data: Any) -> set[str]:
+    """Pipelines a definition runs through core.pipeline with a literal name (computed ones excluded)."""
+    spec = data.get("spec") if isinstance(data, dict) else None
+    steps = spec.get("steps") if isinstance(spec, dict) else None
+    out: set[str] = set()
+    for step in steps if isinstance(steps, list) else []:
+        args = step.get("with") if isinstance(step, dict) and step.get("uses") == "core.pipeline" else None
+        target = args.get("pipeline") if isinstance(args, dict) else None
+        if isinstance(target, str) and not contains_template(target):
+            out.add(target)
+    return out
+
+
+def pipeline_cycle(start: str, calls: Mapping[str, Iterable[str]]) -> list[str] | None:
+    """A chain of core.pipeline calls from ``start`` back to ``start`` (``a -> b -> a``), if any."""
+    seen: set[str] = set()
+    stack: list[tuple[str, list[str]]] = [(start, [start])]
+    while stack:
+        name, trail = stack.pop()
+        for target in sorted(calls.get(name, ())):
+            if target == start:
+                return [*trail, start]
+            if target not in seen:
+                seen.add(target)
+                stack.append((target, [*trail, target]))
+    return None
+
+
 class _Checker:
     def __init__(self, pipeline: Pipeline, registry: StepTypeRegistry,
-                 known_pipelines: Iterable[str] | None) -> None:
+                 known_pipelines: Iterable[str] | Mapping[str, Iterable[str]] | None) -> None:
         self.p = pipeline
         self.registry = registry
         self.known_pipelines = set(known_pipelines) if known_pipelines is not None else None
+        #: name -> pipelines it calls, when the caller knows the library's call graph.
+        self.calls = known_pipelines if isinstance(known_pipelines, Mapping) else None
         self.problems: list[Problem] = []
         self.index = {s.name: i for i, s in enumerate(pipeline.spec.steps)}
         self.ancestors: dict[str, set[str]] = {}
@@ -307,7 +392,21 @@ class _Checker:
             self.check_step(i, step)
         for key, expr in self.p.spec.outputs.items():
             self.check_expr(f"spec.outputs.{key}", expr, step=None)
+        self.check_pipeline_cycle()
         return self.problems
+
+    def check_pipeline_cycle(self) -> None:
+        if self.calls is None:
+            return
+        calls = {**self.calls, self.p.name: sub_pipelines(self.p.model_dump(by_alias=True))}
+        cycle = pipeline_cycle(self.p.name, calls)
+        if cycle and len(cycle) > 2:  # a direct self-reference is reported on the step
+            first = cycle[1]
+            for i, step in enumerate(self.p.spec.steps):
+                if step.uses == "core.pipeline" and step.with_.get("pipeline") == first:
+                    self.add(f"spec.steps[{i}].with.pipeline", "sub-pipelines call each other in a cycle: "
+                             + " -> ".join(cycle) + " (the run would nest without end)")
+                    return
 
     def check_input_spec(self, name: str, spec: InputSpec) -> None:
         path = f"spec.inputs.{name}"
@@ -436,14 +535,21 @@ class _Checker:
 
 
 def check_pipeline(pipeline: Pipeline, registry: StepTypeRegistry,
-                   known_pipelines: Iterable[str] | None = None) -> list[Problem]:
+                   known_pipelines: Iterable[str] | Mapping[str, Iterable[str]] | None = None) -> list[Problem]:
     return _Checker(pipeline, registry, known_pipelines).run()
 
 
 def validate_definition(data: Any, registry: StepTypeRegistry, *, inputs: Mapping[str, Any] | None = None,
-                        known_pipelines: Iterable[str] | None = None,
+                        known_pipelines: Iterable[str] | Mapping[str, Iterable[str]] | None = None,
                         source: str = "") -> tuple[Pipeline, dict[str, Any]]:
-    """Parse and check a definition (and inputs, when given). Raises DefinitionError with every problem."""
+    """Parse and check a definition (and inputs, when given). Raises DefinitionError with every problem.
+
+    ``known_pipelines``: the names core.pipeline may call; a mapping (``PipelineLibrary.call_graph()``)
+    also finds cycles through any chain of sub-pipelines.
+    """
+    too_big = limit_problems(data, inputs)
+    if too_big:
+        raise DefinitionError(too_big, source)
     pipeline = parse_pipeline(data, source)
     problems = check_pipeline(pipeline, registry, known_pipelines)
     resolved: dict[str, Any] = {}

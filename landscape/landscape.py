@@ -85,7 +85,12 @@ class Landscape:
     def write_state(self) -> None:
         path = self.state_dir / STATE_FILE
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.state(), indent=2))
+        # The state holds the parts' environment, registry and BMC passwords among it: owner only,
+        # from creation on (no window in which the file is world-readable).
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(json.dumps(self.state(), indent=2))
         tmp.replace(path)
 
     @contextlib.contextmanager

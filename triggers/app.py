@@ -9,6 +9,7 @@ Temporal (202; 503 with Retry-After when Temporal cannot be reached). Bad input 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -59,6 +60,21 @@ class Gateway:
         return f"{base.rstrip('/')}/namespaces/{self.temporal.namespace}/workflows/{workflow_id}"
 
     async def read_body(self, request: Request, limit: int) -> bytes:
+        """The raw body, refused past ``limit`` bytes (413) or past the read deadline (408).
+
+        The deadline covers the whole body, so a sender trickling one byte a second cannot hold a
+        connection and a buffer open for ever.
+        """
+        deadline = self.config.body_timeout_seconds
+        try:
+            async with asyncio.timeout(deadline):
+                return await self._read_body(request, limit)
+        except TimeoutError:
+            raise HookError(
+                408, f"the body was not received within {deadline:g} s; send it in one go", outcome="timeout"
+            ) from None
+
+    async def _read_body(self, request: Request, limit: int) -> bytes:
         length = request.headers.get("content-length")
         if length is not None:
             try:
@@ -196,6 +212,7 @@ _ACCEPTED_SCHEMA = {
 }
 _ERRORS = {
     "400": "malformed body (not JSON, malformed CloudEvent)",
+    "408": "the body was not received within bodyTimeoutSeconds",
     "401": "missing or wrong signature/token, or a timestamp outside the window",
     "404": "unknown pipeline, or no workflow waits for the signal",
     "413": "body larger than the route's limit",
@@ -290,8 +307,9 @@ def create_app(
 
     @app.get("/readyz", tags=["gateway"], responses={503: {"description": "Temporal unreachable"}})
     async def readyz() -> Response:
+        """Ready only while Temporal answers now (a health check, cached for ``readyCacheSeconds``)."""
         try:
-            await gateway.temporal.get()
+            await gateway.temporal.ready(gateway.config.ready_cache_seconds)
         except HookError as exc:
             return _error_response(exc)
         return JSONResponse({"status": "ready"})

@@ -32,6 +32,7 @@ _OUTCOMES = {
     400: "bad_request",
     401: "unauthenticated",
     404: "not_found",
+    408: "timeout",
     413: "too_large",
     415: "unsupported_media_type",
     422: "invalid",

@@ -49,6 +49,7 @@ from definitions.schedules import (
     parse_ranges,
 )
 from definitions.validate import DefinitionError, Problem, validate_definition
+from triggers.schedule_specs import spec_problems
 
 OVERLAP = {
     "skip": ScheduleOverlapPolicy.SKIP,
@@ -92,12 +93,14 @@ def calendar_spec(cal: Calendar) -> ScheduleCalendarSpec:
 
 
 def validate_entries(schedules: ScheduleSet, library: PipelineLibrary | None = None) -> list[Problem]:
-    """Every entry's pipeline exists and its inputs validate (the same checks `apeiro run` makes)."""
+    """Every entry's spec is one the server accepts (``triggers.schedule_specs``), its pipeline exists
+    and its inputs validate (the same checks `apeiro run` makes)."""
     library = library or PipelineLibrary()
     names = library.names()
     problems: list[Problem] = []
     for i, entry in enumerate(schedules.schedules):
         at = f"schedules[{i}] ({entry.id})"
+        problems.extend(Problem(f"{at}.{path}", message) for path, message in spec_problems(entry))
         if entry.pipeline not in names:
             problems.append(Problem(at, f"no pipeline named {entry.pipeline!r}; known: {', '.join(names)}"))
             continue

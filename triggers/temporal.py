@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -34,6 +35,7 @@ class TemporalConnection:
         self._client = client
         self._lock = asyncio.Lock()
         self.search_attributes_ok: bool | None = None
+        self._ready_at: float | None = None
 
     @property
     def namespace(self) -> str:
@@ -66,6 +68,35 @@ class TemporalConnection:
                     ) from None
                 self.search_attributes_ok = await _attrs_registered(self._client)
             return self._client
+
+    async def ready(self, cache_seconds: float = 1.5, timeout: float = 1.0) -> None:
+        """Raise HookError(503) unless Temporal answers a health check now.
+
+        A connected client says nothing about the server behind it (it stays "connected" while the
+        server is gone), so /readyz asks the server itself; the answer is reused for
+        ``cache_seconds`` so probes every second cost one cheap RPC at most.
+        """
+        now = time.monotonic()
+        if self._ready_at is not None and now - self._ready_at < cache_seconds:
+            return
+        self._ready_at = None
+        client = await self.get()
+        try:
+            ok = await asyncio.wait_for(
+                client.service_client.check_health(timeout=timedelta(seconds=timeout)), timeout=timeout + 0.5
+            )
+        except Exception as exc:  # any failure of the probe means "not ready": say why, never raise 500
+            ok, why = False, f"{type(exc).__name__}: {exc}"
+        else:
+            why = "the health check answered NOT_SERVING"
+        if not ok:
+            raise HookError(
+                503,
+                f"Temporal does not answer now ({why[:200]}); deliveries would get 503",
+                outcome="unavailable",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        self._ready_at = time.monotonic()
 
     def reset(self) -> None:
         """Forget the client (after UNAVAILABLE) so the next request reconnects."""

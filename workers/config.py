@@ -204,7 +204,9 @@ def data_converter() -> DataConverter:
     """The converter every client, worker, test environment and replayer uses.
 
     Pydantic models as JSON, and, when ``APEIRO_PAYLOAD_KEYS`` is set, every payload encrypted with
-    AES-256-GCM (see :mod:`workers.codec`) before it leaves the process.
+    AES-256-GCM (see :mod:`workers.codec`) before it leaves the process. With encryption on,
+    failure messages and stack traces are encrypted too (``encode_common_attributes``): history then
+    shows "Encoded failure" where an activity's error text could quote a URL, a host or a value.
     """
     from workers.codec import CodecConfigError, codec_from_env
 
@@ -214,7 +216,13 @@ def data_converter() -> DataConverter:
         raise ConfigError(f"payload encryption: {exc}") from None
     if codec is None:
         return pydantic_data_converter
-    return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
+    from temporalio.converter import DefaultFailureConverterWithEncodedAttributes
+
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
 
 
 async def connect(settings: TemporalSettings | None = None) -> Client:

@@ -10,13 +10,13 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from workers.interceptors import StepMetricsInterceptor
 from workers.queues import contents_for
+from workflows.failures import USER_DATA_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +66,10 @@ def build_workers(
                 interceptors=[StepMetricsInterceptor()],
                 # Input typed into the Temporal UI that does not decode into a workflow's model fails
                 # that workflow with pydantic's message (field path and reason) instead of failing
-                # the workflow task, which Temporal would retry forever.
-                workflow_failure_exception_types=[ValidationError],
+                # the workflow task, which Temporal would retry forever; so does any other exception
+                # from user data (the one rule, workflows/failures.py). Non-determinism still fails
+                # the task.
+                workflow_failure_exception_types=list(USER_DATA_ERRORS),
             )
         )
     return workers

@@ -15,10 +15,12 @@ from pydantic import BaseModel, Field
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from definitions import limits
     from definitions.catalog import load_catalog
-    from definitions.expressions import ExpressionError, Scope, render
+    from definitions.expressions import CostBudget, ExpressionError, Scope, render
     from definitions.pipeline import RetrySpec, Step
-    from workflows.stepexec import InvocationContext, StepFailure, invoke
+    from workflows.failures import USER_DATA_ERRORS, describe_user_error
+    from workflows.stepexec import InvocationContext, StepFailure, invoke, output_size_problem
 
 REGISTRY = load_catalog()
 
@@ -57,19 +59,33 @@ class FanOutWorkflow:
         ctx = InvocationContext(parent_id=request.parent_id, pipeline=request.pipeline, site=request.site,
                                 step_path=request.step_path)
         sem = asyncio.Semaphore(request.max_parallel)
-        scope = Scope(request.context)
+        scope = Scope(request.context)  # converted to CEL once, shared by every item
+        budgets: dict[int, CostBudget] = {}
+
+        def item_scope(item: Any, index: int) -> Scope:
+            # One CEL budget per workflow task, as in PipelineWorkflow._task_budget.
+            task = workflow.info().get_current_history_length()
+            if task not in budgets:
+                budgets.clear()
+                budgets[task] = CostBudget(limits.MAX_CEL_COST_PER_TASK)
+            return Scope({"item": item, "index": index}, parent=scope, budget=budgets[task])
         self._total = len(request.items)
 
         async def one(offset: int, item: Any) -> ItemResult:
             index = request.start_index + offset
             async with sem:
                 try:
-                    args = render(step.with_, scope.child(item=item, index=index))
+                    args = render(step.with_, item_scope(item, index))
                     out = await invoke(step, step_type, args, ctx, retry=request.retry, timeout=request.timeout,
                                        index=index)
+                    problem = output_size_problem(out)
+                    if problem and workflow.patched("i17-runtime-limits"):
+                        raise StepFailure(problem)
                     return ItemResult(index=index, ok=True, outputs=out)
                 except (StepFailure, ExpressionError) as exc:
                     return ItemResult(index=index, ok=False, error=str(exc))
+                except USER_DATA_ERRORS as exc:  # the one rule (workflows/failures.py): fail the item
+                    return ItemResult(index=index, ok=False, error=describe_user_error(exc))
                 finally:
                     self._done += 1
 

@@ -5,12 +5,15 @@
   with the step's name; independent branches still finish.
 - ``forEach`` fans out over a list; large fan-outs run as ``FanOutWorkflow`` children in chunks so no
   single history grows past Temporal's limits.
-- Long pipelines continue as new, carrying every step's record; the ``status`` query keeps working.
+- Long pipelines continue as new, carrying every step's record but only the outputs that later steps
+  or the pipeline's outputs can still read; the ``status`` query keeps working.
 - Builtins run inside this workflow: ``core.wait`` (timer), ``core.approval`` (the ``approve`` update),
   ``core.pipeline`` (a child PipelineWorkflow).
 
 Input problems (bad JSON from the UI, an invalid definition, inputs of the wrong type) fail the
-workflow at once with the path of every problem, never a workflow task that retries forever.
+workflow at once with the path of every problem, never a workflow task that retries forever. Any
+other exception from user data fails the step (or the run) with a message naming the step and field
+(workflows/failures.py); the limits of definitions/limits.py are checked here again at run time.
 """
 
 from __future__ import annotations
@@ -25,9 +28,18 @@ from temporalio.exceptions import ApplicationError, ChildWorkflowError
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
+    from definitions import limits
     from definitions.catalog import load_catalog
     from definitions.core_steps import ApprovalArgs, ApprovalResult, SubPipelineArgs, WaitArgs, WaitResult
-    from definitions.expressions import ExpressionError, Scope, evaluate, evaluate_bool, references, render
+    from definitions.expressions import (
+        CostBudget,
+        ExpressionError,
+        Scope,
+        evaluate,
+        evaluate_bool,
+        references,
+        render,
+    )
     from definitions.pipeline import Pipeline, RetrySpec, Step
     from definitions.runs import (
         ApprovalDecision,
@@ -44,8 +56,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from definitions.steptypes import StepKind, StepType
     from definitions.validate import DefinitionError, pydantic_problems, validate_definition
+    from workflows.failures import USER_DATA_ERRORS, clip, describe_user_error
     from workflows.fanout import FanOutRequest, FanOutResult
-    from workflows.stepexec import InvocationContext, StepFailure, describe_failure, invoke
+    from workflows.stepexec import InvocationContext, StepFailure, describe_failure, invoke, output_size_problem
 
 REGISTRY = load_catalog()
 
@@ -53,6 +66,10 @@ REGISTRY = load_catalog()
 INLINE_FOREACH_LIMIT = 50
 CHUNK = 100
 DEFAULT_FOREACH_PARALLEL = 10
+
+#: workflow.patched() ids: behaviour added for issue 17, off when replaying runs started before it.
+PATCH_CARRY_NEEDED = "i17-carry-needed-outputs"
+PATCH_LIMITS = "i17-runtime-limits"
 
 
 def _is_resumable(step_type: StepType) -> bool:
@@ -75,13 +92,27 @@ class PipelineWorkflow:
         self._step_refs: dict[str, set[str] | None] = {}
         self._requested_by: str | None = None
         self._site: str | None = None
+        self._depth = 0
+        self._budget_task = -1
+        self._budget = CostBudget(limits.MAX_CEL_COST_PER_TASK)
 
     # --- entry -----------------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, request: Any) -> PipelineResult:
+        try:
+            return await self._run(request)
+        except USER_DATA_ERRORS as exc:
+            # The last line of the one rule (workflows/failures.py): data no retry can change fails
+            # the run with its message; it never fails the workflow task.
+            message = clip(f"pipeline {self._pipeline_name!r}: {describe_user_error(exc)}")
+            self._fail_run(message)
+            raise ApplicationError(message, type="InvalidData", non_retryable=True) from None
+
+    async def _run(self, request: Any) -> PipelineResult:
         req = self._parse_request(request)
         self._requested_by = req.requested_by
+        self._depth = req.depth
         if req.continuation is not None:
             definition, inputs = req.continuation.definition, req.continuation.inputs
             self._generation = req.continuation.generation
@@ -124,15 +155,47 @@ class PipelineWorkflow:
             raise
         if should_continue:
             await workflow.wait_condition(workflow.all_handlers_finished)
+            records = list(self._records.values())
+            if workflow.patched(PATCH_CARRY_NEEDED):
+                records = self._carried_records()
+            continuation = Continuation(definition=definition, inputs=resolved, records=records,
+                                        generation=self._generation + 1)
+            self._check_continuation_size(continuation)
             workflow.continue_as_new(PipelineRequest(
                 requested_by=req.requested_by,
                 continue_as_new_after=req.continue_as_new_after,
-                continuation=Continuation(
-                    definition=definition, inputs=resolved, records=list(self._records.values()),
-                    generation=self._generation + 1,
-                ),
+                continuation=continuation,
+                depth=req.depth,
             ))
         return self._finish()
+
+    def _carried_records(self) -> list[StepRecord]:
+        """Records for the next run: every step's state, but outputs only where something can still
+        read them (a step not finished yet, or the pipeline's outputs). Carrying every output made
+        long runs exceed Temporal's 2 MiB payload limit on each continue-as-new attempt."""
+        assert self._pipeline is not None
+        wanted: set[str] = set()
+        readers = [self._step_refs.get(n) for n, r in self._records.items() if not r.state.terminal]
+        readers.append(self._output_refs())
+        for refs in readers:
+            if refs is None:
+                return list(self._records.values())  # a computed step name: anything may be read
+            wanted |= refs
+        return [rec if rec.name in wanted or rec.outputs is None else rec.model_copy(update={"outputs": None})
+                for rec in self._records.values()]
+
+    def _check_continuation_size(self, continuation: Continuation) -> None:
+        size = limits.json_size(continuation.model_dump(mode="json"))
+        if size <= limits.MAX_CONTINUATION_BYTES or not workflow.patched(PATCH_LIMITS):
+            return
+        biggest = sorted(((limits.json_size(r.outputs), r.name) for r in continuation.records), reverse=True)[:3]
+        largest = ", ".join(f"{name} ({n} bytes)" for n, name in biggest if n > 4)
+        message = (f"pipeline {self._pipeline_name!r} must continue as new, but what it carries is {size} bytes, "
+                   f"over the limit of {limits.size_text(limits.MAX_CONTINUATION_BYTES)}; largest step outputs "
+                   f"still read by later steps: {largest or 'none'}. Make those outputs smaller (a step's "
+                   "`outputs:` mapping can keep just the fields needed)")
+        self._fail_run(message)
+        raise ApplicationError(message, type="LimitExceeded", non_retryable=True)
 
     def _parse_request(self, request: Any) -> PipelineRequest:
         try:
@@ -194,9 +257,9 @@ class PipelineWorkflow:
                         return
                     if step.when is not None:
                         try:
-                            run_it = evaluate_bool(step.when, self._context(step))
-                        except ExpressionError as exc:
-                            self._settle(rec, StepState.FAILED, "", error=f"when: {exc}")
+                            run_it = evaluate_bool(step.when, self._scope(step))
+                        except USER_DATA_ERRORS as exc:
+                            self._settle(rec, StepState.FAILED, "", error=f"when: {describe_user_error(exc)}")
                             rec.ignored_failure = step.continue_on_error
                             changed = True
                             continue
@@ -233,7 +296,7 @@ class PipelineWorkflow:
     # --- one step --------------------------------------------------------------------------------
 
     def _settle(self, rec: StepRecord, state: StepState, message: str, *, error: str | None = None) -> None:
-        rec.state, rec.message, rec.error = state, message, error
+        rec.state, rec.message, rec.error = state, clip(message), clip(error) if error is not None else None
         rec.finished_at = workflow.now()
 
     def _retry(self, step: Step, step_type: StepType) -> RetrySpec:
@@ -256,17 +319,28 @@ class PipelineWorkflow:
             rec.started_at = workflow.now()
         rec.state = StepState.WAITING if _is_resumable(step_type) else StepState.RUNNING
         rec.message = ""
+        field = "forEach" if step.for_each is not None else "with"  # what a user-data error names
         try:
             outputs: Any
             if step.for_each is not None:
                 outputs = await self._run_for_each(step, step_type)
             else:
-                args = render(step.with_, self._context(step))
+                args = render(step.with_, self._scope(step))
+                field = f"uses ({step.uses})"
                 outputs = await self._dispatch(step, step_type, args, None)
             if step.outputs:
                 ctx = self._context(step)
                 ctx["result"] = outputs
-                outputs = {key: evaluate(expr, ctx) for key, expr in step.outputs.items()}
+                scope = Scope(ctx, budget=self._task_budget())
+                mapped: dict[str, Any] = {}
+                for key, expr in step.outputs.items():
+                    field = f"outputs.{key}"
+                    mapped[key] = evaluate(expr, scope)
+                outputs = mapped
+            field = "outputs"
+            problem = output_size_problem(outputs)
+            if problem and workflow.patched(PATCH_LIMITS):
+                raise StepFailure(problem)
             rec.outputs = outputs
             self._settle(rec, StepState.SUCCEEDED, "")
         except asyncio.CancelledError:
@@ -279,6 +353,10 @@ class PipelineWorkflow:
             else:
                 self._settle(rec, StepState.FAILED, "", error=str(exc))
                 rec.ignored_failure = step.continue_on_error
+        except USER_DATA_ERRORS as exc:
+            # Not anticipated by the handling above, still the step's data: fail the step, name the field.
+            self._settle(rec, StepState.FAILED, "", error=f"{self._path(step)}.{field}: {describe_user_error(exc)}")
+            rec.ignored_failure = step.continue_on_error
 
     async def _dispatch(self, step: Step, step_type: StepType, args: Any, index: int | None) -> Any:
         if step_type.kind is StepKind.BUILTIN:
@@ -300,7 +378,7 @@ class PipelineWorkflow:
 
     async def _run_for_each(self, step: Step, step_type: StepType) -> list[Any]:
         rec = self._records[step.name]
-        items = evaluate(step.for_each, self._context(step)) if isinstance(step.for_each, str) else step.for_each
+        items = evaluate(step.for_each, self._scope(step)) if isinstance(step.for_each, str) else step.for_each
         if not isinstance(items, list):
             raise StepFailure(f"{self._path(step)}.forEach must give a list, got {type(items).__name__}")
         if step_type.kind is StepKind.BUILTIN and step_type.target == "approval":
@@ -324,19 +402,27 @@ class PipelineWorkflow:
                               parallel: int) -> list[tuple[bool, Any, str]]:
         rec = self._records[step.name]
         sem = asyncio.Semaphore(parallel)
-        base = Scope(self._context(step))
+        base = self._scope(step)
 
         async def one(index: int, item: Any) -> tuple[bool, Any, str]:
             async with sem:
                 try:
-                    args = render(step.with_, base.child(item=item, index=index))
+                    scope = Scope({"item": item, "index": index}, parent=base, budget=self._task_budget())
+                    args = render(step.with_, scope)
                     out = await self._dispatch(step, step_type, args, index)
+                    problem = output_size_problem(out)
+                    if problem and workflow.patched(PATCH_LIMITS):
+                        raise StepFailure(problem)
                     rec.items_done += 1
                     return True, out, ""
                 except (StepFailure, ExpressionError) as exc:
                     rec.items_done += 1
                     rec.items_failed += 1
                     return False, None, str(exc)
+                except USER_DATA_ERRORS as exc:
+                    rec.items_done += 1
+                    rec.items_failed += 1
+                    return False, None, describe_user_error(exc)
 
         return list(await asyncio.gather(*(one(i, it) for i, it in enumerate(items))))
 
@@ -395,8 +481,11 @@ class PipelineWorkflow:
         if rec.wait_until is None:
             rec.wait_until = wait.until if wait.until is not None else workflow.now() + (
                 wait.duration or timedelta())
-        rec.message = f"waiting until {rec.wait_until.isoformat()}"
         remaining = rec.wait_until - workflow.now()
+        if remaining > limits.MAX_DURATION and workflow.patched(PATCH_LIMITS):
+            raise StepFailure(f"{self._path(step)}.with.until: {rec.wait_until.isoformat()} is further away than "
+                              f"the limit of {limits.MAX_DURATION.days} days")
+        rec.message = f"waiting until {rec.wait_until.isoformat()}"
         if remaining.total_seconds() > 0:
             await workflow.sleep(remaining)
         return WaitResult(waited_until=rec.wait_until).model_dump(mode="json")
@@ -447,11 +536,20 @@ class PipelineWorkflow:
         assert isinstance(sub, SubPipelineArgs)
         suffix = step.name if index is None else f"{step.name}/{index}"
         child_id = f"{workflow.info().workflow_id}/{suffix}"
+        # Pipelines that call each other through computed names (validation finds literal cycles)
+        # would nest until the child id outgrows Temporal's 1,000 characters and fails forever.
+        if self._depth + 1 > limits.MAX_PIPELINE_DEPTH:
+            raise StepFailure(f"sub-pipeline {sub.pipeline!r} would run {self._depth + 1} levels deep, over the "
+                              f"limit of {limits.MAX_PIPELINE_DEPTH}; do pipelines call each other in a cycle?")
+        if len(child_id) > limits.MAX_WORKFLOW_ID_CHARS:
+            raise StepFailure(f"the child workflow id would be {len(child_id)} characters, over Temporal's limit "
+                              f"of {limits.MAX_WORKFLOW_ID_CHARS}; shorten the run id or nest fewer sub-pipelines")
         self._records[step.name].child_workflow_ids.append(child_id)
         try:
             result: PipelineResult = await workflow.execute_child_workflow(
                 "PipelineWorkflow",
-                PipelineRequest(pipeline=sub.pipeline, inputs=sub.inputs, requested_by=self._requested_by),
+                PipelineRequest(pipeline=sub.pipeline, inputs=sub.inputs, requested_by=self._requested_by,
+                                depth=self._depth + 1),
                 id=child_id, task_queue=queues.PIPELINE, result_type=PipelineResult,
                 search_attributes=child_search_attributes(self._invocation(step), step),
             )
@@ -468,6 +566,14 @@ class PipelineWorkflow:
         exprs = [e for _, e in iter_templates(step.with_, "with")]
         exprs += [e for e in (step.when, step.for_each) if isinstance(e, str)]
         exprs += list(step.outputs.values())
+        return self._steps_read_by(exprs)
+
+    def _output_refs(self) -> set[str] | None:
+        assert self._pipeline is not None
+        return self._steps_read_by(list(self._pipeline.spec.outputs.values()))
+
+    @staticmethod
+    def _steps_read_by(exprs: list[str]) -> set[str] | None:
         names: set[str] = set()
         for expr in exprs:
             try:
@@ -480,6 +586,17 @@ class PipelineWorkflow:
                         return None
                     names.add(ref.chain[1])
         return names
+
+    def _task_budget(self) -> CostBudget:
+        """One CEL cost budget per workflow task (keyed by the history length, which every replay of
+        that task sees too, so the same evaluations exhaust it), bounding the task's CPU time."""
+        task = workflow.info().get_current_history_length()
+        if task != self._budget_task:
+            self._budget_task, self._budget = task, CostBudget(limits.MAX_CEL_COST_PER_TASK)
+        return self._budget
+
+    def _scope(self, step: Step | None) -> Scope:
+        return Scope(self._context(step), budget=self._task_budget())
 
     def _context(self, step: Step | None) -> dict[str, Any]:
         wanted = self._step_refs.get(step.name) if step is not None else None
@@ -501,12 +618,13 @@ class PipelineWorkflow:
             lines = [f"step {r.name!r} ({r.uses}) failed: {r.error}" for r in failed]
             if cancelled:
                 lines.append(f"not run because of it: {', '.join(cancelled)}")
-            message = f"pipeline {self._pipeline_name!r} failed: " + "; ".join(lines)
+            message = clip(f"pipeline {self._pipeline_name!r} failed: " + "; ".join(lines), 8000)
             self._fail_run(message)
-            raise ApplicationError(message, self.status().model_dump(mode="json"), type="PipelineFailed",
-                                   non_retryable=True)
+            status = self.status().model_dump(mode="json")
+            details = [status] if limits.json_size(status) <= limits.MAX_STEP_OUTPUT_BYTES else []
+            raise ApplicationError(message, *details, type="PipelineFailed", non_retryable=True)
         outputs: dict[str, Any] = {}
-        ctx = self._context(None)
+        ctx = self._scope(None)
         for key, expr in self._pipeline.spec.outputs.items():
             try:
                 outputs[key] = evaluate(expr, ctx)
@@ -514,9 +632,16 @@ class PipelineWorkflow:
                 message = f"spec.outputs.{key}: {exc}"
                 self._fail_run(message)
                 raise ApplicationError(message, type="InvalidOutputs", non_retryable=True) from None
+        result = PipelineResult(pipeline=self._pipeline_name, state=RunState.SUCCEEDED, outputs=outputs,
+                                steps=self.status().steps, generation=self._generation)
+        size = limits.json_size(result.model_dump(mode="json"))
+        if size > limits.MAX_CONTINUATION_BYTES and workflow.patched(PATCH_LIMITS):
+            message = (f"pipeline {self._pipeline_name!r}: its result is {size} bytes, over the limit of "
+                       f"{limits.size_text(limits.MAX_CONTINUATION_BYTES)}; make spec.outputs smaller")
+            self._fail_run(message)
+            raise ApplicationError(message, type="LimitExceeded", non_retryable=True)
         self._state = RunState.SUCCEEDED
-        return PipelineResult(pipeline=self._pipeline_name, state=self._state, outputs=outputs,
-                              steps=self.status().steps, generation=self._generation)
+        return result
 
     @workflow.query
     def status(self) -> PipelineStatus:

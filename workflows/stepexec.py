@@ -23,7 +23,7 @@ from temporalio.exceptions import (
 )
 from temporalio.workflow import ActivityCancellationType, ParentClosePolicy
 
-from definitions import queues
+from definitions import limits, queues
 from definitions import search_attributes as sa
 from definitions.pipeline import RetrySpec, Step
 from definitions.steptypes import StepKind, StepType
@@ -74,6 +74,15 @@ def describe_failure(err: BaseException) -> str:
             messages.append(str(cur) or type(cur).__name__)
         cur = cur.cause if isinstance(cur, FailureError) else cur.__cause__
     return messages[-1] if messages else str(err)
+
+
+def output_size_problem(outputs: Any) -> str | None:
+    """Why a step's (or one forEach item's) outputs are too large to keep in history, or None."""
+    size = limits.json_size(outputs)
+    if size <= limits.MAX_STEP_OUTPUT_BYTES:
+        return None
+    return (f"the step's outputs are {size} bytes, over the limit of {limits.size_text(limits.MAX_STEP_OUTPUT_BYTES)}; "
+            "return less (store large data elsewhere and pass a reference)")
 
 
 def retry_policy(spec: RetrySpec, step_type: StepType) -> RetryPolicy:

@@ -83,10 +83,19 @@ _DescriptorLoader.yaml_implicit_resolvers = {
 
 def load_descriptor_data(text: str | bytes) -> dict[str, Any]:
     """Parse a descriptor (YAML or JSON) into a plain mapping, as it is on disk."""
+    from activities.bounded import MAX_JSON_DEPTH, MAX_MANIFEST_BYTES, RemoteDataError, check_depth_and_strings
+
+    if len(text) > MAX_MANIFEST_BYTES:
+        raise InvalidDescriptor(f"component descriptor is larger than {MAX_MANIFEST_BYTES} bytes")
     try:
         data = yaml.load(text, Loader=_DescriptorLoader)  # a SafeLoader subclass
+        check_depth_and_strings(data, "component descriptor", MAX_JSON_DEPTH)
     except yaml.YAMLError as exc:
         raise InvalidDescriptor(f"component descriptor is not valid YAML/JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidDescriptor(f"component descriptor is nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except RemoteDataError as exc:
+        raise InvalidDescriptor(str(exc)) from None
     if not isinstance(data, dict) or not isinstance(data.get("component"), dict):
         raise InvalidDescriptor("component descriptor has no 'component' section; is this an OCM descriptor?")
     schema = (data.get("meta") or {}).get("schemaVersion")

@@ -30,6 +30,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 import httpx
 
+from activities.bounded import MAX_ERROR_BODY, MAX_MANIFEST_BYTES, RemoteDataError, loads_strict, read_response
 from activities.ocm.errors import BadCredentials, ComponentNotFound, DigestMismatch, OCMError, RegistryError
 
 MANIFEST_TYPES = (
@@ -44,6 +45,34 @@ DEFAULT_CHUNK = 8 * 1024 * 1024
 
 class NotFound(ComponentNotFound):
     kind = "NotFound"
+
+
+class RemoteDataRejected(OCMError):
+    """A manifest, index or token answer over its size cap or not strict JSON: retrying reads the same."""
+
+    kind = "RemoteDataRejected"
+
+
+async def read_manifest_body(resp: httpx.Response, source: str) -> bytes:
+    """A manifest's exact bytes, at most MAX_MANIFEST_BYTES, checked to be strict JSON of bounded depth.
+
+    The check here means every later ``json.loads`` of these bytes (the transport's walk, the layout
+    reader) can neither run out of memory nor recurse without bound.
+    """
+    try:
+        data = await read_response(resp, MAX_MANIFEST_BYTES, source)
+        loads_strict(data, source)
+    except RemoteDataError as exc:
+        raise RemoteDataRejected(str(exc)) from None
+    return data
+
+
+async def read_json_answer(resp: httpx.Response, source: str, limit: int = MAX_ERROR_BODY) -> Any:
+    """A small JSON answer (a token service), capped and strictly parsed."""
+    try:
+        return loads_strict(await read_response(resp, limit, source), source)
+    except RemoteDataError as exc:
+        raise RemoteDataRejected(str(exc)) from None
 
 
 @dataclass
@@ -184,12 +213,17 @@ class RegistryClient:
         if basic:
             headers["Authorization"] = basic
         assert self._client is not None
-        resp = await self._client.get(params["realm"] + "?" + urlencode(query), headers=headers)
+        req = self._client.build_request("GET", params["realm"] + "?" + urlencode(query), headers=headers)
+        resp = await self._client.send(req, stream=True)
+        if resp.status_code >= 400:
+            await resp.aclose()
         if resp.status_code in (401, 403):
             raise BadCredentials(f"token service {params['realm']} rejected the credentials for {self.host}")
         if resp.status_code >= 400:
             raise RegistryError(f"token service {params['realm']} answered {resp.status_code}")
-        body = resp.json()
+        body = await read_json_answer(resp, f"token service {params['realm']}")
+        if not isinstance(body, dict):
+            raise BadCredentials(f"token service {params['realm']} answered something other than a JSON object")
         token = body.get("token") or body.get("access_token")
         if not token:
             raise BadCredentials(f"token service {params['realm']} returned no token")
@@ -251,13 +285,13 @@ class RegistryClient:
             if resp.status_code in ok:
                 return resp
             if stream:
-                await resp.aread()
+                await _read_error_body(resp)
             await resp.aclose()
             self._raise_for(resp, method, full)
 
     def _raise_for(self, resp: httpx.Response, method: str, url: str) -> None:
         path = urlsplit(url).path
-        detail = resp.text[:300] if resp.content else ""
+        detail = resp.content[:300].decode(errors="replace") if resp.content else ""
         if resp.status_code == 403:
             raise BadCredentials(f"registry {self.host} denied {method} {path} (403): {detail}")
         if resp.status_code == 404:
@@ -281,8 +315,9 @@ class RegistryClient:
             f"/v2/{repo}/manifests/{ref}",
             scope=self._scope(repo),
             headers={"Accept": ", ".join(MANIFEST_TYPES)},
+            stream=True,
         )
-        data = resp.content
+        data = await read_manifest_body(resp, f"manifest {self.host}/{repo}:{ref}")
         digest = sha256_digest(data)
         if ref.startswith("sha256:") and ref != digest:
             raise DigestMismatch(f"manifest {repo}@{ref} served with content digest {digest}")
@@ -441,6 +476,16 @@ class RegistryClient:
 
 
 ProgressFn = Callable[[UploadSession, int], Awaitable[None] | None]
+
+
+async def _read_error_body(resp: httpx.Response) -> None:
+    """Read at most MAX_ERROR_BODY bytes of an error answer (to quote it); an endless one is cut."""
+    buf = bytearray()
+    async for chunk in resp.aiter_bytes():
+        buf.extend(chunk)
+        if len(buf) > MAX_ERROR_BODY:
+            break
+    resp._content = bytes(buf[:MAX_ERROR_BODY])
 
 
 async def copy_blob(

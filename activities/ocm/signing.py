@@ -50,6 +50,10 @@ PEM_ALGORITHM_HEADER = "Signature Algorithm"
 # --- keys and certificates -------------------------------------------------------------------------
 
 
+#: Shorter RSA keys are refused for signing (NIST SP 800-131A: 2048 bits and up).
+MIN_RSA_BITS = 2048
+
+
 def load_private_key(pem: bytes | str) -> rsa.RSAPrivateKey:
     data = pem.encode() if isinstance(pem, str) else pem
     try:
@@ -58,6 +62,11 @@ def load_private_key(pem: bytes | str) -> rsa.RSAPrivateKey:
         raise KeyError_(f"cannot read the private key (expected an unencrypted PEM RSA key): {exc}") from None
     if not isinstance(key, rsa.RSAPrivateKey):
         raise KeyError_(f"private key is {type(key).__name__}; OCM signing here supports RSA keys only")
+    if key.key_size < MIN_RSA_BITS:
+        raise KeyError_(
+            f"the RSA key has {key.key_size} bits; signing needs at least {MIN_RSA_BITS} "
+            "(generate one with `openssl genrsa 3072`)"
+        )
     return key
 
 
@@ -280,6 +289,8 @@ def sign_descriptor(
     issuer: str | None = None,
 ) -> dict[str, Any]:
     """A copy of ``data`` with signature ``name`` added (or replaced). The input is not changed."""
+    if not name.strip():
+        raise SignatureInvalid("a signature needs a name (--name), e.g. the signing party: acme-release")
     if algorithm not in ALGORITHMS:
         raise SignatureInvalid(f"unknown signature algorithm {algorithm!r}; supported: {', '.join(ALGORITHMS)}")
     digest = norm.descriptor_digest(data, normalisation)

@@ -10,16 +10,34 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import requests
 import sushy
 from sushy import auth as sushy_auth
 from sushy import connector as sushy_connector
 
+from activities.bounded import MAX_BMC_BYTES, loads_strict, read_response_sync
 from activities.secrets import resolve_secret
 from definitions.server import BmcConnection
 
 
+def cap_response(response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
+    """requests response hook: read at most MAX_BMC_BYTES, and only strict JSON of bounded depth.
+
+    Runs before sushy looks at the answer (requests are streamed), so an endless or deeply nested
+    answer from a BMC fails the request with RemoteDataError (non-retryable ``BmcAnswerRejected``)
+    instead of filling the worker's memory or raising RecursionError deep inside sushy.
+    """
+    source = f"BMC answer {response.request.method} {response.url}"
+    data = read_response_sync(response, MAX_BMC_BYTES, source)
+    response._content = data
+    response._content_consumed = True
+    if data and "json" in response.headers.get("content-type", ""):
+        loads_strict(data, source)
+    return response
+
+
 class NoRetryConnector(sushy_connector.Connector):
-    """A sushy connector that makes exactly one attempt per request."""
+    """A sushy connector that makes exactly one attempt per request, with capped reads."""
 
     def _op(
         self,
@@ -42,6 +60,8 @@ class NoRetryConnector(sushy_connector.Connector):
             timeout=timeout,
             server_side_retries_left=0,
             allow_reauth=allow_reauth,
+            stream=True,
+            hooks={"response": [cap_response]},
             **kwargs,
         )
 

@@ -13,6 +13,8 @@ import requests
 from sushy import exceptions as sx
 from temporalio.exceptions import ApplicationError
 
+from activities.bounded import RemoteDataError
+
 
 def _chain(exc: BaseException) -> list[BaseException]:
     seen: list[BaseException] = []
@@ -67,9 +69,15 @@ def classify(exc: BaseException, bmc: str) -> ApplicationError:
         )
     if isinstance(exc, requests.exceptions.RequestException):
         return ApplicationError(f"BMC {bmc}: {_short(exc)}", type="BmcUnreachable")
+    if isinstance(exc, RemoteDataError | RecursionError):
+        return ApplicationError(
+            f"BMC {bmc} sent an answer the worker refuses to read: {_short(str(exc) or 'nested too deeply')}",
+            type="BmcAnswerRejected",
+            non_retryable=True,
+        )
     return ApplicationError(f"BMC {bmc}: {type(exc).__name__}: {exc}", type="RedfishError")
 
 
-def _short(exc: BaseException) -> str:
+def _short(exc: BaseException | str) -> str:
     text = str(exc)
     return text if len(text) < 300 else text[:300] + "..."

@@ -48,6 +48,33 @@ CASES: dict[str, dict[str, Any]] = {
         name="replay-can"),
 }
 
+#: Issue 17 behaviour behind workflow.patched: saved as the FIRST run (patch markers, the carry).
+LIMIT_CASES: dict[str, dict[str, Any]] = {
+    "limits-carry-needed-outputs": pipeline(
+        [*({"name": f"s{i}", "uses": "core.echo", "with": {"values": {"i": i, "pad": "x" * 500}},
+            **({"needs": [f"s{i - 1}"]} if i else {})} for i in range(20)),
+         {"name": "last", "uses": "core.echo", "needs": ["s19"],
+          "with": {"values": {"first": "${{ steps.s0.outputs.i }}"}}}],
+        name="replay-carry", outputs={"first": "steps.last.outputs.first"}),
+}
+
+
+async def record_limits(client: Client) -> None:
+    workers = build_workers(client, [queues.PIPELINE])
+    async with workers[0]:
+        for name, definition in LIMIT_CASES.items():
+            handle = await client.start_workflow(
+                "PipelineWorkflow", PipelineRequest(definition=definition, continue_as_new_after=100),
+                id=f"replay-{name}", task_queue=queues.PIPELINE)
+            try:
+                await handle.result()
+            except WorkflowFailureError:
+                pass
+            first = client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
+            history = await first.fetch_history()
+            (HERE / f"{name}.json").write_text(json.dumps(json.loads(history.to_json()), indent=1))
+            print(f"recorded {name}: {len(history.events)} events")
+
 
 async def record(client: Client) -> None:
     workers = build_workers(client, [queues.PIPELINE])
@@ -84,6 +111,7 @@ async def main() -> None:
             client = await Client.connect(landscape.part("temporal").endpoints["address"],
                                           data_converter=data_converter())
             await record(client)
+            await record_limits(client)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,12 @@ subclassing :class:`Source` and calling :func:`triggers.sources.register_source`
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from activities.bounded import RemoteDataError, loads_strict
 from definitions.triggers import Rule
 from definitions.validate import format_loc
 from triggers.events import Event, HookError
@@ -32,11 +32,15 @@ def require_media_type(headers: Mapping[str, str], accepted: tuple[str, ...]) ->
     return kind
 
 
-def parse_json(body: bytes) -> Any:
+def parse_json(body: bytes, what: str = "body") -> Any:
+    """Strict JSON (``activities.bounded.loads_strict``): nesting, int64, finite floats, valid text.
+
+    Anything else is a 400 with the reason, never a 500 and never accepted to fail later.
+    """
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise HookError(400, f"body is not valid JSON: {exc}") from None
+        return loads_strict(body, what)
+    except RemoteDataError as exc:
+        raise HookError(400, f"body is not acceptable JSON: {exc}") from None
 
 
 def validation_details(exc: ValidationError) -> list[dict[str, str]]:

@@ -15,7 +15,6 @@ from both. Rules see ``id``, ``source``, ``type``, ``subject``, ``time``, ``data
 from __future__ import annotations
 
 import base64
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -73,7 +72,8 @@ def _to_event(ce: CloudEvent) -> Event:
             raw = base64.b64decode(ce.data_base64, validate=True)
         except ValueError:
             raise HookError(400, "malformed CloudEvent: data_base64 is not base64") from None
-        data = json.loads(raw) if (ce.datacontenttype or "").endswith("json") and raw else raw.decode(errors="replace")
+        json_data = (ce.datacontenttype or "").endswith("json") and raw
+        data = parse_json(raw, "data_base64") if json_data else raw.decode(errors="replace")
     extensions = {k: v for k, v in (ce.model_extra or {}).items() if k not in CORE}
     bad = [k for k in extensions if not _EXT_NAME.match(k)]
     if bad:

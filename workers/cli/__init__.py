@@ -59,16 +59,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _broken_pipe()
     except ModuleNotFoundError as exc:
         # An optional extra that is not installed: one line naming it, exit 2 (usage), no traceback.
         from workers.cli.extras import missing_extra_message
 
         message = missing_extra_message(exc.name, _command_path(args))
         if message is None:
-            raise
+            return _unhandled(args, exc)
         print(f"error: {message}", file=sys.stderr)
         return 2
+    except Exception as exc:  # the last line of defence: one line, never a traceback
+        return _unhandled(args, exc)
     return code
+
+
+def _unhandled(args: argparse.Namespace, exc: BaseException) -> int:
+    """One `error:` line for an error no command handled (`-v` logs the traceback too)."""
+    from workers.cli.errors import describe
+
+    if getattr(args, "verbose", False):
+        logging.getLogger("apeiro").exception("unhandled error", exc_info=exc)
+    try:
+        message = describe(exc)
+    except Exception:
+        message = type(exc).__name__
+    try:
+        print(f"error: {message}", file=sys.stderr)
+    except BrokenPipeError:
+        pass
+    return 1
 
 
 def _command_path(args: argparse.Namespace) -> str:
@@ -80,6 +101,17 @@ def _command_path(args: argparse.Namespace) -> str:
     return " ".join(w for w in words if w)
 
 
+def _broken_pipe() -> int:
+    """The reader went away (`apeiro status ID | head`): stop quietly, as `cat` does.
+
+    Python would print a BrokenPipeError traceback while flushing stdout at exit; pointing stdout at
+    /dev/null first avoids it. 141 is what a shell reports for a process ended by SIGPIPE.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141
+
+
 def entry() -> None:
     """Console-script entry: exit without running interpreter teardown.
 
@@ -88,8 +120,14 @@ def entry() -> None:
     """
     code = main()
     logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = _broken_pipe()
+    try:
+        sys.stderr.flush()
+    except BrokenPipeError:
+        pass
     os._exit(code)
 
 

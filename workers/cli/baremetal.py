@@ -77,8 +77,10 @@ def inventory_command(args: argparse.Namespace) -> int:
             tls=TlsOptions(insecure=args.insecure, ca_bundle=args.ca_bundle),
             timeout_s=args.timeout,
         )
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except ValueError as exc:  # pydantic's ValidationError too: one line per flag, not its block
+        from workers.cli.errors import describe
+
+        print(f"error: {describe(exc)}", file=sys.stderr)
         return 2
     result = read_bmc_inventory(conn)
     if args.format == "json":
@@ -154,7 +156,7 @@ def load_site(path: Path) -> tuple[SiteDefinition | None, list[str]]:
 
     try:
         data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         return None, [f"{path}: {exc}"]
     if isinstance(data, dict) and "site" in data and isinstance(data["site"], dict):
         data = data["site"]

@@ -6,6 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
+from definitions.secrets import secret_ref_arg
 from workers.cli.common import fail, uvicorn_log_config
 from workers.codec import ENV_KEYS, CodecConfigError, codec_from_env, generate_key
 
@@ -26,6 +27,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument(
         "--token-ref",
         action="append",
+        type=secret_ref_arg,
         default=[],
         help="secret reference to a bearer token callers must present (repeatable)",
     )

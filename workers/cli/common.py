@@ -38,13 +38,25 @@ def read_definition(target: str) -> tuple[dict[str, Any], str]:
     """A definition from a file path, or from the library by pipeline name."""
     path = Path(target)
     if path.is_file():
-        data = load_yaml(path.read_text(), str(path))
+        data = load_yaml(read_text_file(path), str(path))
         if not isinstance(data, dict):
             raise DefinitionError([Problem("", "a definition must be a YAML mapping")], str(path))
         return data, str(path)
     if path.suffix in (".yaml", ".yml") or os.sep in target:
         raise DefinitionError([Problem("", f"no such file: {target}")], target)
     return PipelineLibrary().load(target), f"pipeline {target}"
+
+
+def read_text_file(path: Path, what: str = "definition") -> str:
+    """A UTF-8 text file, or a DefinitionError naming it (binary, unreadable, a directory)."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DefinitionError(
+            [Problem("", f"not UTF-8 text (byte {exc.start}); a {what} file is YAML or JSON text")], str(path)
+        ) from None
+    except OSError as exc:
+        raise DefinitionError([Problem("", f"cannot read: {exc.strerror}")], str(path)) from None
 
 
 def parse_inputs(pairs: Sequence[str], data: dict[str, Any]) -> dict[str, Any]:

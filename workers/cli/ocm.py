@@ -14,6 +14,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from definitions.secrets import secret_ref_arg
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("ocm", help="OCM component descriptors: digest, sign, verify, transfer")
@@ -85,10 +87,10 @@ def register(subparsers: Any) -> None:
     t.add_argument("--sign", metavar="NAME=KEYREF", help="sign at the target with private key reference KEYREF")
     t.add_argument("--sign-public-key", metavar="KEYREF", help="public key reference to verify at the target")
     t.add_argument("--existing", choices=["skip-identical", "overwrite", "fail"], default="skip-identical")
-    t.add_argument("--source-username-ref")
-    t.add_argument("--source-password-ref")
-    t.add_argument("--target-username-ref")
-    t.add_argument("--target-password-ref")
+    t.add_argument("--source-username-ref", help="user name, literal or reference (env:/file:/k8s:)")
+    t.add_argument("--source-password-ref", type=secret_ref_arg, help="secret reference (env:/file:/k8s:)")
+    t.add_argument("--target-username-ref", help="user name, literal or reference (env:/file:/k8s:)")
+    t.add_argument("--target-password-ref", type=secret_ref_arg, help="secret reference (env:/file:/k8s:)")
     t.add_argument("--source-ca")
     t.add_argument("--target-ca")
     t.add_argument("--workflow-id", help="default: transport-<random>")
@@ -138,6 +140,8 @@ def cmd_sign(args: argparse.Namespace) -> int:
         data = norm.load_descriptor_data(_read(args.file))
         key = sg.load_private_key(_read(args.private_key))
         chain = sg.load_certificates(_read(args.certificate)) if args.certificate else []
+        if args.certificate and not chain:
+            raise _UsageError(f"{args.certificate} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
         roots = sg.load_certificates(_read(args.root_certs)) if args.root_certs else []
         signed = sg.sign_descriptor(
             data,
@@ -155,7 +159,10 @@ def cmd_sign(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     text = norm.dump_descriptor(signed)
     if args.output:
-        args.output.write_text(text)
+        try:
+            args.output.write_text(text)
+        except OSError as exc:
+            return _fail(f"cannot write {args.output}: {exc.strerror}")
     else:
         sys.stdout.write(text)
     return 0

@@ -91,7 +91,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         data, source = read_definition(args.file)
         inputs = parse_inputs(args.input, data) if args.input else None
         pipeline, _ = validate_definition(data, load_catalog(), inputs=inputs,
-                                          known_pipelines=PipelineLibrary().names(), source=source)
+                                          known_pipelines=PipelineLibrary().call_graph(), source=source)
     except DefinitionError as exc:
         if args.format == "json":
             print(json.dumps({"valid": False, "source": exc.source,
@@ -121,7 +121,7 @@ async def start_pipeline(client: Client, data: dict[str, Any], inputs: dict[str,
                          source: str = "") -> WorkflowHandle[Any, Any]:
     """Validate fully, then start. An invalid definition never reaches Temporal."""
     pipeline, resolved = validate_definition(data, load_catalog(), inputs=inputs,
-                                             known_pipelines=PipelineLibrary().names(), source=source)
+                                             known_pipelines=PipelineLibrary().call_graph(), source=source)
     pairs = [SearchAttributePair(sa.PIPELINE, pipeline.name)]
     if isinstance(resolved.get("site"), str):
         pairs.append(SearchAttributePair(sa.SITE, resolved["site"]))
@@ -240,6 +240,9 @@ def format_status(status: PipelineStatus) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    if not args.workflow_id.strip():
+        return fail("give a workflow id (apeiro run prints it; `temporal workflow list` shows them)", 2)
+
     async def go() -> int:
         try:
             client = await client_from_env()

@@ -84,7 +84,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _load(target: str) -> dict[str, Any]:
     path = Path(target)
-    data = yaml.safe_load(path.read_text())
+    try:
+        data = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text; a promotion is a YAML file") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path} does not hold a Promotion mapping")
     return data

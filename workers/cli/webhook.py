@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from definitions.secrets import secret_ref_arg
 from definitions.validate import DefinitionError
 from workers.cli.common import fail, uvicorn_log_config
 
@@ -44,7 +45,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     g = wsub.add_parser("sign", help="print the X-Apeiro-Signature header for a body (for senders and tests)")
     g.add_argument("file", help="the body to sign ('-' for stdin)")
-    g.add_argument("--key-ref", required=True, help="secret reference of the HMAC key (env:/file:/k8s:)")
+    g.add_argument(
+        "--key-ref", required=True, type=secret_ref_arg, help="secret reference of the HMAC key (env:/file:/k8s:)"
+    )
     g.set_defaults(func=cmd_sign)
     p.set_defaults(func=lambda args: _usage(p))
 
