@@ -90,6 +90,7 @@ from definitions.promotion_runs import (
     Vote,
 )
 from definitions.runs import ApprovalDecision, ApprovalState
+from workflows.freeze_guard import FREEZE_PATCH, hold_while_frozen
 
 QUERY_TIMEOUT = timedelta(seconds=30)
 ONE_ATTEMPT = RetryPolicy(maximum_attempts=1)
@@ -290,6 +291,10 @@ class PromotionWorkflow:
             await self._pause_point()
             if self._halt() is not None:
                 return self._stopped(att, f"stopped before deploying: {self._halt_text()}")
+            if workflow.patched(FREEZE_PATCH):
+                await self._freeze_point(ring, att)
+                if self._halt() is not None:
+                    return self._stopped(att, f"stopped while frozen: {self._halt_text()}")
             att.state = RingState.DEPLOYING
             deploy_error = await self._apply_flags(ring, att) or await self._deploy(ring, att)
             if deploy_error:
@@ -314,6 +319,19 @@ class PromotionWorkflow:
             return await self._fail_ring(ring, att, report, reason)
         finally:
             await self._tell("release", report)
+
+    async def _freeze_point(self, ring: Ring, att: RingAttempt) -> None:
+        """A landscape-wide freeze holds the ring before it deploys; `pending` and the status message
+        say "frozen by X since T: reason" (or the exemption it proceeds under)."""
+        assert self._req is not None
+
+        def report(message: str) -> None:
+            att.pending = message
+            self._status.message = message
+
+        verdict = await hold_while_frozen(f"deploy {self._req.version} to ring {ring.name}", report)
+        if not verdict.frozen:
+            att.pending = ""
 
     def _halt_text(self) -> str:
         if self._superseded is not None:
