@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from definitions import queues
 from definitions.cluster import NON_RETRYABLE, GardenRef, _Strict
@@ -126,6 +126,8 @@ class HibernationResult(BaseModel):
 
 
 class OperationInput(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     name: str
     namespace: str
     operation: str
@@ -141,6 +143,8 @@ class OperationResult(BaseModel):
 
 
 class SetHibernationInput(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     name: str
     namespace: str
     enabled: bool | None = None
@@ -157,6 +161,8 @@ class HibernationState(BaseModel):
 
 
 class ShootKey(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     name: str
     namespace: str
     garden: GardenRef = Field(default_factory=GardenRef)

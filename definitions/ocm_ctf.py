@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from definitions.ocm import ComponentVersionRef, ExistingPolicy, RepositorySpec, TransferMode, VerifySpec
 
@@ -22,6 +22,8 @@ class CtfFormat(StrEnum):
 
 class CtfExportInput(BaseModel):
     """Registry -> archive. Signatures named in ``verify`` are checked before anything is written."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     source: RepositorySpec
     archive: str = Field(description="path on the ocm worker: a directory, or a .tar file")
@@ -37,6 +39,8 @@ class CtfExportInput(BaseModel):
 class CtfImportInput(BaseModel):
     """Archive -> registry. The whole archive is checked (index version, every blob's digest, the
     signatures in ``verify``) before the first byte is written to the target."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     archive: str
     target: RepositorySpec
@@ -80,6 +84,8 @@ class CtfExportPlan(BaseModel):
 
 
 class CtfExportBlobInput(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     source: RepositorySpec
     staging: str
     blob: CtfBlob
@@ -124,6 +130,8 @@ class CtfImportPlan(BaseModel):
 
 
 class CtfImportBlobInput(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     archive: str
     target: RepositorySpec
     blob: CtfBlob
@@ -131,6 +139,8 @@ class CtfImportBlobInput(BaseModel):
 
 
 class CtfFinishInput(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     archive: str
     target: RepositorySpec
     plan: CtfImportPlan
