@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # pytest workers: the dev-server tiers share one landscape per worker process.
 PYTEST_WORKERS ?= 2
 
-.PHONY: all install system-deps demo test lint typecheck unit bench chaos fuzz clean
+.PHONY: all install system-deps demo test lint typecheck unit bench bench-quick chaos fuzz clean
 
 all: test
 
@@ -46,17 +46,24 @@ test: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
+## Every benchmark's curve with its same-run baseline (minutes; `make bench-quick` smoke-tests each in seconds).
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
-## Long crash campaign (kill -9 workers, restart Temporal) and fault campaign; CI runs short versions in `make test`.
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench --quick
+
+## Long crash campaign (kill -9 and SIGTERM workers, restart Temporal; prints recovery times) and fault
+## campaign; CI runs short versions in `make test`.
 CHAOS_RUNS ?= 20
+CHAOS_TERMS ?= 20
 CHAOS_RESTARTS ?= 5
 FAULT_RUNS ?= 12
 CHAOS_OCM_RUNS ?= 8
+CHAOS_OCM_TERMS ?= 8
 chaos: $(STAMP)
-	$(BIN)/python -m tests.chaos.campaign --runs $(CHAOS_RUNS) --restarts $(CHAOS_RESTARTS)
-	$(BIN)/python -m tests.chaos.ocm --runs $(CHAOS_OCM_RUNS)
+	$(BIN)/python -m tests.chaos.campaign --runs $(CHAOS_RUNS) --terms $(CHAOS_TERMS) --restarts $(CHAOS_RESTARTS)
+	$(BIN)/python -m tests.chaos.ocm --runs $(CHAOS_OCM_RUNS) --terms $(CHAOS_OCM_TERMS)
 	$(BIN)/python -m tests.chaos.faults --runs $(FAULT_RUNS)
 
 ## Bad-input campaign with many more examples than CI runs.

@@ -14,6 +14,7 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from activities.bounded import RemoteDataError, loads_strict
+from activities.liveness import keep_alive
 from activities.secrets import resolve_secret
 from definitions.core_steps import EchoArgs, HttpArgs, HttpResult
 from definitions.library import PipelineLibrary
@@ -45,9 +46,15 @@ class CoreActivities:
     @activity.defn(name="core.echo")
     async def echo(self, args: EchoArgs) -> dict[str, Any]:
         if args.sleep:
-            deadline = time.monotonic() + args.sleep.total_seconds()
+            # The heartbeat carries the sleep still to do: an attempt after a crash or a worker
+            # shutdown sleeps only the rest (progress survives, like a copy resuming at its offset).
+            total = args.sleep.total_seconds()
+            details = activity.info().heartbeat_details
+            if details and isinstance(details[-1], (int, float)):
+                total = min(total, float(details[-1]))
+            deadline = time.monotonic() + total
             while (left := deadline - time.monotonic()) > 0:
-                activity.heartbeat()
+                activity.heartbeat(round(left, 3))
                 await asyncio.sleep(min(left, 1.0))
         return args.values
 
@@ -59,7 +66,9 @@ class CoreActivities:
         verify: bool | str = args.ca_bundle or not args.insecure
         url = str(args.url)
         try:
+            # A slow endpoint may take up to request_timeout: heartbeat meanwhile (heartbeat timeout 10 s).
             async with (
+                keep_alive(),
                 httpx.AsyncClient(verify=verify, timeout=args.request_timeout.total_seconds()) as client,
                 client.stream(
                     args.method, url, headers=headers,

@@ -7,7 +7,6 @@ Failed) and Temporal retries would hide flaky metrics from that count.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -19,19 +18,16 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
-import yaml
 from temporalio import activity
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 
+from activities.konfidence_stages import deploy_stage
 from activities.secrets import resolve_secret
 from definitions import queues
 from definitions.promotion import (
-    STAGE_GROUP,
-    STAGE_VERSION,
     Calendar,
     PromotionDefinitionError,
-    Target,
     Window,
     coordinator_workflow_id,
     validate_promotion,
@@ -48,8 +44,6 @@ from definitions.promotion_runs import (
     PromQuery,
     PromResult,
     RegisterRequest,
-    StageDeploy,
-    StageDeployResult,
     TestPoll,
     TestPollResult,
     TestTrigger,
@@ -91,158 +85,6 @@ async def register(request: RegisterRequest) -> None:
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         start_signal="register", start_signal_args=[request],
     )
-
-
-# --- Stages ---------------------------------------------------------------------------------------
-
-
-class KubeTarget:
-    """Just enough of a kubeconfig for Konfidence Stages: server, bearer token or client cert, CA."""
-
-    def __init__(self, target: Target) -> None:
-        self.target = target
-        config = self._load()
-        contexts: dict[str, dict[str, Any]] = {c["name"]: c["context"] for c in config.get("contexts") or []}
-        ctx: dict[str, Any] = contexts.get(config.get("current-context", "")) or next(iter(contexts.values()), {})
-        clusters = {c["name"]: c["cluster"] for c in config.get("clusters") or []}
-        users = {u["name"]: u.get("user") or {} for u in config.get("users") or []}
-        cluster = clusters.get(ctx.get("cluster", "")) or next(iter(clusters.values()), None)
-        if not cluster or "server" not in cluster:
-            raise _fatal(f"{self.where}: the kubeconfig names no cluster server", "StageConfigError")
-        user = users.get(ctx.get("user", ""), {})
-        self.server = cluster["server"].rstrip("/")
-        headers = {"Accept": "application/json"}
-        if user.get("token"):
-            headers["Authorization"] = f"Bearer {user['token']}"
-        verify: Any = not cluster.get("insecure-skip-tls-verify", False)
-        if cluster.get("certificate-authority"):
-            verify = cluster["certificate-authority"]
-        cert = (user["client-certificate"], user["client-key"]) if user.get("client-certificate") else None
-        self.client = httpx.AsyncClient(base_url=self.server, headers=headers, verify=verify, cert=cert,
-                                        timeout=TIMEOUT)
-
-    @property
-    def where(self) -> str:
-        t = self.target
-        return f"Stage {t.namespace}/{t.stage}" + (f" on landscape {t.landscape}" if t.landscape else "")
-
-    def _load(self) -> dict[str, Any]:
-        t = self.target
-        if t.kubeconfig:
-            path = resolve_secret(t.kubeconfig) if t.kubeconfig.startswith(("env:", "file:", "k8s:")) else t.kubeconfig
-        elif t.landscape:
-            var = f"APEIRO_LANDSCAPE_{t.landscape.upper().replace('-', '_')}_KUBECONFIG"
-            path = os.environ.get(var) or (os.environ.get("APEIRO_GARDEN_KUBECONFIG", "") if t.landscape == "local"
-                                           else "")
-            if not path:
-                raise _fatal(f"{self.where}: set {var} on the konfidence worker to the landscape's kubeconfig",
-                             "StageConfigError")
-        else:
-            path = os.environ.get("APEIRO_GARDEN_KUBECONFIG", "")
-            if not path:
-                raise _fatal(f"{self.where}: no kubeconfig; give target.kubeconfig or target.landscape, or set "
-                             "APEIRO_GARDEN_KUBECONFIG on the worker", "StageConfigError")
-        try:
-            text = Path(path).read_text() if "\n" not in path else path
-            data = yaml.safe_load(text)
-        except (OSError, yaml.YAMLError) as exc:
-            raise _fatal(f"{self.where}: cannot read kubeconfig {path}: {exc}", "StageConfigError") from None
-        if not isinstance(data, dict):
-            raise _fatal(f"{self.where}: {path} is not a kubeconfig", "StageConfigError")
-        return data
-
-    @property
-    def path(self) -> str:
-        t = self.target
-        return f"/apis/{STAGE_GROUP}/{STAGE_VERSION}/namespaces/{t.namespace}/stages/{t.stage}"
-
-    async def get(self) -> dict[str, Any] | None:
-        resp = await self.client.get(self.path)
-        if resp.status_code == 404:
-            return None
-        self._check(resp)
-        result: dict[str, Any] = resp.json()
-        return result
-
-    def _check(self, resp: httpx.Response) -> None:
-        if resp.status_code < 400:
-            return
-        try:
-            message = resp.json().get("message", resp.text)
-        except ValueError:
-            message = resp.text
-        if resp.status_code in (400, 401, 403, 422):
-            raise _fatal(f"{self.where}: {resp.status_code} {message}", "StageRejected")
-        raise ApplicationError(f"{self.where}: {resp.status_code} {message}", type="StageUnavailable")
-
-    async def set_vector(self, vector: dict[str, Any]) -> dict[str, Any]:
-        obj = await self.get()
-        if obj is None:
-            body = {"apiVersion": f"{STAGE_GROUP}/{STAGE_VERSION}", "kind": "Stage",
-                    "metadata": {"name": self.target.stage, "namespace": self.target.namespace},
-                    "spec": {"vector": vector}}
-            resp = await self.client.post(self.path.rsplit("/", 1)[0], json=body)
-        else:
-            resp = await self.client.patch(self.path, content=json.dumps({"spec": {"vector": vector}}),
-                                           headers={"Content-Type": "application/merge-patch+json"})
-        self._check(resp)
-        result: dict[str, Any] = resp.json()
-        return result
-
-
-def _condition(obj: dict[str, Any], ctype: str) -> dict[str, Any]:
-    for c in (obj.get("status") or {}).get("conditions") or []:
-        if c.get("type") == ctype:
-            return dict(c)
-    return {}
-
-
-@activity.defn(name="konfidence.deploy_stage")
-async def deploy_stage(request: StageDeploy) -> StageDeployResult:
-    """Set the Stage's ``spec.vector`` (idempotent) and wait until the controller reports it Ready.
-
-    Heartbeats while it waits; gives up after ``ready_timeout_seconds`` with a non-retryable
-    ``StageNotReady`` naming the Ready condition's reason and message.
-    """
-    kube = KubeTarget(request.target)
-    name = f"{request.target.namespace}/{request.target.stage}"
-    try:
-        details = activity.info().heartbeat_details
-        before = await kube.get()
-        previous = (before or {}).get("status", {}).get("vector") if before else None
-        if details:
-            previous = details[0]
-        spec_vector = ((before or {}).get("spec") or {}).get("vector")
-        changed = spec_vector != request.vector
-        obj = await kube.set_vector(request.vector) if changed else before
-        assert obj is not None
-        generation = int(obj["metadata"].get("generation", 1))
-        deadline = asyncio.get_running_loop().time() + request.ready_timeout_seconds
-        delay = 0.05
-        while True:
-            activity.heartbeat(previous)
-            current = await kube.get()
-            if current is None:
-                raise _fatal(f"Stage {name} was deleted while deploying", "StageDeleted")
-            status = current.get("status") or {}
-            deployed = _condition(current, "VectorDeployed")
-            ready = _condition(current, "Ready")
-            if int(status.get("observedGeneration") or 0) >= generation:
-                if deployed.get("reason") == "ReconciliationFailed":
-                    raise _fatal(f"Stage {name}: {deployed.get('message', 'deployment failed')}", "StageDeployFailed")
-                if ready.get("status") == "True" and status.get("vector") == request.vector:
-                    return StageDeployResult(stage=name, previous_vector=previous, vector=request.vector,
-                                             changed=changed, message=ready.get("message", "Ready"))
-            if asyncio.get_running_loop().time() > deadline:
-                why = f"{ready.get('reason', 'no Ready condition')}: {ready.get('message', '')}".strip(": ")
-                raise _fatal(f"Stage {name} did not become Ready within {request.ready_timeout_seconds:.0f}s "
-                             f"({why})", "StageNotReady")
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 2.0)
-    except httpx.HTTPError as exc:
-        raise ApplicationError(f"Stage {name}: {type(exc).__name__}: {exc}", type="StageUnavailable") from None
-    finally:
-        await kube.client.aclose()
 
 
 # --- gate measurements -----------------------------------------------------------------------------

@@ -1,6 +1,9 @@
-"""`make bench` / `python -m bench [NAME ...]`: run the benchmarks, each in its own process.
+"""`make bench` / `python -m bench [--quick] [NAME ...]`: run the benchmarks, each in its own process.
 
-Each prints its figure and the baseline it is compared against, measured in the same run.
+Each prints its curve (a table per load level) with the baseline measured in the same run, says what
+saturated first, and writes a PNG under bench/results/. ``--quick`` runs each sweep small (seconds to a
+minute each) as a smoke test; benchmarks that measure a single point and know no ``--quick`` are
+skipped then.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-NOT_BENCHES = {"handwritten"}
+NOT_BENCHES = {"handwritten", "bmcfan"}  # helpers, not benchmarks
 
 
 def available() -> list[str]:
@@ -20,16 +23,27 @@ def available() -> list[str]:
     )
 
 
+def sweeps(name: str) -> bool:
+    """Whether the benchmark sweeps its load (and so takes --quick)."""
+    return "add_common_args" in (HERE / f"{name}.py").read_text()
+
+
 def main() -> int:
-    names = sys.argv[1:] or available()
+    args = sys.argv[1:]
+    quick = "--quick" in args
+    names = [a for a in args if a != "--quick"] or available()
     unknown = [n for n in names if n not in available()]
     if unknown:
         print(f"unknown benchmark(s) {', '.join(unknown)}; available: {', '.join(available())}", file=sys.stderr)
         return 2
     failed = []
     for name in names:
+        if quick and not sweeps(name):
+            print(f"\n=== bench.{name}: single point, no --quick: skipped ===", flush=True)
+            continue
         print(f"\n=== bench.{name} ===", flush=True)
-        if subprocess.run([sys.executable, "-m", f"bench.{name}"], check=False).returncode != 0:
+        cmd = [sys.executable, "-m", f"bench.{name}", *(["--quick"] if quick else [])]
+        if subprocess.run(cmd, check=False).returncode != 0:
             failed.append(name)
     if failed:
         print(f"\nbenchmarks that did not finish: {', '.join(failed)}", file=sys.stderr)

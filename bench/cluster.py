@@ -24,6 +24,7 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from bench._common import exit_cleanly
 from definitions.cluster import (
     ClusterCreateInput,
     ClusterCreateResult,
@@ -151,6 +152,7 @@ def main() -> None:
     parser.add_argument("--speed", type=float, default=600.0, help="simulated seconds per real second")
     args = parser.parse_args()
     asyncio.run(run(args.runs, args.speed))
+    exit_cleanly(0)  # sdk-python issue 300: no interpreter teardown with Temporal's threads alive
 
 
 if __name__ == "__main__":

@@ -1,19 +1,25 @@
-"""Discovery + full inventory of N emulated systems: through the workflow vs a direct 8-thread script.
+"""Discovery + full inventory of 100, 300 and 1,000 BMCs: through the workflow vs a direct 8-thread script.
 
-Both read the same inventories from the same emulator in the same run; the figure is the ratio of the
-two wall-clock times (target: the workflow within 1.25x of the direct script). With ``--systems 1000``
-it also shows the largest history among the workflows of the run (limit: 51,200 events).
+Each BMC is its own endpoint with its own credentials and one system behind it, as in a real site
+(``bench.bmcfan``: N ports in front of one sushy-emulator). Both paths read the same inventories
+through the same endpoints in the same run; the figure is the ratio of the two wall-clock times
+(target: the workflow within 1.25x of the direct script at every size, time linear in the BMCs), and
+the largest history among the workflows of the run (limit: 51,200 events).
 
-    python -m bench.discovery [--systems 200] [--concurrency 8] [--skip-direct]
+    python -m bench.discovery [--quick] [--bmcs 100 300 1000] [--concurrency 8]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,9 +27,11 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.redfish.activities import RedfishActivities
-from activities.redfish.backend import RedfishServer, list_system_paths
+from activities.redfish.backend import list_system_paths, redfish_server
 from activities.redfish.client import connect
 from activities.redfish.store import FileInventoryStore
+from bench._common import add_common_args, exit_cleanly, plot, report
+from bench.bmcfan import basic, credentials
 from definitions.server import (
     BmcConnection,
     BmcCredentials,
@@ -42,19 +50,24 @@ from workflows.server import ServerDiscoveryWorkflow, ServerInventoryBatchWorkfl
 PASSWORD = "bench-password"
 
 
-def direct(conn: BmcConnection, threads: int) -> tuple[float, int]:
-    """The baseline: list the systems and read every inventory with sushy on `threads` threads."""
+def direct(conns: list[BmcConnection], threads: int) -> tuple[float, int]:
+    """The baseline: per BMC, log in, list its systems and read every inventory; `threads` at once."""
+
+    def one(conn: BmcConnection) -> int:
+        root = connect(conn)
+        return len([redfish_server(root, conn.url, p).management.inventory() for p in list_system_paths(root)])
+
     start = time.perf_counter()
-    root = connect(conn)
-    paths = list_system_paths(root)
     with ThreadPoolExecutor(threads) as pool:
-        invs = list(pool.map(lambda p: RedfishServer(root, conn.url, p).inventory(), paths))
-    return time.perf_counter() - start, len(invs)
+        n = sum(pool.map(one, conns))
+    return time.perf_counter() - start, n
 
 
 async def through_workflow(
     client: Client, site: SiteDefinition, concurrency: int, store: Path
 ) -> tuple[float, DiscoverResult, int]:
+    from bench.engine import largest_history
+
     acts = RedfishActivities(store=FileInventoryStore(store))
     queue = "bench-redfish"
     with ThreadPoolExecutor(max(concurrency, 8)) as pool:
@@ -68,7 +81,7 @@ async def through_workflow(
             workflow_runner=workflow_runner(),
         )
         async with worker:
-            wid = f"bench-discovery-{int(time.time())}"
+            wid = f"bench-discovery-{uuid.uuid4().hex[:8]}"
             start = time.perf_counter()
             result: DiscoverResult = await client.execute_workflow(
                 ServerDiscoveryWorkflow.run,
@@ -77,46 +90,82 @@ async def through_workflow(
                 task_queue=queue,
             )
             elapsed = time.perf_counter() - start
-            largest = 0
-            ids = [wid] + [f"{wid}/list-0"] + [f"{wid}/inventory-{i}" for i in range(-(-len(result.servers) // 100))]
-            for i in ids:
-                hist = await client.get_workflow_handle(i).fetch_history()
-                largest = max(largest, len(hist.events))
+            largest = await largest_history(client, wid)
     return elapsed, result, largest
 
 
-async def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--systems", type=int, default=200)
-    ap.add_argument("--concurrency", type=int, default=8)
-    ap.add_argument("--skip-direct", action="store_true")
-    args = ap.parse_args()
-    os.environ["APEIRO_BENCH_BMC_PASSWORD"] = PASSWORD
-    with tempfile.TemporaryDirectory() as tmp:
-        emu = RedfishEmulator(args.systems, username="admin", password=PASSWORD, seed="bench")
-        land = Landscape([TemporalDevServer(headless=True, persistent=False), emu], state_dir=Path(tmp) / "land")
-        with land.running():
-            creds = BmcCredentials(username="admin", password_ref="env:APEIRO_BENCH_BMC_PASSWORD")
-            conn = BmcConnection(url=emu.url, name="bench", credentials=creds)
-            site = SiteDefinition(
-                name="bench",
-                credentials={"c": creds},
-                default_credentials="c",
-                bmcs=[BmcEndpointSpec(url=emu.url, name="bench")],
-            )
+async def run(sizes: list[int], concurrency: int, state: Path) -> None:
+    secret = f"bench-{uuid.uuid4().hex[:6]}"
+    top = max(sizes)
+    emu = RedfishEmulator(top, username="admin", password=PASSWORD, seed="bench")
+    land = Landscape([TemporalDevServer(headless=True, persistent=False), emu], state_dir=state / "land")
+    rows: list[list[object]] = []
+    wf_pts, direct_pts = [], []
+    with land.running():
+        env = {
+            **os.environ,
+            "APEIRO_BMCFAN_SECRET": secret,
+            "APEIRO_BMCFAN_UPSTREAM_AUTH": basic("admin", PASSWORD),
+            "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        }
+        fan = subprocess.Popen(  # noqa: ASYNC220 - the BMC endpoints, in their own process
+            [sys.executable, "-m", "bench.bmcfan", emu.url, str(top)], stdout=subprocess.PIPE, env=env
+        )
+        try:
+            assert fan.stdout is not None
+            ports: list[int] = json.loads(fan.stdout.readline())["ports"]
             client = await Client.connect(land.part("temporal").endpoints["address"], data_converter=data_converter())
-            direct(conn, 8)  # warm up the emulator (first reads populate its state)
-            base_s, n = (0.0, 0) if args.skip_direct else direct(conn, 8)
-            wf_s, result, largest = await through_workflow(client, site, args.concurrency, Path(tmp) / "store")
-    print(f"systems: {args.systems} (one emulated BMC), workflow concurrency {args.concurrency}")
-    print(
-        f"workflow discovery+inventory: {wf_s:.2f} s for {len(result.servers)} servers, "
-        f"{len(result.problems)} problems; largest history {largest} events (limit 51,200)"
+            for n in sizes:
+                conns, specs = [], []
+                for i in range(n):
+                    user, password = credentials(i, secret)
+                    os.environ[f"APEIRO_BENCH_BMC_PW_{i}"] = password
+                    creds = BmcCredentials(username=user, password_ref=f"env:APEIRO_BENCH_BMC_PW_{i}", auth="basic")
+                    url = f"http://127.0.0.1:{ports[i]}"
+                    conns.append(BmcConnection(url=url, name=f"bmc-{i}", credentials=creds))
+                    specs.append(BmcEndpointSpec(url=url, name=f"bmc-{i}", credentials=creds))
+                site = SiteDefinition(name="bench", bmcs=specs)
+                direct(conns[: min(n, 8)], 8)  # warm up the emulator and the endpoints
+                base_s, found = direct(conns, 8)
+                wf_s, result, largest = await through_workflow(client, site, concurrency, state / f"store-{n}")
+                rows.append([n, base_s, wf_s, wf_s / base_s, len(result.servers), found, largest])
+                direct_pts.append((n, base_s))
+                wf_pts.append((n, wf_s))
+        finally:
+            fan.terminate()
+            fan.wait(timeout=15)
+    path = plot(
+        "discovery",
+        "discovery + inventory: N BMCs (own endpoint and credentials each)",
+        "BMCs",
+        "wall s",
+        {"ServerDiscoveryWorkflow": wf_pts, "direct sushy script, 8 threads": direct_pts},
+        logx=True,
     )
-    if not args.skip_direct:
-        print(f"direct sushy script, 8 threads: {base_s:.2f} s for {n} systems")
-        print(f"ratio workflow/direct: {wf_s / base_s:.2f}x (target <= 1.25x)")
+    per = [f"{s / n * 1000:.0f}" for n, s in wf_pts]
+    report(
+        "discovery",
+        title=f"discovery + full inventory, workflow concurrency {concurrency} vs the direct 8-thread script",
+        header=["BMCs", "direct s", "workflow s", "ratio", "servers found", "direct found", "largest history"],
+        rows=rows,
+        target="ratio <= 1.25 at every size; time linear in BMCs (workflow ms per BMC: " + ", ".join(per) + ")",
+        saturates="the emulator (one sushy-emulator process serves every BMC, behind one Python proxy) and "
+        "the 2 shared cores; both paths read through the same endpoints",
+        plot_path=path,
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(ap)
+    ap.add_argument("--bmcs", type=int, nargs="+", help="BMC counts (default 100 300 1000)")
+    ap.add_argument("--concurrency", type=int, default=8)
+    args = ap.parse_args()
+    sizes = args.bmcs or ([10, 30] if args.quick else [100, 300, 1000])
+    with tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(run(sizes, args.concurrency, Path(tmp)))
+    exit_cleanly(0)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

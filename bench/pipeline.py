@@ -20,6 +20,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from bench._common import exit_cleanly
 from bench.handwritten import HandWrittenDag
 from definitions import queues
 from definitions.runs import PipelineRequest
@@ -112,6 +113,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=5)
     parser.add_argument("--width", type=int, default=10)
     asyncio.run(main_async(parser.parse_args()))
+    exit_cleanly(0)  # sdk-python issue 300: no interpreter teardown with Temporal's threads alive
 
 
 if __name__ == "__main__":

@@ -1,14 +1,15 @@
-"""Benchmark: 20 promotions in flight at once across 3 rings with soak and metric gates (dev server).
+"""Benchmark: 1, 10 and 50 promotions in flight at once across 3 rings with soak and metric gates.
 
-Run: ``python -m bench.promotion [--runs 20]``. Starts a Temporal dev server, the landscape API server
-with the simulated Konfidence Stage controller, a real Prometheus scraping the sample workload, and a
-``konfidence`` worker in this process. Each promotion has its own pipeline (so none supersedes another)
-with rings dev -> canary -> production, one Stage each; every ring verifies with a 2 s soak and a
-Prometheus gate (3 measurements, 1 s apart) running concurrently.
+Run: ``python -m bench.promotion [--quick] [--levels 1 10 50]``. Starts a Temporal dev server, the
+landscape API server with the simulated Konfidence Stage controller, a real Prometheus scraping the
+sample workload, and a ``konfidence`` worker in this process. Each promotion has its own pipeline (so
+none supersedes another) with rings dev -> canary -> production, one Stage each; every ring verifies
+with a 2 s soak and a Prometheus gate (3 measurements, 1 s apart) running concurrently.
 
-Figures: the baseline (one promotion alone), the total time of ``--runs`` promotions started at once,
-their ratio, the gate evaluation overhead (a gate's duration minus its nominal duration: the soak, or
-(count-1) x interval), median and max, and the CPU seconds this process (worker + client) used.
+Figures per level (after one warm-up promotion): the wall time of N promotions started at once and
+its ratio to the nominal gate time, the gate evaluation overhead (a gate's duration minus its nominal
+duration: the soak, or (count-1) x interval), median and max, and the CPU (in cores) of this process
+(worker + client) and of the landscape processes.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 import psutil
 from temporalio.client import Client
 
+from bench._common import add_common_args, exit_cleanly, plot, report
 from definitions import queues
 from definitions.promotion_runs import PromotionOutcome, PromotionRequest
 from landscape.kubeapi.part import KubeApiServer
@@ -93,7 +95,7 @@ def overheads(outcomes: list[PromotionOutcome]) -> list[float]:
     return result
 
 
-async def run(runs: int, state: Path) -> None:
+async def run(levels: list[int], state: Path) -> None:
     temporal = TemporalDevServer(headless=True)
     api = KubeApiServer(
         plugins=("landscape.kubeapi.extra_kinds", "landscape.konfidence"),
@@ -102,6 +104,10 @@ async def run(runs: int, state: Path) -> None:
     )
     prom = Prometheus(scrape_interval="1s")
     parts = [temporal, api, prom]
+    rows: list[list[object]] = []
+    med_pts, max_pts = [], []
+    nominal = 3 * max(SOAK_S, (COUNT - 1) * INTERVAL_S)
+    ours_last = land_last = 0.0
     try:
         for part in parts:
             part.start(state / part.name)
@@ -109,49 +115,79 @@ async def run(runs: int, state: Path) -> None:
         client = await Client.connect(temporal.endpoints["address"], data_converter=data_converter())
         kubeconfig, prometheus = api.endpoints["kubeconfig"], prom.endpoints["url"]
         proc = psutil.Process()
+        landscape = [psutil.Process(pid) for part in parts for pid in part.pids]
+
+        def landscape_cpu() -> float:
+            return sum(p.cpu_times().user + p.cpu_times().system for p in landscape)
+
         async with build_workers(client, [queues.KONFIDENCE])[0]:
-            t0 = time.monotonic()
-            base = await promote(client, kubeconfig, prometheus)
-            baseline = time.monotonic() - t0
-            cpu0 = proc.cpu_times()
-            t0 = time.monotonic()
-            outs = await asyncio.gather(*(promote(client, kubeconfig, prometheus) for _ in range(runs)))
-            total = time.monotonic() - t0
-            cpu1 = proc.cpu_times()
-        server_cpu = sum(
-            p.cpu_times().user + p.cpu_times().system
-            for part in parts
-            for p in [psutil.Process(pid) for pid in part.pids]
-        )
-        over = overheads(list(outs))
-        base_over = overheads([base])
-        nominal = 3 * max(SOAK_S, (COUNT - 1) * INTERVAL_S)
-        print(f"nominal gate time per promotion (3 rings): {nominal:.1f}s")
-        print(
-            f"baseline: 1 promotion alone            {baseline:6.2f}s  gate overhead median "
-            f"{statistics.median(base_over):.3f}s max {max(base_over):.3f}s"
-        )
-        print(
-            f"{runs} promotions at once                  {total:6.2f}s  gate overhead median "
-            f"{statistics.median(over):.3f}s max {max(over):.3f}s  ({len(over)} gates)"
-        )
-        print(f"ratio (all at once / one alone)         {total / baseline:6.2f}")
-        print(
-            f"worker+client CPU during the {runs} runs: "
-            f"{(cpu1.user - cpu0.user) + (cpu1.system - cpu0.system):.2f}s "
-            f"(landscape processes incl. Temporal since start: {server_cpu:.2f}s)"
-        )
+            await promote(client, kubeconfig, prometheus)  # warm-up: sandbox imports, connections
+            for n in levels:
+                cpu0, land0 = proc.cpu_times(), landscape_cpu()
+                t0 = time.monotonic()
+                outs = await asyncio.gather(*(promote(client, kubeconfig, prometheus) for _ in range(n)))
+                total = time.monotonic() - t0
+                cpu1, land1 = proc.cpu_times(), landscape_cpu()
+                over = overheads(list(outs))
+                ours = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+                rows.append(
+                    [
+                        n,
+                        total,
+                        total / nominal,
+                        statistics.median(over),
+                        max(over),
+                        ours / total,
+                        (land1 - land0) / total,
+                    ]
+                )
+                ours_last, land_last = ours / total, (land1 - land0) / total
+                med_pts.append((n, statistics.median(over)))
+                max_pts.append((n, max(over)))
     finally:
         for part in reversed(parts):
             part.stop()
+    path = plot(
+        "promotion",
+        "gate overhead vs concurrent promotions (3 rings, soak + metric gates)",
+        "promotions at once",
+        "gate overhead (s)",
+        {"median": med_pts, "max": max_pts},
+        logx=True,
+    )
+    saturated = "n/a"
+    if rows:
+        last_n, ours, land = levels[-1], ours_last, land_last
+        which = "the worker + client process" if ours > land else "the landscape (Temporal, API server, Prometheus)"
+        saturated = f"at {last_n} promotions {which}: {max(ours, land):.2f} cores vs {min(ours, land):.2f}"
+    report(
+        "promotion",
+        title=f"concurrent promotions over 3 rings (nominal gate time {nominal:.1f}s each)",
+        header=[
+            "promotions",
+            "wall s",
+            "wall / nominal",
+            "gate overhead median s",
+            "max s",
+            "worker+client CPU (cores)",
+            "landscape CPU (cores)",
+        ],
+        rows=rows,
+        target="gate overhead stays small (well under a gate interval) as promotions grow",
+        saturates=saturated,
+        plot_path=path,
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.promotion")
-    parser.add_argument("--runs", type=int, default=20)
+    add_common_args(parser)
+    parser.add_argument("--levels", type=int, nargs="+", help="promotions at once (default 1 10 50)")
     args = parser.parse_args()
+    levels = args.levels or ([1, 3] if args.quick else [1, 10, 50])
     with tempfile.TemporaryDirectory(prefix="bench-promotion-") as tmp:
-        asyncio.run(run(args.runs, Path(tmp)))
+        asyncio.run(run(levels, Path(tmp)))
+    exit_cleanly(0)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from temporalio.worker import Worker
 
 from activities.redfish.activities import RedfishActivities
 from activities.redfish.store import FileInventoryStore
+from bench._common import exit_cleanly
 from definitions.server import (
     BmcCredentials,
     BmcEndpointSpec,
@@ -138,3 +139,4 @@ async def main() -> None:
 
 if __name__ == "__main__":
     asyncio.run(main())
+    exit_cleanly(0)  # sdk-python issue 300: no interpreter teardown with Temporal's threads alive

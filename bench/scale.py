@@ -18,7 +18,6 @@ import asyncio
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -30,8 +29,10 @@ from typing import Any
 import psutil
 from temporalio.client import Client
 
+from bench._common import exit_cleanly
 from landscape.kubeapi.part import KubeApiServer
 from landscape.temporal import TemporalDevServer
+from tests.chaos.common import shoot_cluster, start_worker, stop_workers
 from workers.cli.pipeline import start_pipeline
 from workers.config import data_converter
 
@@ -66,16 +67,7 @@ def cluster_pipeline() -> dict[str, Any]:
                     "with": {
                         "site": "${{ inputs.site }}",
                         "timeout_seconds": 600,
-                        "cluster": {
-                            "name": "${{ inputs.site }}",
-                            "project_namespace": "garden-edge",
-                            "cloud_profile": "local",
-                            "region": "local",
-                            "credentials_binding": "local-credentials",
-                            "provider_type": "local",
-                            "kubernetes_version": "1.30.8",
-                            "workers": [{"name": "pool1", "machine_type": "local-small", "image_version": "1592.9.0"}],
-                        },
+                        "cluster": shoot_cluster("${{ inputs.site }}"),
                     },
                 }
             ],
@@ -101,30 +93,9 @@ class Figure:
 
 
 def start_workers(env: dict[str, str], queues: str, n: int, logs: Path) -> list[subprocess.Popen[bytes]]:
-    procs = []
-    for i in range(n):
-        with open(logs / f"{queues.replace(',', '+')}-{i}-{uuid.uuid4().hex[:4]}.log", "wb") as log:
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "workers.cli", "worker", "--queues", queues],
-                    env=env,
-                    cwd=REPO,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-    return procs
-
-
-def stop_workers(procs: Sequence[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        try:
-            p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+    return [
+        start_worker(env, queues, logs / f"{queues.replace(',', '+')}-{i}-{uuid.uuid4().hex[:4]}.log") for i in range(n)
+    ]
 
 
 def cpu_seconds(pids: Sequence[int]) -> float:
@@ -313,6 +284,7 @@ def main() -> None:
     parser.add_argument("--clusters", type=int, default=12, help="cluster pipelines in the layer run")
     args = parser.parse_args()
     asyncio.run(main_async(args))
+    exit_cleanly(0)  # sdk-python issue 300: no interpreter teardown with Temporal's threads alive
 
 
 if __name__ == "__main__":

@@ -1,17 +1,17 @@
-"""Benchmark: the webhook gateway under a steady load with 30% duplicate deliveries.
+"""Benchmark: the webhook gateway swept from 25 to 400 deliveries/s (30% duplicates) vs direct starts.
 
-Run: ``python -m bench.webhook [--rate 50] [--seconds 30] [--duplicates 0.3]``. In one run it starts a
-Temporal dev server and the gateway (``apeiro webhook serve``, uvicorn, its own process), then:
+Run: ``python -m bench.webhook [--quick] [--rates 25 50 100 200 400] [--seconds 10]``. In one run it
+starts a Temporal dev server and the gateway (``apeiro webhook serve``, uvicorn, its own process);
+then for each offered rate:
 
 1. the baseline: the same number of distinct events started directly with ``client.start_workflow``
-   (same id policies, same PipelineRequest, same search attribute; no HTTP, no auth, no validation) at
-   the same rate;
-2. the load: ``--rate`` signed deliveries per second for ``--seconds`` to the generic route, of which
-   ``--duplicates`` repeat an event already sent (same Idempotency-Key).
+   (same id policies, same PipelineRequest, same search attribute; no HTTP, no auth, no validation);
+2. the load: signed deliveries at that rate to the generic route, 30% of them repeating an event
+   already sent (same Idempotency-Key), open loop (a sender does not wait for the previous answer).
 
-It prints accepted/s, p50/p99 latency, errors, workflows started versus distinct events (they must be
-equal), the baseline's figures and the ratio, and the CPU each process used, to name the bottleneck.
-No worker runs: the figure is the cost of accepting and starting, not of running the pipelines.
+It prints one row per rate (accepted/s, p50/p99, 503s shed past the admission bound, errors, and
+accepted events whose workflow is missing: must be 0), the knee of each curve (p99 > 250 ms), and
+writes bench/results/webhook.png. No worker runs: the figure is the cost of accepting and starting.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 
+from bench._common import add_common_args, exit_cleanly, plot, report
 from definitions import queues
 from definitions import search_attributes as sa
 from definitions.runs import PipelineRequest
@@ -87,7 +88,9 @@ async def paced(rate: float, count: int, send: Any) -> list[Any]:
     return await asyncio.gather(*tasks)
 
 
-async def baseline(client: Client, rate: float, distinct: int, definition: dict[str, Any]) -> dict[str, float]:
+async def baseline(
+    client: Client, rate: float, distinct: int, definition: dict[str, Any], tag: str
+) -> dict[str, float]:
     latencies: list[float] = []
     errors = 0
 
@@ -98,7 +101,7 @@ async def baseline(client: Client, rate: float, distinct: int, definition: dict[
             await client.start_workflow(
                 "PipelineWorkflow",
                 PipelineRequest(definition=definition, inputs={"n": i}),
-                id=f"baseline-{i}",
+                id=f"baseline-{tag}-{i}",
                 task_queue=queues.PIPELINE,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -125,8 +128,65 @@ async def count_runs(client: Client, query: str, expect: int) -> int:
     return count
 
 
+async def gateway_level(
+    http: httpx.AsyncClient, url: str, client: Client, rate: float, seconds: float, duplicates: float, tag: str
+) -> dict[str, Any]:
+    """Offer ``rate`` signed deliveries/s for ``seconds`` (``duplicates`` of them repeats)."""
+    total = int(rate * seconds)
+    rng = random.Random(7)
+    sent: list[int] = []
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    accepted_events: set[int] = set()
+
+    async def deliver(i: int) -> None:
+        if sent and rng.random() < duplicates:
+            event = rng.choice(sent)
+        else:
+            event = i
+            sent.append(i)
+        body = json.dumps({"inputs": {"n": event}}).encode()
+        headers = {
+            "content-type": "application/json",
+            "x-apeiro-signature": sign(body, KEY),
+            "idempotency-key": f"evt-{tag}-{event}",
+        }
+        t = time.perf_counter()
+        try:
+            resp = await http.post(f"{url}/hooks/pipelines/bench-echo", content=body, headers=headers)
+            code = resp.status_code
+        except httpx.HTTPError:
+            code = 0
+        statuses[code] = statuses.get(code, 0) + 1
+        if code == 202:
+            latencies.append(time.perf_counter() - t)
+            accepted_events.add(event)
+
+    t0 = time.perf_counter()
+    await paced(rate, total, deliver)
+    took = time.perf_counter() - t0
+    started = await count_runs(
+        client, f'WorkflowId STARTS_WITH "pipelines-bench-echo-evt-{tag}-"', len(accepted_events)
+    )
+    accepted = statuses.get(202, 0)
+    return {
+        "per_s": accepted / took,
+        "p50": pct(latencies, 0.5),
+        "p99": pct(latencies, 0.99),
+        "shed": statuses.get(503, 0),
+        "errors": total - accepted - statuses.get(503, 0),
+        "lost": len(accepted_events) - started,
+        "distinct": len(set(sent)),
+    }
+
+
+def knee(rows: list[tuple[float, float]], limit: float = 0.25) -> float | None:
+    """The first offered rate whose p99 passes ``limit`` seconds (None: not reached)."""
+    return next((rate for rate, p99 in rows if not p99 <= limit), None)
+
+
 async def run(args: argparse.Namespace) -> None:
-    total = int(args.rate * args.seconds)
+    rates: list[float] = args.rates
     with tempfile.TemporaryDirectory(prefix="bench-webhook-") as tmp:
         d = Path(tmp)
         defs = d / "defs"
@@ -166,9 +226,13 @@ async def run(args: argparse.Namespace) -> None:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
             )
+            rows: list[list[object]] = []
+            direct_p99: list[tuple[float, float]] = []
+            gw_p99: list[tuple[float, float]] = []
+            cpu: dict[str, float] = {}
             try:
                 url = f"http://127.0.0.1:{port}"
-                async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=200)) as http:
+                async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=500)) as http:
                     for _ in range(200):
                         try:
                             if (await http.get(f"{url}/healthz")).status_code == 200:
@@ -180,121 +244,92 @@ async def run(args: argparse.Namespace) -> None:
                             "gateway did not start: " + (gateway.stderr.read().decode() if gateway.stderr else "")
                         )
                     definition = load_yaml(PIPELINE)
-                    distinct_expected = total - int(total * args.duplicates)
-                    print(f"baseline: {distinct_expected} direct starts at {args.rate:.0f}/s ...", flush=True)
-                    base = await baseline(client, args.rate, distinct_expected, definition)
-
                     procs = {"gateway": psutil.Process(gateway.pid), "load generator": psutil.Process()}
                     procs.update({f"temporal dev server ({pid})": psutil.Process(pid) for pid in server.pids})
                     for p in procs.values():
                         p.cpu_percent(None)
-                    psutil.cpu_percent(None)
-                    rng = random.Random(7)
-                    sent: list[int] = []
-                    latencies: list[float] = []
-                    statuses: dict[int, int] = {}
-                    distinct: set[int] = set()
-
-                    async def deliver(i: int) -> None:
-                        if sent and rng.random() < args.duplicates:
-                            event = rng.choice(sent)
-                        else:
-                            event = i
-                            sent.append(i)
-                        distinct.add(event)
-                        body = json.dumps({"inputs": {"n": event}}).encode()
-                        headers = {
-                            "content-type": "application/json",
-                            "x-apeiro-signature": sign(body, KEY),
-                            "idempotency-key": f"evt-{event}",
-                        }
-                        t = time.perf_counter()
-                        try:
-                            resp = await http.post(f"{url}/hooks/pipelines/bench-echo", content=body, headers=headers)
-                            code = resp.status_code
-                        except httpx.HTTPError:
-                            code = 0
-                        statuses[code] = statuses.get(code, 0) + 1
-                        if code == 202:
-                            latencies.append(time.perf_counter() - t)
-
-                    print(
-                        f"load: {total} deliveries at {args.rate:.0f}/s for {args.seconds:.0f}s, "
-                        f"{args.duplicates:.0%} duplicates ...",
-                        flush=True,
-                    )
-                    t0 = time.perf_counter()
-                    await paced(args.rate, total, deliver)
-                    took = time.perf_counter() - t0
+                    for level, rate in enumerate(rates):
+                        tag = f"l{level}"
+                        distinct = int(rate * args.seconds * (1 - args.duplicates))
+                        print(f"offered {rate:.0f}/s: {distinct} direct starts, then the gateway ...", flush=True)
+                        base = await baseline(client, rate, distinct, definition, tag)
+                        gw = await gateway_level(http, url, client, rate, args.seconds, args.duplicates, tag)
+                        rows.append(
+                            [
+                                int(rate),
+                                base["per_s"],
+                                base["p50"] * 1000,
+                                base["p99"] * 1000,
+                                gw["per_s"],
+                                gw["p50"] * 1000,
+                                gw["p99"] * 1000,
+                                gw["shed"],
+                                gw["errors"] + base["errors"],
+                                gw["lost"],
+                            ]
+                        )
+                        direct_p99.append((rate, base["p99"]))
+                        gw_p99.append((rate, gw["p99"]))
                     cpu = {name: p.cpu_percent(None) for name, p in procs.items()}
-                    machine = psutil.cpu_percent(None)
-                    load = os.getloadavg()[0]
-                    started = await count_runs(
-                        client, 'WorkflowId STARTS_WITH "pipelines-bench-echo-evt-"', len(distinct)
-                    )
             finally:
                 gateway.terminate()
                 gateway.wait(timeout=15)
-        accepted = statuses.get(202, 0)
-        errors = total - accepted
-        print("\n=== webhook gateway + dev server ===")
-        print(f"deliveries      {total} in {took:.1f}s (offered {args.rate:.0f}/s)")
-        print(
-            f"accepted/s      {accepted / took:.1f}   (202: {accepted}; other answers: "
-            f"{ {k: v for k, v in statuses.items() if k != 202} or 'none' })"
+        k_direct, k_gw = knee(direct_p99), knee(gw_p99)
+        path = plot(
+            "webhook",
+            f"webhook gateway vs direct start_workflow ({args.duplicates:.0%} duplicates)",
+            "offered deliveries/s",
+            "p99 latency (ms)",
+            {
+                "gateway (HTTP, HMAC, dedup)": [(r, p * 1000) for r, p in gw_p99],
+                "direct client.start_workflow": [(r, p * 1000) for r, p in direct_p99],
+            },
+            hline=(250, "knee: p99 = 250 ms"),
+            logx=True,
         )
-        print(f"latency         p50 {pct(latencies, 0.5) * 1000:.1f} ms   p99 {pct(latencies, 0.99) * 1000:.1f} ms")
-        print(
-            f"workflows       started {started}, distinct events {len(distinct)} -> "
-            f"{'EQUAL' if started == len(distinct) else 'MISMATCH'}"
+        top = max(cpu.items(), key=lambda kv: kv[1]) if cpu else ("?", 0.0)
+        ratio = (k_gw or rates[-1] * 2) / (k_direct or rates[-1] * 2)
+        report(
+            "webhook",
+            title="webhook gateway + dev server: offered load sweep (one worker-less dev server; 503 = shed)",
+            header=[
+                "offered/s",
+                "direct/s",
+                "direct p50",
+                "direct p99",
+                "gateway/s",
+                "gw p50",
+                "gw p99",
+                "503 shed",
+                "errors",
+                "lost",
+            ],
+            rows=rows,
+            target=f"gateway knee >= 0.8 x direct knee; knees (p99 > 250 ms): gateway "
+            f"{k_gw or 'not reached'}, direct {k_direct or 'not reached'} (ratio {ratio:.2f}); lost must be 0",
+            saturates=(
+                f"{top[0]} ({top[1]:.0f}% of a core on average over the sweep)"
+                if top[1] >= 80
+                else f"none of ours reached a core (busiest: {top[0]}, {top[1]:.0f}%); the machine's other load "
+                f"(load average {os.getloadavg()[0]:.1f} on {psutil.cpu_count()} cores) limits first"
+            )
+            + "; past the admission bound the gateway sheds with 503",
+            plot_path=path,
         )
-        print(f"errors          {errors}")
-        print("\n=== baseline: client.start_workflow directly (no HTTP, no validation) ===")
-        print(
-            f"starts/s        {base['per_s']:.1f}   p50 {base['p50'] * 1000:.1f} ms   p99 {base['p99'] * 1000:.1f} ms"
-            f"   errors {base['errors']:.0f}"
-        )
-        if base["p50"] and latencies:
-            print(
-                f"\nratio           gateway p50 / direct p50 = {pct(latencies, 0.5) / base['p50']:.2f}x, "
-                f"accepted/s / direct starts/s = {accepted / took / base['per_s']:.2f}"
-            )
-        print("\nCPU during the load (% of one core):")
-        for name, value in sorted(cpu.items(), key=lambda kv: -kv[1]):
-            print(f"  {name:<32} {value:6.1f}")
-        print(
-            f"  whole machine                    {machine:6.1f} % of all {psutil.cpu_count()} cores "
-            f"(load average {load:.1f}; other users' processes included)"
-        )
-        top = max(cpu.items(), key=lambda kv: kv[1])
-        ours = sum(cpu.values()) / (100 * (psutil.cpu_count() or 1)) * 100
-        if machine > 90:
-            print(
-                f"bottleneck: the machine's CPUs are saturated ({machine:.0f}%, ours {ours:.0f}% of it): every "
-                "process gets a share; figures are a lower bound"
-            )
-        elif pct(latencies, 0.99) > 1.0:
-            print(
-                f"bottleneck: answers queue (p99 > 1 s) at {args.rate:.0f}/s; {top[0]} used the most CPU "
-                f"({top[1]:.0f}% of a core)"
-            )
-        else:
-            print(
-                f"bottleneck: none reached at {args.rate:.0f}/s; the busiest process is {top[0]} "
-                f"({top[1]:.0f}% of a core), so the dev server limits first as the rate rises"
-            )
         await asyncio.sleep(0)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--rate", type=float, default=30.0, help="deliveries per second")
-    parser.add_argument("--seconds", type=float, default=30.0)
+    add_common_args(parser)
+    parser.add_argument("--rates", type=float, nargs="+", help="offered deliveries/s (default 25 50 100 200 400)")
+    parser.add_argument("--seconds", type=float, help="seconds per load level (default 10; quick 3)")
     parser.add_argument("--duplicates", type=float, default=0.3, help="share of deliveries repeating an event")
     args = parser.parse_args()
+    args.rates = args.rates or ([25.0, 100.0] if args.quick else [25.0, 50.0, 100.0, 200.0, 400.0])
+    args.seconds = args.seconds or (3.0 if args.quick else 10.0)
     asyncio.run(run(args))
-    sys.stdout.flush()
-    os._exit(0)  # sdk-python issue 300: avoid teardown crashes after the work is done
+    exit_cleanly(0)
 
 
 if __name__ == "__main__":

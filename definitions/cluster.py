@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from definitions import queues
 from definitions.cluster_plan import PlanStep, Readiness, UpgradePlan, parse_version
 from definitions.secrets import SecretRef
-from definitions.steptypes import REGISTRY, StepKind, StepType
+from definitions.steptypes import StepTable, register_all
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -86,14 +86,21 @@ class ClusterSpec(_Strict):
     _v = field_validator("kubernetes_version")(classmethod(lambda cls, v: _check_version(v)))
 
 
+#: Failed codes after which the create/upgrade workflows hand the Shoot back to Gardener with `retry`.
+AutoRetryCodes = Annotated[
+    list[str], Field(description="Failed codes after which the workflow annotates `gardener.cloud/operation: retry`")
+]
+
+
+def _rate_limits() -> list[str]:
+    return ["ERR_INFRA_RATE_LIMITS_EXCEEDED"]
+
+
 class ClusterCreateInput(_Strict):
     cluster: ClusterSpec
     garden: GardenRef = Field(default_factory=GardenRef)
     timeout_seconds: float = Field(default=3600, gt=0, description="overall limit for the shoot to become ready")
-    auto_retry_codes: list[str] = Field(
-        default_factory=lambda: ["ERR_INFRA_RATE_LIMITS_EXCEEDED"],
-        description="Failed codes after which the workflow annotates `gardener.cloud/operation: retry`",
-    )
+    auto_retry_codes: AutoRetryCodes = Field(default_factory=_rate_limits)
     max_auto_retries: int = Field(default=3, ge=0)
     auto_retry_delay_seconds: float = Field(default=60, ge=0)
     site: str | None = None
@@ -136,10 +143,7 @@ class ClusterUpgradeInput(_Strict):
     dry_run: bool = False
     garden: GardenRef = Field(default_factory=GardenRef)
     step_timeout_seconds: float = Field(default=3600, gt=0)
-    auto_retry_codes: list[str] = Field(
-        default_factory=lambda: ["ERR_INFRA_RATE_LIMITS_EXCEEDED"],
-        description="Failed codes after which the workflow annotates `gardener.cloud/operation: retry`",
-    )
+    auto_retry_codes: AutoRetryCodes = Field(default_factory=_rate_limits)
     max_auto_retries: int = Field(default=3, ge=0)
     auto_retry_delay_seconds: float = Field(default=60, ge=0)
     site: str | None = None
@@ -283,58 +287,21 @@ NON_RETRYABLE = (
     "GardenConfigError",
 )
 
-REGISTRY.register(
-    StepType(
-        name="cluster.create",
-        kind=StepKind.WORKFLOW,
-        target="ClusterCreateWorkflow",
-        task_queue=queues.GARDENER,
-        args_model=ClusterCreateInput,
-        outputs_model=ClusterCreateResult,
-        site_arg="site",
-        description="Create (or adopt) a Gardener Shoot and wait until it is ready",
-        default_timeout=timedelta(hours=2),
-        non_retryable_errors=NON_RETRYABLE,
-    )
-)
-REGISTRY.register(
-    StepType(
-        name="cluster.upgrade",
-        kind=StepKind.WORKFLOW,
-        target="ClusterUpgradeWorkflow",
-        task_queue=queues.GARDENER,
-        args_model=ClusterUpgradeInput,
-        outputs_model=ClusterUpgradeResult,
-        site_arg="site",
-        description="Upgrade a Shoot minor by minor (control plane, then workers and images)",
-        default_timeout=timedelta(hours=6),
-        non_retryable_errors=NON_RETRYABLE,
-    )
-)
-REGISTRY.register(
-    StepType(
-        name="cluster.delete",
-        kind=StepKind.WORKFLOW,
-        target="ClusterDeleteWorkflow",
-        task_queue=queues.GARDENER,
-        args_model=ClusterDeleteInput,
-        outputs_model=ClusterDeleteResult,
-        site_arg="site",
-        description="Confirm, delete and wait until the Shoot is gone",
-        default_timeout=timedelta(hours=2),
-        non_retryable_errors=NON_RETRYABLE,
-    )
-)
-REGISTRY.register(
-    StepType(
-        name="cluster.maintain",
-        kind=StepKind.WORKFLOW,
-        target="ClusterMaintainWorkflow",
-        task_queue=queues.GARDENER,
-        args_model=ClusterMaintainInput,
-        outputs_model=ClusterMaintainResult,
-        description="Upgrade shoots whose versions are deprecated or expire soon, inside maintenance windows",
-        default_timeout=timedelta(hours=24),
-        non_retryable_errors=NON_RETRYABLE,
-    )
-)
+CLUSTER = StepTable(task_queue=queues.GARDENER, non_retryable_errors=NON_RETRYABLE, site_arg="site")
+
+# One row a step type: the table reads as a table.
+# fmt: off
+STEP_TYPES = register_all([
+    CLUSTER.workflow("cluster.create", "ClusterCreateWorkflow", ClusterCreateInput, ClusterCreateResult,
+                     "Create (or adopt) a Gardener Shoot and wait until it is ready",
+                     default_timeout=timedelta(hours=2)),
+    CLUSTER.workflow("cluster.upgrade", "ClusterUpgradeWorkflow", ClusterUpgradeInput, ClusterUpgradeResult,
+                     "Upgrade a Shoot minor by minor (control plane, then workers and images)",
+                     default_timeout=timedelta(hours=6)),
+    CLUSTER.workflow("cluster.delete", "ClusterDeleteWorkflow", ClusterDeleteInput, ClusterDeleteResult,
+                     "Confirm, delete and wait until the Shoot is gone", default_timeout=timedelta(hours=2)),
+    CLUSTER.workflow("cluster.maintain", "ClusterMaintainWorkflow", ClusterMaintainInput, ClusterMaintainResult,
+                     "Upgrade shoots whose versions are deprecated or expire soon, inside maintenance windows",
+                     default_timeout=timedelta(hours=24), site_arg=None),
+])
+# fmt: on

@@ -18,7 +18,7 @@ from pydantic.alias_generators import to_camel
 from definitions import queues
 from definitions.durations import Duration
 from definitions.secrets import SecretRef
-from definitions.steptypes import REGISTRY, StepKind, StepType
+from definitions.steptypes import StepTable, register_all
 
 
 class _Args(BaseModel):
@@ -126,28 +126,21 @@ class SubPipelineArgs(_Args):
     inputs: dict[str, Any] = Field(default_factory=dict)
 
 
-REGISTRY.register(StepType(
-    name="core.echo", kind=StepKind.ACTIVITY, target="core.echo", task_queue=queues.PIPELINE,
-    args_model=EchoArgs, outputs_model=EchoResult, description="return the given values (no-op)",
+CORE = StepTable(task_queue=queues.PIPELINE)
+
+# One row a step type: the table reads as a table.
+# fmt: off
+STEP_TYPES = register_all([
     # A short heartbeat timeout: the SDK throttles heartbeats to 80% of it, which bounds how soon a
     # cancellation reaches a sleeping echo.
-    start_to_close=timedelta(hours=1), heartbeat_timeout=timedelta(seconds=5),
-))
-REGISTRY.register(StepType(
-    name="core.http", kind=StepKind.ACTIVITY, target="core.http", task_queue=queues.PIPELINE,
-    args_model=HttpArgs, outputs_model=HttpResult, description="call an HTTP endpoint",
-    start_to_close=timedelta(minutes=5),
-))
-REGISTRY.register(StepType(
-    name="core.wait", kind=StepKind.BUILTIN, target="wait", task_queue=queues.PIPELINE,
-    args_model=WaitArgs, outputs_model=WaitResult, description="a durable timer",
-))
-REGISTRY.register(StepType(
-    name="core.approval", kind=StepKind.BUILTIN, target="approval", task_queue=queues.PIPELINE,
-    args_model=ApprovalArgs, outputs_model=ApprovalResult,
-    description="wait for approval (Temporal update `approve`)",
-))
-REGISTRY.register(StepType(
-    name="core.pipeline", kind=StepKind.BUILTIN, target="PipelineWorkflow", task_queue=queues.PIPELINE,
-    args_model=SubPipelineArgs, outputs_model=None, description="run another pipeline as a child",
-))
+    CORE.activity("core.echo", EchoArgs, EchoResult, "return the given values (no-op)",
+                  start_to_close=timedelta(hours=1), heartbeat_timeout=timedelta(seconds=5)),
+    # Heartbeats while the request runs (keep_alive): a killed worker's call moves on within 10 s.
+    CORE.activity("core.http", HttpArgs, HttpResult, "call an HTTP endpoint", start_to_close=timedelta(minutes=5),
+                  heartbeat_timeout=timedelta(seconds=10)),
+    CORE.builtin("core.wait", "wait", WaitArgs, WaitResult, "a durable timer"),
+    CORE.builtin("core.approval", "approval", ApprovalArgs, ApprovalResult,
+                 "wait for approval (Temporal update `approve`)"),
+    CORE.builtin("core.pipeline", "PipelineWorkflow", SubPipelineArgs, None, "run another pipeline as a child"),
+])
+# fmt: on

@@ -23,7 +23,7 @@ from pydantic.alias_generators import to_camel
 
 from definitions import queues
 from definitions.durations import Duration
-from definitions.steptypes import REGISTRY, StepKind, StepType
+from definitions.steptypes import StepTable, register_all
 
 API_VERSION = "apeiro.dev/v1alpha1"
 KIND = "Promotion"
@@ -219,6 +219,10 @@ class Target(_Model):
     namespace: str = "default"
     kubeconfig: str | None = None
     landscape: str | None = None
+    #: Go through Konfidence's own records: create a ``VectorPromotion`` of this
+    #: ``VectorPromotionConfig`` (the vector pinned, the next ``sequence``, this Stage as target) and let
+    #: Konfidence write the Stage, instead of patching ``spec.vector`` directly.
+    vector_promotion_config: str | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _one_address(self) -> Target:
@@ -511,9 +515,11 @@ def coordinator_workflow_id(pipeline: str) -> str:
     return f"promotion-coordinator-{pipeline}"
 
 
-REGISTRY.register(StepType(
-    name="promotion.run", kind=StepKind.WORKFLOW, target="PromotionStepWorkflow", task_queue=queues.KONFIDENCE,
-    args_model=PromotionRunArgs, outputs_model=PromotionResult,
-    description="promote an OCM component version ring by ring with gates (Konfidence Stages)",
-    default_max_attempts=1,
-))
+# One row a step type: the table reads as a table.
+# fmt: off
+STEP_TYPES = register_all([
+    StepTable(task_queue=queues.KONFIDENCE).workflow(
+        "promotion.run", "PromotionStepWorkflow", PromotionRunArgs, PromotionResult,
+        "promote an OCM component version ring by ring with gates (Konfidence Stages)", default_max_attempts=1),
+])
+# fmt: on

@@ -164,12 +164,24 @@ class CalendarChange(_Open):
 
 
 class StageDeploy(_Open):
+    """Point a Stage at a vector: ``{component, version, repository}`` or an OCM reference string.
+
+    The activity writes ``spec.vector`` as the reference ``<repository>//<component>:<version>``; a
+    version the Stage has verified before (in ``status.vectorHistory``) is re-pointed to exactly that
+    reference, which is how a rollback lands on the last verified vector.
+    """
+
     target: Target
-    vector: dict[str, Any]
+    vector: dict[str, Any] | str
     ready_timeout_seconds: float = 600.0
+    #: With ``target.vector_promotion_config``: who approved (recorded on the VectorPromotion, which then
+    #: requires approval, so Konfidence's audit shows it); None: a promotion without an approval gate.
+    approved_by: str | None = None
 
 
 class StageDeployResult(_Open):
+    """``vector`` and ``previous_vector`` as ``{component, version, repository, reference}``."""
+
     stage: str
     previous_vector: dict[str, Any] | None = None
     vector: dict[str, Any]

@@ -5,16 +5,20 @@ workflow on a given task queue, or a builtin the pipeline workflow handles itsel
 It also carries the pydantic models of its arguments (`with:`) and outputs, so validation before start
 can check a definition fully and the workflow can type-check rendered arguments.
 
-The registry is data only, importable inside the workflow sandbox. Lifecycle packages register their
-step types in their own `definitions` module; :mod:`definitions.catalog` imports them all.
+The registry is data only, importable inside the workflow sandbox. Each lifecycle registers its step
+types from one table in its own `definitions` module (a :class:`StepTable` holds what the lifecycle's
+steps share, each row what differs); :mod:`definitions.catalog` imports them all.
 """
 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
+from functools import partialmethod
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -66,6 +70,57 @@ class StepType:
         }
 
 
+@dataclass(frozen=True)
+class StepTable:
+    """One lifecycle's step types written as a table: the fields every row shares (its task queue, the
+    error types no retry fixes, the argument naming the site) once, and per row what differs."""
+
+    task_queue: str
+    non_retryable_errors: tuple[str, ...] = ()
+    site_arg: str | None = None
+
+    def _row(
+        self,
+        kind: StepKind,
+        name: str,
+        target: str,
+        args_model: type[BaseModel],
+        outputs_model: type[BaseModel] | None,
+        description: str,
+        **more: Any,
+    ) -> StepType:
+        shared: dict[str, Any] = {"non_retryable_errors": self.non_retryable_errors, "site_arg": self.site_arg}
+        return StepType(
+            name=name,
+            kind=kind,
+            target=target,
+            task_queue=self.task_queue,
+            args_model=args_model,
+            outputs_model=outputs_model,
+            description=description,
+            **{**shared, **more},
+        )
+
+    #: ``workflow(name, target, args_model, outputs_model, description, **more)``: a child workflow step
+    #: (``target`` is the workflow type).
+    workflow = partialmethod(_row, StepKind.WORKFLOW)
+    #: ``builtin(name, target, ...)``: a step the pipeline workflow runs itself (``target``: its handler key).
+    builtin = partialmethod(_row, StepKind.BUILTIN)
+
+    def activity(
+        self,
+        name: str,
+        args_model: type[BaseModel],
+        outputs_model: type[BaseModel] | None,
+        description: str,
+        *,
+        target: str | None = None,
+        **more: Any,
+    ) -> StepType:
+        """An activity step; the activity is named like the step unless ``target`` says otherwise."""
+        return self._row(StepKind.ACTIVITY, name, target or name, args_model, outputs_model, description, **more)
+
+
 class UnknownStepType(KeyError):
     pass
 
@@ -107,3 +162,9 @@ class StepTypeRegistry:
 
 #: The process-wide registry. Populated by :func:`definitions.catalog.load_catalog`.
 REGISTRY = StepTypeRegistry()
+
+
+def register_all(step_types: Iterable[StepType], registry: StepTypeRegistry | None = None) -> list[StepType]:
+    """Register a lifecycle's table of step types (in the process-wide registry unless told otherwise)."""
+    target = REGISTRY if registry is None else registry
+    return [target.register(t) for t in step_types]

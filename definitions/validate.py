@@ -14,13 +14,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from definitions import limits
 from definitions.expressions import ExpressionError, contains_template, iter_templates, parse, references
 from definitions.pipeline import InputSpec, InputType, Pipeline, Step
 from definitions.steptypes import StepTypeRegistry
+from definitions.yamlfiles import YamlProblem, parse_yaml
 
 VARIABLES = ("inputs", "steps", "item", "index", "pipeline")
 
@@ -74,82 +74,12 @@ def pydantic_problems(exc: ValidationError, prefix: str = "") -> list[Problem]:
 # --- YAML ----------------------------------------------------------------------------------------
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys (a silent overwrite is a classic YAML mistake)."""
-
-
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    seen: dict[Any, Any] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        seen[key] = True
-    return loader.construct_mapping(node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-#: Largest definition, counted in values after YAML aliases are expanded. Aliases share objects, so
-#: a few hundred bytes of nested aliases ("billion laughs") expand to gigabytes once serialised as
-#: workflow input; real definitions have a few thousand values.
-MAX_EXPANDED_VALUES = 200_000
-
-
-def _expanded_size_exceeds(data: Any, limit: int) -> bool:
-    """Count values as serialisation will see them (shared objects once per use), stopping at ``limit``."""
-    count = 0
-    stack = [data]
-    while stack:
-        node = stack.pop()
-        count += 1
-        if count > limit:
-            return True
-        if isinstance(node, dict):
-            stack.extend(node.keys())
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return False
-
-
-#: Deepest flow nesting (``[[[...]]]``, ``{{...}}``) read. PyYAML needs ~15 s to give up on 2,000
-#: levels (a RecursionError unwinding thousands of frames), so the text is scanned before parsing.
-MAX_FLOW_DEPTH = 200
-
-
-def _flow_depth_exceeds(text: str, limit: int) -> bool:
-    depth = 0
-    for char in text:
-        if char in "[{":
-            depth += 1
-            if depth > limit:
-                return True
-        elif char in "]}":
-            depth = max(0, depth - 1)
-    return False
-
-
 def load_yaml(text: str, source: str = "") -> Any:
-    if _flow_depth_exceeds(text, MAX_FLOW_DEPTH):
-        raise DefinitionError([Problem("YAML", f"nested too deeply (more than {MAX_FLOW_DEPTH} levels of [ or {{)")],
-                              source)
+    """A definition's YAML through the hardened loader (definitions/yamlfiles.py), problems as DefinitionError."""
     try:
-        data = yaml.load(text, Loader=_StrictLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise DefinitionError([Problem(where, f"not valid YAML: {problem}")], source) from None
-    except RecursionError:
-        raise DefinitionError([Problem("YAML", "nested too deeply")], source) from None
-    if _expanded_size_exceeds(data, MAX_EXPANDED_VALUES):
-        raise DefinitionError([Problem("YAML", f"more than {MAX_EXPANDED_VALUES} values once aliases are "
-                                               "expanded; split the definition or drop the aliases")], source)
-    return data
+        return parse_yaml(text)
+    except YamlProblem as exc:
+        raise DefinitionError([Problem(exc.where, exc.problem)], source) from None
 
 
 # --- inputs --------------------------------------------------------------------------------------

@@ -27,12 +27,13 @@ def local_parts(*, ui_port: int | None = None) -> list[Part]:
     # component pushed to the source, with the site's signing key.
     # server_parts: the OS report-in relay, the emulated site BMC (sushy-tools + BIOS/firmware sidecar)
     # with 4 systems, and the image server with the Garden Linux image and its SHA-256.
-    # The garden API also runs the simulated Konfidence Stage controller; Prometheus (Debian package)
-    # scrapes a sample workload the promotion's metric gate queries.
+    # The garden API also runs the simulated Konfidence Stage controller and the simulated IronCore
+    # metal-operator (both on CRDs); Prometheus (Debian package) scrapes a sample workload the
+    # promotion's metric gate queries.
     temporal = TemporalDevServer(ui_port=ui_port)
     return [
         temporal,
-        KubeApiServer(plugins=(*DEFAULT_PLUGINS, "landscape.konfidence")),
+        KubeApiServer(plugins=(*DEFAULT_PLUGINS, "landscape.konfidence", "landscape.metal_operator")),
         Prometheus(),
         *server_parts(temporal, systems=4),
         *ocm_parts(),

@@ -69,6 +69,10 @@ class TemporalDevServer(Part):
             # Faster tests and demo: the dev server otherwise polls slowly for some history tasks.
             "--dynamic-config-value",
             "frontend.enableUpdateWorkflowExecution=true",
+            # A stopping worker's outstanding polls are completed by the server (ShutdownWorker), not
+            # cut by the worker: a task sent to a poll being cut would wait for its timeout.
+            "--dynamic-config-value",
+            "frontend.enableCancelWorkerPollsOnShutdown=true",
         ]
         if self.persistent:
             argv += ["--db-filename", str(state_dir / "temporal.db")]

@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from definitions.triggers import GatewayConfig, Route
+from triggers import admission
 from triggers.auth import KeyCache, verify
 from triggers.dispatch import Outcome, Planned, Planner, execute
 from triggers.events import HookError
@@ -269,6 +270,7 @@ def create_app(
     temporal: TemporalConnection | None = None,
     planner: Planner | None = None,
     keys: KeyCache | None = None,
+    max_in_flight: int | None = None,
 ) -> FastAPI:
     gateway = Gateway(config, temporal=temporal, planner=planner, keys=keys)
     app = FastAPI(
@@ -328,4 +330,12 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    # Past its knee the gateway answers 503 + Retry-After instead of queueing until senders time out.
+    limit, retry_after = (max_in_flight, admission.DEFAULT_RETRY_AFTER) if max_in_flight else admission.from_env()
+    app.add_middleware(
+        admission.AdmissionLimit,
+        max_in_flight=limit,
+        retry_after=retry_after,
+        on_shed=lambda path: gateway.metrics.requests.labels(route=path, outcome="shed", status="503").inc(),
+    )
     return app

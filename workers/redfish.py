@@ -1,4 +1,4 @@
-"""Worker contents of the `redfish` queue: server discovery, provisioning and registration."""
+"""Worker contents of the `redfish` queue: server discovery, provisioning, registration, IronCore claims."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from workers.queues import QueueContents
 def contents() -> QueueContents:
     from activities.redfish.activities import RedfishActivities
     from activities.registration.activity import RegistrationActivities
+    from activities.registration.claims import ClaimActivities
     from workflows.server import (
         ServerDiscoveryWorkflow,
         ServerInventoryBatchWorkflow,
@@ -26,6 +27,6 @@ def contents() -> QueueContents:
             ServerProvisionWorkflow,
             ServerProvisionFleetWorkflow,
         ],
-        activities=[*acts.all(), *reg.all()],
+        activities=[*acts.all(), *reg.all(), *ClaimActivities().all()],
         close=acts.close,
     )

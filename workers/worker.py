@@ -16,7 +16,8 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from workers.interceptors import StepMetricsInterceptor
 from workers.queues import contents_for
-from workflows.failures import USER_DATA_ERRORS
+from workers.shutdown import ShutdownHandoffInterceptor, recovery_options, stop_workers
+from workflows.user_errors import USER_DATA_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +64,13 @@ def build_workers(
                 else None,
                 max_concurrent_activities=max_concurrent_activities,
                 workflow_runner=workflow_runner(),
-                interceptors=[StepMetricsInterceptor()],
+                interceptors=[StepMetricsInterceptor(), ShutdownHandoffInterceptor()],
+                # Rolling restarts and crashes: grace period, sticky-queue timeout (workers/shutdown.py).
+                **recovery_options(),
                 # Input typed into the Temporal UI that does not decode into a workflow's model fails
                 # that workflow with pydantic's message (field path and reason) instead of failing
                 # the workflow task, which Temporal would retry forever; so does any other exception
-                # from user data (the one rule, workflows/failures.py). Non-determinism still fails
+                # from user data (the one rule, workflows/user_errors.py). Non-determinism still fails
                 # the task.
                 workflow_failure_exception_types=list(USER_DATA_ERRORS),
             )
@@ -88,3 +91,4 @@ async def run_workers(client: Client, queues: Sequence[str], stop: asyncio.Event
             await stack.enter_async_context(w)
         log.info("workers running for queues: %s", ", ".join(queues))
         await stop.wait()
+        await stop_workers(workers)

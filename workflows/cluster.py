@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+
+from workflows.failures import as_non_retryable
 
 with workflow.unsafe.imports_passed_through():
     from definitions.cluster import (
@@ -38,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         WaitShootInput,
     )
     from definitions.cluster_plan import PlanStep, Readiness, UpgradePlan, in_maintenance_window, seconds_until_window
+    from workflows.activity_options import HEARTBEAT_TIMEOUT, SHORT_CALL
     from workflows.freeze_guard import FREEZE_PATCH, hold_while_frozen
 
 #: Short garden calls: retried by Temporal (client retries are off), bounded.
@@ -54,23 +57,27 @@ async def _call(activity: str, arg: Any, result_type: type) -> Any:
         activity,
         arg,
         result_type=result_type,
-        start_to_close_timeout=timedelta(minutes=2),
+        start_to_close_timeout=SHORT_CALL,
         retry_policy=CALL_RETRY,
     )
 
 
 def _fail(err: BaseException) -> ApplicationError:
     """Turn an activity/child failure into the workflow's own non-retryable failure, keeping its message."""
-    cause: BaseException | None = err
-    while isinstance(cause, (ActivityError, ChildWorkflowError)) and cause.cause is not None:
-        cause = cause.cause
-    if isinstance(cause, ApplicationError):
-        return ApplicationError(cause.message, *cause.details, type=cause.type, non_retryable=True)
-    return ApplicationError(str(cause), type="ClusterWorkflowError", non_retryable=True)
+    return as_non_retryable(err, "ClusterWorkflowError")
+
+
+class _AutoRetry(Protocol):
+    """The inputs' fields that say which Failed codes to hand back to Gardener with `retry`."""
+
+    auto_retry_codes: list[str]
+    max_auto_retries: int
+    auto_retry_delay_seconds: float
 
 
 class _Waiting:
-    """Shared by the workflows: wait for ready with Gardener `retry` for transient Failed codes."""
+    """Shared by the workflows: the `status` query, one phase's garden call, and the wait for ready
+    with Gardener `retry` for transient Failed codes."""
 
     def __init__(self) -> None:
         self._status = ClusterStatus()
@@ -96,6 +103,15 @@ class _Waiting:
             self._status.phase = "frozen"
         self._status.message = message
 
+    async def _step(self, phase: str, activity: str, arg: Any, result_type: type) -> Any:
+        """Show ``phase`` in the status, then one garden call; its failure fails the workflow
+        (non-retryably, with the call's own message and type)."""
+        self._status.phase = phase
+        try:
+            return await _call(activity, arg, result_type)
+        except ActivityError as err:
+            raise _fail(err) from None
+
     async def _wait(
         self,
         name: str,
@@ -119,7 +135,7 @@ class _Waiting:
             inp,
             result_type=Readiness,
             start_to_close_timeout=timedelta(seconds=timeout_s + 120),
-            heartbeat_timeout=timedelta(seconds=60),
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=RetryPolicy(
                 initial_interval=timedelta(seconds=1),
                 maximum_interval=timedelta(seconds=10),
@@ -135,10 +151,13 @@ class _Waiting:
         garden: GardenRef,
         timeout_s: float,
         min_generation: int,
-        retry_codes: list[str],
-        max_retries: int,
-        retry_delay: float,
+        auto: _AutoRetry,
     ) -> Readiness:
+        retry_codes, max_retries, retry_delay = (
+            auto.auto_retry_codes,
+            auto.max_auto_retries,
+            auto.auto_retry_delay_seconds,
+        )
         retries = 0
         while True:
             try:
@@ -174,22 +193,13 @@ class ClusterCreateWorkflow(_Waiting):
     @workflow.run
     async def run(self, inp: ClusterCreateInput) -> ClusterCreateResult:
         c = inp.cluster
-        self._status.phase = "applying"
-        try:
-            ref = await _call("gardener_apply_shoot", ApplyShootInput(cluster=c, garden=inp.garden), ShootRef)
-        except ActivityError as err:
-            raise _fail(err) from None
+        ref = await self._step(
+            "applying", "gardener_apply_shoot", ApplyShootInput(cluster=c, garden=inp.garden), ShootRef
+        )
         self._status.phase = "waiting"
         self._status.message = ref.note or ("created" if ref.created else "exists; waiting until ready")
         ready = await self._wait_ready(
-            c.name,
-            c.project_namespace,
-            inp.garden,
-            inp.timeout_seconds,
-            ref.generation,
-            inp.auto_retry_codes,
-            inp.max_auto_retries,
-            inp.auto_retry_delay_seconds,
+            c.name, c.project_namespace, inp.garden, inp.timeout_seconds, ref.generation, inp
         )
         self._status.phase = "ready"
         return ClusterCreateResult(
@@ -210,23 +220,20 @@ class ClusterUpgradeWorkflow(_Waiting):
 
     @workflow.run
     async def run(self, inp: ClusterUpgradeInput) -> ClusterUpgradeResult:
-        self._status.phase = "planning"
-        try:
-            plan = await _call(
-                "gardener_plan_upgrade",
-                PlanInput(
-                    name=inp.name,
-                    namespace=inp.project_namespace,
-                    target_version=inp.target_version,
-                    machine_image_version=inp.machine_image_version,
-                    upgrade_workers=inp.upgrade_workers,
-                    allow_preview=inp.allow_preview,
-                    garden=inp.garden,
-                ),
-                UpgradePlan,
-            )
-        except ActivityError as err:
-            raise _fail(err) from None
+        plan: UpgradePlan = await self._step(
+            "planning",
+            "gardener_plan_upgrade",
+            PlanInput(
+                name=inp.name,
+                namespace=inp.project_namespace,
+                target_version=inp.target_version,
+                machine_image_version=inp.machine_image_version,
+                upgrade_workers=inp.upgrade_workers,
+                allow_preview=inp.allow_preview,
+                garden=inp.garden,
+            ),
+            UpgradePlan,
+        )
         self._status.plan = plan
         self._status.phase = "planned"
         self._status.message = " -> ".join([plan.current, *plan.versions()]) if plan.steps else "nothing to do"
@@ -247,30 +254,20 @@ class ClusterUpgradeWorkflow(_Waiting):
         for step in steps:
             what = step.kubernetes_version or f"image {step.machine_image_version}"
             await self._freeze_point(f"upgrade {inp.project_namespace}/{inp.name} {step.target} to {what}")
-            self._status.phase = f"upgrading {step.target} to {what}"
-            try:
-                ref = await _call(
-                    "gardener_patch_shoot",
-                    PatchShootInput(
-                        name=inp.name,
-                        namespace=inp.project_namespace,
-                        step=step,
-                        garden=inp.garden,
-                        force_reconcile=inp.confined_rollout == "reconcile",
-                    ),
-                    ShootRef,
-                )
-            except ActivityError as err:
-                raise _fail(err) from None
+            ref = await self._step(
+                f"upgrading {step.target} to {what}",
+                "gardener_patch_shoot",
+                PatchShootInput(
+                    name=inp.name,
+                    namespace=inp.project_namespace,
+                    step=step,
+                    garden=inp.garden,
+                    force_reconcile=inp.confined_rollout == "reconcile",
+                ),
+                ShootRef,
+            )
             await self._wait_ready(
-                inp.name,
-                inp.project_namespace,
-                inp.garden,
-                inp.step_timeout_seconds,
-                ref.generation,
-                inp.auto_retry_codes,
-                inp.max_auto_retries,
-                inp.auto_retry_delay_seconds,
+                inp.name, inp.project_namespace, inp.garden, inp.step_timeout_seconds, ref.generation, inp
             )
             if not plan.steps:
                 break
@@ -312,21 +309,18 @@ class ClusterMaintainWorkflow(_Waiting):
 
     @workflow.run
     async def run(self, inp: ClusterMaintainInput) -> ClusterMaintainResult:
-        self._status.phase = "finding candidates"
-        try:
-            found = await _call(
-                "gardener_maintenance_candidates",
-                CandidatesInput(
-                    namespace=inp.project_namespace,
-                    names=inp.names,
-                    expiring_within_days=inp.expiring_within_days,
-                    allow_preview=inp.allow_preview,
-                    garden=inp.garden,
-                ),
-                CandidatesResult,
-            )
-        except ActivityError as err:
-            raise _fail(err) from None
+        found: CandidatesResult = await self._step(
+            "finding candidates",
+            "gardener_maintenance_candidates",
+            CandidatesInput(
+                namespace=inp.project_namespace,
+                names=inp.names,
+                expiring_within_days=inp.expiring_within_days,
+                allow_preview=inp.allow_preview,
+                garden=inp.garden,
+            ),
+            CandidatesResult,
+        )
         result = ClusterMaintainResult(candidates=found.candidates)
         self._status.phase = "upgrading"
 

@@ -19,8 +19,8 @@ with workflow.unsafe.imports_passed_through():
     from definitions.catalog import load_catalog
     from definitions.expressions import CostBudget, ExpressionError, Scope, render
     from definitions.pipeline import RetrySpec, Step
-    from workflows.failures import USER_DATA_ERRORS, describe_user_error
     from workflows.stepexec import InvocationContext, StepFailure, invoke, output_size_problem
+    from workflows.user_errors import USER_DATA_ERRORS, describe_user_error
 
 REGISTRY = load_catalog()
 

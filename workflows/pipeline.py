@@ -56,9 +56,10 @@ with workflow.unsafe.imports_passed_through():
     )
     from definitions.steptypes import StepKind, StepType
     from definitions.validate import DefinitionError, pydantic_problems, validate_definition
-    from workflows.failures import USER_DATA_ERRORS, clip, describe_user_error
+    from workflows.activity_options import SHORT_CALL
     from workflows.fanout import FanOutRequest, FanOutResult
     from workflows.stepexec import InvocationContext, StepFailure, describe_failure, invoke, output_size_problem
+    from workflows.user_errors import USER_DATA_ERRORS, clip, describe_user_error
 
 REGISTRY = load_catalog()
 
@@ -213,7 +214,7 @@ class PipelineWorkflow:
         try:
             result: dict[str, Any] = await workflow.execute_activity(
                 "pipeline.load_definition", name, task_queue=queues.PIPELINE,
-                start_to_close_timeout=timedelta(seconds=30), result_type=dict,
+                start_to_close_timeout=SHORT_CALL, result_type=dict,
             )
         except Exception as exc:
             message = f"cannot load pipeline {name!r}: {describe_failure(exc)}"

@@ -14,7 +14,9 @@ from typing import Any, Literal, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, FailureError
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from workflows.failures import failure_info
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
@@ -58,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
         provision_workflow_id,
     )
     from definitions.validate import pydantic_problems
+    from workflows.activity_options import HEARTBEAT_TIMEOUT
 
 T = TypeVar("T")
 
@@ -88,18 +91,6 @@ async def bounded(factories: Sequence[Callable[[], Awaitable[T]]], limit: int) -
             return await f()
 
     return list(await asyncio.gather(*(one(f) for f in factories), return_exceptions=True))
-
-
-def failure_info(exc: BaseException) -> tuple[str, str]:
-    """The root cause's error type and message of an activity/child failure."""
-    cur: BaseException | None = exc
-    while isinstance(cur, ActivityError | ChildWorkflowError) and cur.cause is not None:
-        cur = cur.cause
-    if isinstance(cur, ApplicationError):
-        return cur.type or "ApplicationError", cur.message
-    if isinstance(cur, FailureError):
-        return type(cur).__name__, cur.message
-    return type(cur).__name__, str(cur)
 
 
 M = TypeVar("M", bound="BaseModel")
@@ -203,6 +194,7 @@ class ServerInventoryBatchWorkflow:
                     InventoryReadInput(site=inp.site, target=t, store=inp.store_inventory),
                     result_type=ServerSummary,
                     start_to_close_timeout=timedelta(seconds=t.bmc.timeout_s * 10),
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
                     retry_policy=BMC_RETRY,
                 )
                 out.servers.append(summary)
@@ -465,7 +457,7 @@ class ServerProvisionWorkflow:
             ),
             PowerWaitResult,
             start_to_close=timedelta(seconds=timeout_s + 120),
-            heartbeat=timedelta(seconds=60),
+            heartbeat=HEARTBEAT_TIMEOUT,
         )
 
     def _note(self, step: str, outcome: StepOutcome | None = None, changed: bool = True) -> None:
@@ -536,7 +528,7 @@ class ServerProvisionWorkflow:
                 ),
                 StepOutcome,
                 start_to_close=timedelta(seconds=spec.firmware_timeout_s + 120),
-                heartbeat=timedelta(seconds=60),
+                heartbeat=HEARTBEAT_TIMEOUT,
             )
             self._note(f"firmware-{i}")
 
@@ -548,7 +540,7 @@ class ServerProvisionWorkflow:
                 ImageCheck(image=spec.image),
                 ImageChecked,
                 start_to_close=timedelta(minutes=30),
-                heartbeat=timedelta(seconds=60),
+                heartbeat=HEARTBEAT_TIMEOUT,
             )
             self._note("image-check")
             self._state = "media-insert"

@@ -14,11 +14,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import (
     ActivityError,
-    ApplicationError,
-    CancelledError,
     ChildWorkflowError,
-    FailureError,
-    TimeoutError,
     WorkflowAlreadyStartedError,
 )
 from temporalio.workflow import ActivityCancellationType, ParentClosePolicy
@@ -27,6 +23,8 @@ from definitions import limits, queues
 from definitions import search_attributes as sa
 from definitions.pipeline import RetrySpec, Step
 from definitions.steptypes import StepKind, StepType
+from workflows.activity_options import HEARTBEAT_TIMEOUT, capped_heartbeat
+from workflows.failures import describe_failure
 
 #: Default retry for a step when neither the step nor the pipeline defaults give one.
 DEFAULT_RETRY = RetrySpec()
@@ -49,31 +47,6 @@ class InvocationContext:
     pipeline: str
     site: str | None
     step_path: str  # e.g. "spec.steps[3]" for error paths
-
-
-def describe_failure(err: BaseException) -> str:
-    """The deepest message an operator can act on, from Temporal's nested failures."""
-    messages: list[str] = []
-    cur: BaseException | None = err
-    seen = 0
-    while cur is not None and seen < 20:
-        seen += 1
-        if isinstance(cur, TimeoutError):
-            kind = cur.type.name.lower().replace("_", "-") if cur.type is not None else "timeout"
-            messages.append(f"timed out ({kind})")
-        elif isinstance(cur, CancelledError):
-            messages.append("cancelled")
-        elif isinstance(cur, ApplicationError):
-            prefix = f"{cur.type}: " if cur.type and cur.type not in ("Exception", "ApplicationError") else ""
-            messages.append(prefix + cur.message)
-        elif isinstance(cur, (ActivityError, ChildWorkflowError)):
-            pass
-        elif isinstance(cur, FailureError):
-            messages.append(cur.message)
-        else:
-            messages.append(str(cur) or type(cur).__name__)
-        cur = cur.cause if isinstance(cur, FailureError) else cur.__cause__
-    return messages[-1] if messages else str(err)
 
 
 def output_size_problem(outputs: Any) -> str | None:
@@ -141,7 +114,7 @@ async def invoke(step: Step, step_type: StepType, args: dict[str, Any], ctx: Inv
                 activity_id=suffix,
                 start_to_close_timeout=min(step_type.start_to_close, timeout) if timeout else step_type.start_to_close,
                 schedule_to_close_timeout=timeout,
-                heartbeat_timeout=step_type.heartbeat_timeout,
+                heartbeat_timeout=capped_heartbeat(step_type.heartbeat_timeout),
                 retry_policy=retry_policy(retry, step_type),
                 cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
                 if step_type.heartbeat_timeout else ActivityCancellationType.TRY_CANCEL,
@@ -168,7 +141,7 @@ async def invoke(step: Step, step_type: StepType, args: dict[str, Any], ctx: Inv
                 # The lifecycle's own id is taken (e.g. one provision workflow per server): join it.
                 return await workflow.execute_activity(
                     "pipeline.await_workflow", child_id, task_queue=queues.PIPELINE,
-                    start_to_close_timeout=timeout or timedelta(days=7), heartbeat_timeout=timedelta(seconds=30),
+                    start_to_close_timeout=timeout or timedelta(days=7), heartbeat_timeout=HEARTBEAT_TIMEOUT,
                     retry_policy=RetryPolicy(maximum_attempts=3), result_type=dict,
                 )
     except (ActivityError, ChildWorkflowError) as err:

@@ -1,7 +1,8 @@
 """ComponentTransportWorkflow: copy OCM component versions between registries, sign, verify.
 
-States (visible through the ``progress`` query): planning -> copying <name:version> (blobs in
-parallel, bounded by ``parallel_blobs``; one activity per blob, resumable) -> finalising (sign,
+States (visible through the ``progress`` query): planning -> copying <name:version> (the blobs of
+every version in parallel, largest first, bounded by ``parallel_blobs``; one activity per blob,
+resumable) -> finalising (sign,
 upload descriptor, read back, verify at the target) -> done. Versions are handled references first,
 so a component never appears at the target before the components it references.
 
@@ -25,7 +26,9 @@ from definitions.ocm import (
     TransportInput,
     TransportPlan,
     TransportResult,
+    VersionPlan,
 )
+from workflows.activity_options import HEARTBEAT_TIMEOUT, MAX_HEARTBEAT_TIMEOUT
 
 NON_RETRYABLE = [
     "SignatureInvalid",
@@ -38,6 +41,8 @@ NON_RETRYABLE = [
     "KeyInvalid",
     "SecretUnavailable",
 ]
+#: Patch id: all versions' blobs are copied at once, largest first (before: version by version).
+PATCH_OVERLAP = "transport-blobs-overlap-largest-first"
 RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -45,6 +50,12 @@ RETRY = RetryPolicy(
     maximum_attempts=8,
     non_retryable_error_types=NON_RETRYABLE,
 )
+
+
+async def _already(copy: asyncio.Task[BlobCopyResult]) -> BlobCopyResult:
+    """The same blob into the same repository for a second version: wait for the first copy."""
+    res = await asyncio.shield(copy)
+    return BlobCopyResult(digest=res.digest, size=res.size, skipped=True)
 
 
 @workflow.defn(name="ComponentTransportWorkflow")
@@ -65,7 +76,7 @@ class ComponentTransportWorkflow:
             inp,
             result_type=TransportPlan,
             start_to_close_timeout=timedelta(minutes=15),
-            heartbeat_timeout=timedelta(minutes=2),
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=RETRY,
         )
         result = TransportResult()
@@ -79,48 +90,54 @@ class ComponentTransportWorkflow:
                     arg,
                     result_type=BlobCopyResult,
                     start_to_close_timeout=timedelta(hours=6),
-                    heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s),
+                    heartbeat_timeout=min(timedelta(seconds=inp.heartbeat_timeout_s), MAX_HEARTBEAT_TIMEOUT),
                     retry_policy=RETRY,
                 )
                 self._blobs_done += 1
                 return res
 
-        for vp in plan.versions:
-            label = f"{vp.name}:{vp.version}"
-            if vp.action == "skip":
-                result.versions.append(
-                    TransportedVersion(name=vp.name, version=vp.version, outcome="skipped", warnings=vp.warnings)
-                )
-                continue
-            self._state = f"copying {label}"
-            copies = await asyncio.gather(
-                *[
-                    copy_one(BlobCopyInput(source=inp.source, target=inp.target, blob=b, chunk_size=inp.chunk_size))
-                    for b in vp.blobs
-                ]
-            )
-            if vp.manifests:
-                await workflow.execute_activity(
-                    "ocm.copy_manifests",
-                    ManifestCopyInput(source=inp.source, target=inp.target, manifests=vp.manifests),
-                    result_type=list[str],
-                    start_to_close_timeout=timedelta(minutes=10),
-                    heartbeat_timeout=timedelta(minutes=2),
-                    retry_policy=RETRY,
-                )
-            self._state = f"finalising {label}"
-            tv = await workflow.execute_activity(
-                "ocm.finalise_version",
-                FinaliseInput(source=inp.source, target=inp.target, plan=vp, sign=inp.sign),
-                result_type=TransportedVersion,
-                start_to_close_timeout=timedelta(minutes=10),
-                heartbeat_timeout=timedelta(minutes=2),
-                retry_policy=RETRY,
-            )
-            tv.blobs_copied = sum(1 for c in copies if not c.skipped and not c.mounted)
-            tv.bytes_sent = sum(c.bytes_sent for c in copies)
-            tv.bytes_resumed = sum(c.resumed_from for c in copies)
-            result.versions.append(tv)
+        def blob_input(vp: VersionPlan, j: int) -> BlobCopyInput:
+            return BlobCopyInput(source=inp.source, target=inp.target, blob=vp.blobs[j], chunk_size=inp.chunk_size)
+
+        # Patched: every version's blobs start at once, largest first, so the big blob is on the wire
+        # from the start and the small ones, the references' finalising and the manifests overlap it.
+        # Histories recorded before copied version by version, in plan order.
+        overlap = workflow.patched(PATCH_OVERLAP)
+        started: dict[int, list[asyncio.Task[BlobCopyResult]]] = {}
+        if overlap:
+            jobs = [(i, j) for i, vp in enumerate(plan.versions) if vp.action != "skip" for j in range(len(vp.blobs))]
+            jobs.sort(key=lambda ij: -plan.versions[ij[0]].blobs[ij[1]].size)  # stable: plan order among equals
+            first: dict[tuple[str, str], asyncio.Task[BlobCopyResult]] = {}
+            tasks: dict[tuple[int, int], asyncio.Task[BlobCopyResult]] = {}
+            for i, j in jobs:
+                b = plan.versions[i].blobs[j]
+                if (b.dst_repo, b.digest) in first:  # e.g. one image referenced by two versions: copy once
+                    tasks[(i, j)] = asyncio.create_task(_already(first[(b.dst_repo, b.digest)]))
+                else:
+                    tasks[(i, j)] = first[(b.dst_repo, b.digest)] = asyncio.create_task(
+                        copy_one(blob_input(plan.versions[i], j))
+                    )
+            for (i, _j), task in sorted(tasks.items()):
+                started.setdefault(i, []).append(task)
+        try:
+            for i, vp in enumerate(plan.versions):
+                label = f"{vp.name}:{vp.version}"
+                if vp.action == "skip":
+                    result.versions.append(
+                        TransportedVersion(name=vp.name, version=vp.version, outcome="skipped", warnings=vp.warnings)
+                    )
+                    continue
+                self._state = f"copying {label}"
+                if overlap:
+                    copies = list(await asyncio.gather(*started.get(i, [])))
+                else:
+                    copies = list(await asyncio.gather(*[copy_one(blob_input(vp, j)) for j in range(len(vp.blobs))]))
+                await self._finish_version(inp, vp, copies, result)
+        finally:
+            for ts in started.values():
+                for t in ts:
+                    if not t.done():
+                        t.cancel()
         result.blobs_copied = sum(v.blobs_copied for v in result.versions)
         result.bytes_sent = sum(v.bytes_sent for v in result.versions)
         result.verified = inp.sign is not None and all(
@@ -128,3 +145,31 @@ class ComponentTransportWorkflow:
         )
         self._state = "done"
         return result
+
+    async def _finish_version(
+        self, inp: TransportInput, vp: VersionPlan, copies: list[BlobCopyResult], result: TransportResult
+    ) -> None:
+        """Manifests, then sign + publish + verify one version whose blobs are all at the target."""
+        label = f"{vp.name}:{vp.version}"
+        if vp.manifests:
+            await workflow.execute_activity(
+                "ocm.copy_manifests",
+                ManifestCopyInput(source=inp.source, target=inp.target, manifests=vp.manifests),
+                result_type=list[str],
+                start_to_close_timeout=timedelta(minutes=10),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=RETRY,
+            )
+        self._state = f"finalising {label}"
+        tv = await workflow.execute_activity(
+            "ocm.finalise_version",
+            FinaliseInput(source=inp.source, target=inp.target, plan=vp, sign=inp.sign),
+            result_type=TransportedVersion,
+            start_to_close_timeout=timedelta(minutes=10),
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            retry_policy=RETRY,
+        )
+        tv.blobs_copied = sum(1 for c in copies if not c.skipped and not c.mounted)
+        tv.bytes_sent = sum(c.bytes_sent for c in copies)
+        tv.bytes_resumed = sum(c.resumed_from for c in copies)
+        result.versions.append(tv)

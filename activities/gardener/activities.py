@@ -29,6 +29,7 @@ from activities.gardener.client import (
     raise_for,
 )
 from activities.gardener.manifest import shoot_manifest
+from activities.liveness import keep_alive
 from definitions.cluster import (
     ApplyShootInput,
     CandidatesInput,
@@ -150,7 +151,13 @@ async def wait_shoot(inp: WaitShootInput) -> Readiness:
     """
     last: Readiness | None = None
     backoff = 0.1
-    async with garden(inp.garden) as co:
+
+    def progress() -> Any:
+        return last.model_dump() if last else None
+
+    # Watch sessions can pass without an event (a real API server sends bookmarks about once a
+    # minute): keep heartbeating so the 10 s heartbeat timeout only fires when this worker is gone.
+    async with garden(inp.garden) as co, keep_alive(progress):
         while True:
             try:
                 obj = await get_shoot(co, inp.namespace, inp.name)

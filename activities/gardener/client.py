@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import yaml
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 from temporalio.exceptions import ApplicationError
 
 from activities.secrets import resolve_secret
 from definitions.cluster import GardenRef
+from definitions.yamlfiles import YamlProblem, parse_yaml
 
 GROUP, VERSION, SHOOTS, PROFILES = "core.gardener.cloud", "v1beta1", "shoots", "cloudprofiles"
 MERGE = "application/merge-patch+json"
@@ -40,7 +40,10 @@ def _kubeconfig(ref: GardenRef) -> dict[str, Any]:
             text = Path(path).read_text()
     except OSError as exc:
         raise ApplicationError(f"garden kubeconfig: {exc}", type="GardenConfigError", non_retryable=True) from None
-    data = yaml.safe_load(text)
+    try:
+        data = parse_yaml(text)
+    except YamlProblem as exc:
+        raise ApplicationError(f"garden kubeconfig: {exc}", type="GardenConfigError", non_retryable=True) from None
     if not isinstance(data, dict) or "clusters" not in data:
         raise ApplicationError(
             "the garden kubeconfig is not a kubeconfig (no clusters)",

@@ -1,6 +1,9 @@
-"""Errors of the OCM layer. Each carries a ``kind`` that becomes the ApplicationError type."""
+"""Errors of the OCM layer. Each carries a ``kind`` that becomes the ApplicationError type: the class
+name unless the class says otherwise (``class KeyError_(OCMError, kind="KeyInvalid")``)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class OCMError(Exception):
@@ -9,43 +12,45 @@ class OCMError(Exception):
     kind = "OCMError"
     retryable = False
 
+    def __init_subclass__(cls, kind: str | None = None, retryable: bool | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.kind = kind or cls.__name__
+        if retryable is not None:
+            cls.retryable = retryable
+
 
 class InvalidDescriptor(OCMError):
-    kind = "InvalidDescriptor"
+    """A component descriptor that does not parse or breaks the schema."""
 
 
 class UnknownNormalisation(OCMError):
-    kind = "UnknownNormalisation"
+    """A signature names a normalisation algorithm this code does not implement."""
 
 
 class SignatureInvalid(OCMError):
-    kind = "SignatureInvalid"
+    """A signature that does not verify with the given key or certificate."""
 
 
 class DigestMismatch(OCMError):
-    kind = "DigestMismatch"
+    """Content whose digest differs from the one the descriptor records."""
 
 
-class KeyError_(OCMError):
+class KeyError_(OCMError, kind="KeyInvalid"):
     """A key or certificate could not be read or does not fit."""
-
-    kind = "KeyInvalid"
 
 
 class ComponentNotFound(OCMError):
-    kind = "ComponentNotFound"
+    """The component version is not in the registry."""
 
 
 class VersionConflict(OCMError):
-    kind = "VersionConflict"
+    """The target already holds this version (and `existing` says not to overwrite it) or holds it
+    with different content."""
 
 
 class BadCredentials(OCMError):
-    kind = "BadCredentials"
+    """The registry refused the credentials, or asks for authentication that is not configured."""
 
 
-class RegistryError(OCMError):
+class RegistryError(OCMError, retryable=True):
     """A registry answered with an error a retry may fix (5xx, timeouts)."""
-
-    kind = "RegistryError"
-    retryable = True

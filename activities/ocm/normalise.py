@@ -40,6 +40,7 @@ import yaml
 
 from activities.ocm.errors import InvalidDescriptor, UnknownNormalisation
 from definitions.ocm import ACCESS_NONE, ComponentDescriptor
+from definitions.yamlfiles import YamlProblem, parse_yaml
 
 JSON_V1 = "jsonNormalisation/v1"
 JSON_V2 = "jsonNormalisation/v2"
@@ -71,26 +72,16 @@ LEGACY_FORMS: dict[str, tuple[LegacyForm, ...]] = {JSON_V1: (LEGACY_V1_NO_NULL_E
 # --- loading ---------------------------------------------------------------------------------------
 
 
-class _DescriptorLoader(yaml.SafeLoader):
-    """SafeLoader that keeps timestamps as text (OCM hashes the RFC 3339 string, not a datetime)."""
-
-
-_DescriptorLoader.yaml_implicit_resolvers = {
-    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
 def load_descriptor_data(text: str | bytes) -> dict[str, Any]:
     """Parse a descriptor (YAML or JSON) into a plain mapping, as it is on disk."""
     from activities.bounded import MAX_JSON_DEPTH, MAX_MANIFEST_BYTES, RemoteDataError, check_depth_and_strings
 
     if len(text) > MAX_MANIFEST_BYTES:
         raise InvalidDescriptor(f"component descriptor is larger than {MAX_MANIFEST_BYTES} bytes")
-    try:
-        data = yaml.load(text, Loader=_DescriptorLoader)  # a SafeLoader subclass
+    try:  # the hardened loader: a descriptor may come from any registry
+        data = parse_yaml(text, timestamps_as_text=True)
         check_depth_and_strings(data, "component descriptor", MAX_JSON_DEPTH)
-    except yaml.YAMLError as exc:
+    except YamlProblem as exc:
         raise InvalidDescriptor(f"component descriptor is not valid YAML/JSON: {exc}") from None
     except RecursionError:
         raise InvalidDescriptor(f"component descriptor is nested deeper than {MAX_JSON_DEPTH} levels") from None

@@ -19,7 +19,9 @@ import asyncio
 import base64
 import contextlib
 import email.utils
+import functools
 import hashlib
+import os
 import re
 import ssl
 import time
@@ -135,6 +137,25 @@ def retry_after_seconds(value: str | None, default: float) -> float:
     return default
 
 
+def _mtime(path: str | None) -> float:
+    try:
+        return os.stat(path).st_mtime if path else 0.0
+    except OSError:
+        return 0.0
+
+
+@functools.lru_cache(maxsize=32)
+def _ssl_context(ca_bundle: str | None, _mtime: float) -> ssl.SSLContext:
+    """One TLS context per CA bundle (and file version) for the whole process.
+
+    Building one loads and parses the CA certificates: ~15-150 ms of CPU and a few MiB each, and every
+    activity opens two or three clients; an SSLContext is safe to share between connections.
+    """
+    if ca_bundle:
+        return ssl.create_default_context(cafile=ca_bundle)
+    return httpx.create_ssl_context()
+
+
 @dataclass
 class RegistryClient:
     """One registry (``scheme://host:port``). Use as an async context manager."""
@@ -164,7 +185,7 @@ class RegistryClient:
         return urlsplit(self.base_url).netloc
 
     async def __aenter__(self) -> RegistryClient:
-        verify: Any = ssl.create_default_context(cafile=self.ca_bundle) if self.ca_bundle else True
+        verify = _ssl_context(self.ca_bundle, _mtime(self.ca_bundle))
         if self.transport is not None:
             self._client = httpx.AsyncClient(transport=self.transport, timeout=self.timeout)
         else:
@@ -427,13 +448,32 @@ class RegistryClient:
 
     async def upload_offset(self, location: str, repo: str) -> int | None:
         """How many bytes the registry holds for an open upload; None if the upload is gone."""
+        status = await self.upload_status(location, repo)
+        return None if status is None else status[0]
+
+    async def upload_status(self, location: str, repo: str) -> tuple[int, str] | None:
+        """(bytes the registry holds, the upload URL to continue with) for an open upload.
+
+        The OCI distribution spec's ``GET`` on the upload URL: ``Range`` is the truth on resume, and the
+        ``Location`` it answers carries the registry's current upload state (distribution signs the
+        offset into it and cancels an upload addressed with a stale one). None when the upload is gone,
+        including when the registry discarded it for a stale state: the caller starts a new one.
+        """
         try:
             resp = await self.request("GET", location, scope=self._scope(repo, True), ok=(204, 200))
         except NotFound:
             return None
+        except OCMError as exc:
+            if "BLOB_UPLOAD_INVALID" in str(exc) or "BLOB_UPLOAD_UNKNOWN" in str(exc):
+                return None
+            raise
         rng = resp.headers.get("range", "")
         m = re.match(r"(?:bytes=)?0-(\d+)", rng)
-        return int(m.group(1)) + 1 if m else 0
+        # "0-0" is what distribution answers for an empty upload (and for a 1-byte one, which our
+        # chunked copies never leave: their chunks are >= 64 KiB). Reading it as 1 byte would make
+        # the next chunk skip its first byte.
+        offset = int(m.group(1)) + 1 if m and m.group(1) != "0" else 0
+        return offset, self._location(resp) if resp.headers.get("location") else location
 
     async def upload_chunk(self, location: str, repo: str, data: bytes | list[bytes], offset: int) -> str:
         size = _size(data)
@@ -475,9 +515,6 @@ class RegistryClient:
         return digest
 
 
-ProgressFn = Callable[[UploadSession, int], Awaitable[None] | None]
-
-
 async def _read_error_body(resp: httpx.Response) -> None:
     """Read at most MAX_ERROR_BODY bytes of an error answer (to quote it); an endless one is cut."""
     buf = bytearray()
@@ -486,97 +523,6 @@ async def _read_error_body(resp: httpx.Response) -> None:
         if len(buf) > MAX_ERROR_BODY:
             break
     resp._content = bytes(buf[:MAX_ERROR_BODY])
-
-
-async def copy_blob(
-    src: RegistryClient,
-    src_repo: str,
-    dst: RegistryClient,
-    dst_repo: str,
-    digest: str,
-    *,
-    chunk_size: int = DEFAULT_CHUNK,
-    session: UploadSession | None = None,
-    progress: ProgressFn | None = None,
-    allow_mount: bool = True,
-) -> CopyStats:
-    """Stream one blob from ``src`` to ``dst``, resumable, hashing on the fly.
-
-    ``session`` resumes an upload an earlier attempt started (the registry's ``Range`` decides the
-    offset). ``progress(session, bytes_sent)`` runs after every chunk the target accepted; activities
-    heartbeat from it. Bytes before the resume offset are read from the source again (to rebuild the
-    hash) but not sent again.
-    """
-    stats = CopyStats(digest=digest)
-    size = await dst.blob_size(dst_repo, digest)
-    if size is not None:
-        stats.skipped, stats.size = True, size
-        if session is not None:
-            await dst.cancel_upload(session.location, dst_repo)
-        return stats
-    if session is not None:
-        offset = await dst.upload_offset(session.location, dst_repo)
-        if offset is None:
-            session = None
-        else:
-            session.offset = offset
-    if session is None:
-        if allow_mount and src.host == dst.host and src_repo != dst_repo:
-            loc = await dst.mount_blob(dst_repo, digest, src_repo)
-            if loc is None:
-                stats.mounted = True
-                stats.size = await dst.blob_size(dst_repo, digest) or 0
-                return stats
-            session = UploadSession(loc, 0)
-        else:
-            session = UploadSession(await dst.start_upload(dst_repo), 0)
-    stats.resumed_from = session.offset
-    hasher = hashlib.sha256()
-    buf: list[bytes] = []  # pieces of the chunk being assembled (never joined: one copy in memory)
-    buffered = 0
-    pos = 0  # bytes of the source read so far
-    try:
-        async with src.blob_stream(src_repo, digest) as resp:
-            async for piece in resp.aiter_bytes(chunk_size=min(chunk_size, 1024 * 1024)):
-                hasher.update(piece)
-                start = pos
-                pos += len(piece)
-                if pos <= session.offset:
-                    continue
-                if start < session.offset:
-                    piece = piece[session.offset - start :]
-                buf.append(piece)
-                buffered += len(piece)
-                if buffered >= chunk_size:
-                    session.location = await dst.upload_chunk(session.location, dst_repo, buf, session.offset)
-                    session.offset += buffered
-                    stats.bytes_sent += buffered
-                    stats.chunks += 1
-                    buf, buffered = [], 0
-                    if progress is not None:
-                        r = progress(session, stats.bytes_sent)
-                        if r is not None:
-                            await r
-        stats.size = pos
-        actual = "sha256:" + hasher.hexdigest()
-        if actual != digest:
-            await dst.cancel_upload(session.location, dst_repo)
-            raise DigestMismatch(
-                f"blob {src_repo}@{digest} from {src.host} has content digest {actual}; "
-                "the source registry serves tampered or corrupt data"
-            )
-        await dst.finish_upload(session.location, dst_repo, digest, buf)
-        stats.bytes_sent += buffered
-        if buf:
-            stats.chunks += 1
-    except (httpx.TransportError, httpx.StreamError) as exc:
-        # A dropped connection mid-stream: retryable; the next attempt resumes at the recorded offset.
-        raise RegistryError(
-            f"blob {digest} interrupted at byte {pos} ({type(exc).__name__}: {exc}); the upload will resume"
-        ) from None
-    finally:
-        buf = []
-    return stats
 
 
 async def copy_manifest(

@@ -15,6 +15,8 @@ workflow arguments or results.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import functools
 import hashlib
@@ -27,8 +29,10 @@ from temporalio.api.common.v1 import Payloads
 from temporalio.api.workflowservice.v1 import RecordActivityTaskHeartbeatRequest
 from temporalio.exceptions import ApplicationError
 
+from activities.liveness import keep_alive
 from activities.ocm import normalise as norm
 from activities.ocm import signing as sg
+from activities.ocm.blobcopy import copy_blob
 from activities.ocm.errors import (
     ComponentNotFound,
     DigestMismatch,
@@ -50,7 +54,6 @@ from activities.ocm.oci import (
     Credentials,
     RegistryClient,
     UploadSession,
-    copy_blob,
     copy_manifest,
 )
 from activities.secrets import SecretError, resolve_secret
@@ -69,6 +72,7 @@ from definitions.ocm import (
     ManifestCopyInput,
     ManifestTask,
     RepositorySpec,
+    SigningSpec,
     TransferMode,
     TransportedVersion,
     TransportInput,
@@ -95,6 +99,19 @@ def _operator_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable
             raise ApplicationError(str(exc), type=exc.kind, non_retryable=not exc.retryable) from None
         except SecretError as exc:
             raise ApplicationError(str(exc), type="SecretUnavailable", non_retryable=True) from None
+
+    return wrapper
+
+
+def _kept_alive(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Heartbeat every couple of seconds while ``fn`` runs: one registry request may take up to its
+    60 s timeout, the heartbeat timeout is 10 s (workflows/activity_options.py). Not for
+    ``ocm.copy_blob``, whose heartbeats must carry the exact upload state."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> T:
+        async with keep_alive():
+            return await fn(*args, **kwargs)
 
     return wrapper
 
@@ -364,6 +381,7 @@ class _Planner:
 
 @activity.defn(name="ocm.plan_transport")
 @_operator_errors
+@_kept_alive
 async def plan_transport(inp: TransportInput) -> TransportPlan:
     if inp.sign is not None:
         # Fail before copying gigabytes: the signing settings and key must be usable.
@@ -392,8 +410,8 @@ async def record_progress(details: dict[str, Any]) -> None:
     The SDK's ``activity.heartbeat`` is throttled (up to 80% of the heartbeat timeout), so after a
     crash the server may hold an upload URL several chunks old. distribution validates the upload
     state in that URL against what it holds and *cancels* the upload on a mismatch, so a stale URL
-    would throw the upload away. Recording each chunk's URL synchronously (one small RPC per chunk)
-    keeps the recorded state exact; only a crash between a chunk's PATCH and this RPC loses it.
+    would throw the upload away. Recording each chunk's URL with its own RPC keeps the recorded state
+    at most one chunk behind.
     """
     try:
         client = activity.client()
@@ -412,6 +430,56 @@ async def record_progress(details: dict[str, Any]) -> None:
     )
 
 
+class ProgressRecorder:
+    """Records the newest upload state in the background, so the data path never waits for an RPC.
+
+    One RPC in flight at a time, always carrying the newest state (older ones are dropped, never sent
+    after a newer one), so the recorded offset only grows. It also re-records the state every
+    ``keepalive`` seconds while the copy waits (a throttling registry's Retry-After), so the activity
+    does not time out while it is making slow progress. A failed RPC is raised to the copy at its next
+    update.
+    """
+
+    def __init__(self, keepalive: float = 10.0) -> None:
+        self.keepalive = keepalive
+        self._latest: dict[str, Any] | None = None
+        self._recorded: dict[str, Any] | None = None
+        self._changed = asyncio.Event()
+        self._error: BaseException | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.rpcs = 0
+
+    def update(self, details: dict[str, Any]) -> None:
+        if self._error is not None:
+            raise self._error
+        self._latest = details
+        self._changed.set()
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), self.keepalive)
+            self._changed.clear()
+            details = self._latest
+            if details is None:
+                continue
+            try:
+                await record_progress(details)
+            except Exception as exc:
+                self._error = exc
+                return
+            self._recorded = details
+            self.rpcs += 1
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
 @activity.defn(name="ocm.copy_blob")
 @_operator_errors
 async def copy_blob_activity(inp: BlobCopyInput) -> BlobCopyResult:
@@ -424,21 +492,26 @@ async def copy_blob_activity(inp: BlobCopyInput) -> BlobCopyResult:
     blob = inp.blob
     if blob.expected_sha256 and blob.digest != "sha256:" + blob.expected_sha256:
         raise DigestMismatch(f"{blob.label}: blob {blob.digest} does not match its resource digest")
+    timeout = info.heartbeat_timeout.total_seconds() if info.heartbeat_timeout else 30.0
+    recorder = ProgressRecorder(keepalive=max(0.5, min(10.0, timeout / 3)))
 
-    async def progress(s: UploadSession, _sent: int) -> None:
-        await record_progress(s.as_dict())
+    def progress(s: UploadSession, _sent: int) -> None:
+        recorder.update(s.as_dict())
 
-    async with client_for(inp.source, blob.src_registry) as src, client_for(inp.target) as dst:
-        stats = await copy_blob(
-            src,
-            blob.src_repo,
-            dst,
-            blob.dst_repo,
-            blob.digest,
-            chunk_size=inp.chunk_size,
-            session=session,
-            progress=progress,
-        )
+    try:
+        async with client_for(inp.source, blob.src_registry) as src, client_for(inp.target) as dst:
+            stats = await copy_blob(
+                src,
+                blob.src_repo,
+                dst,
+                blob.dst_repo,
+                blob.digest,
+                chunk_size=inp.chunk_size,
+                session=session,
+                progress=progress,
+            )
+    finally:
+        await recorder.aclose()
     return BlobCopyResult(
         digest=stats.digest,
         size=stats.size,
@@ -452,6 +525,7 @@ async def copy_blob_activity(inp: BlobCopyInput) -> BlobCopyResult:
 
 @activity.defn(name="ocm.copy_manifests")
 @_operator_errors
+@_kept_alive
 async def copy_manifests(inp: ManifestCopyInput) -> list[str]:
     done = []
     async with client_for(inp.target) as dst:
@@ -487,6 +561,21 @@ def _target_descriptor(source: dict[str, Any], plan: VersionPlan, src_base: Repo
 @activity.defn(name="ocm.finalise_version")
 @_operator_errors
 async def finalise_version(inp: FinaliseInput) -> TransportedVersion:
+    """Sign and write one version at the target, then read it back and verify it there.
+
+    Idempotent across attempts: the signed descriptor is recorded in a heartbeat before anything is
+    written, so an attempt after a crash or a worker shutdown writes the very same bytes (uploads of
+    present blobs are skipped), and a version already written by an earlier attempt is not written
+    again (:func:`_written_before`).
+    """
+    details = activity.info().heartbeat_details if activity.in_activity() else []
+    previous = details[-1] if details else None
+    progress: dict[str, Any] = {"details": previous if isinstance(previous, dict) else None}
+    async with keep_alive(lambda: progress["details"]):
+        return await _finalise(inp, previous, progress)
+
+
+async def _finalise(inp: FinaliseInput, previous: Any, progress: dict[str, Any]) -> TransportedVersion:
     plan = inp.plan
     src_base, dst_base = RepoBase.parse(inp.source.url), RepoBase.parse(inp.target.url)
     async with client_for(inp.source) as src, client_for(inp.target) as dst:
@@ -501,14 +590,22 @@ async def finalise_version(inp: FinaliseInput) -> TransportedVersion:
         if inp.sign is not None:
             key = sg.load_private_key(resolve_secret(inp.sign.private_key_ref))
             chain = sg.load_certificates(resolve_secret(inp.sign.certificate_ref)) if inp.sign.certificate_ref else []
-            desc = sg.sign_descriptor(
-                desc,
-                name=inp.sign.name,
-                private_key=key,
-                algorithm=inp.sign.algorithm,
-                normalisation=inp.sign.normalisation,
-                chain=chain,
-            )
+            signed = previous.get("signed") if isinstance(previous, dict) else None
+            if isinstance(signed, dict) and _unsigned(signed) == _unsigned(desc):
+                desc = signed  # signed by the attempt before: same bytes, no second descriptor
+            else:
+                desc = sg.sign_descriptor(
+                    desc,
+                    name=inp.sign.name,
+                    private_key=key,
+                    algorithm=inp.sign.algorithm,
+                    normalisation=inp.sign.normalisation,
+                    chain=chain,
+                )
+                progress["details"] = {"signed": desc}  # what the keep-alive repeats from now on
+                await record_progress(progress["details"])
+                if activity.in_activity():
+                    activity.heartbeat(progress["details"])  # replaces an older throttled heartbeat
             pub = (
                 sg.load_public_key(resolve_secret(inp.sign.public_key_ref))
                 if inp.sign.public_key_ref
@@ -517,8 +614,11 @@ async def finalise_version(inp: FinaliseInput) -> TransportedVersion:
         for lay in sv.blob_layers:
             if await dst.blob_size(dst_base.component_repo(plan.name), lay["digest"]) is None:
                 raise OCMError(f"{plan.name}:{plan.version}: local blob {lay['digest']} is missing at the target")
-        manifest_digest = await write_version(dst, dst_base, desc, sv.blob_layers)
-        activity.heartbeat("descriptor uploaded")
+        written = await _written_before(dst, dst_base, plan, desc, inp.sign, pub)
+        if written is not None:
+            manifest_digest = written  # an earlier attempt wrote it (killed or handed off afterwards)
+        else:
+            manifest_digest = await write_version(dst, dst_base, desc, sv.blob_layers)
         # Read back from the target and verify there: what a consumer will see.
         tv = await read_version(dst, dst_base, plan.name, plan.version)
         if tv.manifest_digest != manifest_digest:
@@ -547,11 +647,41 @@ async def finalise_version(inp: FinaliseInput) -> TransportedVersion:
     )
 
 
+async def _written_before(
+    dst: RegistryClient,
+    dst_base: RepoBase,
+    plan: VersionPlan,
+    desc: dict[str, Any],
+    sign: SigningSpec | None,
+    pub: Any,
+) -> str | None:
+    """The target's manifest digest when an earlier attempt of this activity already wrote this
+    version (it was killed or handed off afterwards): the same descriptor and, when signing, a valid
+    signature of ours. Signing again would write a new descriptor (RSASSA-PSS signatures differ every
+    time), i.e. a second write of the same version."""
+    try:
+        existing = await read_version(dst, dst_base, plan.name, plan.version)
+    except OCMError:
+        return None  # not there (ComponentNotFound) or unreadable: write it
+    if _unsigned(existing.descriptor) != _unsigned(desc):
+        return None
+    if sign is not None:
+        res = sg.verify_descriptor(existing.descriptor, name=sign.name, public_key=pub, strict=True)
+        if not res.valid:
+            return None
+    return existing.manifest_digest
+
+
+def _unsigned(descriptor: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in descriptor.items() if k != "signatures"}
+
+
 # --- verification step ------------------------------------------------------------------------------
 
 
 @activity.defn(name="ocm.verify_component")
 @_operator_errors
+@_kept_alive
 async def verify_component(inp: VerifyInput) -> VerifyResult:
     base = RepoBase.parse(inp.repository.url)
     async with client_for(inp.repository) as client:

@@ -8,15 +8,17 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.redfish.backend import PartUnknown, RedfishServer, list_system_paths
+from activities.liveness import keep_alive_sync, sleep_heartbeating
+from activities.redfish.backend import PartUnknown, list_system_paths, redfish_server
 from activities.redfish.client import ClientCache
 from activities.redfish.errors import classify
+from activities.redfish.interfaces import ServerInterfaces
 from activities.redfish.store import FileInventoryStore
 from definitions.server import (
     BiosApply,
@@ -42,6 +44,11 @@ from definitions.server import (
 T = TypeVar("T")
 
 
+def _const(value: object) -> Callable[[], object]:
+    """The details a keep-alive repeats during one blocking request."""
+    return lambda: value
+
+
 def _heartbeat(detail: object = None) -> None:
     """Heartbeat when running as an activity (the functions are also called directly in tests/bench)."""
     if activity.in_activity():
@@ -49,15 +56,25 @@ def _heartbeat(detail: object = None) -> None:
 
 
 class RedfishActivities:
-    """Activities bound to a client cache and an inventory store (one instance per worker)."""
+    """Activities bound to a client cache and an inventory store (one instance per worker).
+
+    Server operations go through the interfaces of ``activities.redfish.interfaces``; ``backend`` gives
+    them for a server (default: the Redfish implementation over the cached sushy connection), so
+    another backend, or a test's fake, stands in without touching the activities' logic.
+    """
 
     def __init__(
-        self, store: FileInventoryStore | None = None, poll_initial_s: float = 1.0, poll_max_s: float = 15.0
+        self,
+        store: FileInventoryStore | None = None,
+        poll_initial_s: float = 1.0,
+        poll_max_s: float = 15.0,
+        backend: Callable[[ServerRef], ServerInterfaces] | None = None,
     ) -> None:
         self.cache = ClientCache()
         self.store = store or FileInventoryStore()
         self.poll_initial_s = poll_initial_s
         self.poll_max_s = poll_max_s
+        self.backend = backend or self._redfish
 
     def all(self) -> list[Callable[..., object]]:
         return [
@@ -90,10 +107,11 @@ class RedfishActivities:
             self.cache.drop(conn)
             raise classify(exc, conn.label) from None
 
-    def _server(self, ref: ServerRef) -> RedfishServer:
-        return self._call(
-            ref.bmc, lambda: RedfishServer(self.cache.get(ref.bmc), ref.bmc.url, ref.system_path)
-        )
+    def _redfish(self, ref: ServerRef) -> ServerInterfaces:
+        return redfish_server(self.cache.get(ref.bmc), ref.bmc.url, ref.system_path)
+
+    def _server(self, ref: ServerRef) -> ServerInterfaces:
+        return self._call(ref.bmc, lambda: self.backend(ref))
 
     # -- discovery -----------------------------------------------------------------------------------
 
@@ -107,12 +125,14 @@ class RedfishActivities:
         conn = req.target.bmc
 
         def read() -> ServerSummary:
-            inv = RedfishServer(self.cache.get(conn), conn.url, req.target.system_path).inventory()
+            inv = redfish_server(self.cache.get(conn), conn.url, req.target.system_path).management.inventory()
             if req.store:
                 self.store.put_inventory(req.site, inv)
             return inv.summary()
 
-        return self._call(conn, read)
+        # A full inventory is many requests to a slow BMC: heartbeat while it runs.
+        with keep_alive_sync(lambda: req.target.system_path):
+            return self._call(conn, read)
 
     @activity.defn(name="redfish.load_snapshot")
     def load_snapshot(self, site: str) -> SiteSnapshot:
@@ -127,15 +147,15 @@ class RedfishActivities:
     @activity.defn(name="redfish.get_power")
     def get_power(self, ref: ServerRef) -> str:
         srv = self._server(ref)
-        return self._call(ref.bmc, srv.get_power_state) or "Unknown"
+        return self._call(ref.bmc, srv.power.get_power_state) or "Unknown"
 
     @activity.defn(name="redfish.power")
     def power(self, req: PowerRequest) -> StepOutcome:
         srv = self._server(req.server)
-        state = self._call(req.server.bmc, srv.get_power_state)
+        state = self._call(req.server.bmc, srv.power.get_power_state)
         if req.done_when and state == req.done_when:
             return StepOutcome(changed=False, detail=f"already {state}")
-        self._call(req.server.bmc, lambda: srv.set_power(req.action))
+        self._call(req.server.bmc, lambda: srv.power.set_power(req.action))
         return StepOutcome(changed=True, detail=f"{req.action} requested (was {state})")
 
     @activity.defn(name="redfish.wait_power")
@@ -146,15 +166,19 @@ class RedfishActivities:
         start = time.monotonic()
         delay = self.poll_initial_s
         state: str | None = None
+        detail: dict[str, Any] = {}
         while True:
-            state = self._call(req.server.bmc, srv.get_power_state)
+            with keep_alive_sync(_const(detail)):  # one BMC request may take its 30 s timeout
+                state = self._call(req.server.bmc, srv.power.get_power_state)
             waited = time.monotonic() - start
-            _heartbeat({"state": state, "waited_s": round(waited, 1)})
+            detail = {"state": state, "waited_s": round(waited, 1)}
+            _heartbeat(detail)
             if state == req.target:
                 return PowerWaitResult(reached=True, state=state, waited_s=waited)
             if waited >= req.timeout_s:
                 return PowerWaitResult(reached=False, state=state, waited_s=waited)
-            time.sleep(min(delay, max(0.0, req.timeout_s - waited)))
+            # Polls back off to poll_max_s; heartbeats continue meanwhile (heartbeat timeout 10 s).
+            sleep_heartbeating(min(delay, max(0.0, req.timeout_s - waited)), detail)
             delay = min(delay * 1.5, self.poll_max_s)
 
     # -- bios ----------------------------------------------------------------------------------------
@@ -164,8 +188,8 @@ class RedfishActivities:
         """Stage the attributes that differ as pending settings (applied at the next power on)."""
         srv = self._server(req.server)
         try:
-            current = self._call(req.server.bmc, srv.get_attributes)
-            pending = self._call(req.server.bmc, srv.get_pending)
+            current = self._call(req.server.bmc, srv.bios.get_attributes)
+            pending = self._call(req.server.bmc, srv.bios.get_pending)
         except PartUnknown as exc:
             raise ApplicationError(
                 f"BMC {req.server.bmc.label}: cannot apply BIOS attributes: {exc}",
@@ -187,7 +211,7 @@ class RedfishActivities:
                 changed=False,
                 detail="already set" if not staged else f"already pending: {', '.join(sorted(staged))}",
             )
-        self._call(req.server.bmc, lambda: srv.set_pending(dict(todo)))
+        self._call(req.server.bmc, lambda: srv.bios.set_pending(dict(todo)))
         return StepOutcome(changed=True, detail=f"pending: {', '.join(sorted(todo))}")
 
     # -- firmware ------------------------------------------------------------------------------------
@@ -198,12 +222,12 @@ class RedfishActivities:
         up = req.update
         try:
             if up.component and up.version:
-                items = self._call(req.server.bmc, srv.list_firmware)
+                items = self._call(req.server.bmc, srv.firmware.list_firmware)
                 for item in items:
                     if item.id == up.component and item.version == up.version:
                         return FirmwareStarted(skipped=True, detail=f"{item.id} already at {item.version}")
             uri = self._call(
-                req.server.bmc, lambda: srv.simple_update(up.image_uri, up.targets, up.transfer_protocol)
+                req.server.bmc, lambda: srv.firmware.simple_update(up.image_uri, up.targets, up.transfer_protocol)
             )
         except PartUnknown as exc:
             raise ApplicationError(
@@ -218,9 +242,12 @@ class RedfishActivities:
         srv = self._server(req.server)
         start = time.monotonic()
         delay = self.poll_initial_s
+        progress: dict[str, Any] = {}
         while True:
-            state, pct, msg = self._call(req.server.bmc, lambda: srv.task_state(req.task_uri))
-            _heartbeat({"state": state, "percent": pct})
+            with keep_alive_sync(_const(progress)):  # one BMC request may take its 30 s timeout
+                state, pct, msg = self._call(req.server.bmc, lambda: srv.firmware.task_state(req.task_uri))
+            progress = {"state": state, "percent": pct}
+            _heartbeat(progress)
             if state in ("Completed",):
                 return StepOutcome(changed=True, detail=f"{req.what} completed: {msg}".strip())
             if state in ("Exception", "Killed", "Cancelled", "Interrupted"):
@@ -236,7 +263,7 @@ class RedfishActivities:
                     type="FirmwareUpdateFailed",
                     non_retryable=True,
                 )
-            time.sleep(delay)
+            sleep_heartbeating(delay, progress)
             delay = min(delay * 1.5, self.poll_max_s)
 
     # -- image and virtual media ---------------------------------------------------------------------
@@ -282,7 +309,7 @@ class RedfishActivities:
         srv = self._server(req.server)
         bmc = req.server.bmc
         try:
-            slots = self._call(bmc, srv.list_slots)
+            slots = self._call(bmc, srv.virtual_media.list_slots)
         except PartUnknown as exc:
             raise ApplicationError(
                 f"BMC {bmc.label}: no virtual media: {exc}",
@@ -299,26 +326,26 @@ class RedfishActivities:
         if req.image_url is None:
             inserted = [s for s in cds if s.inserted]
             for s in inserted:
-                self._call(bmc, lambda s=s: srv.eject(s.path))  # type: ignore[misc]
+                self._call(bmc, lambda s=s: srv.virtual_media.eject(s.path))  # type: ignore[misc]
             return StepOutcome(changed=bool(inserted), detail="ejected" if inserted else "nothing inserted")
         for s in cds:
             if s.inserted and s.image == req.image_url:
                 return StepOutcome(changed=False, detail=f"already inserted in {s.id}")
         slot = cds[0]
         if slot.inserted:
-            self._call(bmc, lambda: srv.eject(slot.path))
-        self._call(bmc, lambda: srv.insert(slot.path, req.image_url or ""))
+            self._call(bmc, lambda: srv.virtual_media.eject(slot.path))
+        self._call(bmc, lambda: srv.virtual_media.insert(slot.path, req.image_url or ""))
         return StepOutcome(changed=True, detail=f"inserted in {slot.id}")
 
     @activity.defn(name="redfish.set_boot")
     def set_boot(self, req: BootRequest) -> StepOutcome:
         srv = self._server(req.server)
-        cur = self._call(req.server.bmc, srv.get_boot_override)
+        cur = self._call(req.server.bmc, srv.boot.get_boot_override)
         if (
             cur.get("target") == req.target
             and cur.get("enabled") == req.enabled
             and (req.mode is None or cur.get("mode") == req.mode)
         ):
             return StepOutcome(changed=False, detail="already set")
-        self._call(req.server.bmc, lambda: srv.set_boot_override(req.target, req.enabled, req.mode))
+        self._call(req.server.bmc, lambda: srv.boot.set_boot_override(req.target, req.enabled, req.mode))
         return StepOutcome(changed=True, detail=f"boot {req.target} {req.enabled} {req.mode or ''}".strip())

@@ -1,13 +1,16 @@
-"""One small interface per layer, after Ironic's driver interfaces (power, boot, management,
-bios, firmware, vendor/virtual media).
+"""One small interface per concern, after Ironic's driver interfaces (power, boot, management,
+bios, firmware, virtual media).
 
-The activities only talk to these protocols. :class:`activities.redfish.backend.RedfishServer`
-implements all of them over Redfish; an Ironic node (via openstacksdk) or an IronCore Server (via its
-Kubernetes API) can implement the same protocols and stand in without touching the workflows.
+The activities only talk to these protocols, through a :class:`ServerInterfaces` (Ironic's
+``task.driver``): ``srv.power.set_power(...)``, ``srv.bios.get_pending()``. ``activities.redfish.backend``
+implements each of them over Redfish, one class per concern; an Ironic node (via openstacksdk) or an
+IronCore Server (via its Kubernetes API) can implement the same protocols and stand in without
+touching the activities' logic or the workflows.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from definitions.server import FirmwareItem, SystemInventory, VirtualMediaSlot
@@ -59,13 +62,13 @@ class VirtualMediaInterface(Protocol):
     def eject(self, slot_path: str) -> None: ...
 
 
-class ServerBackend(
-    PowerInterface,
-    BootInterface,
-    ManagementInterface,
-    BiosInterface,
-    FirmwareInterface,
-    VirtualMediaInterface,
-    Protocol,
-):
-    """All layers of one server."""
+@dataclass(frozen=True)
+class ServerInterfaces:
+    """Every concern of one server, each behind its own interface (one implementation per backend)."""
+
+    power: PowerInterface
+    boot: BootInterface
+    management: ManagementInterface
+    bios: BiosInterface
+    firmware: FirmwareInterface
+    virtual_media: VirtualMediaInterface

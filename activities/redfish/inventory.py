@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sushy import exceptions as sx
 
-from activities.redfish.backend import RedfishServer, list_system_paths
+from activities.redfish.backend import list_system_paths, redfish_server
 from activities.redfish.client import connect
 from activities.redfish.errors import classify
 from definitions.server import BmcConnection, BmcInventory
@@ -14,7 +14,7 @@ def read_bmc_inventory(conn: BmcConnection) -> BmcInventory:
     """Every system behind one BMC. A BMC that cannot be read yields an inventory with `error` set."""
     try:
         root = connect(conn)
-        systems = [RedfishServer(root, conn.url, path).inventory() for path in list_system_paths(root)]
+        systems = [redfish_server(root, conn.url, path).management.inventory() for path in list_system_paths(root)]
     except (sx.SushyError, OSError) as exc:
         err = classify(exc, conn.label)
         return BmcInventory(bmc_url=conn.url, name=conn.name, error=err.message, error_type=err.type)

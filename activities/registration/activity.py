@@ -7,6 +7,7 @@ from collections.abc import Callable
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.liveness import keep_alive_sync
 from activities.redfish.store import FileInventoryStore
 from activities.registration.interface import Registrar
 from definitions.server import ProvisionFailure, RegisterInput, RegisterResult
@@ -43,9 +44,11 @@ class RegistrationActivities:
                 )
                 continue
             try:
-                out.registered.append(
-                    registrar.register(s, conn, self.store.get_inventory(inp.site.name, s.identity))
-                )
+                # Ironic's manage/provide take seconds per server: heartbeat meanwhile (timeout 15 s).
+                with keep_alive_sync(lambda: s.identity):  # noqa: B023 (used within this iteration)
+                    out.registered.append(
+                        registrar.register(s, conn, self.store.get_inventory(inp.site.name, s.identity))
+                    )
             except ApplicationError as exc:
                 if not exc.non_retryable:
                     raise
@@ -59,7 +62,7 @@ def default_registrar(inp: RegisterInput) -> Registrar:
     if inp.target == "ironcore":
         from activities.registration.ironcore import IronCoreRegistrar
 
-        return IronCoreRegistrar()
+        return IronCoreRegistrar(heartbeat=lambda what: activity.heartbeat(what) if activity.in_activity() else None)
     from activities.registration.ironic import IronicRegistrar
 
     return IronicRegistrar(endpoint=inp.ironic_endpoint, provide=inp.provide, deploy_image=inp.deploy_image)

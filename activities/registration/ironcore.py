@@ -1,17 +1,24 @@
-"""IronCore metal-operator registration: BMCSecret + BMC + Server (`metal.ironcore.dev/v1alpha1`,
-cluster-scoped), with the inventory in the Server's status, through the official `kubernetes` client.
+"""IronCore metal-operator registration (`metal.ironcore.dev/v1alpha1`, cluster-scoped), as metal-operator
+expects its clients to work: the orchestrator registers each BMC as a ``BMCSecret`` + ``BMC``
+(``spec.access.ip``, ``spec.protocol``, ``spec.bmcSecretRef``) and then waits for metal-operator to
+discover the BMC's systems and create their ``Server`` objects (matched by ``spec.systemUUID``) and
+report them Available. It never creates a Server nor writes a Server's status: metal-operator owns both.
 
-Objects get deterministic names from the BMC URL / server identity, so a retry finds what the first
-attempt created (409 -> read and update). The BMC password is resolved here, inside the activity, and
-only written into the BMCSecret object: it never travels through workflow history.
+Objects get deterministic names from the BMC URL, so a retry finds what the first attempt created
+(409 -> read and update). The BMC password is resolved here, inside the activity, and only written into
+the BMCSecret object: it never travels through workflow history.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import os
 import re
+import socket
+import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,6 +26,11 @@ from temporalio.exceptions import ApplicationError
 
 from activities.secrets import resolve_secret
 from definitions.server import BmcConnection, Registration, ServerSummary, SystemInventory
+
+#: How long metal-operator may take to discover a BMC's system and report its Server (seconds).
+DISCOVERY_TIMEOUT = float(os.environ.get("APEIRO_IRONCORE_DISCOVERY_TIMEOUT", "300"))
+#: Server states metal-operator reports once discovery is done.
+SETTLED = ("Available", "Reserved", "Maintenance")
 
 GROUP, VERSION = "metal.ironcore.dev", "v1alpha1"
 
@@ -65,41 +77,22 @@ def api_client_from_env() -> Any:
     return client.ApiClient()
 
 
-def server_status(summary: ServerSummary, inv: SystemInventory | None) -> dict[str, Any]:
-    status: dict[str, Any] = {
-        "state": "Available",
-        "manufacturer": summary.manufacturer,
-        "model": summary.model,
-        "serialNumber": summary.serial,
-        "powerState": summary.power_state,
-        "networkInterfaces": [{"name": f"nic{i}", "macAddress": m} for i, m in enumerate(summary.macs)],
-    }
-    if inv is not None:
-        status.update(
-            {
-                "sku": inv.sku,
-                "biosVersion": inv.bios_version,
-                "processors": [
-                    {"id": p.id, "modelName": p.model, "cores": p.cores, "threads": p.threads}
-                    for p in inv.processors or []
-                ],
-                "totalSystemMemory": f"{inv.memory_gib}Gi" if inv.memory_gib is not None else None,
-                "storages": [
-                    {"name": c.id, "drives": [{"name": d.id, "capacity": d.capacity_bytes} for d in c.drives]}
-                    for c in inv.storage or []
-                ],
-            }
-        )
-    return {k: v for k, v in status.items() if v is not None}
-
-
 class IronCoreRegistrar:
     target = "ironcore"
 
-    def __init__(self, api: Any = None) -> None:
+    def __init__(
+        self,
+        api: Any = None,
+        discovery_timeout: float = DISCOVERY_TIMEOUT,
+        poll_interval: float = 0.5,
+        heartbeat: Callable[[str], None] | None = None,
+    ) -> None:
         from kubernetes import client
 
-        self.api = api or client.CustomObjectsApi(api_client_from_env())
+        self.api: Any = api or client.CustomObjectsApi(api_client_from_env())
+        self.discovery_timeout = discovery_timeout
+        self.poll_interval = poll_interval
+        self.heartbeat = heartbeat or (lambda _: None)
 
     def _upsert(self, plural: str, body: dict[str, Any]) -> bool:
         """Create the object, or merge-patch its spec if it exists. Returns True if created."""
@@ -107,7 +100,7 @@ class IronCoreRegistrar:
 
         name = body["metadata"]["name"]
         try:
-            self.api.create_cluster_custom_object(GROUP, VERSION, plural, body)
+            self.api.create_cluster_custom_object(GROUP, VERSION, plural, body, field_validation="Strict")
             return True
         except ApiException as exc:
             if exc.status != 409:
@@ -115,7 +108,7 @@ class IronCoreRegistrar:
         patch = {k: v for k, v in body.items() if k in ("spec", "data", "metadata")}
         patch["metadata"] = {"labels": body["metadata"].get("labels", {})}
         try:
-            self.api.patch_cluster_custom_object(GROUP, VERSION, plural, name, patch)
+            self.api.patch_cluster_custom_object(GROUP, VERSION, plural, name, patch, field_validation="Strict")
         except ApiException as exc:
             raise self._error(exc, f"update {plural}/{name}") from None
         return False
@@ -124,17 +117,15 @@ class IronCoreRegistrar:
     def _error(exc: Any, what: str) -> ApplicationError:
         status = getattr(exc, "status", None)
         retry = status in (None, 0, 409, 429) or (status or 0) >= 500
+        body = str(getattr(exc, "body", "") or "")[:500]
         return ApplicationError(
-            f"IronCore API: {what} failed: HTTP {status} {getattr(exc, 'reason', '')}",
+            f"IronCore API: {what} failed: HTTP {status} {getattr(exc, 'reason', '')} {body}".strip(),
             type="IronCoreApiError",
             non_retryable=not retry,
         )
 
-    def register(
-        self, server: ServerSummary, bmc: BmcConnection, inventory: SystemInventory | None
-    ) -> Registration:
-        from kubernetes.client.exceptions import ApiException
-
+    def register_bmc(self, bmc: BmcConnection) -> tuple[str, bool]:
+        """BMCSecret + BMC for one BMC URL; returns the BMC's name and whether it was created."""
         parts = urlsplit(bmc.url)
         bmc_name = k8s_name("bmc", bmc.url)
         labels = {"apeiro.io/managed": "true"}
@@ -154,48 +145,89 @@ class IronCoreRegistrar:
                 "type": "Opaque",
             },
         )
-        self._upsert(
+        host = parts.hostname or ""
+        spec: dict[str, Any] = {
+            "access": {"ip": _ip_of(host)},
+            "protocol": {
+                "name": "Redfish",
+                "port": parts.port or (443 if parts.scheme == "https" else 80),
+                "scheme": parts.scheme,
+            },
+            "bmcSecretRef": {"name": bmc_name},
+        }
+        if host != spec["access"]["ip"]:
+            spec["hostname"] = host
+        created = self._upsert(
             "bmcs",
             {
                 "apiVersion": f"{GROUP}/{VERSION}",
                 "kind": "BMC",
                 "metadata": {"name": bmc_name, "labels": labels},
-                "spec": {
-                    "access": {"address": parts.hostname},
-                    "protocol": {
-                        "name": "Redfish",
-                        "port": parts.port or (443 if parts.scheme == "https" else 80),
-                        "scheme": parts.scheme,
-                    },
-                    "bmcSecretRef": {"name": bmc_name},
-                },
+                "spec": spec,
             },
         )
-        server_name = k8s_name("server", server.identity)
-        created = self._upsert(
-            "servers",
-            {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "Server",
-                "metadata": {"name": server_name, "labels": labels},
-                "spec": {
-                    "uuid": server.uuid or server.identity,
-                    "systemUUID": server.uuid or server.identity,
-                    "systemURI": server.system_path,
-                    "bmcRef": {"name": bmc_name},
-                },
-            },
-        )
-        try:
-            self.api.patch_cluster_custom_object_status(
-                GROUP, VERSION, "servers", server_name, {"status": server_status(server, inventory)}
-            )
-        except ApiException as exc:
-            raise self._error(exc, f"status of servers/{server_name}") from None
+        return bmc_name, created
+
+    def wait_for_server(self, bmc_name: str, bmc_url: str, system_uuid: str) -> dict[str, Any]:
+        """metal-operator's Server for this system, once it reports it settled (Available...)."""
+        from kubernetes.client.exceptions import ApiException
+
+        deadline = time.monotonic() + self.discovery_timeout
+        seen = "no Server yet"
+        while True:
+            self.heartbeat(f"waiting for metal-operator to discover {system_uuid} on {bmc_name}")
+            try:
+                listed: Any = self.api.list_cluster_custom_object(GROUP, VERSION, "servers")
+                items: list[dict[str, Any]] = listed.get("items") or []
+            except ApiException as exc:
+                raise self._error(exc, "list servers") from None
+            for obj in items:
+                if str((obj.get("spec") or {}).get("systemUUID", "")).lower() != system_uuid.lower():
+                    continue
+                state = str((obj.get("status") or {}).get("state") or "")
+                seen = f"Server {obj['metadata']['name']} is {state or 'without a state'}"
+                if state == "Error":
+                    raise ApplicationError(
+                        f"metal-operator reports Server {obj['metadata']['name']} (system {system_uuid}, BMC "
+                        f"{bmc_name} at {bmc_url}) in Error; see its conditions and events",
+                        type="ServerError",
+                        non_retryable=True,
+                    )
+                if state in SETTLED:
+                    return dict(obj)
+            if time.monotonic() > deadline:
+                raise ApplicationError(
+                    f"metal-operator did not report a Server for system {system_uuid} of BMC {bmc_name} "
+                    f"({bmc_url}) within {self.discovery_timeout:.0f}s ({seen}); check the BMC's status and "
+                    "that metal-operator can reach it",
+                    type="ServerNotDiscovered",
+                    non_retryable=True,
+                )
+            time.sleep(self.poll_interval)
+
+    def register(self, server: ServerSummary, bmc: BmcConnection, inventory: SystemInventory | None) -> Registration:
+        bmc_name, created = self.register_bmc(bmc)
+        obj = self.wait_for_server(bmc_name, bmc.url, server.uuid or server.identity)
         return Registration(
             identity=server.identity,
             target=self.target,
-            object_id=f"servers/{server_name}",
-            state="Available",
+            object_id=f"servers/{obj['metadata']['name']}",
+            state=str((obj.get("status") or {}).get("state")),
             created=created,
         )
+
+
+def _ip_of(host: str) -> str:
+    """``BMC.spec.access.ip`` wants an address: a name is resolved (and kept as ``spec.hostname``)."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    try:
+        return socket.gethostbyname(host)
+    except OSError:
+        raise ApplicationError(
+            f"cannot resolve BMC host {host!r} to an IP address for BMC.spec.access.ip",
+            type="BmcUnresolvable",
+            non_retryable=True,
+        ) from None

@@ -13,6 +13,7 @@ import contextlib
 import importlib
 import json
 import logging
+import os
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,12 +24,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from landscape.kubeapi import patches
+from landscape.kubeapi import crd as crds
+from landscape.kubeapi import openapi, patches
 from landscape.kubeapi.errors import ApiError
 from landscape.kubeapi.faults import Faults
 from landscape.kubeapi.kinds import Kind, KindRegistry, default_registry
 from landscape.kubeapi.selectors import field_selector, label_selector
 from landscape.kubeapi.store import Event, Store
+from landscape.kubeapi.table import table, wants_table
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,8 @@ class ApiServer:
 
     def __post_init__(self) -> None:
         self.store = Store(self.registry, history_size=self.history_size)
+        #: CustomResourceDefinitions: creating one serves its kind (see landscape.kubeapi.crd).
+        self.crds = crds.CrdServer(self.store)
 
     def kind(self, api_version: str, kind: str) -> Kind:
         k = self.registry.by_kind(api_version, kind)
@@ -104,6 +109,7 @@ def _resource_list(server: ApiServer, group: str, version: str) -> dict[str, Any
                 "kind": k.kind,
                 "verbs": VERBS,
                 "shortNames": list(k.short_names),
+                **({"categories": list(k.categories)} if k.categories else {}),
             }
         )
         if k.status_subresource:
@@ -212,6 +218,18 @@ def make_app(server: ApiServer) -> Starlette:
     async def healthz(request: Request) -> Response:
         return Response("ok", media_type="text/plain")
 
+    async def openapi_v2(request: Request) -> Response:
+        return json_response(openapi.v2(server.registry))
+
+    async def openapi_v3(request: Request) -> Response:
+        gv = request.path_params.get("path", "")
+        if not gv:
+            return json_response(openapi.v3_root(server.registry))
+        doc = openapi.v3_document(server.registry, gv.strip("/"))
+        if doc is None:
+            return error_response(ApiError(404, f"the server could not find the requested resource (/openapi/v3/{gv})"))
+        return json_response(doc)
+
     async def resource(request: Request) -> Response:
         server.stats["requests"] += 1
         path = request.url.path
@@ -231,7 +249,16 @@ def make_app(server: ApiServer) -> Starlette:
             target = parse_path(server, path)
             if target is None:
                 raise ApiError(404, f"the server could not find the requested resource ({path})")
-            return await dispatch(request, target)
+            mode = request.query_params.get("fieldValidation") or "Warn"
+            if mode not in ("Strict", "Warn", "Ignore"):
+                raise ApiError(400, f"fieldValidation must be one of Strict, Warn, Ignore, got {mode!r}")
+            crds.FIELD_VALIDATION.set(mode)
+            warnings: list[str] = []
+            crds.WARNINGS.set(warnings)
+            response = await dispatch(request, target)
+            for text in dict.fromkeys(warnings):
+                response.headers.append("Warning", f"299 - {json.dumps(text)}")
+            return response
         except ApiError as err:
             return error_response(err)
 
@@ -257,8 +284,13 @@ def make_app(server: ApiServer) -> Starlette:
         dry_run = q.get("dryRun") == "All"
         manager = q.get("fieldManager") or request.headers.get("user-agent", "unknown").split("/")[0]
         ns = t.namespace
+        as_table = wants_table(request.headers.get("accept", ""))
+        include = q.get("includeObject") or "Metadata"
         if verb == "get":
-            return json_response(store.get(t.kind, ns, t.name or ""))
+            obj = store.get(t.kind, ns, t.name or "")
+            if as_table:
+                return json_response(table(t.kind, [obj], obj["metadata"]["resourceVersion"], include))
+            return json_response(obj)
         if verb in ("list", "watch"):
             if t.kind.namespaced is False:
                 ns = None
@@ -271,6 +303,8 @@ def make_app(server: ApiServer) -> Starlette:
             if verb == "watch":
                 return watch(request, t, ns, matcher)
             items, rv = store.list_objects(t.kind, ns, matcher)
+            if as_table:
+                return json_response(table(t.kind, items, str(rv), include))
             return json_response(
                 {
                     "kind": t.kind.list_kind,
@@ -367,8 +401,12 @@ def make_app(server: ApiServer) -> Starlette:
         cut = server.faults.take_watch_cut(t.kind.plural)
         kind = t.kind
 
+        as_table = wants_table(request.headers.get("accept", ""))
+
         def line(ev: Event) -> bytes:
-            return (json.dumps({"type": ev.type, "object": ev.obj}, separators=(",", ":")) + "\n").encode()
+            # `kubectl get -w` watches as Table: each event carries a one-row Table, as kube-apiserver sends.
+            obj = table(kind, [ev.obj], str(ev.rv), q.get("includeObject") or "Metadata") if as_table else ev.obj
+            return (json.dumps({"type": ev.type, "object": obj}, separators=(",", ":")) + "\n").encode()
 
         def bookmark() -> bytes:
             obj = {
@@ -503,6 +541,9 @@ def make_app(server: ApiServer) -> Starlette:
         Route("/apis", apis),
         Route("/apis/", apis),
         Route("/healthz", healthz),
+        Route("/openapi/v2", openapi_v2),
+        Route("/openapi/v3", openapi_v3),
+        Route("/openapi/v3/{path:path}", openapi_v3),
         Route("/readyz", healthz),
         Route("/livez", healthz),
         Route("/admin/faults", admin_faults, methods=["GET", "POST", "DELETE"]),
@@ -533,6 +574,9 @@ def make_app(server: ApiServer) -> Starlette:
 def build_server(plugins: list[str] | None = None, config: dict[str, Any] | None = None) -> ApiServer:
     """An ApiServer with the named plugin modules installed (each has ``install(server)``)."""
     server = ApiServer(plugin_config=dict(config or {}))
+    paths = server.plugin_config.get("crds.paths")
+    if paths:
+        server.crds.load(paths if isinstance(paths, list) else str(paths).split(os.pathsep))
     for name in plugins or []:
         importlib.import_module(name).install(server)
     return server

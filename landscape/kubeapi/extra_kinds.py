@@ -1,4 +1,4 @@
-"""Kinds other lifecycles need, with minimal schemas: IronCore metal objects and Konfidence Stages.
+"""Kinds other lifecycles need, with minimal schemas: IronCore metal objects.
 
 Install with the plugin name ``landscape.kubeapi.extra_kinds``. The schemas check only what our
 workflows rely on; the controllers that act on these kinds live with their lifecycles.
@@ -14,8 +14,6 @@ from landscape.kubeapi.kinds import AdmissionRequest, Kind
 
 METAL_GROUP = "metal.ironcore.dev"
 METAL_VERSION = "v1alpha1"
-KONFIDENCE_GROUP = "konfidence.cloud"
-KONFIDENCE_VERSION = "v1alpha1"
 
 
 def _require(req: AdmissionRequest, checks: list[tuple[str, bool, str]]) -> None:
@@ -82,19 +80,6 @@ def validate_server(req: AdmissionRequest) -> None:
         )
 
 
-def validate_stage(req: AdmissionRequest) -> None:
-    if req.operation == "DELETE" or req.subresource:
-        return
-    vector = _spec(req).get("vector")
-    if vector is not None and not isinstance(vector, (str, dict)):
-        raise errors.invalid(
-            req.kind.kind,
-            req.kind.group,
-            req.name,
-            [("spec.vector", "FieldValueInvalid", "Invalid value: an OCM component version reference")],
-        )
-
-
 def kinds() -> list[Kind]:
     return [
         Kind(METAL_GROUP, METAL_VERSION, "BMC", "bmcs", namespaced=False, validate=[validate_bmc]),
@@ -108,7 +93,6 @@ def kinds() -> list[Kind]:
             validate=[validate_bmc_secret],
         ),
         Kind(METAL_GROUP, METAL_VERSION, "Server", "servers", namespaced=False, validate=[validate_server]),
-        Kind(KONFIDENCE_GROUP, KONFIDENCE_VERSION, "Stage", "stages", validate=[validate_stage]),
     ]
 
 

@@ -51,6 +51,16 @@ class Kind:
     merge_keys: dict[str, str] | None = None
     admit: list[Hook] = field(default_factory=list)
     validate: list[Hook] = field(default_factory=list)
+    #: Run on every body a client writes, before anything else looks at it (what decoding does in
+    #: kube-apiserver: a custom resource's unknown fields are pruned and defaults applied here).
+    decode: list[Callable[[dict[str, Any]], None]] = field(default_factory=list)
+    #: The structural ``openAPIV3Schema`` of a kind served from a CustomResourceDefinition (else None).
+    schema: dict[str, Any] | None = None
+    #: ``additionalPrinterColumns`` of the served version (Table output).
+    columns: list[dict[str, Any]] = field(default_factory=list)
+    categories: tuple[str, ...] = ()
+    #: The CustomResourceDefinition that serves this kind ("" for built-in kinds).
+    crd: str = ""
 
     @property
     def api_version(self) -> str:
@@ -88,6 +98,9 @@ class KindRegistry:
             kind.singular = kind.kind.lower()
         self._kinds[kind.key()] = kind
         return kind
+
+    def unregister(self, key: tuple[str, str, str]) -> Kind | None:
+        return self._kinds.pop(key, None)
 
     def get(self, group: str, version: str, plural: str) -> Kind | None:
         return self._kinds.get((group, version, plural))

@@ -167,6 +167,8 @@ class Store:
         obj = copy.deepcopy(body)
         if not isinstance(obj, dict):
             raise errors.ApiError(400, "the request body must be a JSON object")
+        for decode in kind.decode:
+            decode(obj)
         meta = obj.setdefault("metadata", {})
         if not isinstance(meta, dict):
             raise errors.ApiError(400, "metadata must be an object")
@@ -240,6 +242,8 @@ class Store:
         if not isinstance(body, dict):
             raise errors.ApiError(400, "the request body must be a JSON object")
         new = copy.deepcopy(body)
+        for decode in kind.decode:
+            decode(new)
         bmeta = new.get("metadata") or {}
         if bmeta.get("name") not in (None, name):
             raise errors.ApiError(

@@ -1,11 +1,14 @@
 """Crash campaign: pipelines (core steps + cluster lifecycle) on two `apeiro worker` processes, one of
-them killed with SIGKILL at a random point; and Temporal dev-server restarts mid-pipeline.
+them killed with SIGKILL or stopped with SIGTERM (a rolling restart) at a random point; and Temporal
+dev-server restarts mid-pipeline.
 
-    python -m tests.chaos.campaign --runs 10 [--restarts 3] [--seed 7]
+    python -m tests.chaos.campaign --runs 10 [--terms 10] [--restarts 3] [--seed 7]
 
-prints one line per run and a summary: runs, kills, restarts, completed, duplicates. A duplicate is a
-side effect on the garden API that a clean run does not have: a second successful Shoot create, or
-a Shoot spec changed more often (metadata.generation higher) than in the clean baseline run.
+prints one line per run and a summary: runs, kills, SIGTERMs, restarts, completed, duplicates, and the
+recovery time per disruption kind (median and max; see tests/chaos/recovery.py for what counts as
+progress again). The worker to kill or stop is one running an activity of the run when there is one. A duplicate is a side effect on the garden API that a clean run does not have: a
+second successful Shoot create, or a Shoot spec changed more often (metadata.generation higher) than
+in the clean baseline run.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +31,12 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
 from tests.chaos.harness import ChaosLandscape, WorkerPool, chaos_landscape, retried_activities
+from tests.chaos.recovery import RecoveryFigures, busy_worker_pids, recovery_after, run_workflow_ids
 from workers.cli.pipeline import start_pipeline
 from workers.config import data_converter
 
 SHOOTS = "/apis/core.gardener.cloud/v1beta1/namespaces/garden-edge/shoots"
+KIND_LABEL = {"kill": "kill -9", "term": "SIGTERM", "restart": "dev-server restart"}
 QUEUES = "pipeline,gardener"
 
 
@@ -105,7 +111,7 @@ def crash_pipeline() -> dict[str, Any]:
 @dataclass
 class RunRecord:
     site: str
-    disruption: str  # "none", "kill", "restart"
+    disruption: str  # "none", "kill", "term", "restart"
     at_seconds: float
     completed: bool
     seconds: float
@@ -116,12 +122,16 @@ class RunRecord:
     error: str = ""
     #: Activities that needed a second attempt (the disruption hit work in flight).
     retried: int = 0
+    #: Seconds from the disruption until the interrupted work ran again (None: nothing interrupted).
+    recovery_s: float | None = None
+    recovery: str = ""
 
 
 @dataclass
 class Report:
     runs: int = 0
     kills: int = 0
+    terms: int = 0
     restarts: int = 0
     completed: int = 0
     duplicates: int = 0
@@ -131,15 +141,16 @@ class Report:
     baseline_patches: int = 0
     baseline_generation: int = 0
     records: list[RunRecord] = field(default_factory=list)
+    recovery: RecoveryFigures = field(default_factory=RecoveryFigures)
 
     def summary(self) -> str:
         return (
-            f"crash campaign: runs={self.runs} kills={self.kills} restarts={self.restarts} "
+            f"crash campaign: runs={self.runs} kills={self.kills} terms={self.terms} restarts={self.restarts} "
             f"completed={self.completed} duplicates={self.duplicates} "
             f"runs-with-retried-activities={self.interrupted} "
             f"(+{self.missed} runs that ended before their disruption was due) "
             f"(clean run {self.baseline_seconds:.1f}s, {self.baseline_patches} shoot patches, "
-            f"generation {self.baseline_generation})"
+            f"generation {self.baseline_generation})\n" + self.recovery.summary(self.baseline_seconds)
         )
 
 
@@ -179,13 +190,20 @@ async def run_one(
     at = rng.uniform(0.3, max(0.5, window)) if disruption != "none" else 0.0
 
     fired = asyncio.Event()
+    fired_at = datetime.now(UTC)
 
     async def disrupt() -> None:
+        nonlocal fired_at
         await asyncio.sleep(at)
+        busy = await busy_worker_pids(client, handle.id) if disruption in ("kill", "term") else set()
+        fired_at = datetime.now(UTC)
         fired.set()
         if disruption == "kill":
-            pool.kill_one(rng)
+            pool.kill_one(rng, busy)
             report.kills += 1
+        elif disruption == "term":
+            pool.term_one(rng, busy)
+            report.terms += 1
         elif disruption == "restart":
             await asyncio.to_thread(land.restart_temporal)
             report.restarts += 1
@@ -217,11 +235,17 @@ async def run_one(
     duplicates = max(0, creates - 1) if completed else 0
     if report.baseline_generation:
         duplicates += max(0, generation - report.baseline_generation)
-    # Keep two workers for the next run.
+    # Keep two workers for the next run (a worker stopping after SIGTERM has exited by now or soon).
+    exit_codes = pool.reap()
+    if any(exit_codes):
+        error = error or f"a worker stopped with SIGTERM exited {exit_codes}"
     missing = 2 - len(pool.alive())
     if missing > 0:
         pool.start(missing)
     retried = await retried_activities(client, handle.id, result) if completed else 0
+    recovery = None
+    if completed and fired.is_set():
+        recovery = await recovery_after(client, run_workflow_ids(handle.id, result), fired_at)
     return RunRecord(
         site,
         disruption,
@@ -234,10 +258,12 @@ async def run_one(
         duplicates,
         error,
         retried,
+        None if recovery is None or recovery.seconds is None else round(recovery.seconds, 2),
+        recovery.describe() if recovery else "",
     )
 
 
-async def campaign(runs: int, restarts: int, seed: int, state: Path, verbose: bool = True) -> Report:
+async def campaign(runs: int, restarts: int, seed: int, state: Path, verbose: bool = True, terms: int = 0) -> Report:
     rng = random.Random(seed)
     report = Report()
     with chaos_landscape(state) as land:
@@ -259,10 +285,10 @@ async def campaign(runs: int, restarts: int, seed: int, state: Path, verbose: bo
             report.baseline_generation = base.generation
             if verbose:
                 print(f"baseline: {json.dumps(asdict(base))}", flush=True)
-            plan = ["kill"] * runs + ["restart"] * restarts
+            plan = ["kill"] * runs + ["term"] * terms + ["restart"] * restarts
             rng.shuffle(plan)
-            attempts = 0
-            while plan and attempts < 3 * (runs + restarts):
+            attempts, limit = 0, 3 * len(plan)
+            while plan and attempts < limit:
                 attempts += 1
                 disruption = plan[0]
                 rec = await run_one(land, client, pool, rng, disruption, 0.8 * base.seconds, report)
@@ -276,6 +302,8 @@ async def campaign(runs: int, restarts: int, seed: int, state: Path, verbose: bo
                 report.duplicates += rec.duplicates
                 report.interrupted += int(rec.retried > 0)
                 report.records.append(rec)
+                if rec.completed:
+                    report.recovery.add(KIND_LABEL[disruption], rec.recovery_s)
                 if verbose:
                     print(json.dumps(asdict(rec)), flush=True)
         finally:
@@ -286,13 +314,14 @@ async def campaign(runs: int, restarts: int, seed: int, state: Path, verbose: bo
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=10, help="pipelines with one worker killed (kill -9)")
+    parser.add_argument("--terms", type=int, default=0, help="pipelines with one worker stopped by SIGTERM")
     parser.add_argument("--restarts", type=int, default=3, help="pipelines with a dev-server restart")
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--state", type=Path, default=None, help="state directory (default: a temp dir)")
     args = parser.parse_args()
     print(f"seed={args.seed}", flush=True)
     with tempfile.TemporaryDirectory(prefix="apeiro-chaos-") as tmp:
-        report = asyncio.run(campaign(args.runs, args.restarts, args.seed, args.state or Path(tmp)))
+        report = asyncio.run(campaign(args.runs, args.restarts, args.seed, args.state or Path(tmp), terms=args.terms))
     print(report.summary())
     return 0 if report.completed == report.runs and report.duplicates == 0 else 1
 

@@ -19,56 +19,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
 import random
 import tempfile
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
 from landscape.kubeapi.admin import KubeApiAdmin
 from landscape.ocm_example import push_example
 from tests.chaos.campaign import QUEUES, crash_pipeline
-from tests.chaos.harness import REPO, ChaosLandscape, WorkerPool, chaos_landscape
+from tests.chaos.common import FaultReport, FaultRun, emit
+from tests.chaos.harness import ChaosLandscape, campaign_workers, chaos_landscape
 from tests.chaos.ocm import OcmLandscape, ocm_landscape, transport_pipeline
 from workers.cli.pipeline import start_pipeline
-from workers.config import data_converter
+from workflows.failures import failure_chain
 
 NS = "garden-edge"
 TRANSIENT = ("api-409", "api-429", "api-503", "cut-watches", "shoot-error")
-
-
-@dataclass
-class FaultRun:
-    site: str
-    faults: list[str]
-    outcome: str  # succeeded | failed-as-expected | wrong-outcome | hung
-    seconds: float
-    message: str = ""
-    #: Faulty answers the proxy actually gave (registry runs; a fault timed after the end never fires).
-    served: int = -1
-
-
-@dataclass
-class FaultReport:
-    runs: int = 0
-    faults_injected: int = 0
-    succeeded: int = 0
-    failed_as_expected: int = 0
-    wrong: int = 0
-    hung: int = 0
-    records: list[FaultRun] = field(default_factory=list)
-
-    def summary(self) -> str:
-        return (
-            f"fault campaign: runs={self.runs} faults={self.faults_injected} succeeded={self.succeeded} "
-            f"failed-as-expected={self.failed_as_expected} wrong-outcome={self.wrong} hung={self.hung}"
-        )
 
 
 def inject(admin: KubeApiAdmin, fault: str, site: str, rng: random.Random) -> None:
@@ -82,17 +54,52 @@ def inject(admin: KubeApiAdmin, fault: str, site: str, rng: random.Random) -> No
         admin.post("/admin/gardener/faults", {"fault": "quota-exceeded", "shoot": f"{NS}/{site}"})
 
 
+def fire_at(timed: list[tuple[str, float]], t0: float, inject: Callable[[str], Awaitable[None]]) -> asyncio.Task[None]:
+    """Inject each fault at its second after ``t0`` (in time order), in the background."""
+
+    async def fire() -> None:
+        for fault, at in sorted(timed, key=lambda x: x[1]):
+            await asyncio.sleep(max(0.0, at - (time.monotonic() - t0)))
+            await inject(fault)
+
+    return asyncio.create_task(fire())
+
+
 def failure_text(exc: BaseException) -> tuple[str, bool]:
     """The whole cause chain's messages, and whether the failure was non-retryable."""
-    parts: list[str] = []
-    non_retryable = False
-    cur: BaseException | None = exc
-    while cur is not None:
-        parts.append(str(cur))
-        if isinstance(cur, ApplicationError) and cur.non_retryable:
-            non_retryable = True
-        cur = cur.__cause__
-    return " | ".join(parts), non_retryable
+    chain = list(failure_chain(exc))
+    non_retryable = any(isinstance(cur, ApplicationError) and cur.non_retryable for cur in chain)
+    return " | ".join(str(cur) for cur in chain), non_retryable
+
+
+async def judge(
+    injector: asyncio.Task[None],
+    handle: WorkflowHandle[Any, Any],
+    deadline: float,
+    fatal: str | None,
+    unexpected_success: str,
+) -> tuple[str, str]:
+    """(outcome, message) of a run that must fail non-retryably naming ``fatal`` (when given) or succeed;
+    the fault ``injector`` stops when the run ends."""
+    try:
+        return await _judge(handle, deadline, fatal, unexpected_success)
+    finally:
+        injector.cancel()
+
+
+async def _judge(
+    handle: WorkflowHandle[Any, Any], deadline: float, fatal: str | None, unexpected_success: str
+) -> tuple[str, str]:
+    try:
+        await asyncio.wait_for(handle.result(), deadline)
+    except TimeoutError:
+        await handle.terminate("fault campaign: hung")
+        return "hung", f"no result after {deadline:.0f}s"
+    except WorkflowFailureError as exc:
+        message, non_retryable = failure_text(exc)
+        ok = fatal is not None and non_retryable and fatal in message
+        return ("failed-as-expected" if ok else "wrong-outcome"), message
+    return ("wrong-outcome", unexpected_success) if fatal else ("succeeded", "")
 
 
 async def run_one(
@@ -116,25 +123,11 @@ async def run_one(
     t0 = time.monotonic()
     handle = await start_pipeline(client, crash_pipeline(), {"site": site})
 
-    async def fire() -> None:
-        for fault, at in sorted(timed, key=lambda x: x[1]):
-            await asyncio.sleep(max(0.0, at - (time.monotonic() - t0)))
-            await asyncio.to_thread(inject, admin, fault, site, rng)
+    async def one(fault: str) -> None:
+        await asyncio.to_thread(inject, admin, fault, site, rng)
 
-    injector = asyncio.create_task(fire())
-    expect_failure = "quota-exceeded" in faults
-    try:
-        await asyncio.wait_for(handle.result(), deadline)
-        outcome = "wrong-outcome" if expect_failure else "succeeded"
-        message = "succeeded despite quota-exceeded" if expect_failure else ""
-    except TimeoutError:
-        outcome, message = "hung", f"no result after {deadline:.0f}s"
-        await handle.terminate("fault campaign: hung")
-    except WorkflowFailureError as exc:
-        message, non_retryable = failure_text(exc)
-        ok = expect_failure and non_retryable and "ERR_INFRA_QUOTA_EXCEEDED" in message
-        outcome = "failed-as-expected" if ok else "wrong-outcome"
-    injector.cancel()
+    fatal = "ERR_INFRA_QUOTA_EXCEEDED" if "quota-exceeded" in faults else None
+    outcome, message = await judge(fire_at(timed, t0, one), handle, deadline, fatal, "succeeded despite quota-exceeded")
     admin.clear_faults()
     admin.client.delete("/admin/gardener/faults")
     return FaultRun(site, faults, outcome, round(time.monotonic() - t0, 1), message[:300])
@@ -146,28 +139,16 @@ async def fault_campaign(
     rng = random.Random(seed)
     report = FaultReport()
     with chaos_landscape(state) as land:
-        logs = state / "workers"
-        logs.mkdir(exist_ok=True)
-        pool = WorkerPool(land.env(), QUEUES, logs)
-        pool.start(2)
-        admin = KubeApiAdmin(land.garden.url)
-        try:
-            client = await Client.connect(land.temporal.address, data_converter=data_converter())
-            for i in range(runs):
-                quota = quota_plan[i] if quota_plan and i < len(quota_plan) else None
-                rec = await run_one(land, admin, client, rng, deadline, quota)
-                report.runs += 1
-                report.faults_injected += len(rec.faults)
-                report.succeeded += rec.outcome == "succeeded"
-                report.failed_as_expected += rec.outcome == "failed-as-expected"
-                report.wrong += rec.outcome == "wrong-outcome"
-                report.hung += rec.outcome == "hung"
-                report.records.append(rec)
-                if verbose:
-                    print(json.dumps(asdict(rec)), flush=True)
-        finally:
-            admin.close()
-            pool.stop()
+        async with campaign_workers(land.temporal.address, land.env(), QUEUES, state) as (_, client, _):
+            admin = KubeApiAdmin(land.garden.url)
+            try:
+                for i in range(runs):
+                    quota = quota_plan[i] if quota_plan and i < len(quota_plan) else None
+                    rec = await run_one(land, admin, client, rng, deadline, quota)
+                    report.count(rec, len(rec.faults))
+                    emit(rec, verbose)
+            finally:
+                admin.close()
     return report
 
 
@@ -193,28 +174,15 @@ async def run_one_ocm(
         client, transport_pipeline(land.keys), {"source": land.source_url, "target": f"{land.proxy.url}/{prefix}"}
     )
 
-    async def fire() -> None:
-        for fault, at in sorted(timed, key=lambda x: x[1]):
-            await asyncio.sleep(max(0.0, at - (time.monotonic() - t0)))
-            if fault == "reg-cut":
-                land.proxy.cut_next(rng.randint(1, 3))
-            else:
-                land.proxy.fail_next(int(fault[4:]), rng.randint(1, 4))
+    async def one(fault: str) -> None:
+        if fault == "reg-cut":
+            land.proxy.cut_next(rng.randint(1, 3))
+        else:
+            land.proxy.fail_next(int(fault[4:]), rng.randint(1, 4))
 
-    injector = asyncio.create_task(fire())
-    expect_failure = "reg-401" in faults
-    try:
-        await asyncio.wait_for(handle.result(), deadline)
-        outcome = "wrong-outcome" if expect_failure else "succeeded"
-        message = "succeeded although the registry refused the credentials" if expect_failure else ""
-    except TimeoutError:
-        outcome, message = "hung", f"no result after {deadline:.0f}s"
-        await handle.terminate("fault campaign: hung")
-    except WorkflowFailureError as exc:
-        message, non_retryable = failure_text(exc)
-        ok = expect_failure and non_retryable and "BadCredentials" in message
-        outcome = "failed-as-expected" if ok else "wrong-outcome"
-    injector.cancel()
+    expected = "BadCredentials" if "reg-401" in faults else None
+    unexpected = "succeeded although the registry refused the credentials"
+    outcome, message = await judge(fire_at(timed, t0, one), handle, deadline, expected, unexpected)
     land.proxy.clear_faults()
     return FaultRun(
         prefix,
@@ -233,32 +201,12 @@ async def ocm_fault_campaign(
     report = FaultReport()
     with ocm_landscape(state) as land:
         await push_example(land.source_url, big_blob=20 << 20)
-        logs = state / "workers"
-        logs.mkdir(exist_ok=True)
-        env = {
-            **os.environ,
-            **land.temporal.env(),
-            "APEIRO_CHAOS_SITE_PASSWORD": land.site.password or "",
-            "PYTHONPATH": str(REPO),
-        }
-        pool = WorkerPool(env, "pipeline,ocm", logs)
-        pool.start(2)
-        try:
-            client = await Client.connect(land.temporal.address, data_converter=data_converter())
+        async with campaign_workers(land.temporal.address, land.worker_env(), "pipeline,ocm", state) as (_, client, _):
             for i in range(runs):
                 fatal = fatal_plan[i] if fatal_plan and i < len(fatal_plan) else None
                 rec = await run_one_ocm(land, client, rng, deadline, fatal)
-                report.runs += 1
-                report.faults_injected += rec.served
-                report.succeeded += rec.outcome == "succeeded"
-                report.failed_as_expected += rec.outcome == "failed-as-expected"
-                report.wrong += rec.outcome == "wrong-outcome"
-                report.hung += rec.outcome == "hung"
-                report.records.append(rec)
-                if verbose:
-                    print(json.dumps(asdict(rec)), flush=True)
-        finally:
-            pool.stop()
+                report.count(rec, rec.served)
+                emit(rec, verbose)
     return report
 
 

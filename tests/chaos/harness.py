@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,10 +29,12 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+from temporalio.client import Client
 
 from landscape.kubeapi.part import KubeApiServer
 from landscape.process import free_port, port_open
 from landscape.temporal import TemporalDevServer
+from workers.config import data_converter
 
 REPO = Path(__file__).resolve().parents[2]
 HOP = {"host", "content-length", "transfer-encoding", "connection", "keep-alive"}
@@ -161,33 +163,79 @@ class WorkerPool:
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     kills: int = 0
     started: int = 0
+    #: Workers sent SIGTERM that may still be finishing (a rolling restart's old generation).
+    stopping: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def start(self, n: int = 1) -> None:
+    def start(self, n: int = 1, ready_timeout: float = 90) -> None:
+        """Start ``n`` workers and wait until they poll (as a rolling deploy waits for readiness
+        before stopping the old generation; otherwise a campaign would time Python's start-up)."""
+        logs = []
         for _ in range(n):
             self.started += 1
-            log = open(self.log_dir / f"worker-{self.started}.log", "wb")
+            path = self.log_dir / f"worker-{self.started}.log"
+            log = open(path, "wb")
             proc = subprocess.Popen(
                 [sys.executable, "-m", "workers.cli", "worker", "--queues", self.queues],
-                env=self.env,
+                env={**self.env, "PYTHONUNBUFFERED": "1"},
                 cwd=REPO,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
             log.close()
             self.procs.append(proc)
+            logs.append((proc, path))
+        deadline = time.monotonic() + ready_timeout
+        for proc, path in logs:
+            while b"workers running" not in path.read_bytes():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"worker {proc.pid} did not start polling; see {path}")
+                time.sleep(0.1)
+
+    def top_up(self, n: int) -> None:
+        """Start workers until ``n`` are alive (after a kill, for the next run)."""
+        missing = n - len(self.alive())
+        if missing > 0:
+            self.start(missing)
 
     def alive(self) -> list[subprocess.Popen[bytes]]:
-        return [p for p in self.procs if p.poll() is None]
+        """Live workers that still poll (not those stopping after SIGTERM)."""
+        return [p for p in self.procs if p.poll() is None and p not in self.stopping]
 
-    def kill_one(self, rng: random.Random) -> int:
+    def term_one(self, rng: random.Random, prefer: set[int] | None = None) -> int:
+        """SIGTERM one live worker (what compose/Kubernetes do on a rolling restart); return its pid.
+        It stops polling at once and exits when its activities are finished or handed off."""
+        victim = self.pick(rng, prefer)
+        victim.send_signal(signal.SIGTERM)
+        self.stopping.append(victim)
+        return victim.pid
+
+    def reap(self, timeout: float = 30) -> list[int]:
+        """Wait for the workers stopping after SIGTERM; return their exit codes (kill -9 the late)."""
+        codes = []
+        for p in self.stopping:
+            try:
+                codes.append(p.wait(timeout=timeout))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                codes.append(p.wait(timeout=5))
+        self.stopping.clear()
+        return codes
+
+    def pick(self, rng: random.Random, prefer: set[int] | None = None) -> subprocess.Popen[bytes]:
+        """A live worker, one of the ``prefer`` pids (busy with the run's work) when possible."""
+        busy = [p for p in self.alive() if prefer and p.pid in prefer]
+        return rng.choice(busy or self.alive())
+
+    def kill_one(self, rng: random.Random, prefer: set[int] | None = None) -> int:
         """kill -9 one live worker; return its pid."""
-        victim = rng.choice(self.alive())
+        victim = self.pick(rng, prefer)
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=10)
         self.kills += 1
         return victim.pid
 
     def stop(self) -> None:
+        self.stopping.clear()
         for p in self.alive():
             p.terminate()
         for p in self.procs:
@@ -241,6 +289,23 @@ def chaos_landscape(state: Path, gardener_speed: str = "300") -> Iterator[ChaosL
     finally:
         garden.stop()
         temporal.stop()
+
+
+@asynccontextmanager
+async def campaign_workers(
+    address: str, env: dict[str, str], queues: str, state: Path, n: int = 2
+) -> AsyncIterator[tuple[WorkerPool, Client, Path]]:
+    """``n`` worker processes for ``queues`` (logs under ``state/workers``) and a client, for one
+    campaign; the workers stop when it ends."""
+    logs = state / "workers"
+    logs.mkdir(exist_ok=True)
+    pool = WorkerPool(env, queues, logs)
+    pool.start(n)
+    try:
+        client = await Client.connect(address, data_converter=data_converter())
+        yield pool, client, logs
+    finally:
+        pool.stop()
 
 
 async def retried_activities(client: Any, workflow_id: str, result: Any) -> int:

@@ -5,7 +5,10 @@ docker-registry). The site registry sits behind the counting proxy, so every com
 and manifest write is seen. A duplicate is the same blob committed twice into the same repository,
 or more manifest writes than the clean baseline run makes.
 
-    python -m tests.chaos.ocm --runs 6 [--seed 7] [--big-blob-mb 40]
+    python -m tests.chaos.ocm --runs 6 [--terms 6] [--seed 7] [--big-blob-mb 40]
+
+``--terms`` adds runs where the worker is stopped with SIGTERM instead (a rolling restart). Each run
+records its recovery time (tests/chaos/recovery.py); the summary prints median and max per kind.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -35,6 +39,7 @@ from landscape.ocm_example import push_example
 from landscape.registry import RegistryPart
 from landscape.temporal import TemporalDevServer
 from tests.chaos.harness import REPO, CountingProxy, WorkerPool, counting_proxy, retried_activities
+from tests.chaos.recovery import RecoveryFigures, busy_worker_pids, recovery_after, run_workflow_ids
 from tests.unit.ocm.helpers import key_pem, new_key, pub_pem
 from workers.cli.pipeline import start_pipeline
 from workers.config import data_converter
@@ -95,12 +100,15 @@ class OcmRun:
     duplicates: int
     error: str = ""
     retried: int = 0
+    recovery_s: float | None = None
+    recovery: str = ""
 
 
 @dataclass
 class OcmReport:
     runs: int = 0
     kills: int = 0
+    terms: int = 0
     completed: int = 0
     duplicates: int = 0
     interrupted: int = 0
@@ -109,13 +117,15 @@ class OcmReport:
     baseline_blobs: int = 0
     baseline_manifests: int = 0
     records: list[OcmRun] = field(default_factory=list)
+    recovery: RecoveryFigures = field(default_factory=RecoveryFigures)
 
     def summary(self) -> str:
         return (
-            f"OCM crash campaign: runs={self.runs} kills={self.kills} completed={self.completed} "
+            f"OCM crash campaign: runs={self.runs} kills={self.kills} terms={self.terms} completed={self.completed} "
             f"duplicates={self.duplicates} runs-with-retried-activities={self.interrupted} "
             f"(+{self.missed} runs that ended before their kill was due) (clean run {self.baseline_seconds:.1f}s, "
-            f"{self.baseline_blobs} blob uploads, {self.baseline_manifests} manifest writes)"
+            f"{self.baseline_blobs} blob uploads, {self.baseline_manifests} manifest writes)\n"
+            + self.recovery.summary(self.baseline_seconds)
         )
 
 
@@ -127,6 +137,15 @@ class OcmLandscape:
     proxy: CountingProxy
     keys: Path
     source_url: str
+
+    def worker_env(self) -> dict[str, str]:
+        """What `apeiro worker --queues pipeline,ocm` needs: Temporal and the site registry's password."""
+        return {
+            **os.environ,
+            **self.temporal.env(),
+            "APEIRO_CHAOS_SITE_PASSWORD": self.site.password or "",
+            "PYTHONPATH": str(REPO),
+        }
 
 
 @contextmanager
@@ -174,11 +193,12 @@ async def run_one(
     client: Client,
     pool: WorkerPool,
     rng: random.Random,
-    kill: bool,
+    disruption: str,  # "none", "kill" (SIGKILL) or "term" (SIGTERM)
     window: float,
     report: OcmReport,
     timeout: float = 300,
 ) -> OcmRun:
+    kill = disruption != "none"
     prefix = f"t-{uuid.uuid4().hex[:8]}"
     mark = len(land.proxy.writes)
     t0 = time.monotonic()
@@ -188,13 +208,21 @@ async def run_one(
     at = rng.uniform(0.5, max(1.0, window)) if kill else 0.0
 
     fired = asyncio.Event()
+    fired_at = datetime.now(UTC)
 
     async def disrupt() -> None:
+        nonlocal fired_at
         if kill:
             await asyncio.sleep(at)
+            busy = await busy_worker_pids(client, handle.id)
+            fired_at = datetime.now(UTC)
             fired.set()
-            pool.kill_one(rng)
-            report.kills += 1
+            if disruption == "term":
+                pool.term_one(rng, busy)
+                report.terms += 1
+            else:
+                pool.kill_one(rng, busy)
+                report.kills += 1
 
     task = asyncio.create_task(disrupt())
     completed, error = False, ""
@@ -216,13 +244,19 @@ async def run_one(
     duplicates = dup
     if report.baseline_manifests and completed:
         duplicates += max(0, blobs - report.baseline_blobs) + max(0, manifests - report.baseline_manifests)
+    exit_codes = pool.reap()
+    if any(exit_codes):
+        error = error or f"a worker stopped with SIGTERM exited {exit_codes}"
     missing = 2 - len(pool.alive())
     if missing > 0:
         pool.start(missing)
     retried = await retried_activities(client, handle.id, result) if completed else 0
+    recovery = None
+    if completed and fired.is_set():
+        recovery = await recovery_after(client, run_workflow_ids(handle.id, result), fired_at)
     return OcmRun(
         prefix,
-        ("kill (after the end: not done)" if missed else "kill") if kill else "none",
+        f"{disruption} (after the end: not done)" if missed else disruption,
         round(at, 2),
         completed,
         round(seconds, 1),
@@ -231,10 +265,14 @@ async def run_one(
         duplicates,
         error,
         retried,
+        None if recovery is None or recovery.seconds is None else round(recovery.seconds, 2),
+        recovery.describe() if recovery else "",
     )
 
 
-async def ocm_campaign(runs: int, seed: int, state: Path, big_blob: int = 40 << 20, verbose: bool = True) -> OcmReport:
+async def ocm_campaign(
+    runs: int, seed: int, state: Path, big_blob: int = 40 << 20, verbose: bool = True, terms: int = 0
+) -> OcmReport:
     rng = random.Random(seed)
     report = OcmReport()
     with ocm_landscape(state) as land:
@@ -246,24 +284,35 @@ async def ocm_campaign(runs: int, seed: int, state: Path, big_blob: int = 40 << 
         pool.start(2)
         try:
             client = await Client.connect(land.temporal.address, data_converter=data_converter())
-            base = await run_one(land, client, pool, rng, False, 0, report)
+            base = await run_one(land, client, pool, rng, "none", 0, report)
             if not base.completed:
                 raise RuntimeError(f"the clean baseline transport failed: {base.error}; worker logs in {logs}")
             report.baseline_seconds, report.baseline_blobs = base.seconds, base.blob_commits
             report.baseline_manifests = base.manifest_writes
             if verbose:
                 print(f"baseline: {json.dumps(asdict(base))}", flush=True)
-            attempts = 0
-            while report.runs < runs and attempts < 3 * runs:
+            # The first run pays for imports and connections; disruptions are timed against the fastest
+            # clean run seen (a warm second one, then any run that ended before its disruption was due).
+            warm = await run_one(land, client, pool, rng, "none", 0, report)
+            fastest = min(base.seconds, warm.seconds) if warm.completed else base.seconds
+            plan = ["kill"] * runs + ["term"] * terms
+            rng.shuffle(plan)
+            attempts, limit = 0, 3 * len(plan)
+            while plan and attempts < limit:
                 attempts += 1
-                rec = await run_one(land, client, pool, rng, True, 0.8 * base.seconds, report)
+                rec = await run_one(land, client, pool, rng, plan[0], 0.8 * fastest, report)
                 if "not done" in rec.disruption:
                     report.missed += 1
+                    if rec.completed:
+                        fastest = min(fastest, rec.seconds)
                     if verbose:
                         print(json.dumps(asdict(rec)), flush=True)
                     continue
+                kind = plan.pop(0)
                 report.runs += 1
                 report.completed += int(rec.completed)
+                if rec.completed:
+                    report.recovery.add("kill -9" if kind == "kill" else "SIGTERM", rec.recovery_s)
                 report.duplicates += rec.duplicates
                 report.interrupted += int(rec.retried > 0)
                 report.records.append(rec)
@@ -276,7 +325,8 @@ async def ocm_campaign(runs: int, seed: int, state: Path, big_blob: int = 40 << 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=6)
+    parser.add_argument("--runs", type=int, default=6, help="transports with one worker killed (kill -9)")
+    parser.add_argument("--terms", type=int, default=0, help="transports with one worker stopped by SIGTERM")
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--big-blob-mb", type=int, default=40)
     args = parser.parse_args()
@@ -285,7 +335,7 @@ def main() -> int:
         return 2
     print(f"seed={args.seed}", flush=True)
     with tempfile.TemporaryDirectory(prefix="apeiro-chaos-ocm-") as tmp:
-        report = asyncio.run(ocm_campaign(args.runs, args.seed, Path(tmp), args.big_blob_mb << 20))
+        report = asyncio.run(ocm_campaign(args.runs, args.seed, Path(tmp), args.big_blob_mb << 20, terms=args.terms))
     print(report.summary())
     return 0 if report.completed == report.runs and report.duplicates == 0 else 1
 

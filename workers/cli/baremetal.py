@@ -151,12 +151,13 @@ def dump(inv: BmcInventory) -> str:
 
 def load_site(path: Path) -> tuple[SiteDefinition | None, list[str]]:
     """A site definition from YAML or JSON (a bare site, or `{site: ...}`), with every problem found."""
-    import yaml
     from pydantic import ValidationError
 
+    from definitions.yamlfiles import YamlProblem, load_yaml_file
+
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        data = load_yaml_file(path)
+    except (OSError, YamlProblem) as exc:
         return None, [f"{path}: {exc}"]
     if isinstance(data, dict) and "site" in data and isinstance(data["site"], dict):
         data = data["site"]

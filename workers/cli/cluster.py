@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from definitions.cluster_plan import VersionError, plan_control_plane, profile_kubernetes_versions
+from definitions.yamlfiles import load_yaml_file
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,7 +31,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def load_profile(path: Path) -> dict[str, Any]:
-    data = yaml.safe_load(path.read_text())
+    data = load_yaml_file(path)
     if isinstance(data, dict) and data.get("kind") == "CloudProfileList":
         data = (data.get("items") or [None])[0]
     if not isinstance(data, dict) or data.get("kind") not in (None, "CloudProfile") or "spec" not in data:

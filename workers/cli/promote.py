@@ -26,6 +26,7 @@ from definitions.promotion_runs import (
     PromotionStatus,
 )
 from definitions.runs import ApprovalDecision, ApprovalState
+from definitions.yamlfiles import load_yaml_file
 from workers.cli.common import client_from_env, fail, run_async, table
 from workers.config import ConfigError
 
@@ -84,10 +85,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _load(target: str) -> dict[str, Any]:
     path = Path(target)
-    try:
-        data = yaml.safe_load(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ValueError(f"{path} is not UTF-8 text; a promotion is a YAML file") from None
+    data = load_yaml_file(path)
     if not isinstance(data, dict):
         raise ValueError(f"{path} does not hold a Promotion mapping")
     return data

@@ -3,36 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from landscape.gardener import samples
-from landscape.kubeapi.admin import KubeApiAdmin
-from landscape.kubeapi.part import KubeApiServer
+from tests.garden_fixtures import garden_admin_fixture, garden_api_fixture
 from workers.gardener import contents
 from workers.worker import workflow_runner
 
-
-@pytest.fixture(scope="session")
-def garden_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeApiServer]:
-    part = KubeApiServer(settings={"gardener.speed": "3000"}, bookmark_interval=0.5)
-    part.start(Path(tmp_path_factory.mktemp("garden")))
-    try:
-        samples.seed(part.url)
-        yield part
-    finally:
-        part.stop()
-
-
-@pytest.fixture(scope="session")
-def garden_admin(garden_api: KubeApiServer) -> Iterator[KubeApiAdmin]:
-    admin = KubeApiAdmin(garden_api.url)
-    yield admin
-    admin.close()
+garden_api = garden_api_fixture("garden_api", bookmark_interval=0.5)
+garden_admin = garden_admin_fixture("garden_admin", api="garden_api")
 
 
 @pytest.fixture(scope="session")

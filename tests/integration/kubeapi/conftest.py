@@ -2,31 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
+from tests.garden_fixtures import garden_admin_fixture, garden_api_fixture
 
-from landscape.gardener import samples
-from landscape.kubeapi.admin import KubeApiAdmin
-from landscape.kubeapi.part import KubeApiServer
+# Konfidence's CRDs (the landscape's own) give the generic client tests a CustomResourceDefinition kind.
+KONFIDENCE_CRDS = Path(__file__).resolve().parents[3] / "landscape" / "crds" / "konfidence.cloud.yaml"
 
-
-@pytest.fixture(scope="session")
-def kubeapi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeApiServer]:
-    part = KubeApiServer(settings={"gardener.speed": "3000"}, bookmark_interval=0.3)
-    part.start(Path(tmp_path_factory.mktemp("kubeapi")))
-    try:
-        samples.seed(part.url)
-        yield part
-    finally:
-        part.stop()
-
-
-@pytest.fixture(scope="session")
-def admin(kubeapi: KubeApiServer) -> Iterator[KubeApiAdmin]:
-    client = KubeApiAdmin(kubeapi.url)
-    try:
-        yield client
-    finally:
-        client.close()
+kubeapi = garden_api_fixture("kubeapi", bookmark_interval=0.3, crds=KONFIDENCE_CRDS)
+admin = garden_admin_fixture("admin", api="kubeapi")

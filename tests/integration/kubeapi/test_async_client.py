@@ -62,10 +62,12 @@ async def test_crud_patches_status_conflict(api: client.ApiClient) -> None:
     )
     assert applied["spec"]["vector"] == "a:4"
     st = await co.patch_namespaced_custom_object_status(
-        grp, ver, NS, plural, name, {"status": {"ok": True}}, _content_type=MERGE
+        grp, ver, NS, plural, name, {"status": {"vectorHistory": ["a:4"]}}, _content_type=MERGE
     )
-    assert st["status"] == {"ok": True} and st["metadata"]["generation"] == 4
-    listed = await co.list_namespaced_custom_object(grp, ver, NS, plural, field_selector=f"metadata.name={name}")
+    assert st["status"] == {"vectorHistory": ["a:4"]} and st["metadata"]["generation"] == 4
+    listed = await co.list_namespaced_custom_object(
+        grp, ver, NS, plural, field_selector=f"metadata.name={name}"
+    )
     assert len(listed["items"]) == 1
     with pytest.raises(client.ApiException) as err:
         await co.replace_namespaced_custom_object(grp, ver, NS, plural, name, created)
@@ -76,7 +78,9 @@ async def test_watch_resumes_and_410(api: client.ApiClient, admin: KubeApiAdmin)
     co = client.CustomObjectsApi(api)
     grp, ver, plural = "konfidence.cloud", "v1alpha1", "stages"
     name = f"aw-{uuid.uuid4().hex[:6]}"
-    rv = (await co.create_namespaced_custom_object(grp, ver, NS, plural, stage(name)))["metadata"]["resourceVersion"]
+    rv = (await co.create_namespaced_custom_object(grp, ver, NS, plural, stage(name)))["metadata"][
+        "resourceVersion"
+    ]
     for i in range(3):
         await co.patch_namespaced_custom_object(
             grp, ver, NS, plural, name, {"spec": {"vector": f"b:{i}"}}, _content_type=MERGE

@@ -84,9 +84,13 @@ def test_update_conflict_and_patch_flavours(api: client.ApiClient) -> None:
         co.replace_namespaced_custom_object(G, V, NS, P, name, first)  # stale resourceVersion
     assert err.value.status == 409 and '"reason":"Conflict"' in err.value.body
     jp = [{"op": "replace", "path": "/spec/vector", "value": "x:3"}]
-    updated = co.patch_namespaced_custom_object(G, V, NS, P, name, jp, _content_type="application/json-patch+json")
+    updated = co.patch_namespaced_custom_object(
+        G, V, NS, P, name, jp, _content_type="application/json-patch+json"
+    )
     assert updated["spec"]["vector"] == "x:3"
-    with pytest.raises(client.ApiException) as err:  # CRD-like kinds refuse strategic merge, like kube-apiserver
+    with pytest.raises(
+        client.ApiException
+    ) as err:  # CRD-like kinds refuse strategic merge, like kube-apiserver
         co.patch_namespaced_custom_object(
             G, V, NS, P, name, {"spec": {}}, _content_type="application/strategic-merge-patch+json"
         )
@@ -114,7 +118,9 @@ def test_update_conflict_and_patch_flavours(api: client.ApiClient) -> None:
         _content_type="application/apply-patch+yaml",
     )
     assert result["spec"]["vector"] == "x:4"
-    assert any(m["manager"] == "ops" and m["operation"] == "Apply" for m in result["metadata"]["managedFields"])
+    assert any(
+        m["manager"] == "ops" and m["operation"] == "Apply" for m in result["metadata"]["managedFields"]
+    )
     # apply creates when absent and answers 201, as kube-apiserver does; this client maps only 200 for
     # patch, so it returns None then (a trap for callers: read the object back).
     fresh = unique("apply")
@@ -136,11 +142,13 @@ def test_status_subresource_and_generation(api: client.ApiClient) -> None:
     co = client.CustomObjectsApi(api)
     name = unique("s")
     co.create_namespaced_custom_object(G, V, NS, P, stage(name))
-    with_status = co.patch_namespaced_custom_object_status(G, V, NS, P, name, {"status": {"phase": "Deployed"}})
-    assert with_status["status"] == {"phase": "Deployed"} and with_status["metadata"]["generation"] == 1
+    with_status = co.patch_namespaced_custom_object_status(
+        G, V, NS, P, name, {"status": {"vectorHistory": ["Deployed"]}}
+    )
+    assert with_status["status"] == {"vectorHistory": ["Deployed"]} and with_status["metadata"]["generation"] == 1
     # status written through the main resource is ignored
-    main = co.patch_namespaced_custom_object(G, V, NS, P, name, {"status": {"phase": "Hacked"}})
-    assert main["status"] == {"phase": "Deployed"} and main["metadata"]["generation"] == 1
+    main = co.patch_namespaced_custom_object(G, V, NS, P, name, {"status": {"vectorHistory": ["Hacked"]}})
+    assert main["status"] == {"vectorHistory": ["Deployed"]} and main["metadata"]["generation"] == 1
     # spec written through the status subresource is ignored
     st = co.patch_namespaced_custom_object_status(G, V, NS, P, name, {"spec": {"vector": "other"}})
     assert st["spec"]["vector"] == "github.com/acme/app:1.0.0"

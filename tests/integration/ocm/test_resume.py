@@ -63,7 +63,7 @@ async def test_worker_killed_mid_blob_resumes(
     )
     address = dev_landscape.part("temporal").endpoints["address"]
     proc = subprocess.Popen(  # noqa: ASYNC220 - a separate worker process we can SIGKILL
-        [sys.executable, "-m", "tests.integration.ocm.slow_worker", address, task_queue, "0.3"],
+        [sys.executable, "-m", "tests.integration.ocm.slow_worker", address, task_queue, "1.0"],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         stdout=subprocess.PIPE,
@@ -75,14 +75,20 @@ async def test_worker_killed_mid_blob_resumes(
         handle = await dev_client.start_workflow(
             "ComponentTransportWorkflow", inp, id=wid, task_queue=task_queue, result_type=TransportResult
         )
-        # The slow worker prints "chunk OFFSET" when it is about to send a chunk, i.e. after the previous
-        # chunk's progress was recorded: kill it there, in the middle of the blob.
+        # The slow worker prints "chunk OFFSET" when it is about to send a chunk, then waits a second
+        # before sending it. The previous chunk's progress is recorded in the background meanwhile:
+        # once the heartbeat shows it, kill the worker there, in the middle of the blob.
         while True:
             line = await asyncio.to_thread(proc.stdout.readline)
             assert line, "the slow worker exited before uploading"
             if line.startswith(b"chunk ") and int(line.split()[1]) >= 512 * 1024:
                 break
-        seen = await heartbeat_offset(dev_client, wid)
+        seen = 0
+        for _ in range(16):
+            seen = await heartbeat_offset(dev_client, wid)
+            if seen >= 512 * 1024:
+                break
+            await asyncio.sleep(0.05)
         assert seen >= 512 * 1024, "the upload progress was not recorded in a heartbeat"
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)

@@ -1,5 +1,6 @@
-"""IronCore registration through the landscape's Kubernetes-style API server with the real
-`kubernetes` client (runs once the API server from the cluster lifecycle is on the branch)."""
+"""IronCore registration through the landscape's API server with the real `kubernetes` client and the
+simulated metal-operator on the Redfish emulator: the orchestrator writes BMCSecret + BMC (validated
+strictly against metal-operator's CRDs), metal-operator discovers the Servers and reports them."""
 
 from __future__ import annotations
 
@@ -10,16 +11,28 @@ from pathlib import Path
 import pytest
 
 from activities.registration.ironcore import GROUP, VERSION, IronCoreRegistrar, api_client_from_env
-from definitions.server import ServerSummary, SiteDefinition, SystemInventory
-
-kubeapi_part = pytest.importorskip("landscape.kubeapi.part", reason="landscape.kubeapi not merged yet")
+from definitions.server import ServerSummary, SiteDefinition
+from landscape.kubeapi.part import KubeApiServer
+from landscape.landscape import Landscape
+from landscape.redfish import RedfishEmulator
+from tests.server_fixtures import BMC_PASSWORD, PASSWORD_ENV, emulator_landscape, shared_testdata
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("kubeapi-ironcore")]
 
 
+def upstream_metal_crds() -> dict[str, str]:
+    """Run on metal-operator's own CRDs when ../shared has them (the landscape's own otherwise)."""
+    path = shared_testdata() / "crds" / "metal-operator"
+    return {"metal.crds": str(path)} if path.is_dir() else {}
+
+
 @pytest.fixture(scope="module")
 def kube_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    part = kubeapi_part.KubeApiServer(plugins=("landscape.kubeapi.extra_kinds",))
+    part = KubeApiServer(
+        plugins=("landscape.kubeapi.extra_kinds", "landscape.metal_operator"),
+        seed_garden=False,
+        settings={"metal.discoverySeconds": "0.05", **upstream_metal_crds()},
+    )
     part.start(tmp_path_factory.mktemp("kubeapi"))
     try:
         yield part.endpoints["url"]
@@ -27,43 +40,44 @@ def kube_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         part.stop()
 
 
-def test_register_servers_as_metal_objects(
-    kube_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+@pytest.fixture(scope="module")
+def land(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Landscape]:
+    with emulator_landscape(tmp_path_factory.mktemp("redfish"), systems=2) as landscape:
+        yield landscape
+
+
+def test_register_bmc_and_wait_for_metal_operator(
+    kube_url: str, land: Landscape, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from kubernetes import client
 
     monkeypatch.setenv("APEIRO_KUBE_API", kube_url)
-    monkeypatch.setenv("APEIRO_TEST_KUBE_PW", "kube-secret-7")
+    emu = next(p for p in land.parts if isinstance(p, RedfishEmulator))
     site = SiteDefinition.model_validate(
         {
             "name": "edge",
-            "credentials": {"c": {"username": "admin", "password_ref": "env:APEIRO_TEST_KUBE_PW"}},
+            "credentials": {"c": {"username": "admin", "password_ref": f"env:{PASSWORD_ENV}"}},
             "default_credentials": "c",
-            "bmcs": [{"url": "http://127.0.0.1:8000"}],
+            "bmcs": [{"url": emu.url}],
         }
     )
     conn = site.connections()[0]
+    system = emu.systems[1]
     server = ServerSummary(
-        identity="5c2b0000-0000-4000-8000-00000000000a",
-        uuid="5c2b0000-0000-4000-8000-00000000000a",
-        bmc_url=conn.url,
-        system_path="/redfish/v1/Systems/a",
-        manufacturer="Sushy Emulator",
-        macs=["52:54:00:00:00:0a"],
+        identity=str(system["uuid"]), uuid=str(system["uuid"]), bmc_url=conn.url, system_path="/redfish/v1/Systems/x"
     )
-    inv = SystemInventory(
-        bmc_url=conn.url, system_path=server.system_path, id="a", uuid=server.uuid, memory_gib=64
-    )
-    reg = IronCoreRegistrar()
-    first = reg.register(server, conn, inv)
-    second = reg.register(server, conn, inv)
-    assert (first.created, second.created) == (True, False)
+    reg = IronCoreRegistrar(discovery_timeout=30, poll_interval=0.1)
+    first = reg.register(server, conn, None)
+    second = reg.register(server, conn, None)
+    assert (first.created, second.created) == (True, False) and first.state == "Available"
     api = client.CustomObjectsApi(api_client_from_env())
     name = first.object_id.split("/", 1)[1]
     obj = api.get_cluster_custom_object(GROUP, VERSION, "servers", name)
-    assert obj["spec"]["uuid"] == server.uuid
-    assert obj["status"]["totalSystemMemory"] == "64.0Gi"
-    assert obj["status"]["networkInterfaces"][0]["macAddress"] == "52:54:00:00:00:0a"
+    assert obj["spec"]["systemUUID"] == server.uuid
+    assert [m["manager"] for m in obj["metadata"]["managedFields"]] == ["metal-operator"] * len(
+        obj["metadata"]["managedFields"]
+    )
     bmc = api.get_cluster_custom_object(GROUP, VERSION, "bmcs", obj["spec"]["bmcRef"]["name"])
+    assert bmc["spec"]["access"] == {"ip": "127.0.0.1"} and bmc["status"]["state"] == "Enabled"
     secret = api.get_cluster_custom_object(GROUP, VERSION, "bmcsecrets", bmc["spec"]["bmcSecretRef"]["name"])
-    assert base64.b64decode(secret["data"]["password"]).decode() == "kube-secret-7"
+    assert base64.b64decode(secret["data"]["password"]).decode() == BMC_PASSWORD

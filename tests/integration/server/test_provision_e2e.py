@@ -81,7 +81,7 @@ async def test_discover_provision_register(
     assert sorted(fleet.provisioned) == sorted(found.identities) and len(found.identities) == 2
     booted = {b["identity"] for b in emu.boots()}
     assert booted == set(found.identities)
-    api = FakeCustomObjects()
+    api = FakeCustomObjects(discoverable=[s.uuid or s.identity for s in found.servers])
     reg = RegistrationActivities(
         store=FileInventoryStore(tmp_path), registrar_factory=lambda i: IronCoreRegistrar(api)
     )

@@ -17,7 +17,7 @@ from definitions.expressions import ExpressionError, evaluate
 from definitions.library import PipelineLibrary
 from definitions.validate import DefinitionError, validate_definition
 from tests.support import pipeline
-from workflows.failures import USER_DATA_ERRORS
+from workflows.user_errors import USER_DATA_ERRORS
 
 CATALOG = load_catalog()
 

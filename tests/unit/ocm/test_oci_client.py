@@ -8,8 +8,9 @@ import json
 import httpx
 import pytest
 
+from activities.ocm.blobcopy import copy_blob
 from activities.ocm.errors import BadCredentials, DigestMismatch, RegistryError
-from activities.ocm.oci import Credentials, RegistryClient, copy_blob, retry_after_seconds, sha256_digest
+from activities.ocm.oci import Credentials, RegistryClient, retry_after_seconds, sha256_digest
 
 
 def _client(handler: httpx.MockTransport, creds: Credentials | None = None) -> tuple[RegistryClient, list[float]]:

@@ -14,23 +14,44 @@ from activities.redfish.store import FileInventoryStore
 from activities.registration.activity import RegistrationActivities
 from activities.registration.ironcore import IronCoreRegistrar
 from activities.registration.ironic import IronicRegistrar, node_name
-from definitions.server import RegisterInput, ServerSummary, SiteDefinition, SystemInventory
+from definitions.server import RegisterInput, ServerSummary, SiteDefinition
 
 
 class FakeCustomObjects:
-    """Just enough of CustomObjectsApi: create (409 on exists), merge patch, status patch."""
+    """Just enough of CustomObjectsApi (create with 409, merge patch, status patch, list), plus what
+    metal-operator does: a created BMC makes a Server, Available, for each of ``discoverable``
+    (system UUIDs), written by "metal-operator" (``written_by`` records who wrote each object)."""
 
-    def __init__(self) -> None:
+    def __init__(self, discoverable: list[str] | None = None, state: str = "Available") -> None:
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        self.written_by: dict[tuple[str, str], str] = {}
+        self.discoverable = list(discoverable or [])
+        self.state = state
 
-    def create_cluster_custom_object(self, group: str, version: str, plural: str, body: dict[str, Any]) -> Any:
+    def create_cluster_custom_object(
+        self, group: str, version: str, plural: str, body: dict[str, Any], **kw: Any
+    ) -> Any:
+        assert kw.get("field_validation") == "Strict"
         key = (plural, body["metadata"]["name"])
         if key in self.objects:
             raise ApiException(status=409, reason="AlreadyExists")
         self.objects[key] = body
+        self.written_by[key] = "client"
+        if plural == "bmcs":
+            for i, system_uuid in enumerate(self.discoverable):
+                name = f"{body['metadata']['name']}-system-{i}"
+                self.objects[("servers", name)] = {
+                    "metadata": {"name": name},
+                    "spec": {"systemUUID": system_uuid, "bmcRef": {"name": body["metadata"]["name"]}},
+                    "status": {"state": self.state},
+                }
+                self.written_by[("servers", name)] = "metal-operator"
         return body
 
-    def patch_cluster_custom_object(self, group: str, version: str, plural: str, name: str, body: Any) -> Any:
+    def list_cluster_custom_object(self, group: str, version: str, plural: str) -> Any:
+        return {"items": [v for (k, _), v in self.objects.items() if k == plural]}
+
+    def patch_cluster_custom_object(self, group: str, version: str, plural: str, name: str, body: Any, **kw: Any) -> Any:
         self.objects[(plural, name)].update({k: v for k, v in body.items() if k != "metadata"})
         return self.objects[(plural, name)]
 
@@ -64,39 +85,44 @@ def password(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("APEIRO_TEST_REG_PW", "reg-secret-1")
 
 
-def test_ironcore_objects_are_created_once_and_carry_the_inventory(tmp_path: Any) -> None:
-    api = FakeCustomObjects()
+def test_ironcore_registers_the_bmc_and_waits_for_metal_operators_server(tmp_path: Any) -> None:
+    api = FakeCustomObjects(discoverable=[SERVER.uuid or ""])
     store = FileInventoryStore(tmp_path)
-    store.put_inventory(
-        "edge",
-        SystemInventory(
-            bmc_url=SERVER.bmc_url,
-            system_path=SERVER.system_path,
-            id="1",
-            uuid=SERVER.uuid,
-            memory_gib=96,
-            sku="8675309",
-        ),
-    )
     acts = RegistrationActivities(store=store, registrar_factory=lambda inp: IronCoreRegistrar(api=api))
     inp = RegisterInput(target="ironcore", servers=[SERVER], site=SITE)
     first = acts.register(inp)
     second = acts.register(inp)
     assert [r.created for r in first.registered] == [True]
     assert [r.created for r in second.registered] == [False]
-    kinds = sorted(k for k, _ in api.objects)
-    assert kinds == ["bmcs", "bmcsecrets", "servers"]
+    assert [(r.state, r.object_id.split("-")[-2:]) for r in first.registered] == [("Available", ["system", "0"])]
+    # the client writes BMCSecret and BMC only; Servers and their status are metal-operator's
+    assert {k: w for k, w in api.written_by.items() if w == "client"}.keys() == {
+        (k, n) for (k, n) in api.objects if k in ("bmcs", "bmcsecrets")}
+    assert all("status" not in v for (k, _), v in api.objects.items() if k != "servers")
     secret = next(v for (k, _), v in api.objects.items() if k == "bmcsecrets")
     assert base64.b64decode(secret["data"]["password"]).decode() == "reg-secret-1"
     bmc = next(v for (k, _), v in api.objects.items() if k == "bmcs")
     assert bmc["spec"]["protocol"] == {"name": "Redfish", "port": 8443, "scheme": "https"}
-    assert bmc["spec"]["access"] == {"address": "192.0.2.5"}
+    assert bmc["spec"]["access"] == {"ip": "192.0.2.5"}
     assert bmc["spec"]["bmcSecretRef"]["name"] == secret["metadata"]["name"]
-    server = next(v for (k, _), v in api.objects.items() if k == "servers")
-    assert server["spec"]["uuid"] == SERVER.uuid and server["spec"]["bmcRef"]["name"] == bmc["metadata"]["name"]
-    assert server["status"]["totalSystemMemory"] == "96.0Gi" and server["status"]["sku"] == "8675309"
     # The result (what goes into workflow history) never carries the password.
     assert "reg-secret-1" not in first.model_dump_json()
+
+
+def test_ironcore_server_that_never_appears_or_errors(tmp_path: Any) -> None:
+    store = FileInventoryStore(tmp_path)
+    inp = RegisterInput(target="ironcore", servers=[SERVER], site=SITE)
+    never = RegistrationActivities(
+        store=store, registrar_factory=lambda i: IronCoreRegistrar(api=FakeCustomObjects(), discovery_timeout=0.2,
+                                                                   poll_interval=0.05))
+    out = never.register(inp)
+    assert [f.error_type for f in out.failed] == ["ServerNotDiscovered"]
+    assert "rack1" not in out.failed[0].message and "192.0.2.5" in out.failed[0].message
+    broken = RegistrationActivities(
+        store=store, registrar_factory=lambda i: IronCoreRegistrar(
+            api=FakeCustomObjects(discoverable=[SERVER.uuid or ""], state="Error")))
+    out = broken.register(inp)
+    assert [f.error_type for f in out.failed] == ["ServerError"] and "in Error" in out.failed[0].message
 
 
 class FakeBaremetal:

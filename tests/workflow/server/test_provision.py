@@ -94,10 +94,10 @@ async def test_provision_and_image_a_server(
                 task_queue=task_queue,
             )
             backend = acts._server(server)
-            bios = backend.get_attributes()
-            firmware = {f.id: f.version for f in backend.list_firmware()}
-            override = backend.get_boot_override()
-            slots = backend.list_slots()
+            bios = backend.bios.get_attributes()
+            firmware = {f.id: f.version for f in backend.firmware.list_firmware()}
+            override = backend.boot.get_boot_override()
+            slots = backend.virtual_media.list_slots()
     assert result.steps_done == [
         "bios",
         "firmware-0",

@@ -1,0 +1,92 @@
+"""Heartbeats that say "this worker is alive", independent of how often the work itself progresses.
+
+A heartbeat timeout of 10 s (workflows/activity_options.py) lets the server hand a killed worker's
+attempt to another worker within seconds, but only if the activity heartbeats at least that often. A
+watch that waits 20 s for the next event, a poll that backs off to 15 s, or one slow HTTP request
+would miss it. Wrap such waits in :func:`keep_alive` (async) or sleep with :func:`sleep_heartbeating`
+(sync activities running in threads): they repeat the activity's latest progress details, so a
+retry still resumes from them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from temporalio import activity
+
+#: How often a keep-alive heartbeats. The SDK forwards at most one heartbeat per 80 % of the
+#: heartbeat timeout, so this only has to be comfortably below that.
+INTERVAL_S = 2.0
+
+
+@contextlib.asynccontextmanager
+async def keep_alive(details: Callable[[], Any] | None = None, interval_s: float = INTERVAL_S) -> AsyncIterator[None]:
+    """Heartbeat ``details()`` (or nothing) every ``interval_s`` while the block runs.
+
+    Outside an activity (unit tests, benches calling the function directly) it does nothing.
+    """
+    if not activity.in_activity():
+        yield
+        return
+
+    async def beat() -> None:
+        while True:
+            if details is None:
+                activity.heartbeat()
+            else:
+                activity.heartbeat(details())
+            await asyncio.sleep(interval_s)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def sleep_heartbeating(seconds: float, detail: Any = None, interval_s: float = INTERVAL_S) -> None:
+    """``time.sleep`` for sync activities, heartbeating ``detail`` every ``interval_s``."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if activity.in_activity():
+            activity.heartbeat(detail)
+        time.sleep(min(left, interval_s))
+
+
+@contextlib.contextmanager
+def keep_alive_sync(details: Callable[[], Any] | None = None, interval_s: float = INTERVAL_S) -> Iterator[None]:
+    """:func:`keep_alive` for sync activities (which run in a thread): a helper thread heartbeats
+    ``details()`` while one long blocking call runs (a BMC request with a 30 s timeout, a whole
+    inventory read)."""
+    if not activity.in_activity():
+        yield
+        return
+    stop = threading.Event()
+    ctx = contextvars.copy_context()  # the activity context lives in context variables
+
+    def beat() -> None:
+        while not stop.is_set():
+            try:
+                if details is None:
+                    ctx.run(activity.heartbeat)
+                else:
+                    ctx.run(activity.heartbeat, details())
+            except Exception:  # e.g. the worker hands the activity off (shutdown): its own thread sees it
+                return
+            stop.wait(interval_s)
+
+    thread = threading.Thread(target=beat, name="apeiro-keep-alive", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=interval_s + 1)

@@ -1,0 +1,293 @@
+"""Benchmark: the pipeline engine's throughput curve and its two big shapes, one worker process.
+
+Run: ``python -m bench.engine [--quick] [--batches 10 30 100] [--dag-steps 1000] [--items 10000]
+[--profile FILE]``. In one run it starts a Temporal dev server and one ``pipeline`` worker in its own
+process (so its RSS is its own), then measures:
+
+1. throughput: for each batch size N, N trivial 10-step pipelines (a chain of ``core.echo``) started
+   at once, pipelines/s until all finished; and, as the same-run baseline, N hand-written workflows
+   running the same 10 activities (``HandWrittenDag``: no definition, no CEL, no bookkeeping);
+2. a 1,000-step DAG (100 layers x 10) and a 10,000-item ``forEach``: wall time, the largest history
+   among the workflow and its children / continued runs, and the worker's peak RSS.
+
+``--profile FILE`` runs the worker under cProfile (every thread: the event loop and the workflow
+activation threads) and writes FILE (pstats) plus the top entries to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import os
+import pstats
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bench._common import add_common_args, exit_cleanly, plot, report
+
+REPO = Path(__file__).resolve().parents[1]
+HAND_QUEUE = "bench-hand-written"
+
+
+def chain(steps: int) -> dict[str, Any]:
+    out = []
+    for i in range(steps):
+        step: dict[str, Any] = {"name": f"s{i}", "uses": "core.echo", "with": {"values": {"n": i}}}
+        if i:
+            step["needs"] = [f"s{i - 1}"]
+        out.append(step)
+    return {
+        "apiVersion": "apeiro.dev/v1alpha1",
+        "kind": "Pipeline",
+        "metadata": {"name": "bench-chain"},
+        "spec": {"steps": out},
+    }
+
+
+def for_each(items: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "apeiro.dev/v1alpha1",
+        "kind": "Pipeline",
+        "metadata": {"name": "bench-foreach"},
+        "spec": {
+            "steps": [
+                {
+                    "name": "each",
+                    "uses": "core.echo",
+                    "forEach": list(range(items)),
+                    "maxParallel": 50,
+                    "with": {"values": {"i": "${{ item }}"}},
+                }
+            ]
+        },
+    }
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+# --- the worker process -----------------------------------------------------------------------------
+
+
+def worker_main(address: str, profile: str | None) -> None:
+    """The pipeline worker (and the hand-written baseline's); under cProfile in every thread if asked."""
+    profiles: list[cProfile.Profile] = []
+    lock = threading.Lock()
+
+    def start_thread_profile(*_a: Any) -> None:
+        p = cProfile.Profile()
+        with lock:
+            profiles.append(p)
+        p.enable()  # replaces this bootstrap hook for the thread
+
+    if profile:
+        threading.setprofile(start_thread_profile)
+        main_profile = cProfile.Profile()
+        profiles.append(main_profile)
+        main_profile.enable()
+
+    async def run() -> None:
+        from temporalio.client import Client
+        from temporalio.worker import Worker
+
+        from bench.handwritten import HandWrittenDag
+        from definitions import queues
+        from workers.config import data_converter
+        from workers.worker import build_workers, workflow_runner
+
+        client = await Client.connect(address, data_converter=data_converter())
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        workers = build_workers(client, [queues.PIPELINE])
+        hand = Worker(client, task_queue=HAND_QUEUE, workflows=[HandWrittenDag], workflow_runner=workflow_runner())
+        async with workers[0], hand:
+            print("ready", flush=True)
+            await stop.wait()
+
+    asyncio.run(run())
+    if profile:
+        stats: pstats.Stats | None = None
+        for p in profiles:
+            p.disable()
+            try:
+                s = pstats.Stats(p)
+            except (TypeError, ValueError):  # a thread that never ran anything
+                continue
+            if stats is None:
+                stats = s
+            else:
+                stats.add(s)
+        if stats is not None:
+            stats.dump_stats(profile)
+    exit_cleanly(0)
+
+
+# --- the driver -------------------------------------------------------------------------------------
+
+
+async def largest_history(client: Any, workflow_id: str) -> int:
+    """Events in the largest history among the workflow's runs and its children (one level)."""
+    handle = client.get_workflow_handle(workflow_id)
+    largest = 0
+    children: list[str] = []
+    async for event in handle.fetch_history_events():
+        if event.HasField("start_child_workflow_execution_initiated_event_attributes"):
+            children.append(event.start_child_workflow_execution_initiated_event_attributes.workflow_id)
+        largest = max(largest, event.event_id)
+    for child in children[:200]:
+        n = 0
+        async for event in client.get_workflow_handle(child).fetch_history_events():
+            n = event.event_id
+        largest = max(largest, n)
+    return largest
+
+
+async def bench(args: argparse.Namespace, state: Path) -> None:
+    from temporalio.client import Client
+
+    from bench.handwritten import HandWrittenDag
+    from landscape.temporal import TemporalDevServer
+    from workers.cli.pipeline import start_pipeline
+    from workers.config import data_converter
+
+    temporal = TemporalDevServer(headless=True, persistent=False)
+    temporal.start(state / "temporal")
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        address = temporal.endpoints["address"]
+        cmd = [sys.executable, "-m", "bench.engine", "--worker", address]
+        if args.profile:
+            cmd += ["--profile", str(Path(args.profile).resolve())]
+        worker = subprocess.Popen(  # noqa: ASYNC220 - the worker under test, in its own process
+            cmd, stdout=subprocess.PIPE, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}
+        )
+        assert worker.stdout is not None
+        worker.stdout.readline()
+        client = await Client.connect(address, data_converter=data_converter())
+        definition = chain(10)
+        # warm-up: sandbox imports, connections
+        await (await start_pipeline(client, definition, {}, workflow_id=f"warm-{uuid.uuid4().hex[:6]}")).result()
+        await client.execute_workflow(
+            HandWrittenDag.run, [10, 1], id=f"warm-{uuid.uuid4().hex[:6]}", task_queue=HAND_QUEUE
+        )
+        rows: list[list[object]] = []
+        eng_pts, hand_pts = [], []
+        for n in args.batches:
+            t0 = time.monotonic()
+            handles = await asyncio.gather(
+                *(start_pipeline(client, definition, {}, workflow_id=f"e-{uuid.uuid4().hex[:10]}") for _ in range(n))
+            )
+            await asyncio.gather(*(h.result() for h in handles))
+            e = n / (time.monotonic() - t0)
+            t0 = time.monotonic()
+            hh = await asyncio.gather(
+                *(
+                    client.start_workflow(
+                        HandWrittenDag.run, [10, 1], id=f"h-{uuid.uuid4().hex[:10]}", task_queue=HAND_QUEUE
+                    )
+                    for _ in range(n)
+                )
+            )
+            await asyncio.gather(*(h.result() for h in hh))
+            b = n / (time.monotonic() - t0)
+            rows.append([n, e, b, e / b, peak_rss_mib(worker.pid)])
+            eng_pts.append((n, e))
+            hand_pts.append((n, b))
+        path = plot(
+            "engine",
+            "10-step pipelines/s vs hand-written workflows/s (1 worker)",
+            "workflows started at once",
+            "completed/s",
+            {"PipelineWorkflow (10 steps)": eng_pts, "hand-written (10 activities)": hand_pts},
+            logx=True,
+        )
+        report(
+            "engine",
+            title="throughput: trivial 10-step pipelines vs the same activities hand-written",
+            header=["batch", "pipelines/s", "hand-written/s", "ratio", "worker peak RSS MiB"],
+            rows=rows,
+            target="ratio >= 0.80",
+            saturates="the dev server and the single worker share 2 cores: Temporal's persistence of ~25 "
+            "events per workflow saturates first; the ratio is the engine's own cost",
+            plot_path=path,
+        )
+
+        big: list[list[object]] = []
+        for label, doc in (
+            (f"{args.dag_steps}-step DAG", dag(args.dag_steps)),
+            (f"{args.items}-item forEach", for_each(args.items)),
+        ):
+            wid = f"big-{uuid.uuid4().hex[:8]}"
+            t0 = time.monotonic()
+            await (await start_pipeline(client, doc, {}, workflow_id=wid)).result()
+            wall = time.monotonic() - t0
+            big.append([label, wall, await largest_history(client, wid), peak_rss_mib(worker.pid)])
+        report(
+            "engine-big",
+            title="large pipelines (one worker)",
+            header=["pipeline", "wall s", "largest history (events)", "worker peak RSS MiB"],
+            rows=big,
+            target="every history below the 51,200-event limit (continue-as-new / children keep it bounded)",
+            saturates="Temporal (history persistence) on the shared cores; watch the worker RSS as the pipeline grows",
+        )
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        temporal.stop()
+    if args.profile and Path(args.profile).exists():
+        out = io.StringIO()
+        pstats.Stats(args.profile, stream=out).sort_stats("cumulative").print_stats(
+            r"apeiro|/workflows/|"
+            r"/definitions/|/workers/",
+            25,
+        )
+        print(f"\nprofile of the worker ({args.profile}), our code by cumulative time:")
+        print("\n".join(out.getvalue().splitlines()[-32:]))
+
+
+def dag(steps: int, width: int = 10) -> dict[str, Any]:
+    from bench.pipeline import dag as layered
+
+    return layered(max(1, steps // width), width)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.engine", description=__doc__.split("\n")[0])
+    add_common_args(parser)
+    parser.add_argument("--batches", type=int, nargs="+", help="pipelines started at once (default 10 30 100)")
+    parser.add_argument("--dag-steps", type=int, help="steps of the large DAG (default 1000)")
+    parser.add_argument("--items", type=int, help="items of the large forEach (default 10000)")
+    parser.add_argument("--profile", metavar="FILE", help="run the worker under cProfile, write pstats to FILE")
+    parser.add_argument("--worker", metavar="ADDRESS", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker_main(args.worker, args.profile)
+        return
+    args.batches = args.batches or ([5, 20] if args.quick else [10, 30, 100])
+    args.dag_steps = args.dag_steps or (100 if args.quick else 1000)
+    args.items = args.items or (300 if args.quick else 10000)
+    with tempfile.TemporaryDirectory(prefix="apeiro-bench-engine-") as d:
+        asyncio.run(bench(args, Path(d)))
+    exit_cleanly(0)
+
+
+if __name__ == "__main__":
+    main()

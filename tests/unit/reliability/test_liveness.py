@@ -1,0 +1,77 @@
+"""Keep-alive heartbeats (activities/liveness.py) and the worker's shutdown settings (workers/shutdown.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from temporalio.testing import ActivityEnvironment
+
+from activities.liveness import keep_alive, keep_alive_sync, sleep_heartbeating
+from workers.shutdown import GRACE_ENV, recovery_options, shutdown_grace
+from workflows.activity_options import HEARTBEAT_TIMEOUT, MAX_HEARTBEAT_TIMEOUT, capped_heartbeat
+
+
+async def test_keep_alive_repeats_the_latest_progress_while_a_slow_call_runs() -> None:
+    env = ActivityEnvironment()
+    beats: list[Any] = []
+    env.on_heartbeat = lambda *details: beats.append(details)
+    progress = {"offset": 1}
+
+    async def slow() -> None:
+        async with keep_alive(lambda: dict(progress), interval_s=0.05):
+            await asyncio.sleep(0.12)
+            progress["offset"] = 2
+            await asyncio.sleep(0.12)
+
+    await env.run(slow)
+    assert len(beats) >= 3
+    assert beats[0] == ({"offset": 1},) and beats[-1] == ({"offset": 2},)
+
+
+def test_sync_helpers_heartbeat_from_the_activity_thread_and_a_helper_thread() -> None:
+    env = ActivityEnvironment()
+    beats: list[Any] = []
+    env.on_heartbeat = lambda *details: beats.append(details)
+
+    def waits() -> None:
+        sleep_heartbeating(0.12, {"state": "Off"}, interval_s=0.05)
+        with keep_alive_sync(lambda: "system-1", interval_s=0.05):
+            time.sleep(0.12)
+
+    env.run(waits)
+    assert ({"state": "Off"},) in beats and ("system-1",) in beats
+
+
+def test_outside_an_activity_the_helpers_only_wait() -> None:
+    sleep_heartbeating(0.01)
+    with keep_alive_sync():
+        pass
+
+
+def test_grace_period_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(GRACE_ENV, raising=False)
+    assert shutdown_grace() == timedelta(seconds=10)
+    monkeypatch.setenv(GRACE_ENV, "2.5")
+    assert recovery_options()["graceful_shutdown_timeout"] == timedelta(seconds=2.5)
+    monkeypatch.setenv(GRACE_ENV, "soon")
+    with pytest.raises(ValueError, match="APEIRO_SHUTDOWN_GRACE_SECONDS"):
+        shutdown_grace()
+
+
+def test_step_type_heartbeat_timeouts_are_capped() -> None:
+    assert capped_heartbeat(timedelta(minutes=2)) == MAX_HEARTBEAT_TIMEOUT
+    assert capped_heartbeat(timedelta(seconds=5)) == timedelta(seconds=5)
+    assert capped_heartbeat(None) is None
+    assert HEARTBEAT_TIMEOUT <= MAX_HEARTBEAT_TIMEOUT <= timedelta(seconds=15)
+
+
+def test_every_registered_step_type_heartbeats_within_15_seconds() -> None:
+    from definitions.catalog import load_catalog
+
+    for st in load_catalog().all():
+        if st.heartbeat_timeout is not None:
+            assert st.heartbeat_timeout <= MAX_HEARTBEAT_TIMEOUT, st.name

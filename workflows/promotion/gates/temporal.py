@@ -1,0 +1,60 @@
+"""The :class:`~workflows.promotion.gates.base.GateContext` a running promotion hands its evaluators:
+workflow time, timers, conditions and activities, and the run's calendars, test results and verified
+rings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+
+from definitions.promotion_runs import GateStatus, TestResult
+from workflows.promotion.state import GateKey, PromotionState
+
+
+class TemporalGateContext:
+    def __init__(self, run: PromotionState, ring: str, status: GateStatus) -> None:
+        assert run._req is not None
+        self._run = run
+        self._key: GateKey = (ring, status.name)
+        self.status = status
+        self.pipeline = run._p.name
+        self.version = run._req.version
+        self.ring = ring
+        self.workflow_id = workflow.info().workflow_id
+
+    def now(self) -> datetime:
+        return workflow.now()
+
+    async def sleep(self, duration: timedelta) -> None:
+        await workflow.sleep(duration)
+
+    async def wait(self, condition: Callable[[], bool], timeout: timedelta | None = None) -> bool:
+        try:
+            await workflow.wait_condition(condition, timeout=timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def activity(self, name: str, arg: Any, **options: Any) -> Any:
+        return await workflow.execute_activity(name, arg, **options)
+
+    def calendar(self, name: str) -> Any:
+        return self._run._calendars[name]
+
+    def calendar_generation(self) -> int:
+        return self._run._calendar_gen
+
+    def test_result(self) -> TestResult | None:
+        return self._run._test_results.get(self._key)
+
+    def set_test_result(self, result: TestResult | None) -> None:
+        if result is None:
+            self._run._test_results.pop(self._key, None)
+        else:
+            self._run._test_results[self._key] = result
+
+    def verified_at(self, ring: str) -> datetime | None:
+        return self._run._verified_at.get(ring)

@@ -1,0 +1,273 @@
+"""``PromotionWorkflow``: the ring state machine of one (pipeline, version).
+
+Per ring, in order: WaitingLock (the coordinator hands over the ring, one promotion per ring at a
+time) -> EntryGates -> Deploying (flags, then every target Stage) -> Verifying -> Verified; or
+Failed / RolledBack / Stopped. Gates run in ``gating.py``, deployment and rollback in ``deploy.py``,
+operator handlers in ``operator.py``; this module owns the order of the phases and the run's result.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from definitions.promotion import ApprovalGate, GateOutcome, Ring, ring_gates
+from definitions.promotion_runs import (
+    FINAL_STATES,
+    GateStatus,
+    PromotionOutcome,
+    PromotionRequest,
+    PromotionStatus,
+    RegisterReply,
+    RegisterRequest,
+    RingAttempt,
+    RingGrant,
+    RingLockRequest,
+    RingReport,
+    RingState,
+    RunFinished,
+    RunState,
+    Superseded,
+    TargetStatus,
+)
+from workflows.failures import failure_message
+from workflows.freeze_guard import FREEZE_PATCH, hold_while_frozen
+from workflows.promotion.deploy import apply_flags, deploy, roll_back
+from workflows.promotion.gates.base import QUERY_TIMEOUT
+from workflows.promotion.gating import GateRunner
+from workflows.promotion.operator import OperatorHandlers
+from workflows.promotion.state import PASSING
+
+
+@workflow.defn
+class PromotionWorkflow(GateRunner, OperatorHandlers):
+    @workflow.run
+    async def run(self, request: PromotionRequest) -> PromotionOutcome:
+        self._req = request
+        p = request.promotion
+        info = workflow.info()
+        self._status = PromotionStatus(
+            pipeline=p.name,
+            version=request.version,
+            workflow_id=info.workflow_id,
+            requested_by=request.requested_by,
+            override_reason=request.override_reason,
+            rings=[
+                RingAttempt(
+                    ring=r.name,
+                    attempt=0,
+                    version=request.version,
+                    sequence=0,
+                    pending="waiting for the rings before it",
+                )
+                for r in p.spec.rings
+            ],
+        )
+        self._calendars = dict(p.spec.calendars)
+        for ring in p.spec.rings:
+            for _, name, gate in ring_gates(ring):
+                self._gate_models[(ring.name, name)] = gate
+        try:
+            await workflow.execute_activity(
+                "konfidence.validate",
+                request,
+                start_to_close_timeout=QUERY_TIMEOUT,
+                retry_policy=RetryPolicy(maximum_attempts=3, non_retryable_error_types=["PromotionInvalid"]),
+            )
+        except ActivityError as exc:
+            raise ApplicationError(failure_message(exc), type="PromotionInvalid", non_retryable=True) from None
+        self._status.state = RunState.QUEUED
+        self._status.message = "registering with the coordinator"
+        await workflow.execute_activity(
+            "konfidence.register",
+            RegisterRequest(
+                pipeline=p.name,
+                version=request.version,
+                workflow_id=info.workflow_id,
+                override_reason=request.override_reason,
+                requested_by=request.requested_by,
+                supersede=p.spec.version_policy.supersede,
+                block_failed=p.spec.version_policy.block_failed,
+            ),
+            start_to_close_timeout=QUERY_TIMEOUT,
+        )
+        await workflow.wait_condition(lambda: self._registered is not None)
+        assert self._registered is not None
+        self._status.sequence = self._registered.sequence
+        if self._registered.blocked:
+            self._status.state = RunState.BLOCKED
+            self._status.message = (
+                f"version {request.version} is blocked: {self._registered.reason}; start it "
+                "again with an override reason to promote it anyway"
+            )
+            return self._finish_outcome()
+        self._status.state = RunState.RUNNING
+        self._status.message = ""
+        final = RunState.SUCCEEDED
+        for index, ring in enumerate(p.spec.rings):
+            final = await self._run_ring(index, ring)
+            if final is not RunState.SUCCEEDED:
+                break
+        halted = self._halt()
+        self._status.state = (
+            halted if (halted and final is RunState.SUCCEEDED and halted is not RunState.ROLLED_BACK) else final
+        )
+        for ring_status in self._status.rings:
+            if ring_status.state is RingState.PENDING:
+                ring_status.state = RingState.STOPPED
+                ring_status.pending = f"not started: the run ended {self._status.state.value}"
+        await self._tell(
+            "finished", RunFinished(workflow_id=info.workflow_id, version=request.version, state=self._status.state)
+        )
+        return self._finish_outcome()
+
+    def _finish_outcome(self) -> PromotionOutcome:
+        return PromotionOutcome(status=self._status, audit=list(self._audit))
+
+    # --- one ring --------------------------------------------------------------------------------
+
+    async def _run_ring(self, index: int, ring: Ring) -> RunState:
+        assert self._req is not None
+        number = self._attempts.get(ring.name, 0) + 1
+        self._attempts[ring.name] = number
+        att = RingAttempt(
+            ring=ring.name,
+            attempt=number,
+            version=self._req.version,
+            sequence=self._status.sequence,
+            started_at=workflow.now(),
+            targets=[TargetStatus(stage=f"{t.namespace}/{t.stage}") for t in ring.targets],
+            gates=[
+                GateStatus(
+                    name=name, type=gate.type, phase=phase, needed=gate.quorum if isinstance(gate, ApprovalGate) else 0
+                )
+                for phase, name, gate in ring_gates(ring)
+            ],
+        )
+        self._status.rings[index] = att
+        self._current = att
+        try:
+            return await self._ring_phases(index, ring, att)
+        finally:
+            att.finished_at = workflow.now()
+            att.pending = ""
+            self._audit.append(att.model_copy(deep=True))  # the immutable record of this attempt
+            self._current = None
+
+    async def _ring_phases(self, index: int, ring: Ring, att: RingAttempt) -> RunState:
+        assert self._req is not None
+        wf_id = workflow.info().workflow_id
+        # 1. the ring lock
+        att.state = RingState.WAITING_LOCK
+        att.pending = "waiting for the coordinator to hand over the ring (one promotion per ring at a time)"
+        await self._tell("acquire", RingLockRequest(ring=ring.name, workflow_id=wf_id, sequence=self._status.sequence))
+        await workflow.wait_condition(lambda: ring.name in self._grants or self._halt() is not None)
+        if self._halt() is not None:
+            return self._stopped(att, "stopped while waiting for the ring")
+        grant = self._grants[ring.name]
+        att.rollback_to = grant.last_verified
+        report = RingReport(ring=ring.name, version=self._req.version, workflow_id=wf_id)
+        try:
+            for up in self._p.upstream_of(index):
+                if up not in self._verified_at:
+                    att.state = RingState.FAILED
+                    att.reason = f"upstream ring {up} is not verified"
+                    return RunState.FAILED
+            # 2. entry gates
+            await self._pause_point()
+            att.state = RingState.ENTRY_GATES
+            outcome, reason = await self._gates(att, "entry")
+            if outcome not in PASSING:
+                if self._halt() is not None:
+                    return self._stopped(att, f"stopped during entry gates: {self._halt_text()}")
+                att.state = RingState.FAILED
+                att.reason = f"entry gates: {reason}"
+                rejected = any(g.type == "approval" and g.outcome is GateOutcome.FAILED for g in att.gates)
+                self._status.message = f"ring {ring.name} not entered: {reason}"
+                return RunState.REJECTED if rejected else RunState.FAILED
+            # 3. flags and deployment
+            await self._pause_point()
+            if self._halt() is not None:
+                return self._stopped(att, f"stopped before deploying: {self._halt_text()}")
+            if workflow.patched(FREEZE_PATCH):
+                await self._freeze_point(ring, att)
+                if self._halt() is not None:
+                    return self._stopped(att, f"stopped while frozen: {self._halt_text()}")
+            att.state = RingState.DEPLOYING
+            deploy_error = await apply_flags(ring, att, self._req.version) or await deploy(
+                ring, att, self._p.spec.artifact, self._req.version
+            )
+            if deploy_error:
+                return await self._fail_ring(ring, att, report, f"deployment: {deploy_error}")
+            # 4. verify gates
+            att.state = RingState.VERIFYING
+            outcome, reason = await self._gates(att, "verify")
+            if outcome in PASSING:
+                att.state = RingState.VERIFIED
+                att.reason = reason
+                self._verified_at[ring.name] = workflow.now()
+                await self._tell("verified", report)
+                return RunState.SUCCEEDED
+            halted = self._halt()
+            if halted is RunState.ROLLED_BACK:
+                assert self._rollback is not None
+                await roll_back(
+                    ring,
+                    att,
+                    self._p.spec.artifact,
+                    f"rollback requested by {self._rollback.by or 'an operator'}: {self._rollback.reason}",
+                )
+                return RunState.ROLLED_BACK
+            if halted is not None:
+                return self._stopped(att, f"stopped during verification: {self._halt_text()}")
+            return await self._fail_ring(ring, att, report, reason)
+        finally:
+            await self._tell("release", report)
+
+    async def _freeze_point(self, ring: Ring, att: RingAttempt) -> None:
+        """A landscape-wide freeze holds the ring before it deploys; `pending` and the status message
+        say "frozen by X since T: reason" (or the exemption it proceeds under)."""
+        assert self._req is not None
+
+        def report(message: str) -> None:
+            att.pending = message
+            self._status.message = message
+
+        verdict = await hold_while_frozen(f"deploy {self._req.version} to ring {ring.name}", report)
+        if not verdict.frozen:
+            att.pending = ""
+
+    def _stopped(self, att: RingAttempt, reason: str) -> RunState:
+        att.state = RingState.STOPPED
+        att.reason = reason
+        self._status.message = reason
+        halted = self._halt()
+        if halted is RunState.ROLLED_BACK:
+            return RunState.ROLLED_BACK
+        return halted or RunState.ABORTED
+
+    async def _fail_ring(self, ring: Ring, att: RingAttempt, report: RingReport, reason: str) -> RunState:
+        att.state = RingState.FAILED
+        att.reason = reason
+        self._status.message = f"ring {ring.name} failed: {reason}"
+        if self._p.spec.version_policy.block_failed:
+            await self._tell("failed", report.model_copy(update={"reason": reason}))
+        await roll_back(ring, att, self._p.spec.artifact, reason)
+        att.state = RingState.FAILED if att.state is not RingState.ROLLED_BACK else att.state
+        return RunState.FAILED
+
+    # --- coordinator signals ---------------------------------------------------------------------
+
+    @workflow.signal
+    def registered(self, reply: RegisterReply) -> None:
+        self._registered = reply
+
+    @workflow.signal
+    def granted(self, grant: RingGrant) -> None:
+        self._grants[grant.ring] = grant
+
+    @workflow.signal
+    def superseded(self, info: Superseded) -> None:
+        if self._superseded is None and self._status.state not in FINAL_STATES:
+            self._superseded = info
