@@ -14,6 +14,7 @@ CATALOG_MODULES: tuple[str, ...] = (
     "definitions.server",
     "definitions.cluster",
     "definitions.cluster_day2",
+    "definitions.rollout",
     "definitions.ocm",
     "definitions.promotion",
 )

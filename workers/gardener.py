@@ -9,7 +9,12 @@ def contents() -> QueueContents:
     from activities.freeze import ACTIVITIES as FREEZE
     from activities.gardener.activities import ACTIVITIES
     from activities.gardener.day2 import ACTIVITIES as DAY2_ACTIVITIES
+    from activities.gardener.select import ACTIVITIES as SELECT
     from workflows.cluster import WORKFLOWS
     from workflows.cluster_day2 import WORKFLOWS as DAY2_WORKFLOWS
+    from workflows.rollout import WORKFLOWS as ROLLOUT
 
-    return QueueContents(workflows=[*WORKFLOWS, *DAY2_WORKFLOWS], activities=[*ACTIVITIES, *DAY2_ACTIVITIES, *FREEZE])
+    return QueueContents(
+        workflows=[*WORKFLOWS, *DAY2_WORKFLOWS, *ROLLOUT],
+        activities=[*ACTIVITIES, *DAY2_ACTIVITIES, *SELECT, *FREEZE],
+    )
