@@ -141,7 +141,8 @@ class FleetRolloutWorkflow:
                     step.target,
                     args,
                     id=f"{workflow.info().workflow_id}/{t.name}",
-                    task_queue=step.task_queue,
+                    # the operations are gardener workflows: the rollout's own queue (as maintain does)
+                    task_queue=workflow.info().task_queue,
                     result_type=dict,
                 )
                 t.state = "succeeded"
