@@ -158,3 +158,26 @@ async def test_alertmanager_critical_alert_starts_a_freeze(freeze_worker: Client
     assert planner.match(route.rules, warning) is None
     state = await h.query("state", result_type=FreezeState)
     assert [a.action for a in state.audit][-2:] == ["started", "requested-again"]
+
+
+async def test_freeze_mid_wave_lets_in_flight_finish_and_starts_nothing_new(
+    freeze_worker: Client, gardener_queue: str, garden_api: KubeApiServer
+) -> None:
+    from definitions.rollout import RolloutResult, RolloutStatus
+    from tests.integration.cluster.test_rollout import fleet, rollout_input, start, status_until
+
+    client = freeze_worker
+    tag, names = await fleet(client, gardener_queue, garden_api, 3)
+    inp = rollout_input(garden_api, tag, "cluster.hibernate", {"enabled": True}, waves=["100%"], maxInFlight=1)
+    h = await start(client, gardener_queue, inp)
+    await status_until(h, lambda s: bool(s.waves) and s.waves[0].targets[0].state == "running", timeout=30)
+    await update(client, "start_freeze", FreezeRequest(reason="mid-wave", by="alice", recheck_seconds=0.3))
+    st: RolloutStatus = await status_until(h, lambda s: any(t.state == "frozen" for t in s.waves[0].targets))
+    states = [t.state for t in st.waves[0].targets]
+    assert states[0] == "succeeded" and "frozen" in states  # the one in flight finished; the next waits
+    held = next(t for t in st.waves[0].targets if t.state == "frozen")
+    assert "frozen by alice since" in held.message and "mid-wave" in held.message
+    assert not (shoot(garden_api, held.name)["spec"].get("hibernation") or {}).get("enabled")
+    await update(client, "end_freeze", FreezeEnd(by="alice"))
+    res: RolloutResult = await h.result()
+    assert res.state == "done" and res.succeeded == names
