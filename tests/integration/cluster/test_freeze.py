@@ -20,6 +20,7 @@ from definitions.cluster import ClusterStatus
 from definitions.cluster_day2 import HibernationInput, HibernationResult
 from definitions.freeze import FREEZE_WORKFLOW_ID, Exemption, FreezeEnd, FreezeRequest, FreezeState
 from definitions.triggers import Rule
+from landscape.kubeapi.admin import KubeApiAdmin
 from landscape.kubeapi.part import KubeApiServer
 from tests.integration.cluster.test_cluster_workflows import NS, create, garden, shoot, uid
 from triggers.dispatch import Planner, execute
@@ -161,7 +162,7 @@ async def test_alertmanager_critical_alert_starts_a_freeze(freeze_worker: Client
 
 
 async def test_freeze_mid_wave_lets_in_flight_finish_and_starts_nothing_new(
-    freeze_worker: Client, gardener_queue: str, garden_api: KubeApiServer
+    freeze_worker: Client, gardener_queue: str, garden_api: KubeApiServer, garden_admin: KubeApiAdmin
 ) -> None:
     from definitions.rollout import RolloutResult, RolloutStatus
     from tests.integration.cluster.test_rollout import fleet, rollout_input, start, status_until
@@ -169,9 +170,26 @@ async def test_freeze_mid_wave_lets_in_flight_finish_and_starts_nothing_new(
     client = freeze_worker
     tag, names = await fleet(client, gardener_queue, garden_api, 3)
     inp = rollout_input(garden_api, tag, "cluster.hibernate", {"enabled": True}, waves=["100%"], maxInFlight=1)
+    # The first target's reconcile hangs until released: the freeze surely starts while it is in flight.
+    garden_admin.post(
+        "/admin/gardener/faults",
+        {"fault": "stuck", "shoot": f"{NS}/{names[0]}", "operation": "Reconcile", "atProgress": 0},
+    )
     h = await start(client, gardener_queue, inp)
     await status_until(h, lambda s: bool(s.waves) and s.waves[0].targets[0].state == "running", timeout=30)
+
+    def stuck() -> bool:
+        obj = shoot(garden_api, names[0])
+        last = (obj.get("status") or {}).get("lastOperation") or {}
+        return bool((obj["spec"].get("hibernation") or {}).get("enabled")) and last.get("state") == "Processing"
+
+    for _ in range(150):
+        if stuck():
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.3)  # the gardenlet is inside its stuck task now
     await update(client, "start_freeze", FreezeRequest(reason="mid-wave", by="alice", recheck_seconds=0.3))
+    garden_admin.client.delete("/admin/gardener/faults").raise_for_status()  # release the hang
     st: RolloutStatus = await status_until(h, lambda s: any(t.state == "frozen" for t in s.waves[0].targets))
     states = [t.state for t in st.waves[0].targets]
     assert states[0] == "succeeded" and "frozen" in states  # the one in flight finished; the next waits
