@@ -20,6 +20,8 @@ FREEZE_WORKFLOW = "FreezeWorkflow"
 #: How often a held workflow looks again, unless the freeze says otherwise.
 DEFAULT_RECHECK_SECONDS = 30.0
 AUDIT_KEEP = 200
+#: Memo key under which the freeze workflow publishes the active freeze (None when not frozen).
+MEMO_KEY = "freeze"
 
 
 def _text(v: str) -> str:

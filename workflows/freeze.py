@@ -17,6 +17,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from definitions.freeze import (
         AUDIT_KEEP,
+        MEMO_KEY,
         ActiveFreeze,
         AuditEntry,
         Exemption,
@@ -32,10 +33,17 @@ class FreezeWorkflow:
         self._state = FreezeState()
         self._changed = 0
 
+    def _publish(self) -> None:
+        """The active freeze in the memo too: `freeze.check` reads it with a describe, which needs no
+        worker, so a stopped pipeline worker never hangs the workflows that check."""
+        active = self._state.active
+        workflow.upsert_memo({MEMO_KEY: active.model_dump(mode="json") if active is not None else None})
+
     def _audit(self, action: str, by: str, reason: str = "", subject: str = "") -> None:
         self._state.audit.append(AuditEntry(at=workflow.now(), action=action, by=by, reason=reason, subject=subject))
         del self._state.audit[:-AUDIT_KEEP]
         self._changed += 1
+        self._publish()
 
     def _begin(self, req: FreezeRequest) -> None:
         self._state.active = ActiveFreeze(
@@ -95,6 +103,7 @@ class FreezeWorkflow:
     async def run(self, carried: FreezeState | None = None) -> None:
         if carried is not None:
             self._state = carried
+        self._publish()
         while True:
             seen = self._changed
             active = self._state.active
