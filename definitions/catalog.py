@@ -14,6 +14,8 @@ CATALOG_MODULES: tuple[str, ...] = (
     "definitions.notify",
     "definitions.server",
     "definitions.cluster",
+    "definitions.cluster_day2",
+    "definitions.rollout",
     "definitions.ocm",
     "definitions.promotion",
 )

@@ -1,4 +1,4 @@
-"""Worker contents of the `gardener` queue: cluster workflows and garden activities."""
+"""Worker contents of the `gardener` queue: cluster workflows (lifecycle and day-2) and garden activities."""
 
 from __future__ import annotations
 
@@ -6,7 +6,15 @@ from workers.queues import QueueContents
 
 
 def contents() -> QueueContents:
+    from activities.freeze import ACTIVITIES as FREEZE
     from activities.gardener.activities import ACTIVITIES
+    from activities.gardener.day2 import ACTIVITIES as DAY2_ACTIVITIES
+    from activities.gardener.select import ACTIVITIES as SELECT
     from workflows.cluster import WORKFLOWS
+    from workflows.cluster_day2 import WORKFLOWS as DAY2_WORKFLOWS
+    from workflows.rollout import WORKFLOWS as ROLLOUT
 
-    return QueueContents(workflows=WORKFLOWS, activities=ACTIVITIES)
+    return QueueContents(
+        workflows=[*WORKFLOWS, *DAY2_WORKFLOWS, *ROLLOUT],
+        activities=[*ACTIVITIES, *DAY2_ACTIVITIES, *SELECT, *FREEZE],
+    )

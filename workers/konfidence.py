@@ -6,7 +6,8 @@ from workers.queues import QueueContents
 
 
 def contents() -> QueueContents:
+    from activities.freeze import ACTIVITIES as FREEZE
     from activities.konfidence import ACTIVITIES
     from workflows.promotion import WORKFLOWS
 
-    return QueueContents(workflows=WORKFLOWS, activities=ACTIVITIES)
+    return QueueContents(workflows=WORKFLOWS, activities=[*ACTIVITIES, *FREEZE])

@@ -61,7 +61,8 @@ def build_workers(client: Client, queues: Sequence[str], *, max_concurrent_activ
                 workflows=registered_workflows(contents.workflows, deployment),
                 activities=list(contents.activities),
                 activity_executor=(activity_executor or ThreadPoolExecutor(max_concurrent_activities))
-                if needs_executor else None,
+                if needs_executor
+                else None,
                 max_concurrent_activities=max_concurrent_activities,
                 workflow_runner=workflow_runner(),
                 interceptors=[StepMetricsInterceptor(), ShutdownHandoffInterceptor(), ProgressInterceptor()],

@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from definitions.cluster_plan import PlanStep, Readiness, UpgradePlan, in_maintenance_window, seconds_until_window
     from workflows.activity_options import HEARTBEAT_TIMEOUT, SHORT_CALL
+    from workflows.freeze_guard import FREEZE_PATCH, hold_while_frozen
 
 #: Short garden calls: retried by Temporal (client retries are off), bounded.
 CALL_RETRY = RetryPolicy(
@@ -84,6 +85,23 @@ class _Waiting:
     @workflow.query
     def status(self) -> ClusterStatus:
         return self._status
+
+    async def _freeze_point(self, what: str) -> None:
+        """Before acting on the fleet: wait while the landscape is frozen (status shows by whom and why).
+        Guarded: histories from before the freeze check replay without it."""
+        if not workflow.patched(FREEZE_PATCH):
+            return
+        phase = self._status.phase
+        verdict = await hold_while_frozen(what, self._frozen_phase)
+        if self._status.phase == "frozen":
+            self._status.phase = phase if phase != "frozen" else "resuming"
+        if verdict.frozen and verdict.exemption is None:
+            self._status.message = f"{what}: freeze lifted"
+
+    def _frozen_phase(self, message: str) -> None:
+        if "waiting:" in message:
+            self._status.phase = "frozen"
+        self._status.message = message
 
     async def _step(self, phase: str, activity: str, arg: Any, result_type: type) -> Any:
         """Show ``phase`` in the status, then one garden call; its failure fails the workflow
@@ -235,6 +253,7 @@ class ClusterUpgradeWorkflow(_Waiting):
         ]
         for step in steps:
             what = step.kubernetes_version or f"image {step.machine_image_version}"
+            await self._freeze_point(f"upgrade {inp.project_namespace}/{inp.name} {step.target} to {what}")
             ref = await self._step(
                 f"upgrading {step.target} to {what}",
                 "gardener_patch_shoot",
@@ -319,6 +338,8 @@ class ClusterMaintainWorkflow(_Waiting):
                     )
                     return
                 await workflow.sleep(wait)
+            if not inp.dry_run:
+                await self._freeze_point(f"maintain {cand.namespace}/{cand.name}")
             try:
                 child: ClusterUpgradeResult = await workflow.execute_child_workflow(
                     "ClusterUpgradeWorkflow",

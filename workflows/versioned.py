@@ -27,9 +27,13 @@ from workflows.cluster import (
     ClusterMaintainWorkflow,
     ClusterUpgradeWorkflow,
 )
+from workflows.cluster_day2 import ClusterHibernationWorkflow, ClusterRotateCredentialsWorkflow
+from workflows.ctf import CtfExportWorkflow, CtfImportWorkflow
 from workflows.fanout import FanOutWorkflow
+from workflows.freeze import FreezeWorkflow
 from workflows.pipeline import PipelineWorkflow
 from workflows.promotion import PromotionCoordinatorWorkflow, PromotionStepWorkflow, PromotionWorkflow
+from workflows.rollout import FleetRolloutWorkflow
 from workflows.server import (
     ServerDiscoveryWorkflow,
     ServerInventoryBatchWorkflow,
@@ -37,6 +41,7 @@ from workflows.server import (
     ServerProvisionFleetWorkflow,
     ServerProvisionWorkflow,
 )
+from workflows.server_claim import ServerClaimWorkflow
 from workflows.transport import ComponentTransportWorkflow
 
 PINNED = VersioningBehavior.PINNED
@@ -59,6 +64,15 @@ BEHAVIOURS: dict[str, VersioningBehavior] = {
     "ServerDiscoveryWorkflow": PINNED,
     "ServerProvisionWorkflow": PINNED,
     "ServerProvisionFleetWorkflow": PINNED,
+    "ServerClaimWorkflow": PINNED,
+    "CtfExportWorkflow": PINNED,
+    "CtfImportWorkflow": PINNED,
+    "ClusterHibernationWorkflow": PINNED,
+    # Long-lived: credential rotation may pause between its two phases for days, a freeze lasts until
+    # it ends, a rollout waits on soaks and approvals between waves.
+    "ClusterRotateCredentialsWorkflow": AUTO_UPGRADE,
+    "FreezeWorkflow": AUTO_UPGRADE,
+    "FleetRolloutWorkflow": AUTO_UPGRADE,
 }
 
 
@@ -101,6 +115,16 @@ ServerDiscoveryWorkflowVersioned = versioned(ServerDiscoveryWorkflow, "ServerDis
 ServerProvisionWorkflowVersioned = versioned(ServerProvisionWorkflow, "ServerProvisionWorkflowVersioned")
 ServerProvisionFleetWorkflowVersioned = versioned(ServerProvisionFleetWorkflow, "ServerProvisionFleetWorkflowVersioned")
 
+ServerClaimWorkflowVersioned = versioned(ServerClaimWorkflow, "ServerClaimWorkflowVersioned")
+CtfExportWorkflowVersioned = versioned(CtfExportWorkflow, "CtfExportWorkflowVersioned")
+CtfImportWorkflowVersioned = versioned(CtfImportWorkflow, "CtfImportWorkflowVersioned")
+ClusterHibernationWorkflowVersioned = versioned(ClusterHibernationWorkflow, "ClusterHibernationWorkflowVersioned")
+ClusterRotateCredentialsWorkflowVersioned = versioned(
+    ClusterRotateCredentialsWorkflow, "ClusterRotateCredentialsWorkflowVersioned"
+)
+FreezeWorkflowVersioned = versioned(FreezeWorkflow, "FreezeWorkflowVersioned")
+FleetRolloutWorkflowVersioned = versioned(FleetRolloutWorkflow, "FleetRolloutWorkflowVersioned")
+
 VARIANTS: dict[str, type] = {
     _type_name(c): c
     for c in [
@@ -119,6 +143,13 @@ VARIANTS: dict[str, type] = {
         ServerDiscoveryWorkflowVersioned,
         ServerProvisionWorkflowVersioned,
         ServerProvisionFleetWorkflowVersioned,
+        ServerClaimWorkflowVersioned,
+        CtfExportWorkflowVersioned,
+        CtfImportWorkflowVersioned,
+        ClusterHibernationWorkflowVersioned,
+        ClusterRotateCredentialsWorkflowVersioned,
+        FreezeWorkflowVersioned,
+        FleetRolloutWorkflowVersioned,
     ]
 }
 

@@ -4,7 +4,9 @@ Install as the plugin ``landscape.gardener``. Settings (``--set KEY=VALUE``): ``
 (simulated seconds per real second) and ``gardener.taskSeconds``. Admin endpoints:
 ``POST /admin/gardener/faults`` ({fault, shoot?, operation?, count?, atProgress?, simSeconds?}),
 ``DELETE /admin/gardener/faults``, ``POST /admin/gardener/settings`` ({speed?, taskSeconds?}),
-``GET /admin/gardener/ready-log``.
+``GET /admin/gardener/ready-log``. Day-2 operations (credential rotation, hibernation and its
+schedules; ``gardener.hibernationInterval``) are in :mod:`landscape.gardener.day2` and
+:mod:`landscape.gardener.hibernation`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from starlette.routing import Route
 
 from landscape.gardener import admission
 from landscape.gardener.gardenlet import Gardenlet, ShootFault, snapshot
+from landscape.gardener.hibernation import HibernationScheduler
 from landscape.gardener.kinds import CORE, kinds
 
 
@@ -76,4 +79,7 @@ def install(server: Any) -> Gardenlet:
         ]
     )
     server.background.append(gardenlet.run)
+    scheduler = HibernationScheduler(server.store, interval=float(cfg.get("gardener.hibernationInterval", 1.0)))
+    server.hibernation = scheduler
+    server.background.append(scheduler.run)
     return gardenlet

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from landscape.gardener import rules
+from landscape.gardener import day2, rules
 from landscape.gardener.kinds import CONFIRM_DELETION, CORE, FINALIZER, OPERATION, SECURITY
 from landscape.kubeapi import errors
 from landscape.kubeapi.kinds import AdmissionRequest
@@ -69,6 +69,7 @@ def admit_shoot(req: AdmissionRequest) -> None:
                     forced = req.store.notes.setdefault(FORCED_NOTE, set())
                     forced.add((meta.get("namespace"), meta.get("name"), int(meta["generation"])))
             del annotations[OPERATION]
+        day2.admit_rotation(req, meta, op)
 
 
 def _default_versions(req: AdmissionRequest) -> None:
@@ -128,6 +129,7 @@ def _profile_kind(req: AdmissionRequest) -> Any:
 
 
 def validate_shoot(req: AdmissionRequest) -> None:
+    day2.validate(req)
     if req.operation == "DELETE":
         annotations = (req.old or {}).get("metadata", {}).get("annotations") or {}
         if annotations.get(CONFIRM_DELETION) != "true":

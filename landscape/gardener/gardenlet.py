@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from landscape.gardener import day2
 from landscape.gardener.admission import FORCED_NOTE
-from landscape.gardener.kinds import CONDITION_TYPES, CORE, FINALIZER
+from landscape.gardener.kinds import CONDITION_TYPES, CORE, FINALIZER, OPERATION
 from landscape.gardener.rules import RuleError, TimeWindow
 from landscape.kubeapi.errors import ApiError
 from landscape.kubeapi.kinds import Kind
@@ -240,8 +241,27 @@ class Gardenlet:
         obj = self.store.peek(self.kind, ns, name)
         return None if obj is None else int(obj["metadata"].get("generation", 1))
 
+    def _take_operation(self, key: str) -> str | None:
+        """A day-2 operation annotation (credential rotation) this reconcile acts on; removed from the
+        shoot as the gardenlet does once it has picked it up."""
+        ns, name = self._split(key)
+        obj = self.store.peek(self.kind, ns, name)
+        op = ((obj or {}).get("metadata", {}).get("annotations") or {}).get(OPERATION)
+        if obj is None or op not in day2.ROTATIONS:
+            return None
+        with contextlib.suppress(ApiError):
+            fresh = self.store.get(self.kind, ns, name)
+            fresh["metadata"]["annotations"].pop(OPERATION, None)
+            self.store.update(self.kind, ns, name, fresh, manager="gardenlet")
+        return str(op)
+
     async def _operate(self, key: str, operation: str, generation: int) -> None:
         tasks = {"Create": CREATE_TASKS, "Reconcile": RECONCILE_TASKS, "Delete": DELETE_TASKS}[operation]
+        day2_op = self._take_operation(key) if operation == "Reconcile" else None
+        if operation == "Reconcile":
+            ns, name = self._split(key)
+            current = self.store.peek(self.kind, ns, name) or {}
+            tasks = tasks + day2.task_names(day2_op, current, current.get("status") or {})
         flow = {
             "Create": "Shoot cluster reconciliation",
             "Reconcile": "Shoot cluster reconciliation",
@@ -265,6 +285,7 @@ class Gardenlet:
             status.setdefault("uid", obj["metadata"]["uid"])
             status.setdefault("gardener", {"id": "sim-gardenlet", "name": "gardenlet", "version": "v1.110.0-sim"})
             status.setdefault("hibernated", False)
+            day2.begin(status, day2_op)
             if operation == "Create" or not status.get("conditions"):
                 status["conditions"] = [
                     {
@@ -316,6 +337,7 @@ class Gardenlet:
                 "lastUpdateTime": now,
             }
             status.pop("lastErrors", None)
+            day2.finish(status, day2_op, obj)
             status["conditions"] = [
                 {
                     "type": t,

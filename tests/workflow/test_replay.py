@@ -27,7 +27,17 @@ HISTORIES = sorted(HISTORIES_DIR.rglob("*.json"))
 #: Registered types whose histories need parts of the landscape the recorder does not start yet.
 #: `python -m tests.histories.record` fills them in; remove a type here once its history is saved
 #: (the test below fails while a listed type has one, so the list only shrinks).
-NOT_YET_RECORDED: set[str] = set()
+#: Types that landed in the same stop as the recorder (issue 16: CTF, day-2, freeze, rollout) and have no
+#: recorder scenario yet. The test below fails once one of them gets a saved history (remove it here then);
+#: until then a change to these types is not protected by replay. Add scenarios to tests/histories/record.py.
+NOT_YET_RECORDED: set[str] = {
+    "ClusterHibernationWorkflow",
+    "ClusterRotateCredentialsWorkflow",
+    "CtfExportWorkflow",
+    "CtfImportWorkflow",
+    "FleetRolloutWorkflow",
+    "FreezeWorkflow",
+}
 
 pytestmark = pytest.mark.workflow
 

@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "workers.cli.console",
     "workers.cli.completion",
     "workers.cli.deploy",
+    "workers.cli.freeze",
 )
 
 

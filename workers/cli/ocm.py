@@ -68,10 +68,14 @@ def register(subparsers: Any) -> None:
     )
     v.set_defaults(func=cmd_verify)
 
-    t = sub.add_parser("transfer", help="start the component transport workflow and follow it")
-    t.add_argument("source", help="source repository URL, e.g. http://127.0.0.1:5000/ocm")
-    t.add_argument("target", help="target repository URL")
-    t.add_argument("components", nargs="+", help="NAME:VERSION, one or more")
+    t = sub.add_parser(
+        "transfer",
+        help="start the component transport workflow and follow it (registry or CTF archive on either side)",
+    )
+    t.add_argument("source", help="source repository URL (http://127.0.0.1:5000/ocm) or CTF archive (ctf:PATH)")
+    t.add_argument("target", help="target repository URL or CTF archive (ctf:PATH, a path, or FILE.tar)")
+    t.add_argument("components", nargs="*", help="NAME:VERSION (at least one, except when importing an archive)")
+    t.add_argument("--format", choices=["directory", "tar"], help="archive format when exporting (default: by suffix)")
     t.add_argument("--by-reference", action="store_true", help="copy descriptors only (default: by value)")
     t.add_argument("--no-recursive", action="store_true", help="do not follow component references")
     t.add_argument(
@@ -280,6 +284,11 @@ def build_transport_input(args: argparse.Namespace) -> Any:
 
 def cmd_transfer(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
+
+    from workers.cli.ocm_ctf import cmd_ctf_transfer, is_archive
+
+    if is_archive(args.source) or is_archive(args.target):
+        return cmd_ctf_transfer(args)
 
     try:
         inp = build_transport_input(args)

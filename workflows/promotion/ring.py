@@ -32,6 +32,7 @@ from definitions.promotion_runs import (
     TargetStatus,
 )
 from workflows.failures import failure_message
+from workflows.freeze_guard import FREEZE_PATCH, hold_while_frozen
 from workflows.promotion.deploy import apply_flags, deploy, roll_back
 from workflows.promotion.gates.base import QUERY_TIMEOUT
 from workflows.promotion.gating import GateRunner
@@ -189,6 +190,10 @@ class PromotionWorkflow(GateRunner, OperatorHandlers):
             await self._pause_point()
             if self._halt() is not None:
                 return self._stopped(att, f"stopped before deploying: {self._halt_text()}")
+            if workflow.patched(FREEZE_PATCH):
+                await self._freeze_point(ring, att)
+                if self._halt() is not None:
+                    return self._stopped(att, f"stopped while frozen: {self._halt_text()}")
             att.state = RingState.DEPLOYING
             deploy_error = await apply_flags(ring, att, self._req.version) or await deploy(
                 ring, att, self._p.spec.artifact, self._req.version
@@ -219,6 +224,19 @@ class PromotionWorkflow(GateRunner, OperatorHandlers):
             return await self._fail_ring(ring, att, report, reason)
         finally:
             await self._tell("release", report)
+
+    async def _freeze_point(self, ring: Ring, att: RingAttempt) -> None:
+        """A landscape-wide freeze holds the ring before it deploys; `pending` and the status message
+        say "frozen by X since T: reason" (or the exemption it proceeds under)."""
+        assert self._req is not None
+
+        def report(message: str) -> None:
+            att.pending = message
+            self._status.message = message
+
+        verdict = await hold_while_frozen(f"deploy {self._req.version} to ring {ring.name}", report)
+        if not verdict.frozen:
+            att.pending = ""
 
     def _stopped(self, att: RingAttempt, reason: str) -> RunState:
         att.state = RingState.STOPPED

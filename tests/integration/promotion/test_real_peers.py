@@ -16,6 +16,7 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import konfidence
+from activities.freeze import ACTIVITIES as FREEZE_ACTIVITIES
 from definitions import queues
 from definitions.promotion import Target
 from definitions.promotion_runs import (
@@ -183,7 +184,7 @@ async def test_promotion_end_to_end_with_real_stages_and_prometheus(
         },
     }
     worker = Worker(ts_env.client, task_queue=queues.KONFIDENCE, workflows=WORKFLOWS,
-                    activities=konfidence.ACTIVITIES, workflow_runner=workflow_runner())
+                    activities=[*konfidence.ACTIVITIES, *FREEZE_ACTIVITIES], workflow_runner=workflow_runner())
     ids = []
 
     async def promote(version: str) -> PromotionOutcome:

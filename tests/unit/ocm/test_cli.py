@@ -120,3 +120,22 @@ def test_verify_checks_local_blobs(tmp_path: Path, capsys: pytest.CaptureFixture
     capsys.readouterr()
     assert run("ocm", "verify", cd, "--public-key", pub, "--blobs", str(tampered)) == 1
     assert "blob digest mismatch" in capsys.readouterr().err
+
+
+def test_transfer_to_and_from_archive_parsing(tmp_path: Path) -> None:
+    from workers.cli.ocm_ctf import build_ctf_input
+
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    out = tmp_path / "edge.tar"
+    wf, inp = build_ctf_input(
+        parser.parse_args(["ocm", "transfer", "http://a/ocm", str(out), "acme.org/app:1.0", "--verify", "r=file:/k"])
+    )
+    assert wf == "CtfExportWorkflow"
+    assert inp.model_dump()["format"] == "tar" and inp.model_dump()["archive"] == str(out)
+    wf, inp = build_ctf_input(parser.parse_args(["ocm", "transfer", f"ctf:{tmp_path}/d", "https://b/ocm"]))
+    assert wf == "CtfImportWorkflow" and inp.model_dump()["components"] == []
+    # an export needs components; archive to archive and --sign are refused with exit 2
+    assert cli.cmd_transfer(parser.parse_args(["ocm", "transfer", "http://a/ocm", "ctf:/x"])) == 2
+    assert cli.cmd_transfer(parser.parse_args(["ocm", "transfer", "ctf:/x", "/y"])) == 2
+    assert cli.cmd_transfer(parser.parse_args(["ocm", "transfer", "ctf:/x", "http://b", "--sign", "s=env:K"])) == 2

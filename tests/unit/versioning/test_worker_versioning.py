@@ -19,6 +19,11 @@ AUTO_UPGRADE = {
     "PromotionCoordinatorWorkflow",
     "PromotionStepWorkflow",
     "ClusterMaintainWorkflow",
+    # issue 16: rotation may pause between phases, a freeze lasts until it ends, a rollout soaks and
+    # waits on approvals between waves
+    "ClusterRotateCredentialsWorkflow",
+    "FreezeWorkflow",
+    "FleetRolloutWorkflow",
 }
 
 

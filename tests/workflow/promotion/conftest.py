@@ -25,6 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import konfidence as real
+from activities.freeze import ACTIVITIES as FREEZE_ACTIVITIES
 from definitions import queues
 from definitions.promotion_runs import (
     ProbeRequest,
@@ -82,7 +83,7 @@ class World:
             self.triggered.append(req)
 
         return [deploy_stage, prometheus_query, http_probe, trigger_tests, real.poll_tests, real.validate,
-                real.register, real.next_allowed, real.apply_flags, real.restore_flags]
+                real.register, real.next_allowed, real.apply_flags, real.restore_flags, *FREEZE_ACTIVITIES]
 
 
 def definition(tmp: Path, *, approval: bool = True, **ring_changes: Any) -> dict[str, Any]:

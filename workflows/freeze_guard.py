@@ -1,0 +1,47 @@
+"""Hold a workflow while the landscape is frozen (the check every fleet step and ring makes).
+
+``hold_while_frozen`` asks ``freeze.check`` (on the workflow's own task queue) and, while the
+answer is "frozen" and the subject is not exempt, reports "frozen by X since T: reason" through
+``report`` (the workflow's status query shows it) and looks again after the freeze's recheck
+interval on a durable timer. Work already in flight is not interrupted: callers check before they
+start something new.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from definitions.freeze import FreezeCheck, FreezeVerdict
+
+#: workflow.patched() id guarding the freeze check in workflows that existed before it.
+FREEZE_PATCH = "freeze-check-v1"
+
+_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=15))
+
+
+async def hold_while_frozen(what: str, report: Callable[[str], None], subject: str | None = None) -> FreezeVerdict:
+    """Return once the subject may act (not frozen, or exempt); the verdict says which."""
+    subject = subject or workflow.info().workflow_id
+    while True:
+        verdict: FreezeVerdict = await workflow.execute_activity(
+            "freeze.check",
+            FreezeCheck(subject=subject, what=what),
+            result_type=FreezeVerdict,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=_RETRY,
+        )
+        if verdict.frozen and verdict.exempt and verdict.exemption is not None:
+            report(
+                f"{what}: exempt from the freeze ({verdict.message}); approved by "
+                f"{verdict.exemption.approver}: {verdict.exemption.reason}"
+            )
+            return verdict
+        if not verdict.frozen:
+            return verdict
+        report(f"{what}: waiting: {verdict.message}")
+        await workflow.sleep(timedelta(seconds=verdict.recheck_seconds))

@@ -1,0 +1,212 @@
+"""FleetRolloutWorkflow (queue ``gardener``): one cluster operation over selected shoots, in waves.
+
+select (activity) -> plan the waves -> per wave: for each target (at most ``maxInFlight`` at a
+time): pause point, freeze check, the operation's own workflow as a child -> count failures against
+the budget (a shoot deleted meanwhile is skipped, not failed) -> gates before the next wave.
+When the budget is exhausted or the rollout is aborted, targets in flight finish and nothing new
+starts; later waves stay untouched and the result lists every target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ChildWorkflowError
+
+with workflow.unsafe.imports_passed_through():
+    import definitions.cluster
+    import definitions.cluster_day2  # noqa: F401
+    from definitions.rollout import (
+        AbortRequest,
+        ApprovalGate,
+        RolloutInput,
+        RolloutResult,
+        RolloutStatus,
+        SelectInput,
+        SoakGate,
+        TargetStatus,
+        WaveApproval,
+        WaveStatus,
+    )
+    from definitions.steptypes import REGISTRY
+    from workflows.cluster import _call, _fail
+    from workflows.freeze_guard import hold_while_frozen
+
+
+@workflow.defn(name="FleetRolloutWorkflow")
+class FleetRolloutWorkflow:
+    def __init__(self) -> None:
+        self._status = RolloutStatus()
+        self._paused = False
+        self._abort: AbortRequest | None = None
+        self._exhausted = False
+        self._approvals: dict[int, WaveApproval] = {}
+        self._inp: RolloutInput | None = None
+
+    # --- operator interface ------------------------------------------------------------------------
+
+    @workflow.query
+    def status(self) -> RolloutStatus:
+        return self._status
+
+    @workflow.signal
+    def pause(self, by: str = "") -> None:
+        self._paused = True
+        self._status.message = f"paused by {by or 'an operator'}; in-flight targets finish"
+
+    @workflow.signal
+    def resume(self, by: str = "") -> None:
+        self._paused = False
+        self._status.message = f"resumed by {by or 'an operator'}"
+
+    @workflow.signal
+    def abort(self, req: AbortRequest) -> None:
+        self._abort = req
+
+    @workflow.update
+    def approve_wave(self, approval: WaveApproval) -> RolloutStatus:
+        self._approvals[approval.wave] = approval
+        return self._status
+
+    @approve_wave.validator
+    def _check_approval(self, approval: WaveApproval) -> None:
+        if not approval.approver.strip():
+            raise ValueError("an approval needs a named approver")
+        if not (0 <= approval.wave < len(self._status.waves)):
+            raise ValueError(f"no wave {approval.wave} (waves 0-{len(self._status.waves) - 1})")
+        assert self._inp is not None
+        allowed = [a for g in self._inp.rollout.gates if isinstance(g, ApprovalGate) for a in g.approvers]
+        if allowed and approval.approver not in allowed:
+            raise ValueError(f"{approval.approver!r} may not approve; eligible: {', '.join(allowed)}")
+
+    # --- run ---------------------------------------------------------------------------------------
+
+    def _stop(self) -> bool:
+        return self._abort is not None or self._exhausted
+
+    async def _pause_point(self) -> None:
+        if self._paused:
+            await workflow.wait_condition(lambda: not self._paused or self._abort is not None)
+
+    async def _gates(self, index: int) -> None:
+        """Gates before wave ``index`` (after the previous one finished)."""
+        assert self._inp is not None
+        wave = self._status.waves[index]
+        for gate in self._inp.rollout.gates:
+            if self._stop():
+                return
+            wave.state = "gate"
+            if isinstance(gate, SoakGate):
+                wave.gate = f"soak {gate.duration} after wave {index - 1}"
+                self._status.message = f"wave {index}: {wave.gate}"
+                try:
+                    await workflow.wait_condition(lambda: self._abort is not None, timeout=gate.duration)
+                except TimeoutError:
+                    pass
+            else:
+                who = f" ({', '.join(gate.approvers)})" if gate.approvers else ""
+                wave.gate = f"waiting for approval{who}: update approve_wave {{wave: {index}, approver}}"
+                self._status.message = f"wave {index}: {wave.gate}"
+                await workflow.wait_condition(lambda: index in self._approvals or self._abort is not None)
+                if index in self._approvals:
+                    a = self._approvals[index]
+                    wave.gate = f"approved by {a.approver}" + (f": {a.comment}" if a.comment else "")
+        await self._pause_point()
+
+    async def _target(self, t: TargetStatus, sem: asyncio.Semaphore) -> None:
+        assert self._inp is not None
+        inp = self._inp
+        ns = inp.rollout.selector.namespace
+        step = REGISTRY.get(inp.operation)
+        async with sem:
+            await self._pause_point()
+            if self._stop():
+                return
+
+            def frozen(message: str) -> None:
+                t.state, t.message = ("frozen" if "waiting:" in message else t.state), message
+
+            await hold_while_frozen(f"{inp.operation} {ns}/{t.name}", frozen)
+            if self._stop():
+                t.state = "pending"
+                return
+            t.state, t.message = "running", ""
+            args = step.args_model.model_validate(
+                {**inp.with_, "name": t.name, "project_namespace": ns, "garden": inp.garden.model_dump()}
+            )
+            try:
+                await workflow.execute_child_workflow(
+                    step.target,
+                    args,
+                    id=f"{workflow.info().workflow_id}/{t.name}",
+                    # the operations are gardener workflows: the rollout's own queue (as maintain does)
+                    task_queue=workflow.info().task_queue,
+                    result_type=dict,
+                )
+                t.state = "succeeded"
+            except ChildWorkflowError as err:
+                failure = _fail(err)
+                if failure.type == "ShootNotFound":
+                    t.state, t.message = "skipped", f"deleted during the rollout: {failure.message}"
+                    return
+                t.state, t.message = "failed", failure.message
+                self._status.failures += 1
+                if self._status.failures > self._status.budget:
+                    self._exhausted = True
+
+    @workflow.run
+    async def run(self, inp: RolloutInput) -> RolloutResult:
+        self._inp = inp
+        try:
+            targets: list[str] = await _call(
+                "gardener_select_shoots", SelectInput(selector=inp.rollout.selector, garden=inp.garden), list[str]
+            )
+        except ActivityError as err:
+            raise _fail(err) from None
+        self._status.waves = [
+            WaveStatus(index=i, targets=[TargetStatus(name=n) for n in wave])
+            for i, wave in enumerate(inp.rollout.plan(targets))
+        ]
+        self._status.budget = inp.rollout.budget(len(targets))
+        self._status.state = "running"
+        sem = asyncio.Semaphore(inp.rollout.max_in_flight)
+        for wave in self._status.waves:
+            if wave.index > 0:
+                await self._gates(wave.index)
+            if self._stop():
+                break
+            wave.state = "running"
+            self._status.message = f"wave {wave.index}: {len(wave.targets)} target(s)"
+            await asyncio.gather(*(self._target(t, sem) for t in wave.targets))
+            wave.state = "stopped" if self._stop() else "done"
+            if self._stop():
+                break
+        return self._finish()
+
+    def _finish(self) -> RolloutResult:
+        all_targets = [t for w in self._status.waves for t in w.targets]
+        if self._abort is not None:
+            self._status.state = "aborted"
+            self._status.message = f"aborted by {self._abort.by}: {self._abort.reason}"
+        elif self._exhausted:
+            self._status.state = "stopped"
+            self._status.message = (
+                f"failure budget exhausted ({self._status.failures} failed, budget {self._status.budget}); "
+                "later waves untouched"
+            )
+        else:
+            self._status.state = "done"
+            self._status.message = f"{sum(t.state == 'succeeded' for t in all_targets)} target(s) succeeded"
+        return RolloutResult(
+            state=self._status.state,
+            succeeded=[t.name for t in all_targets if t.state == "succeeded"],
+            failed={t.name: t.message for t in all_targets if t.state == "failed"},
+            skipped={t.name: t.message for t in all_targets if t.state == "skipped"},
+            untouched=[t.name for t in all_targets if t.state in ("pending", "frozen")],
+            waves=self._status.waves,
+        )
+
+
+WORKFLOWS: list[Any] = [FleetRolloutWorkflow]
