@@ -32,6 +32,7 @@ from temporalio.service import RPCError
 from tests.chaos.common import CrashRun, CrashTally, disrupted_run, run_fields, run_plan, shoot_cluster, stop_a_worker
 from tests.chaos.harness import ChaosLandscape, WorkerPool, campaign_workers, chaos_landscape
 from tests.chaos.recovery import run_workflow_ids
+from tests.support import pipeline
 from workers.cli.pipeline import start_pipeline
 
 SHOOTS = "/apis/core.gardener.cloud/v1beta1/namespaces/garden-edge/shoots"
@@ -40,62 +41,58 @@ QUEUES = "pipeline,gardener"
 
 def crash_pipeline() -> dict[str, Any]:
     """Heartbeating core steps, a fan-out, and the cluster lifecycle (create, then upgrade)."""
-    return {
-        "apiVersion": "apeiro.dev/v1alpha1",
-        "kind": "Pipeline",
-        "metadata": {"name": "crash-campaign"},
-        "spec": {
-            "inputs": {"site": {"type": "string"}},
-            "steps": [
-                {
-                    "name": "prepare",
-                    "uses": "core.echo",
-                    "with": {"values": {"site": "${{ inputs.site }}"}, "sleep": "2s"},
+    return pipeline(
+        name="crash-campaign",
+        inputs={"site": {"type": "string"}},
+        steps=[
+            {
+                "name": "prepare",
+                "uses": "core.echo",
+                "with": {"values": {"site": "${{ inputs.site }}"}, "sleep": "2s"},
+            },
+            {
+                "name": "fan",
+                "uses": "core.echo",
+                "needs": ["prepare"],
+                "forEach": "[1, 2, 3, 4, 5, 6]",
+                "maxParallel": 3,
+                "with": {"values": {"n": "${{ item }}"}, "sleep": "1s"},
+            },
+            {
+                "name": "create_cluster",
+                "uses": "cluster.create",
+                "needs": ["prepare"],
+                "with": {
+                    "site": "${{ inputs.site }}",
+                    "timeout_seconds": 600,
+                    "cluster": shoot_cluster(
+                        "${{ inputs.site }}",
+                        {
+                            "name": "pool1",
+                            "machine_type": "local-small",
+                            "image_version": "1592.9.0",
+                            "minimum": 1,
+                            "maximum": 3,
+                        },
+                    ),
                 },
-                {
-                    "name": "fan",
-                    "uses": "core.echo",
-                    "needs": ["prepare"],
-                    "forEach": "[1, 2, 3, 4, 5, 6]",
-                    "maxParallel": 3,
-                    "with": {"values": {"n": "${{ item }}"}, "sleep": "1s"},
+            },
+            {"name": "soak", "uses": "core.echo", "needs": ["create_cluster"], "with": {"sleep": "2s"}},
+            {
+                "name": "upgrade_cluster",
+                "uses": "cluster.upgrade",
+                "needs": ["create_cluster"],
+                "with": {
+                    "site": "${{ inputs.site }}",
+                    "name": "${{ steps.create_cluster.outputs.name }}",
+                    "project_namespace": "${{ steps.create_cluster.outputs.namespace }}",
+                    "target_version": "1.31.4",
+                    "machine_image_version": "latest",
                 },
-                {
-                    "name": "create_cluster",
-                    "uses": "cluster.create",
-                    "needs": ["prepare"],
-                    "with": {
-                        "site": "${{ inputs.site }}",
-                        "timeout_seconds": 600,
-                        "cluster": shoot_cluster(
-                            "${{ inputs.site }}",
-                            {
-                                "name": "pool1",
-                                "machine_type": "local-small",
-                                "image_version": "1592.9.0",
-                                "minimum": 1,
-                                "maximum": 3,
-                            },
-                        ),
-                    },
-                },
-                {"name": "soak", "uses": "core.echo", "needs": ["create_cluster"], "with": {"sleep": "2s"}},
-                {
-                    "name": "upgrade_cluster",
-                    "uses": "cluster.upgrade",
-                    "needs": ["create_cluster"],
-                    "with": {
-                        "site": "${{ inputs.site }}",
-                        "name": "${{ steps.create_cluster.outputs.name }}",
-                        "project_namespace": "${{ steps.create_cluster.outputs.namespace }}",
-                        "target_version": "1.31.4",
-                        "machine_image_version": "latest",
-                    },
-                },
-            ],
-            "outputs": {"version": "steps.upgrade_cluster.outputs.kubernetes_version"},
-        },
-    }
+            },
+        ],
+        outputs={"version": "steps.upgrade_cluster.outputs.kubernetes_version"},
+    )
 
 
 @dataclass(kw_only=True)

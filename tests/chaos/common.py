@@ -264,23 +264,33 @@ class FaultRun:
 
 
 @dataclass
-class FaultReport:
+class OutcomeTally:
+    """What the fault and Prometheus-down campaigns count alike: runs, runs that ended wrong or hung
+    (each record's ``outcome``: ``wrong-outcome``, ``hung`` or a campaign's own), and the records."""
+
     runs: int = 0
-    faults_injected: int = 0
-    succeeded: int = 0
-    failed_as_expected: int = 0
     wrong: int = 0
     hung: int = 0
-    records: list[FaultRun] = field(default_factory=list)
+    records: list[Any] = field(default_factory=list)
 
-    def count(self, record: FaultRun, faults: int) -> None:
+    def count_outcome(self, record: Any) -> None:
         self.runs += 1
-        self.faults_injected += faults
-        self.succeeded += record.outcome == "succeeded"
-        self.failed_as_expected += record.outcome == "failed-as-expected"
         self.wrong += record.outcome == "wrong-outcome"
         self.hung += record.outcome == "hung"
         self.records.append(record)
+
+
+@dataclass
+class FaultReport(OutcomeTally):
+    faults_injected: int = 0
+    succeeded: int = 0
+    failed_as_expected: int = 0
+
+    def count(self, record: FaultRun, faults: int) -> None:
+        self.count_outcome(record)
+        self.faults_injected += faults
+        self.succeeded += record.outcome == "succeeded"
+        self.failed_as_expected += record.outcome == "failed-as-expected"
 
     def summary(self) -> str:
         return (

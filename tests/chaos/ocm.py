@@ -40,6 +40,7 @@ from landscape.temporal import TemporalDevServer
 from tests.chaos.common import CrashRun, CrashTally, disrupted_run, run_fields, run_plan, stop_a_worker
 from tests.chaos.harness import REPO, CountingProxy, WorkerPool, campaign_workers, counting_proxy
 from tests.chaos.recovery import run_workflow_ids
+from tests.support import pipeline
 from tests.unit.ocm.helpers import key_pem, new_key, pub_pem
 from workers.cli.pipeline import start_pipeline
 
@@ -52,39 +53,35 @@ def docker_registry_available() -> bool:
 
 
 def transport_pipeline(keys: Path) -> dict[str, Any]:
-    return {
-        "apiVersion": "apeiro.dev/v1alpha1",
-        "kind": "Pipeline",
-        "metadata": {"name": "ocm-crash"},
-        "spec": {
-            "inputs": {"source": {"type": "string"}, "target": {"type": "string"}},
-            "steps": [
-                {"name": "prepare", "uses": "core.echo", "with": {"values": {"ok": True}, "sleep": "1s"}},
-                {
-                    "name": "ship",
-                    "uses": "component.transport",
-                    "needs": ["prepare"],
-                    "with": {
-                        "source": {"url": "${{ inputs.source }}"},
-                        "target": {
-                            "url": "${{ inputs.target }}",
-                            "username": "apeiro",
-                            "password_ref": "env:APEIRO_CHAOS_SITE_PASSWORD",
-                        },
-                        "components": [{"name": "example.apeiro.dev/edge-app", "version": "1.0.0"}],
-                        "mode": "by-value",
-                        "recursive": True,
-                        "sign": {
-                            "name": "site",
-                            "private_key_ref": f"file:{keys / 'site.pem'}",
-                            "public_key_ref": f"file:{keys / 'site.pub'}",
-                        },
+    return pipeline(
+        name="ocm-crash",
+        inputs={"source": {"type": "string"}, "target": {"type": "string"}},
+        steps=[
+            {"name": "prepare", "uses": "core.echo", "with": {"values": {"ok": True}, "sleep": "1s"}},
+            {
+                "name": "ship",
+                "uses": "component.transport",
+                "needs": ["prepare"],
+                "with": {
+                    "source": {"url": "${{ inputs.source }}"},
+                    "target": {
+                        "url": "${{ inputs.target }}",
+                        "username": "apeiro",
+                        "password_ref": "env:APEIRO_CHAOS_SITE_PASSWORD",
+                    },
+                    "components": [{"name": "example.apeiro.dev/edge-app", "version": "1.0.0"}],
+                    "mode": "by-value",
+                    "recursive": True,
+                    "sign": {
+                        "name": "site",
+                        "private_key_ref": f"file:{keys / 'site.pem'}",
+                        "public_key_ref": f"file:{keys / 'site.pub'}",
                     },
                 },
-            ],
-            "outputs": {"verified": "steps.ship.outputs.verified"},
-        },
-    }
+            },
+        ],
+        outputs={"verified": "steps.ship.outputs.verified"},
+    )
 
 
 @dataclass(kw_only=True)
@@ -210,9 +207,8 @@ async def ocm_campaign(
     report = OcmReport()
     with ocm_landscape(state) as land:
         await push_example(land.source_url, big_blob=big_blob)
-        env = {**land.temporal.env(), "APEIRO_CHAOS_SITE_PASSWORD": land.site.password or ""}
-        worker_env = {**os.environ, **env, "PYTHONPATH": str(REPO)}
-        async with campaign_workers(land.temporal.address, worker_env, "pipeline,ocm", state) as (pool, client, logs):
+        workers = campaign_workers(land.temporal.address, land.worker_env(), "pipeline,ocm", state)
+        async with workers as (pool, client, logs):
             base = await run_one(land, client, pool, rng, "none", 0, report)
             if not base.completed:
                 raise RuntimeError(f"the clean baseline transport failed: {base.error}; worker logs in {logs}")
