@@ -29,7 +29,7 @@ from landscape.landscape import Landscape
 from landscape.process import free_port
 from landscape.redfish import RedfishEmulator
 from tests.integration.strict_recorder import StrictRecorder
-from tests.server_fixtures import PASSWORD_ENV, emulator_landscape, metal_api
+from tests.server_fixtures import PASSWORD_ENV, metal_api
 from workers.worker import workflow_runner
 from workflows.server import ServerProvisionWorkflow
 from workflows.server_claim import ServerClaimWorkflow
@@ -40,10 +40,8 @@ M = "/apis/metal.ironcore.dev/v1alpha1"
 IMAGE = "ghcr.io/gardenlinux/gardenlinux:1592.9"
 
 
-@pytest.fixture(scope="module")
-def land(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Landscape]:
-    with emulator_landscape(tmp_path_factory.mktemp("redfish"), systems=3) as landscape:
-        yield landscape
+#: Servers behind the emulated BMC (the conftest's ``land``; the other modules here use 2).
+SYSTEMS = 3
 
 
 @pytest.fixture(scope="module")

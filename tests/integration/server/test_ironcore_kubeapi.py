@@ -14,7 +14,7 @@ from activities.registration.ironcore import GROUP, VERSION, IronCoreRegistrar, 
 from definitions.server import ServerSummary, SiteDefinition
 from landscape.landscape import Landscape
 from landscape.redfish import RedfishEmulator
-from tests.server_fixtures import BMC_PASSWORD, PASSWORD_ENV, emulator_landscape, metal_api
+from tests.server_fixtures import BMC_PASSWORD, PASSWORD_ENV, metal_api
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("kubeapi-ironcore")]
 
@@ -23,12 +23,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("kubeapi-ironcore
 def kube_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with metal_api(tmp_path_factory.mktemp("kubeapi"), "landscape.kubeapi.extra_kinds") as part:
         yield part.endpoints["url"]
-
-
-@pytest.fixture(scope="module")
-def land(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Landscape]:
-    with emulator_landscape(tmp_path_factory.mktemp("redfish"), systems=2) as landscape:
-        yield landscape
 
 
 def test_register_bmc_and_wait_for_metal_operator(

@@ -14,18 +14,12 @@ from activities.registration.claims import ClaimActivities
 from definitions.server_claims import ClaimRequest, ReleaseRequest
 from landscape.landscape import Landscape
 from landscape.redfish import RedfishEmulator
-from tests.server_fixtures import BMC_PASSWORD, emulator_landscape, metal_api
+from tests.server_fixtures import BMC_PASSWORD, metal_api
 from tests.support import poll_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("metal-operator")]
 
 M = "/apis/metal.ironcore.dev/v1alpha1"
-
-
-@pytest.fixture(scope="module")
-def land(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Landscape]:
-    with emulator_landscape(tmp_path_factory.mktemp("redfish"), systems=2) as landscape:
-        yield landscape
 
 
 @pytest.fixture(scope="module")
