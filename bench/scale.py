@@ -32,7 +32,7 @@ from temporalio.client import Client
 from bench._common import exit_cleanly
 from landscape.kubeapi.part import KubeApiServer
 from landscape.temporal import TemporalDevServer
-from tests.chaos.common import shoot_cluster, start_worker, stop_workers
+from tests.chaos.common import create_cluster_step, start_worker, stop_workers
 from tests.support import pipeline
 from workers.cli.pipeline import start_pipeline
 from workers.config import data_converter
@@ -53,17 +53,7 @@ def cluster_pipeline() -> dict[str, Any]:
     return pipeline(
         name="scale-cluster",
         inputs={"site": {"type": "string"}},
-        steps=[
-            {
-                "name": "create",
-                "uses": "cluster.create",
-                "with": {
-                    "site": "${{ inputs.site }}",
-                    "timeout_seconds": 600,
-                    "cluster": shoot_cluster("${{ inputs.site }}"),
-                },
-            }
-        ],
+        steps=[create_cluster_step("create")],
     )
 
 

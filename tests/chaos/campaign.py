@@ -29,7 +29,15 @@ import httpx
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
-from tests.chaos.common import CrashRun, CrashTally, disrupted_run, run_fields, run_plan, shoot_cluster, stop_a_worker
+from tests.chaos.common import (
+    CrashRun,
+    CrashTally,
+    create_cluster_step,
+    disrupted_run,
+    run_fields,
+    run_plan,
+    stop_a_worker,
+)
 from tests.chaos.harness import ChaosLandscape, WorkerPool, campaign_workers, chaos_landscape
 from tests.chaos.recovery import run_workflow_ids
 from tests.support import pipeline
@@ -58,25 +66,17 @@ def crash_pipeline() -> dict[str, Any]:
                 "maxParallel": 3,
                 "with": {"values": {"n": "${{ item }}"}, "sleep": "1s"},
             },
-            {
-                "name": "create_cluster",
-                "uses": "cluster.create",
-                "needs": ["prepare"],
-                "with": {
-                    "site": "${{ inputs.site }}",
-                    "timeout_seconds": 600,
-                    "cluster": shoot_cluster(
-                        "${{ inputs.site }}",
-                        {
-                            "name": "pool1",
-                            "machine_type": "local-small",
-                            "image_version": "1592.9.0",
-                            "minimum": 1,
-                            "maximum": 3,
-                        },
-                    ),
+            create_cluster_step(
+                "create_cluster",
+                {
+                    "name": "pool1",
+                    "machine_type": "local-small",
+                    "image_version": "1592.9.0",
+                    "minimum": 1,
+                    "maximum": 3,
                 },
-            },
+                needs=["prepare"],
+            ),
             {"name": "soak", "uses": "core.echo", "needs": ["create_cluster"], "with": {"sleep": "2s"}},
             {
                 "name": "upgrade_cluster",

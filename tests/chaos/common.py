@@ -314,3 +314,10 @@ def shoot_cluster(name: str, pool: dict[str, Any] | None = None) -> dict[str, An
         "kubernetes_version": "1.30.8",
         "workers": [pool or {"name": "pool1", "machine_type": "local-small", "image_version": "1592.9.0"}],
     }
+
+
+def create_cluster_step(name: str, pool: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """A ``cluster.create`` step that creates `shoot_cluster` named after the pipeline's ``site``
+    input (``pool``: its worker pool; ``extra``: more step fields, such as ``needs``)."""
+    with_ = {"site": "${{ inputs.site }}", "timeout_seconds": 600, "cluster": shoot_cluster("${{ inputs.site }}", pool)}
+    return {"name": name, "uses": "cluster.create", **extra, "with": with_}
