@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import add_common_args, exit_cleanly, plot, report
+from tests.support import pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 HAND_QUEUE = "bench-hand-written"
@@ -45,31 +46,18 @@ def chain(steps: int) -> dict[str, Any]:
         if i:
             step["needs"] = [f"s{i - 1}"]
         out.append(step)
-    return {
-        "apiVersion": "apeiro.dev/v1alpha1",
-        "kind": "Pipeline",
-        "metadata": {"name": "bench-chain"},
-        "spec": {"steps": out},
-    }
+    return pipeline(out, name="bench-chain")
 
 
 def for_each(items: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "apeiro.dev/v1alpha1",
-        "kind": "Pipeline",
-        "metadata": {"name": "bench-foreach"},
-        "spec": {
-            "steps": [
-                {
-                    "name": "each",
-                    "uses": "core.echo",
-                    "forEach": list(range(items)),
-                    "maxParallel": 50,
-                    "with": {"values": {"i": "${{ item }}"}},
-                }
-            ]
-        },
+    each = {
+        "name": "each",
+        "uses": "core.echo",
+        "forEach": list(range(items)),
+        "maxParallel": 50,
+        "with": {"values": {"i": "${{ item }}"}},
     }
+    return pipeline([each], name="bench-foreach")
 
 
 def peak_rss_mib(pid: int) -> float:

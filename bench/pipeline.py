@@ -26,6 +26,7 @@ from definitions import queues
 from definitions.runs import PipelineRequest
 from landscape.landscape import Landscape
 from landscape.temporal import TemporalDevServer
+from tests.support import pipeline
 from workers.config import data_converter
 from workers.worker import build_workers, workflow_runner
 
@@ -45,12 +46,7 @@ def dag(layers: int, width: int) -> dict[str, Any]:
                 step["needs"] = [f"l{layer - 1}_s{k}" for k in range(width)]
                 step["with"]["values"]["prev"] = f"${{{{ steps.l{layer - 1}_s0.outputs.n }}}}"
             steps.append(step)
-    return {
-        "apiVersion": "apeiro.dev/v1alpha1",
-        "kind": "Pipeline",
-        "metadata": {"name": "bench-dag"},
-        "spec": {"steps": steps},
-    }
+    return pipeline(steps, name="bench-dag")
 
 
 async def timed(coro: Any) -> float:

@@ -32,7 +32,8 @@ from temporalio.client import Client
 from bench._common import exit_cleanly
 from landscape.kubeapi.part import KubeApiServer
 from landscape.temporal import TemporalDevServer
-from tests.chaos.common import shoot_cluster, start_worker, stop_workers
+from tests.chaos.common import create_cluster_step, start_worker, stop_workers
+from tests.support import pipeline
 from workers.cli.pipeline import start_pipeline
 from workers.config import data_converter
 
@@ -45,34 +46,15 @@ def echo_pipeline() -> dict[str, Any]:
         {"name": f"p{i}", "uses": "core.echo", "needs": ["first"], "with": {"values": {"i": i}}} for i in range(4)
     ]
     steps.append({"name": "last", "uses": "core.echo", "needs": [f"p{i}" for i in range(4)]})
-    return {
-        "apiVersion": "apeiro.dev/v1alpha1",
-        "kind": "Pipeline",
-        "metadata": {"name": "scale"},
-        "spec": {"steps": steps},
-    }
+    return pipeline(steps, name="scale")
 
 
 def cluster_pipeline() -> dict[str, Any]:
-    return {
-        "apiVersion": "apeiro.dev/v1alpha1",
-        "kind": "Pipeline",
-        "metadata": {"name": "scale-cluster"},
-        "spec": {
-            "inputs": {"site": {"type": "string"}},
-            "steps": [
-                {
-                    "name": "create",
-                    "uses": "cluster.create",
-                    "with": {
-                        "site": "${{ inputs.site }}",
-                        "timeout_seconds": 600,
-                        "cluster": shoot_cluster("${{ inputs.site }}"),
-                    },
-                }
-            ],
-        },
-    }
+    return pipeline(
+        name="scale-cluster",
+        inputs={"site": {"type": "string"}},
+        steps=[create_cluster_step("create")],
+    )
 
 
 @dataclass

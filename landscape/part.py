@@ -5,6 +5,8 @@ from __future__ import annotations
 import abc
 from pathlib import Path
 
+import httpx
+
 from landscape.process import ManagedProcess
 
 
@@ -37,6 +39,16 @@ class Part(abc.ABC):
     def pipeline_inputs(self) -> dict[str, object]:
         """Inputs of the edge-site pipeline this part provides (e.g. its BMC endpoints) for the demo."""
         return {}
+
+    def start_python_server(self, label: str, argv: list[str], log: Path, port: int) -> str:
+        """Run one of the landscape's HTTP servers (``argv``: ``python -m ...``) from the repository,
+        kept in :attr:`processes` so that :meth:`stop` ends it; return its URL once /healthz answers 200."""
+        repo_root = Path(__file__).resolve().parents[1]
+        proc = ManagedProcess(label, argv, log, env={"PYTHONPATH": str(repo_root)}, cwd=repo_root)
+        self.processes.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        proc.start(lambda: httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200, timeout=30)
+        return url
 
     @property
     def pids(self) -> list[int]:

@@ -15,6 +15,7 @@ from activities.redfish.activities import RedfishActivities
 from activities.redfish.store import FileInventoryStore
 from activities.registration.activity import RegistrationActivities
 from definitions.server import BmcConnection, BmcCredentials, SiteDefinition, TlsOptions
+from landscape.kubeapi.part import KubeApiServer
 from landscape.landscape import Landscape
 from landscape.redfish import ImageServer, RedfishEmulator
 from workers.redfish import workflows as redfish_workflows
@@ -30,6 +31,29 @@ def shared_testdata() -> Path:
         if candidate.is_dir():
             return candidate
     return Path(__file__).resolve().parents[2] / "shared" / "testdata"
+
+
+def upstream_metal_crds() -> dict[str, str]:
+    """Run on metal-operator's own CRDs when ../shared has them (the landscape's own otherwise)."""
+    path = shared_testdata() / "crds" / "metal-operator"
+    return {"metal.crds": str(path)} if path.is_dir() else {}
+
+
+@contextlib.contextmanager
+def metal_api(state: Path, *plugins: str, poll_seconds: str | None = None) -> Iterator[KubeApiServer]:
+    """The landscape's API server with the simulated metal-operator (``plugins`` before it), on the
+    upstream CRDs when present; fast discovery, and ``poll_seconds`` for its BMC polling."""
+    poll = {"metal.pollSeconds": poll_seconds} if poll_seconds else {}
+    part = KubeApiServer(
+        plugins=(*plugins, "landscape.metal_operator"),
+        seed_garden=False,
+        settings={**poll, "metal.discoverySeconds": "0.05", **upstream_metal_crds()},
+    )
+    part.start(state)
+    try:
+        yield part
+    finally:
+        part.stop()
 
 
 #: The password the emulator accepts; tests pass it only as the reference env:APEIRO_TEST_BMC_PASSWORD.
@@ -79,9 +103,7 @@ def site(name: str, *urls: str, password_env: str = PASSWORD_ENV) -> SiteDefinit
 
 
 @contextlib.asynccontextmanager
-async def redfish_worker(
-    client: Client, task_queue: str, store_dir: Path
-) -> AsyncIterator[RedfishActivities]:
+async def redfish_worker(client: Client, task_queue: str, store_dir: Path) -> AsyncIterator[RedfishActivities]:
     acts = RedfishActivities(store=FileInventoryStore(store_dir), poll_initial_s=0.5, poll_max_s=2.0)
     reg = RegistrationActivities(store=acts.store)
     with ThreadPoolExecutor(32) as pool:

@@ -78,6 +78,12 @@ def register_probe_step() -> None:
         ))
 
 
+def pausing_flaky(key: str) -> dict[str, Any]:
+    """A probe step named ``flaky`` whose first call fails and pauses the run (onFailure: pause): the
+    run a repair test (retry, skip, resume) starts from. ``key`` keeps the probe's calls apart."""
+    return {"name": "flaky", "uses": "test.probe", "onFailure": "pause", "with": {"key": key, "fail_calls": 1}}
+
+
 def pipeline(steps: list[dict[str, Any]], *, name: str = "test", inputs: dict[str, Any] | None = None,
              outputs: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"steps": steps, **spec}

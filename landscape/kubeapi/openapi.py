@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from landscape.kubeapi.kinds import Kind, KindRegistry
@@ -101,12 +102,19 @@ def _paths(kind: Kind) -> dict[str, Any]:
     return paths
 
 
-def v2(registry: KindRegistry) -> dict[str, Any]:
-    definitions: dict[str, Any] = {OBJECT_META: _META_SCHEMA}
+def _schemas_and_paths(kinds: Iterable[Kind], ref_prefix: str, v2: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One OpenAPI document's object schemas (ObjectMeta's first; references start with
+    ``ref_prefix``) and paths, for ``kinds``."""
+    schemas: dict[str, Any] = {OBJECT_META: _META_SCHEMA}
     paths: dict[str, Any] = {}
-    for kind in registry.all():
-        definitions[definition_name(kind)] = _definition(kind, "#/definitions/", v2=True)
+    for kind in kinds:
+        schemas[definition_name(kind)] = _definition(kind, ref_prefix, v2=v2)
         paths.update(_paths(kind))
+    return schemas, paths
+
+
+def v2(registry: KindRegistry) -> dict[str, Any]:
+    definitions, paths = _schemas_and_paths(registry.all(), "#/definitions/", v2=True)
     return {
         "swagger": "2.0",
         "info": {"title": "Kubernetes", "version": "v1.31.0"},
@@ -123,11 +131,7 @@ def v3_document(registry: KindRegistry, gv_path: str) -> dict[str, Any] | None:
     kinds = [k for k in registry.all() if _gv_path(k) == gv_path]
     if not kinds:
         return None
-    schemas: dict[str, Any] = {OBJECT_META: _META_SCHEMA}
-    paths: dict[str, Any] = {}
-    for kind in kinds:
-        schemas[definition_name(kind)] = _definition(kind, "#/components/schemas/", v2=False)
-        paths.update(_paths(kind))
+    schemas, paths = _schemas_and_paths(kinds, "#/components/schemas/", v2=False)
     return {
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": "v1.31.0"},

@@ -5,11 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import httpx
 import yaml
 
 from landscape.part import Part
-from landscape.process import LandscapeError, ManagedProcess, free_port
+from landscape.process import LandscapeError, free_port
 
 DEFAULT_PLUGINS = ("landscape.kubeapi.extra_kinds", "landscape.gardener")
 
@@ -59,17 +58,7 @@ class KubeApiServer(Part):
             argv += ["--plugin", plugin]
         for key, value in self.settings.items():
             argv += ["--set", f"{key}={value}"]
-        repo_root = Path(__file__).resolve().parents[2]
-        proc = ManagedProcess(
-            "kube API server",
-            argv,
-            state_dir / "kubeapi.log",
-            env={"PYTHONPATH": str(repo_root)},
-            cwd=repo_root,
-        )
-        self.processes.append(proc)
-        url = f"http://127.0.0.1:{self.port}"
-        proc.start(lambda: httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200, timeout=30)
+        url = self.start_python_server("kube API server", argv, state_dir / "kubeapi.log", self.port)
         try:
             self.endpoints = {"url": url}
             self.endpoints["kubeconfig"] = str(self.write_kubeconfig(state_dir / "kubeconfig"))

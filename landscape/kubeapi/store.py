@@ -217,10 +217,7 @@ class Store:
         if dry_run:
             meta["resourceVersion"] = ""
             return obj
-        meta["resourceVersion"] = str(self._next_rv())
-        self.objects[key] = obj
-        self._emit(kind, "ADDED", obj)
-        return copy.deepcopy(obj)
+        return self._keep(kind, key, obj, "ADDED")
 
     def update(
         self,
@@ -305,10 +302,7 @@ class Store:
             return new
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
             return self._remove(kind, key, new)
-        meta["resourceVersion"] = str(self._next_rv())
-        self.objects[key] = new
-        self._emit(kind, "MODIFIED", new)
-        return copy.deepcopy(new)
+        return self._keep(kind, key, new, "MODIFIED")
 
     def patch(
         self,
@@ -353,18 +347,25 @@ class Store:
             elif kind.status_subresource:
                 applied.pop("status", None)
             new = patches.server_side_apply(old, applied, manager, force, self.clock())
-            rv = (patch.get("metadata") or {}).get("resourceVersion")
-            return self.update(
-                kind,
-                namespace,
-                name,
-                new,
-                subresource=subresource,
-                dry_run=dry_run,
-                manager=manager,
-                precondition_rv=rv,
-                apply_manager=manager,
-            )
+            precondition_rv, apply_manager = (patch.get("metadata") or {}).get("resourceVersion"), manager
+        else:
+            new = self._patched(kind, name, old, patch_type, patch)
+            precondition_rv, apply_manager = None, None
+        return self.update(
+            kind,
+            namespace,
+            name,
+            new,
+            subresource=subresource,
+            dry_run=dry_run,
+            manager=manager,
+            precondition_rv=precondition_rv,
+            apply_manager=apply_manager,
+        )
+
+    def _patched(self, kind: Kind, name: str, old: Obj | None, patch_type: str, patch: Any) -> Obj:
+        """``old`` with a merge, strategic-merge or JSON patch applied (the resourceVersion it carries
+        must still be ``old``'s: a patch that sets another one conflicts)."""
         if old is None:
             raise self._not_found(kind, name)
         base = copy.deepcopy(old)
@@ -391,16 +392,7 @@ class Store:
         want_rv = (new.get("metadata") or {}).get("resourceVersion")
         if want_rv != old["metadata"]["resourceVersion"]:
             raise errors.conflict(kind.plural, name, kind.group)
-        return self.update(
-            kind,
-            namespace,
-            name,
-            new,
-            subresource=subresource,
-            dry_run=dry_run,
-            manager=manager,
-            precondition_rv=None,
-        )
+        return new
 
     def delete(
         self,
@@ -433,12 +425,17 @@ class Store:
             new["metadata"]["deletionTimestamp"] = self.clock()
             new["metadata"]["deletionGracePeriodSeconds"] = 0
             new["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
-            new["metadata"]["resourceVersion"] = str(self._next_rv())
-            self.objects[key] = new
-            self._emit(kind, "MODIFIED", new)
-            return copy.deepcopy(new)
+            return self._keep(kind, key, new, "MODIFIED")
         self._remove(kind, key, copy.deepcopy(old))
         return None
+
+    def _keep(self, kind: Kind, key: ObjKey, obj: Obj, event: str) -> Obj:
+        """Store ``obj`` under the next resourceVersion and tell the watchers (``event``: ADDED or
+        MODIFIED); the caller gets a copy, so that nothing it does changes the stored object."""
+        obj["metadata"]["resourceVersion"] = str(self._next_rv())
+        self.objects[key] = obj
+        self._emit(kind, event, obj)
+        return copy.deepcopy(obj)
 
     def _remove(self, kind: Kind, key: ObjKey, obj: Obj) -> Obj:
         self.objects.pop(key, None)

@@ -15,8 +15,18 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from tests.chaos.recovery import RecoveryFigures, busy_worker_pids, recovery_figures, retried_in
+
+if TYPE_CHECKING:
+    import random
+
+    from temporalio.client import Client
+
+    from tests.chaos.harness import WorkerPool
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -100,6 +110,54 @@ async def disrupted_run(
     return RunEnd(completed, value, error[:error_chars] if error_chars else error, seconds, missed)
 
 
+def keep_workers(pool: WorkerPool, n: int = 2) -> str:
+    """After a run: wait for the workers stopping after SIGTERM and start new ones until ``n`` poll
+    again. Returns an error when one of them exited non-zero (a SIGTERM must end a worker cleanly)."""
+    exit_codes = pool.reap()
+    pool.top_up(n)
+    return f"a worker stopped with SIGTERM exited {exit_codes}" if any(exit_codes) else ""
+
+
+async def stop_a_worker(
+    client: Client, pool: WorkerPool, rng: random.Random, workflow_id: str, disruption: str, tally: CrashTally
+) -> datetime:
+    """``kill``: kill -9 one worker, else SIGTERM one (as a rolling restart does), preferring one that
+    runs an activity of ``workflow_id`` right now; counted in ``tally``. Returns when it struck (where
+    recovery is measured from)."""
+    busy = await busy_worker_pids(client, workflow_id)
+    struck = datetime.now(UTC)
+    if disruption == "kill":
+        pool.kill_one(rng, busy)
+        tally.kills += 1
+    else:
+        pool.term_one(rng, busy)
+        tally.terms += 1
+    return struck
+
+
+async def run_fields(
+    client: Client, pool: WorkerPool, ids: list[str], disruption: str, at: float, end: RunEnd, fired_at: datetime
+) -> dict[str, Any]:
+    """The fields every crash-run record shares (see `CrashRun`), once the run is over: the workers
+    are topped up for the next run (a worker that did not stop cleanly after SIGTERM is the run's
+    error when it has none of its own), retried activities and recovery are read from the histories
+    of ``ids`` (recovery only when the disruption fired, at ``fired_at``)."""
+    error = end.error or keep_workers(pool)
+    retried = await retried_in(client, ids) if end.completed else 0
+    fired = disruption != "none" and not end.missed
+    recovery_s, recovery = await recovery_figures(client, ids, fired_at) if end.completed and fired else (None, "")
+    return {
+        "disruption": f"{disruption} (after the end: not done)" if end.missed else disruption,
+        "at_seconds": round(at, 2),
+        "completed": end.completed,
+        "seconds": round(end.seconds, 1),
+        "error": error,
+        "retried": retried,
+        "recovery_s": recovery_s,
+        "recovery": recovery,
+    }
+
+
 # --- reports -----------------------------------------------------------------------------------------
 
 
@@ -109,10 +167,11 @@ def emit(record: Any, verbose: bool, prefix: str = "") -> None:
         print(prefix + json.dumps(asdict(record)), flush=True)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class CrashRun:
-    """One run of a crash campaign: the disruption (``none``, ``kill``, ``restart``, or ``... (after the
-    end: not done)``), when it fired, and what the run did."""
+    """One run of a crash campaign: the disruption (``none``, ``kill``, ``term``, ``restart``, or
+    ``... (after the end: not done)``), when it fired, and what the run did. Each campaign's record
+    adds what it counts (keyword-only here, so that a subclass can add fields without defaults)."""
 
     disruption: str
     at_seconds: float
@@ -122,6 +181,9 @@ class CrashRun:
     error: str = ""
     #: Activities that needed a second attempt (the disruption hit work in flight).
     retried: int = 0
+    #: Seconds from the disruption until the interrupted work ran again (None: nothing interrupted).
+    recovery_s: float | None = None
+    recovery: str = ""
 
 
 @dataclass
@@ -131,12 +193,14 @@ class CrashTally:
 
     runs: int = 0
     kills: int = 0
+    terms: int = 0
     completed: int = 0
     duplicates: int = 0
     interrupted: int = 0
     missed: int = 0
     baseline_seconds: float = 0.0
     records: list[Any] = field(default_factory=list)
+    recovery: RecoveryFigures = field(default_factory=RecoveryFigures)
 
     def count(self, record: Any) -> None:
         """Count a run whose disruption happened (``completed``, ``duplicates``, ``retried`` fields)."""
@@ -153,6 +217,40 @@ class CrashTally:
             f"(+{self.missed} runs that ended before their {after} was due)"
         )
 
+    def exit_code(self) -> int:
+        """0 when every run completed without a duplicate side effect, else 1."""
+        return 0 if self.completed == self.runs and self.duplicates == 0 else 1
+
+
+#: How the recovery figures name each disruption.
+KIND_LABEL = {"kill": "kill -9", "term": "SIGTERM", "restart": "dev-server restart"}
+
+
+async def run_plan(
+    plan: list[str],
+    run: Callable[[str], Awaitable[Any]],
+    tally: CrashTally,
+    verbose: bool,
+    missed: Callable[[Any], None] | None = None,
+) -> None:
+    """Run the planned disruptions in order and count them. A run that ended before its disruption
+    was due counts as missed (``missed`` sees it) and the disruption is tried again with a new run;
+    at most three runs a disruption, so that a too-short window cannot loop forever."""
+    attempts, limit = 0, 3 * len(plan)
+    while plan and attempts < limit:
+        attempts += 1
+        rec = await run(plan[0])
+        if "not done" in rec.disruption:
+            tally.missed += 1
+            if missed is not None:
+                missed(rec)
+        else:
+            kind = plan.pop(0)
+            tally.count(rec)
+            if rec.completed:
+                tally.recovery.add(KIND_LABEL[kind], rec.recovery_s)
+        emit(rec, verbose)
+
 
 @dataclass
 class FaultRun:
@@ -166,23 +264,33 @@ class FaultRun:
 
 
 @dataclass
-class FaultReport:
+class OutcomeTally:
+    """What the fault and Prometheus-down campaigns count alike: runs, runs that ended wrong or hung
+    (each record's ``outcome``: ``wrong-outcome``, ``hung`` or a campaign's own), and the records."""
+
     runs: int = 0
-    faults_injected: int = 0
-    succeeded: int = 0
-    failed_as_expected: int = 0
     wrong: int = 0
     hung: int = 0
-    records: list[FaultRun] = field(default_factory=list)
+    records: list[Any] = field(default_factory=list)
 
-    def count(self, record: FaultRun, faults: int) -> None:
+    def count_outcome(self, record: Any) -> None:
         self.runs += 1
-        self.faults_injected += faults
-        self.succeeded += record.outcome == "succeeded"
-        self.failed_as_expected += record.outcome == "failed-as-expected"
         self.wrong += record.outcome == "wrong-outcome"
         self.hung += record.outcome == "hung"
         self.records.append(record)
+
+
+@dataclass
+class FaultReport(OutcomeTally):
+    faults_injected: int = 0
+    succeeded: int = 0
+    failed_as_expected: int = 0
+
+    def count(self, record: FaultRun, faults: int) -> None:
+        self.count_outcome(record)
+        self.faults_injected += faults
+        self.succeeded += record.outcome == "succeeded"
+        self.failed_as_expected += record.outcome == "failed-as-expected"
 
     def summary(self) -> str:
         return (
@@ -206,3 +314,10 @@ def shoot_cluster(name: str, pool: dict[str, Any] | None = None) -> dict[str, An
         "kubernetes_version": "1.30.8",
         "workers": [pool or {"name": "pool1", "machine_type": "local-small", "image_version": "1592.9.0"}],
     }
+
+
+def create_cluster_step(name: str, pool: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """A ``cluster.create`` step that creates `shoot_cluster` named after the pipeline's ``site``
+    input (``pool``: its worker pool; ``extra``: more step fields, such as ``needs``)."""
+    with_ = {"site": "${{ inputs.site }}", "timeout_seconds": 600, "cluster": shoot_cluster("${{ inputs.site }}", pool)}
+    return {"name": name, "uses": "cluster.create", **extra, "with": with_}

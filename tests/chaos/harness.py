@@ -31,6 +31,7 @@ from temporalio.client import Client
 from landscape.kubeapi.part import KubeApiServer
 from landscape.process import free_port
 from landscape.temporal import TemporalDevServer
+from tests.chaos.recovery import retried_in, run_workflow_ids
 from tests.proxy_support import HOP, catch_all, serving
 from workers.config import data_converter
 
@@ -295,25 +296,4 @@ async def campaign_workers(
 async def retried_activities(client: Any, workflow_id: str, result: Any) -> int:
     """Activities of a finished pipeline (its own and its child workflows') that needed more than one
     attempt: evidence that a kill or restart really interrupted work in flight, not an idle worker."""
-    from temporalio.api.enums.v1 import EventType
-
-    ids = [workflow_id]
-    if isinstance(result, dict):
-        for step in result.get("steps", []):
-            ids += list(step.get("child_workflow_ids") or step.get("childWorkflowIds") or [])
-            if step.get("name"):
-                ids.append(f"{workflow_id}/{step['name']}")  # a step run as a child workflow
-    ids = list(dict.fromkeys(ids))
-    retried = 0
-    for wid in ids:
-        try:
-            history = await client.get_workflow_handle(wid).fetch_history()
-        except Exception:
-            continue
-        for event in history.events:
-            if (
-                event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
-                and event.activity_task_started_event_attributes.attempt > 1
-            ):
-                retried += 1
-    return retried
+    return await retried_in(client, run_workflow_ids(workflow_id, result))

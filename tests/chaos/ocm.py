@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import random
@@ -27,7 +26,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,11 +37,12 @@ from temporalio.client import Client
 from landscape.ocm_example import push_example
 from landscape.registry import RegistryPart
 from landscape.temporal import TemporalDevServer
-from tests.chaos.harness import REPO, CountingProxy, WorkerPool, counting_proxy, retried_activities
-from tests.chaos.recovery import RecoveryFigures, busy_worker_pids, recovery_after, run_workflow_ids
+from tests.chaos.common import CrashRun, CrashTally, disrupted_run, run_fields, run_plan, stop_a_worker
+from tests.chaos.harness import REPO, CountingProxy, WorkerPool, campaign_workers, counting_proxy
+from tests.chaos.recovery import run_workflow_ids
+from tests.support import pipeline
 from tests.unit.ocm.helpers import key_pem, new_key, pub_pem
 from workers.cli.pipeline import start_pipeline
-from workers.config import data_converter
 
 BLOB_COMMIT = re.compile(r"^/v2/(?P<repo>.+)/blobs/uploads/[^/]+$")
 MANIFEST = re.compile(r"^/v2/(?P<repo>.+)/manifests/(?P<ref>[^/]+)$")
@@ -53,77 +53,53 @@ def docker_registry_available() -> bool:
 
 
 def transport_pipeline(keys: Path) -> dict[str, Any]:
-    return {
-        "apiVersion": "apeiro.dev/v1alpha1",
-        "kind": "Pipeline",
-        "metadata": {"name": "ocm-crash"},
-        "spec": {
-            "inputs": {"source": {"type": "string"}, "target": {"type": "string"}},
-            "steps": [
-                {"name": "prepare", "uses": "core.echo", "with": {"values": {"ok": True}, "sleep": "1s"}},
-                {
-                    "name": "ship",
-                    "uses": "component.transport",
-                    "needs": ["prepare"],
-                    "with": {
-                        "source": {"url": "${{ inputs.source }}"},
-                        "target": {
-                            "url": "${{ inputs.target }}",
-                            "username": "apeiro",
-                            "password_ref": "env:APEIRO_CHAOS_SITE_PASSWORD",
-                        },
-                        "components": [{"name": "example.apeiro.dev/edge-app", "version": "1.0.0"}],
-                        "mode": "by-value",
-                        "recursive": True,
-                        "sign": {
-                            "name": "site",
-                            "private_key_ref": f"file:{keys / 'site.pem'}",
-                            "public_key_ref": f"file:{keys / 'site.pub'}",
-                        },
+    return pipeline(
+        name="ocm-crash",
+        inputs={"source": {"type": "string"}, "target": {"type": "string"}},
+        steps=[
+            {"name": "prepare", "uses": "core.echo", "with": {"values": {"ok": True}, "sleep": "1s"}},
+            {
+                "name": "ship",
+                "uses": "component.transport",
+                "needs": ["prepare"],
+                "with": {
+                    "source": {"url": "${{ inputs.source }}"},
+                    "target": {
+                        "url": "${{ inputs.target }}",
+                        "username": "apeiro",
+                        "password_ref": "env:APEIRO_CHAOS_SITE_PASSWORD",
+                    },
+                    "components": [{"name": "example.apeiro.dev/edge-app", "version": "1.0.0"}],
+                    "mode": "by-value",
+                    "recursive": True,
+                    "sign": {
+                        "name": "site",
+                        "private_key_ref": f"file:{keys / 'site.pem'}",
+                        "public_key_ref": f"file:{keys / 'site.pub'}",
                     },
                 },
-            ],
-            "outputs": {"verified": "steps.ship.outputs.verified"},
-        },
-    }
+            },
+        ],
+        outputs={"verified": "steps.ship.outputs.verified"},
+    )
 
 
-@dataclass
-class OcmRun:
+@dataclass(kw_only=True)
+class OcmRun(CrashRun):
     repo: str
-    disruption: str
-    at_seconds: float
-    completed: bool
-    seconds: float
     blob_commits: int
     manifest_writes: int
-    duplicates: int
-    error: str = ""
-    retried: int = 0
-    recovery_s: float | None = None
-    recovery: str = ""
 
 
 @dataclass
-class OcmReport:
-    runs: int = 0
-    kills: int = 0
-    terms: int = 0
-    completed: int = 0
-    duplicates: int = 0
-    interrupted: int = 0
-    missed: int = 0
-    baseline_seconds: float = 0.0
+class OcmReport(CrashTally):
     baseline_blobs: int = 0
     baseline_manifests: int = 0
-    records: list[OcmRun] = field(default_factory=list)
-    recovery: RecoveryFigures = field(default_factory=RecoveryFigures)
 
     def summary(self) -> str:
+        line = self.tally_line("OCM crash campaign", f"kills={self.kills} terms={self.terms}", after="kill")
         return (
-            f"OCM crash campaign: runs={self.runs} kills={self.kills} terms={self.terms} completed={self.completed} "
-            f"duplicates={self.duplicates} runs-with-retried-activities={self.interrupted} "
-            f"(+{self.missed} runs that ended before their kill was due) (clean run {self.baseline_seconds:.1f}s, "
+            f"{line} (clean run {self.baseline_seconds:.1f}s, "
             f"{self.baseline_blobs} blob uploads, {self.baseline_manifests} manifest writes)\n"
             + self.recovery.summary(self.baseline_seconds)
         )
@@ -207,67 +183,21 @@ async def run_one(
     )
     at = rng.uniform(0.5, max(1.0, window)) if kill else 0.0
 
-    fired = asyncio.Event()
     fired_at = datetime.now(UTC)
 
     async def disrupt() -> None:
         nonlocal fired_at
-        if kill:
-            await asyncio.sleep(at)
-            busy = await busy_worker_pids(client, handle.id)
-            fired_at = datetime.now(UTC)
-            fired.set()
-            if disruption == "term":
-                pool.term_one(rng, busy)
-                report.terms += 1
-            else:
-                pool.kill_one(rng, busy)
-                report.kills += 1
+        fired_at = await stop_a_worker(client, pool, rng, handle.id, disruption, report)
 
-    task = asyncio.create_task(disrupt())
-    completed, error = False, ""
-    result: Any = None
-    try:
-        result = await asyncio.wait_for(handle.result(), timeout)
-        completed = isinstance(result, dict) and result.get("state") == "succeeded"
-        if not completed:
-            error = f"pipeline ended {result!r}"[:300]
-    except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"[:300]
-    seconds = time.monotonic() - t0
-    missed = kill and not fired.is_set()
-    if missed:  # the run ended before the kill was due: nothing was disrupted
-        task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    end = await disrupted_run(
+        lambda: asyncio.wait_for(handle.result(), timeout), disrupt if kill else None, at, error_chars=300, started=t0
+    )
     blobs, manifests, dup = count(land.proxy, mark, prefix)
     duplicates = dup
-    if report.baseline_manifests and completed:
+    if report.baseline_manifests and end.completed:
         duplicates += max(0, blobs - report.baseline_blobs) + max(0, manifests - report.baseline_manifests)
-    exit_codes = pool.reap()
-    if any(exit_codes):
-        error = error or f"a worker stopped with SIGTERM exited {exit_codes}"
-    missing = 2 - len(pool.alive())
-    if missing > 0:
-        pool.start(missing)
-    retried = await retried_activities(client, handle.id, result) if completed else 0
-    recovery = None
-    if completed and fired.is_set():
-        recovery = await recovery_after(client, run_workflow_ids(handle.id, result), fired_at)
-    return OcmRun(
-        prefix,
-        f"{disruption} (after the end: not done)" if missed else disruption,
-        round(at, 2),
-        completed,
-        round(seconds, 1),
-        blobs,
-        manifests,
-        duplicates,
-        error,
-        retried,
-        None if recovery is None or recovery.seconds is None else round(recovery.seconds, 2),
-        recovery.describe() if recovery else "",
-    )
+    fields = await run_fields(client, pool, run_workflow_ids(handle.id, end.result), disruption, at, end, fired_at)
+    return OcmRun(repo=prefix, blob_commits=blobs, manifest_writes=manifests, duplicates=duplicates, **fields)
 
 
 async def ocm_campaign(
@@ -277,13 +207,8 @@ async def ocm_campaign(
     report = OcmReport()
     with ocm_landscape(state) as land:
         await push_example(land.source_url, big_blob=big_blob)
-        logs = state / "workers"
-        logs.mkdir(exist_ok=True)
-        env = {**land.temporal.env(), "APEIRO_CHAOS_SITE_PASSWORD": land.site.password or ""}
-        pool = WorkerPool({**os.environ, **env, "PYTHONPATH": str(REPO)}, "pipeline,ocm", logs)
-        pool.start(2)
-        try:
-            client = await Client.connect(land.temporal.address, data_converter=data_converter())
+        workers = campaign_workers(land.temporal.address, land.worker_env(), "pipeline,ocm", state)
+        async with workers as (pool, client, logs):
             base = await run_one(land, client, pool, rng, "none", 0, report)
             if not base.completed:
                 raise RuntimeError(f"the clean baseline transport failed: {base.error}; worker logs in {logs}")
@@ -297,29 +222,19 @@ async def ocm_campaign(
             fastest = min(base.seconds, warm.seconds) if warm.completed else base.seconds
             plan = ["kill"] * runs + ["term"] * terms
             rng.shuffle(plan)
-            attempts, limit = 0, 3 * len(plan)
-            while plan and attempts < limit:
-                attempts += 1
-                rec = await run_one(land, client, pool, rng, plan[0], 0.8 * fastest, report)
-                if "not done" in rec.disruption:
-                    report.missed += 1
-                    if rec.completed:
-                        fastest = min(fastest, rec.seconds)
-                    if verbose:
-                        print(json.dumps(asdict(rec)), flush=True)
-                    continue
-                kind = plan.pop(0)
-                report.runs += 1
-                report.completed += int(rec.completed)
+
+            def missed(rec: OcmRun) -> None:
+                nonlocal fastest
                 if rec.completed:
-                    report.recovery.add("kill -9" if kind == "kill" else "SIGTERM", rec.recovery_s)
-                report.duplicates += rec.duplicates
-                report.interrupted += int(rec.retried > 0)
-                report.records.append(rec)
-                if verbose:
-                    print(json.dumps(asdict(rec)), flush=True)
-        finally:
-            pool.stop()
+                    fastest = min(fastest, rec.seconds)
+
+            await run_plan(
+                plan,
+                lambda kind: run_one(land, client, pool, rng, kind, 0.8 * fastest, report),
+                report,
+                verbose,
+                missed,
+            )
     return report
 
 
@@ -337,7 +252,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="apeiro-chaos-ocm-") as tmp:
         report = asyncio.run(ocm_campaign(args.runs, args.seed, Path(tmp), args.big_blob_mb << 20, terms=args.terms))
     print(report.summary())
-    return 0 if report.completed == report.runs and report.duplicates == 0 else 1
+    return report.exit_code()
 
 
 if __name__ == "__main__":

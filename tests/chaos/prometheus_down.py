@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from landscape.kubeapi.part import KubeApiServer
 from landscape.process import ManagedProcess
 from landscape.prometheus import Prometheus
 from landscape.temporal import TemporalDevServer
-from tests.chaos.common import emit
+from tests.chaos.common import OutcomeTally, emit
 from tests.chaos.harness import REPO, campaign_workers
 
 REPOSITORY = "http://r"
@@ -57,25 +57,18 @@ class PromDownRun:
 
 
 @dataclass
-class PromDownReport:
-    runs: int = 0
+class PromDownReport(OutcomeTally):
     gate_error_seen: int = 0
     gate_failed: int = 0
     rolled_back: int = 0
     recovered: int = 0
-    wrong: int = 0
-    hung: int = 0
-    records: list[PromDownRun] = field(default_factory=list)
 
     def count(self, rec: PromDownRun) -> None:
-        self.runs += 1
+        self.count_outcome(rec)
         self.gate_error_seen += rec.gate_error_seen
         self.gate_failed += rec.gate_failed
         self.rolled_back += rec.rolled_back
         self.recovered += rec.outcome == "recovered"
-        self.wrong += rec.outcome == "wrong-outcome"
-        self.hung += rec.outcome == "hung"
-        self.records.append(rec)
 
     def summary(self) -> str:
         return (

@@ -113,6 +113,24 @@ def stalls_in(workflow_id: str, events: Sequence[Any], at: datetime) -> list[Sta
     return out
 
 
+async def retried_in(client: Client, ids: Iterable[str]) -> int:
+    """Activities of these workflows that needed more than one attempt: evidence that a disruption
+    really interrupted work in flight, not an idle worker."""
+    retried = 0
+    for wid in ids:
+        try:
+            history = await client.get_workflow_handle(wid).fetch_history()
+        except Exception:
+            continue
+        for event in history.events:
+            if (
+                event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+                and event.activity_task_started_event_attributes.attempt > 1
+            ):
+                retried += 1
+    return retried
+
+
 async def recovery_after(client: Client, workflow_ids: Iterable[str], at: datetime) -> Recovery:
     """Read each history and collect the interrupted work; ``at`` is the disruption (aware or naive UTC)."""
     at_naive = at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo else at
@@ -124,6 +142,13 @@ async def recovery_after(client: Client, workflow_ids: Iterable[str], at: dateti
             continue  # a step that never started its child
         rec.stalls += stalls_in(wid, list(history.events), at_naive)
     return rec
+
+
+async def recovery_figures(client: Client, workflow_ids: Iterable[str], at: datetime) -> tuple[float | None, str]:
+    """A run record's two recovery fields: seconds until the interrupted work ran again (None:
+    nothing was interrupted) and what it was."""
+    rec = await recovery_after(client, workflow_ids, at)
+    return (None if rec.seconds is None else round(rec.seconds, 2)), rec.describe()
 
 
 @dataclass

@@ -35,7 +35,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from definitions.library import EXAMPLES
@@ -44,11 +43,10 @@ from definitions.validate import load_yaml
 from landscape.landscape import Landscape
 from landscape.redfish import RedfishEmulator, server_parts
 from landscape.temporal import TemporalDevServer
-from tests.chaos.common import CrashTally, disrupted_run
-from tests.chaos.harness import REPO, CountingProxy, WorkerPool, counting_proxy
-from tests.chaos.recovery import RecoveryFigures, busy_worker_pids, recovery_after, run_workflow_ids
+from tests.chaos.common import CrashRun, CrashTally, disrupted_run, run_fields, run_plan, stop_a_worker
+from tests.chaos.harness import REPO, CountingProxy, WorkerPool, campaign_workers, counting_proxy
+from tests.chaos.recovery import run_workflow_ids
 from workers.cli.pipeline import start_pipeline
-from workers.config import data_converter
 
 QUEUES = "pipeline,redfish"
 KINDS = ("power", "insert", "eject", "patch")
@@ -77,25 +75,14 @@ def count_writes(proxy: CountingProxy, mark: int) -> dict[str, int]:
     return {k: counts[k] for k in KINDS}
 
 
-@dataclass
-class ServerRun:
-    disruption: str
-    at_seconds: float
-    completed: bool
-    seconds: float
+@dataclass(kw_only=True)
+class ServerRun(CrashRun):
     writes: dict[str, int]
-    duplicates: int = 0
-    error: str = ""
-    retried: int = 0
-    recovery_s: float | None = None
-    recovery: str = ""
 
 
 @dataclass
 class ServerReport(CrashTally):
-    terms: int = 0
     allowed: dict[str, int] = field(default_factory=dict)
-    recovery: RecoveryFigures = field(default_factory=RecoveryFigures)
 
     def summary(self) -> str:
         line = self.tally_line("server crash campaign", f"kills={self.kills} terms={self.terms}")
@@ -166,23 +153,6 @@ def run_ids(workflow_id: str, result: Any) -> list[str]:
     return ids + [provision_workflow_id(str(i)) for i in identities or []]
 
 
-async def retried_in(client: Client, ids: list[str]) -> int:
-    """Activities of these workflows that needed more than one attempt (work a disruption interrupted)."""
-    retried = 0
-    for wid in ids:
-        try:
-            history = await client.get_workflow_handle(wid).fetch_history()
-        except Exception:
-            continue
-        for event in history.events:
-            if (
-                event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
-                and event.activity_task_started_event_attributes.attempt > 1
-            ):
-                retried += 1
-    return retried
-
-
 async def run_one(
     land: ServerLandscape,
     client: Client,
@@ -201,14 +171,7 @@ async def run_one(
 
     async def disrupt() -> None:
         nonlocal fired_at
-        busy = await busy_worker_pids(client, handle.id)
-        fired_at = datetime.now(UTC)
-        if disruption == "kill":
-            pool.kill_one(rng, busy)
-            report.kills += 1
-        else:
-            pool.term_one(rng, busy)
-            report.terms += 1
+        fired_at = await stop_a_worker(client, pool, rng, handle.id, disruption, report)
 
     end = await disrupted_run(
         lambda: asyncio.wait_for(handle.result(), timeout),
@@ -219,28 +182,8 @@ async def run_one(
     )
     writes = count_writes(land.proxy, mark)
     duplicates = sum(max(0, writes[k] - report.allowed.get(k, writes[k])) for k in KINDS) if end.completed else 0
-    exit_codes = pool.reap()
-    error = end.error or (f"a worker stopped with SIGTERM exited {exit_codes}" if any(exit_codes) else "")
-    missing = 2 - len(pool.alive())
-    if missing > 0:
-        pool.start(missing)
-    ids = run_ids(handle.id, end.result)
-    retried = await retried_in(client, ids) if end.completed else 0
-    recovery = None
-    if end.completed and disruption != "none" and not end.missed:
-        recovery = await recovery_after(client, ids, fired_at)
-    return ServerRun(
-        f"{disruption} (after the end: not done)" if end.missed else disruption,
-        round(at, 2),
-        end.completed,
-        round(end.seconds, 1),
-        writes,
-        duplicates,
-        error,
-        retried,
-        None if recovery is None or recovery.seconds is None else round(recovery.seconds, 2),
-        recovery.describe() if recovery else "",
-    )
+    fields = await run_fields(client, pool, run_ids(handle.id, end.result), disruption, at, end, fired_at)
+    return ServerRun(writes=writes, duplicates=duplicates, **fields)
 
 
 async def server_campaign(
@@ -249,12 +192,7 @@ async def server_campaign(
     rng = random.Random(seed)
     report = ServerReport()
     with server_landscape(state, systems) as land:
-        logs = state / "workers"
-        logs.mkdir(exist_ok=True)
-        pool = WorkerPool(land.env(), QUEUES, logs)
-        pool.start(2)
-        try:
-            client = await Client.connect(land.temporal.address, data_converter=data_converter())
+        async with campaign_workers(land.temporal.address, land.env(), QUEUES, state) as (pool, client, logs):
             clean = [await run_one(land, client, pool, rng, "none", 0, report) for _ in range(2)]
             if not all(c.completed for c in clean):
                 raise RuntimeError(f"a clean run failed: {[c.error for c in clean]}; worker logs in {logs}")
@@ -266,23 +204,9 @@ async def server_campaign(
                     print(f"clean: {json.dumps(asdict(c))}", flush=True)
             plan = ["kill"] * runs + ["term"] * terms
             rng.shuffle(plan)
-            attempts, limit = 0, 3 * len(plan)
-            while plan and attempts < limit:
-                attempts += 1
-                rec = await run_one(land, client, pool, rng, plan[0], 0.8 * fastest, report)
-                if "not done" in rec.disruption:
-                    report.missed += 1
-                    if verbose:
-                        print(json.dumps(asdict(rec)), flush=True)
-                    continue
-                kind = plan.pop(0)
-                report.count(rec)
-                if rec.completed:
-                    report.recovery.add("kill -9" if kind == "kill" else "SIGTERM", rec.recovery_s)
-                if verbose:
-                    print(json.dumps(asdict(rec)), flush=True)
-        finally:
-            pool.stop()
+            await run_plan(
+                plan, lambda kind: run_one(land, client, pool, rng, kind, 0.8 * fastest, report), report, verbose
+            )
     return report
 
 
@@ -297,7 +221,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="apeiro-chaos-server-") as tmp:
         report = asyncio.run(server_campaign(args.runs, args.seed, Path(tmp), terms=args.terms, systems=args.systems))
     print(report.summary())
-    return 0 if report.completed == report.runs and report.duplicates == 0 else 1
+    return report.exit_code()
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import pytest
 from definitions.runs import PipelineStatus, StepState
 from landscape.landscape import Landscape
 from tests.integration.conftest import apeiro, cli_env
-from tests.support import pipeline
+from tests.support import pausing_flaky, pipeline
 from tests.workflow.conftest import Engine
 from workers.cli.repair import rerun
 
@@ -28,12 +28,7 @@ async def test_list_retry_watch_cancel_and_exit_codes(dev_engine: Engine, dev_la
     h = await dev_engine.start(
         pipeline(
             [
-                {
-                    "name": "flaky",
-                    "uses": "test.probe",
-                    "onFailure": "pause",
-                    "with": {"key": "cli-flaky", "fail_calls": 1},
-                },
+                pausing_flaky("cli-flaky"),
                 {"name": "after", "uses": "core.echo", "needs": ["flaky"], "with": {"values": {"x": 1}}},
             ],
             name="cli-runs",

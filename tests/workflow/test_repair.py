@@ -16,7 +16,7 @@ from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
 from definitions.runs import PipelineResult, PipelineStatus, RepairRequest, StepState
-from tests.support import pipeline
+from tests.support import pausing_flaky, pipeline
 from tests.workflow.conftest import Engine
 from workers.config import data_converter
 from workers.worker import workflow_runner
@@ -52,7 +52,7 @@ async def refused(handle: WorkflowHandle[Any, Any], update: str, req: RepairRequ
     assert match in str(exc.value.cause), exc.value.cause
 
 
-FLAKY = {"name": "flaky", "uses": "test.probe", "onFailure": "pause", "with": {"key": "flaky", "fail_calls": 1}}
+FLAKY = pausing_flaky("flaky")
 
 
 async def test_failed_step_with_pause_waits_and_retry_runs_it_and_its_dependants(engine: Engine) -> None:

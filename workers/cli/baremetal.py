@@ -188,11 +188,17 @@ def load_site(path: Path) -> tuple[SiteDefinition | None, list[str]]:
     return site, site.problems()
 
 
-def validate_command(args: argparse.Namespace) -> int:
-    site, problems = load_site(args.file)
+def valid_site(path: Path) -> SiteDefinition | None:
+    """The site file, or None when it is not valid (every problem printed to stderr)."""
+    site, problems = load_site(path)
     for p in problems:
         print(f"error: {p}", file=sys.stderr)
-    if site is None or problems:
+    return None if problems else site
+
+
+def validate_command(args: argparse.Namespace) -> int:
+    site = valid_site(args.file)
+    if site is None:
         return 1
     conns = site.connections()
     print(f"site {site.name}: {len(conns)} BMC(s), valid")
@@ -206,10 +212,8 @@ def discover_command(args: argparse.Namespace) -> int:
 
     from workers.config import ConfigError, connect
 
-    site, problems = load_site(args.file)
-    for p in problems:
-        print(f"error: {p}", file=sys.stderr)
-    if site is None or problems:
+    site = valid_site(args.file)
+    if site is None:
         return 1
 
     async def run() -> int:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from workers import landscape_loader
 from workers.cli.common import fail
@@ -71,9 +72,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=_needs_landscape(cmd_demo))
 
 
+def _state_dir(args: argparse.Namespace, base: ModuleType) -> Path:
+    """The landscape's state directory: ``--state-dir``, else the landscape's default."""
+    state_dir: Path = (args.state_dir or base.default_state_dir()).resolve()
+    return state_dir
+
+
+def _recorded(args: argparse.Namespace) -> tuple[Path, dict[str, Any] | None]:
+    """The state directory and the state a running landscape recorded there (None: nothing runs)."""
+    base, _, _ = _modules()
+    state_dir = _state_dir(args, base)
+    state: dict[str, Any] | None = base.read_state(state_dir)
+    return state_dir, state
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     base, local, process = _modules()
-    state_dir = (args.state_dir or base.default_state_dir()).resolve()
+    state_dir = _state_dir(args, base)
     landscape = local.local_landscape(state_dir)
     try:
         landscape.start()
@@ -118,16 +133,15 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_down(args: argparse.Namespace) -> int:
     base, _, _ = _modules()
-    state_dir = (args.state_dir or base.default_state_dir()).resolve()
+    state_dir = _state_dir(args, base)
     stopped = base.stop_from_state(state_dir)
     print("stopped: " + ", ".join(stopped) if stopped else f"nothing running from {state_dir}")
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    base, _, process = _modules()
-    state_dir = (args.state_dir or base.default_state_dir()).resolve()
-    state = base.read_state(state_dir)
+    _, _, process = _modules()
+    state_dir, state = _recorded(args)
     if state is None:
         print(f"no landscape recorded in {state_dir}")
         return 1
@@ -141,9 +155,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_env(args: argparse.Namespace) -> int:
-    base, _, _ = _modules()
-    state_dir = (args.state_dir or base.default_state_dir()).resolve()
-    state = base.read_state(state_dir)
+    state_dir, state = _recorded(args)
     if state is None:
         return fail(f"no landscape recorded in {state_dir}; start one with `apeiro dev up`")
     for part in state["parts"]:

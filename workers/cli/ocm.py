@@ -237,10 +237,22 @@ def _kv(text: str, what: str) -> tuple[str, str]:
     return name, ref
 
 
+def _repository(args: argparse.Namespace, side: str) -> Any:
+    """The ``--source*`` or ``--target*`` options (``side``) as the transport's RepositorySpec."""
+    from definitions.ocm import RepositorySpec
+
+    return RepositorySpec(
+        url=getattr(args, side),
+        username=getattr(args, f"{side}_username"),
+        username_ref=getattr(args, f"{side}_username_ref"),
+        password_ref=getattr(args, f"{side}_password_ref"),
+        ca_bundle=getattr(args, f"{side}_ca"),
+    )
+
+
 def build_transport_input(args: argparse.Namespace) -> Any:
     from definitions.ocm import (
         ComponentVersionRef,
-        RepositorySpec,
         SigningSpec,
         TransferMode,
         TransportInput,
@@ -259,20 +271,8 @@ def build_transport_input(args: argparse.Namespace) -> Any:
         n, r = _kv(args.sign, "--sign")
         sign = SigningSpec(name=n, private_key_ref=r, public_key_ref=args.sign_public_key)
     return TransportInput(
-        source=RepositorySpec(
-            url=args.source,
-            username=args.source_username,
-            username_ref=args.source_username_ref,
-            password_ref=args.source_password_ref,
-            ca_bundle=args.source_ca,
-        ),
-        target=RepositorySpec(
-            url=args.target,
-            username=args.target_username,
-            username_ref=args.target_username_ref,
-            password_ref=args.target_password_ref,
-            ca_bundle=args.target_ca,
-        ),
+        source=_repository(args, "source"),
+        target=_repository(args, "target"),
         components=comps,
         mode=TransferMode.BY_REFERENCE if args.by_reference else TransferMode.BY_VALUE,
         recursive=not args.no_recursive,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from temporalio.client import Client
 from temporalio.service import RPCError
 
 from definitions.schedules import load_schedule_set
@@ -46,77 +48,76 @@ def cmd_apply(args: argparse.Namespace) -> int:
         print(str(DefinitionError(problems, args.file)), file=sys.stderr)
         return 1
 
-    async def go() -> int:
-        try:
-            client = await client_from_env()
-            plan = await plan_apply(client, schedules)
-            for line in plan.lines():
-                print(line)
-            if args.dry_run:
-                print("dry run: nothing changed")
-                return 0
-            await apply_plan(client, plan)
-        except (ConfigError, RPCError) as exc:
-            return fail(str(exc))
+    async def apply(client: Client) -> int:
+        plan = await plan_apply(client, schedules)
+        for line in plan.lines():
+            print(line)
+        if args.dry_run:
+            print("dry run: nothing changed")
+            return 0
+        await apply_plan(client, plan)
         print(
             f"applied: {len(plan.create)} created, {len(plan.update)} updated, {len(plan.delete)} deleted, "
             f"{len(plan.unchanged)} unchanged"
         )
         return 0
 
-    return run_async(go())
+    return _with_client(apply)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     from definitions.schedules import MANAGED_KEY, MANAGED_VALUE
 
-    async def go() -> int:
-        try:
-            client = await client_from_env()
-            rows = []
-            async for item in await client.list_schedules():
-                desc = await client.get_schedule_handle(item.id).describe()
-                memo = await desc.memo()
-                spec = desc.schedule.spec
-                when = "; ".join(
-                    [
-                        *spec.cron_expressions,
-                        *(f"calendar {c.comment or ''}".strip() for c in spec.calendars),
-                        *(f"every {i.every}" for i in spec.intervals),
-                    ]
-                )
-                nxt = (
-                    desc.info.next_action_times[0].isoformat(timespec="minutes") if desc.info.next_action_times else ""
-                )
-                action = desc.schedule.action
-                rows.append(
-                    [
-                        item.id,
-                        getattr(action, "workflow", ""),
-                        when,
-                        spec.time_zone_name or "UTC",
-                        "paused" if desc.schedule.state.paused else "active",
-                        nxt,
-                        "yes" if memo.get(MANAGED_KEY) == MANAGED_VALUE else "no",
-                    ]
-                )
-        except (ConfigError, RPCError) as exc:
-            return fail(str(exc))
+    async def list_schedules(client: Client) -> int:
+        rows = []
+        async for item in await client.list_schedules():
+            desc = await client.get_schedule_handle(item.id).describe()
+            memo = await desc.memo()
+            spec = desc.schedule.spec
+            when = "; ".join(
+                [
+                    *spec.cron_expressions,
+                    *(f"calendar {c.comment or ''}".strip() for c in spec.calendars),
+                    *(f"every {i.every}" for i in spec.intervals),
+                ]
+            )
+            nxt = desc.info.next_action_times[0].isoformat(timespec="minutes") if desc.info.next_action_times else ""
+            action = desc.schedule.action
+            rows.append(
+                [
+                    item.id,
+                    getattr(action, "workflow", ""),
+                    when,
+                    spec.time_zone_name or "UTC",
+                    "paused" if desc.schedule.state.paused else "active",
+                    nxt,
+                    "yes" if memo.get(MANAGED_KEY) == MANAGED_VALUE else "no",
+                ]
+            )
         print(table(rows, ["schedule", "workflow", "when", "zone", "state", "next run", "managed"]))
         return 0
 
-    return run_async(go())
+    return _with_client(list_schedules)
 
 
 def cmd_trigger(args: argparse.Namespace) -> int:
-    async def go() -> int:
-        try:
-            client = await client_from_env()
-            await client.get_schedule_handle(args.schedule_id).trigger()
-        except (ConfigError, RPCError) as exc:
-            return fail(str(exc))
+    async def trigger(client: Client) -> int:
+        await client.get_schedule_handle(args.schedule_id).trigger()
         print(f"triggered {args.schedule_id}")
         return 0
+
+    return _with_client(trigger)
+
+
+def _with_client(work: Callable[[Client], Awaitable[int]]) -> int:
+    """Run ``work`` with a Temporal client from the environment (APEIRO_TEMPORAL_*); a configuration
+    or RPC error fails the command with its message."""
+
+    async def go() -> int:
+        try:
+            return await work(await client_from_env())
+        except (ConfigError, RPCError) as exc:
+            return fail(str(exc))
 
     return run_async(go())
 

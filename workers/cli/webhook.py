@@ -7,10 +7,14 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from definitions.secrets import secret_ref_arg
 from definitions.validate import DefinitionError
 from workers.cli.common import fail, uvicorn_log_config
+
+if TYPE_CHECKING:
+    from definitions.triggers import GatewayConfig
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -60,15 +64,24 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
-def cmd_check(args: argparse.Namespace) -> int:
+def _checked_config(args: argparse.Namespace) -> tuple[Path, GatewayConfig] | None:
+    """The gateway configuration ``--config`` names, checked (keys resolved unless
+    ``--skip-key-check``); None, the problems printed to stderr, when it is not valid."""
     from triggers.config import config_path, load_checked
 
     path = config_path(args.config)
     try:
-        config = load_checked(path, resolve_keys=not args.skip_key_check)
+        return path, load_checked(path, resolve_keys=not args.skip_key_check)
     except DefinitionError as exc:
         print(str(exc), file=sys.stderr)
+        return None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    checked = _checked_config(args)
+    if checked is None:
         return 1
+    path, config = checked
     print(f"{path}: {len(config.routes)} route(s) valid")
     return 0
 
@@ -77,14 +90,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from triggers.app import create_app
-    from triggers.config import config_path, load_checked
 
-    path = config_path(args.config)
-    try:
-        config = load_checked(path, resolve_keys=not args.skip_key_check)
-    except DefinitionError as exc:
-        print(str(exc), file=sys.stderr)
+    checked = _checked_config(args)
+    if checked is None:
         return 1
+    path, config = checked
     app = create_app(config)
     print(
         f"webhook gateway: {len(config.routes)} route(s) from {path} on http://{args.host}:{args.port} "

@@ -21,7 +21,7 @@ from temporalio.client import Client
 
 from definitions.runs import PipelineResult
 from landscape.process import free_port
-from tests.support import pipeline
+from tests.support import pausing_flaky, pipeline
 from tests.workflow.conftest import Engine
 from triggers.console.app import create_console
 from triggers.console.auth import ConsoleAuth
@@ -180,15 +180,7 @@ async def test_console_api_repairs_a_run_and_refuses_what_may_not_happen(dev_eng
     """pause/resume/retry/skip/cancel through the console's API, as the buttons send them."""
     h = await dev_engine.start(
         pipeline(
-            [
-                {
-                    "name": "flaky",
-                    "uses": "test.probe",
-                    "onFailure": "pause",
-                    "with": {"key": "con-flaky", "fail_calls": 1},
-                },
-                {"name": "after", "uses": "core.echo", "needs": ["flaky"]},
-            ],
+            [pausing_flaky("con-flaky"), {"name": "after", "uses": "core.echo", "needs": ["flaky"]}],
             name="console-repair",
         )
     )

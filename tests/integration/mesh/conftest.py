@@ -102,10 +102,9 @@ class Mesh:
         raise AssertionError(f"{name} never got there; last seen: {obj}")
 
 
-@pytest.fixture
-async def mesh(ts_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Mesh]:
-    (tmp_path / "mesh-demo.yaml").write_text(DEMO_PIPELINE)
-    monkeypatch.setenv("APEIRO_DEFINITIONS", str(tmp_path))
+@contextlib.asynccontextmanager
+async def serving_kcp() -> AsyncIterator[tuple[Kcp, str]]:
+    """The local kcp served by uvicorn on a free port, on the test's event loop: the kcp and its URL."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     kcp = Kcp(base_url=base)
@@ -113,8 +112,19 @@ async def mesh(ts_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.
     serving = asyncio.create_task(server.serve())
     while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
         await asyncio.sleep(0.02)
+    try:
+        yield kcp, base
+    finally:
+        server.should_exit = True
+        await serving
+
+
+@pytest.fixture
+async def mesh(ts_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Mesh]:
+    (tmp_path / "mesh-demo.yaml").write_text(DEMO_PIPELINE)
+    monkeypatch.setenv("APEIRO_DEFINITIONS", str(tmp_path))
     workers = build_workers(ts_env.client, [queues.PIPELINE])
-    async with httpx.AsyncClient(base_url=base, timeout=30) as http, workers[0]:
+    async with serving_kcp() as (kcp, base), httpx.AsyncClient(base_url=base, timeout=30) as http, workers[0]:
         await bootstrap(http)
         controller = Controller(
             ts_env.client, http, f"{base}/clusters/{PROVIDER}", poll_interval=0.2, catalog_interval=0.3
@@ -126,5 +136,3 @@ async def mesh(ts_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.
             running.cancel()
             with contextlib.suppress(BaseException):
                 await running
-            server.should_exit = True
-            await serving

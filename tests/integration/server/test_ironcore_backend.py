@@ -28,9 +28,8 @@ from landscape.kubeapi.part import KubeApiServer
 from landscape.landscape import Landscape
 from landscape.process import free_port
 from landscape.redfish import RedfishEmulator
-from tests.integration.server.test_ironcore_kubeapi import upstream_metal_crds
 from tests.integration.strict_recorder import StrictRecorder
-from tests.server_fixtures import PASSWORD_ENV, emulator_landscape
+from tests.server_fixtures import PASSWORD_ENV, metal_api
 from workers.worker import workflow_runner
 from workflows.server import ServerProvisionWorkflow
 from workflows.server_claim import ServerClaimWorkflow
@@ -41,24 +40,14 @@ M = "/apis/metal.ironcore.dev/v1alpha1"
 IMAGE = "ghcr.io/gardenlinux/gardenlinux:1592.9"
 
 
-@pytest.fixture(scope="module")
-def land(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Landscape]:
-    with emulator_landscape(tmp_path_factory.mktemp("redfish"), systems=3) as landscape:
-        yield landscape
+#: Servers behind the emulated BMC (the conftest's ``land``; the other modules here use 2).
+SYSTEMS = 3
 
 
 @pytest.fixture(scope="module")
 def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeApiServer]:
-    part = KubeApiServer(
-        plugins=("landscape.metal_operator",),
-        seed_garden=False,
-        settings={"metal.pollSeconds": "0.3", "metal.discoverySeconds": "0.05", **upstream_metal_crds()},
-    )
-    part.start(Path(tmp_path_factory.mktemp("metal-api")))
-    try:
+    with metal_api(tmp_path_factory.mktemp("metal-api"), poll_seconds="0.3") as part:
         yield part
-    finally:
-        part.stop()
 
 
 @pytest.fixture(scope="module")

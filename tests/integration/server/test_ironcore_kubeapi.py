@@ -12,38 +12,17 @@ import pytest
 
 from activities.registration.ironcore import GROUP, VERSION, IronCoreRegistrar, api_client_from_env
 from definitions.server import ServerSummary, SiteDefinition
-from landscape.kubeapi.part import KubeApiServer
 from landscape.landscape import Landscape
 from landscape.redfish import RedfishEmulator
-from tests.server_fixtures import BMC_PASSWORD, PASSWORD_ENV, emulator_landscape, shared_testdata
+from tests.server_fixtures import BMC_PASSWORD, PASSWORD_ENV, metal_api
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("kubeapi-ironcore")]
 
 
-def upstream_metal_crds() -> dict[str, str]:
-    """Run on metal-operator's own CRDs when ../shared has them (the landscape's own otherwise)."""
-    path = shared_testdata() / "crds" / "metal-operator"
-    return {"metal.crds": str(path)} if path.is_dir() else {}
-
-
 @pytest.fixture(scope="module")
 def kube_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    part = KubeApiServer(
-        plugins=("landscape.kubeapi.extra_kinds", "landscape.metal_operator"),
-        seed_garden=False,
-        settings={"metal.discoverySeconds": "0.05", **upstream_metal_crds()},
-    )
-    part.start(tmp_path_factory.mktemp("kubeapi"))
-    try:
+    with metal_api(tmp_path_factory.mktemp("kubeapi"), "landscape.kubeapi.extra_kinds") as part:
         yield part.endpoints["url"]
-    finally:
-        part.stop()
-
-
-@pytest.fixture(scope="module")
-def land(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Landscape]:
-    with emulator_landscape(tmp_path_factory.mktemp("redfish"), systems=2) as landscape:
-        yield landscape
 
 
 def test_register_bmc_and_wait_for_metal_operator(

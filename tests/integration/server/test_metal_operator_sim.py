@@ -4,7 +4,6 @@ metal-operator reports on; claims bind, power and release servers; failures show
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,11 +12,9 @@ from temporalio.exceptions import ApplicationError
 
 from activities.registration.claims import ClaimActivities
 from definitions.server_claims import ClaimRequest, ReleaseRequest
-from landscape.kubeapi.part import KubeApiServer
 from landscape.landscape import Landscape
 from landscape.redfish import RedfishEmulator
-from tests.integration.server.test_ironcore_kubeapi import upstream_metal_crds
-from tests.server_fixtures import BMC_PASSWORD, emulator_landscape
+from tests.server_fixtures import BMC_PASSWORD, metal_api
 from tests.support import poll_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("metal-operator")]
@@ -26,23 +23,9 @@ M = "/apis/metal.ironcore.dev/v1alpha1"
 
 
 @pytest.fixture(scope="module")
-def land(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Landscape]:
-    with emulator_landscape(tmp_path_factory.mktemp("redfish"), systems=2) as landscape:
-        yield landscape
-
-
-@pytest.fixture(scope="module")
 def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    part = KubeApiServer(
-        plugins=("landscape.metal_operator",),
-        seed_garden=False,
-        settings={"metal.pollSeconds": "0.5", "metal.discoverySeconds": "0.05", **upstream_metal_crds()},
-    )
-    part.start(Path(tmp_path_factory.mktemp("metal-api")))
-    try:
+    with metal_api(tmp_path_factory.mktemp("metal-api"), poll_seconds="0.5") as part:
         yield part.url
-    finally:
-        part.stop()
 
 
 @pytest.fixture(scope="module")

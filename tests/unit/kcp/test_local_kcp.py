@@ -8,11 +8,10 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-import uvicorn
 
-from landscape.kcp.front import make_kcp_app, parse_api_path
+from landscape.kcp.front import parse_api_path
 from landscape.kcp.workspaces import Kcp, logical_name
-from tests.integration.mesh.conftest import CONSUMER, PROVIDER, bootstrap, free_port
+from tests.integration.mesh.conftest import CONSUMER, PROVIDER, bootstrap, serving_kcp
 
 RUNS = "apis/orchestrator.apeiro.dev/v1alpha1/namespaces/default/pipelineruns"
 EXPORT = "orchestrator.apeiro.dev"
@@ -20,18 +19,9 @@ EXPORT = "orchestrator.apeiro.dev"
 
 @pytest.fixture
 async def kcp() -> AsyncIterator[tuple[Kcp, httpx.AsyncClient]]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    k = Kcp(base_url=base)
-    server = uvicorn.Server(uvicorn.Config(make_kcp_app(k), host="127.0.0.1", port=port, log_level="warning"))
-    serving = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
-        await asyncio.sleep(0.02)
-    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+    async with serving_kcp() as (k, base), httpx.AsyncClient(base_url=base, timeout=10) as http:
         await bootstrap(http)
         yield k, http
-    server.should_exit = True
-    await serving
 
 
 def run(name: str) -> dict:
