@@ -12,6 +12,7 @@ from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 
 def identity(pid: int) -> str:
@@ -39,10 +40,13 @@ async def wait_polling(client: Client, queue: str, proc: subprocess.Popen[bytes]
         if proc.poll() is not None:
             err = proc.stderr.read().decode() if proc.stderr else ""
             raise AssertionError(f"worker for {queue} exited with {proc.returncode}: {err[-3000:]}")
-        seen = {
-            "workflow": await pollers(client, queue, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
-            "activity": await pollers(client, queue, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
-        }
+        try:
+            seen = {
+                "workflow": await pollers(client, queue, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
+                "activity": await pollers(client, queue, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
+            }
+        except RPCError as exc:  # a busy dev server may cancel one call ("operation was canceled"): ask again
+            seen = {"error": {str(exc)}}
         if all(wanted in ids for ids in seen.values()):
             return
         await asyncio.sleep(0.5)
