@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 FREEZE_WORKFLOW_ID = "apeiro-freeze"
 FREEZE_WORKFLOW = "FreezeWorkflow"
@@ -88,6 +88,11 @@ class ActiveFreeze(BaseModel):
 
 
 class FreezeState(BaseModel):
+    """What the freeze workflow carries through continue-as-new (and what a start from the UI gives):
+    unknown fields are refused, so junk typed into the UI fails the run instead of freezing nothing."""
+
+    model_config = ConfigDict(extra="forbid")
+
     active: ActiveFreeze | None = None
     audit: list[AuditEntry] = Field(default_factory=list)
 

@@ -2,7 +2,7 @@
 
     apeiro freeze start --reason "incident 4711: storage degraded" --until 4h --as alice
     apeiro freeze status
-    apeiro freeze exempt promote-edge-app-1.4.2 --approver bob --reason "hotfix for 4711"
+    apeiro freeze exempt promote-edge-app-1.4.2 --as bob --reason "hotfix for 4711"
     apeiro freeze end --as alice --reason "incident closed"
 
 Every change is an update of the freeze workflow (``apeiro-freeze``), validated and recorded with who
@@ -24,23 +24,24 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("freeze", help="landscape-wide change freeze: start, end, status, exempt")
     sub = p.add_subparsers(dest="freeze_command", metavar="SUBCOMMAND")
     s = sub.add_parser("start", help="freeze: every promotion ring and fleet step waits until it ends")
-    s.add_argument("--reason", required=True)
+    s.add_argument("--reason", required=True, help="why the landscape is frozen (recorded, shown to held workflows)")
     s.add_argument("--until", help="an end time (ISO 8601, e.g. 2026-12-03T08:00Z) or a duration (4h, 90m)")
     s.add_argument("--as", dest="who", required=True, help="who freezes (recorded)")
     s.add_argument("--recheck", type=float, default=30.0, help="seconds between checks of a held workflow")
     s.set_defaults(func=lambda a: _run(_start(a)))
     e = sub.add_parser("end", help="lift the freeze")
-    e.add_argument("--as", dest="who", required=True)
-    e.add_argument("--reason", default="ended")
+    e.add_argument("--as", dest="who", required=True, help="who lifts the freeze (recorded)")
+    e.add_argument("--reason", default="ended", help="why it ends (recorded; default: ended)")
     e.set_defaults(func=lambda a: _run(_end(a)))
     st = sub.add_parser("status", help="is the landscape frozen? by whom, why, exemptions, audit")
-    st.add_argument("--json", action="store_true")
+    st.add_argument("--json", action="store_true", help="the freeze state as JSON (as with -o json)")
     st.add_argument("--audit", type=int, default=10, help="audit entries to show (default 10)")
     st.set_defaults(func=lambda a: _run(_status(a)))
     x = sub.add_parser("exempt", help="let one workflow (or a prefix*) act during the freeze")
     x.add_argument("subject", help="workflow id, or a prefix ending in *")
-    x.add_argument("--approver", required=True, help="who approves (recorded)")
-    x.add_argument("--reason", required=True)
+    x.add_argument("--as", dest="approver", help="who approves the exemption (recorded; required)")
+    x.add_argument("--approver", dest="approver", help=argparse.SUPPRESS)  # deprecated spelling of --as
+    x.add_argument("--reason", required=True, help="why this workflow may act during the freeze (recorded)")
     x.set_defaults(func=lambda a: _run(_exempt(a)))
     p.set_defaults(func=lambda _a: (p.print_help(), 2)[1])
 
@@ -142,6 +143,9 @@ async def _end(args: argparse.Namespace) -> int:
 
 
 async def _exempt(args: argparse.Namespace) -> int:
+    if not args.approver:
+        print("error: name who approves the exemption with --as", file=sys.stderr)
+        return 2
     from definitions.freeze import Exemption
 
     return await _do("exempt", Exemption(subject=args.subject, approver=args.approver, reason=args.reason))
