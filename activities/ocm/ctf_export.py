@@ -30,15 +30,14 @@ from activities.ocm.ctf_format import (
     staging_dir,
     write_small_blob,
 )
-from activities.ocm.errors import ComponentNotFound, DigestMismatch, InvalidDescriptor
-from activities.ocm.layout import ImageRef, RepoBase, read_version, version_tag
+from activities.ocm.errors import DigestMismatch
+from activities.ocm.layout import ImageRef, RepoBase, check_local_blob, read_referenced_version, version_tag
 from activities.ocm.oci import INDEX_TYPES, RegistryClient
 from activities.ocm.transport import _operator_errors, _registry_url_for, client_for, verify_signatures
 from definitions.ocm import (
     ACCESS_LOCAL_BLOB,
     ACCESS_OCI_ARTIFACT,
     ACCESS_OCI_REGISTRY,
-    NORM_GENERIC_BLOB,
     NORM_OCI_ARTIFACT,
     ComponentVersionRef,
     TransferMode,
@@ -101,15 +100,7 @@ class _Exporter:
             return
         self.seen.add((name, version))
         activity.heartbeat(f"reading {name}:{version}")
-        try:
-            sv = await read_version(self.src, self.base, name, version)
-        except ComponentNotFound as exc:
-            if referrer:
-                raise ComponentNotFound(
-                    f"missing component reference: {referrer} references {name}:{version}, "
-                    f"which is not in the source repository ({exc})"
-                ) from None
-            raise
+        sv = await read_referenced_version(self.src, self.base, name, version, referrer)
         where = f"{name}:{version} at the source"
         self.plan.warnings += verify_signatures(sv.descriptor, self.inp.verify, required=referrer is None, where=where)
         if self.inp.recursive:
@@ -144,14 +135,7 @@ class _Exporter:
             rname = f"{label} resource {res.get('name')!r}"
             atype = access.get("type")
             if atype == ACCESS_LOCAL_BLOB:
-                ref = str(access.get("localReference", "")).replace("sha256.", "sha256:", 1)
-                if ref not in layers:
-                    raise InvalidDescriptor(f"{rname}: local blob {ref} is not a layer of the component version")
-                if (
-                    digest.get("normalisationAlgorithm") == NORM_GENERIC_BLOB
-                    and "sha256:" + str(digest.get("value", "")).lower() != ref
-                ):
-                    raise DigestMismatch(f"{rname}: descriptor records {digest.get('value')} but the blob is {ref}")
+                check_local_blob(access, digest, layers, rname, "is not a layer of the component version")
             elif atype in (ACCESS_OCI_ARTIFACT, ACCESS_OCI_REGISTRY):
                 await self.export_artifact(access, digest, rname)
 

@@ -26,6 +26,7 @@ from activities.ocm.layout import (
     DESCRIPTOR_TAR,
     ImageRef,
     RepoBase,
+    check_local_blob,
     descriptor_from_layer,
     read_version,
     version_exists,
@@ -38,7 +39,6 @@ from definitions.ocm import (
     ACCESS_LOCAL_BLOB,
     ACCESS_OCI_ARTIFACT,
     ACCESS_OCI_REGISTRY,
-    NORM_GENERIC_BLOB,
     ExistingPolicy,
 )
 from definitions.ocm_ctf import (
@@ -131,14 +131,7 @@ class _Importer:
     def check_resource(self, iv: CtfImportVersion, i: int, res: dict[str, Any], layers: set[str], rname: str) -> None:
         access, digest = res.get("access") or {}, res.get("digest") or {}
         if access.get("type") == ACCESS_LOCAL_BLOB:
-            ref = str(access.get("localReference", "")).replace("sha256.", "sha256:", 1)
-            if ref not in layers:
-                raise InvalidDescriptor(f"{rname}: local blob {ref} is not in the archive")
-            if (
-                digest.get("normalisationAlgorithm") == NORM_GENERIC_BLOB
-                and "sha256:" + str(digest.get("value", "")).lower() != ref
-            ):
-                raise DigestMismatch(f"{rname}: descriptor records {digest.get('value')} but the blob is {ref}")
+            check_local_blob(access, digest, layers, rname, "is not in the archive")
         elif access.get("type") in (ACCESS_OCI_ARTIFACT, ACCESS_OCI_REGISTRY):
             img = ImageRef.parse(str(access.get("imageReference", "")))
             want = img.digest or ("sha256:" + str(digest.get("value", "")).lower() if digest.get("value") else "")

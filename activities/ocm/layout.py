@@ -23,9 +23,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from activities.bounded import MAX_MANIFEST_BYTES, RemoteDataError, loads_strict
-from activities.ocm.errors import ComponentNotFound, InvalidDescriptor
+from activities.ocm.errors import ComponentNotFound, DigestMismatch, InvalidDescriptor
 from activities.ocm.normalise import dump_descriptor, load_descriptor_data
 from activities.ocm.oci import NotFound, RegistryClient, RemoteDataRejected, sha256_digest
+from definitions.ocm import NORM_GENERIC_BLOB
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 COMPONENT_CONFIG = "application/vnd.ocm.software.component.config.v1+json"
@@ -185,3 +186,31 @@ class ImageRef:
         if self.digest:
             s += f"@{self.digest}"
         return s
+
+
+async def read_referenced_version(
+    client: RegistryClient, base: RepoBase, name: str, version: str, referrer: str | None
+) -> StoredVersion:
+    """Read a version; when another version references it, a miss names the referrer (the sender's mistake)."""
+    try:
+        return await read_version(client, base, name, version)
+    except ComponentNotFound as exc:
+        if referrer:
+            raise ComponentNotFound(
+                f"missing component reference: {referrer} references {name}:{version}, "
+                f"which is not in the source repository ({exc})"
+            ) from None
+        raise
+
+
+def check_local_blob(access: dict[str, Any], digest: dict[str, Any], layers: set[str], rname: str, absent: str) -> str:
+    """The layer digest a ``localBlob`` access points at, after checking it exists and matches the descriptor."""
+    ref = str(access.get("localReference", "")).replace("sha256.", "sha256:", 1)
+    if ref not in layers:
+        raise InvalidDescriptor(f"{rname}: local blob {ref} {absent}")
+    if (
+        digest.get("normalisationAlgorithm") == NORM_GENERIC_BLOB
+        and "sha256:" + str(digest.get("value", "")).lower() != ref
+    ):
+        raise DigestMismatch(f"{rname}: descriptor records {digest.get('value')} but the blob is {ref}")
+    return ref

@@ -34,7 +34,6 @@ from activities.ocm import normalise as norm
 from activities.ocm import signing as sg
 from activities.ocm.blobcopy import copy_blob
 from activities.ocm.errors import (
-    ComponentNotFound,
     DigestMismatch,
     InvalidDescriptor,
     OCMError,
@@ -45,6 +44,7 @@ from activities.ocm.layout import (
     ImageRef,
     RepoBase,
     StoredVersion,
+    read_referenced_version,
     read_version,
     version_exists,
     write_version,
@@ -219,15 +219,7 @@ class _Planner:
             return
         self.seen.add((name, version))
         activity.heartbeat(f"reading {name}:{version}")
-        try:
-            sv = await read_version(self.src, self.src_base, name, version)
-        except ComponentNotFound as exc:
-            if referrer:
-                raise ComponentNotFound(
-                    f"missing component reference: {referrer} references {name}:{version}, "
-                    f"which is not in the source repository ({exc})"
-                ) from None
-            raise
+        sv = await read_referenced_version(self.src, self.src_base, name, version, referrer)
         where = f"{name}:{version} at the source"
         warnings = verify_signatures(sv.descriptor, self.inp.verify, required=referrer is None, where=where)
         if self.inp.recursive:
