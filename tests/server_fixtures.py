@@ -14,7 +14,18 @@ from temporalio.worker import Worker
 from activities.redfish.activities import RedfishActivities
 from activities.redfish.store import FileInventoryStore
 from activities.registration.activity import RegistrationActivities
-from definitions.server import BmcConnection, BmcCredentials, SiteDefinition, TlsOptions
+from definitions.server import (
+    BmcConnection,
+    BmcCredentials,
+    DiscoverInput,
+    DiscoverResult,
+    ImageSpec,
+    ProvisionFleetInput,
+    ProvisionFleetResult,
+    ProvisionSpec,
+    SiteDefinition,
+    TlsOptions,
+)
 from landscape.kubeapi.part import KubeApiServer
 from landscape.landscape import Landscape
 from landscape.redfish import ImageServer, RedfishEmulator
@@ -118,3 +129,27 @@ async def redfish_worker(client: Client, task_queue: str, store_dir: Path) -> As
         )
         async with worker:
             yield acts
+
+
+async def discover_and_provision(
+    client: Client, queue: str, site: SiteDefinition, images: dict[str, str], ids: tuple[str, str]
+) -> tuple[DiscoverResult, ProvisionFleetResult]:
+    """Discover the site, then provision every server found with the image server's image (two at a
+    time); run inside ``redfish_worker``. ``ids`` are the discovery and fleet workflow ids."""
+    from workflows.server import ServerDiscoveryWorkflow, ServerProvisionFleetWorkflow
+
+    found = await client.execute_workflow(
+        ServerDiscoveryWorkflow.run, DiscoverInput(site=site), id=ids[0], task_queue=queue
+    )
+    fleet = await client.execute_workflow(
+        ServerProvisionFleetWorkflow.run,
+        ProvisionFleetInput(
+            servers=found.servers,
+            site=site,
+            concurrency=2,
+            spec=ProvisionSpec(image=ImageSpec(url=images["url"], sha256=images["sha256"]), report_in_timeout_s=120),
+        ),
+        id=ids[1],
+        task_queue=queue,
+    )
+    return found, fleet

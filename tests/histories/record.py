@@ -159,10 +159,9 @@ async def record_pipelines(client: Client, prefix: str, state: Path, temporal: A
 
 async def record_servers(client: Client, prefix: str, state: Path, temporal: Any) -> None:
     """Discovery of an emulated site (list and inventory batches) and provisioning of its servers."""
-    from definitions.server import DiscoverInput, ImageSpec, ProvisionFleetInput, ProvisionSpec, SiteDefinition
+    from definitions.server import SiteDefinition
     from landscape.redfish import RedfishEmulator, fake_systems, server_parts
-    from tests.server_fixtures import BMC_PASSWORD, PASSWORD_ENV, redfish_worker
-    from workflows.server import ServerDiscoveryWorkflow, ServerProvisionFleetWorkflow
+    from tests.server_fixtures import BMC_PASSWORD, PASSWORD_ENV, discover_and_provision, redfish_worker
 
     os.environ[PASSWORD_ENV] = BMC_PASSWORD
     parts = server_parts(temporal, systems=2)
@@ -176,22 +175,7 @@ async def record_servers(client: Client, prefix: str, state: Path, temporal: Any
         images = land.part("images").endpoints
         site = SiteDefinition.model_validate(emu.site_definition("replay-site"))
         async with redfish_worker(client, queue, state / "store"):
-            found = await client.execute_workflow(
-                ServerDiscoveryWorkflow.run, DiscoverInput(site=site), id=f"{prefix}discover", task_queue=queue
-            )
-            await client.execute_workflow(
-                ServerProvisionFleetWorkflow.run,
-                ProvisionFleetInput(
-                    servers=found.servers,
-                    site=site,
-                    concurrency=2,
-                    spec=ProvisionSpec(
-                        image=ImageSpec(url=images["url"], sha256=images["sha256"]), report_in_timeout_s=120
-                    ),
-                ),
-                id=f"{prefix}fleet",
-                task_queue=queue,
-            )
+            await discover_and_provision(client, queue, site, images, (f"{prefix}discover", f"{prefix}fleet"))
 
 
 async def record_clusters(client: Client, prefix: str, state: Path, temporal: Any) -> None:

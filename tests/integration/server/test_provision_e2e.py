@@ -15,20 +15,13 @@ from activities.redfish.store import FileInventoryStore
 from activities.registration.activity import RegistrationActivities
 from activities.registration.ironcore import IronCoreRegistrar
 from definitions.server import (
-    DiscoverInput,
-    DiscoverResult,
-    ImageSpec,
-    ProvisionFleetInput,
-    ProvisionFleetResult,
-    ProvisionSpec,
     RegisterInput,
     SiteDefinition,
 )
 from landscape.landscape import Landscape
 from landscape.redfish import RedfishEmulator, fake_systems, server_parts
-from tests.server_fixtures import BMC_PASSWORD, PASSWORD_ENV, redfish_worker
+from tests.server_fixtures import BMC_PASSWORD, PASSWORD_ENV, discover_and_provision, redfish_worker
 from tests.unit.server.test_registration import FakeCustomObjects
-from workflows.server import ServerDiscoveryWorkflow, ServerProvisionFleetWorkflow
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("dev-server")]
 
@@ -58,33 +51,14 @@ async def test_discover_provision_register(
     definition = SiteDefinition.model_validate(emu.site_definition(f"edge-{uuid.uuid4().hex[:6]}"))
     assert definition.problems() == [] and str(emu.password_ref).startswith("file:")
     async with redfish_worker(dev_client, task_queue, tmp_path):
-        found: DiscoverResult = await dev_client.execute_workflow(
-            ServerDiscoveryWorkflow.run,
-            DiscoverInput(site=definition),
-            id=f"e2e-discover-{uuid.uuid4().hex[:6]}",
-            task_queue=task_queue,
-        )
-        fleet: ProvisionFleetResult = await dev_client.execute_workflow(
-            ServerProvisionFleetWorkflow.run,
-            ProvisionFleetInput(
-                servers=found.servers,
-                site=definition,
-                concurrency=2,
-                spec=ProvisionSpec(
-                    image=ImageSpec(url=images["url"], sha256=images["sha256"]), report_in_timeout_s=120
-                ),
-            ),
-            id=f"e2e-fleet-{uuid.uuid4().hex[:6]}",
-            task_queue=task_queue,
-        )
+        ids = (f"e2e-discover-{uuid.uuid4().hex[:6]}", f"e2e-fleet-{uuid.uuid4().hex[:6]}")
+        found, fleet = await discover_and_provision(dev_client, task_queue, definition, images, ids)
     assert fleet.failed == []
     assert sorted(fleet.provisioned) == sorted(found.identities) and len(found.identities) == 2
     booted = {b["identity"] for b in emu.boots()}
     assert booted == set(found.identities)
     api = FakeCustomObjects(discoverable=[s.uuid or s.identity for s in found.servers])
-    reg = RegistrationActivities(
-        store=FileInventoryStore(tmp_path), registrar_factory=lambda i: IronCoreRegistrar(api)
-    )
+    reg = RegistrationActivities(store=FileInventoryStore(tmp_path), registrar_factory=lambda i: IronCoreRegistrar(api))
     out = reg.register(RegisterInput(target="ironcore", servers=found.servers, site=definition))
     assert len(out.registered) == 2 and out.failed == []
     assert len([k for k, _ in api.objects if k == "servers"]) == 2
