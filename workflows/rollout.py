@@ -1,4 +1,7 @@
-"""FleetRolloutWorkflow (queue ``gardener``): one cluster operation over selected shoots, in waves.
+"""FleetRolloutWorkflow (queue ``gardener``): one operation over selected targets, in waves: a cluster
+operation over shoots, or a server operation (firmware, BIOS, image) over a site's discovered servers,
+selected from the site inventory by the ``redfish`` workers and run there as ``ServerUpdateWorkflow``
+children (a server already in sync is reported ``in-sync``; one in use is skipped or drained by policy).
 
 select (activity) -> plan the waves -> per wave: for each target (at most ``maxInFlight`` at a
 time): pause point, freeze check, the operation's own workflow as a child -> count failures against
@@ -10,6 +13,7 @@ starts; later waves stay untouched and the result lists every target.
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -30,8 +34,9 @@ with workflow.unsafe.imports_passed_through():
         WaveApproval,
         WaveStatus,
     )
+    from definitions.server import SelectServersInput, ServerTarget, ServerUpdateResult
     from definitions.steptypes import REGISTRY
-    from workflows.cluster import _call, _fail
+    from workflows.cluster import CALL_RETRY, _call, _fail
     from workflows.freeze_guard import hold_while_frozen
 
 
@@ -44,6 +49,7 @@ class FleetRolloutWorkflow:
         self._exhausted = False
         self._approvals: dict[int, WaveApproval] = {}
         self._inp: RolloutInput | None = None
+        self._servers: dict[str, ServerTarget] = {}
 
     # --- operator interface ------------------------------------------------------------------------
 
@@ -128,15 +134,19 @@ class FleetRolloutWorkflow:
             def frozen(message: str) -> None:
                 t.state, t.message = ("frozen" if "waiting:" in message else t.state), message
 
-            await hold_while_frozen(f"{inp.operation} {ns}/{t.name}", frozen)
+            where = inp.site.name if t.name in self._servers and inp.site else ns
+            await hold_while_frozen(f"{inp.operation} {where}/{t.name}", frozen)
             if self._stop():
                 t.state = "pending"
                 return
             t.state, t.message = "running", ""
-            args = step.args_model.model_validate(
-                {**inp.with_, "name": t.name, "project_namespace": ns, "garden": inp.garden.model_dump()}
-            )
             try:
+                if t.name in self._servers:
+                    await self._server_target(t)
+                    return
+                args = step.args_model.model_validate(
+                    {**inp.with_, "name": t.name, "project_namespace": ns, "garden": inp.garden.model_dump()}
+                )
                 await workflow.execute_child_workflow(
                     step.target,
                     args,
@@ -156,13 +166,53 @@ class FleetRolloutWorkflow:
                 if self._status.failures > self._status.budget:
                     self._exhausted = True
 
+    async def _server_target(self, t: TargetStatus) -> None:
+        """A server operation on one server: a ServerUpdateWorkflow on the redfish queue, whose result
+        says whether it drifted (updated / staged), already matched (in-sync) or was in use (skipped)."""
+        assert self._inp is not None
+        inp = self._inp
+        step = REGISTRY.get(inp.operation)
+        args = step.args_model.model_validate({**inp.with_, **inp.server_args(self._servers[t.name])})
+        res: ServerUpdateResult = await workflow.execute_child_workflow(
+            step.target,
+            args,
+            id=f"{workflow.info().workflow_id}/{t.name}",
+            task_queue=inp.server_queue,
+            result_type=ServerUpdateResult,
+        )
+        t.drift = res.drift
+        t.message = res.detail
+        t.state = {"in-sync": "in-sync", "skipped": "skipped"}.get(res.outcome, "succeeded")
+
+    async def _select(self, inp: RolloutInput) -> list[str]:
+        sel = inp.rollout.selector
+        if sel.kind == "server" and workflow.patched("fleet-rollout-servers-v1"):
+            assert inp.site is not None
+            servers: list[ServerTarget] = await workflow.execute_activity(
+                "redfish.select_servers",
+                SelectServersInput(
+                    site=inp.site.name,
+                    match_labels=sel.match_labels,
+                    names=sel.names,
+                    bmc_labels=inp.site.bmc_labels(),
+                ),
+                result_type=list[ServerTarget],
+                task_queue=inp.server_queue,
+                start_to_close_timeout=timedelta(minutes=2),
+                retry_policy=CALL_RETRY,
+            )
+            self._servers = {s.identity: s for s in servers}
+            return list(self._servers)
+        targets: list[str] = await _call(
+            "gardener_select_shoots", SelectInput(selector=sel, garden=inp.garden), list[str]
+        )
+        return targets
+
     @workflow.run
     async def run(self, inp: RolloutInput) -> RolloutResult:
         self._inp = inp
         try:
-            targets: list[str] = await _call(
-                "gardener_select_shoots", SelectInput(selector=inp.rollout.selector, garden=inp.garden), list[str]
-            )
+            targets = await self._select(inp)
         except ActivityError as err:
             raise _fail(err) from None
         self._status.waves = [
@@ -199,12 +249,16 @@ class FleetRolloutWorkflow:
         else:
             self._status.state = "done"
             self._status.message = f"{sum(t.state == 'succeeded' for t in all_targets)} target(s) succeeded"
+            in_sync = sum(t.state == "in-sync" for t in all_targets)
+            if in_sync:
+                self._status.message += f", {in_sync} already in sync (not touched)"
         return RolloutResult(
             state=self._status.state,
             succeeded=[t.name for t in all_targets if t.state == "succeeded"],
             failed={t.name: t.message for t in all_targets if t.state == "failed"},
             skipped={t.name: t.message for t in all_targets if t.state == "skipped"},
             untouched=[t.name for t in all_targets if t.state in ("pending", "frozen")],
+            in_sync=[t.name for t in all_targets if t.state == "in-sync"],
             waves=self._status.waves,
         )
 

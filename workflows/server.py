@@ -143,6 +143,65 @@ def diff_snapshots(previous: Sequence[ServerSummary], current: Sequence[ServerSu
     )
 
 
+async def bmc_act(
+    step: str,
+    name: str,
+    arg: Any,
+    result_type: type[T],
+    *,
+    start_to_close: timedelta = SHORT,
+    heartbeat: timedelta | None = None,
+) -> T:
+    """One BMC activity; a failure becomes the workflow's own, non-retryable, naming ``step``."""
+    try:
+        res: T = await workflow.execute_activity(
+            name,
+            arg,
+            result_type=result_type,
+            start_to_close_timeout=start_to_close,
+            heartbeat_timeout=heartbeat,
+            retry_policy=BMC_RETRY,
+        )
+    except ActivityError as exc:
+        # Surface the root cause's type (ImageNotFound, BmcAuthenticationFailed...) as the workflow's
+        # failure, with the step it happened in, so operators and the pipeline can match on it.
+        etype, msg = failure_info(exc)
+        raise ApplicationError(f"step {step}: {msg}", type=etype, non_retryable=True) from exc
+    return res
+
+
+async def wait_power(step: str, ref: ServerRef, target: Literal["On", "Off"], timeout_s: int) -> PowerWaitResult:
+    return await bmc_act(
+        step,
+        "redfish.wait_power",
+        PowerWait(server=ref, target=target, timeout_s=timeout_s),
+        PowerWaitResult,
+        start_to_close=timedelta(seconds=timeout_s + 120),
+        heartbeat=HEARTBEAT_TIMEOUT,
+    )
+
+
+async def power_off(step: str, ref: ServerRef, graceful_s: int, timeout_s: int) -> StepOutcome:
+    """Graceful shutdown; ForceOff when the server is not Off after ``graceful_s`` (at least 1 s)."""
+    off = await bmc_act(
+        step, "redfish.power", PowerRequest(server=ref, action="GracefulShutdown", done_when="Off"), StepOutcome
+    )
+    if off.changed:
+        reached = await wait_power(step, ref, "Off", max(graceful_s, 1))
+        if not reached.reached:
+            workflow.logger.info("graceful shutdown of %s timed out; forcing", ref.identity)
+            await bmc_act(
+                step, "redfish.power", PowerRequest(server=ref, action="ForceOff", done_when="Off"), StepOutcome
+            )
+            forced = await wait_power(step, ref, "Off", timeout_s)
+            if not forced.reached:
+                raise ApplicationError(
+                    f"server {ref.identity} at {ref.bmc.label} is still {forced.state} {timeout_s}s after ForceOff",
+                    type="PowerStateTimeout",
+                )
+    return off
+
+
 @workflow.defn
 class ServerListBatchWorkflow:
     """List the systems behind a batch of BMCs. An unreachable BMC becomes a problem, not a failure."""
@@ -433,34 +492,10 @@ class ServerProvisionWorkflow:
         start_to_close: timedelta = SHORT,
         heartbeat: timedelta | None = None,
     ) -> T:
-        try:
-            res: T = await workflow.execute_activity(
-                name,
-                arg,
-                result_type=result_type,
-                start_to_close_timeout=start_to_close,
-                heartbeat_timeout=heartbeat,
-                retry_policy=BMC_RETRY,
-            )
-        except ActivityError as exc:
-            # Surface the root cause's type (ImageNotFound, BmcAuthenticationFailed...) as the workflow's
-            # failure, with the step it happened in, so operators and the pipeline can match on it.
-            etype, msg = failure_info(exc)
-            raise ApplicationError(f"step {self._state}: {msg}", type=etype, non_retryable=True) from exc
-        return res
+        return await bmc_act(self._state, name, arg, result_type, start_to_close=start_to_close, heartbeat=heartbeat)
 
     async def _wait_power(self, ref: ServerRef, target: Literal["On", "Off"], timeout_s: int) -> PowerWaitResult:
-        return await self._act(
-            "redfish.wait_power",
-            PowerWait(
-                server=ref,
-                target=target,
-                timeout_s=timeout_s,
-            ),
-            PowerWaitResult,
-            start_to_close=timedelta(seconds=timeout_s + 120),
-            heartbeat=HEARTBEAT_TIMEOUT,
-        )
+        return await wait_power(self._state, ref, target, timeout_s)
 
     def _note(self, step: str, outcome: StepOutcome | None = None, changed: bool = True) -> None:
         assert self._result is not None
@@ -501,23 +536,7 @@ class ServerProvisionWorkflow:
 
         # 1. power off: graceful, then forced after the grace period.
         self._state = "power-off"
-        off = await self._act(
-            "redfish.power", PowerRequest(server=ref, action="GracefulShutdown", done_when="Off"), StepOutcome
-        )
-        if off.changed:
-            reached = await self._wait_power(ref, "Off", max(spec.graceful_shutdown_timeout_s, 1))
-            if not reached.reached:
-                workflow.logger.info("graceful shutdown of %s timed out; forcing", ref.identity)
-                await self._act(
-                    "redfish.power", PowerRequest(server=ref, action="ForceOff", done_when="Off"), StepOutcome
-                )
-                forced = await self._wait_power(ref, "Off", spec.power_timeout_s)
-                if not forced.reached:
-                    raise ApplicationError(
-                        f"server {ref.identity} at {ref.bmc.label} is still {forced.state} "
-                        f"{spec.power_timeout_s}s after ForceOff",
-                        type="PowerStateTimeout",
-                    )
+        off = await power_off(self._state, ref, spec.graceful_shutdown_timeout_s, spec.power_timeout_s)
         self._note("power-off", off)
 
         # 2. BIOS attributes as pending settings (applied when the server powers on).

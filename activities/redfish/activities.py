@@ -28,14 +28,19 @@ from definitions.server import (
     FirmwareStarted,
     ImageCheck,
     ImageChecked,
+    ImageRecordPut,
     InventoryReadInput,
     ListSystemsResult,
     MediaRequest,
     PowerRequest,
     PowerWait,
     PowerWaitResult,
+    SelectServersInput,
     ServerRef,
+    ServerState,
+    ServerStateRead,
     ServerSummary,
+    ServerTarget,
     SiteSnapshot,
     StepOutcome,
     TaskWait,
@@ -91,6 +96,9 @@ class RedfishActivities:
             self.virtual_media,
             self.set_boot,
             self.get_power,
+            self.server_state,
+            self.select_servers,
+            self.record_image,
         ]
 
     def close(self) -> None:
@@ -141,6 +149,72 @@ class RedfishActivities:
     @activity.defn(name="redfish.save_snapshot")
     def save_snapshot(self, snap: SiteSnapshot) -> None:
         self.store.save_snapshot(snap)
+
+    # -- fleet operations: actual state, targets, image records --------------------------------------
+
+    @activity.defn(name="redfish.server_state")
+    def server_state(self, req: ServerStateRead) -> ServerState:
+        """What a fleet operation compares with its desired state: power, and on request the firmware
+        inventory, BIOS attributes (current and pending) and the image the site recorded."""
+        srv = self._server(req.server)
+        bmc = req.server.bmc
+        out = ServerState(power_state=self._call(bmc, srv.power.get_power_state))
+        try:
+            if req.firmware:
+                out.firmware = self._call(bmc, srv.firmware.list_firmware)
+            if req.bios:
+                out.bios_attributes = self._call(bmc, srv.bios.get_attributes)
+                out.bios_pending = self._call(bmc, srv.bios.get_pending)
+        except PartUnknown as exc:
+            raise ApplicationError(
+                f"BMC {bmc.label}: cannot read the server's state: {exc}",
+                type="RedfishOperationRejected",
+                non_retryable=True,
+            ) from None
+        if req.image:
+            out.image = self.store.get_image(req.site, req.server.identity)
+        return out
+
+    @activity.defn(name="redfish.select_servers")
+    def select_servers(self, req: SelectServersInput) -> list[ServerTarget]:
+        """The site's discovered servers (its last discovery snapshot) whose labels match. Labels: the
+        site definition's ``bmcs[].labels`` / ``ranges[].labels``, plus ``apeiro.io/manufacturer``,
+        ``apeiro.io/model`` and ``apeiro.io/site`` from the inventory."""
+        snap = self.store.load_snapshot(req.site)
+        if not snap.servers:
+            raise ApplicationError(
+                f"site {req.site} has no discovered servers (no inventory snapshot under {self.store.root}); "
+                "run server.discover for the site first",
+                type="SelectorMatchesNothing",
+                non_retryable=True,
+            )
+        out = []
+        for s in snap.servers:
+            labels = {
+                "apeiro.io/site": req.site,
+                **({"apeiro.io/manufacturer": s.manufacturer} if s.manufacturer else {}),
+                **({"apeiro.io/model": s.model} if s.model else {}),
+                **req.bmc_labels.get(s.bmc_url, {}),
+            }
+            if any(labels.get(k) != v for k, v in req.match_labels.items()):
+                continue
+            if req.names is not None and s.identity not in req.names:
+                continue
+            out.append(ServerTarget(identity=s.identity, bmc_url=s.bmc_url, system_path=s.system_path, labels=labels))
+        if not out:
+            wanted = ",".join(f"{k}={v}" for k, v in sorted(req.match_labels.items())) or "(any)"
+            names = f" and names {', '.join(req.names)}" if req.names is not None else ""
+            raise ApplicationError(
+                f"no server of site {req.site} matches labels {wanted}{names} "
+                f"({len(snap.servers)} discovered)",
+                type="SelectorMatchesNothing",
+                non_retryable=True,
+            )
+        return sorted(out, key=lambda t: t.identity)
+
+    @activity.defn(name="redfish.record_image")
+    def record_image(self, req: ImageRecordPut) -> None:
+        self.store.put_image(req.site, req.identity, req.record)
 
     # -- power ---------------------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ NOT_YET_RECORDED: set[str] = {
     "CtfImportWorkflow",
     "FleetRolloutWorkflow",
     "FreezeWorkflow",
+    "ServerUpdateWorkflow",
 }
 
 pytestmark = pytest.mark.workflow
