@@ -197,7 +197,10 @@ class RolloutInput(_Strict):
                     {**self.with_, "name": "target", "project_namespace": self.rollout.selector.namespace}
                 )
         except ValidationError as exc:
-            problems = "; ".join(f"with.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            problems = "; ".join(
+                f"{'.'.join(['with', *map(str, e['loc'])])}: {e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors()
+            )
             raise ValueError(f"arguments for {self.operation}: {problems}") from None
         return self
 
