@@ -7,8 +7,8 @@ reported ``in-sync`` and not touched (no power change, no BMC write). A server *
 an OS runs, and with it the server's workloads) is handled by the policy ``in_use``:
 
 - ``skip``: not touched; reported ``skipped`` with the reason;
-- ``drain``: graceful shutdown (the OS stops its workloads; Garden Linux's kubelet drains the node by
-  graceful node shutdown), up to ``drain_timeout_s`` for Off, then ForceOff; the change; power on again;
+- ``drain``: graceful shutdown (the OS stops its workloads; a kubelet with graceful node shutdown
+  evicts its pods first), up to ``drain_timeout_s`` for Off, then ForceOff; the change; power on again;
 - ``proceed``: ForceOff at once (no drain), the change, power on again.
 
 A server that is Off is not in use: firmware is updated and BIOS settings staged without powering it
