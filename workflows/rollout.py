@@ -172,7 +172,11 @@ class FleetRolloutWorkflow:
         assert self._inp is not None
         inp = self._inp
         step = REGISTRY.get(inp.operation)
-        args = step.args_model.model_validate({**inp.with_, **inp.server_args(self._servers[t.name])})
+        try:
+            args = step.args_model.model_validate({**inp.with_, **inp.server_args(self._servers[t.name])})
+        except ValueError as exc:  # e.g. its BMC left the site definition since the last discovery
+            t.state, t.message = "skipped", f"not in the site definition: {exc}"
+            return
         res: ServerUpdateResult = await workflow.execute_child_workflow(
             step.target,
             args,
