@@ -1,6 +1,7 @@
 """Server waves on the dev server against the Redfish emulator (one BMC per server, as real servers
 have): a firmware wave touches only the servers whose firmware differs (drift), a server in use is
-skipped or drained by the rollout's policy, a failure budget of 0 stops after the canary."""
+skipped or drained by the rollout's policy, a failure budget of 0 stops after the canary, an image
+wave re-images (virtual media, simulated OS reporting in) only the server with another image."""
 
 from __future__ import annotations
 
@@ -19,9 +20,11 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.freeze import ACTIVITIES as FREEZE
+from activities.redfish.store import FileInventoryStore
 from definitions.rollout import RolloutInput, RolloutResult
-from definitions.server import DiscoverInput, DiscoverResult, SiteDefinition
+from definitions.server import DiscoverInput, DiscoverResult, ImageRecord, SiteDefinition
 from landscape.landscape import Landscape
+from landscape.os_callback import OsCallbackRelay
 from landscape.redfish import ImageServer, RedfishEmulator
 from tests.server_fixtures import BMC_PASSWORD, PASSWORD_ENV, redfish_worker, site
 from workers.worker import workflow_runner
@@ -256,3 +259,46 @@ async def test_failure_budget_stops_after_the_canary(
     assert "ended Exception" in reason and "bios-9.9.9.bin" in reason
     assert [w.state for w in res.waves] == ["stopped", "pending", "pending"]
     assert [bios_version(u) for u in emu.bmc_urls] == ["1.0.0"] * 4
+
+
+@pytest.fixture
+def booting_rack(dev_landscape: Landscape, tmp_path: Path) -> Iterator[Landscape]:
+    """Two servers whose simulated OS reports in through the relay (as `apeiro dev up` wires it)."""
+    os.environ[PASSWORD_ENV] = BMC_PASSWORD
+    relay = OsCallbackRelay(temporal=dev_landscape.part("temporal"))
+    emu = RedfishEmulator(
+        2,
+        username="admin",
+        password=BMC_PASSWORD,
+        seed=f"img-{uuid.uuid4().hex[:6]}",
+        boot_seconds=0.2,
+        bmc_per_system=True,
+    )
+    emu.callback_from = relay
+    land = Landscape([relay, emu, ImageServer(size_mib=1)], state_dir=tmp_path / "booting")
+    with land.running():
+        yield land
+
+
+async def test_image_wave_reimages_only_servers_with_another_image(
+    dev_client: Client, booting_rack: Landscape, task_queue: str, tmp_path: Path
+) -> None:
+    emu, images = booting_rack.part("redfish"), booting_rack.part("images").endpoints
+    definition = site_of(booting_rack)
+    store = FileInventoryStore(tmp_path / "store")
+    image = {"image": {"url": images["url"], "sha256": images["sha256"]}, "report_in_timeout_s": 120}
+    async with workers(dev_client, task_queue, tmp_path / "store") as rq:
+        found = await discover(dev_client, task_queue, definition)
+        current, old = (next(s.identity for s in found.servers if s.bmc_url == u) for u in emu.bmc_urls)
+        # Server 0 was imaged with this image already; server 1 has no record (never imaged by us).
+        store.put_image(definition.name, current, ImageRecord(url=images["url"], sha256=images["sha256"]))
+        res = await run(dev_client, rq, rollout(definition, task_queue, "server.image", image, inUse="proceed"))
+        assert res.state == "done" and res.in_sync == [current] and res.succeeded == [old], res
+        targets = {t.name: t for w in res.waves for t in w.targets}
+        assert targets[old].drift[0].startswith("image no image recorded -> ")
+        assert "reported in" in targets[old].message
+        record = store.get_image(definition.name, old)
+        assert record is not None and record.sha256 == images["sha256"]
+        assert [b["identity"] for b in emu.boots()] == [old]  # only the drifted server booted the image
+        again = await run(dev_client, rq, rollout(definition, task_queue, "server.image", image))
+    assert sorted(again.in_sync) == sorted([current, old]) and again.succeeded == []
