@@ -178,6 +178,63 @@ async def record_servers(client: Client, prefix: str, state: Path, temporal: Any
             await discover_and_provision(client, queue, site, images, (f"{prefix}discover", f"{prefix}fleet"))
 
 
+async def record_fleet(client: Client, prefix: str, state: Path, temporal: Any) -> None:
+    """A firmware wave over three emulated servers (one BMC each), one already in sync."""
+    import httpx
+    from temporalio.worker import Worker
+
+    from activities.freeze import ACTIVITIES as FREEZE
+    from definitions.rollout import RolloutInput, RolloutResult
+    from definitions.server import DiscoverInput
+    from landscape.redfish import ImageServer, RedfishEmulator
+    from tests.server_fixtures import BMC_PASSWORD, PASSWORD_ENV, redfish_worker, site
+    from workers.worker import workflow_runner
+    from workflows.rollout import FleetRolloutWorkflow
+
+    os.environ[PASSWORD_ENV] = BMC_PASSWORD
+    emu = RedfishEmulator(
+        3, username="admin", password=BMC_PASSWORD, seed="replay-fleet", firmware_seconds=0.3, bmc_per_system=True
+    )
+    queue, rollout_queue = f"{prefix}redfish", f"{prefix}rollout"
+    with Landscape([emu, ImageServer(size_mib=1)], state_dir=state / "fleet").running() as land:
+        base = land.part("images").endpoints["base"]
+        uri = f"{base}/bios-2.0.0.bin"
+        pre = await asyncio.to_thread(
+            httpx.post,
+            f"{emu.bmc_urls[0]}/redfish/v1/UpdateService/Actions/UpdateService.SimpleUpdate",
+            json={"ImageURI": uri},
+            auth=("admin", BMC_PASSWORD),
+        )
+        pre.raise_for_status()
+        definition = site("replay-fleet", *emu.bmc_urls)
+        async with (
+            redfish_worker(client, queue, state / "fleet-store"),
+            Worker(
+                client,
+                task_queue=rollout_queue,
+                workflows=[FleetRolloutWorkflow],
+                activities=list(FREEZE),
+                workflow_runner=workflow_runner(),
+            ),
+        ):
+            await client.execute_workflow(
+                "ServerDiscoveryWorkflow", DiscoverInput(site=definition), id=f"{prefix}discover", task_queue=queue
+            )
+            await asyncio.sleep(1.0)  # the pre-updated server's task finishes
+            inp = RolloutInput.model_validate(
+                {
+                    "operation": "server.firmware",
+                    "with": {"firmware": [{"image_uri": uri, "component": "BIOS", "version": "2.0.0"}]},
+                    "site": definition.model_dump(),
+                    "serverQueue": queue,
+                    "rollout": {"selector": {"kind": "server"}, "waves": [1, "100%"], "maxInFlight": 2},
+                }
+            )
+            await client.execute_workflow(
+                "FleetRolloutWorkflow", inp, id=f"{prefix}rollout", task_queue=rollout_queue, result_type=RolloutResult
+            )
+
+
 async def record_clusters(client: Client, prefix: str, state: Path, temporal: Any) -> None:
     """Create, maintain (upgrades inside the window), upgrade two minors, delete, against the garden
     API server with the simulated gardenlet."""
@@ -408,6 +465,7 @@ async def record_promotions(client: Client, prefix: str, state: Path, temporal: 
 SCENARIOS: dict[str, Scenario] = {
     "pipeline": record_pipelines,
     "server": record_servers,
+    "fleet": record_fleet,
     "cluster": record_clusters,
     "transport": record_transport,
     "promotion": record_promotions,

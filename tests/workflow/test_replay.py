@@ -35,9 +35,7 @@ NOT_YET_RECORDED: set[str] = {
     "ClusterRotateCredentialsWorkflow",
     "CtfExportWorkflow",
     "CtfImportWorkflow",
-    "FleetRolloutWorkflow",
     "FreezeWorkflow",
-    "ServerUpdateWorkflow",
 }
 
 pytestmark = pytest.mark.workflow
