@@ -299,6 +299,6 @@ REGISTRY.register(
         description="Run a cluster operation over selected shoots, or a server operation (firmware, BIOS, "
         "image; drift-based) over a site's servers, in waves (canary, maxInFlight, budget, gates)",
         default_timeout=timedelta(days=7),
-        non_retryable_errors=(*NON_RETRYABLE, "SelectorMatchesNothing"),
+        non_retryable_errors=(*NON_RETRYABLE, "SelectorMatchesNothing", "InvalidInput"),
     )
 )

@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from definitions.steptypes import REGISTRY
     from workflows.cluster import CALL_RETRY, _call, _fail
     from workflows.freeze_guard import hold_while_frozen
+    from workflows.server import parse_input
 
 
 @workflow.defn(name="FleetRolloutWorkflow")
@@ -213,7 +214,16 @@ class FleetRolloutWorkflow:
         return targets
 
     @workflow.run
-    async def run(self, inp: RolloutInput) -> RolloutResult:
+    async def run(self, raw: Any) -> RolloutResult:
+        # Validated here, not by the data converter: input typed into the UI that does not fit (an
+        # IronCore site for a server operation, a bad wave) fails the run once, with the field path,
+        # instead of failing the workflow task forever.
+        inp = parse_input(
+            RolloutInput,
+            raw,
+            '{"operation": "cluster.upgrade", "with": {"target_version": "1.31.4"}, "rollout": {"selector": '
+            '{"namespace": "garden-edge", "matchLabels": {"ring": "edge"}}, "waves": [1, "100%"]}}',
+        )
         self._inp = inp
         try:
             targets = await self._select(inp)

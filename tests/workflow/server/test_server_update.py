@@ -132,3 +132,27 @@ async def test_bad_input_fails_once_with_the_path(ts_env: WorkflowEnvironment, t
     cause = err.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == "InvalidInput"
     assert "component and version are required" in cause.message
+
+
+async def test_a_rollout_typed_into_the_ui_with_an_ironcore_site_fails_once(ts_env: WorkflowEnvironment) -> None:
+    """Raw JSON that does not validate (here: firmware waves on a site metal-operator owns) fails the
+    rollout with InvalidInput and the reason, instead of failing its workflow task forever."""
+    from workflows.rollout import FleetRolloutWorkflow
+
+    raw = {
+        "operation": "server.firmware",
+        "with": {"firmware": FIRMWARE["firmware"]},
+        "site": {"name": "rack-2", "backend": "ironcore", "bmcs": [{"url": "https://10.0.0.9"}]},
+        "rollout": {"selector": {"kind": "server"}},
+    }
+    queue = f"roll-{uuid.uuid4().hex[:6]}"
+    async with Worker(
+        ts_env.client, task_queue=queue, workflows=[FleetRolloutWorkflow], workflow_runner=workflow_runner()
+    ):
+        with pytest.raises(WorkflowFailureError) as err:
+            await ts_env.client.execute_workflow(
+                "FleetRolloutWorkflow", raw, id=f"roll-{uuid.uuid4().hex[:6]}", task_queue=queue
+            )
+    cause = err.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "InvalidInput"
+    assert "site rack-2 has backend ironcore: metal-operator owns its servers" in cause.message
