@@ -247,7 +247,8 @@ async def bench(args: argparse.Namespace, state: Path) -> None:
             title="throughput: trivial 10-step pipelines vs the same activities hand-written",
             header=["batch", "passes", "pipelines/s", "hand-written/s", "ratio", "worker peak RSS MiB"],
             rows=rows,
-            target="ratio >= 0.80",
+            target="ratio >= 0.80 -- " + ("met" if all(r[4] >= 0.8 for r in rows) else "NOT met")  # type: ignore[operator]
+            + " at every batch size",
             saturates="the dev server and the single worker share 2 cores: Temporal's persistence of ~25 "
             "events per workflow saturates first; the ratio is the engine's own cost",
             plot_path=path,
