@@ -21,9 +21,12 @@ from activities.redfish.errors import classify
 from activities.redfish.interfaces import ServerInterfaces
 from activities.redfish.store import FileInventoryStore
 from definitions.server import (
+    NON_RETRYABLE,
     BiosApply,
     BmcConnection,
+    BmcProblem,
     BootRequest,
+    DiscoverBmcInput,
     FirmwareStart,
     FirmwareStarted,
     ImageCheck,
@@ -85,6 +88,7 @@ class RedfishActivities:
         return [
             self.list_systems,
             self.inventory_system,
+            self.discover_bmc,
             self.load_snapshot,
             self.save_snapshot,
             self.power,
@@ -128,19 +132,52 @@ class RedfishActivities:
         paths = self._call(conn, lambda: list_system_paths(self.cache.get(conn)))
         return ListSystemsResult(bmc_url=conn.url, name=conn.name, system_paths=paths)
 
-    @activity.defn(name="redfish.inventory_system")
-    def inventory_system(self, req: InventoryReadInput) -> ServerSummary:
-        conn = req.target.bmc
-
+    def _read_inventory(self, site: str, conn: BmcConnection, system_path: str, store: bool) -> ServerSummary:
         def read() -> ServerSummary:
-            inv = redfish_server(self.cache.get(conn), conn.url, req.target.system_path).management.inventory()
-            if req.store:
-                self.store.put_inventory(req.site, inv)
+            inv = redfish_server(self.cache.get(conn), conn.url, system_path).management.inventory()
+            if store:
+                self.store.put_inventory(site, inv)
             return inv.summary()
 
+        return self._call(conn, read)
+
+    @activity.defn(name="redfish.inventory_system")
+    def inventory_system(self, req: InventoryReadInput) -> ServerSummary:
         # A full inventory is many requests to a slow BMC: heartbeat while it runs.
         with keep_alive_sync(lambda: req.target.system_path):
-            return self._call(conn, read)
+            return self._read_inventory(req.site, req.target.bmc, req.target.system_path, req.store)
+
+    @activity.defn(name="redfish.discover_bmc")
+    def discover_bmc(self, req: DiscoverBmcInput) -> ListSystemsResult:
+        """Log in, list the systems and, when there are at most ``inline.max_systems``, read each one's
+        inventory: one activity (and one session) per BMC instead of a listing plus one activity per
+        system. A system whose read fails in a way no retry fixes becomes a problem of that system; a
+        retryable failure fails the activity, and Temporal's retry reads the BMC again (reads only)."""
+        conn, inline = req.conn, req.inline
+        current = {"system": ""}
+        with keep_alive_sync(lambda: current["system"]):
+            paths = self._call(conn, lambda: list_system_paths(self.cache.get(conn)))
+            out = ListSystemsResult(bmc_url=conn.url, name=conn.name, system_paths=paths)
+            if len(paths) > inline.max_systems:
+                return out  # a chassis: the workflow fans its systems out in inventory batches
+            for path in paths:
+                current["system"] = path
+                try:
+                    out.servers.append(self._read_inventory(inline.site, conn, path, inline.store))
+                except ApplicationError as exc:
+                    if not (exc.non_retryable or exc.type in NON_RETRYABLE):
+                        raise
+                    out.problems.append(
+                        BmcProblem(
+                            bmc_url=conn.url,
+                            name=conn.name,
+                            error_type=exc.type or "ApplicationError",
+                            message=exc.message,
+                            system_path=path,
+                        )
+                    )
+            out.inventoried = True
+            return out
 
     @activity.defn(name="redfish.load_snapshot")
     def load_snapshot(self, site: str) -> SiteSnapshot:

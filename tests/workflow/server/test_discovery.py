@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from definitions.server import DiscoverInput, DiscoverResult
@@ -29,16 +30,33 @@ async def discover(
     return result
 
 
+@pytest.mark.parametrize("inline", [4, 8], ids=["chassis-in-batches", "inventory-in-the-bmc-activity"])
 async def test_discovery_reads_inventory_and_reports_unreachable_bmc(
-    ts_env: WorkflowEnvironment, redfish_site: Landscape, task_queue: str, tmp_path: Path
+    ts_env: WorkflowEnvironment, redfish_site: Landscape, task_queue: str, tmp_path: Path, inline: int
 ) -> None:
     emu = redfish_site.part("redfish")
     assert isinstance(emu, RedfishEmulator)
     dead = f"http://127.0.0.1:{free_port()}"
-    inp = DiscoverInput(site=site("lab-a", emu.url, dead), concurrency=4)
+    # 5 systems behind the BMC: above `systems_inline` 4 they are read in inventory batches, at 8 by the
+    # one activity that logs in and lists them.
+    inp = DiscoverInput(site=site("lab-a", emu.url, dead), concurrency=4, systems_inline=inline)
     async with redfish_worker(ts_env.client, task_queue, tmp_path):
-        first = await discover(ts_env, task_queue, inp)
+        wid = f"discover-{uuid.uuid4().hex[:8]}"
+        first = await discover(ts_env, task_queue, inp, wid)
         second = await discover(ts_env, task_queue, inp)
+    history = await ts_env.client.get_workflow_handle(f"{wid}/list-0").fetch_history()
+    activities = {
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    }
+    assert activities == {"redfish.discover_bmc"}  # one activity per BMC: log in, list (and read)
+    try:
+        await ts_env.client.get_workflow_handle(f"{wid}/inventory-0").describe()
+        batches = True
+    except RPCError:
+        batches = False
+    assert batches == (len(emu.systems) > inline)
     assert len(first.servers) == len(emu.systems)
     assert {s.identity for s in first.servers} == {str(s["uuid"]) for s in emu.systems}
     assert all(s.macs for s in first.servers)
@@ -105,7 +123,7 @@ async def test_bmc_503_for_a_while_then_recovers(
     try:
         async with redfish_worker(ts_env.client, task_queue, tmp_path):
             res = await discover(
-                ts_env, task_queue, DiscoverInput(site=site("lab-e", emu.url), concurrency=1)
+                ts_env, task_queue, DiscoverInput(site=site("lab-e", emu.url), concurrency=1, systems_inline=8)
             )
     finally:
         emu.inject()
