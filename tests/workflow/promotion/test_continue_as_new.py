@@ -102,3 +102,41 @@ async def test_a_long_promotion_continues_as_new_and_keeps_its_state(harness: Ha
         [("default/dev", "1.0.0"), ("default/canary-1", "1.0.0"), ("default/canary-2", "1.0.0"),
          ("default/prod", "1.0.0")])
     assert await runs_of(harness, wid, first_run) >= 3
+
+
+async def test_a_promotion_held_by_a_long_freeze_continues_as_new_and_deploys_once(harness: Harness) -> None:
+    from temporalio.worker import Worker
+
+    from activities.freeze import ACTIVITIES as FREEZE_ACTIVITIES
+    from definitions.freeze import FREEZE_WORKFLOW_ID, FreezeEnd, FreezeRequest, FreezeState
+    from workers.cli.freeze import handle as freeze_handle
+    from workers.worker import workflow_runner
+    from workflows.freeze import FreezeWorkflow
+
+    client = harness.client
+    async with Worker(client, task_queue=queues.PIPELINE, workflows=[FreezeWorkflow],
+                      activities=list(FREEZE_ACTIVITIES), workflow_runner=workflow_runner()):
+        freeze = await freeze_handle(client)
+        harness.started.append(FREEZE_WORKFLOW_ID)
+        await freeze.execute_update("start_freeze", FreezeRequest(reason="incident 4711", by="alice",
+                                                                  recheck_seconds=600), result_type=FreezeState)
+        data = definition(harness.tmp, approval=False)
+        wid = f"promotion-{data['metadata']['name']}-1.2.0"
+        harness.track(data, wid)
+        handle = await client.start_workflow(
+            "PromotionWorkflow",
+            PromotionRequest(promotion=copy.deepcopy(data), version="1.2.0", requested_by="alice",
+                             continue_as_new_after=BOUND),
+            id=wid, task_queue=queues.KONFIDENCE)
+        first_run = handle.first_execution_run_id or handle.result_run_id
+        assert first_run is not None
+        await harness.wait_for(handle, lambda s: "frozen by alice" in s.message, step=timedelta(minutes=1))
+        for _ in range(8):  # rechecks every 10 minutes
+            await harness.env.sleep(timedelta(minutes=10))
+        assert await runs_of(harness, wid, first_run) > 1
+        st = await harness.status(handle)
+        assert "frozen by alice" in st.message and harness.world.deployments == []
+        await freeze.execute_update("end_freeze", FreezeEnd(by="alice"), result_type=FreezeState)
+        out = await harness.outcome(handle)
+    assert out.status.state is RunState.SUCCEEDED
+    assert [d for d in harness.world.deployments if d[0] == "default/dev"] == [("default/dev", "1.2.0")]
