@@ -10,7 +10,7 @@ saved as they are: replaying an open history is what a worker does after a deplo
 Files of earlier recordings with other names are left alone: histories recorded before a change
 stay until its patch is deprecated (docs/architecture.md, "Changing a workflow").
 
-``--only pipeline,server`` records some scenarios; ``--list`` names them. Takes about a minute.
+``--only pipeline,server`` records some scenarios; ``--list`` names them. Takes about two minutes.
 """
 
 from __future__ import annotations
