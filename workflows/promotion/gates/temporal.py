@@ -10,7 +10,7 @@ from typing import Any
 
 from temporalio import workflow
 
-from definitions.promotion_runs import GateStatus, TestResult
+from definitions.promotion_runs import GateProgress, GateStatus, TestResult
 from workflows.promotion.state import GateKey, PromotionState
 
 
@@ -24,6 +24,9 @@ class TemporalGateContext:
         self.version = run._req.version
         self.ring = ring
         self.workflow_id = workflow.info().workflow_id
+        self.progress: GateProgress = run._progress.setdefault(
+            self._key, GateProgress(ring=ring, gate=status.name)
+        )
 
     def now(self) -> datetime:
         return workflow.now()
@@ -39,7 +42,11 @@ class TemporalGateContext:
         return True
 
     async def activity(self, name: str, arg: Any, **options: Any) -> Any:
-        return await workflow.execute_activity(name, arg, **options)
+        self._run._in_flight += 1  # no continue-as-new while a check is out
+        try:
+            return await workflow.execute_activity(name, arg, **options)
+        finally:
+            self._run._in_flight -= 1
 
     def calendar(self, name: str) -> Any:
         return self._run._calendars[name]
