@@ -10,7 +10,7 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from definitions.server import DiscoverInput, DiscoverResult
+from definitions.server import DiscoverInput, DiscoverResult, DiscoveryProgress
 from landscape.landscape import Landscape
 from landscape.process import free_port
 from landscape.redfish import RedfishEmulator
@@ -35,10 +35,23 @@ async def test_discovery_reads_inventory_and_reports_unreachable_bmc(
     emu = redfish_site.part("redfish")
     assert isinstance(emu, RedfishEmulator)
     dead = f"http://127.0.0.1:{free_port()}"
-    inp = DiscoverInput(site=site("lab-a", emu.url, dead), concurrency=4)
+    # One BMC per list batch and two systems per inventory batch: the progress counts several batches.
+    inp = DiscoverInput(site=site("lab-a", emu.url, dead), concurrency=4, bmcs_per_batch=1, systems_per_batch=2)
+    wid = f"discover-{uuid.uuid4().hex[:8]}"
     async with redfish_worker(ts_env.client, task_queue, tmp_path):
-        first = await discover(ts_env, task_queue, inp)
+        first = await discover(ts_env, task_queue, inp, wid)
         second = await discover(ts_env, task_queue, inp)
+        # The status query (`apeiro baremetal discover`'s progress), answered by replaying the history.
+        progress = await ts_env.client.get_workflow_handle(wid).query("status", result_type=DiscoveryProgress)
+    assert progress == DiscoveryProgress(
+        state="done",
+        bmcs_total=2,
+        bmcs_done=2,
+        systems_total=len(emu.systems),
+        systems_done=len(emu.systems),
+        problems=1,
+        servers=len(emu.systems),
+    )
     assert len(first.servers) == len(emu.systems)
     assert {s.identity for s in first.servers} == {str(s["uuid"]) for s in emu.systems}
     assert all(s.macs for s in first.servers)
