@@ -149,7 +149,9 @@ def create_console(
         except Unauthenticated as exc:
             return JSONResponse({"error": str(exc)}, status_code=401)
         try:
-            result = await data.act(await client_or_503(), id, action, actor, body)
+            result = await data.act(
+                await client_or_503(), id, action, actor, body, search_attributes_ok=bool(temporal.search_attributes_ok)
+            )
         except data.RunNotFound:
             return JSONResponse({"error": f"no run with id {id!r}"}, status_code=404)
         except data.ActionRefused as exc:

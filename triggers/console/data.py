@@ -3,8 +3,8 @@
 Reads: the run listing (visibility, :mod:`definitions.runquery`), a run's ``status`` query, its
 definition (from the first event of the current run's history, so a running workflow needs no new
 query), and for ``promotion.run`` steps the promotion's own status (rings, gates, "why pending").
-Actions are the workflow's updates (their validators refuse what may not happen, nothing changes)
-and cancellation.
+Actions are the workflow's updates (their validators refuse what may not happen, nothing changes),
+cancellation, and a re-run from a chosen step (a new run, :mod:`definitions.runstart`).
 """
 
 from __future__ import annotations
@@ -34,6 +34,15 @@ class ActionRefused(ValueError):
     """The workflow's validator (or the run's state) refused the action; nothing changed."""
 
 
+class Origin(BaseModel):
+    """How a run was started (its first history event): who, and for a re-run from where and why."""
+
+    requested_by: str | None = None
+    rerun_of: str | None = None
+    from_step: str | None = None
+    reason: str = ""
+
+
 class RunView(BaseModel):
     """Everything the run page shows, polled by the page."""
 
@@ -43,6 +52,29 @@ class RunView(BaseModel):
     status: PipelineStatus | None = None
     status_error: str | None = None
     promotions: dict[str, list[PromotionStatus]] = Field(default_factory=dict)
+    origin: Origin | None = None
+
+
+#: run id -> its origin (a start event never changes; bounded so a long-lived console stays small)
+_ORIGINS: dict[str, Origin] = {}
+
+
+async def origin(client: Client, workflow_id: str, run_id: str | None) -> Origin | None:
+    if run_id and run_id in _ORIGINS:
+        return _ORIGINS[run_id]
+    try:
+        request = await run_request(client, workflow_id)
+    except Exception:  # not a pipeline run, or the history cannot be read now: show nothing
+        return None
+    found = Origin(requested_by=request.requested_by)
+    if request.reuse is not None:
+        found.rerun_of, found.from_step = request.reuse.from_run, request.reuse.from_step
+        found.reason = request.reuse.reason
+    if run_id:
+        if len(_ORIGINS) > 1000:
+            _ORIGINS.clear()
+        _ORIGINS[run_id] = found
+    return found
 
 
 async def runs(client: Client, run_filter: RunFilter, limit: int = 100) -> list[RunSummary]:
@@ -65,6 +97,7 @@ async def view(client: Client, workflow_id: str) -> RunView:
     out = RunView(
         workflow_id=workflow_id, run_id=description.run_id, execution=STATE_WORDS.get(status_name, status_name.lower())
     )
+    out.origin = await origin(client, workflow_id, description.run_id)
     try:
         out.status = await handle.query("status", result_type=PipelineStatus, rpc_timeout=QUERY_TIMEOUT)
     except (RPCError, Exception) as exc:  # a closed run without a worker cannot answer queries
@@ -123,6 +156,7 @@ ACTIONS: dict[str, tuple[str | None, bool, bool]] = {
     "pause": ("pause", False, True),
     "resume": ("resume", False, False),
     "cancel": (None, False, True),
+    "rerun": (None, True, True),  # a new run from the step (finished runs too), not an update
 }
 
 
@@ -132,7 +166,15 @@ class ActionRequest(BaseModel):
     outputs: Any = None
 
 
-async def act(client: Client, workflow_id: str, action: str, actor: str, req: ActionRequest) -> dict[str, Any]:
+async def act(
+    client: Client,
+    workflow_id: str,
+    action: str,
+    actor: str,
+    req: ActionRequest,
+    *,
+    search_attributes_ok: bool = False,
+) -> dict[str, Any]:
     """Send one action as `actor`. Raises ActionRefused with the validator's reason when refused."""
     if action not in ACTIONS:
         raise ActionRefused(f"unknown action {action!r}: one of {', '.join(ACTIONS)}")
@@ -143,6 +185,8 @@ async def act(client: Client, workflow_id: str, action: str, actor: str, req: Ac
         raise ActionRefused(f"{action} needs a reason (it is recorded with who acted and when)")
     handle = client.get_workflow_handle(workflow_id)
     description = await _describe(handle)
+    if action == "rerun":
+        return await _rerun(client, workflow_id, actor, req, search_attributes_ok)
     if description.status not in (None, WorkflowExecutionStatus.RUNNING):
         raise ActionRefused(f"the run has ended ({(description.status.name or '').lower()}); nothing to {action}")
     if update is None:
@@ -164,3 +208,27 @@ async def act(client: Client, workflow_id: str, action: str, actor: str, req: Ac
             raise ActionRefused(f"this run's workflow does not accept {action}: {exc.message}") from None
         raise
     return {"action": action, "by": actor, "accepted": True, "result": result}
+
+
+async def _rerun(
+    client: Client, workflow_id: str, actor: str, req: ActionRequest, search_attributes_ok: bool
+) -> dict[str, Any]:
+    """`apeiro rerun ID --from STEP`: the new run records who started it, from where and why."""
+    from temporalio.client import WorkflowQueryFailedError
+
+    from definitions.runstart import RerunError, rerun
+
+    try:
+        started, reused = await rerun(
+            client, workflow_id, req.step or "", actor, search_attributes_ok=search_attributes_ok, reason=req.reason
+        )
+    except (RerunError, DefinitionError) as exc:
+        raise ActionRefused(str(exc)) from None
+    except WorkflowQueryFailedError as exc:
+        raise ActionRefused(f"the run's status cannot be read to re-run it: {exc}") from None
+    return {
+        "action": "rerun",
+        "by": actor,
+        "accepted": True,
+        "result": {"workflow_id": started.id, "from_step": req.step, "reused": reused},
+    }

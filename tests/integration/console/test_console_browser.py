@@ -70,6 +70,22 @@ def _driver() -> Any:
     return webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
 
 
+def _attribute(driver: Any, element_id: str, name: str) -> str | None:
+    """An attribute of the element with that id, or None (absent, or replaced by the page meanwhile)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    try:
+        found = driver.find_elements(By.ID, element_id)
+        return found[0].get_attribute(name) if found else None
+    except StaleElementReferenceException:
+        return None
+
+
+def _text(driver: Any, element_id: str) -> str | None:
+    return _attribute(driver, element_id, "innerText")
+
+
 async def _until(check: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -114,8 +130,7 @@ async def test_console_shows_progress_and_approves_in_a_browser(
         await asyncio.to_thread(driver.get, f"{console_url}run?id={handle.id}")
 
         def state(step: str) -> str | None:
-            rows = driver.find_elements(By.ID, f"row-{step}")
-            return rows[0].get_attribute("data-state") if rows else None
+            return _attribute(driver, f"row-{step}", "data-state")
 
         await _until(lambda: state("prep") == "waiting", what=f"prep waiting (page shows {state('prep')})")
         loaded_at = driver.execute_script("return window.apeiroLoadedAt")
@@ -128,8 +143,8 @@ async def test_console_shows_progress_and_approves_in_a_browser(
             lambda: "state-waiting" in (driver.find_element(By.ID, "step-gate").get_attribute("class") or ""),
             what="graph shows gate waiting",
         )
-        assert "ship it?" in driver.find_element(By.ID, "row-gate").text
-        assert "alice" in driver.find_element(By.ID, "row-gate").text  # who may approve
+        assert "ship it?" in (_text(driver, "row-gate") or "")
+        assert "alice" in (_text(driver, "row-gate") or "")  # who may approve
 
         ARTIFACTS.mkdir(exist_ok=True)
         assert driver.save_screenshot(str(ARTIFACTS / "console-waiting.png"))  # docs/operations.md uses it
@@ -150,6 +165,21 @@ async def test_console_shows_progress_and_approves_in_a_browser(
         assert driver.execute_script("return window.apeiroLoadedAt") == loaded_at
         for target in (tmp_path / "console.png", ARTIFACTS / "console.png"):
             assert driver.save_screenshot(str(target)), f"no screenshot at {target}"
+
+        # A finished run offers a re-run from a chosen step (a new run; the page moves to it).
+        from selenium.webdriver.support.ui import Select
+
+        assert not driver.find_element(By.ID, "finished-actions").get_attribute("hidden")
+        assert not driver.find_element(By.ID, "running-actions").is_displayed()
+        Select(driver.find_element(By.ID, "rerun-step")).select_by_value("done")
+        driver.find_element(By.ID, "act-rerun").click()
+        driver.find_element(By.ID, "act-reason").send_keys("new certificate")
+        driver.find_element(By.ID, "act-ok").click()
+        await _until(lambda: f"{handle.id}-rerun-" in driver.current_url, what="the page shows the new run")
+        await _until(lambda: state("done") == "succeeded", what="the re-run ran done again")
+        origin = f"re-run of {handle.id} from step done by alice: new certificate"
+        await _until(lambda: _text(driver, "origin") == origin, what=f"origin shown (page: {_text(driver, 'origin')})")
+        assert "reused from run" in (_text(driver, "row-gate") or "")  # the approval was not asked again
     finally:
         await asyncio.to_thread(driver.quit)
     result = PipelineResult.model_validate(await handle.result())
@@ -209,3 +239,49 @@ async def test_console_api_repairs_a_run_and_refuses_what_may_not_happen(dev_eng
         await h.result()
         r = await act("cancel", reason="too late")
         assert r.status_code == 409 and "ended" in r.json()["error"]
+
+
+async def test_console_api_reruns_a_finished_run_from_a_chosen_step(dev_engine: Engine, console_url: str) -> None:
+    """The re-run button: a new run from the chosen step reusing earlier outputs, who and why recorded."""
+    h = await dev_engine.start(
+        pipeline(
+            [
+                {"name": "a", "uses": "test.probe", "with": {"key": "con-rerun-a"}},
+                {"name": "b", "uses": "test.probe", "needs": ["a"], "with": {"key": "con-rerun-b", "fail_calls": 1}},
+                {"name": "c", "uses": "core.echo", "needs": ["b"], "with": {"values": {"a": "${{ steps.a.outputs.key }}"}}},
+            ],
+            name="console-rerun",
+        )
+    )
+    with pytest.raises(Exception, match="failed"):
+        await h.result()
+    async with httpx.AsyncClient(base_url=console_url) as http:
+
+        async def rerun(headers: dict[str, str] | None = None, **body: Any) -> httpx.Response:
+            auth = {"Authorization": f"Bearer {TOKEN}"} if headers is None else headers
+            return await http.post("api/action", params={"id": h.id, "action": "rerun"}, json=body, headers=auth)
+
+        r = await rerun(headers={}, step="b", reason="x")
+        assert r.status_code == 401  # never anonymous
+        r = await rerun(step="nope", reason="x")
+        assert r.status_code == 409 and "no step 'nope'" in r.json()["error"]
+        r = await rerun(step="b")
+        assert r.status_code == 409 and "reason" in r.json()["error"]
+        r = await rerun(reason="x")
+        assert r.status_code == 409 and "needs a step" in r.json()["error"]
+        r = await rerun(step="b", reason="BMC fixed")
+        assert r.status_code == 200, r.text
+        new_id = r.json()["result"]["workflow_id"]
+        assert r.json()["by"] == "alice" and r.json()["result"]["reused"] == ["a"]
+        assert new_id.startswith(f"{h.id}-rerun-")
+        await dev_engine.client.get_workflow_handle(new_id).result()
+        assert dev_engine.probe.calls == {"con-rerun-a": 1, "con-rerun-b": 2}  # a reused, b ran again
+        view = (await http.get("api/run", params={"id": new_id})).json()
+        assert view["origin"] == {"requested_by": "alice", "rerun_of": h.id, "from_step": "b", "reason": "BMC fixed"}
+        assert [s["state"] for s in view["status"]["steps"]] == ["succeeded"] * 3
+        assert view["status"]["steps"][0]["message"] == f"reused from run {h.id}"
+        r = await http.post(
+            "api/action", params={"id": "no-such-run-123", "action": "rerun"}, json={"step": "b", "reason": "x"},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+        assert r.status_code == 404

@@ -141,7 +141,18 @@ async function pollRun() {
   document.getElementById("run-state").className = "state " + view.execution;
   document.body.dataset.runState = view.execution;
   document.getElementById("ui-link").href = view.ui;
+  showOrigin(view.origin);
+  const running = view.execution === "running";
+  document.getElementById("running-actions").hidden = !running;
+  document.getElementById("finished-actions").hidden = running || !st;
   if (!st) return;
+  const chooser = document.getElementById("rerun-step");
+  const names = st.steps.map((s) => s.name);
+  if ([...chooser.options].map((o) => o.value).join("|") !== names.join("|")) {
+    const firstBad = st.steps.find((s) => s.state !== "succeeded" && s.state !== "skipped");
+    chooser.replaceChildren(...names.map((n) => el("option", { value: n, text: n })));
+    if (firstBad) chooser.value = firstBad.name;  // the usual choice: where it went wrong
+  }
   const tbody = document.querySelector("#steps tbody");
   tbody.replaceChildren(...st.steps.map((s) => el("tr", { id: "row-" + s.name, "data-state": s.state },
     el("td", { text: s.name }), el("td", { text: s.uses }),
@@ -151,11 +162,28 @@ async function pollRun() {
   if (shape !== lastShape) { lastShape = shape; refreshGraph(); }
 }
 
+function showOrigin(o) {
+  const p = document.getElementById("origin");
+  if (!o) { p.replaceChildren(); return; }
+  const parts = [];
+  if (o.rerun_of) {
+    parts.push("re-run of ", el("a", { href: "run?id=" + encodeURIComponent(o.rerun_of), id: "rerun-of", text: o.rerun_of }),
+      ` from step ${o.from_step || "?"}`);
+    if (o.requested_by) parts.push(` by ${o.requested_by}`);
+    if (o.reason) parts.push(`: ${o.reason}`);
+  } else if (o.requested_by) {
+    parts.push(`started by ${o.requested_by}`);
+  }
+  p.replaceChildren(...parts);
+}
+
 let pending = null;
 
 function ask(action, step) {
+  if (action === "rerun") step = document.getElementById("rerun-step").value;
   pending = { action, step };
-  document.getElementById("act-title").textContent = step ? `${action} step ${step}` : `${action} run`;
+  document.getElementById("act-title").textContent =
+    action === "rerun" ? `re-run from step ${step} (a new run)` : step ? `${action} step ${step}` : `${action} run`;
   document.getElementById("act-who").textContent = identity || "? (give your console token)";
   document.getElementById("token-label").hidden = !!identity;
   document.getElementById("outputs-label").hidden = action !== "skip";
@@ -178,6 +206,10 @@ async function confirmAction(event) {
   if (!r.ok) { document.getElementById("act-error").textContent = "refused: " + (r.body.error || r.status); return; }
   document.getElementById("act-dialog").close();
   document.getElementById("act-reason").value = "";
+  if (pending.action === "rerun" && r.body.result) {  // the new run has its own page
+    location.href = "run?id=" + encodeURIComponent(r.body.result.workflow_id);
+    return;
+  }
   lastJson = "";
   pollRun();
 }
