@@ -20,7 +20,7 @@ from definitions.library import PipelineLibrary
 from definitions.pipeline import Pipeline
 from definitions.promotion_runs import PromotionStatus
 from definitions.runquery import STATE_WORDS, RunFilter, RunSummary, list_runs, request_definition, run_request
-from definitions.runs import ApprovalDecision, PipelineStatus
+from definitions.runs import ApprovalDecision, PipelineStatus, StepState, StepStatus
 from definitions.validate import DefinitionError, parse_pipeline
 
 QUERY_TIMEOUT = timedelta(seconds=5)
@@ -104,11 +104,45 @@ async def view(client: Client, workflow_id: str) -> RunView:
         out.status_error = f"the run's status query did not answer: {exc}"
         return out
     for step in out.status.steps:
-        if step.uses == "promotion.run" and step.child_workflow_ids:
-            found = await _promotions(client, step.child_workflow_ids)
+        if step.uses == "promotion.run" and step.state is not StepState.PENDING:
+            found = await _promotions(client, _step_children(workflow_id, step))
+            if not found and step.state in (StepState.SUCCEEDED, StepState.FAILED):
+                found = await _ended_promotion(client, handle, description.run_id, step.name)
             if found:
                 out.promotions[step.name] = found
     return out
+
+
+#: (run id, step) -> the final status of the promotion an ended promotion.run step ran (it never changes)
+_ENDED: dict[tuple[str, str], list[PromotionStatus]] = {}
+
+
+async def _ended_promotion(
+    client: Client, handle: WorkflowHandle[Any, Any], run_id: str | None, step: str
+) -> list[PromotionStatus]:
+    """The promotion of an ended step (no longer a pending child): its id from the step's outputs."""
+    key = (run_id or handle.id, step)
+    if key in _ENDED:
+        return _ENDED[key]
+    try:
+        outputs = await handle.query("outputs", step, rpc_timeout=QUERY_TIMEOUT)
+        wid = outputs.get("workflow_id") if isinstance(outputs, dict) else None
+        if not wid:
+            return []
+        promotion = client.get_workflow_handle(wid)
+        found = [await promotion.query("status", result_type=PromotionStatus, rpc_timeout=QUERY_TIMEOUT)]
+    except Exception:
+        return []
+    if len(_ENDED) > 1000:
+        _ENDED.clear()
+    _ENDED[key] = found
+    return found
+
+
+def _step_children(workflow_id: str, step: StepStatus) -> list[str]:
+    """The child workflows of a step: recorded (forEach chunks, sub-pipelines), else the engine's
+    deterministic id for a single child workflow step (`<run id>/<step>`, workflows.stepexec)."""
+    return step.child_workflow_ids or [f"{workflow_id}/{step.name}"]
 
 
 async def _promotions(client: Client, child_ids: list[str]) -> list[PromotionStatus]:
@@ -164,6 +198,8 @@ class ActionRequest(BaseModel):
     step: str | None = None
     reason: str = ""
     outputs: Any = None
+    #: approve/reject a promotion's approval gate (``ring/gate``) under the ``promotion.run`` step `step`.
+    gate: str | None = None
 
 
 async def act(
@@ -192,6 +228,8 @@ async def act(
     if update is None:
         await handle.cancel(reason=f"{actor}: {req.reason}")
         return {"action": action, "by": actor, "accepted": True}
+    if req.gate and update == "approve":
+        return await _decide_gate(client, handle, action, actor, req)
     arg: Any
     if update == "approve":
         arg = ApprovalDecision(step=req.step or "", approver=actor, approve=action == "approve", comment=req.reason)
@@ -232,3 +270,28 @@ async def _rerun(
         "accepted": True,
         "result": {"workflow_id": started.id, "from_step": req.step, "reused": reused},
     }
+
+
+async def _decide_gate(
+    client: Client, handle: WorkflowHandle[Any, Any], action: str, actor: str, req: ActionRequest
+) -> dict[str, Any]:
+    """A vote on an approval gate of the promotion a ``promotion.run`` step runs (`apeiro promote
+    approve|reject`): the promotion's own update, whose validator checks who may approve."""
+    status = await handle.query("status", result_type=PipelineStatus, rpc_timeout=QUERY_TIMEOUT)
+    step = next((s for s in status.steps if s.name == req.step), None)
+    if step is None or step.uses != "promotion.run":
+        raise ActionRefused(f"{req.step!r} is not a promotion.run step of this run")
+    promotion = next(
+        (p for p in await _promotions(client, _step_children(handle.id, step)) if req.gate in p.waiting_approvals),
+        None,
+    )
+    if promotion is None:
+        raise ActionRefused(f"the promotion of step {req.step!r} does not wait for an approval at {req.gate!r} now")
+    decision = ApprovalDecision(step=req.gate or "", approver=actor, approve=action == "approve", comment=req.reason)
+    try:
+        result = await client.get_workflow_handle(promotion.workflow_id).execute_update(
+            action, decision, rpc_timeout=QUERY_TIMEOUT
+        )
+    except WorkflowUpdateFailedError as exc:
+        raise ActionRefused(str(getattr(exc.cause, "message", exc.cause))) from None
+    return {"action": action, "by": actor, "accepted": True, "gate": req.gate, "result": result}

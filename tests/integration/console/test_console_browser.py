@@ -8,6 +8,7 @@ screenshot is written as a test artifact (tests/artifacts/console.png, gitignore
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import time
 from collections.abc import AsyncIterator, Callable
@@ -86,10 +87,32 @@ def _text(driver: Any, element_id: str) -> str | None:
     return _attribute(driver, element_id, "innerText")
 
 
+def _click(driver: Any, element_id: str) -> bool:
+    """Click the element with that id; False when the page replaced it meanwhile (try again)."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    try:
+        driver.find_element(By.ID, element_id).click()
+    except (StaleElementReferenceException, NoSuchElementException):
+        return False
+    return True
+
+
 async def _until(check: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
+    """Poll `check` until it is truthy. The page redraws what changed, so an element found a moment
+    ago may be gone (stale): that counts as "not yet"."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    def safe() -> Any:
+        try:
+            return check()
+        except StaleElementReferenceException:
+            return None
+
     deadline = time.monotonic() + timeout
     while True:
-        value = await asyncio.to_thread(check)
+        value = await asyncio.to_thread(safe)
         if value:
             return value
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
@@ -148,7 +171,7 @@ async def test_console_shows_progress_and_approves_in_a_browser(
 
         ARTIFACTS.mkdir(exist_ok=True)
         assert driver.save_screenshot(str(ARTIFACTS / "console-waiting.png"))  # docs/operations.md uses it
-        driver.find_element(By.ID, "act-approve-gate").click()
+        await _until(lambda: _click(driver, "act-approve-gate"), what="approve clicked")
         driver.find_element(By.ID, "act-token").send_keys(TOKEN)
         driver.find_element(By.ID, "act-reason").send_keys("looks good")
         driver.find_element(By.ID, "act-ok").click()
@@ -185,6 +208,98 @@ async def test_console_shows_progress_and_approves_in_a_browser(
     result = PipelineResult.model_validate(await handle.result())
     gate = next(s for s in result.steps if s.name == "gate")
     assert [v.approver for v in gate.votes] == ["alice"] and gate.votes[0].comment == "looks good"
+
+
+@pytest.fixture
+async def konfidence_worker(dev_client: Client) -> AsyncIterator[Any]:
+    """Promotions on the dev server with the workflow tests' stand-in Stages (no garden API needed)."""
+    from temporalio.worker import Worker
+
+    from definitions import queues
+    from tests.workflow.promotion.conftest import World
+    from workers.worker import workflow_runner
+    from workflows.promotion import WORKFLOWS
+
+    world = World()
+    async with Worker(dev_client, task_queue=queues.KONFIDENCE, workflows=WORKFLOWS, activities=world.activities(),
+                      workflow_runner=workflow_runner()):
+        yield world
+
+
+@needs_browser
+async def test_console_shows_a_promotions_rings_and_gates_live_and_approves_a_gate(
+    dev_engine: Engine, console_url: str, konfidence_worker: Any, tmp_path: Path
+) -> None:
+    """A pipeline with a promotion step: the page shows rings, gates and why a gate is pending, the
+    panel changes without a reload (soak passes, the approval gate starts waiting), approve is clicked
+    on the gate, and the promotion and the run end."""
+    import uuid
+
+    from selenium.webdriver.common.by import By
+
+    name = f"console-app-{uuid.uuid4().hex[:6]}"
+    promotion = {
+        "apiVersion": "apeiro.dev/v1alpha1", "kind": "Promotion", "metadata": {"name": name},
+        "spec": {
+            "artifact": {"component": "example.apeiro.dev/edge-app", "repository": "http://registry"},
+            "defaults": {"errorBackoff": "10s", "errorRetries": 1},
+            "rings": [
+                {"name": "canary", "targets": [{"stage": "canary"}], "verifyGates": [{"type": "soak", "duration": "4s"}]},
+                {"name": "production", "targets": [{"stage": "prod"}],
+                 "entryGates": [{"type": "approval", "approvers": ["alice", "bob"], "quorum": 1,
+                                 "message": "prod after canary"}]},
+            ],
+        },
+    }
+    handle = await dev_engine.start(
+        pipeline([{"name": "promote", "uses": "promotion.run", "with": {"version": "2.0.0", "promotion": promotion}}],
+                 name="console-promote")
+    )
+    driver = await asyncio.to_thread(_driver)
+    try:
+        await asyncio.to_thread(driver.get, f"{console_url}run?id={handle.id}")
+
+        def why(gate: str) -> str:
+            return _text(driver, f"gate-{gate}") or ""
+
+        await _until(lambda: "soaking 4s" in why("canary/soak"), what=f"soak pending, why shown ({why('canary/soak')!r})")
+        loaded_at = driver.execute_script("return window.apeiroLoadedAt")
+        panel = _text(driver, "promotion-promote") or ""
+        # Every ring; a ring not started yet says why it is pending.
+        assert "canary" in panel and "soak (verify)" in panel and "waiting for the rings before it" in why("production")
+        await _until(lambda: "waiting for approval" in why("production/approval"), timeout=40,
+                     what=f"approval pending (page: {_text(driver, 'promotion-promote')!r})")
+        assert "alice, bob" in why("production/approval") and "prod after canary" in why("production/approval")
+        assert _attribute(driver, "gate-canary/soak", "data-state") == "passed"  # changed live
+        assert driver.execute_script("return window.apeiroLoadedAt") == loaded_at, "the page was reloaded"
+        ARTIFACTS.mkdir(exist_ok=True)
+        assert driver.save_screenshot(str(ARTIFACTS / "console-promotion.png"))
+        assert driver.save_screenshot(str(tmp_path / "console-promotion.png"))
+
+        async with httpx.AsyncClient(base_url=console_url, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+            for body, refusal in (
+                ({"step": "promote", "gate": "canary/soak", "reason": "x"}, "does not wait for an approval"),
+                ({"step": "nope", "gate": "production/approval", "reason": "x"}, "not a promotion.run step"),
+            ):
+                r = await http.post("api/action", params={"id": handle.id, "action": "approve"}, json=body)
+                assert r.status_code == 409 and refusal in r.json()["error"], r.text
+        await _until(lambda: _click(driver, "act-approve-production/approval"), what="approve clicked")
+        driver.find_element(By.ID, "act-token").send_keys(TOKEN)
+        driver.find_element(By.ID, "act-reason").send_keys("canary looks fine")
+        driver.find_element(By.ID, "act-ok").click()
+        await _until(lambda: _attribute(driver, "row-promote", "data-state") == "succeeded", what="the step ends")
+        # The ended promotion still shows its rings and gates (from the step's outputs).
+        await _until(lambda: _attribute(driver, "gate-production/approval", "data-state") == "passed",
+                     what="approval passed")
+        assert "approved by alice" in why("production/approval")
+        assert driver.execute_script("return window.apeiroLoadedAt") == loaded_at
+    finally:
+        await asyncio.to_thread(driver.quit)
+        for wid in (f"promotion-{name}-2.0.0", f"promotion-coordinator-{name}"):
+            with contextlib.suppress(Exception):
+                await dev_engine.client.get_workflow_handle(wid).terminate("test finished")
+    await handle.result()
+    assert konfidence_worker.stages["default/prod"] == "2.0.0"
 
 
 async def test_console_api_refuses_anonymous_actions_and_404s(dev_client: Client, console_url: str) -> None:

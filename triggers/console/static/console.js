@@ -106,13 +106,19 @@ function detail(s, view) {
     }
   }
   for (const p of (view.promotions || {})[s.name] || []) {
-    const t = el("table", { class: "promotion" }, el("tr", {}, el("th", { text: "ring" }), el("th", { text: "state" }), el("th", { text: "gate" }), el("th", { text: "outcome" }), el("th", { text: "why pending" })));
+    const t = el("table", { class: "promotion", id: `promotion-${s.name}` }, el("tr", {}, el("th", { text: "ring" }), el("th", { text: "state" }), el("th", { text: "gate" }), el("th", { text: "outcome" }), el("th", { text: "why pending" }), el("th", { text: "" })));
     for (const ring of p.rings) {
       const gates = ring.gates && ring.gates.length ? ring.gates : [null];
-      gates.forEach((g, i) => t.append(el("tr", {},
-        el("td", { text: i === 0 ? ring.ring : "" }), el("td", { text: i === 0 ? ring.state : "" }),
-        el("td", { text: g ? `${g.name} (${g.phase})` : "" }), el("td", { text: g ? (g.outcome || g.state) : "" }),
-        el("td", { class: "why", text: g ? g.reason : (ring.pending || ring.reason || "") }))));
+      gates.forEach((g, i) => {
+        const key = g ? `${ring.ring}/${g.name}` : ring.ring;
+        const votes = (p.waiting_approvals || []).includes(key)
+          ? ["approve", "reject"].map((a) => el("button", { "data-action": a, "data-step": s.name, "data-gate": key, id: `act-${a}-${key}`, text: a }))
+          : [];
+        t.append(el("tr", { id: `gate-${key}`, "data-state": g ? (g.outcome || g.state).toLowerCase() : ring.state.toLowerCase() },
+          el("td", { text: i === 0 ? ring.ring : "" }), el("td", { text: i === 0 ? ring.state : "" }),
+          el("td", { text: g ? `${g.name} (${g.phase})` : "" }), el("td", { text: g ? (g.outcome || g.state) : "" }),
+          el("td", { class: "why", text: g ? g.reason : (ring.pending || ring.reason || "") }), el("td", {}, ...votes)));
+      });
     }
     cell.append(el("div", { text: `promotion ${p.pipeline} ${p.version}: ${p.state}` + (p.paused ? " (paused)" : "") }), t);
   }
@@ -179,11 +185,12 @@ function showOrigin(o) {
 
 let pending = null;
 
-function ask(action, step) {
+function ask(action, step, gate) {
   if (action === "rerun") step = document.getElementById("rerun-step").value;
-  pending = { action, step };
+  pending = { action, step, gate };
   document.getElementById("act-title").textContent =
-    action === "rerun" ? `re-run from step ${step} (a new run)` : step ? `${action} step ${step}` : `${action} run`;
+    action === "rerun" ? `re-run from step ${step} (a new run)` : gate ? `${action} gate ${gate} of step ${step}`
+      : step ? `${action} step ${step}` : `${action} run`;
   document.getElementById("act-who").textContent = identity || "? (give your console token)";
   document.getElementById("token-label").hidden = !!identity;
   document.getElementById("outputs-label").hidden = action !== "skip";
@@ -196,7 +203,7 @@ async function confirmAction(event) {
   const t = document.getElementById("act-token").value.trim();
   if (!identity && t) { sessionStorage.setItem("apeiro-console-token", t); await whoami(); }
   if (!identity) { document.getElementById("act-error").textContent = "who is acting? sign in through the proxy or give a console token"; return; }
-  const body = { step: pending.step, reason: document.getElementById("act-reason").value };
+  const body = { step: pending.step, gate: pending.gate, reason: document.getElementById("act-reason").value };
   const raw = document.getElementById("act-outputs").value.trim();
   if (pending.action === "skip" && raw) {
     try { body.outputs = JSON.parse(raw); } catch (e) { document.getElementById("act-error").textContent = "outputs are not JSON: " + e; return; }
@@ -219,7 +226,7 @@ function initRun() {
   document.title = "Apeiro: " + runId;
   document.body.addEventListener("click", (e) => {
     const b = e.target.closest("button[data-action]");
-    if (b) ask(b.dataset.action, b.dataset.step || null);
+    if (b) ask(b.dataset.action, b.dataset.step || null, b.dataset.gate || null);
   });
   document.getElementById("act-ok").addEventListener("click", confirmAction);
   document.getElementById("act-cancel").addEventListener("click", () => document.getElementById("act-dialog").close());
