@@ -228,3 +228,15 @@ def test_unhandled_errors_map_to_the_documented_exit_codes() -> None:
     assert _exit_code(RPCError("workflow not found", RPCStatusCode.NOT_FOUND, b"")) == 3
     assert _exit_code(ConfigError("TEMPORAL_ADDRESS is not host:port")) == 2
     assert _exit_code(ValueError("bad")) == 1
+
+
+def test_an_action_on_a_run_that_has_ended_is_a_refusal_not_not_found(capsys: pytest.CaptureFixture[str]) -> None:
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from workers.cli.common import EXIT_FAILED, EXIT_NOT_FOUND, rpc_fail
+
+    ended = RPCError("workflow execution already completed", RPCStatusCode.NOT_FOUND, b"")
+    assert rpc_fail(ended, "cannot retry in r1") == EXIT_FAILED
+    assert "refused, the run has ended" in capsys.readouterr().err
+    missing = RPCError("workflow not found for ID: r2", RPCStatusCode.NOT_FOUND, b"")
+    assert rpc_fail(missing, "cannot retry in r2") == EXIT_NOT_FOUND

@@ -21,6 +21,7 @@ import uvicorn
 from temporalio.client import Client
 
 from definitions.runs import PipelineResult
+from landscape.landscape import Landscape
 from landscape.process import free_port
 from tests.support import pausing_flaky, pipeline
 from tests.workflow.conftest import Engine
@@ -400,3 +401,29 @@ async def test_console_api_reruns_a_finished_run_from_a_chosen_step(dev_engine: 
             headers={"Authorization": f"Bearer {TOKEN}"},
         )
         assert r.status_code == 404
+
+
+async def test_console_says_plainly_that_temporal_is_down_and_recovers_when_it_returns(
+    dev_engine: Engine, dev_landscape: Landscape
+) -> None:
+    """Temporal unreachable: the API answers 503 with the reason (the page shows it in its banner) and
+    the run page still loads; once Temporal answers again the same console works, without a restart."""
+    from workers.config import TemporalSettings
+
+    target = {"address": "127.0.0.1:1"}  # nothing listens there
+    connection = TemporalConnection(settings=lambda: TemporalSettings(address=target["address"]))
+    app = create_console(temporal=connection, auth=ConsoleAuth(tokens={TOKEN: "alice"}))
+    h = await dev_engine.start(pipeline([{"name": "one", "uses": "core.echo"}], name="console-down"))
+    await h.result()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console") as http:
+        for path in ("api/runs", f"api/run?id={h.id}", f"api/graph?id={h.id}"):
+            r = await http.get(path)
+            assert r.status_code == 503 and "Temporal is not reachable" in r.json()["error"], (path, r.text)
+        r = await http.post("api/action", params={"id": h.id, "action": "rerun"}, json={"step": "one", "reason": "x"},
+                            headers={"Authorization": f"Bearer {TOKEN}"})
+        assert r.status_code == 503
+        assert (await http.get("run", params={"id": h.id})).status_code == 200  # the page, with its banner
+        target["address"] = dev_landscape.part("temporal").endpoints["address"]  # Temporal is back
+        r = await http.get("api/run", params={"id": h.id})
+        assert r.status_code == 200 and r.json()["execution"] == "succeeded", r.text
+        assert (await http.get("api/runs")).status_code == 200
