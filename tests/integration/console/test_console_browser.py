@@ -158,6 +158,7 @@ async def test_console_shows_progress_and_approves_in_a_browser(
 
         await _until(lambda: state("prep") == "waiting", what=f"prep waiting (page shows {state('prep')})")
         loaded_at = driver.execute_script("return window.apeiroLoadedAt")
+        assert driver.execute_script("return !!window.apeiroStream"), "the page follows the run's event stream"
         # Every step is drawn, including those not started, in the Graphviz SVG.
         await _until(lambda: driver.find_elements(By.CSS_SELECTOR, "#graph g#step-done"), what="graph drawn")
         await _until(lambda: state("gate") == "waiting", timeout=40, what="gate waiting (prep finished)")
@@ -427,3 +428,55 @@ async def test_console_says_plainly_that_temporal_is_down_and_recovers_when_it_r
         r = await http.get("api/run", params={"id": h.id})
         assert r.status_code == 200 and r.json()["execution"] == "succeeded", r.text
         assert (await http.get("api/runs")).status_code == 200
+
+
+async def _events(http: httpx.AsyncClient, run_id: str, limit: float = 30) -> list[tuple[str, Any]]:
+    """(event, data) pairs of a run's stream until the console ends it."""
+    import json
+
+    out: list[tuple[str, Any]] = []
+    async with asyncio.timeout(limit), http.stream(
+        "GET", "api/run/stream", params={"id": run_id, "interval": 0.3}
+    ) as response:
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+        event, data = "message", ""
+        async for line in response.aiter_lines():
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                data = line[6:]
+            elif line == "" and data:
+                out.append((event, json.loads(data)))
+                if event == "end":
+                    return out
+                event, data = "message", ""
+    return out
+
+
+async def test_console_streams_a_run_view_as_server_sent_events(dev_engine: Engine, console_url: str) -> None:
+    """The run page follows /api/run/stream: a view each time the run changes, then `end`."""
+    h = await dev_engine.start(
+        pipeline(
+            [
+                {"name": "hold", "uses": "core.wait", "with": {"duration": "2s"}},
+                {"name": "after", "uses": "core.echo", "needs": ["hold"], "with": {"values": {"x": 1}}},
+            ],
+            name="console-stream",
+        )
+    )
+    async with httpx.AsyncClient(base_url=console_url) as http:
+        events = await _events(http, h.id)
+        assert events[-1][0] == "end"
+        views = [data for event, data in events if event == "message"]
+        assert views[0]["execution"] == "running" and views[-1]["execution"] == "succeeded"
+        assert len({json_key(v) for v in views}) == len(views), "a view is sent only when it changed"
+        states = [next(s["state"] for s in v["status"]["steps"] if s["name"] == "hold") for v in views if v["status"]]
+        assert states[-1] == "succeeded" and {"running", "waiting"} & set(states), states  # seen while it ran
+        missing = await _events(http, "no-such-run-123")
+        assert [e for e, _ in missing] == ["problem", "end"] and "no run" in missing[0][1]["error"]
+
+
+def json_key(view: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(view, sort_keys=True)

@@ -137,11 +137,14 @@ async function pollRun() {
   let r;
   try { r = await api("api/run?id=" + encodeURIComponent(runId)); } catch (e) { banner("console unreachable: " + e); return; }
   if (!r.ok) { banner(r.body.error || ("error " + r.status)); return; }
-  banner(r.body.status_error || "");
-  const json = JSON.stringify(r.body);
+  showRun(r.body);
+}
+
+function showRun(view) {
+  banner(view.status_error || "");
+  const json = JSON.stringify(view);
   if (json === lastJson) return;
   lastJson = json;
-  const view = r.body;
   const st = view.status;
   document.getElementById("run-state").textContent = st ? `${view.execution} (pipeline ${st.pipeline}: ${st.state})` : view.execution;
   document.getElementById("run-state").className = "state " + view.execution;
@@ -231,7 +234,14 @@ function initRun() {
   document.getElementById("act-ok").addEventListener("click", confirmAction);
   document.getElementById("act-cancel").addEventListener("click", () => document.getElementById("act-dialog").close());
   pollRun();
-  setInterval(pollRun, POLL_MS);
+  if (!window.EventSource) { setInterval(pollRun, POLL_MS); return; }
+  // Server-sent events: the view each time it changes; the browser reconnects by itself after errors.
+  const stream = new EventSource("api/run/stream?id=" + encodeURIComponent(runId));
+  window.apeiroStream = stream;  // the browser test checks the page follows the stream
+  stream.onmessage = (e) => showRun(JSON.parse(e.data));
+  stream.addEventListener("problem", (e) => banner(JSON.parse(e.data).error || "problem"));
+  stream.addEventListener("end", () => stream.close());
+  stream.onerror = () => { if (stream.readyState !== EventSource.CLOSED) banner("console unreachable: reconnecting…"); };
 }
 
 (async () => {
