@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         DiscoverInput,
         DiscoverResult,
         DiscoveryDiff,
+        DiscoveryProgress,
         FirmwareStart,
         FirmwareStarted,
         ImageCheck,
@@ -298,13 +299,15 @@ class ServerInventoryBatchWorkflow:
 class ServerDiscoveryWorkflow:
     """Discover a site: list every BMC's systems, read every system's inventory, compare with the
     previous discovery of the same site. States (query `status`): validating -> listing ->
-    inventorying -> comparing -> done."""
+    inventorying -> comparing -> done, with BMCs done of total and problems so far (DiscoveryProgress).
+    The counters move when a child batch ends; they are workflow state only (no commands)."""
 
     def __init__(self) -> None:
-        self._status: dict[str, Any] = {"state": "starting"}
+        self._status = DiscoveryProgress()
+        self._systems_left: dict[str, int] = {}  # BMC url -> systems not yet inventoried
 
     @workflow.query
-    def status(self) -> dict[str, Any]:
+    def status(self) -> DiscoveryProgress:
         return self._status
 
     async def _discover_in_lanes(
@@ -336,17 +339,59 @@ class ServerDiscoveryWorkflow:
             for j, b in enumerate(lane_batches):
                 i = first[k] + j
                 try:
-                    results[i] = await workflow.execute_child_workflow(
-                        ServerListBatchWorkflow.run,
-                        ListBatchInput(bmcs=b, concurrency=share, inline=inline),
-                        id=f"{wid}/list-{i}",
-                        task_queue=workflow.info().task_queue,
+                    results[i] = await self._counted(
+                        workflow.execute_child_workflow(
+                            ServerListBatchWorkflow.run,
+                            ListBatchInput(bmcs=b, concurrency=share, inline=inline),
+                            id=f"{wid}/list-{i}",
+                            task_queue=workflow.info().task_queue,
+                        ),
+                        b,
+                        self._listed,
                     )
                 except Exception as exc:  # a failed child: its BMCs become problems, the lane goes on
                     results[i] = exc
 
         await asyncio.gather(*(run_lane(k) for k in range(lanes)))
         return batches, results
+
+    async def _counted(self, child: Awaitable[T], batch: Any, done: Callable[[Any, Any], None]) -> T:
+        """Await a child batch, then count it (`done(batch, result or exception)`)."""
+        try:
+            res = await child
+        except Exception as exc:
+            done(batch, exc)
+            raise
+        done(batch, res)
+        return res
+
+    def _listed(self, batch: list[BmcConnection], res: ListBatchResult | BaseException) -> None:
+        if isinstance(res, BaseException):
+            self._status.bmcs_done += len(batch)
+            self._status.problems += len(batch)
+            return
+        waiting = {
+            r.bmc_url: len(r.system_paths)
+            for r in res.results
+            if r.problem is None and r.system_paths and not r.inventoried
+        }
+        self._systems_left.update(waiting)
+        for r in res.results:  # read by the activity that listed them (redfish.discover_bmc)
+            if r.problem is None and r.inventoried:
+                self._status.systems_total += len(r.system_paths)
+                self._status.systems_done += len(r.system_paths)
+                self._status.problems += len(r.problems)
+        self._status.bmcs_done += len(batch) - len(waiting)
+        self._status.problems += sum(1 for r in res.results if r.problem is not None)
+
+    def _inventoried(self, batch: list[SystemTarget], res: InventoryBatchResult | BaseException) -> None:
+        self._status.systems_done += len(batch)
+        self._status.problems += len(batch) if isinstance(res, BaseException) else len(res.problems)
+        for t in batch:
+            left = self._systems_left.get(t.bmc.url, 0) - 1
+            self._systems_left[t.bmc.url] = left
+            if left == 0:
+                self._status.bmcs_done += 1
 
     @workflow.run
     async def run(self, raw: Any) -> DiscoverResult:
@@ -357,7 +402,7 @@ class ServerDiscoveryWorkflow:
             '{"username": "admin", "password_ref": "env:BMC_PASSWORD"}}, "default_credentials": '
             '"lab", "bmcs": [{"url": "https://10.0.0.5"}]}}',
         )
-        self._status = {"state": "validating"}
+        self._status.state = "validating"
         problems = inp.site.problems()
         if problems:
             raise ApplicationError(
@@ -368,7 +413,7 @@ class ServerDiscoveryWorkflow:
         conns = inp.site.connections()
         wid = workflow.info().workflow_id
 
-        self._status = {"state": "listing", "bmcs": len(conns)}
+        self._status.state, self._status.bmcs_total = "listing", len(conns)
         list_batches: list[list[BmcConnection]]
         listed: list[ListBatchResult | BaseException]
         if workflow.patched(PATCH_ONE_ACTIVITY_PER_BMC):
@@ -378,11 +423,15 @@ class ServerDiscoveryWorkflow:
             per_child = max(1, -(-inp.concurrency // min(MAX_PARALLEL_CHILDREN, len(list_batches))))
             listed = await bounded(
                 [
-                    lambda i=i, b=b: workflow.execute_child_workflow(  # type: ignore[misc]
-                        ServerListBatchWorkflow.run,
-                        ListBatchInput(bmcs=b, concurrency=per_child),
-                        id=f"{wid}/list-{i}",
-                        task_queue=workflow.info().task_queue,
+                    lambda i=i, b=b: self._counted(  # type: ignore[misc]
+                        workflow.execute_child_workflow(
+                            ServerListBatchWorkflow.run,
+                            ListBatchInput(bmcs=b, concurrency=per_child),
+                            id=f"{wid}/list-{i}",
+                            task_queue=workflow.info().task_queue,
+                        ),
+                        b,
+                        self._listed,
                     )
                     for i, b in enumerate(list_batches)
                 ],
@@ -412,22 +461,27 @@ class ServerDiscoveryWorkflow:
                     continue
                 targets += [SystemTarget(bmc=by_url[r.bmc_url], system_path=p) for p in r.system_paths]
 
-        self._status = {"state": "inventorying", "systems": len(targets)}
+        self._status.state = "inventorying"
+        self._status.systems_total += len(targets)
         inv_batches = chunks(targets, inp.systems_per_batch)
         if inv_batches:
             per_child = max(1, -(-inp.concurrency // min(MAX_PARALLEL_CHILDREN, len(inv_batches))))
             read = await bounded(
                 [
-                    lambda i=i, b=b: workflow.execute_child_workflow(  # type: ignore[misc]
-                        ServerInventoryBatchWorkflow.run,
-                        InventoryBatchInput(
-                            site=inp.site.name,
-                            targets=b,
-                            concurrency=per_child,
-                            store_inventory=inp.store_inventory,
+                    lambda i=i, b=b: self._counted(  # type: ignore[misc]
+                        workflow.execute_child_workflow(
+                            ServerInventoryBatchWorkflow.run,
+                            InventoryBatchInput(
+                                site=inp.site.name,
+                                targets=b,
+                                concurrency=per_child,
+                                store_inventory=inp.store_inventory,
+                            ),
+                            id=f"{wid}/inventory-{i}",
+                            task_queue=workflow.info().task_queue,
                         ),
-                        id=f"{wid}/inventory-{i}",
-                        task_queue=workflow.info().task_queue,
+                        b,
+                        self._inventoried,
                     )
                     for i, b in enumerate(inv_batches)
                 ],
@@ -469,7 +523,7 @@ class ServerDiscoveryWorkflow:
         result.identities = [s.identity for s in result.servers]
 
         if inp.compare_with_previous:
-            self._status = {"state": "comparing"}
+            self._status.state = "comparing"
             prev: SiteSnapshot = await workflow.execute_activity(
                 "redfish.load_snapshot",
                 inp.site.name,
@@ -488,7 +542,9 @@ class ServerDiscoveryWorkflow:
                 start_to_close_timeout=SHORT,
                 retry_policy=BMC_RETRY,
             )
-        self._status = {"state": "done", "servers": len(result.servers), "problems": len(result.problems)}
+        # Final numbers: duplicate identities found above count as problems too.
+        self._status.state, self._status.servers = "done", len(result.servers)
+        self._status.problems, self._status.bmcs_done = len(result.problems), len(conns)
         return result
 
 

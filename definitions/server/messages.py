@@ -31,6 +31,7 @@ __all__ = [
     "DiscoverInput",
     "DiscoverResult",
     "DiscoveryDiff",
+    "DiscoveryProgress",
     "FirmwareStart",
     "FirmwareStarted",
     "ImageCheck",
@@ -113,6 +114,21 @@ class DiscoverResult(BaseModel):
     )
     diff: DiscoveryDiff = Field(default_factory=DiscoveryDiff)
     identities: list[str] = Field(default_factory=list)
+
+
+class DiscoveryProgress(BaseModel):
+    """What `ServerDiscoveryWorkflow`'s `status` query answers (and `apeiro baremetal discover` shows).
+
+    A BMC is done when it was listed with a problem or no systems, or when every system behind it has
+    been inventoried (or failed). Counts move as each child batch ends, not per request."""
+
+    state: str = "starting"  # starting, validating, listing, inventorying, comparing, done
+    bmcs_total: int = 0
+    bmcs_done: int = 0
+    systems_total: int = 0
+    systems_done: int = 0
+    problems: int = Field(default=0, description="problems so far (unreachable BMC, failed read, ...)")
+    servers: int = Field(default=0, description="servers found (set when done)")
 
 
 class SystemTarget(BaseModel):

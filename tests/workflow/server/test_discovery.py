@@ -11,7 +11,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from definitions.server import DiscoverInput, DiscoverResult
+from definitions.server import DiscoverInput, DiscoverResult, DiscoveryProgress
 from landscape.landscape import Landscape
 from landscape.process import free_port
 from landscape.redfish import RedfishEmulator
@@ -37,13 +37,31 @@ async def test_discovery_reads_inventory_and_reports_unreachable_bmc(
     emu = redfish_site.part("redfish")
     assert isinstance(emu, RedfishEmulator)
     dead = f"http://127.0.0.1:{free_port()}"
-    # 5 systems behind the BMC: above `systems_inline` 4 they are read in inventory batches, at 8 by the
-    # one activity that logs in and lists them.
-    inp = DiscoverInput(site=site("lab-a", emu.url, dead), concurrency=4, systems_inline=inline)
+    # 5 systems behind the BMC: above `systems_inline` 4 they are read in inventory batches (two systems per
+    # batch), at 8 by the one activity that logs in and lists them; one BMC per list batch. The progress
+    # counts several batches either way.
+    inp = DiscoverInput(
+        site=site("lab-a", emu.url, dead),
+        concurrency=4,
+        systems_inline=inline,
+        bmcs_per_batch=1,
+        systems_per_batch=2,
+    )
     async with redfish_worker(ts_env.client, task_queue, tmp_path):
         wid = f"discover-{uuid.uuid4().hex[:8]}"
         first = await discover(ts_env, task_queue, inp, wid)
         second = await discover(ts_env, task_queue, inp)
+        # The status query (`apeiro baremetal discover`'s progress), answered by replaying the history.
+        progress = await ts_env.client.get_workflow_handle(wid).query("status", result_type=DiscoveryProgress)
+    assert progress == DiscoveryProgress(
+        state="done",
+        bmcs_total=2,
+        bmcs_done=2,
+        systems_total=len(emu.systems),
+        systems_done=len(emu.systems),
+        problems=1,
+        servers=len(emu.systems),
+    )
     history = await ts_env.client.get_workflow_handle(f"{wid}/list-0").fetch_history()
     activities = {
         e.activity_task_scheduled_event_attributes.activity_type.name
