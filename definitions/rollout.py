@@ -11,7 +11,14 @@ with:
     waves: [1, "25%", "100%"]           # cumulative: a canary of one, then up to 25 %, then all
     maxInFlight: 10
     failureBudget: 2                    # failures tolerated in total (or "10%"); one more stops
-    gates: [{type: soak, duration: 10m}, {type: approval, approvers: [bob]}]   # between waves
+    gates:                              # between waves: the promotion's gate types
+      - {type: soak, duration: 10m}
+      - {type: prometheus, query: "...", successCondition: "result < 0.05", interval: 1m, count: 5}
+      - {type: httpProbe, url: "https://canary.example/healthz"}
+      - {type: timeWindow, calendar: business}
+      - {type: approval, approvers: [bob]}
+    calendars: {business: {timeZone: Europe/Berlin, allow: [{days: [MO, TU, WE, TH], start: "08:00", end: "17:00"}]}}
+    defaults: {prometheus: "http://prometheus:9090", gateTimeout: 2h}
 ```
 
 Pause, resume and abort are signals; approval of a wave gate is the ``approve_wave`` update; the
@@ -23,13 +30,25 @@ from __future__ import annotations
 import math
 import re
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from definitions import queues
 from definitions.cluster import NON_RETRYABLE, GardenRef
-from definitions.durations import Duration
+from definitions.promotion import (
+    ApprovalGate,
+    Calendar,
+    Defaults,
+    HttpProbeGate,
+    PrometheusGate,
+    SoakGate,
+    TimeWindowGate,
+    gate_names,
+    gate_problems,
+    promql_problem,
+)
+from definitions.promotion_runs import GateStatus
 from definitions.steptypes import REGISTRY, StepKind, StepType
 
 #: Operations a rollout may run per target (each takes ``name`` and ``project_namespace``).
@@ -50,17 +69,10 @@ class Selector(_Strict):
         return ",".join(f"{k}={v}" for k, v in sorted(self.match_labels.items()))
 
 
-class SoakGate(_Strict):
-    type: Literal["soak"] = "soak"
-    duration: Duration
-
-
-class ApprovalGate(_Strict):
-    type: Literal["approval"] = "approval"
-    approvers: list[str] = Field(default_factory=list, description="who may approve (empty: anyone named)")
-
-
-WaveGate = Annotated[SoakGate | ApprovalGate, Field(discriminator="type")]
+#: Gates between waves: the promotion's own gate models (and, in the workflow, its evaluators).
+WaveGate = Annotated[
+    SoakGate | PrometheusGate | HttpProbeGate | ApprovalGate | TimeWindowGate, Field(discriminator="type")
+]
 
 
 def _size(value: int | str, total: int) -> int:
@@ -78,6 +90,33 @@ class Rollout(_Strict):
     max_in_flight: int = Field(default=5, ge=1, le=200, alias="maxInFlight")
     failure_budget: int | str = Field(default=0, alias="failureBudget")
     gates: list[WaveGate] = Field(default_factory=list, description="between waves, in order")
+    calendars: dict[str, Calendar] = Field(default_factory=dict, description="named calendars of timeWindow gates")
+    defaults: Defaults = Field(
+        default_factory=Defaults,
+        description="gate defaults: prometheus address, gateTimeout, errorBackoff, errorRetries",
+    )
+
+    @model_validator(mode="after")
+    def _gate_checks(self) -> Rollout:
+        """Each gate as the promotion checks it: calendars, CEL, PromQL, a Prometheus address, names."""
+        problems: list[tuple[str, str]] = []
+        names = gate_names(self.gates)
+        for i, gate in enumerate(self.gates):
+            path = f"gates[{i}]"
+            if names.index(names[i]) != i:
+                problems.append((f"{path}.name", f"duplicate gate name {names[i]!r}; name the gates"))
+            problems += gate_problems(path, gate, self.calendars)
+            if isinstance(gate, ApprovalGate) and "message" not in gate.model_fields_set:
+                gate.message = "approve the next wave"
+            if isinstance(gate, PrometheusGate):
+                if not gate.address and not self.defaults.prometheus:
+                    problems.append((f"{path}.address", "no Prometheus address here nor in defaults.prometheus"))
+                promql = promql_problem(gate)
+                if promql:
+                    problems.append((f"{path}.query", promql))
+        if problems:
+            raise ValueError("; ".join(f"{where}: {what}" for where, what in problems))
+        return self
 
     @field_validator("waves")
     @classmethod
@@ -157,6 +196,10 @@ class WaveStatus(BaseModel):
     state: str = "pending"
     gate: str = ""
     targets: list[TargetStatus] = Field(default_factory=list)
+    #: The gates before this wave, as the promotion shows its gates (outcome, reason, next check, votes).
+    gates: list[GateStatus] = Field(default_factory=list)
+    #: Why this wave waits: each open gate with its reason and next check (the ``status`` query fills it).
+    pending: str = ""
 
 
 class RolloutStatus(BaseModel):
@@ -166,10 +209,13 @@ class RolloutStatus(BaseModel):
     failures: int = 0
     budget: int = 0
     waves: list[WaveStatus] = Field(default_factory=list)
+    #: Approval gates waiting now, as ``<wave>/<gate>``.
+    waiting_approvals: list[str] = Field(default_factory=list)
 
 
 class RolloutResult(BaseModel):
     state: str
+    message: str = ""
     succeeded: list[str] = Field(default_factory=list)
     failed: dict[str, str] = Field(default_factory=dict)
     skipped: dict[str, str] = Field(default_factory=dict)
@@ -188,6 +234,10 @@ class WaveApproval(BaseModel):
     wave: int
     approver: str
     comment: str = ""
+    #: False: a rejection (fails the gate, which stops the rollout).
+    approve: bool = True
+    #: The approval gate's name when the wave has several (default: the one waiting).
+    gate: str = ""
 
 
 class AbortRequest(BaseModel):
