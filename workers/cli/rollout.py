@@ -66,7 +66,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = addressed("abort", "stop the rollout: targets in flight finish, nothing new starts")
     p.add_argument("--as", dest="who", default=None, help="who aborts (recorded; default: $USER)")
     p.add_argument("--reason", required=True, help="why the rollout stops (recorded)")
-    p.set_defaults(func=cmd_abort)
+    p.set_defaults(func=cmd_signal, signal="abort")
 
     p = addressed("approve", "vote on the approval gate before a wave (approve, or --reject)")
     p.add_argument("--wave", type=int, default=None, help="the wave the gate is before (default: the one waiting)")
@@ -198,22 +198,15 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_signal(args: argparse.Namespace) -> int:
+    """pause/resume (who acts) and abort (who and why): signals; targets in flight always finish."""
+
     async def go() -> int:
         handle, wid = await _rollout(args)
         await _running(handle, wid, args.signal)
-        await handle.signal(args.signal, _user(args.who))
-        print(f"{args.signal}: sent to {wid}" + (" (targets in flight finish)" if args.signal == "pause" else ""))
-        return 0
-
-    return _run(go)
-
-
-def cmd_abort(args: argparse.Namespace) -> int:
-    async def go() -> int:
-        handle, wid = await _rollout(args)
-        await _running(handle, wid, "abort")
-        await handle.signal("abort", AbortRequest(by=_user(args.who), reason=args.reason))
-        print(f"abort: sent to {wid} (targets in flight finish, nothing new starts)")
+        who = _user(args.who)
+        await handle.signal(args.signal, AbortRequest(by=who, reason=args.reason) if args.signal == "abort" else who)
+        after = {"pause": " (targets in flight finish)", "abort": " (targets in flight finish, nothing new starts)"}
+        print(f"{args.signal}: sent to {wid}{after.get(args.signal, '')}")
         return 0
 
     return _run(go)
