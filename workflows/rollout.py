@@ -74,7 +74,10 @@ class FleetRolloutWorkflow:
     def approve_wave(self, approval: WaveApproval) -> RolloutStatus:
         if self._promotion_gates:
             assert self._inp is not None
-            gs, _ = approval_gate(self._status.waves[approval.wave], self._inp.rollout, approval)
+            try:  # the validator accepted it; never fail the workflow task over a vote
+                gs, _ = approval_gate(self._status.waves[approval.wave], self._inp.rollout, approval)
+            except ValueError:
+                return with_pending(self._status)
             record_vote(gs, approval)
             return with_pending(self._status)
         self._approvals[approval.wave] = approval

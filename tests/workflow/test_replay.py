@@ -31,11 +31,9 @@ HISTORIES = sorted(HISTORIES_DIR.rglob("*.json"))
 #: recorder scenario yet. The test below fails once one of them gets a saved history (remove it here then);
 #: until then a change to these types is not protected by replay. Add scenarios to tests/histories/record.py.
 NOT_YET_RECORDED: set[str] = {
-    "ClusterHibernationWorkflow",
     "ClusterRotateCredentialsWorkflow",
     "CtfExportWorkflow",
     "CtfImportWorkflow",
-    "FleetRolloutWorkflow",
     "FreezeWorkflow",
 }
 
