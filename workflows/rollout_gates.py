@@ -15,13 +15,15 @@ from collections.abc import Callable
 from typing import Any
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
 from definitions.promotion import ApprovalGate, Calendar, GateOutcome, gate_names
 from definitions.promotion_runs import GateStatus, TestResult, Vote
 from definitions.rollout import Rollout, RolloutStatus, WaveApproval, WaveStatus
+from workflows.failures import failure_message
 from workflows.promotion.gates import evaluators
 from workflows.promotion.gates.approval import verdict
-from workflows.promotion.gates.base import GateEvaluator, fmt_duration
+from workflows.promotion.gates.base import Decision, GateEvaluator, fmt_duration
 from workflows.promotion.gates.temporal import TemporalGateContext, finish_or_cancel
 
 #: The patch that moved wave gates onto the promotion's evaluators (runs started before keep the old path).
@@ -92,7 +94,10 @@ async def _decide(
                 _settle(gs, GateOutcome.ERROR, f"cancelled before it decided (was: {gs.reason})")
                 return None
             return _settle(gs, GateOutcome.TIMED_OUT, f"no result within {fmt_duration(timeout)}")
-        decision = task.result()
+        try:
+            decision = task.result()
+        except ActivityError as exc:  # a calendar that allows nothing, a measurement that could not run
+            decision = Decision(GateOutcome.ERROR, f"the check could not run: {failure_message(exc)}")
         if decision.outcome is not GateOutcome.ERROR or retries <= 0:
             return _settle(gs, decision.outcome, decision.reason)
         retries -= 1

@@ -10,6 +10,7 @@ import json
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -160,6 +161,31 @@ async def test_failing_gate_stops_the_rollout_later_waves_untouched(
     assert [g.outcome for g in res.waves[1].gates][:2] == ["Passed", "Failed"]
     assert res.waves[1].gates[2].state == "Pending"  # the gates after the failing one never ran
     assert not (shoot(garden_api, names[1])["spec"].get("hibernation") or {}).get("enabled")
+
+
+async def test_closed_time_window_says_why_then_times_out(
+    dev_client: Client, gardener_queue: str, garden_api: KubeApiServer
+) -> None:
+    tag, names = await fleet(dev_client, gardener_queue, garden_api, 2)
+    now = datetime.now(UTC)
+    closed = {"deny": [{"from": (now - timedelta(hours=1)).isoformat(), "until": (now + timedelta(days=1)).isoformat(),
+                        "note": "change freeze"}]}
+    inp = rollout_input(garden_api, tag, "cluster.hibernate", {"enabled": True}, waves=[1, "100%"],
+                        calendars={"closed": closed},
+                        gates=[{"type": "timeWindow", "calendar": "closed", "timeout": "4s"}])
+    h = await start(dev_client, gardener_queue, inp)
+    st = await status_until(h, lambda s: bool(s.waves) and "next allowed" in s.waves[1].pending)
+    assert st.waves[1].pending.startswith("timeWindow: calendar 'closed': ") and "change freeze" in st.waves[1].pending
+    res: RolloutResult = await h.result()
+    assert res.state == "stopped" and res.untouched == names[1:]
+    assert "gate timeWindow before wave 1 TimedOut: no result within 4s" in res.message
+    # A calendar that allows nothing ever: the check cannot run (Error, no retries left): stopped too.
+    inp = rollout_input(garden_api, tag, "cluster.hibernate", {"enabled": True}, waves=[1, "100%"],
+                        calendars={"never": {"allow": [{"days": ["MO"], "until": "2020-01-01T00:00:00Z"}]}},
+                        defaults={"errorRetries": 0}, gates=[{"type": "timeWindow", "calendar": "never"}])
+    res = await (await start(dev_client, gardener_queue, inp)).result()
+    assert res.state == "stopped" and "gate timeWindow before wave 1 Error: the check could not run" in res.message
+    assert "allows no instant" in res.message
 
 
 async def test_rejected_wave_stops_the_rollout(
