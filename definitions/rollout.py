@@ -108,12 +108,9 @@ class Rollout(_Strict):
             problems += gate_problems(path, gate, self.calendars)
             if isinstance(gate, ApprovalGate) and "message" not in gate.model_fields_set:
                 gate.message = "approve the next wave"
-            if isinstance(gate, PrometheusGate):
-                if not gate.address and not self.defaults.prometheus:
-                    problems.append((f"{path}.address", "no Prometheus address here nor in defaults.prometheus"))
-                promql = promql_problem(gate)
-                if promql:
-                    problems.append((f"{path}.query", promql))
+            promql = promql_problem(gate)
+            if promql:
+                problems.append((f"{path}.query", promql))
         if problems:
             raise ValueError("; ".join(f"{where}: {what}" for where, what in problems))
         return self
@@ -158,6 +155,9 @@ class RolloutInput(_Strict):
     with_: dict[str, Any] = Field(default_factory=dict, alias="with")
     rollout: Rollout
     garden: GardenRef = Field(default_factory=GardenRef)
+    #: Fills in ``rollout.defaults.prometheus`` from a pipeline value, so the rollout itself stays literal
+    #: and is validated in full before the pipeline starts (as ``promotion.run``'s ``prometheus``).
+    prometheus: str | None = None
 
     @field_validator("operation")
     @classmethod
@@ -168,8 +168,18 @@ class RolloutInput(_Strict):
 
     @model_validator(mode="after")
     def _args(self) -> RolloutInput:
-        """The operation's arguments must validate for a target now, not inside the workflow."""
+        """The operation's arguments must validate for a target now, not inside the workflow; a
+        Prometheus gate needs an address (its own, ``rollout.defaults.prometheus`` or ``prometheus``)."""
         import definitions.cluster_day2  # noqa: F401 - registers rotate-credentials / hibernate
+
+        if self.prometheus:
+            self.rollout.defaults.prometheus = self.prometheus
+        for i, gate in enumerate(self.rollout.gates):
+            if isinstance(gate, PrometheusGate) and not gate.address and not self.rollout.defaults.prometheus:
+                raise ValueError(
+                    f"rollout.gates[{i}].address: no Prometheus address here, in rollout.defaults.prometheus "
+                    "nor in prometheus"
+                )
 
         for key in ("name", "project_namespace", "garden"):
             if key in self.with_:

@@ -32,7 +32,7 @@ def test_cumulative_waves_and_budget() -> None:
         ({"rollout": {"selector": {}, "gates": [{"type": "timeWindow", "calendar": "biz"}]}},
          r"gates\[0\]\.calendar: unknown calendar 'biz'"),
         ({"rollout": {"selector": {}, "gates": [{"type": "prometheus", "query": "up", "successCondition": "true"}]}},
-         r"gates\[0\]\.address: no Prometheus address"),
+         r"rollout\.gates\[0\]\.address: no Prometheus address"),
         ({"rollout": {"selector": {}, "defaults": {"prometheus": "http://p:9090"},
                       "gates": [{"type": "prometheus", "query": "sum(", "successCondition": "result < 1"}]}},
          r"gates\[0\]\.query: unparsable PromQL"),
@@ -71,3 +71,12 @@ def test_every_promotion_gate_type_between_waves() -> None:
     )
     assert [g.type for g in r.gates] == ["soak", "prometheus", "httpProbe", "timeWindow", "approval"]
     assert r.gates[4].message == "approve the next wave"  # type: ignore[union-attr]
+
+
+def test_prometheus_address_from_the_step() -> None:
+    gate = {"type": "prometheus", "query": "up", "successCondition": "result > 0"}
+    inp = RolloutInput.model_validate(
+        {"operation": "cluster.hibernate", "with": {"enabled": True}, "prometheus": "http://p:9090",
+         "rollout": {"selector": {}, "gates": [gate]}}
+    )
+    assert inp.rollout.defaults.prometheus == "http://p:9090"
