@@ -13,7 +13,7 @@ with:
     failureBudget: 2                    # failures tolerated in total (or "10%"); one more stops
     gates:                              # between waves: the promotion's gate types
       - {type: soak, duration: 10m}
-      - {type: prometheus, query: "...", successCondition: "result < 0.05", interval: 1m, count: 5}
+      - {type: prometheus, query: "sum(rate(errors_total[5m]))", successCondition: "result < 0.05", count: 5}
       - {type: httpProbe, url: "https://canary.example/healthz"}
       - {type: timeWindow, calendar: business}
       - {type: approval, approvers: [bob]}

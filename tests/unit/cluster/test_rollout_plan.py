@@ -80,3 +80,23 @@ def test_prometheus_address_from_the_step() -> None:
          "rollout": {"selector": {}, "gates": [gate]}}
     )
     assert inp.rollout.defaults.prometheus == "http://p:9090"
+
+
+def test_the_fleet_page_examples_validate() -> None:
+    """docs/fleet.md's `fleet.rollout` step and its gates example are what the model accepts."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    text = (Path(__file__).resolve().parents[3] / "docs" / "fleet.md").read_text()
+    checked = 0
+    for block in re.findall(r"```yaml\n(.*?)```", text, re.S):
+        data = yaml.safe_load(block)
+        if isinstance(data, list) and data and data[0].get("uses") == "fleet.rollout":
+            RolloutInput.model_validate(data[0]["with"])
+            checked += 1
+        elif isinstance(data, dict) and "selector" in (data.get("rollout") or {}):
+            assert len(Rollout.model_validate(data["rollout"]).gates) == 5
+            checked += 1
+    assert checked == 2
