@@ -167,11 +167,8 @@ class RolloutInput(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _args(self) -> RolloutInput:
-        """The operation's arguments must validate for a target now, not inside the workflow; a
-        Prometheus gate needs an address (its own, ``rollout.defaults.prometheus`` or ``prometheus``)."""
-        import definitions.cluster_day2  # noqa: F401 - registers rotate-credentials / hibernate
-
+    def _prometheus(self) -> RolloutInput:
+        """A Prometheus gate needs an address: its own, ``rollout.defaults.prometheus`` or ``prometheus``."""
         if self.prometheus:
             self.rollout.defaults.prometheus = self.prometheus
         for i, gate in enumerate(self.rollout.gates):
@@ -180,6 +177,12 @@ class RolloutInput(_Strict):
                     f"rollout.gates[{i}].address: no Prometheus address here, in rollout.defaults.prometheus "
                     "nor in prometheus"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _args(self) -> RolloutInput:
+        """The operation's arguments must validate for a target now, not inside the workflow."""
+        import definitions.cluster_day2  # noqa: F401 - registers rotate-credentials / hibernate
 
         for key in ("name", "project_namespace", "garden"):
             if key in self.with_:
