@@ -12,7 +12,14 @@ with:
     waves: [1, "25%", "100%"]           # cumulative: a canary of one, then up to 25 %, then all
     maxInFlight: 10
     failureBudget: 2                    # failures tolerated in total (or "10%"); one more stops
-    gates: [{type: soak, duration: 10m}, {type: approval, approvers: [bob]}]   # between waves
+    gates:                              # between waves: the promotion's gate types
+      - {type: soak, duration: 10m}
+      - {type: prometheus, query: "sum(rate(errors_total[5m]))", successCondition: "result < 0.05", count: 5}
+      - {type: httpProbe, url: "https://canary.example/healthz"}
+      - {type: timeWindow, calendar: business}
+      - {type: approval, approvers: [bob]}
+    calendars: {business: {timeZone: Europe/Berlin, allow: [{days: [MO, TU, WE, TH], start: "08:00", end: "17:00"}]}}
+    defaults: {prometheus: "http://prometheus:9090", gateTimeout: 2h}
 ```
 
 Servers (``server.firmware`` | ``server.bios`` | ``server.image``; children on the ``redfish`` queue)::
@@ -41,6 +48,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from definitions import queues
 from definitions.cluster import NON_RETRYABLE, GardenRef
 from definitions.durations import Duration
+from definitions.promotion import (
+    ApprovalGate,
+    Calendar,
+    Defaults,
+    HttpProbeGate,
+    PrometheusGate,
+    SoakGate,
+    TimeWindowGate,
+    gate_names,
+    gate_problems,
+    promql_problem,
+)
+from definitions.promotion_runs import GateStatus
 from definitions.server.fleet import SERVER_OPERATIONS, InUsePolicy, ServerTarget, ironcore_refusal
 from definitions.server.messages import ServerRef
 from definitions.server.site import SiteDefinition, normalise_url
@@ -77,17 +97,10 @@ class Selector(_Strict):
         return ",".join(f"{k}={v}" for k, v in sorted(self.match_labels.items()))
 
 
-class SoakGate(_Strict):
-    type: Literal["soak"] = "soak"
-    duration: Duration
-
-
-class ApprovalGate(_Strict):
-    type: Literal["approval"] = "approval"
-    approvers: list[str] = Field(default_factory=list, description="who may approve (empty: anyone named)")
-
-
-WaveGate = Annotated[SoakGate | ApprovalGate, Field(discriminator="type")]
+#: Gates between waves: the promotion's own gate models (and, in the workflow, its evaluators).
+WaveGate = Annotated[
+    SoakGate | PrometheusGate | HttpProbeGate | ApprovalGate | TimeWindowGate, Field(discriminator="type")
+]
 
 
 def _size(value: int | str, total: int) -> int:
@@ -112,6 +125,30 @@ class Rollout(_Strict):
         "then ForceOff after drainTimeout; powered on again after) or taken down at once (proceed)",
     )
     drain_timeout: Duration = Field(default=timedelta(minutes=5), alias="drainTimeout")
+    calendars: dict[str, Calendar] = Field(default_factory=dict, description="named calendars of timeWindow gates")
+    defaults: Defaults = Field(
+        default_factory=Defaults,
+        description="gate defaults: prometheus address, gateTimeout, errorBackoff, errorRetries",
+    )
+
+    @model_validator(mode="after")
+    def _gate_checks(self) -> Rollout:
+        """Each gate as the promotion checks it: calendars, CEL, PromQL, a Prometheus address, names."""
+        problems: list[tuple[str, str]] = []
+        names = gate_names(self.gates)
+        for i, gate in enumerate(self.gates):
+            path = f"gates[{i}]"
+            if names.index(names[i]) != i:
+                problems.append((f"{path}.name", f"duplicate gate name {names[i]!r}; name the gates"))
+            problems += gate_problems(path, gate, self.calendars)
+            if isinstance(gate, ApprovalGate) and "message" not in gate.model_fields_set:
+                gate.message = "approve the next wave"
+            promql = promql_problem(gate)
+            if promql:
+                problems.append((f"{path}.query", promql))
+        if problems:
+            raise ValueError("; ".join(f"{where}: {what}" for where, what in problems))
+        return self
 
     @field_validator("waves")
     @classmethod
@@ -157,6 +194,9 @@ class RolloutInput(_Strict):
     server_queue: str = Field(
         default=queues.REDFISH, alias="serverQueue", description="kind server: task queue of the redfish workers"
     )
+    #: Fills in ``rollout.defaults.prometheus`` from a pipeline value, so the rollout itself stays literal
+    #: and is validated in full before the pipeline starts (as ``promotion.run``'s ``prometheus``).
+    prometheus: str | None = None
 
     @field_validator("operation")
     @classmethod
@@ -164,6 +204,19 @@ class RolloutInput(_Strict):
         if v not in OPERATIONS:
             raise ValueError(f"operation {v!r} cannot run in waves; one of {', '.join(OPERATIONS)}")
         return v
+
+    @model_validator(mode="after")
+    def _prometheus(self) -> RolloutInput:
+        """A Prometheus gate needs an address: its own, ``rollout.defaults.prometheus`` or ``prometheus``."""
+        if self.prometheus:
+            self.rollout.defaults.prometheus = self.prometheus
+        for i, gate in enumerate(self.rollout.gates):
+            if isinstance(gate, PrometheusGate) and not gate.address and not self.rollout.defaults.prometheus:
+                raise ValueError(
+                    f"rollout.gates[{i}].address: no Prometheus address here, in rollout.defaults.prometheus "
+                    "nor in prometheus"
+                )
+        return self
 
     @model_validator(mode="after")
     def _args(self) -> RolloutInput:
@@ -249,6 +302,10 @@ class WaveStatus(BaseModel):
     state: str = "pending"
     gate: str = ""
     targets: list[TargetStatus] = Field(default_factory=list)
+    #: The gates before this wave, as the promotion shows its gates (outcome, reason, next check, votes).
+    gates: list[GateStatus] = Field(default_factory=list)
+    #: Why this wave waits: each open gate with its reason and next check (the ``status`` query fills it).
+    pending: str = ""
 
 
 class RolloutStatus(BaseModel):
@@ -258,10 +315,13 @@ class RolloutStatus(BaseModel):
     failures: int = 0
     budget: int = 0
     waves: list[WaveStatus] = Field(default_factory=list)
+    #: Approval gates waiting now, as ``<wave>/<gate>``.
+    waiting_approvals: list[str] = Field(default_factory=list)
 
 
 class RolloutResult(BaseModel):
     state: str
+    message: str = ""
     succeeded: list[str] = Field(default_factory=list)
     failed: dict[str, str] = Field(default_factory=dict)
     skipped: dict[str, str] = Field(default_factory=dict)
@@ -281,6 +341,10 @@ class WaveApproval(BaseModel):
     wave: int
     approver: str
     comment: str = ""
+    #: False: a rejection (fails the gate, which stops the rollout).
+    approve: bool = True
+    #: The approval gate's name when the wave has several (default: the one waiting).
+    gate: str = ""
 
 
 class AbortRequest(BaseModel):

@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from definitions.steptypes import REGISTRY
     from workflows.cluster import CALL_RETRY, _call, _fail
     from workflows.freeze_guard import hold_while_frozen
+    from workflows.rollout_gates import PATCH, approval_gate, record_vote, run_wave_gates, with_pending
     from workflows.server import parse_input
 
 
@@ -51,12 +52,16 @@ class FleetRolloutWorkflow:
         self._approvals: dict[int, WaveApproval] = {}
         self._inp: RolloutInput | None = None
         self._servers: dict[str, ServerTarget] = {}
+        #: Wave gates by the promotion's evaluators (patch ``rollout-promotion-gates-v1``); a gate that
+        #: did not pass stops the rollout with this reason.
+        self._promotion_gates = False
+        self._gate_failure: str | None = None
 
     # --- operator interface ------------------------------------------------------------------------
 
     @workflow.query
     def status(self) -> RolloutStatus:
-        return self._status
+        return with_pending(self._status) if self._promotion_gates else self._status
 
     @workflow.signal
     def pause(self, by: str = "") -> None:
@@ -74,6 +79,14 @@ class FleetRolloutWorkflow:
 
     @workflow.update
     def approve_wave(self, approval: WaveApproval) -> RolloutStatus:
+        if self._promotion_gates:
+            assert self._inp is not None
+            try:  # the validator accepted it; never fail the workflow task over a vote
+                gs, _ = approval_gate(self._status.waves[approval.wave], self._inp.rollout, approval)
+            except ValueError:
+                return with_pending(self._status)
+            record_vote(gs, approval)
+            return with_pending(self._status)
         self._approvals[approval.wave] = approval
         return self._status
 
@@ -84,6 +97,9 @@ class FleetRolloutWorkflow:
         if not (0 <= approval.wave < len(self._status.waves)):
             raise ValueError(f"no wave {approval.wave} (waves 0-{len(self._status.waves) - 1})")
         assert self._inp is not None
+        if self._promotion_gates:
+            approval_gate(self._status.waves[approval.wave], self._inp.rollout, approval)
+            return
         allowed = [a for g in self._inp.rollout.gates if isinstance(g, ApprovalGate) for a in g.approvers]
         if allowed and approval.approver not in allowed:
             raise ValueError(f"{approval.approver!r} may not approve; eligible: {', '.join(allowed)}")
@@ -91,7 +107,7 @@ class FleetRolloutWorkflow:
     # --- run ---------------------------------------------------------------------------------------
 
     def _stop(self) -> bool:
-        return self._abort is not None or self._exhausted
+        return self._abort is not None or self._exhausted or self._gate_failure is not None
 
     async def _pause_point(self) -> None:
         if self._paused:
@@ -101,6 +117,15 @@ class FleetRolloutWorkflow:
         """Gates before wave ``index`` (after the previous one finished)."""
         assert self._inp is not None
         wave = self._status.waves[index]
+        if self._promotion_gates:
+            wave.state = "gate"
+            self._gate_failure = await run_wave_gates(
+                wave, self._inp.rollout, self._status, lambda: self._abort is not None
+            )
+            if self._gate_failure is not None:
+                wave.state = "stopped"
+            await self._pause_point()
+            return
         for gate in self._inp.rollout.gates:
             if self._stop():
                 return
@@ -112,7 +137,7 @@ class FleetRolloutWorkflow:
                     await workflow.wait_condition(lambda: self._abort is not None, timeout=gate.duration)
                 except TimeoutError:
                     pass
-            else:
+            elif isinstance(gate, ApprovalGate):
                 who = f" ({', '.join(gate.approvers)})" if gate.approvers else ""
                 wave.gate = f"waiting for approval{who}: update approve_wave {{wave: {index}, approver}}"
                 self._status.message = f"wave {index}: {wave.gate}"
@@ -225,6 +250,7 @@ class FleetRolloutWorkflow:
             '{"namespace": "garden-edge", "matchLabels": {"ring": "edge"}}, "waves": [1, "100%"]}}',
         )
         self._inp = inp
+        self._promotion_gates = workflow.patched(PATCH)
         try:
             targets = await self._select(inp)
         except ActivityError as err:
@@ -254,6 +280,9 @@ class FleetRolloutWorkflow:
         if self._abort is not None:
             self._status.state = "aborted"
             self._status.message = f"aborted by {self._abort.by}: {self._abort.reason}"
+        elif self._gate_failure is not None:
+            self._status.state = "stopped"
+            self._status.message = f"{self._gate_failure}; later waves untouched"
         elif self._exhausted:
             self._status.state = "stopped"
             self._status.message = (
@@ -268,6 +297,7 @@ class FleetRolloutWorkflow:
                 self._status.message += f", {in_sync} already in sync (not touched)"
         return RolloutResult(
             state=self._status.state,
+            message=self._status.message,
             succeeded=[t.name for t in all_targets if t.state == "succeeded"],
             failed={t.name: t.message for t in all_targets if t.state == "failed"},
             skipped={t.name: t.message for t in all_targets if t.state == "skipped"},

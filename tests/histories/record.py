@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -178,7 +179,7 @@ async def record_servers(client: Client, prefix: str, state: Path, temporal: Any
             await discover_and_provision(client, queue, site, images, (f"{prefix}discover", f"{prefix}fleet"))
 
 
-async def record_fleet(client: Client, prefix: str, state: Path, temporal: Any) -> None:
+async def record_server_fleet(client: Client, prefix: str, state: Path, temporal: Any) -> None:
     """A firmware wave over three emulated servers (one BMC each), one already in sync."""
     import httpx
     from temporalio.worker import Worker
@@ -235,20 +236,19 @@ async def record_fleet(client: Client, prefix: str, state: Path, temporal: Any) 
             )
 
 
-async def record_clusters(client: Client, prefix: str, state: Path, temporal: Any) -> None:
-    """Create, maintain (upgrades inside the window), upgrade two minors, delete, against the garden
-    API server with the simulated gardenlet."""
+@contextlib.asynccontextmanager
+async def gardener_worker(client: Client, prefix: str, state: Path) -> AsyncIterator[tuple[str, Any]]:
+    """The garden API server with the simulated gardenlet (seeded) and a `gardener` worker on its own
+    queue; yields (queue, api)."""
     from temporalio.worker import Worker
 
-    from definitions.cluster import ClusterCreateInput, ClusterDeleteInput, ClusterMaintainInput, ClusterUpgradeInput
     from landscape.gardener import samples
     from landscape.kubeapi.part import KubeApiServer
-    from tests.integration.cluster.test_cluster_workflows import NS, garden, spec
     from workers.gardener import contents
     from workers.worker import workflow_runner
 
     api = KubeApiServer(settings={"gardener.speed": "3000"}, bookmark_interval=0.5)
-    api.start(state / "garden")
+    api.start(state)
     try:
         samples.seed(api.url)
         queue, c = f"{prefix}gardener", contents()
@@ -259,33 +259,78 @@ async def record_clusters(client: Client, prefix: str, state: Path, temporal: An
             activities=list(c.activities),
             workflow_runner=workflow_runner(),
         ):
-            name, ref = "replay-a", garden(api)
-            await client.execute_workflow(
-                "ClusterCreateWorkflow",
-                ClusterCreateInput(cluster=spec(name, version="1.29.10"), garden=ref),
-                id=f"{prefix}create",
-                task_queue=queue,
-            )
-            await client.execute_workflow(
-                "ClusterMaintainWorkflow",
-                ClusterMaintainInput(project_namespace=NS, names=[name], garden=ref),
-                id=f"{prefix}maintain",
-                task_queue=queue,
-            )
-            await client.execute_workflow(
-                "ClusterUpgradeWorkflow",
-                ClusterUpgradeInput(name=name, project_namespace=NS, garden=ref, target_version="1.31.4"),
-                id=f"{prefix}upgrade",
-                task_queue=queue,
-            )
-            await client.execute_workflow(
-                "ClusterDeleteWorkflow",
-                ClusterDeleteInput(name=name, project_namespace=NS, garden=ref),
-                id=f"{prefix}delete",
-                task_queue=queue,
-            )
+            yield queue, api
     finally:
         api.stop()
+
+
+async def record_clusters(client: Client, prefix: str, state: Path, temporal: Any) -> None:
+    """Create, maintain (upgrades inside the window), upgrade two minors, delete, against the garden
+    API server with the simulated gardenlet."""
+    from definitions.cluster import ClusterCreateInput, ClusterDeleteInput, ClusterMaintainInput, ClusterUpgradeInput
+    from tests.integration.cluster.test_cluster_workflows import NS, garden, spec
+
+    async with gardener_worker(client, prefix, state / "garden") as (queue, api):
+        name, ref = "replay-a", garden(api)
+        await client.execute_workflow(
+            "ClusterCreateWorkflow",
+            ClusterCreateInput(cluster=spec(name, version="1.29.10"), garden=ref),
+            id=f"{prefix}create",
+            task_queue=queue,
+        )
+        await client.execute_workflow(
+            "ClusterMaintainWorkflow",
+            ClusterMaintainInput(project_namespace=NS, names=[name], garden=ref),
+            id=f"{prefix}maintain",
+            task_queue=queue,
+        )
+        await client.execute_workflow(
+            "ClusterUpgradeWorkflow",
+            ClusterUpgradeInput(name=name, project_namespace=NS, garden=ref, target_version="1.31.4"),
+            id=f"{prefix}upgrade",
+            task_queue=queue,
+        )
+        await client.execute_workflow(
+            "ClusterDeleteWorkflow",
+            ClusterDeleteInput(name=name, project_namespace=NS, garden=ref),
+            id=f"{prefix}delete",
+            task_queue=queue,
+        )
+
+
+async def record_rollout(client: Client, prefix: str, state: Path, temporal: Any) -> None:
+    """A fleet rollout (hibernate two shoots): a canary, the promotion's gates between the waves (soak,
+    httpProbe, approval granted by an update), then the rest."""
+    from definitions.cluster import ClusterCreateInput
+    from definitions.rollout import RolloutInput, RolloutStatus, WaveApproval
+    from tests.integration.cluster.test_cluster_workflows import NS, garden, spec
+
+    async with gardener_worker(client, prefix, state / "garden-rollout") as (queue, api):
+        ref = garden(api)
+        for name in ("replay-r1", "replay-r2"):
+            await client.execute_workflow(
+                "ClusterCreateWorkflow",
+                ClusterCreateInput(cluster=spec(name, labels={"fleet": "replay"}), garden=ref),
+                id=f"{prefix}create-{name}",
+                task_queue=queue,
+            )
+        gates = [
+            {"type": "soak", "duration": "1s"},
+            {"type": "httpProbe", "url": f"{api.url}/healthz", "interval": "1s"},
+            {"type": "approval", "approvers": ["ops"]},
+        ]
+        rollout = {"selector": {"namespace": NS, "matchLabels": {"fleet": "replay"}}, "gates": gates}
+        inp = RolloutInput.model_validate(
+            {"operation": "cluster.hibernate", "with": {"enabled": True}, "rollout": rollout,
+             "garden": ref.model_dump()}
+        )
+        handle = await client.start_workflow("FleetRolloutWorkflow", inp, id=f"{prefix}rollout", task_queue=queue)
+        for _ in range(600):
+            if (await handle.query("status", result_type=RolloutStatus)).waiting_approvals:
+                break
+            await asyncio.sleep(0.1)
+        await handle.execute_update("approve_wave", WaveApproval(wave=1, approver="ops", comment="replay"))
+        await handle.result()
 
 
 async def record_transport(client: Client, prefix: str, state: Path, temporal: Any) -> None:
@@ -638,12 +683,13 @@ async def record_ctf(client: Client, prefix: str, state: Path, temporal: Any) ->
 SCENARIOS: dict[str, Scenario] = {
     "pipeline": record_pipelines,
     "server": record_servers,
-    "fleet": record_fleet,
+    "server-fleet": record_server_fleet,
     "cluster": record_clusters,
     "transport": record_transport,
     "promotion": record_promotions,
     "fleet": record_fleet,
     "ctf": record_ctf,
+    "rollout": record_rollout,
 }
 
 

@@ -40,7 +40,7 @@ def test_who_acts_is_always_spelled_as() -> None:
                     assert action.help == argparse.SUPPRESS, f"{path}: {flag} is visible; use --as"
 
 
-DATA_COMMANDS = ["validate", "status", "list", "watch", "steps", "pipelines"]
+DATA_COMMANDS = ["validate", "status", "list", "watch", "steps", "pipelines", "rollout status"]
 
 
 @pytest.mark.parametrize("command", DATA_COMMANDS)

@@ -18,7 +18,7 @@ from definitions.promotion import GateOutcome
 from definitions.promotion_runs import GateProgress, GateStatus, RingAttempt
 from workflows.promotion.gates import evaluators
 from workflows.promotion.gates.base import fmt_duration
-from workflows.promotion.gates.temporal import TemporalGateContext
+from workflows.promotion.gates.temporal import TemporalGateContext, finish_or_cancel
 from workflows.promotion.state import PASSING, ContinueAsNew, PromotionState
 
 
@@ -118,16 +118,7 @@ class GateRunner(PromotionState):
                 inner = asyncio.ensure_future(self._evaluate(att, gs, gate))
                 self._inner[key] = inner
                 assert prog.deadline is not None
-                try:
-                    await workflow.wait_condition(
-                        lambda inner=inner: inner.done() or key in self._overrides,  # type: ignore[misc]
-                        timeout=max(prog.deadline - workflow.now(), timedelta(seconds=1)),
-                    )
-                except TimeoutError:
-                    pass
-                if not inner.done():
-                    inner.cancel()
-                    await asyncio.gather(inner, return_exceptions=True)
+                if not await finish_or_cancel(inner, lambda: key in self._overrides, prog.deadline):
                     if key in self._overrides:
                         continue
                     return self._settle(gs, GateOutcome.TIMED_OUT, f"no result within {fmt_duration(timeout)}")

@@ -4,6 +4,7 @@ rings."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -65,3 +66,19 @@ class TemporalGateContext:
 
     def verified_at(self, ring: str) -> datetime | None:
         return self._run._verified_at.get(ring)
+
+
+async def finish_or_cancel(task: asyncio.Future[Any], also: Callable[[], bool], deadline: datetime) -> bool:
+    """Wait until ``task`` is done, ``also()`` holds or ``deadline`` passes (at least a second); a task
+    not done by then is cancelled. True when the task finished."""
+    try:
+        await workflow.wait_condition(
+            lambda: task.done() or also(), timeout=max(deadline - workflow.now(), timedelta(seconds=1))
+        )
+    except TimeoutError:
+        pass
+    if task.done():
+        return True
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return False
