@@ -56,6 +56,62 @@ class Artifact(_Model):
     required_signatures: list[str] = Field(default_factory=list)
 
 
+def _ocm_component(value: str) -> str:
+    from definitions.stage import COMPONENT
+
+    if not COMPONENT.match(value):
+        raise ValueError(f"{value!r} is not an OCM component name (a DNS domain and a path, e.g. example.org/app)")
+    return value
+
+
+class ReleaseComponent(_Model):
+    """One component version a release pins."""
+
+    component: str = Field(min_length=1, examples=["example.apeiro.dev/edge-app"])
+    version: str = Field(min_length=1, examples=["1.4.2"])
+
+    @field_validator("component")
+    @classmethod
+    def _component(cls, value: str) -> str:
+        return _ocm_component(value)
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        from definitions.stage import VERSION
+
+        if not VERSION.match(value):
+            raise ValueError(f"{value!r} is not a version (an OCI tag)")
+        return value
+
+
+class Release(_Model):
+    """Several component versions promoted as one (a release vector, as Konfidence's ``VectorTemplate``
+    assembles one): ``vector`` is the OCM component that pins them (its ``componentReferences``), published
+    in ``repository`` at the promotion's version. Every Stage of a ring is pointed at
+    ``<repository>//<vector>:<version>``, so the components deploy, gate and roll back together."""
+
+    #: The vector component (Konfidence: the VectorTemplate's ``uploadTarget`` component).
+    vector: str = Field(min_length=1, examples=["example.apeiro.dev/edge-release"])
+    #: Where the vector version is published; ``promotion.run``'s ``repository`` argument overrides it.
+    repository: str = ""
+    #: The component versions the vector pins; each component once.
+    components: list[ReleaseComponent] = Field(min_length=1)
+    required_signatures: list[str] = Field(default_factory=list)
+
+    @field_validator("vector")
+    @classmethod
+    def _vector(cls, value: str) -> str:
+        return _ocm_component(value)
+
+    def pins(self) -> dict[str, str]:
+        return {c.component: c.version for c in self.components}
+
+    def as_artifact(self) -> Artifact:
+        """What a Stage runs: the vector component (its version is the promotion's version)."""
+        return Artifact(component=self.vector, repository=self.repository, required_signatures=self.required_signatures)
+
+
 class VersionPolicy(_Model):
     #: A newer version supersedes (stops and locks) older runs of the same pipeline.
     supersede: bool = True
@@ -282,11 +338,38 @@ class Defaults(_Model):
 
 
 class PromotionSpec(_Model):
-    artifact: Artifact
+    #: One component (its version is the promotion's version) ...
+    artifact: Artifact | None = None
+    #: ... or several pinned together as a release vector (the promotion's version names the vector).
+    release: Release | None = None
     version_policy: VersionPolicy = Field(default_factory=VersionPolicy)
     calendars: dict[str, Calendar] = Field(default_factory=dict)
     defaults: Defaults = Field(default_factory=Defaults)
     rings: list[Ring] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> PromotionSpec:
+        if (self.artifact is None) == (self.release is None):
+            raise ValueError(
+                "spec.release: " + ("give artifact or release, not both" if self.artifact is not None else
+                                    "missing: give artifact (one component) or release (several components)")
+            )
+        return self
+
+    @property
+    def subject(self) -> Artifact:
+        """The component every Stage is pointed at: the artifact, or the release's vector."""
+        if self.release is not None:
+            return self.release.as_artifact()
+        assert self.artifact is not None
+        return self.artifact
+
+    def pins(self, version: str) -> dict[str, str]:
+        """Component -> version this promotion puts on its Stages."""
+        if self.release is not None:
+            return self.release.pins()
+        assert self.artifact is not None
+        return {self.artifact.component: version}
 
 
 class PromotionMetadata(_Model):
@@ -348,6 +431,17 @@ def structure_problems(p: PromotionPipeline) -> list[tuple[str, str]]:
     from definitions.expressions import ExpressionError, parse
 
     problems: list[tuple[str, str]] = []
+    if p.spec.release is not None:
+        first: dict[str, int] = {}
+        for i, c in enumerate(p.spec.release.components):
+            if c.component in first:
+                problems.append((f"spec.release.components[{i}].component",
+                                 f"component {c.component!r} is pinned twice (also spec.release.components"
+                                 f"[{first[c.component]}]); a release pins each component once"))
+            first.setdefault(c.component, i)
+            if c.component == p.spec.release.vector:
+                problems.append((f"spec.release.components[{i}].component",
+                                 f"{c.component!r} is the release's own vector component"))
     seen: dict[str, int] = {}
     for i, ring in enumerate(p.spec.rings):
         base = f"spec.rings[{i}]"
@@ -481,7 +575,10 @@ class PromotionRunArgs(_Model):
     def _merge(self) -> PromotionRunArgs:
         spec = self.promotion.spec
         if self.repository:
-            spec.artifact.repository = self.repository
+            if spec.release is not None:
+                spec.release.repository = self.repository
+            if spec.artifact is not None:
+                spec.artifact.repository = self.repository
         if self.prometheus:
             spec.defaults.prometheus = self.prometheus
         problems = address_problems(self.promotion)

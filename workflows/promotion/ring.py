@@ -33,6 +33,7 @@ from definitions.promotion_runs import (
 )
 from workflows.failures import failure_message
 from workflows.freeze_guard import FREEZE_PATCH, hold_while_frozen
+from workflows.promotion.coordinator import RELEASE_PATCH
 from workflows.promotion.deploy import apply_flags, deploy, roll_back
 from workflows.promotion.gates.base import QUERY_TIMEOUT
 from workflows.promotion.gating import GateRunner
@@ -89,12 +90,18 @@ class PromotionWorkflow(GateRunner, OperatorHandlers):
                 requested_by=request.requested_by,
                 supersede=p.spec.version_policy.supersede,
                 block_failed=p.spec.version_policy.block_failed,
+                pins=p.spec.pins(request.version),
+                release=p.spec.release is not None,
             ),
             start_to_close_timeout=QUERY_TIMEOUT,
         )
         await workflow.wait_condition(lambda: self._registered is not None)
         assert self._registered is not None
         self._status.sequence = self._registered.sequence
+        if self._registered.conflict and workflow.patched(RELEASE_PATCH):
+            self._status.state = RunState.REFUSED
+            self._status.message = f"release {request.version} refused: {self._registered.reason}"
+            return self._finish_outcome()
         if self._registered.blocked:
             self._status.state = RunState.BLOCKED
             self._status.message = (
@@ -138,6 +145,7 @@ class PromotionWorkflow(GateRunner, OperatorHandlers):
             sequence=self._status.sequence,
             started_at=workflow.now(),
             targets=[TargetStatus(stage=f"{t.namespace}/{t.stage}") for t in ring.targets],
+            components=self._p.spec.pins(self._req.version),
             gates=[
                 GateStatus(
                     name=name, type=gate.type, phase=phase, needed=gate.quorum if isinstance(gate, ApprovalGate) else 0
@@ -167,6 +175,7 @@ class PromotionWorkflow(GateRunner, OperatorHandlers):
             return self._stopped(att, "stopped while waiting for the ring")
         grant = self._grants[ring.name]
         att.rollback_to = grant.last_verified
+        att.rollback_components = grant.last_verified_pins
         report = RingReport(ring=ring.name, version=self._req.version, workflow_id=wf_id)
         try:
             for up in self._p.upstream_of(index):
@@ -196,7 +205,7 @@ class PromotionWorkflow(GateRunner, OperatorHandlers):
                     return self._stopped(att, f"stopped while frozen: {self._halt_text()}")
             att.state = RingState.DEPLOYING
             deploy_error = await apply_flags(ring, att, self._req.version) or await deploy(
-                ring, att, self._p.spec.artifact, self._req.version
+                ring, att, self._p.spec.subject, self._req.version
             )
             if deploy_error:
                 return await self._fail_ring(ring, att, report, f"deployment: {deploy_error}")
@@ -215,7 +224,7 @@ class PromotionWorkflow(GateRunner, OperatorHandlers):
                 await roll_back(
                     ring,
                     att,
-                    self._p.spec.artifact,
+                    self._p.spec.subject,
                     f"rollback requested by {self._rollback.by or 'an operator'}: {self._rollback.reason}",
                 )
                 return RunState.ROLLED_BACK
@@ -253,7 +262,7 @@ class PromotionWorkflow(GateRunner, OperatorHandlers):
         self._status.message = f"ring {ring.name} failed: {reason}"
         if self._p.spec.version_policy.block_failed:
             await self._tell("failed", report.model_copy(update={"reason": reason}))
-        await roll_back(ring, att, self._p.spec.artifact, reason)
+        await roll_back(ring, att, self._p.spec.subject, reason)
         att.state = RingState.FAILED if att.state is not RingState.ROLLED_BACK else att.state
         return RunState.FAILED
 

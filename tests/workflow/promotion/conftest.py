@@ -46,6 +46,7 @@ from workflows.promotion import WORKFLOWS
 @dataclass
 class World:
     stages: dict[str, str] = field(default_factory=dict)  # "ns/name" -> version
+    vectors: dict[str, str] = field(default_factory=dict)  # "ns/name" -> "component:version"
     deployments: list[tuple[str, str]] = field(default_factory=list)
     never_ready: set[str] = field(default_factory=set)
     #: Successive Prometheus answers: a float, None (no data) or an Exception text ("!msg").
@@ -59,6 +60,7 @@ class World:
             key = f"{req.target.namespace}/{req.target.stage}"
             previous = self.stages.get(key)
             self.stages[key] = req.vector["version"]
+            self.vectors[key] = f"{req.vector['component']}:{req.vector['version']}"
             self.deployments.append((key, req.vector["version"]))
             if key in self.never_ready:
                 raise ApplicationError(f"Stage {key} did not become Ready within 600s (HealthCheckFailed)",

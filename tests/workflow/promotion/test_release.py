@@ -1,0 +1,89 @@
+"""Several components promoted as one release (a release vector): deployed, gated and rolled back together;
+a release that pins another version of a component a release in flight pins is refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from definitions.promotion_runs import RingState, RunState
+from definitions.runs import ApprovalDecision
+from tests.workflow.promotion.conftest import Harness, definition
+
+pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("promotion-ts")]
+
+VECTOR = "example.apeiro.dev/edge-release"
+A, B = "example.apeiro.dev/edge-app", "example.apeiro.dev/edge-api"
+
+
+def release(tmp: Path, pins: dict[str, str], *, name: str | None = None, supersede: bool = True,
+            approval: bool = False) -> dict[str, Any]:
+    data = definition(tmp, approval=approval)
+    if name:
+        data["metadata"]["name"] = name
+    del data["spec"]["artifact"]
+    data["spec"]["release"] = {"vector": VECTOR, "repository": "http://registry",
+                               "components": [{"component": c, "version": v} for c, v in pins.items()]}
+    data["spec"]["versionPolicy"] = {"supersede": supersede}
+    return data
+
+
+async def test_two_component_release_goes_ring_by_ring_with_gates(harness: Harness) -> None:
+    data = release(harness.tmp, {A: "1.4.0", B: "2.1.0"}, approval=True)
+    handle = await harness.start(data, "2026.12.1")
+    await harness.wait_for(handle, lambda s: bool(s.waiting_approvals))
+    await handle.execute_update("approve", ApprovalDecision(step="production/approval", approver="bob"))
+    out = await harness.outcome(handle)
+    assert out.status.state is RunState.SUCCEEDED
+    assert [r.state for r in out.status.rings] == [RingState.VERIFIED] * 3
+    # every Stage runs the release vector, which pins both components
+    assert set(harness.world.vectors.values()) == {f"{VECTOR}:2026.12.1"}
+    assert len(harness.world.vectors) == 4
+    for attempt in out.audit:
+        assert attempt.components == {A: "1.4.0", B: "2.1.0"}
+    canary = out.audit[1]
+    assert next(g for g in canary.gates if g.name == "error-rate").outcome == "Passed"  # gated together
+
+
+async def test_breach_rolls_back_both_components_to_the_last_verified_release(harness: Harness) -> None:
+    first = release(harness.tmp, {A: "1.4.0", B: "2.1.0"})
+    assert (await harness.outcome(await harness.start(first, "2026.12.1"))).status.state is RunState.SUCCEEDED
+    harness.world.metric = lambda n: 0.5  # the new release breaches in canary
+    second = release(harness.tmp, {A: "1.5.0", B: "2.2.0"}, name=first["metadata"]["name"])
+    out = await harness.outcome(await harness.start(second, "2026.12.2"))
+    assert out.status.state is RunState.FAILED
+    canary = next(r for r in out.status.rings if r.ring == "canary")
+    assert canary.state is RingState.ROLLED_BACK
+    assert canary.components == {A: "1.5.0", B: "2.2.0"}
+    assert canary.rollback_to == "2026.12.1"
+    assert canary.rollback_components == {A: "1.4.0", B: "2.1.0"}  # every component back to its previous version
+    assert f"rolled back to 2026.12.1 ({B} 2.1.0, {A} 1.4.0)" in canary.reason
+    vectors = harness.world.vectors
+    assert vectors["default/canary-1"] == vectors["default/canary-2"] == f"{VECTOR}:2026.12.1"
+    assert vectors["default/prod"] == f"{VECTOR}:2026.12.1"  # later rings untouched
+    assert next(r for r in out.status.rings if r.ring == "production").state is RingState.STOPPED
+
+
+async def test_conflicting_release_in_flight_is_refused_with_the_reason(harness: Harness) -> None:
+    first = release(harness.tmp, {A: "1.4.0", B: "2.1.0"}, supersede=False, approval=True)
+    holder = await harness.start(first, "2026.12.1")
+    await harness.wait_for(holder, lambda s: bool(s.waiting_approvals))  # in flight, holding production
+    clash = release(harness.tmp, {A: "1.4.0", B: "2.2.0"}, name=first["metadata"]["name"], supersede=False)
+    refused = await harness.outcome(await harness.start(clash, "2026.12.2"))
+    assert refused.status.state is RunState.REFUSED
+    msg = refused.status.message
+    assert f"component {B} 2.2.0 conflicts with {B} 2.1.0" in msg
+    assert f"promotion-{first['metadata']['name']}-2026.12.1" in msg  # the run holding it
+    assert harness.world.deployments.count(("default/dev", "2026.12.2")) == 0  # nothing deployed
+    # a release that agrees on the shared components may run beside it
+    agree = release(harness.tmp, {A: "1.4.0", B: "2.1.0"}, name=first["metadata"]["name"], supersede=False)
+    agreeing = await harness.start(agree, "2026.12.3")
+    await harness.wait_for(agreeing, lambda s: s.state is RunState.RUNNING)
+    await holder.execute_update("approve", ApprovalDecision(step="production/approval", approver="bob"))
+    assert (await harness.outcome(holder)).status.state is RunState.SUCCEEDED
+    assert (await harness.outcome(agreeing)).status.state is RunState.SUCCEEDED
+    # once both finished, the refused pins are free again
+    again = await harness.outcome(await harness.start(clash, "2026.12.4"))
+    assert again.status.state is RunState.SUCCEEDED
