@@ -71,6 +71,8 @@ class RegisterRequest(_Open):
     #: Component -> version the run puts on its Stages (a release: several; empty from older runs).
     pins: dict[str, str] = Field(default_factory=dict)
     release: bool = False
+    #: The component every Stage is pointed at (the artifact, or the release's vector).
+    component: str = ""
 
 
 class RegisterReply(_Open):
@@ -92,6 +94,8 @@ class RingGrant(_Open):
     last_verified: str | None = None
     #: The components the last verified version pinned (what a rollback puts back).
     last_verified_pins: dict[str, str] | None = None
+    #: The component the Stages ran at that version (a release's vector, or one artifact).
+    last_verified_component: str | None = None
 
 
 class RingReport(_Open):
@@ -120,6 +124,7 @@ class CoordinatorRun(_Open):
     override_reason: str | None = None
     pins: dict[str, str] = Field(default_factory=dict)
     release: bool = False
+    component: str = ""
 
 
 class CoordinatorState(_Open):
@@ -132,6 +137,7 @@ class CoordinatorState(_Open):
     last_verified: dict[str, str] = Field(default_factory=dict)
     #: Per ring, the components its last verified version pinned.
     last_verified_pins: dict[str, dict[str, str]] = Field(default_factory=dict)
+    last_verified_component: dict[str, str] = Field(default_factory=dict)
 
 
 # --- operator actions -----------------------------------------------------------------------------
@@ -344,6 +350,8 @@ class RingAttempt(_Open):
     components: dict[str, str] = Field(default_factory=dict)
     #: Component -> version the rollback target pins (known when the coordinator verified it).
     rollback_components: dict[str, str] | None = None
+    #: The component of the rollback target when it is not this run's (one artifact before a release).
+    rollback_component: str | None = None
 
 
 class PromotionStatus(_Open):

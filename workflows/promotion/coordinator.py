@@ -127,10 +127,12 @@ class PromotionCoordinatorWorkflow:
             case Verified(report=rep):
                 s.last_verified[rep.ring] = rep.version
                 run = self._run(rep.workflow_id)
+                s.last_verified_pins.pop(rep.ring, None)
+                s.last_verified_component.pop(rep.ring, None)
                 if run is not None and run.pins:
                     s.last_verified_pins[rep.ring] = dict(run.pins)
-                else:
-                    s.last_verified_pins.pop(rep.ring, None)
+                if run is not None and run.component:
+                    s.last_verified_component[rep.ring] = run.component
                 await self._release(rep.ring, rep.workflow_id)
             case Failed(report=rep):
                 s.blocked[rep.version] = f"failed ring {rep.ring}: {rep.reason}"
@@ -169,6 +171,7 @@ class PromotionCoordinatorWorkflow:
                 override_reason=req.override_reason,
                 pins=dict(req.pins),
                 release=req.release,
+                component=req.component,
             )
         )
         del s.runs[:-MAX_RUNS]
@@ -210,6 +213,7 @@ class PromotionCoordinatorWorkflow:
             ring=ring,
             last_verified=self._state.last_verified.get(ring),
             last_verified_pins=self._state.last_verified_pins.get(ring),
+            last_verified_component=self._state.last_verified_component.get(ring),
         )
         await self._send(workflow_id, "granted", grant)
 

@@ -126,6 +126,8 @@ async def roll_back(ring: Ring, att: RingAttempt, artifact: Artifact, reason: st
         return
     target_version = att.rollback_to
     back = vector(artifact, target_version) if target_version is not None else None
+    if back is not None and att.rollback_component and att.rollback_component != artifact.component:
+        back["component"] = att.rollback_component  # the Stage's vectorHistory has its exact reference
     if target_version is None:
         previous = {
             (str(pv.get("component")), str(pv.get("version"))): pv for t in att.targets if (pv := t.previous_vector)

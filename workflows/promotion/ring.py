@@ -92,6 +92,7 @@ class PromotionWorkflow(GateRunner, OperatorHandlers):
                 block_failed=p.spec.version_policy.block_failed,
                 pins=p.spec.pins(request.version),
                 release=p.spec.release is not None,
+                component=p.spec.subject.component,
             ),
             start_to_close_timeout=QUERY_TIMEOUT,
         )
@@ -176,6 +177,7 @@ class PromotionWorkflow(GateRunner, OperatorHandlers):
         grant = self._grants[ring.name]
         att.rollback_to = grant.last_verified
         att.rollback_components = grant.last_verified_pins
+        att.rollback_component = grant.last_verified_component
         report = RingReport(ring=ring.name, version=self._req.version, workflow_id=wf_id)
         try:
             for up in self._p.upstream_of(index):

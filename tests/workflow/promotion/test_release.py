@@ -66,6 +66,20 @@ async def test_breach_rolls_back_both_components_to_the_last_verified_release(ha
     assert next(r for r in out.status.rings if r.ring == "production").state is RingState.STOPPED
 
 
+async def test_a_release_after_a_single_component_rolls_back_to_that_component(harness: Harness) -> None:
+    single = definition(harness.tmp, approval=False)
+    assert (await harness.outcome(await harness.start(single, "1.0.0"))).status.state is RunState.SUCCEEDED
+    harness.world.metric = lambda n: 0.5
+    first = release(harness.tmp, {A: "1.4.0", B: "2.1.0"}, name=single["metadata"]["name"])
+    out = await harness.outcome(await harness.start(first, "2026.12.1"))
+    assert out.status.state is RunState.FAILED
+    canary = next(r for r in out.status.rings if r.ring == "canary")
+    assert canary.state is RingState.ROLLED_BACK and canary.rollback_component == A
+    vectors = harness.world.vectors
+    assert vectors["default/canary-1"] == vectors["default/canary-2"] == f"{A}:1.0.0"
+    assert vectors["default/dev"] == f"{VECTOR}:2026.12.1"  # dev verified the release before canary failed
+
+
 async def test_conflicting_release_in_flight_is_refused_with_the_reason(harness: Harness) -> None:
     first = release(harness.tmp, {A: "1.4.0", B: "2.1.0"}, supersede=False, approval=True)
     holder = await harness.start(first, "2026.12.1")
