@@ -1,10 +1,12 @@
 """Ring promotion: what operators declare, validated in full before a rollout starts.
 
 A promotion pipeline names one artifact (an OCM component in a source repository, with the signatures
-it must carry), a version policy, calendars, defaults for gates, and rings in order. Each ring deploys
-the version to its targets (Konfidence ``Stage`` objects, ``konfidence.cloud/v1alpha1``, whose
-``spec.vector`` names the component version) with a bounded parallelism, after its entry gates and
-before its verify gates; it may flip feature flags (flagd flag files) and reverts them on rollback.
+it must carry) or a release (several component versions pinned behind one vector component, as
+Konfidence's VectorTemplate assembles one), a version policy, calendars, defaults for gates, and rings
+in order. Each ring deploys the version to its targets (Konfidence ``Stage`` objects,
+``konfidence.cloud/v1alpha1``, whose ``spec.vector`` names the component version) with a bounded
+parallelism, after its entry gates and before its verify gates; it may flip feature flags (flagd flag
+files) and reverts them on rollback.
 
 Everything here is data (pydantic), importable inside the workflow sandbox. The one check that needs a
 native parser, PromQL, runs only outside workflows (:func:`check_promql`), from the CLI, the pipeline

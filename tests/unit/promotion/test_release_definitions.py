@@ -81,3 +81,12 @@ def test_cli_start_refuses_a_bad_release_before_connecting(tmp_path: Path, capsy
     f.write_text(yaml.safe_dump(release()))
     assert main(["promote", "validate", str(f)]) == 1
     assert "spec.release.components: List should have at least 1 item" in capsys.readouterr().out
+
+
+def test_status_names_the_release_components() -> None:
+    from definitions.promotion_runs import PromotionStatus, RingAttempt, RunState
+    from workers.cli.promote import format_status
+
+    st = PromotionStatus(pipeline="edge", version="2026.12.1", state=RunState.RUNNING, rings=[
+        RingAttempt(ring="dev", attempt=1, version="2026.12.1", sequence=1, components={A: "1.4.0", B: "2.1.0"})])
+    assert f"release: {B} 2.1.0, {A} 1.4.0" in format_status(st)
