@@ -3,19 +3,40 @@ a release that pins another version of a component a release in flight pins is r
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.client import Client
+from temporalio.worker import Replayer
 
 from definitions.promotion_runs import RingState, RunState
 from definitions.runs import ApprovalDecision
 from tests.workflow.promotion.conftest import Harness, definition
+from workers.config import data_converter
+from workers.worker import workflow_runner
+from workflows.promotion import WORKFLOWS
 
 pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("promotion-ts")]
 
 VECTOR = "example.apeiro.dev/edge-release"
+HISTORIES = Path(__file__).resolve().parents[2] / "histories"
 A, B = "example.apeiro.dev/edge-app", "example.apeiro.dev/edge-api"
+
+
+async def replays(client: Client, workflow_id: str, case: str) -> None:
+    """The run's history replays on this code (the release paths and their patch markers are deterministic);
+    with APEIRO_SAVE_HISTORIES=1 it is also saved under tests/histories for later changes to replay."""
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=data_converter(), workflow_runner=workflow_runner())
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, f"{workflow_id}: {result.replay_failure}"
+    if os.environ.get("APEIRO_SAVE_HISTORIES") == "1":
+        kind = history.events[0].workflow_execution_started_event_attributes.workflow_type.name
+        path = HISTORIES / kind / f"{case}.json"
+        path.write_text(json.dumps({"workflowId": workflow_id, **json.loads(history.to_json())}, indent=1))
 
 
 def release(tmp: Path, pins: dict[str, str], *, name: str | None = None, supersede: bool = True,
@@ -64,6 +85,7 @@ async def test_breach_rolls_back_both_components_to_the_last_verified_release(ha
     assert vectors["default/canary-1"] == vectors["default/canary-2"] == f"{VECTOR}:2026.12.1"
     assert vectors["default/prod"] == f"{VECTOR}:2026.12.1"  # later rings untouched
     assert next(r for r in out.status.rings if r.ring == "production").state is RingState.STOPPED
+    await replays(harness.client, out.status.workflow_id, "release-rolled-back")
 
 
 async def test_a_release_after_a_single_component_rolls_back_to_that_component(harness: Harness) -> None:
@@ -101,3 +123,5 @@ async def test_conflicting_release_in_flight_is_refused_with_the_reason(harness:
     # once both finished, the refused pins are free again
     again = await harness.outcome(await harness.start(clash, "2026.12.4"))
     assert again.status.state is RunState.SUCCEEDED
+    await replays(harness.client, refused.status.workflow_id, "release-refused")
+    await replays(harness.client, f"promotion-coordinator-{first['metadata']['name']}", "release-coordinator")
