@@ -26,6 +26,7 @@ from pydantic.alias_generators import to_camel
 from definitions import queues
 from definitions.durations import Duration
 from definitions.steptypes import StepTable, register_all
+from definitions.waves import Waves, plan_waves
 
 API_VERSION = "apeiro.dev/v1alpha1"
 KIND = "Promotion"
@@ -331,6 +332,49 @@ class Ring(_Model):
         return _dns_name(value, "ring name")
 
 
+class LandscapeWaves(_Model):
+    """The same promotion over several landscapes in waves: every landscape a target (its Stage ``stage``
+    in ``namespace``), in order, the first wave the canary. Expands into one ring a wave (``canary``,
+    ``wave-1``, ...), so each wave deploys, gates and rolls back like a ring; ``waves`` are cumulative
+    boundaries as in ``fleet.rollout`` (a count or a percentage of all landscapes)."""
+
+    landscapes: list[str] = Field(min_length=1)
+    stage: str = Field(min_length=1)
+    namespace: str = "default"
+    waves: Waves = Field(default_factory=lambda: list[int | str]([1, "100%"]), min_length=1)
+    max_in_flight: int = Field(default=5, ge=1, le=100)
+    #: Before every wave after the canary (e.g. an approval).
+    entry_gates: list[Gate] = Field(default_factory=list)
+    #: After every wave, the canary included (e.g. a soak and a metric).
+    verify_gates: list[Gate] = Field(default_factory=list)
+    rollback_on_error: bool = False
+    ready_timeout: Duration = timedelta(minutes=10)
+
+    @field_validator("landscapes")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        twice = sorted({n for n in value if value.count(n) > 1})
+        if twice:
+            raise ValueError(f"landscape(s) listed twice: {', '.join(twice)}")
+        return value
+
+    def rings(self) -> list[Ring]:
+        out = []
+        for i, wave in enumerate(plan_waves(self.waves, self.landscapes)):
+            out.append(
+                Ring(
+                    name="canary" if i == 0 else f"wave-{i}",
+                    targets=[Target(stage=self.stage, namespace=self.namespace, landscape=n) for n in wave],
+                    parallelism=self.max_in_flight,
+                    entry_gates=[] if i == 0 else [g.model_copy(deep=True) for g in self.entry_gates],
+                    verify_gates=[g.model_copy(deep=True) for g in self.verify_gates],
+                    rollback_on_error=self.rollback_on_error,
+                    ready_timeout=self.ready_timeout,
+                )
+            )
+        return out
+
+
 class Defaults(_Model):
     prometheus: str | None = None  # address, e.g. http://127.0.0.1:9090 or env:APEIRO_PROMETHEUS_URL
     gate_timeout: Duration = timedelta(hours=24)
@@ -347,7 +391,9 @@ class PromotionSpec(_Model):
     version_policy: VersionPolicy = Field(default_factory=VersionPolicy)
     calendars: dict[str, Calendar] = Field(default_factory=dict)
     defaults: Defaults = Field(default_factory=Defaults)
-    rings: list[Ring] = Field(min_length=1)
+    #: Rings in order, or ``landscapeWaves`` (which fills the rings in: one a wave).
+    rings: list[Ring] = Field(default_factory=list)
+    landscape_waves: LandscapeWaves | None = None
 
     @model_validator(mode="after")
     def _one_subject(self) -> PromotionSpec:
@@ -356,6 +402,13 @@ class PromotionSpec(_Model):
                 "spec.release: " + ("give artifact or release, not both" if self.artifact is not None else
                                     "missing: give artifact (one component) or release (several components)")
             )
+        if self.landscape_waves is not None:
+            expanded = self.landscape_waves.rings()
+            if self.rings and self.rings != expanded:  # equal: a definition that went through this already
+                raise ValueError("spec.landscapeWaves: give rings or landscapeWaves, not both")
+            self.rings = expanded
+        if not self.rings:
+            raise ValueError("spec.rings: give at least one ring (or landscapeWaves)")
         return self
 
     @property

@@ -310,6 +310,8 @@ class GateStatus(_Open):
 
 class TargetStatus(_Open):
     stage: str
+    #: The landscape the Stage lives on (when the target names one, e.g. in landscape waves).
+    landscape: str | None = None
     previous_vector: dict[str, Any] | None = None
     deployed: bool = False
     message: str = ""

@@ -145,7 +145,7 @@ class PromotionWorkflow(GateRunner, OperatorHandlers):
             version=self._req.version,
             sequence=self._status.sequence,
             started_at=workflow.now(),
-            targets=[TargetStatus(stage=f"{t.namespace}/{t.stage}") for t in ring.targets],
+            targets=[TargetStatus(stage=f"{t.namespace}/{t.stage}", landscape=t.landscape) for t in ring.targets],
             components=self._p.spec.pins(self._req.version),
             gates=[
                 GateStatus(

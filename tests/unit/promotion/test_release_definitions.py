@@ -90,3 +90,26 @@ def test_status_names_the_release_components() -> None:
     st = PromotionStatus(pipeline="edge", version="2026.12.1", state=RunState.RUNNING, rings=[
         RingAttempt(ring="dev", attempt=1, version="2026.12.1", sequence=1, components={A: "1.4.0", B: "2.1.0"})])
     assert f"release: {B} 2.1.0, {A} 1.4.0" in format_status(st)
+
+
+def test_landscape_waves_expand_into_one_ring_a_wave_canary_first() -> None:
+    data = release({"component": A, "version": "1.4.0"}, {"component": B, "version": "2.1.0"})
+    del data["spec"]["rings"]
+    data["spec"]["landscapeWaves"] = {
+        "landscapes": ["canary-eu", "eu-1", "eu-2", "us-1", "us-2"], "stage": "edge", "namespace": "apps",
+        "waves": [1, "60%", "100%"], "maxInFlight": 2,
+        "entryGates": [{"type": "approval", "approvers": ["bob"]}], "verifyGates": [{"type": "soak", "duration": "1h"}]}
+    p = validate_promotion(data)
+    assert [(r.name, [t.landscape for t in r.targets]) for r in p.spec.rings] == [
+        ("canary", ["canary-eu"]), ("wave-1", ["eu-1", "eu-2"]), ("wave-2", ["us-1", "us-2"])]
+    assert [len(r.entry_gates) for r in p.spec.rings] == [0, 1, 1]  # the gate sits between waves
+    assert all(r.parallelism == 2 and r.verify_gates[0].type == "soak" for r in p.spec.rings)
+    # the expanded definition is what the workflow receives: it validates again unchanged
+    assert validate_promotion(p.model_dump(mode="json", by_alias=True)).spec.rings == p.spec.rings
+    both = copy.deepcopy(data)
+    both["spec"]["rings"] = BASE["spec"]["rings"]
+    assert problems(both) == [("spec.landscapeWaves", "give rings or landscapeWaves, not both")]
+    bad = copy.deepcopy(data)
+    bad["spec"]["landscapeWaves"].update(landscapes=["eu-1", "eu-1"], waves=[0])
+    assert problems(bad) == [("spec.landscapeWaves.landscapes", "landscape(s) listed twice: eu-1"),
+                             ("spec.landscapeWaves.waves", "a wave is a count >= 1 or a percentage like '25%', got 0")]

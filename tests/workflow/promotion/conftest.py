@@ -58,7 +58,8 @@ class World:
     def activities(self) -> list[Any]:
         @activity.defn(name="konfidence.deploy_stage")
         async def deploy_stage(req: StageDeploy) -> StageDeployResult:
-            key = f"{req.target.namespace}/{req.target.stage}"
+            where = f"{req.target.landscape}:" if req.target.landscape else ""
+            key = f"{where}{req.target.namespace}/{req.target.stage}"
             previous = self.stages.get(key)
             before = self.last.get(key)
             self.last[key] = dict(req.vector)

@@ -107,9 +107,9 @@ async def test_conflicting_release_in_flight_is_refused_with_the_reason(harness:
     holder = await harness.start(first, "2026.12.1")
     await harness.wait_for(holder, lambda s: bool(s.waiting_approvals))  # in flight, holding production
     clash = release(harness.tmp, {A: "1.4.0", B: "2.2.0"}, name=first["metadata"]["name"], supersede=False)
-    refused = await harness.outcome(await harness.start(clash, "2026.12.2"))
-    assert refused.status.state is RunState.REFUSED
-    msg = refused.status.message
+    # polled, not awaited: awaiting a result lets the time-skipping server jump past the holder's approval timeout
+    refused = await harness.wait_for(await harness.start(clash, "2026.12.2"), lambda s: s.state is RunState.REFUSED)
+    msg = refused.message
     assert f"component {B} 2.2.0 conflicts with {B} 2.1.0" in msg
     assert f"promotion-{first['metadata']['name']}-2026.12.1" in msg  # the run holding it
     assert harness.world.deployments.count(("default/dev", "2026.12.2")) == 0  # nothing deployed
@@ -123,5 +123,31 @@ async def test_conflicting_release_in_flight_is_refused_with_the_reason(harness:
     # once both finished, the refused pins are free again
     again = await harness.outcome(await harness.start(clash, "2026.12.4"))
     assert again.status.state is RunState.SUCCEEDED
-    await replays(harness.client, refused.status.workflow_id, "release-refused")
+    await replays(harness.client, refused.workflow_id, "release-refused")
     await replays(harness.client, f"promotion-coordinator-{first['metadata']['name']}", "release-coordinator")
+
+
+async def test_a_release_across_landscapes_in_waves_canary_first(harness: Harness) -> None:
+    data = release(harness.tmp, {A: "1.4.0", B: "2.1.0"})
+    del data["spec"]["rings"]
+    data["spec"]["landscapeWaves"] = {
+        "landscapes": ["canary-eu", "eu-1", "eu-2", "us-1"], "stage": "edge", "namespace": "apps",
+        "waves": [1, "50%", "100%"], "maxInFlight": 2,
+        "entryGates": [{"type": "approval", "approvers": ["bob"]}],
+        "verifyGates": [{"type": "soak", "duration": "10m"}]}
+    handle = await harness.start(data, "2026.12.1")
+    st = await harness.wait_for(handle, lambda s: bool(s.waiting_approvals))
+    assert st.waiting_approvals == ["wave-1/approval"]
+    assert [k for k, _ in harness.world.deployments] == ["canary-eu:apps/edge"]  # the canary landscape alone
+    await handle.execute_update("approve", ApprovalDecision(step="wave-1/approval", approver="bob"))
+    await harness.wait_for(handle, lambda s: s.waiting_approvals == ["wave-2/approval"])
+    await handle.execute_update("approve", ApprovalDecision(step="wave-2/approval", approver="bob"))
+    out = await harness.outcome(handle)
+    assert out.status.state is RunState.SUCCEEDED
+    assert [(a.ring, [(t.landscape, t.stage) for t in a.targets]) for a in out.audit] == [
+        ("canary", [("canary-eu", "apps/edge")]), ("wave-1", [("eu-1", "apps/edge")]),
+        ("wave-2", [("eu-2", "apps/edge"), ("us-1", "apps/edge")])]
+    order = [k for k, _ in harness.world.deployments]
+    assert order[:2] == ["canary-eu:apps/edge", "eu-1:apps/edge"]
+    assert sorted(order[2:]) == ["eu-2:apps/edge", "us-1:apps/edge"]  # the last wave two at a time
+    assert set(harness.world.vectors.values()) == {f"{VECTOR}:2026.12.1"}
