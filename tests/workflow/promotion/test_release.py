@@ -3,20 +3,24 @@ a release that pins another version of a component a release in flight pins is r
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
+from definitions import queues
 from definitions.promotion_runs import RingState, RunState
 from definitions.runs import ApprovalDecision
 from tests.workflow.promotion.conftest import Harness, definition
 from workers.config import data_converter
-from workers.worker import workflow_runner
+from workers.worker import build_workers, workflow_runner
 from workflows.promotion import WORKFLOWS
 
 pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("promotion-ts")]
@@ -151,3 +155,18 @@ async def test_a_release_across_landscapes_in_waves_canary_first(harness: Harnes
     assert order[:2] == ["canary-eu:apps/edge", "eu-1:apps/edge"]
     assert sorted(order[2:]) == ["eu-2:apps/edge", "us-1:apps/edge"]  # the last wave two at a time
     assert set(harness.world.vectors.values()) == {f"{VECTOR}:2026.12.1"}
+
+
+async def test_a_bad_release_typed_into_the_ui_fails_the_run_with_its_path(ts_env: WorkflowEnvironment,
+                                                                          tmp_path: Path) -> None:
+    """Raw JSON (the Temporal UI) that nothing validated before: the production worker fails the run with the
+    path instead of retrying the workflow task forever."""
+    data = release(tmp_path, {A: "1.4.0"})
+    data["spec"]["release"]["components"].append({"component": A, "version": "1.5.0"})
+    async with build_workers(ts_env.client, [queues.KONFIDENCE])[0]:
+        handle = await ts_env.client.start_workflow(
+            "PromotionWorkflow", {"promotion": data, "version": "2026.12.1"},
+            id=f"promotion-bad-{uuid.uuid4().hex[:6]}", task_queue=queues.KONFIDENCE)
+        with pytest.raises(WorkflowFailureError) as failure:
+            await asyncio.wait_for(handle.result(), timeout=60)
+    assert "spec.release.components[1].component" in str(failure.value.cause)
