@@ -202,6 +202,9 @@ async def bench(sizes: list[int], bulk: tuple[int, int], parallels: list[int], s
         print(again_note)
 
         # 2. Many blobs in parallel vs one raw stream of the same bytes.
+        if not parallels:
+            print(f"worker RSS at start {rss_start:.1f} MiB")
+            return
         count, each_mib = bulk
         bulk_url = f"{source.url}/bulk"
         digests = await push_bulk(bulk_url, count=count, size=each_mib * MiB)
@@ -238,7 +241,7 @@ async def bench(sizes: list[int], bulk: tuple[int, int], parallels: list[int], s
             "then all processes together run out of cores",
             plot_path=path,
         )
-        print(f"worker RSS at start {rss_start:.1f} MiB; chunk buffers capped by APEIRO_OCM_BUFFER_MIB (32 MiB)")
+        print(f"worker RSS at start {rss_start:.1f} MiB")
     finally:
         if worker is not None and worker.poll() is None:
             os.killpg(worker.pid, signal.SIGTERM)
@@ -251,6 +254,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.transport", description=__doc__.split("\n")[0])
     add_common_args(parser)
     parser.add_argument("--sizes", type=int, nargs="+", metavar="MIB", help="blob sizes (default 128 512 1024)")
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        nargs="*",
+        metavar="N",
+        help="parallel_blobs levels of the 10 x 100 MiB component (default 1 2 4 8; none: skip that part)",
+    )
     parser.add_argument("--worker", metavar="ADDRESS", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -258,7 +268,7 @@ def main() -> None:
         exit_cleanly(0)
     sizes = args.sizes or ([16, 64] if args.quick else [128, 512, 1024])
     bulk = (4, 16) if args.quick else (10, 100)
-    parallels = [1, 4] if args.quick else [1, 2, 4, 8]
+    parallels = args.parallel if args.parallel is not None else ([1, 4] if args.quick else [1, 2, 4, 8])
     with tempfile.TemporaryDirectory(prefix="apeiro-bench-") as d:
         asyncio.run(bench(sizes, bulk, parallels, Path(d)))
     exit_cleanly(0)
