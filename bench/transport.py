@@ -101,10 +101,31 @@ async def worker_main(address: str) -> None:
 
 async def _transport(client: Any, inp: TransportInput) -> tuple[TransportResult, float]:
     t0 = time.monotonic()
+    wid = f"bench-{uuid.uuid4().hex}"
     result = await client.execute_workflow(
-        "ComponentTransportWorkflow", inp, id=f"bench-{uuid.uuid4().hex}", task_queue="ocm", result_type=TransportResult
+        "ComponentTransportWorkflow", inp, id=wid, task_queue="ocm", result_type=TransportResult
     )
-    return result, time.monotonic() - t0
+    elapsed = time.monotonic() - t0
+    print(f"  {wid}: {elapsed:.1f}s; " + await _activity_times(client, wid))
+    return result, elapsed
+
+
+async def _activity_times(client: Any, workflow_id: str) -> str:
+    """Where a transport's wall time went: each activity type's longest attempt (start -> close)."""
+    started: dict[int, tuple[str, float]] = {}
+    scheduled: dict[int, str] = {}
+    longest: dict[str, float] = {}
+    async for ev in client.get_workflow_handle(workflow_id).fetch_history_events():
+        attrs = ev.activity_task_scheduled_event_attributes
+        if ev.HasField("activity_task_scheduled_event_attributes"):
+            scheduled[ev.event_id] = attrs.activity_type.name
+        elif ev.HasField("activity_task_started_event_attributes"):
+            sid = ev.activity_task_started_event_attributes.scheduled_event_id
+            started[ev.event_id] = (scheduled[sid], ev.event_time.ToDatetime().timestamp())
+        elif ev.HasField("activity_task_completed_event_attributes"):
+            name, t = started[ev.activity_task_completed_event_attributes.started_event_id]
+            longest[name] = max(longest.get(name, 0.0), ev.event_time.ToDatetime().timestamp() - t)
+    return ", ".join(f"{k.removeprefix('ocm.')} {v:.1f}s" for k, v in longest.items())
 
 
 async def bench(sizes: list[int], bulk: tuple[int, int], parallels: list[int], state: Path) -> None:

@@ -4,8 +4,9 @@ One GET streams the source blob once, in order; each chunk of the upload is a PA
 the next ``chunk_size`` bytes of that stream, handed from the source connection to the target one
 piece by piece (1 MiB), as a raw streaming copy does. Nothing is buffered per chunk, so chunks can be
 large (64 MiB by default: 16 round trips per GiB instead of 128) at no memory cost, and many copies
-can run in parallel in one worker. SHA-256 runs in a thread on each piece while the event loop sends
-it (hashlib and the TLS write both release the GIL), so hashing overlaps encryption.
+can run in parallel in one worker. SHA-256 runs on each piece in the event loop's thread, as the raw
+copy does (``hash_in_thread`` hashes it in a thread while the loop sends it: faster on an idle
+machine, slower on a busy one, where the thread hop per piece costs more than the overlap gains).
 
 The upload URL and offset are the resumable state (``UploadSession``); the registry's own ``Range``
 answer is the truth on resume and after a connection dropped mid-chunk. A chunk that must be sent
