@@ -160,14 +160,6 @@ class HibernationState(BaseModel):
     schedules: list[HibernationSchedule] = Field(default_factory=list)
 
 
-class ShootKey(BaseModel):
-    model_config = ConfigDict(hide_input_in_errors=True)
-
-    name: str
-    namespace: str
-    garden: GardenRef = Field(default_factory=GardenRef)
-
-
 GARDENER_DAY2 = StepTable(task_queue=queues.GARDENER, non_retryable_errors=NON_RETRYABLE, site_arg="site")
 
 # fmt: off
