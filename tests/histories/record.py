@@ -35,6 +35,7 @@ from definitions.runs import ApprovalDecision, PipelineRequest, PipelineStatus, 
 from landscape.landscape import Landscape
 from landscape.temporal import TemporalDevServer
 from tests.support import pipeline
+from tests.unit.promotion.samples import two_rings
 from workers.config import data_converter
 from workers.worker import build_workers
 
@@ -324,39 +325,7 @@ async def record_promotions(client: Client, prefix: str, state: Path, temporal: 
     prom.start(state / "prometheus")
     name = "replay"
     kube = api.endpoints["kubeconfig"]
-    data = {
-        "metadata": {"name": name},
-        "spec": {
-            "artifact": {"component": "example.apeiro.dev/edge-app", "repository": "http://r"},
-            "defaults": {"prometheus": prom.endpoints["url"], "errorBackoff": "2s"},
-            "rings": [
-                {
-                    "name": "dev",
-                    "targets": [{"stage": f"{name}-dev", "kubeconfig": kube}],
-                    "verifyGates": [{"type": "soak", "duration": "${{ soak }}"}],
-                },
-                {
-                    "name": "canary",
-                    "targets": [{"stage": f"{name}-c{i}", "kubeconfig": kube} for i in range(2)],
-                    "parallelism": 2,
-                    "flags": {
-                        "path": str(state / "flags.json"),
-                        "actions": [{"flag": "new-ui", "defaultVariant": "on", "variants": {"on": True, "off": False}}],
-                    },
-                    "verifyGates": [
-                        {
-                            "type": "prometheus",
-                            "name": "error-rate",
-                            "query": "max(sample_error_ratio)",
-                            "successCondition": "result < 0.05",
-                            "interval": "1s",
-                            "count": 2,
-                        }
-                    ],
-                },
-            ],
-        },
-    }
+    data = two_rings(name, kube, prom.endpoints["url"], str(state / "flags.json"), "${{ soak }}", "1s")
 
     def request(version: str, soak: str) -> PromotionRequest:
         spec = json.loads(json.dumps(data).replace("${{ soak }}", soak))
