@@ -34,7 +34,7 @@ from definitions import queues
 from definitions.runs import ApprovalDecision, PipelineRequest, PipelineStatus, StepState
 from landscape.landscape import Landscape
 from landscape.temporal import TemporalDevServer
-from tests.support import pipeline
+from tests.support import pipeline, sandboxed_worker
 from tests.unit.promotion.samples import two_rings
 from workers.config import data_converter
 from workers.worker import build_workers
@@ -182,27 +182,19 @@ async def record_servers(client: Client, prefix: str, state: Path, temporal: Any
 async def record_clusters(client: Client, prefix: str, state: Path, temporal: Any) -> None:
     """Create, maintain (upgrades inside the window), upgrade two minors, delete, against the garden
     API server with the simulated gardenlet."""
-    from temporalio.worker import Worker
 
     from definitions.cluster import ClusterCreateInput, ClusterDeleteInput, ClusterMaintainInput, ClusterUpgradeInput
     from landscape.gardener import samples
     from landscape.kubeapi.part import KubeApiServer
     from tests.integration.cluster.test_cluster_workflows import NS, garden, spec
     from workers.gardener import contents
-    from workers.worker import workflow_runner
 
     api = KubeApiServer(settings={"gardener.speed": "3000"}, bookmark_interval=0.5)
     api.start(state / "garden")
     try:
         samples.seed(api.url)
         queue, c = f"{prefix}gardener", contents()
-        async with Worker(
-            client,
-            task_queue=queue,
-            workflows=list(c.workflows),
-            activities=list(c.activities),
-            workflow_runner=workflow_runner(),
-        ):
+        async with sandboxed_worker(client, queue, c.workflows, c.activities):
             name, ref = "replay-a", garden(api)
             await client.execute_workflow(
                 "ClusterCreateWorkflow",
@@ -239,13 +231,10 @@ async def record_transport(client: Client, prefix: str, state: Path, temporal: A
     import subprocess
     import sys
 
-    from temporalio.worker import Worker
-
     from activities.ocm.transport import ACTIVITIES
     from definitions.ocm import ComponentVersionRef, RepositorySpec, TransportInput
     from landscape import ocm_example as ex
     from landscape.registry import RegistryPart
-    from workers.worker import workflow_runner
     from workflows.transport import ComponentTransportWorkflow
 
     source, site = RegistryPart("source"), RegistryPart("site", tls=True, username="apeiro")
@@ -288,13 +277,7 @@ async def record_transport(client: Client, prefix: str, state: Path, temporal: A
         finally:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
-        async with Worker(
-            client,
-            task_queue=queue,
-            workflows=[ComponentTransportWorkflow],
-            activities=list(ACTIVITIES),
-            workflow_runner=workflow_runner(),
-        ):
+        async with sandboxed_worker(client, queue, [ComponentTransportWorkflow], ACTIVITIES):
             await handle.result()
     finally:
         site.stop()
@@ -305,14 +288,12 @@ async def record_promotions(client: Client, prefix: str, state: Path, temporal: 
     """Promotions against the Stage controller and a real Prometheus: one that succeeds, one rolled
     back by its error-rate gate, one superseded by a newer version, one saved mid-soak, and the
     coordinator after those versions."""
-    from temporalio.worker import Worker
 
     from activities import konfidence
     from definitions.promotion import PromotionPipeline, PromotionRunArgs
     from definitions.promotion_runs import PromotionRequest
     from landscape.kubeapi.part import KubeApiServer
     from landscape.prometheus import Prometheus
-    from workers.worker import workflow_runner
     from workflows.promotion import WORKFLOWS
 
     api = KubeApiServer(
@@ -332,13 +313,7 @@ async def record_promotions(client: Client, prefix: str, state: Path, temporal: 
         return PromotionRequest(promotion=spec, version=version, requested_by="recorder")
 
     try:
-        async with Worker(
-            client,
-            task_queue=queues.KONFIDENCE,
-            workflows=WORKFLOWS,
-            activities=konfidence.ACTIVITIES,
-            workflow_runner=workflow_runner(),
-        ):
+        async with sandboxed_worker(client, queues.KONFIDENCE, WORKFLOWS, konfidence.ACTIVITIES):
             prom.set_error_rate(0.0)
             await asyncio.sleep(2.5)  # two scrapes
             good = await client.start_workflow(
