@@ -19,8 +19,7 @@ from workflows.failures import failure_info
 T = TypeVar("T")
 
 
-async def execute_step_activity(
-    step: str,
+async def call_activity(
     name: str,
     arg: Any,
     result_type: type[T],
@@ -29,16 +28,22 @@ async def execute_step_activity(
     heartbeat: timedelta | None,
     retry_policy: RetryPolicy,
 ) -> T:
+    """``workflow.execute_activity`` with the options a lifecycle gives every call, typed by ``result_type``."""
+    res: T = await workflow.execute_activity(
+        name,
+        arg,
+        result_type=result_type,
+        start_to_close_timeout=start_to_close,
+        heartbeat_timeout=heartbeat,
+        retry_policy=retry_policy,
+    )
+    return res
+
+
+async def execute_step_activity(step: str, name: str, arg: Any, result_type: type[T], **options: Any) -> T:
+    """:func:`call_activity` (same options) in the lifecycle step ``step``."""
     try:
-        res: T = await workflow.execute_activity(
-            name,
-            arg,
-            result_type=result_type,
-            start_to_close_timeout=start_to_close,
-            heartbeat_timeout=heartbeat,
-            retry_policy=retry_policy,
-        )
+        return await call_activity(name, arg, result_type, **options)
     except ActivityError as exc:
         etype, msg = failure_info(exc)
         raise ApplicationError(f"step {step}: {msg}", type=etype, non_retryable=True) from exc
-    return res
