@@ -17,7 +17,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 from workflows.failures import failure_info
-from workflows.server_claim import ServerClaimWorkflow
+from workflows.server_claim import API_RETRY, ServerClaimWorkflow
 from workflows.step_activity import execute_step_activity
 
 with workflow.unsafe.imports_passed_through():
@@ -69,13 +69,8 @@ with workflow.unsafe.imports_passed_through():
 T = TypeVar("T")
 
 #: BMC calls: a 503-ing BMC gets about a minute to recover; what retries cannot fix fails at once.
-BMC_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=20),
-    maximum_attempts=6,
-    non_retryable_error_types=list(NON_RETRYABLE),
-)
+#: The same policy as the metal-operator API calls of a claim.
+BMC_RETRY = API_RETRY
 PROBE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_attempts=2,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import functools
 import hashlib
 from collections.abc import Awaitable, Callable
@@ -519,15 +520,8 @@ async def copy_blob_activity(inp: BlobCopyInput) -> BlobCopyResult:
             )
     finally:
         await recorder.aclose()
-    return BlobCopyResult(
-        digest=stats.digest,
-        size=stats.size,
-        bytes_sent=stats.bytes_sent,
-        skipped=stats.skipped,
-        mounted=stats.mounted,
-        resumed_from=stats.resumed_from,
-        attempt=info.attempt,
-    )
+    # The copy's own figures (CopyStats; the result leaves out its chunk count) and the attempt.
+    return BlobCopyResult.model_validate({**dataclasses.asdict(stats), "attempt": info.attempt})
 
 
 @activity.defn(name="ocm.copy_manifests")

@@ -228,13 +228,12 @@ async def record_transport(client: Client, prefix: str, state: Path, temporal: A
     """A component transport whose worker is killed mid-blob; the next attempt resumes the upload
     (as tests/integration/ocm/test_resume.py)."""
     import signal
-    import subprocess
-    import sys
 
     from activities.ocm.transport import ACTIVITIES
     from definitions.ocm import ComponentVersionRef, RepositorySpec, TransportInput
     from landscape import ocm_example as ex
     from landscape.registry import RegistryPart
+    from tests.integration.ocm.slow_worker import spawn
     from workflows.transport import ComponentTransportWorkflow
 
     source, site = RegistryPart("source"), RegistryPart("site", tls=True, username="apeiro")
@@ -257,16 +256,10 @@ async def record_transport(client: Client, prefix: str, state: Path, temporal: A
             heartbeat_timeout_s=3,
             parallel_blobs=1,
         )
-        queue, repo = f"{prefix}ocm", HERE.parents[1]
-        proc = subprocess.Popen(  # noqa: ASYNC220 - a worker process to SIGKILL mid-blob
-            [sys.executable, "-m", "tests.integration.ocm.slow_worker", temporal.endpoints["address"], queue, "0.3"],
-            cwd=repo,
-            env={**os.environ, "PYTHONPATH": str(repo)},
-            stdout=subprocess.PIPE,
-            start_new_session=True,
-        )
+        queue = f"{prefix}ocm"
+        proc = spawn(temporal.endpoints["address"], queue, 0.3)  # a worker process to SIGKILL mid-blob
         try:
-            assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+            assert proc.stdout is not None
             handle = await client.start_workflow(
                 "ComponentTransportWorkflow", inp, id=f"{prefix}resumed-blob", task_queue=queue
             )
