@@ -298,6 +298,9 @@ async def restore_flags(request: FlagRestore) -> None:
     _write_atomic(path, request.before)
 
 
+#: The gate measurements, also registered on the ``gardener`` queue for the gates between fleet waves.
+GATE_ACTIVITIES: list[Callable[..., Any]] = [prometheus_query, http_probe, next_allowed]
+
 ACTIVITIES: list[Callable[..., Any]] = [
     validate, register, deploy_stage, prometheus_query, http_probe, trigger_tests, poll_tests, next_allowed,
     apply_flags, restore_flags,

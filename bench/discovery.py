@@ -115,7 +115,7 @@ async def run(sizes: list[int], concurrency: int, state: Path) -> None:
             assert fan.stdout is not None
             ports: list[int] = json.loads(fan.stdout.readline())["ports"]
             client = await Client.connect(land.part("temporal").endpoints["address"], data_converter=data_converter())
-            for n in sizes:
+            for k, n in enumerate(sizes):
                 conns, specs = [], []
                 for i in range(n):
                     user, password = credentials(i, secret)
@@ -126,8 +126,14 @@ async def run(sizes: list[int], concurrency: int, state: Path) -> None:
                     specs.append(BmcEndpointSpec(url=url, name=f"bmc-{i}", credentials=creds))
                 site = SiteDefinition(name="bench", bmcs=specs)
                 direct(conns[: min(n, 8)], 8)  # warm up the emulator and the endpoints
-                base_s, found = direct(conns, 8)
-                wf_s, result, largest = await through_workflow(client, site, concurrency, state / f"store-{n}")
+                # Alternate which path goes first from one size to the next: on a shared machine the load
+                # drifts between the two halves of a level.
+                if k % 2:
+                    wf_s, result, largest = await through_workflow(client, site, concurrency, state / f"store-{n}")
+                    base_s, found = direct(conns, 8)
+                else:
+                    base_s, found = direct(conns, 8)
+                    wf_s, result, largest = await through_workflow(client, site, concurrency, state / f"store-{n}")
                 rows.append([n, base_s, wf_s, wf_s / base_s, len(result.servers), found, largest])
                 direct_pts.append((n, base_s))
                 wf_pts.append((n, wf_s))
@@ -143,14 +149,20 @@ async def run(sizes: list[int], concurrency: int, state: Path) -> None:
         logx=True,
     )
     per = [f"{s / n * 1000:.0f}" for n, s in wf_pts]
+    ratios_ok = all(r[3] <= 1.25 for r in rows)  # type: ignore[operator]
+    per_bmc = [s / n for n, s in wf_pts]
+    linear = len(per_bmc) < 2 or max(per_bmc) <= 1.25 * min(per_bmc)
     report(
         "discovery",
         title=f"discovery + full inventory, workflow concurrency {concurrency} vs the direct 8-thread script",
         header=["BMCs", "direct s", "workflow s", "ratio", "servers found", "direct found", "largest history"],
         rows=rows,
-        target="ratio <= 1.25 at every size; time linear in BMCs (workflow ms per BMC: " + ", ".join(per) + ")",
-        saturates="the emulator (one sushy-emulator process serves every BMC, behind one Python proxy) and "
-        "the 2 shared cores; both paths read through the same endpoints",
+        target="ratio <= 1.25 at every size; time linear in BMCs (workflow ms per BMC: " + ", ".join(per) + ") -- "
+        f"ratio {'met' if ratios_ok else 'NOT met'}, "
+        f"{'linear' if linear else 'NOT linear'} (largest ms per BMC within 1.25x of the smallest)",
+        saturates="the emulator (one sushy-emulator process serves every BMC, behind one Python proxy: "
+        "~0.25 s of its time per BMC) and the 2 shared cores; both paths read through the same endpoints, the "
+        "workflow's 8 activity slots wait on it like the script's 8 threads",
         plot_path=path,
     )
 

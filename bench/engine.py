@@ -127,21 +127,43 @@ def worker_main(address: str, profile: str | None) -> None:
 # --- the driver -------------------------------------------------------------------------------------
 
 
+def worker_env(state: Path) -> dict[str, str]:
+    """The worker's environment, with bytecode caching on (under ``state``, not in the checkout).
+
+    The workflow sandbox imports a workflow's modules afresh for every run. With
+    PYTHONDONTWRITEBYTECODE set (as on the shared development machines) there is no .pyc, so every
+    pipeline run compiled workflows/pipeline.py and its helpers from source (~20 ms of CPU, against
+    ~1 ms for the hand-written baseline's module): a cost of the machine, not of the engine, that a
+    deployed worker (an image with .pyc files) does not pay.
+    """
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONPYCACHEPREFIX": str(state / "pycache")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 async def largest_history(client: Any, workflow_id: str) -> int:
-    """Events in the largest history among the workflow's runs and its children (one level)."""
-    handle = client.get_workflow_handle(workflow_id)
+    """Events in the largest history among the workflow's runs (continue-as-new included) and their
+    children (one level, at most 200 per run)."""
     largest = 0
-    children: list[str] = []
-    async for event in handle.fetch_history_events():
-        if event.HasField("start_child_workflow_execution_initiated_event_attributes"):
-            children.append(event.start_child_workflow_execution_initiated_event_attributes.workflow_id)
-        largest = max(largest, event.event_id)
-    for child in children[:200]:
-        n = 0
-        async for event in client.get_workflow_handle(child).fetch_history_events():
-            n = event.event_id
-        largest = max(largest, n)
-    return largest
+    run_id: str | None = None
+    while True:
+        handle = client.get_workflow_handle(workflow_id, run_id=run_id)
+        children: list[str] = []
+        previous = ""
+        async for event in handle.fetch_history_events():
+            if event.HasField("workflow_execution_started_event_attributes"):
+                previous = event.workflow_execution_started_event_attributes.continued_execution_run_id
+            if event.HasField("start_child_workflow_execution_initiated_event_attributes"):
+                children.append(event.start_child_workflow_execution_initiated_event_attributes.workflow_id)
+            largest = max(largest, event.event_id)
+        for child in children[:200]:
+            n = 0
+            async for event in client.get_workflow_handle(child).fetch_history_events():
+                n = event.event_id
+            largest = max(largest, n)
+        if not previous:
+            return largest
+        run_id = previous
 
 
 async def bench(args: argparse.Namespace, state: Path) -> None:
@@ -161,7 +183,7 @@ async def bench(args: argparse.Namespace, state: Path) -> None:
         if args.profile:
             cmd += ["--profile", str(Path(args.profile).resolve())]
         worker = subprocess.Popen(  # noqa: ASYNC220 - the worker under test, in its own process
-            cmd, stdout=subprocess.PIPE, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}
+            cmd, stdout=subprocess.PIPE, cwd=REPO, env=worker_env(state)
         )
         assert worker.stdout is not None
         worker.stdout.readline()
@@ -174,13 +196,16 @@ async def bench(args: argparse.Namespace, state: Path) -> None:
         )
         rows: list[list[object]] = []
         eng_pts, hand_pts = [], []
-        for n in args.batches:
+
+        async def engine_batch(n: int) -> float:
             t0 = time.monotonic()
             handles = await asyncio.gather(
                 *(start_pipeline(client, definition, {}, workflow_id=f"e-{uuid.uuid4().hex[:10]}") for _ in range(n))
             )
             await asyncio.gather(*(h.result() for h in handles))
-            e = n / (time.monotonic() - t0)
+            return time.monotonic() - t0
+
+        async def hand_batch(n: int) -> float:
             t0 = time.monotonic()
             hh = await asyncio.gather(
                 *(
@@ -191,8 +216,22 @@ async def bench(args: argparse.Namespace, state: Path) -> None:
                 )
             )
             await asyncio.gather(*(h.result() for h in hh))
-            b = n / (time.monotonic() - t0)
-            rows.append([n, e, b, e / b, peak_rss_mib(worker.pid)])
+            return time.monotonic() - t0
+
+        for n in args.batches:
+            # Alternate the two (engine first, then hand-written first, ...) and add up the times: on a
+            # shared machine the load drifts within seconds, and one pass of each gave ratios from
+            # 0.5 to 1.5 for the same code.
+            e_s = b_s = 0.0
+            for r in range(args.repeat):
+                if r % 2 == 0:
+                    e_s += await engine_batch(n)
+                    b_s += await hand_batch(n)
+                else:
+                    b_s += await hand_batch(n)
+                    e_s += await engine_batch(n)
+            e, b = n * args.repeat / e_s, n * args.repeat / b_s
+            rows.append([n, args.repeat, e, b, e / b, peak_rss_mib(worker.pid)])
             eng_pts.append((n, e))
             hand_pts.append((n, b))
         path = plot(
@@ -206,9 +245,10 @@ async def bench(args: argparse.Namespace, state: Path) -> None:
         report(
             "engine",
             title="throughput: trivial 10-step pipelines vs the same activities hand-written",
-            header=["batch", "pipelines/s", "hand-written/s", "ratio", "worker peak RSS MiB"],
+            header=["batch", "passes", "pipelines/s", "hand-written/s", "ratio", "worker peak RSS MiB"],
             rows=rows,
-            target="ratio >= 0.80",
+            target="ratio >= 0.80 -- " + ("met" if all(r[4] >= 0.8 for r in rows) else "NOT met")  # type: ignore[operator]
+            + " at every batch size",
             saturates="the dev server and the single worker share 2 cores: Temporal's persistence of ~25 "
             "events per workflow saturates first; the ratio is the engine's own cost",
             plot_path=path,
@@ -224,6 +264,7 @@ async def bench(args: argparse.Namespace, state: Path) -> None:
             await (await start_pipeline(client, doc, {}, workflow_id=wid)).result()
             wall = time.monotonic() - t0
             big.append([label, wall, await largest_history(client, wid), peak_rss_mib(worker.pid)])
+            print(f"{label}: {wall:.1f} s, largest history {big[-1][2]} events", flush=True)
         report(
             "engine-big",
             title="large pipelines (one worker)",
@@ -263,6 +304,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", help="pipelines started at once (default 10 30 100)")
     parser.add_argument("--dag-steps", type=int, help="steps of the large DAG (default 1000)")
     parser.add_argument("--items", type=int, help="items of the large forEach (default 10000)")
+    parser.add_argument("--repeat", type=int, help="passes per batch size, alternating the order (default 3)")
     parser.add_argument("--profile", metavar="FILE", help="run the worker under cProfile, write pstats to FILE")
     parser.add_argument("--worker", metavar="ADDRESS", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -270,6 +312,7 @@ def main() -> None:
         worker_main(args.worker, args.profile)
         return
     args.batches = args.batches or ([5, 20] if args.quick else [10, 30, 100])
+    args.repeat = args.repeat or (2 if args.quick else 3)
     args.dag_steps = args.dag_steps or (100 if args.quick else 1000)
     args.items = args.items or (300 if args.quick else 10000)
     with tempfile.TemporaryDirectory(prefix="apeiro-bench-engine-") as d:

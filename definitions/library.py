@@ -22,10 +22,19 @@ MAX_FILE_BYTES = 2 * MAX_DEFINITION_BYTES
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 
+#: Parsed files by path: (inode, mtime_ns, ctime_ns, size) when read, the YAML (None when skipped), the skip reason.
+#: Starting a pipeline checks its sub-pipeline calls against every file (``call_graph``); parsing the
+#: examples alone took ~240 ms a start on a busy machine, so a file is parsed again only once it changed.
+_PARSED: dict[Path, tuple[tuple[int, ...], Any, str | None]] = {}
+
 
 def definition_dirs() -> list[Path]:
     dirs = [Path(p) for p in os.environ.get("APEIRO_DEFINITIONS", "").split(os.pathsep) if p]
     return [*dirs, EXAMPLES]
+
+
+class _Skipped(Exception):
+    """A file skipped before, unchanged since (its reason is the message)."""
 
 
 class PipelineLibrary:
@@ -37,15 +46,28 @@ class PipelineLibrary:
     def _read(self, path: Path) -> Any:
         """A file's YAML, or None after a warning naming the file: one bad file (binary, nested
         100k deep, huge) must not break `apeiro pipelines` or the workers' name lookup."""
+        stamp: tuple[int, ...] | None = None
         try:
-            size = path.stat().st_size
-            if size > MAX_FILE_BYTES:
-                raise DefinitionError([Problem("", f"{size} bytes, over the limit of {size_text(MAX_FILE_BYTES)}")])
-            return load_yaml(path.read_text(encoding="utf-8"), str(path))
-        except (DefinitionError, OSError, UnicodeDecodeError, RecursionError, ValueError) as exc:
+            st = path.stat()
+            stamp = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+            cached = _PARSED.get(path)
+            if cached is not None and cached[0] == stamp:
+                if cached[2] is not None:
+                    raise _Skipped(cached[2])
+                return cached[1]  # shared: the library's readers only read it
+            if st.st_size > MAX_FILE_BYTES:
+                raise DefinitionError(
+                    [Problem("", f"{st.st_size} bytes, over the limit of {size_text(MAX_FILE_BYTES)}")]
+                )
+            data = load_yaml(path.read_text(encoding="utf-8"), str(path))
+            _PARSED[path] = (stamp, data, None)
+            return data
+        except (_Skipped, DefinitionError, OSError, UnicodeDecodeError, RecursionError, ValueError) as exc:
             reason = str(exc).splitlines()[-1].strip() if str(exc).strip() else type(exc).__name__
             if isinstance(exc, UnicodeDecodeError):
                 reason = "not UTF-8 text (a binary file?)"
+            if stamp is not None:
+                _PARSED[path] = (stamp, None, reason)
             self.skipped[path] = reason
             log.warning("pipeline library: skipping %s: %s", path, reason)
             return None

@@ -327,26 +327,60 @@ class PromotionPipeline(_Model):
         return [self.spec.rings[index - 1].name] if index > 0 else []
 
 
+def gate_names(gates: list[Any]) -> list[str]:
+    """A name for each gate: its own, else its type, numbered when there are several of one type."""
+    counts: dict[str, int] = {}
+    for g in gates:
+        counts[g.type] = counts.get(g.type, 0) + 1
+    seen: dict[str, int] = {}
+    out = []
+    for g in gates:
+        seen[g.type] = seen.get(g.type, 0) + 1
+        out.append(g.name or (g.type if counts[g.type] == 1 else f"{g.type}-{seen[g.type]}"))
+    return out
+
+
 def ring_gates(ring: Ring) -> list[tuple[str, str, Any]]:
     """(phase, name, gate) for every gate of a ring; unnamed gates are called by their type, numbered
     when a ring has several of one type."""
     all_gates = [("entry", g) for g in ring.entry_gates] + [("verify", g) for g in ring.verify_gates]
-    counts: dict[str, int] = {}
-    for _, g in all_gates:
-        counts[g.type] = counts.get(g.type, 0) + 1
-    seen: dict[str, int] = {}
-    out = []
-    for phase, g in all_gates:
-        seen[g.type] = seen.get(g.type, 0) + 1
-        name = g.name or (g.type if counts[g.type] == 1 else f"{g.type}-{seen[g.type]}")
-        out.append((phase, name, g))
-    return out
+    names = gate_names([g for _, g in all_gates])
+    return [(phase, name, g) for (phase, g), name in zip(all_gates, names, strict=True)]
+
+
+def gate_problems(path: str, gate: Any, calendars: dict[str, Calendar]) -> list[tuple[str, str]]:
+    """One gate's own cross-field checks: a known calendar, CEL conditions that parse."""
+    from definitions.expressions import ExpressionError, parse
+
+    problems: list[tuple[str, str]] = []
+    if isinstance(gate, TimeWindowGate) and gate.calendar not in calendars:
+        problems.append((f"{path}.calendar", f"unknown calendar {gate.calendar!r}; declared: "
+                         f"{', '.join(calendars) or 'none'}"))
+    for field_name in ("success_condition", "condition"):
+        expr = getattr(gate, field_name, None)
+        if expr:
+            try:
+                parse(expr)
+            except ExpressionError as exc:
+                problems.append((f"{path}.{to_camel(field_name)}", str(exc)))
+    return problems
+
+
+def promql_problem(gate: Any) -> str | None:
+    """The PromQL parser's complaint about a Prometheus gate's query (outside workflows only)."""
+    if not isinstance(gate, PrometheusGate) or _in_workflow():
+        return None
+    import promql_parser  # native (Rust) parser; imported lazily to keep this module sandbox-safe
+
+    try:
+        promql_parser.parse(gate.query)
+    except (ValueError, RuntimeError) as exc:
+        return f"unparsable PromQL: {exc}"
+    return None
 
 
 def structure_problems(p: PromotionPipeline) -> list[tuple[str, str]]:
     """Cross-field checks (pure): duplicate/unknown rings, gate names, calendars, CEL conditions."""
-    from definitions.expressions import ExpressionError, parse
-
     problems: list[tuple[str, str]] = []
     seen: dict[str, int] = {}
     for i, ring in enumerate(p.spec.rings):
@@ -371,20 +405,11 @@ def structure_problems(p: PromotionPipeline) -> list[tuple[str, str]]:
             if name in names:
                 problems.append((f"{path}.name", f"duplicate gate name {name!r} in ring {ring.name!r}"))
             names.add(name)
-            if isinstance(gate, TimeWindowGate) and gate.calendar not in p.spec.calendars:
-                problems.append((f"{path}.calendar", f"unknown calendar {gate.calendar!r}; declared: "
-                                 f"{', '.join(p.spec.calendars) or 'none'}"))
+            problems += gate_problems(path, gate, p.spec.calendars)
             if isinstance(gate, UpstreamVerifiedGate):
                 for m, up in enumerate(gate.rings):
                     if up not in seen or up == ring.name:
                         problems.append((f"{path}.rings[{m}]", f"{up!r} is not a ring before {ring.name!r}"))
-            for field_name in ("success_condition", "condition"):
-                expr = getattr(gate, field_name, None)
-                if expr:
-                    try:
-                        parse(expr)
-                    except ExpressionError as exc:
-                        problems.append((f"{path}.{to_camel(field_name)}", str(exc)))
     return problems
 
 
@@ -404,17 +429,13 @@ class PromotionDefinitionError(ValueError):
 
 def check_promql(p: PromotionPipeline) -> list[tuple[str, str]]:
     """Parse every Prometheus gate's query with a real PromQL parser (outside workflows only)."""
-    import promql_parser  # native (Rust) parser; imported lazily to keep this module sandbox-safe
-
     problems = []
     for i, ring in enumerate(p.spec.rings):
         for section in ("entryGates", "verifyGates"):
             for k, gate in enumerate(getattr(ring, to_snake(section))):
-                if isinstance(gate, PrometheusGate):
-                    try:
-                        promql_parser.parse(gate.query)
-                    except (ValueError, RuntimeError) as exc:
-                        problems.append((f"spec.rings[{i}].{section}[{k}].query", f"unparsable PromQL: {exc}"))
+                problem = promql_problem(gate)
+                if problem:
+                    problems.append((f"spec.rings[{i}].{section}[{k}].query", problem))
     return problems
 
 

@@ -5,9 +5,9 @@ Shared by the promotion workflows, their activities, the CLI and tests (data onl
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,6 +23,11 @@ class PromotionRequest(_Open):
     version: str = Field(min_length=1)
     requested_by: str | None = None
     override_reason: str | None = None
+    #: Continue as new at the next gate check once the history has this many events (or the server
+    #: suggests it, at about 4k events); docs/promotion.md, "Long promotions".
+    continue_as_new_after: int = Field(default=2000, ge=50, le=40000)
+    #: Set by the run itself when it continues as new: where it stood (None when a person starts it).
+    carried: PromotionCarry | None = None
 
 
 class RunState(StrEnum):
@@ -347,3 +352,60 @@ class PromotionStatus(_Open):
 class PromotionOutcome(_Open):
     status: PromotionStatus
     audit: list[RingAttempt] = Field(default_factory=list)
+
+
+# --- continue-as-new ------------------------------------------------------------------------------
+
+
+class GateProgress(_Open):
+    """Where one gate's check stands, so the next run of a continued promotion picks it up where it
+    was: the driver's deadline, Error retries and backoff (``gating.py``) and the evaluator's own
+    counters and timer (``gates/``)."""
+
+    ring: str
+    gate: str
+    #: evaluating: the evaluator runs; backoff: waiting to retry an Error; paused: waiting for a person.
+    stage: Literal["evaluating", "backoff", "paused"] = "evaluating"
+    deadline: datetime | None = None
+    retries: int = 0
+    backoff: timedelta = timedelta(seconds=30)
+    #: The evaluator's counters (measurements taken, failed, errors in a row, successes in a row).
+    counters: dict[str, int] = Field(default_factory=dict)
+    #: When the evaluator's current timer ends (a soak's end, the next measurement or probe).
+    until: datetime | None = None
+    #: testSuite: the suite was triggered (a continued run waits for its result, never triggers twice).
+    triggered: bool = False
+
+    def restart(self) -> None:
+        """A new evaluation (first check, or after a retry): the evaluator starts from scratch."""
+        self.counters, self.until, self.triggered = {}, None, False
+
+
+class PromotionCarry(_Open):
+    """What a promotion hands the next run of its chain when it continues as new (``ring.py``): the
+    ring and phase it was in, the run's status with every gate's record (votes, measurements,
+    outcomes), the audit so far, the coordinator's answers, operator input and each open gate's
+    progress."""
+
+    continued: int = Field(ge=1, description="how many times the run has continued as new")
+    ring_index: int = Field(ge=0)
+    phase: Literal["entry", "freeze", "verify"]
+    status: PromotionStatus
+    audit: list[RingAttempt] = Field(default_factory=list)
+    attempts: dict[str, int] = Field(default_factory=dict)
+    registered: RegisterReply
+    grants: dict[str, RingGrant] = Field(default_factory=dict)
+    verified_at: dict[str, datetime] = Field(default_factory=dict)
+    calendars: dict[str, Calendar] = Field(default_factory=dict)
+    calendar_generation: int = 0
+    overrides: list[GateOverride] = Field(default_factory=list)
+    retry: list[GateRef] = Field(default_factory=list)
+    test_results: list[TestResult] = Field(default_factory=list)
+    gates: list[GateProgress] = Field(default_factory=list)
+    superseded: Superseded | None = None
+    abort: OperatorAction | None = None
+    rollback: OperatorAction | None = None
+    alert: ExternalAlert | None = None
+
+
+PromotionRequest.model_rebuild()

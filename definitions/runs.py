@@ -101,6 +101,10 @@ class Reuse(BaseModel):
 
     from_run: str = Field(alias="fromRun", min_length=1)
     steps: dict[str, Any] = Field(default_factory=dict, description="step name -> its outputs in that run")
+    #: The audit of the re-run (in the new run's first history event): from which step, who, why.
+    from_step: str | None = Field(default=None, alias="fromStep")
+    by: str | None = None
+    reason: str = ""
 
     model_config = ConfigDict(populate_by_name=True)
 

@@ -78,8 +78,12 @@ class RedfishEmulator(Part):
         site_input: str = "serverSite",
         site_name: str = "edge-demo-1",
         backend: str | None = None,
+        bmc_per_system: bool = False,
     ) -> None:
         super().__init__()
+        #: One BMC (own port, own firmware inventory) per system, as real servers have; ``bmc_urls``.
+        self.bmc_per_system = bmc_per_system
+        self.bmc_urls: list[str] = []
         self.name = name
         #: The pipeline input this emulator's site definition fills, and the site's server backend
         #: (``ironcore``: a rack metal-operator owns; None: the product's default, redfish).
@@ -156,6 +160,13 @@ class RedfishEmulator(Part):
             (state_dir / "password").chmod(0o600)
             self.password_file = state_dir / "password"
             argv += ["--username", self.username, "--password-file", str(state_dir / "password")]
+        bmc_ports: list[int] = []
+        while self.bmc_per_system and len(bmc_ports) < len(self.systems):
+            candidate = free_port()
+            if candidate != port and candidate not in bmc_ports:
+                bmc_ports.append(candidate)
+        if bmc_ports:
+            argv += ["--bmc-ports", ",".join(map(str, bmc_ports))]
         if self.callback_from is not None:
             self.callback_url = self.callback_from.endpoints["report_url"]
         if self.callback_url:
@@ -174,6 +185,9 @@ class RedfishEmulator(Part):
         url = f"{scheme}://127.0.0.1:{port}"
         side.start(lambda: httpx.get(f"{url}/redfish/v1", timeout=1, verify=False).status_code == 200)
         self.endpoints = {"url": url, "emulator": f"http://127.0.0.1:{emu_port}"}
+        self.bmc_urls = [f"{scheme}://127.0.0.1:{p}" for p in bmc_ports]
+        if self.bmc_urls:
+            self.endpoints["bmc_urls"] = ",".join(self.bmc_urls)
         if self.ca_bundle:
             self.endpoints["ca_bundle"] = str(self.ca_bundle)
 
@@ -193,7 +207,8 @@ class RedfishEmulator(Part):
     def site_definition(self, name: str | None = None) -> dict[str, object]:
         """A site definition (as JSON data) for this emulated BMC, credentials by reference."""
         name = name or self.site_name
-        site: dict[str, object] = {"name": name, "bmcs": [{"url": self.url, "name": f"{name}-bmc"}]}
+        bmcs = [{"url": u, "name": f"{name}-bmc-{i}"} for i, u in enumerate(self.bmc_urls)]
+        site: dict[str, object] = {"name": name, "bmcs": bmcs or [{"url": self.url, "name": f"{name}-bmc"}]}
         if self.backend:
             site["backend"] = self.backend
         if self.username and self.password_ref:

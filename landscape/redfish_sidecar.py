@@ -13,7 +13,10 @@ emulator, except:
   leaves update tasks Running forever, ``{"ignore_graceful": true}`` accepts GracefulShutdown and
   ignores it (a hung OS); ``{}`` clears;
 - ``/_apeiro/boots`` (GET): systems that booted the inserted CD (a simulated OS that "reports in");
-  with ``--callback-url`` each such boot is also POSTed there as JSON.
+  with ``--callback-url`` each such boot is also POSTed there as JSON;
+- ``--bmc-ports P1,P2,...``: one BMC per system, as real servers have: port ``Pi`` shows only the
+  i-th system (in the emulator's order) and has its own firmware inventory, so an update through one
+  server's BMC leaves the others as they were. ``--port`` still shows every system (one shared BMC).
 
 Run: ``python -m landscape.redfish_sidecar --upstream URL --port P [--certfile F --keyfile F]
 [--username U --password-file F]``.
@@ -29,6 +32,7 @@ import hmac
 import itertools
 import json
 import re
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -95,6 +99,14 @@ class SidecarState:
         self.boots: list[dict[str, Any]] = []
         self.background: set[asyncio.Task[None]] = set()
         self.client = httpx.AsyncClient(base_url=self.upstream, timeout=60.0)
+        #: --bmc-ports: port -> index of the one system that port's BMC shows (and its own firmware)
+        self.bmc_ports: dict[int, int] = {}
+        self.port_firmware: dict[int, dict[str, dict[str, Any]]] = {}
+
+    def firmware_of(self, port: int | None) -> dict[str, dict[str, Any]]:
+        if port in self.bmc_ports:
+            return self.port_firmware.setdefault(port, {k: dict(v) for k, v in self.firmware.items()})
+        return self.firmware
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -200,6 +212,19 @@ def build_app(state: SidecarState) -> Starlette:
             return injected
         p = "/" + path.strip("/")
         method = request.method
+        server = request.scope.get("server") or (None, None)
+        port = server[1] if server[1] in state.bmc_ports else None
+        firmware = state.firmware_of(port)
+        if port is not None and p == "/redfish/v1/Systems" and method == "GET":
+            resp = await passthrough(request, path)
+            if resp.status_code != 200:
+                return resp
+            doc = json.loads(bytes(resp.body))
+            members = sorted(doc.get("Members", []), key=lambda m: str(m.get("@odata.id", "")))
+            index = state.bmc_ports[port]
+            doc["Members"] = members[index : index + 1]
+            doc["Members@odata.count"] = len(doc["Members"])
+            return JSONResponse(doc)
         if p == "/redfish/v1" and method == "GET":
             resp = await passthrough(request, path)
             if resp.status_code != 200:
@@ -280,13 +305,13 @@ def build_app(state: SidecarState) -> Starlette:
             return JSONResponse(
                 {
                     "@odata.id": p,
-                    "Members@odata.count": len(state.firmware),
-                    "Members": [{"@odata.id": f"{p}/{k}"} for k in state.firmware],
+                    "Members@odata.count": len(firmware),
+                    "Members": [{"@odata.id": f"{p}/{k}"} for k in firmware],
                 }
             )
         m = re.fullmatch(r"/redfish/v1/UpdateService/FirmwareInventory/([^/]+)", p)
         if m and method == "GET":
-            item = state.firmware.get(m.group(1))
+            item = firmware.get(m.group(1))
             if item is None:
                 return _error(404, f"no firmware item {m.group(1)}")
             return JSONResponse({"@odata.id": p, "Id": m.group(1), "Updateable": True, **item})
@@ -305,7 +330,7 @@ def build_app(state: SidecarState) -> Starlette:
                 "Messages": [],
             }
             state.tasks[task_id] = task
-            state.spawn(run_update(task, uri))
+            state.spawn(run_update(task, uri, firmware))
             return JSONResponse(task, status_code=202, headers={"Location": task["@odata.id"]})
         if p == "/redfish/v1/TaskService" and method == "GET":
             return JSONResponse({"@odata.id": p, "Id": "TaskService", "Tasks": {"@odata.id": p + "/Tasks"}})
@@ -315,7 +340,7 @@ def build_app(state: SidecarState) -> Starlette:
             return JSONResponse(found) if found else _error(404, f"no task {m.group(1)}")
         return await passthrough(request, path)
 
-    async def run_update(task: dict[str, Any], uri: str) -> None:
+    async def run_update(task: dict[str, Any], uri: str, firmware: dict[str, dict[str, Any]]) -> None:
         try:
             async with httpx.AsyncClient(timeout=30, verify=False) as c:
                 resp = await c.get(uri)
@@ -341,7 +366,7 @@ def build_app(state: SidecarState) -> Starlette:
         match = re.match(r"(?P<component>[A-Za-z]+)-(?P<version>[0-9][^/]*?)(\.[a-z]+)?$", name)
         if match:
             comp = match.group("component").upper()
-            state.firmware.setdefault(comp, {"Name": f"{comp} firmware"})["Version"] = match.group("version")
+            firmware.setdefault(comp, {"Name": f"{comp} firmware"})["Version"] = match.group("version")
         task.update(
             TaskState="Completed",
             PercentComplete=100,
@@ -370,12 +395,15 @@ def main() -> None:
     ap.add_argument("--callback-url")
     ap.add_argument("--firmware-seconds", type=float, default=2.0)
     ap.add_argument("--boot-seconds", type=float, default=1.0)
+    ap.add_argument("--bmc-ports", help="comma-separated ports: one BMC per system (see the module doc)")
     args = ap.parse_args()
     password = Path(args.password_file).read_text().strip() if args.password_file else None
     state = SidecarState(
         args.upstream, args.username, password, args.callback_url, args.firmware_seconds, args.boot_seconds
     )
-    uvicorn.run(
+    ports = [args.port] + [int(p) for p in (args.bmc_ports or "").split(",") if p.strip()]
+    state.bmc_ports = {port: i for i, port in enumerate(ports[1:])}
+    config = uvicorn.Config(
         build_app(state),
         host=args.host,
         port=args.port,
@@ -383,6 +411,16 @@ def main() -> None:
         ssl_certfile=args.certfile,
         ssl_keyfile=args.keyfile,
     )
+    if len(ports) == 1:
+        uvicorn.Server(config).run()
+        return
+    sockets = []
+    for port in ports:  # one listening socket per BMC, all served by one server
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((args.host, port))
+        sockets.append(sock)
+    uvicorn.Server(config).run(sockets=sockets)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import time
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -256,15 +258,29 @@ async def connect(settings: TemporalSettings | None = None) -> Client:
         ) from None
 
 
+#: Per client: when each set of names was last found registered (a positive answer holds
+#: REGISTERED_TTL_S; a negative one is asked again next time, so registering them takes effect at once).
+_REGISTERED: weakref.WeakKeyDictionary[Client, dict[tuple[str, ...], float]] = weakref.WeakKeyDictionary()
+REGISTERED_TTL_S = 60.0
+
+
 async def search_attributes_registered(client: Client, names: Sequence[str]) -> bool:
     """Whether the namespace has every custom search attribute in ``names`` (False when it cannot tell).
 
     Shared by the CLI and the webhook gateway: both start pipelines and set the attributes only when
-    the server knows them (an unregistered attribute fails the workflow task forever)."""
+    the server knows them (an unregistered attribute fails the workflow task forever). A yes is kept
+    for a minute per client: a process starting many pipelines asked the server once per start."""
+    key = tuple(sorted(names))
+    seen = _REGISTERED.get(client, {}).get(key)
+    if seen is not None and time.monotonic() - seen < REGISTERED_TTL_S:
+        return True
     try:
         resp = await client.operator_service.list_search_attributes(
             ListSearchAttributesRequest(namespace=client.namespace)
         )
     except Exception:
         return False
-    return all(n in resp.custom_attributes for n in names)
+    registered = all(n in resp.custom_attributes for n in names)
+    if registered:
+        _REGISTERED.setdefault(client, {})[key] = time.monotonic()
+    return registered

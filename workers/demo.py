@@ -2,7 +2,9 @@
 
 Starts the landscape (fresh state), runs workers for every queue in this process, starts the
 pipeline exactly as `apeiro run` does (validated first), grants the approval the way an operator would
-(the `approve` update), prints a summary, and stops everything it started.
+(the `approve` update), prints a summary, and stops everything it started. Beside edge-site it runs
+edge-fleet-upgrade: a cluster upgrade over a fleet of shoots in two waves with gates between them,
+followed as `apeiro rollout status` shows it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from temporalio.service import RPCError
 from definitions.library import EXAMPLES
 from definitions.promotion import promotion_workflow_id
 from definitions.promotion_runs import PromotionStatus
+from definitions.rollout import RolloutStatus
 from definitions.runs import ApprovalDecision, ApprovalState, PipelineStatus, StepState
 from definitions.validate import load_yaml
 from triggers.demo import DEMO_APPROVER, PROMOTION, show_triggers
@@ -29,12 +32,17 @@ from workers.cli.common import ui_url
 from workers.cli.pipeline import STATE_MARK, format_status, start_pipeline
 from workers.cli.promote import approve_waiting
 from workers.cli.promote import format_status as format_promotion
+from workers.cli.rollout import NotFound, resolve
+from workers.cli.rollout import format_status as format_rollout
 from workers.config import TemporalSettings, connect
 from workers.landscape_loader import load_landscape
 from workers.queues import known_queues
 from workers.worker import build_workers
 
 DEMO_REQUESTER = "demo-operator"
+#: The second demo pipeline: a cluster upgrade in two waves (canary, gates, the rest), run beside edge-site.
+FLEET_FILE = EXAMPLES / "edge-fleet-upgrade.yaml"
+FLEET_STEP = "upgrade_fleet"
 
 
 def run_demo(state_dir: Path, pipeline_file: Path | None = None) -> int:
@@ -74,6 +82,8 @@ async def _run(landscape: Any, pipeline_file: Path) -> int:
         if ui:
             os.environ.setdefault("APEIRO_UI_URL", ui)
             print(f"  Temporal UI: {ui_url(handle.id, client.namespace)}")
+        fleet = await _start_fleet(client, inputs) if pipeline_file == EXAMPLES / "edge-site.yaml" else None
+        watcher = asyncio.ensure_future(_watch_fleet(client, fleet)) if fleet is not None else None
         started = time.monotonic()
         version = str(inputs.get("ocmVersion", "1.0.0"))
         code = await _follow_and_approve(client, handle, version)
@@ -91,7 +101,64 @@ async def _run(landscape: Any, pipeline_file: Path) -> int:
             await _print_promotion(client, version)
             print("\n=== triggers: one workflow started by a webhook, one by a schedule ===")
             await show_triggers(client, inputs, approve=approve_waiting, approver=DEMO_APPROVER)
+        if fleet is not None and watcher is not None:
+            code = max(code, await _print_fleet(client, fleet, watcher))
         return code
+
+
+async def _start_fleet(client: Client, inputs: dict[str, Any]) -> WorkflowHandle[Any, Any]:
+    data = load_yaml(FLEET_FILE.read_text(), str(FLEET_FILE))
+    declared = (data.get("spec") or {}).get("inputs") or {}
+    handle = await start_pipeline(
+        client,
+        data,
+        {k: v for k, v in inputs.items() if k in declared},
+        requested_by=DEMO_REQUESTER,
+        source=str(FLEET_FILE),
+    )
+    print(f"started pipeline run {handle.id} (a cluster upgrade over a fleet, in two waves with gates between)")
+    return handle
+
+
+async def _rollout_status(client: Client, fleet: WorkflowHandle[Any, Any]) -> tuple[str, RolloutStatus] | None:
+    try:
+        wid = await resolve(client, fleet.id, FLEET_STEP)
+        return wid, await client.get_workflow_handle(wid).query("status", result_type=RolloutStatus)
+    except (NotFound, RPCError):
+        return None  # the rollout has not started yet
+
+
+async def _watch_fleet(client: Client, fleet: WorkflowHandle[Any, Any]) -> None:
+    """One line per change of the rollout: each wave, each gate and why it waits."""
+    last = ""
+    while True:
+        found = await _rollout_status(client, fleet)
+        if found is not None:
+            st = found[1]
+            gated = next((w for w in st.waves if w.state == "gate" and w.pending), None)
+            line = st.message + (f" · {gated.pending}" if gated is not None else "")
+            if line and line != last:
+                print(f"  ⇉ fleet: {line}", flush=True)
+                last = line
+        await asyncio.sleep(0.5)
+
+
+async def _print_fleet(client: Client, fleet: WorkflowHandle[Any, Any], watcher: asyncio.Future[None]) -> int:
+    """The fleet's waves, gates and shoots once its pipeline ends (exit 1 if it failed)."""
+    try:
+        result = await fleet.result()
+        code = 0 if result.get("state") == "succeeded" else 1
+    except WorkflowFailureError as exc:
+        print(f"\nfleet pipeline FAILED: {getattr(exc.cause, 'message', exc.cause)}")
+        code = 1
+    watcher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watcher
+    found = await _rollout_status(client, fleet)
+    if found is not None:
+        print(f"\n=== fleet: cluster upgrade in two waves (apeiro rollout status {fleet.id}) ===")
+        print(format_rollout(found[1], found[0]))
+    return code
 
 
 def _print_backends(outputs: dict[str, Any]) -> None:

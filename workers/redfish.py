@@ -1,4 +1,5 @@
-"""Worker contents of the `redfish` queue: server discovery, provisioning, registration, IronCore claims."""
+"""Worker contents of the `redfish` queue: server discovery, provisioning, registration, IronCore claims,
+fleet operations (firmware, BIOS, image with drift)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ def workflows() -> list[type]:
         ServerProvisionWorkflow,
     )
     from workflows.server_claim import ServerClaimWorkflow
+    from workflows.server_update import ServerUpdateWorkflow
 
     return [
         ServerDiscoveryWorkflow,
@@ -23,6 +25,7 @@ def workflows() -> list[type]:
         ServerProvisionWorkflow,
         ServerProvisionFleetWorkflow,
         ServerClaimWorkflow,
+        ServerUpdateWorkflow,
     ]
 
 

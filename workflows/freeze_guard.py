@@ -24,8 +24,15 @@ FREEZE_PATCH = "freeze-check-v1"
 _RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=15))
 
 
-async def hold_while_frozen(what: str, report: Callable[[str], None], subject: str | None = None) -> FreezeVerdict:
-    """Return once the subject may act (not frozen, or exempt); the verdict says which."""
+async def hold_while_frozen(
+    what: str,
+    report: Callable[[str], None],
+    subject: str | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> FreezeVerdict:
+    """Return once the subject may act (not frozen, or exempt); the verdict says which. ``stop``
+    (asked before each wait) ends the hold early with the frozen verdict: a long-held workflow
+    continues as new there and holds again in its next run."""
     subject = subject or workflow.info().workflow_id
     while True:
         verdict: FreezeVerdict = await workflow.execute_activity(
@@ -44,4 +51,6 @@ async def hold_while_frozen(what: str, report: Callable[[str], None], subject: s
         if not verdict.frozen:
             return verdict
         report(f"{what}: waiting: {verdict.message}")
+        if stop is not None and stop():
+            return verdict
         await workflow.sleep(timedelta(seconds=verdict.recheck_seconds))

@@ -1,4 +1,7 @@
-"""FleetRolloutWorkflow (queue ``gardener``): one cluster operation over selected shoots, in waves.
+"""FleetRolloutWorkflow (queue ``gardener``): one operation over selected targets, in waves: a cluster
+operation over shoots, or a server operation (firmware, BIOS, image) over a site's discovered servers,
+selected from the site inventory by the ``redfish`` workers and run there as ``ServerUpdateWorkflow``
+children (a server already in sync is reported ``in-sync``; one in use is skipped or drained by policy).
 
 select (activity) -> plan the waves -> per wave: for each target (at most ``maxInFlight`` at a
 time): pause point, freeze check, the operation's own workflow as a child -> count failures against
@@ -10,6 +13,7 @@ starts; later waves stay untouched and the result lists every target.
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -30,9 +34,12 @@ with workflow.unsafe.imports_passed_through():
         WaveApproval,
         WaveStatus,
     )
+    from definitions.server import SelectServersInput, ServerTarget, ServerUpdateResult
     from definitions.steptypes import REGISTRY
-    from workflows.cluster import _call, _fail
+    from workflows.cluster import CALL_RETRY, _call, _fail
     from workflows.freeze_guard import hold_while_frozen
+    from workflows.rollout_gates import PATCH, approval_gate, record_vote, run_wave_gates, with_pending
+    from workflows.server import parse_input
 
 
 @workflow.defn(name="FleetRolloutWorkflow")
@@ -44,12 +51,17 @@ class FleetRolloutWorkflow:
         self._exhausted = False
         self._approvals: dict[int, WaveApproval] = {}
         self._inp: RolloutInput | None = None
+        self._servers: dict[str, ServerTarget] = {}
+        #: Wave gates by the promotion's evaluators (patch ``rollout-promotion-gates-v1``); a gate that
+        #: did not pass stops the rollout with this reason.
+        self._promotion_gates = False
+        self._gate_failure: str | None = None
 
     # --- operator interface ------------------------------------------------------------------------
 
     @workflow.query
     def status(self) -> RolloutStatus:
-        return self._status
+        return with_pending(self._status) if self._promotion_gates else self._status
 
     @workflow.signal
     def pause(self, by: str = "") -> None:
@@ -67,6 +79,14 @@ class FleetRolloutWorkflow:
 
     @workflow.update
     def approve_wave(self, approval: WaveApproval) -> RolloutStatus:
+        if self._promotion_gates:
+            assert self._inp is not None
+            try:  # the validator accepted it; never fail the workflow task over a vote
+                gs, _ = approval_gate(self._status.waves[approval.wave], self._inp.rollout, approval)
+            except ValueError:
+                return with_pending(self._status)
+            record_vote(gs, approval)
+            return with_pending(self._status)
         self._approvals[approval.wave] = approval
         return self._status
 
@@ -77,6 +97,9 @@ class FleetRolloutWorkflow:
         if not (0 <= approval.wave < len(self._status.waves)):
             raise ValueError(f"no wave {approval.wave} (waves 0-{len(self._status.waves) - 1})")
         assert self._inp is not None
+        if self._promotion_gates:
+            approval_gate(self._status.waves[approval.wave], self._inp.rollout, approval)
+            return
         allowed = [a for g in self._inp.rollout.gates if isinstance(g, ApprovalGate) for a in g.approvers]
         if allowed and approval.approver not in allowed:
             raise ValueError(f"{approval.approver!r} may not approve; eligible: {', '.join(allowed)}")
@@ -84,7 +107,7 @@ class FleetRolloutWorkflow:
     # --- run ---------------------------------------------------------------------------------------
 
     def _stop(self) -> bool:
-        return self._abort is not None or self._exhausted
+        return self._abort is not None or self._exhausted or self._gate_failure is not None
 
     async def _pause_point(self) -> None:
         if self._paused:
@@ -94,6 +117,15 @@ class FleetRolloutWorkflow:
         """Gates before wave ``index`` (after the previous one finished)."""
         assert self._inp is not None
         wave = self._status.waves[index]
+        if self._promotion_gates:
+            wave.state = "gate"
+            self._gate_failure = await run_wave_gates(
+                wave, self._inp.rollout, self._status, lambda: self._abort is not None
+            )
+            if self._gate_failure is not None:
+                wave.state = "stopped"
+            await self._pause_point()
+            return
         for gate in self._inp.rollout.gates:
             if self._stop():
                 return
@@ -105,7 +137,7 @@ class FleetRolloutWorkflow:
                     await workflow.wait_condition(lambda: self._abort is not None, timeout=gate.duration)
                 except TimeoutError:
                     pass
-            else:
+            elif isinstance(gate, ApprovalGate):
                 who = f" ({', '.join(gate.approvers)})" if gate.approvers else ""
                 wave.gate = f"waiting for approval{who}: update approve_wave {{wave: {index}, approver}}"
                 self._status.message = f"wave {index}: {wave.gate}"
@@ -128,15 +160,19 @@ class FleetRolloutWorkflow:
             def frozen(message: str) -> None:
                 t.state, t.message = ("frozen" if "waiting:" in message else t.state), message
 
-            await hold_while_frozen(f"{inp.operation} {ns}/{t.name}", frozen)
+            where = inp.site.name if t.name in self._servers and inp.site else ns
+            await hold_while_frozen(f"{inp.operation} {where}/{t.name}", frozen)
             if self._stop():
                 t.state = "pending"
                 return
             t.state, t.message = "running", ""
-            args = step.args_model.model_validate(
-                {**inp.with_, "name": t.name, "project_namespace": ns, "garden": inp.garden.model_dump()}
-            )
             try:
+                if t.name in self._servers:
+                    await self._server_target(t)
+                    return
+                args = step.args_model.model_validate(
+                    {**inp.with_, "name": t.name, "project_namespace": ns, "garden": inp.garden.model_dump()}
+                )
                 await workflow.execute_child_workflow(
                     step.target,
                     args,
@@ -156,13 +192,67 @@ class FleetRolloutWorkflow:
                 if self._status.failures > self._status.budget:
                     self._exhausted = True
 
-    @workflow.run
-    async def run(self, inp: RolloutInput) -> RolloutResult:
-        self._inp = inp
+    async def _server_target(self, t: TargetStatus) -> None:
+        """A server operation on one server: a ServerUpdateWorkflow on the redfish queue, whose result
+        says whether it drifted (updated / staged), already matched (in-sync) or was in use (skipped)."""
+        assert self._inp is not None
+        inp = self._inp
+        step = REGISTRY.get(inp.operation)
         try:
-            targets: list[str] = await _call(
-                "gardener_select_shoots", SelectInput(selector=inp.rollout.selector, garden=inp.garden), list[str]
+            args = step.args_model.model_validate({**inp.with_, **inp.server_args(self._servers[t.name])})
+        except ValueError as exc:  # e.g. its BMC left the site definition since the last discovery
+            t.state, t.message = "skipped", f"not in the site definition: {exc}"
+            return
+        res: ServerUpdateResult = await workflow.execute_child_workflow(
+            step.target,
+            args,
+            id=f"{workflow.info().workflow_id}/{t.name}",
+            task_queue=inp.server_queue,
+            result_type=ServerUpdateResult,
+        )
+        t.drift = res.drift
+        t.message = res.detail
+        t.state = {"in-sync": "in-sync", "skipped": "skipped"}.get(res.outcome, "succeeded")
+
+    async def _select(self, inp: RolloutInput) -> list[str]:
+        sel = inp.rollout.selector
+        if sel.kind == "server" and workflow.patched("fleet-rollout-servers-v1"):
+            assert inp.site is not None
+            servers: list[ServerTarget] = await workflow.execute_activity(
+                "redfish.select_servers",
+                SelectServersInput(
+                    site=inp.site.name,
+                    match_labels=sel.match_labels,
+                    names=sel.names,
+                    bmc_labels=inp.site.bmc_labels(),
+                ),
+                result_type=list[ServerTarget],
+                task_queue=inp.server_queue,
+                start_to_close_timeout=timedelta(minutes=2),
+                retry_policy=CALL_RETRY,
             )
+            self._servers = {s.identity: s for s in servers}
+            return list(self._servers)
+        targets: list[str] = await _call(
+            "gardener_select_shoots", SelectInput(selector=sel, garden=inp.garden), list[str]
+        )
+        return targets
+
+    @workflow.run
+    async def run(self, raw: Any) -> RolloutResult:
+        # Validated here, not by the data converter: input typed into the UI that does not fit (an
+        # IronCore site for a server operation, a bad wave) fails the run once, with the field path,
+        # instead of failing the workflow task forever.
+        inp = parse_input(
+            RolloutInput,
+            raw,
+            '{"operation": "cluster.upgrade", "with": {"target_version": "1.31.4"}, "rollout": {"selector": '
+            '{"namespace": "garden-edge", "matchLabels": {"ring": "edge"}}, "waves": [1, "100%"]}}',
+        )
+        self._inp = inp
+        self._promotion_gates = workflow.patched(PATCH)
+        try:
+            targets = await self._select(inp)
         except ActivityError as err:
             raise _fail(err) from None
         self._status.waves = [
@@ -190,6 +280,9 @@ class FleetRolloutWorkflow:
         if self._abort is not None:
             self._status.state = "aborted"
             self._status.message = f"aborted by {self._abort.by}: {self._abort.reason}"
+        elif self._gate_failure is not None:
+            self._status.state = "stopped"
+            self._status.message = f"{self._gate_failure}; later waves untouched"
         elif self._exhausted:
             self._status.state = "stopped"
             self._status.message = (
@@ -199,12 +292,17 @@ class FleetRolloutWorkflow:
         else:
             self._status.state = "done"
             self._status.message = f"{sum(t.state == 'succeeded' for t in all_targets)} target(s) succeeded"
+            in_sync = sum(t.state == "in-sync" for t in all_targets)
+            if in_sync:
+                self._status.message += f", {in_sync} already in sync (not touched)"
         return RolloutResult(
             state=self._status.state,
+            message=self._status.message,
             succeeded=[t.name for t in all_targets if t.state == "succeeded"],
             failed={t.name: t.message for t in all_targets if t.state == "failed"},
             skipped={t.name: t.message for t in all_targets if t.state == "skipped"},
             untouched=[t.name for t in all_targets if t.state in ("pending", "frozen")],
+            in_sync=[t.name for t in all_targets if t.state == "in-sync"],
             waves=self._status.waves,
         )
 

@@ -29,13 +29,16 @@ with workflow.unsafe.imports_passed_through():
         BmcConnection,
         BmcProblem,
         BootRequest,
+        DiscoverBmcInput,
         DiscoverInput,
         DiscoverResult,
         DiscoveryDiff,
+        DiscoveryProgress,
         FirmwareStart,
         FirmwareStarted,
         ImageCheck,
         ImageChecked,
+        InlineInventory,
         InventoryBatchInput,
         InventoryBatchResult,
         InventoryReadInput,
@@ -78,6 +81,10 @@ PROBE_RETRY = RetryPolicy(
 )
 SHORT = timedelta(seconds=60)
 MAX_PARALLEL_CHILDREN = 8
+#: workflow.patched() id (issue 15): one `redfish.discover_bmc` activity per BMC (log in, list, read the
+#: inventories), its batches spread evenly over at most MAX_PARALLEL_CHILDREN lanes that share
+#: `concurrency`; runs started before it replay the list-then-inventory path.
+PATCH_ONE_ACTIVITY_PER_BMC = "i15-discovery-one-activity-per-bmc"
 
 
 async def bounded(factories: Sequence[Callable[[], Awaitable[T]]], limit: int) -> list[T | BaseException]:
@@ -167,6 +174,59 @@ def diff_snapshots(previous: Sequence[ServerSummary], current: Sequence[ServerSu
     )
 
 
+async def bmc_act(
+    step: str,
+    name: str,
+    arg: Any,
+    result_type: type[T],
+    *,
+    start_to_close: timedelta = SHORT,
+    heartbeat: timedelta | None = None,
+) -> T:
+    """One BMC activity; a failure becomes the workflow's own, non-retryable, naming ``step`` (the root
+    cause's type: ImageNotFound, BmcAuthenticationFailed...)."""
+    return await execute_step_activity(
+        step, name, arg, result_type, start_to_close=start_to_close, heartbeat=heartbeat, retry_policy=BMC_RETRY
+    )
+
+
+async def wait_power(step: str, ref: ServerRef, target: Literal["On", "Off"], timeout_s: int) -> PowerWaitResult:
+    return await bmc_act(
+        step,
+        "redfish.wait_power",
+        PowerWait(server=ref, target=target, timeout_s=timeout_s),
+        PowerWaitResult,
+        start_to_close=timedelta(seconds=timeout_s + 120),
+        heartbeat=HEARTBEAT_TIMEOUT,
+    )
+
+
+async def power_must_reach(step: str, ref: ServerRef, target: Literal["On", "Off"], timeout_s: int, after: str) -> None:
+    """Wait for a power state; a server still elsewhere after ``timeout_s`` fails the workflow."""
+    reached = await wait_power(step, ref, target, timeout_s)
+    if not reached.reached:
+        raise ApplicationError(
+            f"server {ref.identity} at {ref.bmc.label} is still {reached.state} {timeout_s}s after {after}",
+            type="PowerStateTimeout",
+        )
+
+
+async def power_off(step: str, ref: ServerRef, graceful_s: int, timeout_s: int) -> StepOutcome:
+    """Graceful shutdown; ForceOff when the server is not Off after ``graceful_s`` (at least 1 s)."""
+    off = await bmc_act(
+        step, "redfish.power", PowerRequest(server=ref, action="GracefulShutdown", done_when="Off"), StepOutcome
+    )
+    if off.changed:
+        reached = await wait_power(step, ref, "Off", max(graceful_s, 1))
+        if not reached.reached:
+            workflow.logger.info("graceful shutdown of %s timed out; forcing", ref.identity)
+            await bmc_act(
+                step, "redfish.power", PowerRequest(server=ref, action="ForceOff", done_when="Off"), StepOutcome
+            )
+            await power_must_reach(step, ref, "Off", timeout_s, "ForceOff")
+    return off
+
+
 @workflow.defn
 class ServerListBatchWorkflow:
     """List the systems behind a batch of BMCs. An unreachable BMC becomes a problem, not a failure."""
@@ -175,13 +235,25 @@ class ServerListBatchWorkflow:
     async def run(self, inp: ListBatchInput) -> ListBatchResult:
         async def one(conn: BmcConnection) -> ListSystemsResult:
             try:
-                res: ListSystemsResult = await workflow.execute_activity(
+                res: ListSystemsResult
+                # A scanned address with no BMC behind it must not cost a minute of retries.
+                retry = PROBE_RETRY if conn.probe else BMC_RETRY
+                if inp.inline is not None:  # set by the parent's patched path only (see ListBatchInput)
+                    res = await workflow.execute_activity(
+                        "redfish.discover_bmc",
+                        DiscoverBmcInput(conn=conn, inline=inp.inline),
+                        result_type=ListSystemsResult,
+                        start_to_close_timeout=timedelta(seconds=conn.timeout_s * (3 + 10 * inp.inline.max_systems)),
+                        heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                        retry_policy=retry,
+                    )
+                    return res
+                res = await workflow.execute_activity(
                     "redfish.list_systems",
                     conn,
                     result_type=ListSystemsResult,
                     start_to_close_timeout=timedelta(seconds=conn.timeout_s * 3),
-                    # A scanned address with no BMC behind it must not cost a minute of retries.
-                    retry_policy=PROBE_RETRY if conn.probe else BMC_RETRY,
+                    retry_policy=retry,
                 )
                 return res
             except ActivityError as exc:
@@ -231,38 +303,132 @@ class ServerInventoryBatchWorkflow:
 class ServerDiscoveryWorkflow:
     """Discover a site: list every BMC's systems, read every system's inventory, compare with the
     previous discovery of the same site. States (query `status`): validating -> listing ->
-    inventorying -> comparing -> done."""
+    inventorying -> comparing -> done, with BMCs done of total and problems so far (DiscoveryProgress).
+    The counters move when a child batch ends; they are workflow state only (no commands)."""
 
     def __init__(self) -> None:
-        self._status: dict[str, Any] = {"state": "starting"}
+        self._status = DiscoveryProgress()
+        self._systems_left: dict[str, int] = {}  # BMC url -> systems not yet inventoried
 
     @workflow.query
-    def status(self) -> dict[str, Any]:
+    def status(self) -> DiscoveryProgress:
         return self._status
+
+    async def _discover_in_lanes(
+        self, inp: DiscoverInput, conns: list[BmcConnection], wid: str
+    ) -> tuple[list[list[BmcConnection]], list[ListBatchResult | BaseException]]:
+        """One `redfish.discover_bmc` per BMC, in child batches of at most `bmcs_per_batch`. The BMCs
+        are split evenly over `lanes` (at most MAX_PARALLEL_CHILDREN, at most `concurrency`); a lane
+        runs its batches one after the other with its share of `concurrency`, so `concurrency` reads
+        stay in flight until the end (fixed batches handed to 8 slots left a slow tail: 1,000 BMCs
+        in 10 batches ran the last 2 with 2 reads in flight)."""
+        n = len(conns)
+        lanes = max(1, min(MAX_PARALLEL_CHILDREN, inp.concurrency, -(-n // inp.bmcs_per_batch)))
+        inline = InlineInventory(site=inp.site.name, store=inp.store_inventory, max_systems=inp.systems_inline)
+        plan: list[tuple[int, list[list[BmcConnection]]]] = []  # per lane: its concurrency, its batches
+        start = 0
+        for k in range(lanes):
+            size = n // lanes + (1 if k < n % lanes else 0)
+            share = inp.concurrency // lanes + (1 if k < inp.concurrency % lanes else 0)
+            plan.append((share, chunks(conns[start : start + size], inp.bmcs_per_batch)))
+            start += size
+        batches = [b for _, lane_batches in plan for b in lane_batches]
+        results: list[ListBatchResult | BaseException] = [ApplicationError("not run")] * len(batches)
+        first = [0]
+        for _, lane_batches in plan[:-1]:
+            first.append(first[-1] + len(lane_batches))
+
+        async def run_lane(k: int) -> None:
+            share, lane_batches = plan[k]
+            for j, b in enumerate(lane_batches):
+                i = first[k] + j
+                try:
+                    results[i] = await self._counted(
+                        workflow.execute_child_workflow(
+                            ServerListBatchWorkflow.run,
+                            ListBatchInput(bmcs=b, concurrency=share, inline=inline),
+                            id=f"{wid}/list-{i}",
+                            task_queue=workflow.info().task_queue,
+                        ),
+                        b,
+                        self._listed,
+                    )
+                except Exception as exc:  # a failed child: its BMCs become problems, the lane goes on
+                    results[i] = exc
+
+        await asyncio.gather(*(run_lane(k) for k in range(lanes)))
+        return batches, results
+
+    async def _counted(self, child: Awaitable[T], batch: Any, done: Callable[[Any, Any], None]) -> T:
+        """Await a child batch, then count it (`done(batch, result or exception)`)."""
+        try:
+            res = await child
+        except Exception as exc:
+            done(batch, exc)
+            raise
+        done(batch, res)
+        return res
+
+    def _listed(self, batch: list[BmcConnection], res: ListBatchResult | BaseException) -> None:
+        if isinstance(res, BaseException):
+            self._status.bmcs_done += len(batch)
+            self._status.problems += len(batch)
+            return
+        waiting = {
+            r.bmc_url: len(r.system_paths)
+            for r in res.results
+            if r.problem is None and r.system_paths and not r.inventoried
+        }
+        self._systems_left.update(waiting)
+        for r in res.results:  # read by the activity that listed them (redfish.discover_bmc)
+            if r.problem is None and r.inventoried:
+                self._status.systems_total += len(r.system_paths)
+                self._status.systems_done += len(r.system_paths)
+                self._status.problems += len(r.problems)
+        self._status.bmcs_done += len(batch) - len(waiting)
+        self._status.problems += sum(1 for r in res.results if r.problem is not None)
+
+    def _inventoried(self, batch: list[SystemTarget], res: InventoryBatchResult | BaseException) -> None:
+        self._status.systems_done += len(batch)
+        self._status.problems += len(batch) if isinstance(res, BaseException) else len(res.problems)
+        for t in batch:
+            left = self._systems_left.get(t.bmc.url, 0) - 1
+            self._systems_left[t.bmc.url] = left
+            if left == 0:
+                self._status.bmcs_done += 1
 
     @workflow.run
     async def run(self, raw: Any) -> DiscoverResult:
         inp = parse_input(DiscoverInput, raw, EXAMPLE_INPUTS[DiscoverInput])
-        self._status = {"state": "validating"}
+        self._status.state = "validating"
         require_valid_site(inp.site)
         conns = inp.site.connections()
         wid = workflow.info().workflow_id
 
-        self._status = {"state": "listing", "bmcs": len(conns)}
-        list_batches = chunks(conns, inp.bmcs_per_batch)
-        per_child = max(1, -(-inp.concurrency // min(MAX_PARALLEL_CHILDREN, len(list_batches))))
-        listed = await bounded(
-            [
-                lambda i=i, b=b: workflow.execute_child_workflow(  # type: ignore[misc]
-                    ServerListBatchWorkflow.run,
-                    ListBatchInput(bmcs=b, concurrency=per_child),
-                    id=f"{wid}/list-{i}",
-                    task_queue=workflow.info().task_queue,
-                )
-                for i, b in enumerate(list_batches)
-            ],
-            MAX_PARALLEL_CHILDREN,
-        )
+        self._status.state, self._status.bmcs_total = "listing", len(conns)
+        list_batches: list[list[BmcConnection]]
+        listed: list[ListBatchResult | BaseException]
+        if workflow.patched(PATCH_ONE_ACTIVITY_PER_BMC):
+            list_batches, listed = await self._discover_in_lanes(inp, conns, wid)
+        else:
+            list_batches = chunks(conns, inp.bmcs_per_batch)
+            per_child = max(1, -(-inp.concurrency // min(MAX_PARALLEL_CHILDREN, len(list_batches))))
+            listed = await bounded(
+                [
+                    lambda i=i, b=b: self._counted(  # type: ignore[misc]
+                        workflow.execute_child_workflow(
+                            ServerListBatchWorkflow.run,
+                            ListBatchInput(bmcs=b, concurrency=per_child),
+                            id=f"{wid}/list-{i}",
+                            task_queue=workflow.info().task_queue,
+                        ),
+                        b,
+                        self._listed,
+                    )
+                    for i, b in enumerate(list_batches)
+                ],
+                MAX_PARALLEL_CHILDREN,
+            )
         result = DiscoverResult(site=inp.site.name, servers=[], bmcs_total=len(conns))
         by_url = {c.url: c for c in conns}
         targets: list[SystemTarget] = []
@@ -278,24 +444,33 @@ class ServerDiscoveryWorkflow:
                     result.problems.append(r.problem)
                     continue
                 result.bmcs_reachable += 1
+                if r.inventoried:  # read by the activity that listed them
+                    result.servers += r.servers
+                    result.problems += r.problems
+                    continue
                 targets += [SystemTarget(bmc=by_url[r.bmc_url], system_path=p) for p in r.system_paths]
 
-        self._status = {"state": "inventorying", "systems": len(targets)}
+        self._status.state = "inventorying"
+        self._status.systems_total += len(targets)
         inv_batches = chunks(targets, inp.systems_per_batch)
         if inv_batches:
             per_child = max(1, -(-inp.concurrency // min(MAX_PARALLEL_CHILDREN, len(inv_batches))))
             read = await bounded(
                 [
-                    lambda i=i, b=b: workflow.execute_child_workflow(  # type: ignore[misc]
-                        ServerInventoryBatchWorkflow.run,
-                        InventoryBatchInput(
-                            site=inp.site.name,
-                            targets=b,
-                            concurrency=per_child,
-                            store_inventory=inp.store_inventory,
+                    lambda i=i, b=b: self._counted(  # type: ignore[misc]
+                        workflow.execute_child_workflow(
+                            ServerInventoryBatchWorkflow.run,
+                            InventoryBatchInput(
+                                site=inp.site.name,
+                                targets=b,
+                                concurrency=per_child,
+                                store_inventory=inp.store_inventory,
+                            ),
+                            id=f"{wid}/inventory-{i}",
+                            task_queue=workflow.info().task_queue,
                         ),
-                        id=f"{wid}/inventory-{i}",
-                        task_queue=workflow.info().task_queue,
+                        b,
+                        self._inventoried,
                     )
                     for i, b in enumerate(inv_batches)
                 ],
@@ -327,7 +502,7 @@ class ServerDiscoveryWorkflow:
         result.identities = [s.identity for s in result.servers]
 
         if inp.compare_with_previous:
-            self._status = {"state": "comparing"}
+            self._status.state = "comparing"
             prev: SiteSnapshot = await workflow.execute_activity(
                 "redfish.load_snapshot",
                 inp.site.name,
@@ -346,7 +521,9 @@ class ServerDiscoveryWorkflow:
                 start_to_close_timeout=SHORT,
                 retry_policy=BMC_RETRY,
             )
-        self._status = {"state": "done", "servers": len(result.servers), "problems": len(result.problems)}
+        # Final numbers: duplicate identities found above count as problems too.
+        self._status.state, self._status.servers = "done", len(result.servers)
+        self._status.problems, self._status.bmcs_done = len(result.problems), len(conns)
         return result
 
 
@@ -418,32 +595,10 @@ class ServerProvisionWorkflow:
         start_to_close: timedelta = SHORT,
         heartbeat: timedelta | None = None,
     ) -> T:
-        return await execute_step_activity(
-            self._state, name, arg, result_type, start_to_close=start_to_close, heartbeat=heartbeat,
-            retry_policy=BMC_RETRY,
-        )
+        return await bmc_act(self._state, name, arg, result_type, start_to_close=start_to_close, heartbeat=heartbeat)
 
     async def _wait_power(self, ref: ServerRef, target: Literal["On", "Off"], timeout_s: int) -> PowerWaitResult:
-        return await self._act(
-            "redfish.wait_power",
-            PowerWait(
-                server=ref,
-                target=target,
-                timeout_s=timeout_s,
-            ),
-            PowerWaitResult,
-            start_to_close=timedelta(seconds=timeout_s + 120),
-            heartbeat=HEARTBEAT_TIMEOUT,
-        )
-
-    async def _power_must_reach(self, ref: ServerRef, target: Literal["On", "Off"], timeout_s: int, after: str) -> None:
-        """Wait for a power state; a server still elsewhere after ``timeout_s`` fails the provision."""
-        reached = await self._wait_power(ref, target, timeout_s)
-        if not reached.reached:
-            raise ApplicationError(
-                f"server {ref.identity} at {ref.bmc.label} is still {reached.state} {timeout_s}s after {after}",
-                type="PowerStateTimeout",
-            )
+        return await wait_power(self._state, ref, target, timeout_s)
 
     async def _step(self, state: str, name: str, arg: Any, *, start_to_close: timedelta = SHORT) -> None:
         """A step that is one Redfish call answering a StepOutcome: done, or skipped when nothing changed."""
@@ -484,17 +639,7 @@ class ServerProvisionWorkflow:
 
         # 1. power off: graceful, then forced after the grace period.
         self._state = "power-off"
-        off = await self._act(
-            "redfish.power", PowerRequest(server=ref, action="GracefulShutdown", done_when="Off"), StepOutcome
-        )
-        if off.changed:
-            reached = await self._wait_power(ref, "Off", max(spec.graceful_shutdown_timeout_s, 1))
-            if not reached.reached:
-                workflow.logger.info("graceful shutdown of %s timed out; forcing", ref.identity)
-                await self._act(
-                    "redfish.power", PowerRequest(server=ref, action="ForceOff", done_when="Off"), StepOutcome
-                )
-                await self._power_must_reach(ref, "Off", spec.power_timeout_s, "ForceOff")
+        off = await power_off(self._state, ref, spec.graceful_shutdown_timeout_s, spec.power_timeout_s)
         self._note("power-off", off)
 
         # 2. BIOS attributes as pending settings (applied when the server powers on).
@@ -546,7 +691,7 @@ class ServerProvisionWorkflow:
         # 5. power on (applies pending BIOS settings, boots the CD once).
         self._state = "power-on"
         on = await self._act("redfish.power", PowerRequest(server=ref, action="On", done_when="On"), StepOutcome)
-        await self._power_must_reach(ref, "On", spec.power_timeout_s, "power on")
+        await power_must_reach(self._state, ref, "On", spec.power_timeout_s, "power on")
         self._note("power-on", on)
 
         if spec.image is not None:

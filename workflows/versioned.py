@@ -42,6 +42,7 @@ from workflows.server import (
     ServerProvisionWorkflow,
 )
 from workflows.server_claim import ServerClaimWorkflow
+from workflows.server_update import ServerUpdateWorkflow
 from workflows.transport import ComponentTransportWorkflow
 
 PINNED = VersioningBehavior.PINNED
@@ -65,6 +66,7 @@ BEHAVIOURS: dict[str, VersioningBehavior] = {
     "ServerProvisionWorkflow": PINNED,
     "ServerProvisionFleetWorkflow": PINNED,
     "ServerClaimWorkflow": PINNED,
+    "ServerUpdateWorkflow": PINNED,
     "CtfExportWorkflow": PINNED,
     "CtfImportWorkflow": PINNED,
     "ClusterHibernationWorkflow": PINNED,
@@ -116,6 +118,7 @@ ServerProvisionWorkflowVersioned = versioned(ServerProvisionWorkflow, "ServerPro
 ServerProvisionFleetWorkflowVersioned = versioned(ServerProvisionFleetWorkflow, "ServerProvisionFleetWorkflowVersioned")
 
 ServerClaimWorkflowVersioned = versioned(ServerClaimWorkflow, "ServerClaimWorkflowVersioned")
+ServerUpdateWorkflowVersioned = versioned(ServerUpdateWorkflow, "ServerUpdateWorkflowVersioned")
 CtfExportWorkflowVersioned = versioned(CtfExportWorkflow, "CtfExportWorkflowVersioned")
 CtfImportWorkflowVersioned = versioned(CtfImportWorkflow, "CtfImportWorkflowVersioned")
 ClusterHibernationWorkflowVersioned = versioned(ClusterHibernationWorkflow, "ClusterHibernationWorkflowVersioned")
@@ -144,6 +147,7 @@ VARIANTS: dict[str, type] = {
         ServerProvisionWorkflowVersioned,
         ServerProvisionFleetWorkflowVersioned,
         ServerClaimWorkflowVersioned,
+        ServerUpdateWorkflowVersioned,
         CtfExportWorkflowVersioned,
         CtfImportWorkflowVersioned,
         ClusterHibernationWorkflowVersioned,

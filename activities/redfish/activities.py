@@ -21,21 +21,29 @@ from activities.redfish.errors import classify
 from activities.redfish.interfaces import ServerInterfaces
 from activities.redfish.store import FileInventoryStore
 from definitions.server import (
+    NON_RETRYABLE,
     BiosApply,
     BmcConnection,
+    BmcProblem,
     BootRequest,
+    DiscoverBmcInput,
     FirmwareStart,
     FirmwareStarted,
     ImageCheck,
     ImageChecked,
+    ImageRecordPut,
     InventoryReadInput,
     ListSystemsResult,
     MediaRequest,
     PowerRequest,
     PowerWait,
     PowerWaitResult,
+    SelectServersInput,
     ServerRef,
+    ServerState,
+    ServerStateRead,
     ServerSummary,
+    ServerTarget,
     SiteSnapshot,
     StepOutcome,
     TaskWait,
@@ -80,6 +88,7 @@ class RedfishActivities:
         return [
             self.list_systems,
             self.inventory_system,
+            self.discover_bmc,
             self.load_snapshot,
             self.save_snapshot,
             self.power,
@@ -91,6 +100,9 @@ class RedfishActivities:
             self.virtual_media,
             self.set_boot,
             self.get_power,
+            self.server_state,
+            self.select_servers,
+            self.record_image,
         ]
 
     def close(self) -> None:
@@ -120,19 +132,52 @@ class RedfishActivities:
         paths = self._call(conn, lambda: list_system_paths(self.cache.get(conn)))
         return ListSystemsResult(bmc_url=conn.url, name=conn.name, system_paths=paths)
 
-    @activity.defn(name="redfish.inventory_system")
-    def inventory_system(self, req: InventoryReadInput) -> ServerSummary:
-        conn = req.target.bmc
-
+    def _read_inventory(self, site: str, conn: BmcConnection, system_path: str, store: bool) -> ServerSummary:
         def read() -> ServerSummary:
-            inv = redfish_server(self.cache.get(conn), conn.url, req.target.system_path).management.inventory()
-            if req.store:
-                self.store.put_inventory(req.site, inv)
+            inv = redfish_server(self.cache.get(conn), conn.url, system_path).management.inventory()
+            if store:
+                self.store.put_inventory(site, inv)
             return inv.summary()
 
+        return self._call(conn, read)
+
+    @activity.defn(name="redfish.inventory_system")
+    def inventory_system(self, req: InventoryReadInput) -> ServerSummary:
         # A full inventory is many requests to a slow BMC: heartbeat while it runs.
         with keep_alive_sync(lambda: req.target.system_path):
-            return self._call(conn, read)
+            return self._read_inventory(req.site, req.target.bmc, req.target.system_path, req.store)
+
+    @activity.defn(name="redfish.discover_bmc")
+    def discover_bmc(self, req: DiscoverBmcInput) -> ListSystemsResult:
+        """Log in, list the systems and, when there are at most ``inline.max_systems``, read each one's
+        inventory: one activity (and one session) per BMC instead of a listing plus one activity per
+        system. A system whose read fails in a way no retry fixes becomes a problem of that system; a
+        retryable failure fails the activity, and Temporal's retry reads the BMC again (reads only)."""
+        conn, inline = req.conn, req.inline
+        current = {"system": ""}
+        with keep_alive_sync(lambda: current["system"]):
+            paths = self._call(conn, lambda: list_system_paths(self.cache.get(conn)))
+            out = ListSystemsResult(bmc_url=conn.url, name=conn.name, system_paths=paths)
+            if len(paths) > inline.max_systems:
+                return out  # a chassis: the workflow fans its systems out in inventory batches
+            for path in paths:
+                current["system"] = path
+                try:
+                    out.servers.append(self._read_inventory(inline.site, conn, path, inline.store))
+                except ApplicationError as exc:
+                    if not (exc.non_retryable or exc.type in NON_RETRYABLE):
+                        raise
+                    out.problems.append(
+                        BmcProblem(
+                            bmc_url=conn.url,
+                            name=conn.name,
+                            error_type=exc.type or "ApplicationError",
+                            message=exc.message,
+                            system_path=path,
+                        )
+                    )
+            out.inventoried = True
+            return out
 
     @activity.defn(name="redfish.load_snapshot")
     def load_snapshot(self, site: str) -> SiteSnapshot:
@@ -141,6 +186,72 @@ class RedfishActivities:
     @activity.defn(name="redfish.save_snapshot")
     def save_snapshot(self, snap: SiteSnapshot) -> None:
         self.store.save_snapshot(snap)
+
+    # -- fleet operations: actual state, targets, image records --------------------------------------
+
+    @activity.defn(name="redfish.server_state")
+    def server_state(self, req: ServerStateRead) -> ServerState:
+        """What a fleet operation compares with its desired state: power, and on request the firmware
+        inventory, BIOS attributes (current and pending) and the image the site recorded."""
+        srv = self._server(req.server)
+        bmc = req.server.bmc
+        out = ServerState(power_state=self._call(bmc, srv.power.get_power_state))
+        try:
+            if req.firmware:
+                out.firmware = self._call(bmc, srv.firmware.list_firmware)
+            if req.bios:
+                out.bios_attributes = self._call(bmc, srv.bios.get_attributes)
+                out.bios_pending = self._call(bmc, srv.bios.get_pending)
+        except PartUnknown as exc:
+            raise ApplicationError(
+                f"BMC {bmc.label}: cannot read the server's state: {exc}",
+                type="RedfishOperationRejected",
+                non_retryable=True,
+            ) from None
+        if req.image:
+            out.image = self.store.get_image(req.site, req.server.identity)
+        return out
+
+    @activity.defn(name="redfish.select_servers")
+    def select_servers(self, req: SelectServersInput) -> list[ServerTarget]:
+        """The site's discovered servers (its last discovery snapshot) whose labels match. Labels: the
+        site definition's ``bmcs[].labels`` / ``ranges[].labels``, plus ``apeiro.io/manufacturer``,
+        ``apeiro.io/model`` and ``apeiro.io/site`` from the inventory."""
+        snap = self.store.load_snapshot(req.site)
+        if not snap.servers:
+            raise ApplicationError(
+                f"site {req.site} has no discovered servers (no inventory snapshot under {self.store.root}); "
+                "run server.discover for the site first",
+                type="SelectorMatchesNothing",
+                non_retryable=True,
+            )
+        out = []
+        for s in snap.servers:
+            labels = {
+                "apeiro.io/site": req.site,
+                **({"apeiro.io/manufacturer": s.manufacturer} if s.manufacturer else {}),
+                **({"apeiro.io/model": s.model} if s.model else {}),
+                **req.bmc_labels.get(s.bmc_url, {}),
+            }
+            if any(labels.get(k) != v for k, v in req.match_labels.items()):
+                continue
+            if req.names is not None and s.identity not in req.names:
+                continue
+            out.append(ServerTarget(identity=s.identity, bmc_url=s.bmc_url, system_path=s.system_path, labels=labels))
+        if not out:
+            wanted = ",".join(f"{k}={v}" for k, v in sorted(req.match_labels.items())) or "(any)"
+            names = f" and names {', '.join(req.names)}" if req.names is not None else ""
+            raise ApplicationError(
+                f"no server of site {req.site} matches labels {wanted}{names} "
+                f"({len(snap.servers)} discovered)",
+                type="SelectorMatchesNothing",
+                non_retryable=True,
+            )
+        return sorted(out, key=lambda t: t.identity)
+
+    @activity.defn(name="redfish.record_image")
+    def record_image(self, req: ImageRecordPut) -> None:
+        self.store.put_image(req.site, req.identity, req.record)
 
     # -- power ---------------------------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 A discovery of 1,000 systems yields several MB of inventory: more than one Temporal payload may carry
 (2 MiB) and more than a history should. Activities write each full inventory here and workflows pass
-only compact summaries. The default store is a directory (``APEIRO_INVENTORY_DIR``, default
+only compact summaries; the image each server was last imaged with is recorded here too.
+The default store is a directory (``APEIRO_INVENTORY_DIR``, default
 ``.apeiro/inventory``), which suits one worker host or a shared volume; an object store can implement
 the same three methods.
 """
@@ -14,7 +15,7 @@ import os
 import re
 from pathlib import Path
 
-from definitions.server import SiteSnapshot, SystemInventory
+from definitions.server import ImageRecord, SiteSnapshot, SystemInventory
 
 
 def _safe(name: str) -> str:
@@ -50,6 +51,14 @@ class FileInventoryStore:
             if inv is not None:
                 return inv
         return None
+
+    def put_image(self, site: str, identity: str, record: ImageRecord) -> None:
+        """The Garden Linux image a server was (re-)imaged with (what ``server.image`` compares)."""
+        self._write(self.root / _safe(site) / "images" / f"{_safe(identity)}.json", record.model_dump_json())
+
+    def get_image(self, site: str, identity: str) -> ImageRecord | None:
+        path = self.root / _safe(site) / "images" / f"{_safe(identity)}.json"
+        return ImageRecord.model_validate_json(path.read_text()) if path.is_file() else None
 
     def load_snapshot(self, site: str) -> SiteSnapshot:
         path = self.root / _safe(site) / "snapshot.json"

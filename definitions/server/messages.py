@@ -27,13 +27,16 @@ __all__ = [
     "BiosApply",
     "BmcProblem",
     "BootRequest",
+    "DiscoverBmcInput",
     "DiscoverInput",
     "DiscoverResult",
     "DiscoveryDiff",
+    "DiscoveryProgress",
     "FirmwareStart",
     "FirmwareStarted",
     "ImageCheck",
     "ImageChecked",
+    "InlineInventory",
     "InventoryBatchInput",
     "InventoryBatchResult",
     "InventoryReadInput",
@@ -69,6 +72,13 @@ class DiscoverInput(_Strict):
     concurrency: int = Field(default=16, ge=1, le=500, description="inventory reads in flight at most")
     systems_per_batch: int = Field(default=100, ge=1, le=500, description="systems per child workflow")
     bmcs_per_batch: int = Field(default=50, ge=1, le=500, description="BMCs listed per child workflow")
+    systems_inline: int = Field(
+        default=4,
+        ge=0,
+        le=64,
+        description="a BMC with at most this many systems has their inventories read by the activity that "
+        "lists them (one activity per BMC, the session reused); larger ones (chassis) fan out in inventory batches",
+    )
     store_inventory: bool = Field(default=True, description="write full inventories to the inventory store")
     compare_with_previous: bool = True
 
@@ -106,6 +116,21 @@ class DiscoverResult(BaseModel):
     identities: list[str] = Field(default_factory=list)
 
 
+class DiscoveryProgress(BaseModel):
+    """What `ServerDiscoveryWorkflow`'s `status` query answers (and `apeiro baremetal discover` shows).
+
+    A BMC is done when it was listed with a problem or no systems, or when every system behind it has
+    been inventoried (or failed). Counts move as each child batch ends, not per request."""
+
+    state: str = "starting"  # starting, validating, listing, inventorying, comparing, done
+    bmcs_total: int = 0
+    bmcs_done: int = 0
+    systems_total: int = 0
+    systems_done: int = 0
+    problems: int = Field(default=0, description="problems so far (unreachable BMC, failed read, ...)")
+    servers: int = Field(default=0, description="servers found (set when done)")
+
+
 class SystemTarget(BaseModel):
     """One system to inventory: its BMC connection (no secret) and Redfish path."""
 
@@ -119,12 +144,36 @@ class ListSystemsResult(BaseModel):
     name: str = ""
     system_paths: list[str] = Field(default_factory=list)
     problem: BmcProblem | None = None
+    #: Set by ``redfish.discover_bmc`` when it read every listed system's inventory itself: the summaries,
+    #: and a problem per system whose read failed in a way no retry fixes.
+    inventoried: bool = False
+    servers: list[ServerSummary] = Field(default_factory=list)
+    problems: list[BmcProblem] = Field(default_factory=list)
+
+
+class InlineInventory(BaseModel):
+    """Read the inventories of a BMC's systems in the activity that lists them (at most ``max_systems``)."""
+
+    site: str
+    store: bool = True
+    max_systems: int = 4
+
+
+class DiscoverBmcInput(BaseModel):
+    """One BMC to log in to, list and (up to ``inline.max_systems`` systems) inventory, in one activity."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)
+    conn: BmcConnection
+    inline: InlineInventory
 
 
 class ListBatchInput(BaseModel):
     model_config = ConfigDict(hide_input_in_errors=True)
     bmcs: list[BmcConnection]
     concurrency: int = 16
+    #: Given: one ``redfish.discover_bmc`` per BMC (list and inventory); absent: ``redfish.list_systems``
+    #: (the parent starts it only on its patched path, so histories from before replay unchanged).
+    inline: InlineInventory | None = None
 
 
 class ListBatchResult(BaseModel):

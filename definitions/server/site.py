@@ -100,6 +100,9 @@ class BmcEndpointSpec(_Strict):
     name: str = ""
     credentials: str | BmcCredentials | None = None
     tls: TlsOptions | None = None
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="labels of the servers behind this BMC (rollout selectors match them)"
+    )
 
 
 class AddressRange(_Strict):
@@ -111,6 +114,7 @@ class AddressRange(_Strict):
     scheme: Literal["http", "https"] = "https"
     credentials: str | BmcCredentials | None = None
     tls: TlsOptions | None = None
+    labels: dict[str, str] = Field(default_factory=dict, description="labels of the servers in this range")
 
     def problems(self, where: str) -> list[str]:
         try:
@@ -241,6 +245,18 @@ class SiteDefinition(_Strict):
                     probe=True,
                 )
                 out.append((f"ranges[{i}]", conn))
+        return out
+
+    def bmc_labels(self) -> dict[str, dict[str, str]]:
+        """Labels per (normalised) BMC URL, from ``bmcs[].labels`` and ``ranges[].labels``."""
+        out: dict[str, dict[str, str]] = {}
+        for rng in self.ranges:
+            if rng.labels:
+                for url in rng.urls():
+                    out[normalise_url(url)] = dict(rng.labels)
+        for bmc in self.bmcs:
+            if bmc.labels:
+                out[normalise_url(bmc.url)] = dict(bmc.labels)
         return out
 
     def connections(self) -> list[BmcConnection]:

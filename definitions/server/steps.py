@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from definitions import queues
+from definitions.server.fleet import BiosUpdateInput, FirmwareUpdateInput, ImageUpdateInput, ServerUpdateResult
 from definitions.server.messages import (
     DiscoverInput,
     DiscoverResult,
@@ -18,7 +19,7 @@ from definitions.server.messages import (
 from definitions.steptypes import StepTable, register_all
 
 #: Error types a retry cannot fix; the pipeline engine and operators can match on them.
-__all__ = ["NON_RETRYABLE", "SERVER", "STEP_TYPES"]
+__all__ = ["FLEET_NON_RETRYABLE", "NON_RETRYABLE", "SERVER", "STEP_TYPES"]
 
 
 NON_RETRYABLE = (
@@ -41,6 +42,8 @@ NON_RETRYABLE = (
     "ServerPowerTimeout",
     "BmcUnresolvable",
 )
+#: The fleet operations (server.firmware/bios/image) add their own.
+FLEET_NON_RETRYABLE = (*NON_RETRYABLE, "InvalidInput", "UnsupportedOnIronCore", "DriftPersists")
 
 SERVER = StepTable(task_queue=queues.REDFISH, non_retryable_errors=NON_RETRYABLE)
 
@@ -81,6 +84,24 @@ STEP_TYPES = register_all(
             "the Server to be Available, claim it with the image and ignition (server.provision_one does "
             "this by itself for a site with backend ironcore)",
             default_timeout=timedelta(hours=1),
+        ),
+        *(
+            SERVER.workflow(
+                name,
+                "ServerUpdateWorkflow",
+                model,
+                ServerUpdateResult,
+                f"{what} of one server if it differs (drift), else reported in-sync and untouched; a server "
+                "in use (powered On) is skipped, drained or not according to in_use (usable in waves: "
+                "fleet.rollout with selector.kind server)",
+                default_timeout=timedelta(hours=3),
+                non_retryable_errors=FLEET_NON_RETRYABLE,
+            )
+            for name, model, what in (
+                ("server.firmware", FirmwareUpdateInput, "Update the firmware (Redfish SimpleUpdate)"),
+                ("server.bios", BiosUpdateInput, "Set BIOS attributes"),
+                ("server.image", ImageUpdateInput, "Re-image with Garden Linux via virtual media"),
+            )
         ),
         SERVER.activity(
             "server.register",

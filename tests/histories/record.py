@@ -10,19 +10,20 @@ saved as they are: replaying an open history is what a worker does after a deplo
 Files of earlier recordings with other names are left alone: histories recorded before a change
 stay until its patch is deprecated (docs/architecture.md, "Changing a workflow").
 
-``--only pipeline,server`` records some scenarios; ``--list`` names them. Takes about a minute.
+``--only pipeline,server`` records some scenarios; ``--list`` names them. Takes about two minutes.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -179,49 +180,142 @@ async def record_servers(client: Client, prefix: str, state: Path, temporal: Any
             await discover_and_provision(client, queue, site, images, (f"{prefix}discover", f"{prefix}fleet"))
 
 
-async def record_clusters(client: Client, prefix: str, state: Path, temporal: Any) -> None:
-    """Create, maintain (upgrades inside the window), upgrade two minors, delete, against the garden
-    API server with the simulated gardenlet."""
+async def record_server_fleet(client: Client, prefix: str, state: Path, temporal: Any) -> None:
+    """A firmware wave over three emulated servers (one BMC each), one already in sync."""
+    import httpx
 
-    from definitions.cluster import ClusterCreateInput, ClusterDeleteInput, ClusterMaintainInput, ClusterUpgradeInput
+    from activities.freeze import ACTIVITIES as FREEZE
+    from definitions.rollout import RolloutInput, RolloutResult
+    from definitions.server import DiscoverInput
+    from landscape.redfish import ImageServer, RedfishEmulator
+    from tests.server_fixtures import BMC_PASSWORD, PASSWORD_ENV, redfish_worker, site
+    from workflows.rollout import FleetRolloutWorkflow
+
+    os.environ[PASSWORD_ENV] = BMC_PASSWORD
+    emu = RedfishEmulator(
+        3, username="admin", password=BMC_PASSWORD, seed="replay-fleet", firmware_seconds=0.3, bmc_per_system=True
+    )
+    queue, rollout_queue = f"{prefix}redfish", f"{prefix}rollout"
+    with Landscape([emu, ImageServer(size_mib=1)], state_dir=state / "fleet").running() as land:
+        base = land.part("images").endpoints["base"]
+        uri = f"{base}/bios-2.0.0.bin"
+        pre = await asyncio.to_thread(
+            httpx.post,
+            f"{emu.bmc_urls[0]}/redfish/v1/UpdateService/Actions/UpdateService.SimpleUpdate",
+            json={"ImageURI": uri},
+            auth=("admin", BMC_PASSWORD),
+        )
+        pre.raise_for_status()
+        definition = site("replay-fleet", *emu.bmc_urls)
+        async with (
+            redfish_worker(client, queue, state / "fleet-store"),
+            sandboxed_worker(client, rollout_queue, [FleetRolloutWorkflow], FREEZE),
+        ):
+            await client.execute_workflow(
+                "ServerDiscoveryWorkflow", DiscoverInput(site=definition), id=f"{prefix}discover", task_queue=queue
+            )
+            await asyncio.sleep(1.0)  # the pre-updated server's task finishes
+            inp = RolloutInput.model_validate(
+                {
+                    "operation": "server.firmware",
+                    "with": {"firmware": [{"image_uri": uri, "component": "BIOS", "version": "2.0.0"}]},
+                    "site": definition.model_dump(),
+                    "serverQueue": queue,
+                    "rollout": {"selector": {"kind": "server"}, "waves": [1, "100%"], "maxInFlight": 2},
+                }
+            )
+            await client.execute_workflow(
+                "FleetRolloutWorkflow", inp, id=f"{prefix}rollout", task_queue=rollout_queue, result_type=RolloutResult
+            )
+
+
+@contextlib.asynccontextmanager
+async def gardener_worker(client: Client, prefix: str, state: Path) -> AsyncIterator[tuple[str, Any]]:
+    """The garden API server with the simulated gardenlet (seeded) and a `gardener` worker on its own
+    queue; yields (queue, api)."""
+
     from landscape.gardener import samples
     from landscape.kubeapi.part import KubeApiServer
-    from tests.integration.cluster.test_cluster_workflows import NS, garden, spec
     from workers.gardener import contents
 
     api = KubeApiServer(settings={"gardener.speed": "3000"}, bookmark_interval=0.5)
-    api.start(state / "garden")
+    api.start(state)
     try:
         samples.seed(api.url)
         queue, c = f"{prefix}gardener", contents()
         async with sandboxed_worker(client, queue, c.workflows, c.activities):
-            name, ref = "replay-a", garden(api)
-            await client.execute_workflow(
-                "ClusterCreateWorkflow",
-                ClusterCreateInput(cluster=spec(name, version="1.29.10"), garden=ref),
-                id=f"{prefix}create",
-                task_queue=queue,
-            )
-            await client.execute_workflow(
-                "ClusterMaintainWorkflow",
-                ClusterMaintainInput(project_namespace=NS, names=[name], garden=ref),
-                id=f"{prefix}maintain",
-                task_queue=queue,
-            )
-            await client.execute_workflow(
-                "ClusterUpgradeWorkflow",
-                ClusterUpgradeInput(name=name, project_namespace=NS, garden=ref, target_version="1.31.4"),
-                id=f"{prefix}upgrade",
-                task_queue=queue,
-            )
-            await client.execute_workflow(
-                "ClusterDeleteWorkflow",
-                ClusterDeleteInput(name=name, project_namespace=NS, garden=ref),
-                id=f"{prefix}delete",
-                task_queue=queue,
-            )
+            yield queue, api
     finally:
         api.stop()
+
+
+async def record_clusters(client: Client, prefix: str, state: Path, temporal: Any) -> None:
+    """Create, maintain (upgrades inside the window), upgrade two minors, delete, against the garden
+    API server with the simulated gardenlet."""
+    from definitions.cluster import ClusterCreateInput, ClusterDeleteInput, ClusterMaintainInput, ClusterUpgradeInput
+    from tests.integration.cluster.test_cluster_workflows import NS, garden, spec
+
+    async with gardener_worker(client, prefix, state / "garden") as (queue, api):
+        name, ref = "replay-a", garden(api)
+        await client.execute_workflow(
+            "ClusterCreateWorkflow",
+            ClusterCreateInput(cluster=spec(name, version="1.29.10"), garden=ref),
+            id=f"{prefix}create",
+            task_queue=queue,
+        )
+        await client.execute_workflow(
+            "ClusterMaintainWorkflow",
+            ClusterMaintainInput(project_namespace=NS, names=[name], garden=ref),
+            id=f"{prefix}maintain",
+            task_queue=queue,
+        )
+        await client.execute_workflow(
+            "ClusterUpgradeWorkflow",
+            ClusterUpgradeInput(name=name, project_namespace=NS, garden=ref, target_version="1.31.4"),
+            id=f"{prefix}upgrade",
+            task_queue=queue,
+        )
+        await client.execute_workflow(
+            "ClusterDeleteWorkflow",
+            ClusterDeleteInput(name=name, project_namespace=NS, garden=ref),
+            id=f"{prefix}delete",
+            task_queue=queue,
+        )
+
+
+async def record_rollout(client: Client, prefix: str, state: Path, temporal: Any) -> None:
+    """A fleet rollout (hibernate two shoots): a canary, the promotion's gates between the waves (soak,
+    httpProbe, approval granted by an update), then the rest."""
+    from definitions.cluster import ClusterCreateInput
+    from definitions.rollout import RolloutInput, RolloutStatus, WaveApproval
+    from tests.integration.cluster.test_cluster_workflows import NS, garden, spec
+
+    async with gardener_worker(client, prefix, state / "garden-rollout") as (queue, api):
+        ref = garden(api)
+        for name in ("replay-r1", "replay-r2"):
+            await client.execute_workflow(
+                "ClusterCreateWorkflow",
+                ClusterCreateInput(cluster=spec(name, labels={"fleet": "replay"}), garden=ref),
+                id=f"{prefix}create-{name}",
+                task_queue=queue,
+            )
+        gates = [
+            {"type": "soak", "duration": "1s"},
+            {"type": "httpProbe", "url": f"{api.url}/healthz", "interval": "1s"},
+            {"type": "approval", "approvers": ["ops"]},
+        ]
+        rollout = {"selector": {"namespace": NS, "matchLabels": {"fleet": "replay"}}, "gates": gates}
+        inp = RolloutInput.model_validate(
+            {"operation": "cluster.hibernate", "with": {"enabled": True}, "rollout": rollout,
+             "garden": ref.model_dump()}
+        )
+        handle = await client.start_workflow("FleetRolloutWorkflow", inp, id=f"{prefix}rollout", task_queue=queue)
+        for _ in range(600):
+            if (await handle.query("status", result_type=RolloutStatus)).waiting_approvals:
+                break
+            await asyncio.sleep(0.1)
+        await handle.execute_update("approve_wave", WaveApproval(wave=1, approver="ops", comment="replay"))
+        await handle.result()
 
 
 async def record_transport(client: Client, prefix: str, state: Path, temporal: Any) -> None:
@@ -278,11 +372,12 @@ async def record_transport(client: Client, prefix: str, state: Path, temporal: A
 
 
 async def record_promotions(client: Client, prefix: str, state: Path, temporal: Any) -> None:
-    """Promotions against the Stage controller and a real Prometheus: one that succeeds, one rolled
-    back by its error-rate gate, one superseded by a newer version, one saved mid-soak, and the
-    coordinator after those versions."""
+    """Promotions against the Stage controller and a real Prometheus: one that succeeds, one that
+    continues as new while its metric gate checks, one rolled back by its error-rate gate, one
+    superseded by a newer version, one saved mid-soak, and the coordinator after those versions."""
 
     from activities import konfidence
+    from activities.freeze import ACTIVITIES as FREEZE_ACTIVITIES
     from definitions.promotion import PromotionPipeline, PromotionRunArgs
     from definitions.promotion_runs import PromotionRequest
     from landscape.kubeapi.part import KubeApiServer
@@ -306,7 +401,7 @@ async def record_promotions(client: Client, prefix: str, state: Path, temporal: 
         return PromotionRequest(promotion=spec, version=version, requested_by="recorder")
 
     try:
-        async with sandboxed_worker(client, queues.KONFIDENCE, WORKFLOWS, konfidence.ACTIVITIES):
+        async with sandboxed_worker(client, queues.KONFIDENCE, WORKFLOWS, [*konfidence.ACTIVITIES, *FREEZE_ACTIVITIES]):
             prom.set_error_rate(0.0)
             await asyncio.sleep(2.5)  # two scrapes
             good = await client.start_workflow(
@@ -319,6 +414,16 @@ async def record_promotions(client: Client, prefix: str, state: Path, temporal: 
                 "PromotionStepWorkflow",
                 PromotionRunArgs(promotion=PromotionPipeline.model_validate(step.promotion), version="1.5.0"),
                 id=f"{prefix}step",
+                task_queue=queues.KONFIDENCE,
+            )
+            # A promotion whose metric gate checks often enough to continue as new (twice) mid-verification.
+            long = request("1.6.0", "1s")
+            spec = json.loads(json.dumps(long.promotion.model_dump(mode="json", by_alias=True)))
+            spec["spec"]["rings"][1]["verifyGates"][0]["count"] = 12
+            await client.execute_workflow(
+                "PromotionWorkflow",
+                PromotionRequest(promotion=spec, version="1.6.0", requested_by="recorder", continue_as_new_after=50),
+                id=f"{prefix}continued",
                 task_queue=queues.KONFIDENCE,
             )
             prom.set_error_rate(0.5)
@@ -342,12 +447,156 @@ async def record_promotions(client: Client, prefix: str, state: Path, temporal: 
         api.stop()
 
 
+async def record_fleet(client: Client, prefix: str, state: Path, temporal: Any) -> None:
+    """The landscape-wide freeze (started, exempted, ended, asked for again: saved open), credential
+    rotation in both phases, hibernation and wake-up, and a fleet rollout in two waves behind a soak
+    and an approval, against the garden API server with the simulated gardenlet."""
+
+    from activities.freeze import ACTIVITIES as FREEZE_ACTIVITIES
+    from definitions.cluster import ClusterCreateInput
+    from definitions.cluster_day2 import HibernationInput, RotateCredentialsInput
+    from definitions.freeze import FREEZE_WORKFLOW_ID, Exemption, FreezeEnd, FreezeRequest
+    from definitions.rollout import RolloutInput, RolloutStatus, WaveApproval
+    from landscape.gardener import samples
+    from landscape.kubeapi.part import KubeApiServer
+    from tests.integration.cluster.test_cluster_workflows import NS, garden, spec
+    from workers.gardener import contents
+    from workflows.freeze import FreezeWorkflow
+
+    api = KubeApiServer(settings={"gardener.speed": "3000"}, bookmark_interval=0.5)
+    api.start(state / "fleet-garden")
+    try:
+        samples.seed(api.url)
+        queue, c = f"{prefix}gardener", contents()
+        async with (
+            sandboxed_worker(client, queue, c.workflows, c.activities),
+            sandboxed_worker(client, queues.PIPELINE, [FreezeWorkflow], FREEZE_ACTIVITIES),
+        ):
+            freeze = await client.start_workflow(
+                "FreezeWorkflow", None, id=FREEZE_WORKFLOW_ID, task_queue=queues.PIPELINE
+            )
+            await freeze.execute_update("start_freeze", FreezeRequest(by="recorder", reason="replay history"))
+            await freeze.execute_update(
+                "exempt", Exemption(subject="promotion-x-1.0.0", approver="lead", reason="hotfix")
+            )
+            await freeze.execute_update("end_freeze", FreezeEnd(by="recorder", reason="done"))
+            await freeze.signal("freeze", FreezeRequest(by="alertmanager", reason="alert fired"))
+            await freeze.execute_update("end_freeze", FreezeEnd(by="recorder", reason="resolved"))
+            ref = garden(api)
+            names = ["fleet-a", "fleet-b"]
+            for name in names:
+                await client.execute_workflow(
+                    "ClusterCreateWorkflow",
+                    ClusterCreateInput(cluster=spec(name, labels={"fleet": "rec"}), garden=ref),
+                    id=f"{prefix}create-{name}",
+                    task_queue=queue,
+                )
+            await client.execute_workflow(
+                "ClusterRotateCredentialsWorkflow",
+                RotateCredentialsInput(name=names[0], project_namespace=NS, garden=ref),
+                id=f"{prefix}rotate",
+                task_queue=queue,
+            )
+            for enabled in (True, False):
+                await client.execute_workflow(
+                    "ClusterHibernationWorkflow",
+                    HibernationInput(name=names[0], project_namespace=NS, garden=ref, enabled=enabled),
+                    id=f"{prefix}{'hibernate' if enabled else 'wake'}",
+                    task_queue=queue,
+                )
+            rollout = await client.start_workflow(
+                "FleetRolloutWorkflow",
+                RolloutInput.model_validate(
+                    {
+                        "operation": "cluster.hibernate",
+                        "with": {"enabled": True},
+                        "rollout": {
+                            "selector": {"namespace": NS, "matchLabels": {"fleet": "rec"}},
+                            "waves": [1, "100%"],
+                            "maxInFlight": 2,
+                            "gates": [{"type": "soak", "duration": "1s"}, {"type": "approval", "approvers": ["bob"]}],
+                        },
+                        "garden": ref.model_dump(),
+                    }
+                ),
+                id=f"{prefix}rollout",
+                task_queue=queue,
+            )
+            async with asyncio.timeout(60):
+                while True:
+                    st = await rollout.query("status", result_type=RolloutStatus)
+                    if len(st.waves) > 1 and st.waves[1].state == "gate" and "approval" in st.waves[1].gate:
+                        break
+                    await asyncio.sleep(0.2)
+            await rollout.execute_update("approve_wave", WaveApproval(wave=1, approver="bob"))
+            await rollout.result()
+    finally:
+        api.stop()
+
+
+async def record_ctf(client: Client, prefix: str, state: Path, temporal: Any) -> None:
+    """The example component exported to a CTF archive (directory and tar) and imported into a second
+    registry (as tests/integration/ocm/test_ctf.py, without signatures)."""
+
+    from activities.ocm.ctf_export import ACTIVITIES as EXPORT
+    from activities.ocm.ctf_import import ACTIVITIES as IMPORT
+    from definitions.ocm import ComponentVersionRef, RepositorySpec
+    from definitions.ocm_ctf import CtfExportInput, CtfFormat, CtfImportInput
+    from landscape import ocm_example as ex
+    from landscape.registry import RegistryPart
+    from workflows.ctf import CtfExportWorkflow, CtfImportWorkflow
+
+    source, site = RegistryPart("ctf-source"), RegistryPart("ctf-site", tls=True, username="apeiro")
+    source.start(state / "ctf-source")
+    site.start(state / "ctf-site")
+    os.environ["APEIRO_TEST_SITE_PASSWORD"] = site.password or ""
+    try:
+        await ex.push_example(f"{source.url}/example")
+        queue = f"{prefix}ocm"
+        async with sandboxed_worker(client, queue, [CtfExportWorkflow, CtfImportWorkflow], [*EXPORT, *IMPORT]):
+            for fmt in (CtfFormat.DIRECTORY, CtfFormat.TAR):
+                archive = state / ("ctf-archive" if fmt is CtfFormat.DIRECTORY else "ctf-archive.tar")
+                await client.execute_workflow(
+                    "CtfExportWorkflow",
+                    CtfExportInput(
+                        source=RepositorySpec(url=f"{source.url}/example"),
+                        archive=str(archive),
+                        format=fmt,
+                        components=[ComponentVersionRef(name=ex.MAIN, version=ex.VERSION)],
+                    ),
+                    id=f"{prefix}export-{fmt.value}",
+                    task_queue=queue,
+                )
+                await client.execute_workflow(
+                    "CtfImportWorkflow",
+                    CtfImportInput(
+                        archive=str(archive),
+                        target=RepositorySpec(
+                            url=f"{site.url}/imported-{fmt.value}",
+                            username="apeiro",
+                            password_ref="env:APEIRO_TEST_SITE_PASSWORD",
+                            ca_bundle=site.endpoints["ca_bundle"],
+                        ),
+                        chunk_size=64 * 1024,
+                    ),
+                    id=f"{prefix}import-{fmt.value}",
+                    task_queue=queue,
+                )
+    finally:
+        site.stop()
+        source.stop()
+
+
 SCENARIOS: dict[str, Scenario] = {
     "pipeline": record_pipelines,
     "server": record_servers,
+    "server-fleet": record_server_fleet,
     "cluster": record_clusters,
     "transport": record_transport,
     "promotion": record_promotions,
+    "fleet": record_fleet,
+    "ctf": record_ctf,
+    "rollout": record_rollout,
 }
 
 
@@ -359,22 +608,27 @@ def _case(prefix: str, workflow_id: str) -> str:
 
 async def save(client: Client, scenario: str, prefix: str, since: datetime) -> list[Path]:
     """The workflows started since the scenario began (children with ids of their own too): for
-    each type, the largest run of each workflow id, at most PER_TYPE ids per type."""
+    each type, the largest run of each workflow id, at most PER_TYPE ids per type; of a chain that
+    continued as new also its largest continued run (``<case>-continued.json``)."""
     await asyncio.sleep(1.5)  # visibility is eventually consistent
     found: dict[str, dict[str, tuple[int, str]]] = {}
     query = f"StartTime >= '{since.isoformat()}'"
     async for wf in client.list_workflows(query):
         history = await client.get_workflow_handle(wf.id, run_id=wf.run_id).fetch_history()
         runs = found.setdefault(wf.workflow_type, {})
-        if wf.id not in runs or runs[wf.id][0] < len(history.events):
-            runs[wf.id] = (len(history.events), wf.run_id)
+        started = history.events[0].workflow_execution_started_event_attributes
+        key = f"{wf.id}\0continued" if started.continued_execution_run_id else wf.id
+        if key not in runs or runs[key][0] < len(history.events):
+            runs[key] = (len(history.events), wf.run_id)
     written = []
     for workflow_type, runs in sorted(found.items()):
         (HERE / workflow_type).mkdir(exist_ok=True)
         largest = sorted(runs.items(), key=lambda kv: -kv[1][0])[:PER_TYPE]
-        for wid, (_, run_id) in largest:
+        for key, (_, run_id) in largest:
+            wid, _, continued = key.partition("\0")
             history = await client.get_workflow_handle(wid, run_id=run_id).fetch_history()
-            path = HERE / workflow_type / f"{scenario}-{_case(prefix, wid)}.json"
+            case = _case(prefix, wid) + (f"-{continued}" if continued else "")
+            path = HERE / workflow_type / f"{scenario}-{case}.json"
             path.write_text(json.dumps({"workflowId": wid, **json.loads(history.to_json())}, indent=1))
             written.append(path)
             print(f"recorded {path.relative_to(HERE)}: {len(history.events)} events")

@@ -57,6 +57,11 @@ async def test_list_retry_watch_cancel_and_exit_codes(dev_engine: Engine, dev_la
     last = json.loads(out.strip().split("\n}\n")[-1] if "\n}\n" in out.strip() else out)
     assert last["state"] == "succeeded"
 
+    # A finished run: a repair is a clear refusal (exit 1), not "not found" (tests/unit/test_cli_habits.py
+    # checks the same for every command through rpc_fail).
+    code, out, err = await run_cli(["retry", h.id, "--step", "flaky", "--as", "op", "--reason", "late"], env)
+    assert code == 1 and "refused, the run has ended" in err and "Traceback" not in err, err
+
     slow = await dev_engine.start(
         pipeline([{"name": "hold", "uses": "test.probe", "with": {"key": "cli-hold", "sleep": 30}}], name="cli-runs")
     )

@@ -40,7 +40,7 @@ def test_who_acts_is_always_spelled_as() -> None:
                     assert action.help == argparse.SUPPRESS, f"{path}: {flag} is visible; use --as"
 
 
-DATA_COMMANDS = ["validate", "status", "list", "watch", "steps", "pipelines"]
+DATA_COMMANDS = ["validate", "status", "list", "watch", "steps", "pipelines", "rollout status"]
 
 
 @pytest.mark.parametrize("command", DATA_COMMANDS)
@@ -118,11 +118,72 @@ def test_transfer_progress_shows_bytes_and_rate_per_blob() -> None:
     assert display_time > 0
 
 
-def test_discovery_phase_text() -> None:
-    from workers.cli.progress import PhaseDisplay
+def test_discovery_progress_counts_bmcs_done_as_batches_end() -> None:
+    """The workflow's counters (pure state, no commands): a BMC is done once listed with a problem or
+    no systems, or once every system behind it has been inventoried."""
+    from definitions.server import (
+        BmcConnection,
+        BmcProblem,
+        InventoryBatchResult,
+        ListBatchResult,
+        ListSystemsResult,
+        SystemTarget,
+    )
+    from workflows.server import ServerDiscoveryWorkflow
 
-    assert PhaseDisplay.text({"state": "inventorying", "systems": 12}) == "inventorying (systems 12)"
-    assert PhaseDisplay.text({"state": "done", "servers": 3, "problems": 1}) == "done (servers 3, problems 1)"
+    a, b, c, d = (BmcConnection(url=f"http://10.0.0.{n}", name=f"bmc{n}") for n in range(1, 5))
+    wf = ServerDiscoveryWorkflow()
+    wf._status.bmcs_total = 4
+    wf._listed(
+        [a, b, c],
+        ListBatchResult(
+            results=[
+                ListSystemsResult(bmc_url=a.url, system_paths=["/s/1", "/s/2"]),
+                ListSystemsResult(bmc_url=b.url, problem=BmcProblem(bmc_url=b.url, error_type="X", message="x")),
+                ListSystemsResult(bmc_url=c.url, system_paths=[]),
+            ]
+        ),
+    )
+    assert (wf._status.bmcs_done, wf._status.problems) == (2, 1)  # b (problem) and c (no systems)
+    wf._listed([d], RuntimeError("child failed"))
+    assert (wf._status.bmcs_done, wf._status.problems) == (3, 2)
+    wf._inventoried([SystemTarget(bmc=a, system_path="/s/1")], InventoryBatchResult())
+    assert (wf._status.bmcs_done, wf._status.systems_done) == (3, 1)  # a still has /s/2 to read
+    failed = BmcProblem(bmc_url=a.url, error_type="X", message="x", system_path="/s/2")
+    wf._inventoried([SystemTarget(bmc=a, system_path="/s/2")], InventoryBatchResult(problems=[failed]))
+    assert (wf._status.bmcs_done, wf._status.systems_done, wf._status.problems) == (4, 2, 3)
+
+
+def test_discovery_display_shows_bmcs_done_of_total_and_problems() -> None:
+    import io
+
+    from rich.console import Console
+
+    from definitions.server import DiscoveryProgress
+    from workers.cli.progress import DiscoveryDisplay
+
+    mid = DiscoveryProgress(state="inventorying", bmcs_total=10, bmcs_done=3, systems_total=40, systems_done=12,
+                            problems=1)
+    assert DiscoveryDisplay.text(mid) == "BMCs 3/10: inventorying, systems 12/40, 1 problem"
+    done = DiscoveryProgress(state="done", bmcs_total=10, bmcs_done=10, systems_total=40, systems_done=40,
+                             problems=2, servers=38)
+    assert DiscoveryDisplay.text(done) == "BMCs 10/10: done, systems 40/40, 2 problems, 38 servers"
+
+    plain = io.StringIO()  # not a terminal: one line per change, repeated states not printed twice
+    display = DiscoveryDisplay(stream=plain)
+    for p in (mid, mid, done):
+        display.update(p)
+    display.stop()
+    assert plain.getvalue().splitlines() == ["  " + DiscoveryDisplay.text(mid), "  " + DiscoveryDisplay.text(done)]
+
+    screen = io.StringIO()  # a terminal: rich's progress bar with the same numbers
+    console = Console(file=screen, force_terminal=True, width=120, color_system=None)
+    display = DiscoveryDisplay(console=console)
+    display.update(mid)
+    assert display.progress.tasks[0].completed == 3 and display.progress.tasks[0].total == 10
+    display.stop()
+    drawn = screen.getvalue()
+    assert "BMCs" in drawn and "3/10" in drawn and "systems 12/40, 1 problem" in drawn
 
 
 async def test_blob_offsets_come_from_the_copy_activities_heartbeats() -> None:
@@ -167,3 +228,15 @@ def test_unhandled_errors_map_to_the_documented_exit_codes() -> None:
     assert _exit_code(RPCError("workflow not found", RPCStatusCode.NOT_FOUND, b"")) == 3
     assert _exit_code(ConfigError("TEMPORAL_ADDRESS is not host:port")) == 2
     assert _exit_code(ValueError("bad")) == 1
+
+
+def test_an_action_on_a_run_that_has_ended_is_a_refusal_not_not_found(capsys: pytest.CaptureFixture[str]) -> None:
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from workers.cli.common import EXIT_FAILED, EXIT_NOT_FOUND, rpc_fail
+
+    ended = RPCError("workflow execution already completed", RPCStatusCode.NOT_FOUND, b"")
+    assert rpc_fail(ended, "cannot retry in r1") == EXIT_FAILED
+    assert "refused, the run has ended" in capsys.readouterr().err
+    missing = RPCError("workflow not found for ID: r2", RPCStatusCode.NOT_FOUND, b"")
+    assert rpc_fail(missing, "cannot retry in r2") == EXIT_NOT_FOUND

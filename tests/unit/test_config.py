@@ -186,3 +186,31 @@ def test_profile_errors_name_what_to_fix(toml: Path, tmp_path: Path) -> None:
     (tmp_path / "bad.toml").write_text("[profile.default\naddress=")
     with pytest.raises(ConfigError, match="TOML parse error"):
         TemporalSettings.from_env({"TEMPORAL_CONFIG_FILE": str(tmp_path / "bad.toml")})
+
+
+async def test_a_yes_on_search_attributes_is_kept_a_no_is_asked_again() -> None:
+    from types import SimpleNamespace
+
+    from workers.config import search_attributes_registered
+
+    class Operator:
+        def __init__(self) -> None:
+            self.calls = 0
+            self.attributes: dict[str, int] = {}
+
+        async def list_search_attributes(self, _req: object) -> SimpleNamespace:
+            self.calls += 1
+            return SimpleNamespace(custom_attributes=dict(self.attributes))
+
+    class FakeClient:
+        namespace = "default"
+
+        def __init__(self) -> None:
+            self.operator_service = Operator()
+
+    client = FakeClient()
+    assert not await search_attributes_registered(client, ["ApeiroPipeline"])  # type: ignore[arg-type]
+    client.operator_service.attributes["ApeiroPipeline"] = 1  # registered meanwhile: seen at once
+    assert await search_attributes_registered(client, ["ApeiroPipeline"])  # type: ignore[arg-type]
+    assert await search_attributes_registered(client, ["ApeiroPipeline"])  # type: ignore[arg-type]
+    assert client.operator_service.calls == 2  # the yes was kept

@@ -109,6 +109,23 @@ def test_library_finds_named_pipelines(tmp_path: Path, monkeypatch: pytest.Monke
         lib.load("nope")
 
 
+def test_library_parses_a_file_again_only_once_it_changed(tmp_path: Path) -> None:
+    import definitions.library as library
+
+    x = tmp_path / "x.yaml"
+    x.write_text("apiVersion: apeiro.dev/v1alpha1\nkind: Pipeline\nmetadata: {name: mine}\n"
+                 "spec: {steps: [{name: a, uses: core.echo}]}\n")
+    (tmp_path / "broken.yaml").write_text(":\n  - [")
+    assert set(PipelineLibrary([tmp_path]).call_graph()) == {"mine"}
+    first = library._PARSED[x][1]
+    again = PipelineLibrary([tmp_path])
+    assert set(again.call_graph()) == {"mine"} and library._PARSED[x][1] is first  # not parsed again
+    assert [p.name for p in again.skipped] == ["broken.yaml"]  # a skipped file is still reported
+    x.write_text("apiVersion: apeiro.dev/v1alpha1\nkind: Pipeline\nmetadata: {name: renamed}\n"
+                 "spec: {steps: [{name: a, uses: core.pipeline, with: {pipeline: mine}}]}\n")
+    assert PipelineLibrary([tmp_path]).call_graph() == {"renamed": {"mine"}}
+
+
 def test_mermaid_and_dot_show_every_edge() -> None:
     p = parse_pipeline(edge_site())
     mermaid, dot = to_mermaid(p), to_dot(p)

@@ -3,19 +3,27 @@
 `apeiro console` serves it alone; the webhook gateway mounts it at ``/console/`` when
 ``APEIRO_CONSOLE=1`` (:func:`mount`). All links are relative, so it works under any prefix.
 
+The run page follows ``/api/run/stream`` (server-sent events: the run view each time it changes,
+``problem`` events while Temporal cannot be reached, ``end`` once the run has ended); a browser
+without EventSource polls ``/api/run`` instead.
+
 Temporal down: the API answers 503 with the reason, the page shows it in a banner and keeps
 polling, and recovers by itself once Temporal answers again (the client reconnects).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import os
+import time
+from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from temporalio.service import RPCError, RPCStatusCode
 
 from definitions.runquery import STATES, RunFilter
@@ -26,6 +34,10 @@ from triggers.events import HookError
 from triggers.temporal import TemporalConnection
 
 log = logging.getLogger(__name__)
+
+STREAM_INTERVAL = 1.0  # seconds between two looks at a run for its event stream
+STREAM_KEEPALIVE = 15.0  # a comment line at least this often, so proxies keep the stream open
+STREAM_MAX_SECONDS = 600.0  # then the stream ends and the browser reconnects (bounds a stale stream)
 
 
 def _static(name: str) -> str:
@@ -113,17 +125,59 @@ def create_console(
             return unavailable(exc)
         return JSONResponse({"runs": [r.model_dump(mode="json") for r in rows]})
 
-    @app.get("/api/run")
-    async def run(id: str) -> JSONResponse:
+    async def run_body(id: str) -> tuple[int, dict[str, Any]]:
+        """(HTTP status, body) of one run view, as /api/run answers and the stream sends it."""
         try:
             v = await data.view(await client_or_503(), id)
         except data.RunNotFound:
-            return JSONResponse({"error": f"no run with id {id!r}"}, status_code=404)
+            return 404, {"error": f"no run with id {id!r}"}
         except (HookError, RPCError) as exc:
-            return unavailable(exc)
+            response = unavailable(exc)
+            return response.status_code, json.loads(bytes(response.body))
         body = v.model_dump(mode="json")
         body["ui"] = f"{ui_base(ui_url)}/namespaces/{temporal.namespace}/workflows/{id}"
-        return JSONResponse(body)
+        return 200, body
+
+    @app.get("/api/run")
+    async def run(id: str) -> JSONResponse:
+        code, body = await run_body(id)
+        return JSONResponse(body, status_code=code)
+
+    @app.get("/api/run/stream")
+    async def run_stream(id: str, request: Request, interval: float = STREAM_INTERVAL) -> StreamingResponse:
+        """Server-sent events: the run view whenever it changes (checked every `interval` seconds)."""
+        interval = min(max(interval, 0.2), 10.0)
+
+        async def events() -> AsyncIterator[str]:
+            yield f"retry: {int(interval * 1000)}\n\n"
+            last, quiet, until = "", 0.0, time.monotonic() + STREAM_MAX_SECONDS
+            while time.monotonic() < until and not await request.is_disconnected():
+                code, body = await run_body(id)
+                text = json.dumps(body, separators=(",", ":"))
+                if code != 200:
+                    if text != last:
+                        yield f"event: problem\ndata: {text}\n\n"
+                    if code == 404:
+                        yield "event: end\ndata: {}\n\n"
+                        return
+                elif text != last:
+                    yield f"data: {text}\n\n"
+                    quiet = 0.0
+                elif quiet >= STREAM_KEEPALIVE:
+                    yield ": keep-alive\n\n"  # proxies close idle connections
+                    quiet = 0.0
+                last = text
+                if code == 200 and body.get("execution") != "running":
+                    yield "event: end\ndata: {}\n\n"  # a closed run does not change any more
+                    return
+                await asyncio.sleep(interval)
+                quiet += interval
+
+        return StreamingResponse(
+            events(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
 
     @app.get("/api/graph")
     async def graph(id: str) -> Response:
@@ -149,7 +203,9 @@ def create_console(
         except Unauthenticated as exc:
             return JSONResponse({"error": str(exc)}, status_code=401)
         try:
-            result = await data.act(await client_or_503(), id, action, actor, body)
+            result = await data.act(
+                await client_or_503(), id, action, actor, body, search_attributes_ok=bool(temporal.search_attributes_ok)
+            )
         except data.RunNotFound:
             return JSONResponse({"error": f"no run with id {id!r}"}, status_code=404)
         except data.ActionRefused as exc:

@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "workers.cli.completion",
     "workers.cli.deploy",
     "workers.cli.freeze",
+    "workers.cli.rollout",
 )
 
 

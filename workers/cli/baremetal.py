@@ -15,6 +15,7 @@ from definitions.server import (
     BmcInventory,
     DiscoverInput,
     DiscoverResult,
+    DiscoveryProgress,
     SiteDefinition,
     SystemInventory,
     TlsOptions,
@@ -55,25 +56,45 @@ def register(subparsers: Any) -> None:
     group.set_defaults(func=lambda args: (group.print_help(), 2)[1])
 
 
-async def _with_progress(handle: Any) -> DiscoverResult:
-    """The result, showing the workflow's phase and counts (its `status` query) on stderr meanwhile."""
+async def _with_progress(handle: Any, display: Any = None) -> DiscoverResult:
+    """The result, showing BMCs done of total and problems so far (the workflow's `status` query) on
+    stderr meanwhile, and the final numbers from the result."""
     import asyncio
 
-    from workers.cli.progress import PhaseDisplay
+    from workers.cli.progress import DiscoveryDisplay
 
-    display = PhaseDisplay()
+    display = display or DiscoveryDisplay()
+    last = DiscoveryProgress()
     result_task = asyncio.ensure_future(handle.result())
     try:
         while not result_task.done():
             try:
-                display.update(await handle.query("status"))
+                last = await handle.query("status", result_type=DiscoveryProgress)
+                display.update(last)
             except Exception:
-                pass
+                pass  # not started yet, or a worker of an older version: the result still comes
             await asyncio.wait([result_task], timeout=1.0)
+        result: DiscoverResult = result_task.result()
+        final = final_progress(result, last)
+        display.update(final)
     finally:
         display.stop()
-    result: DiscoverResult = result_task.result()
+    print(f"discovery {DiscoveryDisplay.text(final)}", file=sys.stderr, flush=True)
     return result
+
+
+def final_progress(result: DiscoverResult, last: DiscoveryProgress) -> DiscoveryProgress:
+    """The final numbers, from the result (the status query may not have been seen at the end)."""
+    systems = max(last.systems_total, len(result.servers))
+    return DiscoveryProgress(
+        state="done",
+        bmcs_total=result.bmcs_total,
+        bmcs_done=result.bmcs_total,
+        systems_total=systems,
+        systems_done=systems,
+        problems=len(result.problems),
+        servers=len(result.servers),
+    )
 
 
 def inventory_command(args: argparse.Namespace) -> int:
@@ -232,10 +253,19 @@ def discover_command(args: argparse.Namespace) -> int:
             return 0
         result: DiscoverResult = await _with_progress(handle)
         print(result.model_dump_json(indent=2))
-        return 0 if not result.problems else 3
+        return 0 if not result.problems else 1  # problems are listed in the result
+
+    from temporalio.client import WorkflowFailureError
+    from temporalio.service import RPCError
+
+    from workers.cli.common import fail, rpc_fail
 
     try:
         return asyncio.run(run())
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except WorkflowFailureError as exc:
+        return fail(f"discovery of {site.name} failed: {getattr(exc.cause, 'message', exc.cause)}")
+    except RPCError as exc:
+        return rpc_fail(exc, f"cannot discover {site.name}")

@@ -43,10 +43,12 @@ def fail(message: str, code: int = 1) -> int:
 
 def rpc_fail(exc: BaseException, what: str) -> int:
     """A Temporal/config error as one line and its exit code: 3 when the run does not exist, 2 for
-    configuration, 1 otherwise."""
+    configuration, 1 otherwise (an action on a run that has ended included)."""
     from temporalio.service import RPCError, RPCStatusCode
 
     if isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND:
+        if "already completed" in exc.message:  # an update or signal to a run that has ended: a refusal
+            return fail(f"{what}: refused, the run has ended ({exc.message}); nothing changed", EXIT_FAILED)
         return fail(f"{what}: not found ({exc.message})", EXIT_NOT_FOUND)
     if isinstance(exc, ConfigError):
         return fail(f"{what}: {exc}", EXIT_USAGE)

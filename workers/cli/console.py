@@ -24,5 +24,6 @@ def cmd_console(args: argparse.Namespace) -> int:
 
     app = create_console(ui_url=args.ui_url)
     print(f"console on http://{args.host}:{args.port}/")
-    uvicorn.run(app, host=args.host, port=args.port, log_config=uvicorn_log_config())
+    # Open event streams (the run pages) must not hold a shutdown: they reconnect to the next console.
+    uvicorn.run(app, host=args.host, port=args.port, log_config=uvicorn_log_config(), timeout_graceful_shutdown=3)
     return 0

@@ -5,24 +5,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import secrets
 import shutil
 import subprocess
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
-from definitions import queues
+from definitions import runstart
 from definitions import search_attributes as sa
 from definitions.catalog import load_catalog
 from definitions.graph import to_dot, to_mermaid
 from definitions.library import PipelineLibrary
-from definitions.runs import ApprovalDecision, ApprovalState, PipelineRequest, PipelineStatus, Reuse, StepState
+from definitions.runs import ApprovalDecision, ApprovalState, PipelineStatus, Reuse, StepState
 from definitions.validate import DefinitionError, parse_pipeline, validate_definition
 from workers.cli.common import (
     add_input_args,
@@ -113,27 +110,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 # --- run -----------------------------------------------------------------------------------------
 
-def default_workflow_id(pipeline: str) -> str:
-    return f"{pipeline}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
-
-
 async def start_pipeline(client: Client, data: dict[str, Any], inputs: dict[str, Any], *,
                          workflow_id: str | None = None, requested_by: str | None = None,
                          source: str = "", reuse: Reuse | None = None) -> WorkflowHandle[Any, Any]:
-    """Validate fully, then start. An invalid definition never reaches Temporal."""
-    pipeline, resolved = validate_definition(data, load_catalog(), inputs=inputs,
-                                             known_pipelines=PipelineLibrary().call_graph(), source=source)
-    pairs = [SearchAttributePair(sa.PIPELINE, pipeline.name)]
-    if isinstance(resolved.get("site"), str):
-        pairs.append(SearchAttributePair(sa.SITE, resolved["site"]))
-    attrs = TypedSearchAttributes(pairs) if await search_attributes_registered(client, sa.NAMES) else None
-    return await client.start_workflow(
-        "PipelineWorkflow",
-        PipelineRequest(definition=data, inputs=resolved, requested_by=requested_by, reuse=reuse),
-        id=workflow_id or default_workflow_id(pipeline.name),
-        task_queue=queues.PIPELINE,
-        search_attributes=attrs,
-    )
+    """Validate fully, then start (definitions.runstart); attributes only when the namespace has them."""
+    return await runstart.start_pipeline(
+        client, data, inputs, search_attributes_ok=await search_attributes_registered(client, sa.NAMES),
+        workflow_id=workflow_id, requested_by=requested_by, source=source, reuse=reuse)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

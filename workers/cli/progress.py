@@ -6,6 +6,8 @@ import sys
 import time
 from typing import Any
 
+from definitions.server import DiscoveryProgress
+
 MIB = 1024 * 1024
 
 
@@ -56,36 +58,59 @@ class TransferDisplay:
             self.live = None
 
 
-class PhaseDisplay:
-    """`baremetal discover`: the discovery workflow's phase and counts from its status query."""
+class DiscoveryDisplay:
+    """`baremetal discover`: BMCs done of total and problems so far, from the workflow's `status` query.
 
-    def __init__(self, stream: Any = None) -> None:
+    On a terminal a rich progress bar (redrawn in place, removed at the end); otherwise one plain line
+    per change, so a log or CI shows the same numbers."""
+
+    def __init__(self, stream: Any = None, console: Any = None) -> None:
         self.stream = stream or sys.stderr
         self.last = ""
-        self.status: Any = None
-        if getattr(self.stream, "isatty", lambda: False)():
+        self.progress: Any = None
+        self.task: Any = None
+        if console is not None or getattr(self.stream, "isatty", lambda: False)():
             from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self.status = Console(file=self.stream).status("starting")
-            self.status.start()
+            self.progress = Progress(
+                TextColumn("BMCs"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[detail]}"),
+                TimeElapsedColumn(),
+                console=console or Console(file=self.stream),
+                transient=console is None,
+            )
+            self.task = self.progress.add_task("discover", total=None, detail="starting")
+            self.progress.start()
 
     @staticmethod
-    def text(status: dict[str, Any]) -> str:
-        state = status.get("state", "?")
-        parts = [f"{key} {value}" for key, value in status.items() if key != "state"]
-        return f"{state}" + (f" ({', '.join(parts)})" if parts else "")
+    def detail(p: DiscoveryProgress) -> str:
+        parts = [p.state]
+        if p.systems_total:
+            parts.append(f"systems {p.systems_done}/{p.systems_total}")
+        parts.append(f"{p.problems} problem" + ("" if p.problems == 1 else "s"))
+        if p.state == "done":
+            parts.append(f"{p.servers} server" + ("" if p.servers == 1 else "s"))
+        return ", ".join(parts)
 
-    def update(self, status: dict[str, Any]) -> None:
-        line = self.text(status)
+    @classmethod
+    def text(cls, p: DiscoveryProgress) -> str:
+        return f"BMCs {p.bmcs_done}/{p.bmcs_total}: {cls.detail(p)}"
+
+    def update(self, p: DiscoveryProgress) -> None:
+        line = self.text(p)
         if line == self.last:
             return
         self.last = line
-        if self.status is not None:
-            self.status.update(line)
+        if self.progress is not None:
+            self.progress.update(self.task, completed=p.bmcs_done, total=p.bmcs_total or None, detail=self.detail(p))
+            self.progress.refresh()
         else:
             print(f"  {line}", file=self.stream, flush=True)
 
     def stop(self) -> None:
-        if self.status is not None:
-            self.status.stop()
-            self.status = None
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None

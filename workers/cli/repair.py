@@ -14,12 +14,19 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from definitions.library import PipelineLibrary
-from definitions.pipeline import Pipeline
-from definitions.runquery import request_definition, run_request
-from definitions.runs import PipelineStatus, RepairRequest, Reuse, StepState
-from definitions.validate import DefinitionError, parse_pipeline
-from workers.cli.common import EXIT_OK, client_from_env, fail, rpc_fail, run_async, ui_url
+from definitions import runstart
+from definitions import search_attributes as sa
+from definitions.runs import RepairRequest
+from definitions.validate import DefinitionError
+from workers.cli.common import (
+    EXIT_OK,
+    client_from_env,
+    fail,
+    rpc_fail,
+    run_async,
+    search_attributes_registered,
+    ui_url,
+)
 from workers.cli.output import add_output_option, emit
 from workers.config import ConfigError
 
@@ -49,6 +56,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("workflow_id", help="the earlier run's workflow id (running or finished)")
     p.add_argument("--from", dest="from_step", required=True, help="the first step to run again (its dependants too)")
     p.add_argument("--as", dest="actor", default=None, help="who starts the new run (default: $USER)")
+    p.add_argument("--reason", default="", help="why (recorded in the new run's request with who started it)")
     p.add_argument("--id", default=None, help="the new run's workflow id (default: <old id>-rerun-<random>)")
     p.add_argument("--wait", action="store_true", help="follow the new run until it ends; exit 1 if it fails")
     p.set_defaults(func=cmd_rerun)
@@ -82,58 +90,19 @@ def cmd_repair(args: argparse.Namespace) -> int:
 
 # --- rerun ---------------------------------------------------------------------------------------
 
-
-def downstream(pipeline: Pipeline, step: str) -> set[str]:
-    """`step` and every step that needs it, transitively."""
-    out = {step}
-    changed = True
-    while changed:
-        changed = False
-        for s in pipeline.spec.steps:
-            if s.name not in out and out.intersection(s.needs):
-                out.add(s.name)
-                changed = True
-    return out
-
-
-class RerunError(ValueError):
-    """The re-run cannot start (unknown step); the message says why."""
+# The logic is shared with the console (definitions.runstart); names kept for callers of this module.
+downstream = runstart.downstream
+RerunError = runstart.RerunError
 
 
 async def rerun(
-    client: Client, workflow_id: str, from_step: str, actor: str, new_id: str | None = None
+    client: Client, workflow_id: str, from_step: str, actor: str, new_id: str | None = None, reason: str = ""
 ) -> tuple[WorkflowHandle[Any, Any], list[str]]:
-    """Start a new run of `workflow_id`'s pipeline (same definition and inputs) in which the steps
-    that do not depend on `from_step` and succeeded before are taken as done with their outputs."""
-    import secrets
-
-    from workers.cli.pipeline import start_pipeline
-
-    request = await run_request(client, workflow_id)
-    data, inputs = request_definition(request)
-    if data is None:
-        data = PipelineLibrary().load(request.pipeline or "")
-    pipeline = parse_pipeline(data, f"run {workflow_id}")
-    if from_step not in {s.name for s in pipeline.spec.steps}:
-        names = ", ".join(s.name for s in pipeline.spec.steps)
-        raise RerunError(f"no step {from_step!r} in pipeline {pipeline.name!r}; steps: {names}")
-    redo = downstream(pipeline, from_step)
-    handle = client.get_workflow_handle(workflow_id)
-    status = await handle.query("status", result_type=PipelineStatus)
-    reused: dict[str, Any] = {}
-    for st in status.steps:
-        if st.name not in redo and st.state in (StepState.SUCCEEDED, StepState.SKIPPED):
-            reused[st.name] = await handle.query("outputs", st.name)
-    started = await start_pipeline(
-        client,
-        data,
-        inputs,
-        workflow_id=new_id or f"{workflow_id}-rerun-{secrets.token_hex(2)}",
-        requested_by=actor,
-        source=f"run {workflow_id}",
-        reuse=Reuse(from_run=workflow_id, steps=reused),
+    """Start a new run of `workflow_id`'s pipeline from `from_step`, reusing the earlier outputs."""
+    return await runstart.rerun(
+        client, workflow_id, from_step, actor, new_id,
+        search_attributes_ok=await search_attributes_registered(client, sa.NAMES), reason=reason,
     )
-    return started, sorted(reused)
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
@@ -144,7 +113,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 
         try:
             client = await client_from_env()
-            started, reused = await rerun(client, args.workflow_id, args.from_step, actor, args.id)
+            started, reused = await rerun(client, args.workflow_id, args.from_step, actor, args.id, args.reason)
         except (DefinitionError, RerunError) as exc:
             return fail(str(exc))
         except (ConfigError, RPCError) as exc:

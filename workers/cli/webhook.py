@@ -108,6 +108,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         access_log=False,
         log_config=uvicorn_log_config(),
+        timeout_graceful_shutdown=5,  # open console event streams must not hold a shutdown
     )
     return 0
 

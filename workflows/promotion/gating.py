@@ -15,11 +15,11 @@ from typing import Any
 from temporalio import workflow
 
 from definitions.promotion import GateOutcome
-from definitions.promotion_runs import GateStatus, RingAttempt
+from definitions.promotion_runs import GateProgress, GateStatus, RingAttempt
 from workflows.promotion.gates import evaluators
 from workflows.promotion.gates.base import fmt_duration
-from workflows.promotion.gates.temporal import TemporalGateContext
-from workflows.promotion.state import PASSING, PromotionState
+from workflows.promotion.gates.temporal import TemporalGateContext, finish_or_cancel
+from workflows.promotion.state import PASSING, ContinueAsNew, PromotionState
 
 
 class GateRunner(PromotionState):
@@ -27,7 +27,10 @@ class GateRunner(PromotionState):
         gates = [g for g in att.gates if g.phase == phase]
         if not gates:
             return GateOutcome.PASSED, "no gates"
-        tasks: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._gate(att, gs)) for gs in gates]
+        # (A continued run starts only the gates that had not decided.)
+        tasks: list[asyncio.Future[Any]] = [
+            asyncio.ensure_future(self._gate(att, gs)) for gs in gates if gs.state != "Done"
+        ]
 
         def failing() -> bool:
             return any(g.outcome is not None and g.outcome not in PASSING and g.state == "Done" for g in gates)
@@ -35,9 +38,17 @@ class GateRunner(PromotionState):
         def alerted() -> bool:
             return phase == "verify" and self._alert is not None and self._alert.ring in (None, att.ring)
 
-        await workflow.wait_condition(
-            lambda: all(t.done() for t in tasks) or failing() or alerted() or self._halt() is not None
-        )
+        def decided() -> bool:
+            return all(t.done() for t in tasks) or failing() or alerted() or self._halt() is not None
+
+        continuing = False
+        while not continuing:
+            # The history bound counts only at a safe point: no gate activity in flight, so every gate
+            # waits on a timer or a person and its progress says how to resume.
+            await workflow.wait_condition(lambda: decided() or (self._history_full() and self._in_flight == 0))
+            if decided():
+                break
+            continuing = self._continue_now()
         for t in tasks:
             if not t.done():
                 t.cancel()
@@ -47,6 +58,8 @@ class GateRunner(PromotionState):
                 inner.cancel()
                 tasks.append(inner)
         await asyncio.gather(*tasks, return_exceptions=True)
+        if continuing:
+            raise ContinueAsNew(phase)
         for g in gates:
             if g.state != "Done":
                 g.state = "Done"
@@ -76,59 +89,77 @@ class GateRunner(PromotionState):
         key = (att.ring, gs.name)
         gate = self._gate_models[key]
         defaults = self._p.spec.defaults
-        gs.started_at = workflow.now()
         timeout = gate.timeout or defaults.gate_timeout
-        deadline = workflow.now() + timeout
-        retries = defaults.error_retries
-        backoff = defaults.error_backoff
+        # Deadline, Error retries and backoff live in the gate's progress, so a continued run (the
+        # progress carried) resumes the gate where it was: evaluating, in backoff or paused.
+        prog = self._progress.get(key)
+        resumed = prog is not None
+        if prog is None:
+            gs.started_at = workflow.now()
+            prog = self._progress[key] = GateProgress(
+                ring=att.ring,
+                gate=gs.name,
+                deadline=workflow.now() + timeout,
+                retries=defaults.error_retries,
+                backoff=defaults.error_backoff,
+            )
         ring = self._p.ring(att.ring)
         while True:
             await self._pause_point()
             if key in self._overrides:
                 o = self._overrides[key]
                 return self._settle(gs, GateOutcome.OVERRIDDEN, f"overridden by {o.by}: {o.reason}")
-            gs.state = "Running"
-            gs.outcome = None
-            self._retry.discard(key)
-            inner = asyncio.ensure_future(self._evaluate(att, gs, gate))
-            self._inner[key] = inner
-            try:
-                await workflow.wait_condition(
-                    lambda inner=inner: inner.done() or key in self._overrides,  # type: ignore[misc]
-                    timeout=max(deadline - workflow.now(), timedelta(seconds=1)),
-                )
-            except TimeoutError:
-                pass
-            if not inner.done():
-                inner.cancel()
-                await asyncio.gather(inner, return_exceptions=True)
-                if key in self._overrides:
-                    continue
-                return self._settle(gs, GateOutcome.TIMED_OUT, f"no result within {fmt_duration(timeout)}")
-            outcome, reason = inner.result()
-            if outcome is GateOutcome.ERROR and retries > 0:
-                retries -= 1
-                gs.state = "Waiting"
-                gs.outcome = GateOutcome.ERROR
-                gs.next_check = workflow.now() + backoff
-                gs.reason = f"{reason}; retrying in {fmt_duration(backoff)} ({retries} retries left)"
-                try:
-                    await workflow.wait_condition(lambda: key in self._retry or key in self._overrides, timeout=backoff)
-                except TimeoutError:
-                    pass
-                backoff = backoff * 2
-                continue
-            if outcome is GateOutcome.INCONCLUSIVE or (outcome is GateOutcome.ERROR and not ring.rollback_on_error):
-                gs.state = "Paused"
-                gs.outcome = outcome
-                gs.next_check = None
-                gs.reason = f"{reason}; paused for a person: retry the gate, override it, roll back or abort"
+            if prog.stage == "evaluating":
+                if not resumed:
+                    prog.restart()
+                gs.state = "Running"
+                gs.outcome = None
+                self._retry.discard(key)
+                inner = asyncio.ensure_future(self._evaluate(att, gs, gate))
+                self._inner[key] = inner
+                assert prog.deadline is not None
+                if not await finish_or_cancel(inner, lambda: key in self._overrides, prog.deadline):
+                    if key in self._overrides:
+                        continue
+                    return self._settle(gs, GateOutcome.TIMED_OUT, f"no result within {fmt_duration(timeout)}")
+                outcome, reason = inner.result()
+                if outcome is GateOutcome.ERROR and prog.retries > 0:
+                    prog.retries -= 1
+                    prog.stage = "backoff"
+                    gs.state = "Waiting"
+                    gs.outcome = GateOutcome.ERROR
+                    gs.next_check = workflow.now() + prog.backoff
+                    gs.reason = (
+                        f"{reason}; retrying in {fmt_duration(prog.backoff)} ({prog.retries} retries left)"
+                    )
+                elif outcome is GateOutcome.INCONCLUSIVE or (
+                    outcome is GateOutcome.ERROR and not ring.rollback_on_error
+                ):
+                    prog.stage = "paused"
+                    gs.state = "Paused"
+                    gs.outcome = outcome
+                    gs.next_check = None
+                    gs.reason = f"{reason}; paused for a person: retry the gate, override it, roll back or abort"
+                else:
+                    return self._settle(gs, outcome, reason)
+            resumed = False
+            if prog.stage == "backoff":
+                assert gs.next_check is not None
+                left = gs.next_check - workflow.now()
+                if left > timedelta(0):
+                    try:
+                        await workflow.wait_condition(
+                            lambda: key in self._retry or key in self._overrides, timeout=left
+                        )
+                    except TimeoutError:
+                        pass
+                prog.backoff = prog.backoff * 2
+            else:
                 await workflow.wait_condition(lambda: key in self._retry or key in self._overrides)
-                retries = defaults.error_retries
-                backoff = defaults.error_backoff
-                deadline = workflow.now() + timeout
-                continue
-            return self._settle(gs, outcome, reason)
+                prog.retries = defaults.error_retries
+                prog.backoff = defaults.error_backoff
+                prog.deadline = workflow.now() + timeout
+            prog.stage = "evaluating"
 
     async def _evaluate(self, att: RingAttempt, gs: GateStatus, gate: Any) -> tuple[GateOutcome, str]:
         evaluator = evaluators(self._p.spec.defaults).get(gate.type)

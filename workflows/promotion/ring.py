@@ -15,7 +15,9 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from definitions.promotion import ApprovalGate, GateOutcome, Ring, ring_gates
 from definitions.promotion_runs import (
     FINAL_STATES,
+    GateRef,
     GateStatus,
+    PromotionCarry,
     PromotionOutcome,
     PromotionRequest,
     PromotionStatus,
@@ -37,7 +39,7 @@ from workflows.promotion.deploy import apply_flags, deploy, roll_back
 from workflows.promotion.gates.base import QUERY_TIMEOUT
 from workflows.promotion.gating import GateRunner
 from workflows.promotion.operator import OperatorHandlers
-from workflows.promotion.state import PASSING
+from workflows.promotion.state import PASSING, ContinueAsNew
 
 
 @workflow.defn
@@ -47,6 +49,13 @@ class PromotionWorkflow(GateRunner, OperatorHandlers):
         self._req = request
         p = request.promotion
         info = workflow.info()
+        for ring in p.spec.rings:
+            for _, name, gate in ring_gates(ring):
+                self._gate_models[(ring.name, name)] = gate
+        if request.carried is not None:  # the next run of a long promotion: go on where the last stopped
+            carried = request.carried
+            self._restore(carried)
+            return await self._rings(carried.ring_index, carried.phase)
         self._status = PromotionStatus(
             pipeline=p.name,
             version=request.version,
@@ -65,9 +74,6 @@ class PromotionWorkflow(GateRunner, OperatorHandlers):
             ],
         )
         self._calendars = dict(p.spec.calendars)
-        for ring in p.spec.rings:
-            for _, name, gate in ring_gates(ring):
-                self._gate_models[(ring.name, name)] = gate
         try:
             await workflow.execute_activity(
                 "konfidence.validate",
@@ -104,11 +110,23 @@ class PromotionWorkflow(GateRunner, OperatorHandlers):
             return self._finish_outcome()
         self._status.state = RunState.RUNNING
         self._status.message = ""
+        return await self._rings(0, None)
+
+    async def _rings(self, first: int, phase: str | None) -> PromotionOutcome:
+        """The rings from ``first`` on (``phase``: where a continued run resumes ring ``first``)."""
+        assert self._req is not None
+        request, p, info = self._req, self._req.promotion, workflow.info()
         final = RunState.SUCCEEDED
-        for index, ring in enumerate(p.spec.rings):
-            final = await self._run_ring(index, ring)
-            if final is not RunState.SUCCEEDED:
-                break
+        try:
+            for index, ring in enumerate(p.spec.rings):
+                if index < first:
+                    continue
+                final = await self._run_ring(index, ring, phase if index == first else None)
+                if final is not RunState.SUCCEEDED:
+                    break
+        except ContinueAsNew as stop:
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            workflow.continue_as_new(request.model_copy(update={"carried": self._carry(index, stop.phase)}))
         halted = self._halt()
         self._status.state = (
             halted if (halted and final is RunState.SUCCEEDED and halted is not RunState.ROLLED_BACK) else final
@@ -125,10 +143,55 @@ class PromotionWorkflow(GateRunner, OperatorHandlers):
     def _finish_outcome(self) -> PromotionOutcome:
         return PromotionOutcome(status=self._status, audit=list(self._audit))
 
+    # --- continue-as-new (docs/promotion.md, "Long promotions") ------------------------------------
+
+    def _carry(self, ring_index: int, phase: str) -> PromotionCarry:
+        assert self._registered is not None
+        return PromotionCarry(
+            continued=self._continued + 1,
+            ring_index=ring_index,
+            phase=phase,
+            status=self._status,
+            audit=self._audit,
+            attempts=self._attempts,
+            registered=self._registered,
+            grants=self._grants,
+            verified_at=self._verified_at,
+            calendars=self._calendars,
+            calendar_generation=self._calendar_gen,
+            overrides=list(self._overrides.values()),
+            retry=[GateRef(ring=r, gate=g) for r, g in sorted(self._retry)],
+            test_results=list(self._test_results.values()),
+            gates=[p for (ring, _), p in self._progress.items() if ring == self._status.rings[ring_index].ring],
+            superseded=self._superseded,
+            abort=self._abort,
+            rollback=self._rollback,
+            alert=self._alert,
+        )
+
+    def _restore(self, c: PromotionCarry) -> None:
+        self._continued = c.continued
+        self._status = c.status
+        self._audit = c.audit
+        self._attempts = c.attempts
+        self._registered = c.registered
+        self._grants = c.grants
+        self._verified_at = c.verified_at
+        self._calendars = dict(c.calendars)
+        self._calendar_gen = c.calendar_generation
+        self._overrides = {(o.ring, o.gate): o for o in c.overrides}
+        self._retry = {(r.ring, r.gate) for r in c.retry}
+        self._test_results = {(t.ring, t.gate): t for t in c.test_results}
+        self._progress = {(g.ring, g.gate): g for g in c.gates}
+        self._superseded, self._abort, self._rollback, self._alert = c.superseded, c.abort, c.rollback, c.alert
+
     # --- one ring --------------------------------------------------------------------------------
 
-    async def _run_ring(self, index: int, ring: Ring) -> RunState:
+    async def _run_ring(self, index: int, ring: Ring, resume: str | None = None) -> RunState:
         assert self._req is not None
+        if resume is not None:  # a continued run: the attempt (and the ring lock) carried over
+            self._current = self._status.rings[index]
+            return await self._attempt(index, ring, self._current, resume)
         number = self._attempts.get(ring.name, 0) + 1
         self._attempts[ring.name] = number
         att = RingAttempt(
@@ -147,37 +210,48 @@ class PromotionWorkflow(GateRunner, OperatorHandlers):
         )
         self._status.rings[index] = att
         self._current = att
-        try:
-            return await self._ring_phases(index, ring, att)
-        finally:
-            att.finished_at = workflow.now()
-            att.pending = ""
-            self._audit.append(att.model_copy(deep=True))  # the immutable record of this attempt
-            self._current = None
+        return await self._attempt(index, ring, att, None)
 
-    async def _ring_phases(self, index: int, ring: Ring, att: RingAttempt) -> RunState:
+    async def _attempt(self, index: int, ring: Ring, att: RingAttempt, resume: str | None) -> RunState:
+        try:
+            return await self._ring_phases(index, ring, att, resume)
+        finally:
+            if not self._continuing:  # (continuing as new: the attempt goes on in the next run)
+                att.finished_at = workflow.now()
+                att.pending = ""
+                self._audit.append(att.model_copy(deep=True))  # the immutable record of this attempt
+                self._current = None
+
+    async def _ring_phases(self, index: int, ring: Ring, att: RingAttempt, resume: str | None) -> RunState:
+        """The ring's phases; ``resume`` (entry, freeze or verify) skips those a run before this one
+        of the same chain (continue-as-new) completed, the ring lock included."""
         assert self._req is not None
         wf_id = workflow.info().workflow_id
-        # 1. the ring lock
-        att.state = RingState.WAITING_LOCK
-        att.pending = "waiting for the coordinator to hand over the ring (one promotion per ring at a time)"
-        await self._tell("acquire", RingLockRequest(ring=ring.name, workflow_id=wf_id, sequence=self._status.sequence))
-        await workflow.wait_condition(lambda: ring.name in self._grants or self._halt() is not None)
-        if self._halt() is not None:
-            return self._stopped(att, "stopped while waiting for the ring")
-        grant = self._grants[ring.name]
-        att.rollback_to = grant.last_verified
         report = RingReport(ring=ring.name, version=self._req.version, workflow_id=wf_id)
+        if resume is None:
+            # 1. the ring lock
+            att.state = RingState.WAITING_LOCK
+            att.pending = "waiting for the coordinator to hand over the ring (one promotion per ring at a time)"
+            await self._tell(
+                "acquire", RingLockRequest(ring=ring.name, workflow_id=wf_id, sequence=self._status.sequence)
+            )
+            await workflow.wait_condition(lambda: ring.name in self._grants or self._halt() is not None)
+            if self._halt() is not None:
+                return self._stopped(att, "stopped while waiting for the ring")
+            grant = self._grants[ring.name]
+            att.rollback_to = grant.last_verified
         try:
-            for up in self._p.upstream_of(index):
+            for up in self._p.upstream_of(index) if resume is None else []:
                 if up not in self._verified_at:
                     att.state = RingState.FAILED
                     att.reason = f"upstream ring {up} is not verified"
                     return RunState.FAILED
             # 2. entry gates
-            await self._pause_point()
-            att.state = RingState.ENTRY_GATES
-            outcome, reason = await self._gates(att, "entry")
+            outcome, reason = GateOutcome.PASSED, ""
+            if resume in (None, "entry"):
+                await self._pause_point()
+                att.state = RingState.ENTRY_GATES
+                outcome, reason = await self._gates(att, "entry")
             if outcome not in PASSING:
                 if self._halt() is not None:
                     return self._stopped(att, f"stopped during entry gates: {self._halt_text()}")
@@ -187,19 +261,20 @@ class PromotionWorkflow(GateRunner, OperatorHandlers):
                 self._status.message = f"ring {ring.name} not entered: {reason}"
                 return RunState.REJECTED if rejected else RunState.FAILED
             # 3. flags and deployment
-            await self._pause_point()
-            if self._halt() is not None:
-                return self._stopped(att, f"stopped before deploying: {self._halt_text()}")
-            if workflow.patched(FREEZE_PATCH):
-                await self._freeze_point(ring, att)
+            if resume != "verify":
+                await self._pause_point()
                 if self._halt() is not None:
-                    return self._stopped(att, f"stopped while frozen: {self._halt_text()}")
-            att.state = RingState.DEPLOYING
-            deploy_error = await apply_flags(ring, att, self._req.version) or await deploy(
-                ring, att, self._p.spec.artifact, self._req.version
-            )
-            if deploy_error:
-                return await self._fail_ring(ring, att, report, f"deployment: {deploy_error}")
+                    return self._stopped(att, f"stopped before deploying: {self._halt_text()}")
+                if workflow.patched(FREEZE_PATCH):
+                    await self._freeze_point(ring, att)
+                    if self._halt() is not None:
+                        return self._stopped(att, f"stopped while frozen: {self._halt_text()}")
+                att.state = RingState.DEPLOYING
+                deploy_error = await apply_flags(ring, att, self._req.version) or await deploy(
+                    ring, att, self._p.spec.artifact, self._req.version
+                )
+                if deploy_error:
+                    return await self._fail_ring(ring, att, report, f"deployment: {deploy_error}")
             # 4. verify gates
             att.state = RingState.VERIFYING
             outcome, reason = await self._gates(att, "verify")
@@ -223,7 +298,8 @@ class PromotionWorkflow(GateRunner, OperatorHandlers):
                 return self._stopped(att, f"stopped during verification: {self._halt_text()}")
             return await self._fail_ring(ring, att, report, reason)
         finally:
-            await self._tell("release", report)
+            if not self._continuing:  # (continuing as new: the ring stays held for the next run)
+                await self._tell("release", report)
 
     async def _freeze_point(self, ring: Ring, att: RingAttempt) -> None:
         """A landscape-wide freeze holds the ring before it deploys; `pending` and the status message
@@ -234,7 +310,13 @@ class PromotionWorkflow(GateRunner, OperatorHandlers):
             att.pending = message
             self._status.message = message
 
-        verdict = await hold_while_frozen(f"deploy {self._req.version} to ring {ring.name}", report)
+        verdict = await hold_while_frozen(
+            f"deploy {self._req.version} to ring {ring.name}",
+            report,
+            stop=lambda: self._history_full() and self._continue_now(),
+        )
+        if self._continuing:  # a long freeze: the next run of the chain holds on
+            raise ContinueAsNew("freeze")
         if not verdict.frozen:
             att.pending = ""
 

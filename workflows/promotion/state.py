@@ -13,6 +13,7 @@ from definitions.promotion import GateOutcome, PromotionPipeline, coordinator_wo
 from definitions.promotion_runs import (
     ExternalAlert,
     GateOverride,
+    GateProgress,
     OperatorAction,
     PromotionRequest,
     PromotionStatus,
@@ -28,6 +29,18 @@ PASSING = (GateOutcome.PASSED, GateOutcome.OVERRIDDEN)
 
 #: (ring, gate name): how a gate is addressed in the run's bookkeeping.
 GateKey = tuple[str, str]
+
+#: workflow.patched() id guarding continue-as-new of long promotions (runs from before it never do).
+PATCH_CONTINUE = "i13-promotion-continue-as-new"
+
+
+class ContinueAsNew(Exception):
+    """Raised at a safe point in ``phase`` of the current ring once the history passed its bound; the
+    run method catches it and continues as new with the carried state (``ring.py``)."""
+
+    def __init__(self, phase: str) -> None:
+        super().__init__(phase)
+        self.phase = phase
 
 
 class PromotionState:
@@ -53,6 +66,32 @@ class PromotionState:
         self._current: RingAttempt | None = None
         self._calendars: dict[str, Any] = {}
         self._inner: dict[GateKey, asyncio.Future[tuple[GateOutcome, str]]] = {}
+        #: Each open gate's progress (carried through continue-as-new) and the gate activities in flight
+        #: (a run continues as new only when none is: every gate then waits on a timer or a person).
+        self._progress: dict[GateKey, GateProgress] = {}
+        self._in_flight = 0
+        #: False once ``workflow.patched(PATCH_CONTINUE)`` said no (replaying a run from before it).
+        self._bounded = True
+        self._continuing = False
+        self._continued = 0
+
+    def _continue_now(self) -> bool:
+        """Whether to continue as new now that the history is full (asked at a safe point): yes for
+        runs started with this code; no, for the rest of the run, when replaying a run from before."""
+        if workflow.patched(PATCH_CONTINUE):
+            self._continuing = True
+            return True
+        self._bounded = False
+        return False
+
+    def _history_full(self) -> bool:
+        """The history passed the run's bound: continue as new at the next safe point."""
+        if not self._bounded or self._req is None:
+            return False
+        info = workflow.info()
+        return info.is_continue_as_new_suggested() or info.get_current_history_length() >= (
+            self._req.continue_as_new_after
+        )
 
     @property
     def _p(self) -> PromotionPipeline:

@@ -15,6 +15,7 @@ from activities.redfish.store import FileInventoryStore
 from activities.registration.activity import RegistrationActivities
 from activities.registration.ironcore import IronCoreRegistrar
 from definitions.server import (
+    DiscoveryProgress,
     RegisterInput,
     SiteDefinition,
 )
@@ -81,7 +82,13 @@ async def test_discover_cli_starts_and_joins_the_site_workflow(
     emu = edge_site.part("redfish")
     name = f"cli-{uuid.uuid4().hex[:6]}"
     path = tmp_path / "site.json"
-    path.write_text(json.dumps(emu.site_definition(name)))
+    definition = emu.site_definition(name)
+    # A second BMC (the same emulator by another name) with a wrong password: one problem, fast.
+    assert "127.0.0.1" in emu.url
+    monkeypatch.setenv("APEIRO_TEST_CLI_WRONG", "not-the-password")
+    definition["credentials"]["wrong"] = {"username": "admin", "password_ref": "env:APEIRO_TEST_CLI_WRONG"}
+    definition["bmcs"].append({"url": emu.url.replace("127.0.0.1", "localhost"), "credentials": "wrong"})
+    path.write_text(json.dumps(definition))
     for k, v in dev_landscape.part("temporal").env().items():
         monkeypatch.setenv(k, v)
     parser = argparse.ArgumentParser()
@@ -89,6 +96,20 @@ async def test_discover_cli_starts_and_joins_the_site_workflow(
     args = parser.parse_args(["baremetal", "discover", str(path), "--task-queue", task_queue])
     async with redfish_worker(dev_client, task_queue, tmp_path):
         code = await asyncio.to_thread(args.func, args)
-    out = capsys.readouterr().out
-    assert code == 0, out
-    assert f"server-discover-{name}" in out and '"bmcs_reachable": 1' in out
+        # The progress the command showed came from the workflow's status query; its final numbers:
+        progress = await dev_client.get_workflow_handle(f"server-discover-{name}").query(
+            "status", result_type=DiscoveryProgress
+        )
+    captured = capsys.readouterr()
+    out, err = captured.out, captured.err
+    assert code == 1, out + err  # a problem: exit 1, the result (with the problem) printed all the same
+    assert f"server-discover-{name}" in out and '"bmcs_reachable": 1' in out and "BmcAuthenticationFailed" in out
+    assert progress.model_dump() == {
+        "state": "done", "bmcs_total": 2, "bmcs_done": 2, "systems_total": 2, "systems_done": 2,
+        "problems": 1, "servers": 2,
+    }
+    # stderr is no terminal here: one plain line per change, then the final numbers.
+    lines = err.rstrip().splitlines()
+    assert lines[-1] == "discovery BMCs 2/2: done, systems 2/2, 1 problem, 2 servers", err
+    assert all(line.startswith("  BMCs ") for line in lines[:-1]) and len(lines) >= 2, err
+    assert any(": done" not in line for line in lines[:-1]), err  # seen while the run went on

@@ -1,6 +1,7 @@
-"""`make demo` end to end, as a process: the edge-site pipeline against the whole local landscape, then one
-workflow started by a webhook (a release, promoted ring by ring) and one by a schedule (a site
-re-inventory). It must exit 0 and say what it did."""
+"""`make demo` end to end, as a process: the edge-site pipeline against the whole local landscape, beside
+it a cluster upgrade over a fleet in two waves with gates between them, then one workflow started by a
+webhook (a release, promoted ring by ring) and one by a schedule (a site re-inventory). It must exit 0
+and say what it did."""
 
 from __future__ import annotations
 
@@ -35,4 +36,9 @@ def test_make_demo_runs_the_edge_site_and_both_triggers(tmp_path: Path) -> None:
     assert "approved promotion gate production/approval" in out
     assert "webhook run succeeded: release 1.0.0 promoted (Succeeded)" in out
     assert "scheduled run succeeded: re-inventory of 4 servers" in out
+    # the fleet: a canary wave of one shoot, a soak and a Prometheus gate, then the other two
+    assert "⇉ fleet: wave 1: gate soak (soak) · soak: soaking 2s until" in out
+    assert "=== fleet: cluster upgrade in two waves" in out and "state: done  waves: 2  targets: 3" in out
+    assert "before wave 1  ✔ error-rate (prometheus)  Passed" in out
+    assert all(f"✔ fleet-{x}  succeeded" in out for x in "abc")
     assert "landscape stopped." in out

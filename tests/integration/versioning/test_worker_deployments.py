@@ -8,6 +8,7 @@ on A, the AUTO_UPGRADE ones on B, and `describe` listed the pinned runs on A in 
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -18,7 +19,7 @@ from temporalio.worker import Worker
 
 from tests.integration.versioning.builds import LongLivedA, LongLivedB, ShortA, ShortB
 from workers.cli import main
-from workers.deploy import DeployError, describe, set_current
+from workers.deploy import DeployError, check_deployment, describe, set_current
 from workers.versioning import deployment_config
 
 pytestmark = pytest.mark.integration
@@ -122,3 +123,29 @@ async def test_cli_refuses_a_build_the_server_does_not_know(
     err = capsys.readouterr().err
     assert code == 2
     assert "never-started" in err and "Start workers with --deployment-name apeiro-nowhere" in err
+
+
+async def test_a_worker_on_a_build_the_server_does_not_know_says_how_to_make_it_current(
+    dev_client: Client, task_queue: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The pre-start check of a versioned worker (``check_deployment``): a new deployment or a build
+    the server has not seen is no error (the first poll registers it), and the log names the command
+    that sends new runs to it."""
+    caplog.set_level(logging.INFO, logger="workers.deploy")
+    deployment = f"apeiro-{uuid.uuid4().hex[:8]}"
+    assert await check_deployment(dev_client, WorkerDeploymentVersion(deployment, "b1")) is None
+    assert f"deployment {deployment} is new: build b1 registers with its first poll" in caplog.text
+    assert f"`apeiro deploy set-current {deployment} b1`" in caplog.text
+    async with _worker(dev_client, task_queue, deployment, "b1", [ShortA]):
+
+        async def registered() -> bool:
+            try:
+                return await _registered(dev_client, deployment, "b1")
+            except DeployError:  # not until the worker's first poll
+                return False
+
+        await _until(registered)
+        caplog.clear()
+        assert await check_deployment(dev_client, WorkerDeploymentVersion(deployment, "b2")) is None
+    assert f"build b2 is new to deployment {deployment} (current: none)" in caplog.text
+    assert f"`apeiro deploy set-current {deployment} b2`" in caplog.text

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from definitions.promotion_runs import GateStatus, TestResult
+from definitions.promotion_runs import GateProgress, GateStatus, TestResult
 
 START = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
@@ -33,6 +33,7 @@ class FakeGateContext:
     result: TestResult | None = None
     verified: dict[str, datetime] = field(default_factory=dict)
     events: list[tuple[datetime, Callable[[], None]]] = field(default_factory=list)
+    progress: GateProgress = field(default_factory=lambda: GateProgress(ring="canary", gate="gate"))
 
     def at(self, when: timedelta, event: Callable[[], None]) -> None:
         """Run ``event`` once the clock reaches START + ``when``."""

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from definitions.server import DiscoverInput, DiscoverResult
+from definitions.server import DiscoverInput, DiscoverResult, DiscoveryProgress
 from landscape.landscape import Landscape
 from landscape.process import free_port
 from landscape.redfish import RedfishEmulator
@@ -29,16 +30,51 @@ async def discover(
     return result
 
 
+@pytest.mark.parametrize("inline", [4, 8], ids=["chassis-in-batches", "inventory-in-the-bmc-activity"])
 async def test_discovery_reads_inventory_and_reports_unreachable_bmc(
-    ts_env: WorkflowEnvironment, redfish_site: Landscape, task_queue: str, tmp_path: Path
+    ts_env: WorkflowEnvironment, redfish_site: Landscape, task_queue: str, tmp_path: Path, inline: int
 ) -> None:
     emu = redfish_site.part("redfish")
     assert isinstance(emu, RedfishEmulator)
     dead = f"http://127.0.0.1:{free_port()}"
-    inp = DiscoverInput(site=site("lab-a", emu.url, dead), concurrency=4)
+    # 5 systems behind the BMC: above `systems_inline` 4 they are read in inventory batches (two systems per
+    # batch), at 8 by the one activity that logs in and lists them; one BMC per list batch. The progress
+    # counts several batches either way.
+    inp = DiscoverInput(
+        site=site("lab-a", emu.url, dead),
+        concurrency=4,
+        systems_inline=inline,
+        bmcs_per_batch=1,
+        systems_per_batch=2,
+    )
     async with redfish_worker(ts_env.client, task_queue, tmp_path):
-        first = await discover(ts_env, task_queue, inp)
+        wid = f"discover-{uuid.uuid4().hex[:8]}"
+        first = await discover(ts_env, task_queue, inp, wid)
         second = await discover(ts_env, task_queue, inp)
+        # The status query (`apeiro baremetal discover`'s progress), answered by replaying the history.
+        progress = await ts_env.client.get_workflow_handle(wid).query("status", result_type=DiscoveryProgress)
+    assert progress == DiscoveryProgress(
+        state="done",
+        bmcs_total=2,
+        bmcs_done=2,
+        systems_total=len(emu.systems),
+        systems_done=len(emu.systems),
+        problems=1,
+        servers=len(emu.systems),
+    )
+    history = await ts_env.client.get_workflow_handle(f"{wid}/list-0").fetch_history()
+    activities = {
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    }
+    assert activities == {"redfish.discover_bmc"}  # one activity per BMC: log in, list (and read)
+    try:
+        await ts_env.client.get_workflow_handle(f"{wid}/inventory-0").describe()
+        batches = True
+    except RPCError:
+        batches = False
+    assert batches == (len(emu.systems) > inline)
     assert len(first.servers) == len(emu.systems)
     assert {s.identity for s in first.servers} == {str(s["uuid"]) for s in emu.systems}
     assert all(s.macs for s in first.servers)
@@ -105,7 +141,7 @@ async def test_bmc_503_for_a_while_then_recovers(
     try:
         async with redfish_worker(ts_env.client, task_queue, tmp_path):
             res = await discover(
-                ts_env, task_queue, DiscoverInput(site=site("lab-e", emu.url), concurrency=1)
+                ts_env, task_queue, DiscoverInput(site=site("lab-e", emu.url), concurrency=1, systems_inline=8)
             )
     finally:
         emu.inject()

@@ -13,6 +13,7 @@ from temporalio.worker import Worker
 
 from definitions.server import (
     BmcConnection,
+    DiscoverBmcInput,
     DiscoverInput,
     DiscoverResult,
     InventoryReadInput,
@@ -36,6 +37,12 @@ async def list_systems(conn: BmcConnection) -> ListSystemsResult:
     return ListSystemsResult(
         bmc_url=conn.url, system_paths=[f"/redfish/v1/Systems/{i}" for i in range(SYSTEMS)]
     )
+
+
+@activity.defn(name="redfish.discover_bmc")
+async def discover_bmc(req: DiscoverBmcInput) -> ListSystemsResult:
+    # 1,000 systems are more than the inline limit: listed here, inventoried in batches.
+    return await list_systems(req.conn)
 
 
 @activity.defn(name="redfish.inventory_system")
@@ -79,7 +86,7 @@ async def test_thousand_systems_stay_far_from_history_limits(
         ts_env.client,
         task_queue=task_queue,
         workflows=[ServerDiscoveryWorkflow, ServerListBatchWorkflow, ServerInventoryBatchWorkflow],
-        activities=[list_systems, inventory_system, load_snapshot, save_snapshot],
+        activities=[list_systems, discover_bmc, inventory_system, load_snapshot, save_snapshot],
         workflow_runner=workflow_runner(),
         max_concurrent_activities=200,
     ):

@@ -106,13 +106,19 @@ function detail(s, view) {
     }
   }
   for (const p of (view.promotions || {})[s.name] || []) {
-    const t = el("table", { class: "promotion" }, el("tr", {}, el("th", { text: "ring" }), el("th", { text: "state" }), el("th", { text: "gate" }), el("th", { text: "outcome" }), el("th", { text: "why pending" })));
+    const t = el("table", { class: "promotion", id: `promotion-${s.name}` }, el("tr", {}, el("th", { text: "ring" }), el("th", { text: "state" }), el("th", { text: "gate" }), el("th", { text: "outcome" }), el("th", { text: "why pending" }), el("th", { text: "" })));
     for (const ring of p.rings) {
       const gates = ring.gates && ring.gates.length ? ring.gates : [null];
-      gates.forEach((g, i) => t.append(el("tr", {},
-        el("td", { text: i === 0 ? ring.ring : "" }), el("td", { text: i === 0 ? ring.state : "" }),
-        el("td", { text: g ? `${g.name} (${g.phase})` : "" }), el("td", { text: g ? (g.outcome || g.state) : "" }),
-        el("td", { class: "why", text: g ? g.reason : (ring.pending || ring.reason || "") }))));
+      gates.forEach((g, i) => {
+        const key = g ? `${ring.ring}/${g.name}` : ring.ring;
+        const votes = (p.waiting_approvals || []).includes(key)
+          ? ["approve", "reject"].map((a) => el("button", { "data-action": a, "data-step": s.name, "data-gate": key, id: `act-${a}-${key}`, text: a }))
+          : [];
+        t.append(el("tr", { id: `gate-${key}`, "data-state": g ? (g.outcome || g.state).toLowerCase() : ring.state.toLowerCase() },
+          el("td", { text: i === 0 ? ring.ring : "" }), el("td", { text: i === 0 ? ring.state : "" }),
+          el("td", { text: g ? `${g.name} (${g.phase})` : "" }), el("td", { text: g ? (g.outcome || g.state) : "" }),
+          el("td", { class: "why", text: g ? g.reason : (ring.pending || ring.reason || "") }), el("td", {}, ...votes)));
+      });
     }
     cell.append(el("div", { text: `promotion ${p.pipeline} ${p.version}: ${p.state}` + (p.paused ? " (paused)" : "") }), t);
   }
@@ -131,17 +137,31 @@ async function pollRun() {
   let r;
   try { r = await api("api/run?id=" + encodeURIComponent(runId)); } catch (e) { banner("console unreachable: " + e); return; }
   if (!r.ok) { banner(r.body.error || ("error " + r.status)); return; }
-  banner(r.body.status_error || "");
-  const json = JSON.stringify(r.body);
+  showRun(r.body);
+}
+
+function showRun(view) {
+  banner(view.status_error || "");
+  const json = JSON.stringify(view);
   if (json === lastJson) return;
   lastJson = json;
-  const view = r.body;
   const st = view.status;
   document.getElementById("run-state").textContent = st ? `${view.execution} (pipeline ${st.pipeline}: ${st.state})` : view.execution;
   document.getElementById("run-state").className = "state " + view.execution;
   document.body.dataset.runState = view.execution;
   document.getElementById("ui-link").href = view.ui;
+  showOrigin(view.origin);
+  const running = view.execution === "running";
+  document.getElementById("running-actions").hidden = !running;
+  document.getElementById("finished-actions").hidden = running || !st;
   if (!st) return;
+  const chooser = document.getElementById("rerun-step");
+  const names = st.steps.map((s) => s.name);
+  if ([...chooser.options].map((o) => o.value).join("|") !== names.join("|")) {
+    const firstBad = st.steps.find((s) => s.state !== "succeeded" && s.state !== "skipped");
+    chooser.replaceChildren(...names.map((n) => el("option", { value: n, text: n })));
+    if (firstBad) chooser.value = firstBad.name;  // the usual choice: where it went wrong
+  }
   const tbody = document.querySelector("#steps tbody");
   tbody.replaceChildren(...st.steps.map((s) => el("tr", { id: "row-" + s.name, "data-state": s.state },
     el("td", { text: s.name }), el("td", { text: s.uses }),
@@ -151,11 +171,29 @@ async function pollRun() {
   if (shape !== lastShape) { lastShape = shape; refreshGraph(); }
 }
 
+function showOrigin(o) {
+  const p = document.getElementById("origin");
+  if (!o) { p.replaceChildren(); return; }
+  const parts = [];
+  if (o.rerun_of) {
+    parts.push("re-run of ", el("a", { href: "run?id=" + encodeURIComponent(o.rerun_of), id: "rerun-of", text: o.rerun_of }),
+      ` from step ${o.from_step || "?"}`);
+    if (o.requested_by) parts.push(` by ${o.requested_by}`);
+    if (o.reason) parts.push(`: ${o.reason}`);
+  } else if (o.requested_by) {
+    parts.push(`started by ${o.requested_by}`);
+  }
+  p.replaceChildren(...parts);
+}
+
 let pending = null;
 
-function ask(action, step) {
-  pending = { action, step };
-  document.getElementById("act-title").textContent = step ? `${action} step ${step}` : `${action} run`;
+function ask(action, step, gate) {
+  if (action === "rerun") step = document.getElementById("rerun-step").value;
+  pending = { action, step, gate };
+  document.getElementById("act-title").textContent =
+    action === "rerun" ? `re-run from step ${step} (a new run)` : gate ? `${action} gate ${gate} of step ${step}`
+      : step ? `${action} step ${step}` : `${action} run`;
   document.getElementById("act-who").textContent = identity || "? (give your console token)";
   document.getElementById("token-label").hidden = !!identity;
   document.getElementById("outputs-label").hidden = action !== "skip";
@@ -168,7 +206,7 @@ async function confirmAction(event) {
   const t = document.getElementById("act-token").value.trim();
   if (!identity && t) { sessionStorage.setItem("apeiro-console-token", t); await whoami(); }
   if (!identity) { document.getElementById("act-error").textContent = "who is acting? sign in through the proxy or give a console token"; return; }
-  const body = { step: pending.step, reason: document.getElementById("act-reason").value };
+  const body = { step: pending.step, gate: pending.gate, reason: document.getElementById("act-reason").value };
   const raw = document.getElementById("act-outputs").value.trim();
   if (pending.action === "skip" && raw) {
     try { body.outputs = JSON.parse(raw); } catch (e) { document.getElementById("act-error").textContent = "outputs are not JSON: " + e; return; }
@@ -178,6 +216,10 @@ async function confirmAction(event) {
   if (!r.ok) { document.getElementById("act-error").textContent = "refused: " + (r.body.error || r.status); return; }
   document.getElementById("act-dialog").close();
   document.getElementById("act-reason").value = "";
+  if (pending.action === "rerun" && r.body.result) {  // the new run has its own page
+    location.href = "run?id=" + encodeURIComponent(r.body.result.workflow_id);
+    return;
+  }
   lastJson = "";
   pollRun();
 }
@@ -187,12 +229,19 @@ function initRun() {
   document.title = "Apeiro: " + runId;
   document.body.addEventListener("click", (e) => {
     const b = e.target.closest("button[data-action]");
-    if (b) ask(b.dataset.action, b.dataset.step || null);
+    if (b) ask(b.dataset.action, b.dataset.step || null, b.dataset.gate || null);
   });
   document.getElementById("act-ok").addEventListener("click", confirmAction);
   document.getElementById("act-cancel").addEventListener("click", () => document.getElementById("act-dialog").close());
   pollRun();
-  setInterval(pollRun, POLL_MS);
+  if (!window.EventSource) { setInterval(pollRun, POLL_MS); return; }
+  // Server-sent events: the view each time it changes; the browser reconnects by itself after errors.
+  const stream = new EventSource("api/run/stream?id=" + encodeURIComponent(runId));
+  window.apeiroStream = stream;  // the browser test checks the page follows the stream
+  stream.onmessage = (e) => showRun(JSON.parse(e.data));
+  stream.addEventListener("problem", (e) => banner(JSON.parse(e.data).error || "problem"));
+  stream.addEventListener("end", () => stream.close());
+  stream.onerror = () => { if (stream.readyState !== EventSource.CLOSED) banner("console unreachable: reconnecting…"); };
 }
 
 (async () => {

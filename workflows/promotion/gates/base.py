@@ -18,7 +18,7 @@ from typing import Any, Protocol, TypeVar
 from temporalio.common import RetryPolicy
 
 from definitions.promotion import GateOutcome
-from definitions.promotion_runs import GateStatus, Measurement, TestResult
+from definitions.promotion_runs import GateProgress, GateStatus, Measurement, TestResult
 
 #: Measurements kept per gate (the status query shows them; older ones are dropped).
 MAX_MEASUREMENTS = 20
@@ -44,6 +44,9 @@ class GateContext(Protocol):
     measurements, votes) that the status query shows; evaluators write their progress there."""
 
     status: GateStatus
+    #: The evaluator's counters and timer, kept so a continued run resumes the check (None of it is
+    #: needed when the run never continues as new: an evaluation starts with it empty).
+    progress: GateProgress
     pipeline: str
     version: str
     ring: str
@@ -100,6 +103,13 @@ def wait_until(ctx: GateContext, reason: str | None, next_check: datetime | None
     ctx.status.next_check = next_check
     if reason is not None:
         ctx.status.reason = reason
+
+
+async def sleep_until(ctx: GateContext, until: datetime) -> None:
+    """Sleep until ``until`` (no timer when it has passed: a continued run that resumes late)."""
+    remaining = until - ctx.now()
+    if remaining > timedelta(0):
+        await ctx.sleep(remaining)
 
 
 def fmt_duration(td: timedelta) -> str:

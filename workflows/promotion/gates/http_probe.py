@@ -6,7 +6,7 @@ from __future__ import annotations
 from definitions.expressions import ExpressionError, evaluate_bool
 from definitions.promotion import GateOutcome, HttpProbeGate
 from definitions.promotion_runs import ProbeRequest, ProbeResult
-from workflows.promotion.gates.base import Decision, GateContext, measure, measure_once, wait_until
+from workflows.promotion.gates.base import Decision, GateContext, measure, measure_once, sleep_until, wait_until
 
 #: Probes in a row that could not connect before the gate reports Error.
 CONNECT_ERROR_LIMIT = 3
@@ -14,7 +14,13 @@ CONNECT_ERROR_LIMIT = 3
 
 class HttpProbeEvaluator:
     async def evaluate(self, gate: HttpProbeGate, ctx: GateContext) -> Decision:
-        successes = failures = errors = 0
+        progress = ctx.progress
+        counters = progress.counters
+        successes, failures, errors = (counters.get(k, 0) for k in ("successes", "failures", "errors"))
+        if progress.until is not None:  # a continued run: the rest of the wait for the next probe
+            wait_until(ctx, None, progress.until)
+            await sleep_until(ctx, progress.until)
+            progress.until = None
         while True:
             res = await measure_once(ctx, "konfidence.http_probe", ProbeRequest(url=gate.url), ProbeResult)
             if not res.ok:
@@ -43,9 +49,12 @@ class HttpProbeEvaluator:
                     )
                 if successes >= gate.consecutive_successes:
                     return Decision(GateOutcome.PASSED, f"{successes} consecutive successful probes")
+            counters.update(successes=successes, failures=failures, errors=errors)
+            progress.until = ctx.now() + gate.interval
             wait_until(
                 ctx,
                 f"{successes}/{gate.consecutive_successes} consecutive successes, {failures} failures",
-                ctx.now() + gate.interval,
+                progress.until,
             )
-            await ctx.sleep(gate.interval)
+            await sleep_until(ctx, progress.until)
+            progress.until = None

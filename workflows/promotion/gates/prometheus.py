@@ -7,7 +7,7 @@ from __future__ import annotations
 from definitions.expressions import ExpressionError, evaluate_bool
 from definitions.promotion import GateOutcome, PrometheusGate
 from definitions.promotion_runs import PromQuery, PromResult
-from workflows.promotion.gates.base import Decision, GateContext, measure, measure_once, wait_until
+from workflows.promotion.gates.base import Decision, GateContext, measure, measure_once, sleep_until, wait_until
 
 
 class PrometheusEvaluator:
@@ -16,8 +16,13 @@ class PrometheusEvaluator:
 
     async def evaluate(self, gate: PrometheusGate, ctx: GateContext) -> Decision:
         address = gate.address or self.default_address
-        gs = ctx.status
-        failures = errors = taken = 0
+        gs, progress = ctx.status, ctx.progress
+        counters = progress.counters
+        failures, errors, taken = (counters.get(k, 0) for k in ("failures", "errors", "taken"))
+        if progress.until is not None:  # a continued run: the rest of the wait for the next measurement
+            wait_until(ctx, None, progress.until)
+            await sleep_until(ctx, progress.until)
+            progress.until, gs.next_check = None, None
         while taken < gate.count:
             gs.state = "Running"
             gs.reason = f"measuring ({taken}/{gate.count} taken, {failures} failed)"
@@ -58,8 +63,10 @@ class PrometheusEvaluator:
                         f"({failures} of {taken} measurements failed, limit "
                         f"{gate.failure_limit})",
                     )
+            counters.update(failures=failures, errors=errors, taken=taken)
             if taken < gate.count:
-                wait_until(ctx, None, ctx.now() + gate.interval)
-                await ctx.sleep(gate.interval)
-                gs.next_check = None
+                progress.until = ctx.now() + gate.interval
+                wait_until(ctx, None, progress.until)
+                await sleep_until(ctx, progress.until)
+                progress.until, gs.next_check = None, None
         return Decision(GateOutcome.PASSED, f"{taken} measurements, {failures} failed (limit {gate.failure_limit})")

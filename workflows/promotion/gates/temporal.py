@@ -4,13 +4,14 @@ rings."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
 
-from definitions.promotion_runs import GateStatus, TestResult
+from definitions.promotion_runs import GateProgress, GateStatus, TestResult
 from workflows.promotion.state import GateKey, PromotionState
 
 
@@ -24,6 +25,9 @@ class TemporalGateContext:
         self.version = run._req.version
         self.ring = ring
         self.workflow_id = workflow.info().workflow_id
+        self.progress: GateProgress = run._progress.setdefault(
+            self._key, GateProgress(ring=ring, gate=status.name)
+        )
 
     def now(self) -> datetime:
         return workflow.now()
@@ -39,7 +43,11 @@ class TemporalGateContext:
         return True
 
     async def activity(self, name: str, arg: Any, **options: Any) -> Any:
-        return await workflow.execute_activity(name, arg, **options)
+        self._run._in_flight += 1  # no continue-as-new while a check is out
+        try:
+            return await workflow.execute_activity(name, arg, **options)
+        finally:
+            self._run._in_flight -= 1
 
     def calendar(self, name: str) -> Any:
         return self._run._calendars[name]
@@ -58,3 +66,19 @@ class TemporalGateContext:
 
     def verified_at(self, ring: str) -> datetime | None:
         return self._run._verified_at.get(ring)
+
+
+async def finish_or_cancel(task: asyncio.Future[Any], also: Callable[[], bool], deadline: datetime) -> bool:
+    """Wait until ``task`` is done, ``also()`` holds or ``deadline`` passes (at least a second); a task
+    not done by then is cancelled. True when the task finished."""
+    try:
+        await workflow.wait_condition(
+            lambda: task.done() or also(), timeout=max(deadline - workflow.now(), timedelta(seconds=1))
+        )
+    except TimeoutError:
+        pass
+    if task.done():
+        return True
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return False

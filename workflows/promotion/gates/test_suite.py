@@ -17,12 +17,14 @@ class TestSuiteEvaluator:
 
     async def evaluate(self, gate: TestSuiteGate, ctx: GateContext) -> Decision:
         gs = ctx.status
-        ctx.set_test_result(None)
-        run = {"pipeline": ctx.pipeline, "version": ctx.version, "ring": ctx.ring, "workflow_id": ctx.workflow_id}
-        trigger = TestTrigger(url=gate.url, gate=gs.name, **run)
-        await ctx.activity(
-            "konfidence.trigger_tests", trigger, start_to_close_timeout=QUERY_TIMEOUT, retry_policy=TRIGGER_RETRY
-        )
+        if not ctx.progress.triggered:  # a continued run waits for the suite it triggered before
+            ctx.set_test_result(None)
+            run = {"pipeline": ctx.pipeline, "version": ctx.version, "ring": ctx.ring, "workflow_id": ctx.workflow_id}
+            trigger = TestTrigger(url=gate.url, gate=gs.name, **run)
+            await ctx.activity(
+                "konfidence.trigger_tests", trigger, start_to_close_timeout=QUERY_TIMEOUT, retry_policy=TRIGGER_RETRY
+            )
+            ctx.progress.triggered = True
         wait_until(ctx, "test suite triggered; waiting for its result", gs.next_check)
         while ctx.test_result() is None:
             gs.next_check = ctx.now() + gate.interval if gate.result_url else None
