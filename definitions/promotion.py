@@ -1,10 +1,12 @@
 """Ring promotion: what operators declare, validated in full before a rollout starts.
 
 A promotion pipeline names one artifact (an OCM component in a source repository, with the signatures
-it must carry), a version policy, calendars, defaults for gates, and rings in order. Each ring deploys
-the version to its targets (Konfidence ``Stage`` objects, ``konfidence.cloud/v1alpha1``, whose
-``spec.vector`` names the component version) with a bounded parallelism, after its entry gates and
-before its verify gates; it may flip feature flags (flagd flag files) and reverts them on rollback.
+it must carry) or a release (several component versions pinned behind one vector component, as
+Konfidence's VectorTemplate assembles one), a version policy, calendars, defaults for gates, and rings
+in order. Each ring deploys the version to its targets (Konfidence ``Stage`` objects,
+``konfidence.cloud/v1alpha1``, whose ``spec.vector`` names the component version) with a bounded
+parallelism, after its entry gates and before its verify gates; it may flip feature flags (flagd flag
+files) and reverts them on rollback.
 
 Everything here is data (pydantic), importable inside the workflow sandbox. The one check that needs a
 native parser, PromQL, runs only outside workflows (:func:`check_promql`), from the CLI, the pipeline
@@ -24,6 +26,7 @@ from pydantic.alias_generators import to_camel
 from definitions import queues
 from definitions.durations import Duration
 from definitions.steptypes import StepTable, register_all
+from definitions.waves import Waves, plan_waves
 
 API_VERSION = "apeiro.dev/v1alpha1"
 KIND = "Promotion"
@@ -54,6 +57,62 @@ class Artifact(_Model):
     repository: str = ""
     #: Signature names the version must carry (checked by the OCM layer before the first ring).
     required_signatures: list[str] = Field(default_factory=list)
+
+
+def _ocm_component(value: str) -> str:
+    from definitions.stage import COMPONENT
+
+    if not COMPONENT.match(value):
+        raise ValueError(f"{value!r} is not an OCM component name (a DNS domain and a path, e.g. example.org/app)")
+    return value
+
+
+class ReleaseComponent(_Model):
+    """One component version a release pins."""
+
+    component: str = Field(min_length=1, examples=["example.apeiro.dev/edge-app"])
+    version: str = Field(min_length=1, examples=["1.4.2"])
+
+    @field_validator("component")
+    @classmethod
+    def _component(cls, value: str) -> str:
+        return _ocm_component(value)
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        from definitions.stage import VERSION
+
+        if not VERSION.match(value):
+            raise ValueError(f"{value!r} is not a version (an OCI tag)")
+        return value
+
+
+class Release(_Model):
+    """Several component versions promoted as one (a release vector, as Konfidence's ``VectorTemplate``
+    assembles one): ``vector`` is the OCM component that pins them (its ``componentReferences``), published
+    in ``repository`` at the promotion's version. Every Stage of a ring is pointed at
+    ``<repository>//<vector>:<version>``, so the components deploy, gate and roll back together."""
+
+    #: The vector component (Konfidence: the VectorTemplate's ``uploadTarget`` component).
+    vector: str = Field(min_length=1, examples=["example.apeiro.dev/edge-release"])
+    #: Where the vector version is published; ``promotion.run``'s ``repository`` argument overrides it.
+    repository: str = ""
+    #: The component versions the vector pins; each component once.
+    components: list[ReleaseComponent] = Field(min_length=1)
+    required_signatures: list[str] = Field(default_factory=list)
+
+    @field_validator("vector")
+    @classmethod
+    def _vector(cls, value: str) -> str:
+        return _ocm_component(value)
+
+    def pins(self) -> dict[str, str]:
+        return {c.component: c.version for c in self.components}
+
+    def as_artifact(self) -> Artifact:
+        """What a Stage runs: the vector component (its version is the promotion's version)."""
+        return Artifact(component=self.vector, repository=self.repository, required_signatures=self.required_signatures)
 
 
 class VersionPolicy(_Model):
@@ -273,6 +332,49 @@ class Ring(_Model):
         return _dns_name(value, "ring name")
 
 
+class LandscapeWaves(_Model):
+    """The same promotion over several landscapes in waves: every landscape a target (its Stage ``stage``
+    in ``namespace``), in order, the first wave the canary. Expands into one ring a wave (``canary``,
+    ``wave-1``, ...), so each wave deploys, gates and rolls back like a ring; ``waves`` are cumulative
+    boundaries as in ``fleet.rollout`` (a count or a percentage of all landscapes)."""
+
+    landscapes: list[str] = Field(min_length=1)
+    stage: str = Field(min_length=1)
+    namespace: str = "default"
+    waves: Waves = Field(default_factory=lambda: list[int | str]([1, "100%"]), min_length=1)
+    max_in_flight: int = Field(default=5, ge=1, le=100)
+    #: Before every wave after the canary (e.g. an approval).
+    entry_gates: list[Gate] = Field(default_factory=list)
+    #: After every wave, the canary included (e.g. a soak and a metric).
+    verify_gates: list[Gate] = Field(default_factory=list)
+    rollback_on_error: bool = False
+    ready_timeout: Duration = timedelta(minutes=10)
+
+    @field_validator("landscapes")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        twice = sorted({n for n in value if value.count(n) > 1})
+        if twice:
+            raise ValueError(f"landscape(s) listed twice: {', '.join(twice)}")
+        return value
+
+    def rings(self) -> list[Ring]:
+        out = []
+        for i, wave in enumerate(plan_waves(self.waves, self.landscapes)):
+            out.append(
+                Ring(
+                    name="canary" if i == 0 else f"wave-{i}",
+                    targets=[Target(stage=self.stage, namespace=self.namespace, landscape=n) for n in wave],
+                    parallelism=self.max_in_flight,
+                    entry_gates=[] if i == 0 else [g.model_copy(deep=True) for g in self.entry_gates],
+                    verify_gates=[g.model_copy(deep=True) for g in self.verify_gates],
+                    rollback_on_error=self.rollback_on_error,
+                    ready_timeout=self.ready_timeout,
+                )
+            )
+        return out
+
+
 class Defaults(_Model):
     prometheus: str | None = None  # address, e.g. http://127.0.0.1:9090 or env:APEIRO_PROMETHEUS_URL
     gate_timeout: Duration = timedelta(hours=24)
@@ -282,11 +384,47 @@ class Defaults(_Model):
 
 
 class PromotionSpec(_Model):
-    artifact: Artifact
+    #: One component (its version is the promotion's version) ...
+    artifact: Artifact | None = None
+    #: ... or several pinned together as a release vector (the promotion's version names the vector).
+    release: Release | None = None
     version_policy: VersionPolicy = Field(default_factory=VersionPolicy)
     calendars: dict[str, Calendar] = Field(default_factory=dict)
     defaults: Defaults = Field(default_factory=Defaults)
-    rings: list[Ring] = Field(min_length=1)
+    #: Rings in order, or ``landscapeWaves`` (which fills the rings in: one a wave).
+    rings: list[Ring] = Field(default_factory=list)
+    landscape_waves: LandscapeWaves | None = None
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> PromotionSpec:
+        if (self.artifact is None) == (self.release is None):
+            raise ValueError(
+                "spec.release: " + ("give artifact or release, not both" if self.artifact is not None else
+                                    "missing: give artifact (one component) or release (several components)")
+            )
+        if self.landscape_waves is not None:
+            expanded = self.landscape_waves.rings()
+            if self.rings and self.rings != expanded:  # equal: a definition that went through this already
+                raise ValueError("spec.landscapeWaves: give rings or landscapeWaves, not both")
+            self.rings = expanded
+        if not self.rings:
+            raise ValueError("spec.rings: give at least one ring (or landscapeWaves)")
+        return self
+
+    @property
+    def subject(self) -> Artifact:
+        """The component every Stage is pointed at: the artifact, or the release's vector."""
+        if self.release is not None:
+            return self.release.as_artifact()
+        assert self.artifact is not None
+        return self.artifact
+
+    def pins(self, version: str) -> dict[str, str]:
+        """Component -> version this promotion puts on its Stages."""
+        if self.release is not None:
+            return self.release.pins()
+        assert self.artifact is not None
+        return {self.artifact.component: version}
 
 
 class PromotionMetadata(_Model):
@@ -382,6 +520,17 @@ def promql_problem(gate: Any) -> str | None:
 def structure_problems(p: PromotionPipeline) -> list[tuple[str, str]]:
     """Cross-field checks (pure): duplicate/unknown rings, gate names, calendars, CEL conditions."""
     problems: list[tuple[str, str]] = []
+    if p.spec.release is not None:
+        first: dict[str, int] = {}
+        for i, c in enumerate(p.spec.release.components):
+            if c.component in first:
+                problems.append((f"spec.release.components[{i}].component",
+                                 f"component {c.component!r} is pinned twice (also spec.release.components"
+                                 f"[{first[c.component]}]); a release pins each component once"))
+            first.setdefault(c.component, i)
+            if c.component == p.spec.release.vector:
+                problems.append((f"spec.release.components[{i}].component",
+                                 f"{c.component!r} is the release's own vector component"))
     seen: dict[str, int] = {}
     for i, ring in enumerate(p.spec.rings):
         base = f"spec.rings[{i}]"
@@ -502,7 +651,10 @@ class PromotionRunArgs(_Model):
     def _merge(self) -> PromotionRunArgs:
         spec = self.promotion.spec
         if self.repository:
-            spec.artifact.repository = self.repository
+            if spec.release is not None:
+                spec.release.repository = self.repository
+            if spec.artifact is not None:
+                spec.artifact.repository = self.repository
         if self.prometheus:
             spec.defaults.prometheus = self.prometheus
         problems = address_problems(self.promotion)

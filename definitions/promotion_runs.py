@@ -42,10 +42,11 @@ class RunState(StrEnum):
     ABORTED = "Aborted"
     BLOCKED = "Blocked"        # the version failed before and no override was given
     REJECTED = "Rejected"
+    REFUSED = "Refused"        # a release in flight pins another version of one of its components
 
 
 FINAL_STATES = {RunState.SUCCEEDED, RunState.FAILED, RunState.ROLLED_BACK, RunState.SUPERSEDED,
-                RunState.ABORTED, RunState.BLOCKED, RunState.REJECTED}
+                RunState.ABORTED, RunState.BLOCKED, RunState.REJECTED, RunState.REFUSED}
 
 
 class RingState(StrEnum):
@@ -72,12 +73,19 @@ class RegisterRequest(_Open):
     requested_by: str | None = None
     supersede: bool = True
     block_failed: bool = True
+    #: Component -> version the run puts on its Stages (a release: several; empty from older runs).
+    pins: dict[str, str] = Field(default_factory=dict)
+    release: bool = False
+    #: The component every Stage is pointed at (the artifact, or the release's vector).
+    component: str = ""
 
 
 class RegisterReply(_Open):
     sequence: int
     blocked: bool = False
     reason: str = ""
+    #: Refused: a release in flight pins another version of a component this run pins (``reason`` names it).
+    conflict: bool = False
 
 
 class RingLockRequest(_Open):
@@ -89,6 +97,10 @@ class RingLockRequest(_Open):
 class RingGrant(_Open):
     ring: str
     last_verified: str | None = None
+    #: The components the last verified version pinned (what a rollback puts back).
+    last_verified_pins: dict[str, str] | None = None
+    #: The component the Stages ran at that version (a release's vector, or one artifact).
+    last_verified_component: str | None = None
 
 
 class RingReport(_Open):
@@ -115,6 +127,9 @@ class CoordinatorRun(_Open):
     workflow_id: str
     state: str = "Running"
     override_reason: str | None = None
+    pins: dict[str, str] = Field(default_factory=dict)
+    release: bool = False
+    component: str = ""
 
 
 class CoordinatorState(_Open):
@@ -125,6 +140,9 @@ class CoordinatorState(_Open):
     holders: dict[str, str] = Field(default_factory=dict)
     waiting: dict[str, list[RingLockRequest]] = Field(default_factory=dict)
     last_verified: dict[str, str] = Field(default_factory=dict)
+    #: Per ring, the components its last verified version pinned.
+    last_verified_pins: dict[str, dict[str, str]] = Field(default_factory=dict)
+    last_verified_component: dict[str, str] = Field(default_factory=dict)
 
 
 # --- operator actions -----------------------------------------------------------------------------
@@ -297,6 +315,8 @@ class GateStatus(_Open):
 
 class TargetStatus(_Open):
     stage: str
+    #: The landscape the Stage lives on (when the target names one, e.g. in landscape waves).
+    landscape: str | None = None
     previous_vector: dict[str, Any] | None = None
     deployed: bool = False
     message: str = ""
@@ -333,6 +353,12 @@ class RingAttempt(_Open):
     flag_changes: list[FlagChange] = Field(default_factory=list)
     rollback_to: str | None = None
     pending: str = ""
+    #: Component -> version this attempt deploys (a release: every component it pins).
+    components: dict[str, str] = Field(default_factory=dict)
+    #: Component -> version the rollback target pins (known when the coordinator verified it).
+    rollback_components: dict[str, str] | None = None
+    #: The component of the rollback target when it is not this run's (one artifact before a release).
+    rollback_component: str | None = None
 
 
 class PromotionStatus(_Open):

@@ -39,7 +39,6 @@ Pause, resume and abort are signals; approval of a wave gate is the ``approve_wa
 from __future__ import annotations
 
 import math
-import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -65,6 +64,7 @@ from definitions.server.fleet import SERVER_OPERATIONS, InUsePolicy, ServerTarge
 from definitions.server.messages import ServerRef
 from definitions.server.site import SiteDefinition, normalise_url
 from definitions.steptypes import REGISTRY, StepKind, StepType
+from definitions.waves import PERCENT, Waves, plan_waves
 
 #: Cluster operations a rollout may run per shoot (each takes ``name`` and ``project_namespace``).
 CLUSTER_OPERATIONS = ("cluster.upgrade", "cluster.rotate-credentials", "cluster.hibernate")
@@ -75,7 +75,7 @@ _PER_TARGET = {
     "shoot": ("name", "project_namespace", "garden"),
     "server": ("operation", "server", "site", "backend", "in_use", "drain_timeout_s"),
 }
-_PERCENT = re.compile(r"^(\d+(?:\.\d+)?)%$")
+_PERCENT = PERCENT
 
 
 class _Strict(BaseModel):
@@ -103,18 +103,9 @@ WaveGate = Annotated[
 ]
 
 
-def _size(value: int | str, total: int) -> int:
-    """A wave boundary: a count, or a percentage of all targets (rounded up, at least one)."""
-    if isinstance(value, int):
-        return min(value, total)
-    m = _PERCENT.match(value.strip())
-    assert m is not None
-    return min(total, max(1, math.ceil(total * float(m.group(1)) / 100)))
-
-
 class Rollout(_Strict):
     selector: Selector
-    waves: list[int | str] = Field(default_factory=lambda: list[int | str]([1, "100%"]), min_length=1)
+    waves: Waves = Field(default_factory=lambda: list[int | str]([1, "100%"]), min_length=1)
     max_in_flight: int = Field(default=5, ge=1, le=200, alias="maxInFlight")
     failure_budget: int | str = Field(default=0, alias="failureBudget")
     gates: list[WaveGate] = Field(default_factory=list, description="between waves, in order")
@@ -150,14 +141,6 @@ class Rollout(_Strict):
             raise ValueError("; ".join(f"{where}: {what}" for where, what in problems))
         return self
 
-    @field_validator("waves")
-    @classmethod
-    def _waves(cls, v: list[int | str]) -> list[int | str]:
-        for w in v:
-            if (isinstance(w, int) and w < 1) or (isinstance(w, str) and not _PERCENT.match(w.strip())):
-                raise ValueError(f"a wave is a count >= 1 or a percentage like '25%', got {w!r}")
-        return v
-
     @field_validator("failure_budget")
     @classmethod
     def _budget(cls, v: int | str) -> int | str:
@@ -167,15 +150,7 @@ class Rollout(_Strict):
 
     def plan(self, targets: list[str]) -> list[list[str]]:
         """Cumulative boundaries -> waves; whatever the last boundary leaves out forms a final wave."""
-        total, waves, done = len(targets), [], 0
-        for w in self.waves:
-            upto = _size(w, total)
-            if upto > done:
-                waves.append(targets[done:upto])
-                done = upto
-        if done < total:
-            waves.append(targets[done:])
-        return waves
+        return plan_waves(self.waves, targets)
 
     def budget(self, total: int) -> int:
         if isinstance(self.failure_budget, int):

@@ -165,7 +165,9 @@ def format_status(st: PromotionStatus) -> str:
             why = g.reason
             rows.append([ring.ring if i == 0 else "", ring.state.value if i == 0 else "", _gate_line(g),
                          g.outcome.value if g.outcome else g.state, nxt, why[:90]])
-    lines = [head, table(rows, ["RING", "STATE", "GATE", "OUTCOME", "NEXT CHECK (UTC)", "WHY"])]
+    pins = next((r.components for r in st.rings if len(r.components) > 1), None)
+    release = ["release: " + ", ".join(f"{c} {v}" for c, v in sorted(pins.items()))] if pins else []
+    lines = [head, *release, table(rows, ["RING", "STATE", "GATE", "OUTCOME", "NEXT CHECK (UTC)", "WHY"])]
     for ring in st.rings:
         if ring.reason and ring.state.value in ("Failed", "RolledBack", "Stopped"):
             lines.append(f"{ring.ring}: {ring.reason}")

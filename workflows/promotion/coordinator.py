@@ -29,6 +29,8 @@ from definitions.promotion_runs import (
 IDLE_DAYS_BEFORE_CONTINUE = 90
 #: Runs the coordinator remembers (older ones drop off).
 MAX_RUNS = 200
+#: Releases (several components as one): the coordinator refuses a release whose pins conflict.
+RELEASE_PATCH = "promotion-release-conflict"
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,13 @@ class PromotionCoordinatorWorkflow:
                 await self._release(rep.ring, rep.workflow_id)
             case Verified(report=rep):
                 s.last_verified[rep.ring] = rep.version
+                run = self._run(rep.workflow_id)
+                s.last_verified_pins.pop(rep.ring, None)
+                s.last_verified_component.pop(rep.ring, None)
+                if run is not None and run.pins:
+                    s.last_verified_pins[rep.ring] = dict(run.pins)
+                if run is not None and run.component:
+                    s.last_verified_component[rep.ring] = run.component
                 await self._release(rep.ring, rep.workflow_id)
             case Failed(report=rep):
                 s.blocked[rep.version] = f"failed ring {rep.ring}: {rep.reason}"
@@ -141,6 +150,10 @@ class PromotionCoordinatorWorkflow:
                 req.workflow_id, "registered", RegisterReply(sequence=0, blocked=True, reason=s.blocked[req.version])
             )
             return
+        conflict = None if req.supersede else self._conflict(req)
+        if conflict is not None and workflow.patched(RELEASE_PATCH):
+            await self._send(req.workflow_id, "registered", RegisterReply(sequence=0, conflict=True, reason=conflict))
+            return
         s.blocked.pop(req.version, None)
         seq = s.next_sequence
         s.next_sequence += 1
@@ -152,11 +165,34 @@ class PromotionCoordinatorWorkflow:
                     await self._release_all(run.workflow_id)
         s.runs.append(
             CoordinatorRun(
-                version=req.version, sequence=seq, workflow_id=req.workflow_id, override_reason=req.override_reason
+                version=req.version,
+                sequence=seq,
+                workflow_id=req.workflow_id,
+                override_reason=req.override_reason,
+                pins=dict(req.pins),
+                release=req.release,
+                component=req.component,
             )
         )
         del s.runs[:-MAX_RUNS]
         await self._send(req.workflow_id, "registered", RegisterReply(sequence=seq))
+
+    def _conflict(self, req: RegisterRequest) -> str | None:
+        """Why ``req`` may not run beside the releases in flight: one of them pins another version of a
+        component ``req`` pins (both would move through the same rings); None when they agree."""
+        for run in self._state.runs:
+            if run.state != "Running" or run.workflow_id == req.workflow_id or not (req.release or run.release):
+                continue
+            for component, version in sorted(req.pins.items()):
+                held = run.pins.get(component)
+                if held is not None and held != version:
+                    return (
+                        f"component {component} {version} conflicts with {component} {held}, pinned by release "
+                        f"{run.version} (#{run.sequence}, run {run.workflow_id}) still in flight in the same rings; "
+                        "wait for it to finish or abort it, or let the newer release supersede it "
+                        "(versionPolicy.supersede)"
+                    )
+        return None
 
     async def _acquire(self, lock: RingLockRequest) -> None:
         s = self._state
@@ -173,7 +209,12 @@ class PromotionCoordinatorWorkflow:
 
     async def _grant(self, ring: str, workflow_id: str) -> None:
         self._state.holders[ring] = workflow_id
-        grant = RingGrant(ring=ring, last_verified=self._state.last_verified.get(ring))
+        grant = RingGrant(
+            ring=ring,
+            last_verified=self._state.last_verified.get(ring),
+            last_verified_pins=self._state.last_verified_pins.get(ring),
+            last_verified_component=self._state.last_verified_component.get(ring),
+        )
         await self._send(workflow_id, "granted", grant)
 
     async def _release(self, ring: str, workflow_id: str) -> None:

@@ -125,18 +125,26 @@ async def roll_back(ring: Ring, att: RingAttempt, artifact: Artifact, reason: st
         att.reason = f"{reason}; nothing was deployed, nothing to roll back"
         return
     target_version = att.rollback_to
+    back = vector(artifact, target_version) if target_version is not None else None
+    if back is not None and att.rollback_component and att.rollback_component != artifact.component:
+        back["component"] = att.rollback_component  # the Stage's vectorHistory has its exact reference
     if target_version is None:
-        previous = {str((t.previous_vector or {}).get("version")) for t in att.targets if t.previous_vector}
+        previous = {
+            (str(pv.get("component")), str(pv.get("version"))): pv for t in att.targets if (pv := t.previous_vector)
+        }
         if len(previous) == 1:
-            target_version = previous.pop()
-    if target_version is None:
+            (component, target_version), before = previous.popitem()
+            # the Stages ran another component before (e.g. one artifact before a release): put exactly that back
+            back = vector(artifact, target_version) if component == artifact.component else before
+            att.rollback_components = None
+    if target_version is None or back is None:
         att.state = RingState.FAILED
         att.reason = f"{reason}; no verified version to roll back to (first promotion of this ring)"
         return
     att.rollback_to = target_version
     sub = ring.model_copy(update={"targets": [ring.targets[i] for i in touched]})
     shadow = att.model_copy(deep=True, update={"targets": [att.targets[i].model_copy() for i in touched]})
-    errors = await deploy_targets(sub, shadow, vector(artifact, target_version))
+    errors = await deploy_targets(sub, shadow, back)
     if errors:
         att.state = RingState.FAILED
         att.reason = (
@@ -145,4 +153,11 @@ async def roll_back(ring: Ring, att: RingAttempt, artifact: Artifact, reason: st
         )
         return
     att.state = RingState.ROLLED_BACK
-    att.reason = f"{reason}; rolled back to {target_version}"
+    att.reason = f"{reason}; rolled back to {target_version}" + _pinned(att.rollback_components)
+
+
+def _pinned(pins: dict[str, str] | None) -> str:
+    """``" (a 1.0, b 2.0)"``: the component versions a release vector pins, for reasons and the audit."""
+    if not pins or len(pins) < 2:
+        return ""
+    return " (" + ", ".join(f"{c} {v}" for c, v in sorted(pins.items())) + ")"

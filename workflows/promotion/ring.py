@@ -35,6 +35,7 @@ from definitions.promotion_runs import (
 )
 from workflows.failures import failure_message
 from workflows.freeze_guard import FREEZE_PATCH, hold_while_frozen
+from workflows.promotion.coordinator import RELEASE_PATCH
 from workflows.promotion.deploy import apply_flags, deploy, roll_back
 from workflows.promotion.gates.base import QUERY_TIMEOUT
 from workflows.promotion.gating import GateRunner
@@ -95,12 +96,19 @@ class PromotionWorkflow(GateRunner, OperatorHandlers):
                 requested_by=request.requested_by,
                 supersede=p.spec.version_policy.supersede,
                 block_failed=p.spec.version_policy.block_failed,
+                pins=p.spec.pins(request.version),
+                release=p.spec.release is not None,
+                component=p.spec.subject.component,
             ),
             start_to_close_timeout=QUERY_TIMEOUT,
         )
         await workflow.wait_condition(lambda: self._registered is not None)
         assert self._registered is not None
         self._status.sequence = self._registered.sequence
+        if self._registered.conflict and workflow.patched(RELEASE_PATCH):
+            self._status.state = RunState.REFUSED
+            self._status.message = f"release {request.version} refused: {self._registered.reason}"
+            return self._finish_outcome()
         if self._registered.blocked:
             self._status.state = RunState.BLOCKED
             self._status.message = (
@@ -200,7 +208,8 @@ class PromotionWorkflow(GateRunner, OperatorHandlers):
             version=self._req.version,
             sequence=self._status.sequence,
             started_at=workflow.now(),
-            targets=[TargetStatus(stage=f"{t.namespace}/{t.stage}") for t in ring.targets],
+            targets=[TargetStatus(stage=f"{t.namespace}/{t.stage}", landscape=t.landscape) for t in ring.targets],
+            components=self._p.spec.pins(self._req.version),
             gates=[
                 GateStatus(
                     name=name, type=gate.type, phase=phase, needed=gate.quorum if isinstance(gate, ApprovalGate) else 0
@@ -240,6 +249,8 @@ class PromotionWorkflow(GateRunner, OperatorHandlers):
                 return self._stopped(att, "stopped while waiting for the ring")
             grant = self._grants[ring.name]
             att.rollback_to = grant.last_verified
+            att.rollback_components = grant.last_verified_pins
+            att.rollback_component = grant.last_verified_component
         try:
             for up in self._p.upstream_of(index) if resume is None else []:
                 if up not in self._verified_at:
@@ -271,7 +282,7 @@ class PromotionWorkflow(GateRunner, OperatorHandlers):
                         return self._stopped(att, f"stopped while frozen: {self._halt_text()}")
                 att.state = RingState.DEPLOYING
                 deploy_error = await apply_flags(ring, att, self._req.version) or await deploy(
-                    ring, att, self._p.spec.artifact, self._req.version
+                    ring, att, self._p.spec.subject, self._req.version
                 )
                 if deploy_error:
                     return await self._fail_ring(ring, att, report, f"deployment: {deploy_error}")
@@ -290,7 +301,7 @@ class PromotionWorkflow(GateRunner, OperatorHandlers):
                 await roll_back(
                     ring,
                     att,
-                    self._p.spec.artifact,
+                    self._p.spec.subject,
                     f"rollback requested by {self._rollback.by or 'an operator'}: {self._rollback.reason}",
                 )
                 return RunState.ROLLED_BACK
@@ -335,7 +346,7 @@ class PromotionWorkflow(GateRunner, OperatorHandlers):
         self._status.message = f"ring {ring.name} failed: {reason}"
         if self._p.spec.version_policy.block_failed:
             await self._tell("failed", report.model_copy(update={"reason": reason}))
-        await roll_back(ring, att, self._p.spec.artifact, reason)
+        await roll_back(ring, att, self._p.spec.subject, reason)
         att.state = RingState.FAILED if att.state is not RingState.ROLLED_BACK else att.state
         return RunState.FAILED
 

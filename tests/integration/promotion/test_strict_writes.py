@@ -93,3 +93,28 @@ def test_the_recorder_catches_what_the_old_product_wrote(recorder: tuple[StrictR
     caught = rec.writes[before:]
     assert [w.violation for w in caught] == [True, True]
     assert caught[1].asked == "Warn" and "unknown field" in caught[1].message
+
+
+async def test_a_release_vector_validates_strictly_and_rolls_back_as_one(
+    recorder: tuple[StrictRecorder, Path],
+) -> None:
+    """A release is one vector (the OCM component that pins its components, as Konfidence's VectorTemplate
+    assembles it): the Stage gets that reference; rolling back re-points it, taking every component back."""
+    rec, kubeconfig = recorder
+    env = ActivityEnvironment()
+    before = len(rec.writes)
+    target = Target(stage=f"r-{uuid.uuid4().hex[:6]}", kubeconfig=str(kubeconfig))
+    single = await env.run(konfidence.deploy_stage, StageDeploy(target=target, vector=vector("1.0.0")))
+    release = {"component": "example.apeiro.dev/edge-release", "repository": "http://r"}
+    await env.run(konfidence.deploy_stage, StageDeploy(target=target, vector={**release, "version": "2026.12.1"}))
+    second = await env.run(konfidence.deploy_stage,
+                           StageDeploy(target=target, vector={**release, "version": "2026.12.2"}))
+    assert second.previous_vector is not None and second.previous_vector["version"] == "2026.12.1"
+    back = await env.run(konfidence.deploy_stage, StageDeploy(target=target, vector=second.previous_vector))
+    assert back.vector["reference"] == "http://r//example.apeiro.dev/edge-release:2026.12.1"
+    # a release rolled back on a Stage that ran a single component before goes back to exactly that vector
+    undo = await env.run(konfidence.deploy_stage, StageDeploy(target=target, vector=single.vector))
+    assert undo.vector["reference"] == "http://r//example.apeiro.dev/edge-app:1.0.0"
+    writes = rec.writes[before:]
+    assert len(writes) == 5, [str(w) for w in writes]
+    assert [str(w) for w in writes if w.violation or w.status >= 300] == []

@@ -46,6 +46,8 @@ from workflows.promotion import WORKFLOWS
 @dataclass
 class World:
     stages: dict[str, str] = field(default_factory=dict)  # "ns/name" -> version
+    vectors: dict[str, str] = field(default_factory=dict)  # "ns/name" -> "component:version"
+    last: dict[str, dict[str, Any]] = field(default_factory=dict)  # "ns/name" -> the vector deployed last
     deployments: list[tuple[str, str]] = field(default_factory=list)
     never_ready: set[str] = field(default_factory=set)
     #: Successive Prometheus answers: a float, None (no data) or an Exception text ("!msg").
@@ -56,14 +58,18 @@ class World:
     def activities(self) -> list[Any]:
         @activity.defn(name="konfidence.deploy_stage")
         async def deploy_stage(req: StageDeploy) -> StageDeployResult:
-            key = f"{req.target.namespace}/{req.target.stage}"
+            where = f"{req.target.landscape}:" if req.target.landscape else ""
+            key = f"{where}{req.target.namespace}/{req.target.stage}"
             previous = self.stages.get(key)
+            before = self.last.get(key)
+            self.last[key] = dict(req.vector)
             self.stages[key] = req.vector["version"]
+            self.vectors[key] = f"{req.vector['component']}:{req.vector['version']}"
             self.deployments.append((key, req.vector["version"]))
             if key in self.never_ready:
                 raise ApplicationError(f"Stage {key} did not become Ready within 600s (HealthCheckFailed)",
                                        type="StageNotReady", non_retryable=True)
-            prev = None if previous is None else {**req.vector, "version": previous}
+            prev = None if before is None else {**before, "version": previous}
             return StageDeployResult(stage=key, previous_vector=prev, vector=req.vector, message="ready")
 
         @activity.defn(name="konfidence.prometheus_query")
