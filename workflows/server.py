@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         DiscoveryProgress,
         FirmwareStart,
         FirmwareStarted,
+        FirmwareUpdate,
         ImageCheck,
         ImageChecked,
         InlineInventory,
@@ -199,6 +200,22 @@ async def wait_power(step: str, ref: ServerRef, target: Literal["On", "Off"], ti
         start_to_close=timedelta(seconds=timeout_s + 120),
         heartbeat=HEARTBEAT_TIMEOUT,
     )
+
+
+async def update_firmware(step: str, ref: ServerRef, up: FirmwareUpdate, timeout_s: int) -> bool:
+    """Start one firmware update and wait for its task; False when the BMC had nothing to do."""
+    started = await bmc_act(step, "redfish.firmware_start", FirmwareStart(server=ref, update=up), FirmwareStarted)
+    if started.skipped or not started.task_uri:
+        return False
+    await bmc_act(
+        step,
+        "redfish.wait_task",
+        TaskWait(server=ref, task_uri=started.task_uri, timeout_s=timeout_s, what=f"firmware update {up.image_uri}"),
+        StepOutcome,
+        start_to_close=timedelta(seconds=timeout_s + 120),
+        heartbeat=HEARTBEAT_TIMEOUT,
+    )
+    return True
 
 
 async def power_must_reach(step: str, ref: ServerRef, target: Literal["On", "Off"], timeout_s: int, after: str) -> None:
@@ -586,16 +603,9 @@ class ServerProvisionWorkflow:
             "ignored_reports": self._ignored_reports,
         }
 
-    async def _act(
-        self,
-        name: str,
-        arg: Any,
-        result_type: type[T],
-        *,
-        start_to_close: timedelta = SHORT,
-        heartbeat: timedelta | None = None,
-    ) -> T:
-        return await bmc_act(self._state, name, arg, result_type, start_to_close=start_to_close, heartbeat=heartbeat)
+    async def _act(self, name: str, arg: Any, result_type: type[T], **options: Any) -> T:
+        """:func:`bmc_act` (same options) in the current step."""
+        return await bmc_act(self._state, name, arg, result_type, **options)
 
     async def _wait_power(self, ref: ServerRef, target: Literal["On", "Off"], timeout_s: int) -> PowerWaitResult:
         return await wait_power(self._state, ref, target, timeout_s)
@@ -649,23 +659,7 @@ class ServerProvisionWorkflow:
         # 3. firmware updates, one task at a time.
         for i, up in enumerate(spec.firmware):
             self._state = f"firmware-{i}"
-            started = await self._act("redfish.firmware_start", FirmwareStart(server=ref, update=up), FirmwareStarted)
-            if started.skipped or not started.task_uri:
-                self._note(f"firmware-{i}", changed=False)
-                continue
-            await self._act(
-                "redfish.wait_task",
-                TaskWait(
-                    server=ref,
-                    task_uri=started.task_uri,
-                    timeout_s=spec.firmware_timeout_s,
-                    what=f"firmware update {up.image_uri}",
-                ),
-                StepOutcome,
-                start_to_close=timedelta(seconds=spec.firmware_timeout_s + 120),
-                heartbeat=HEARTBEAT_TIMEOUT,
-            )
-            self._note(f"firmware-{i}")
+            self._note(self._state, changed=await update_firmware(self._state, ref, up, spec.firmware_timeout_s))
 
         if spec.image is not None:
             # 4. the image must match its checksum before a BMC boots it.
