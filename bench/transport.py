@@ -101,10 +101,31 @@ async def worker_main(address: str) -> None:
 
 async def _transport(client: Any, inp: TransportInput) -> tuple[TransportResult, float]:
     t0 = time.monotonic()
+    wid = f"bench-{uuid.uuid4().hex}"
     result = await client.execute_workflow(
-        "ComponentTransportWorkflow", inp, id=f"bench-{uuid.uuid4().hex}", task_queue="ocm", result_type=TransportResult
+        "ComponentTransportWorkflow", inp, id=wid, task_queue="ocm", result_type=TransportResult
     )
-    return result, time.monotonic() - t0
+    elapsed = time.monotonic() - t0
+    print(f"  {wid}: {elapsed:.1f}s; " + await _activity_times(client, wid))
+    return result, elapsed
+
+
+async def _activity_times(client: Any, workflow_id: str) -> str:
+    """Where a transport's wall time went: each activity type's longest attempt (start -> close)."""
+    started: dict[int, tuple[str, float]] = {}
+    scheduled: dict[int, str] = {}
+    longest: dict[str, float] = {}
+    async for ev in client.get_workflow_handle(workflow_id).fetch_history_events():
+        attrs = ev.activity_task_scheduled_event_attributes
+        if ev.HasField("activity_task_scheduled_event_attributes"):
+            scheduled[ev.event_id] = attrs.activity_type.name
+        elif ev.HasField("activity_task_started_event_attributes"):
+            sid = ev.activity_task_started_event_attributes.scheduled_event_id
+            started[ev.event_id] = (scheduled[sid], ev.event_time.ToDatetime().timestamp())
+        elif ev.HasField("activity_task_completed_event_attributes"):
+            name, t = started[ev.activity_task_completed_event_attributes.started_event_id]
+            longest[name] = max(longest.get(name, 0.0), ev.event_time.ToDatetime().timestamp() - t)
+    return ", ".join(f"{k.removeprefix('ocm.')} {v:.1f}s" for k, v in longest.items())
 
 
 async def bench(sizes: list[int], bulk: tuple[int, int], parallels: list[int], state: Path) -> None:
@@ -202,6 +223,9 @@ async def bench(sizes: list[int], bulk: tuple[int, int], parallels: list[int], s
         print(again_note)
 
         # 2. Many blobs in parallel vs one raw stream of the same bytes.
+        if not parallels:
+            print(f"worker RSS at start {rss_start:.1f} MiB")
+            return
         count, each_mib = bulk
         bulk_url = f"{source.url}/bulk"
         digests = await push_bulk(bulk_url, count=count, size=each_mib * MiB)
@@ -238,7 +262,7 @@ async def bench(sizes: list[int], bulk: tuple[int, int], parallels: list[int], s
             "then all processes together run out of cores",
             plot_path=path,
         )
-        print(f"worker RSS at start {rss_start:.1f} MiB; chunk buffers capped by APEIRO_OCM_BUFFER_MIB (32 MiB)")
+        print(f"worker RSS at start {rss_start:.1f} MiB")
     finally:
         if worker is not None and worker.poll() is None:
             os.killpg(worker.pid, signal.SIGTERM)
@@ -251,6 +275,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.transport", description=__doc__.split("\n")[0])
     add_common_args(parser)
     parser.add_argument("--sizes", type=int, nargs="+", metavar="MIB", help="blob sizes (default 128 512 1024)")
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        nargs="*",
+        metavar="N",
+        help="parallel_blobs levels of the 10 x 100 MiB component (default 1 2 4 8; none: skip that part)",
+    )
     parser.add_argument("--worker", metavar="ADDRESS", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -258,7 +289,7 @@ def main() -> None:
         exit_cleanly(0)
     sizes = args.sizes or ([16, 64] if args.quick else [128, 512, 1024])
     bulk = (4, 16) if args.quick else (10, 100)
-    parallels = [1, 4] if args.quick else [1, 2, 4, 8]
+    parallels = args.parallel if args.parallel is not None else ([1, 4] if args.quick else [1, 2, 4, 8])
     with tempfile.TemporaryDirectory(prefix="apeiro-bench-") as d:
         asyncio.run(bench(sizes, bulk, parallels, Path(d)))
     exit_cleanly(0)

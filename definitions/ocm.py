@@ -281,9 +281,10 @@ class TransportInput(BaseModel):
     sign: SigningSpec | None = None
     existing: ExistingPolicy = ExistingPolicy.SKIP_IDENTICAL
     parallel_blobs: int = Field(default=4, ge=1, le=32)
-    chunk_size: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
+    chunk_size: int = Field(default=64 * 1024 * 1024, ge=64 * 1024)
     #: A blob copy that stops heartbeating this long is retried (resuming its upload) elsewhere. It
-    #: heartbeats once per chunk, so a link slower than chunk_size per this many seconds needs more.
+    #: records its progress after every chunk and repeats it every third of this while a chunk is on
+    #: the wire, so a slow link needs no more (a chunk is streamed: its size costs no memory).
     heartbeat_timeout_s: int = Field(default=15, ge=2)
 
 
@@ -376,7 +377,7 @@ class BlobCopyInput(BaseModel):
     source: RepositorySpec
     target: RepositorySpec
     blob: BlobTask
-    chunk_size: int = 8 * 1024 * 1024
+    chunk_size: int = 64 * 1024 * 1024
 
 
 class BlobCopyResult(BaseModel):

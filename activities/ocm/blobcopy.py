@@ -1,11 +1,23 @@
-"""Copy one blob between registries at wire speed: a bounded pipeline of chunks, resumable.
+"""Copy one blob between registries at wire speed: chunks streamed from the source, resumable.
 
-Per blob, a producer reads chunk n+1 from the source and hashes it in a thread (hashlib releases the
-GIL) while chunk n uploads, so the target never waits for the source; memory holds at most
-``read_ahead + 1`` chunks per copy and ``APEIRO_OCM_BUFFER_MIB`` across all copies of a worker
-process. The upload URL and offset are the resumable state (``UploadSession``); the registry's own
-``Range`` answer is the truth on resume and after a connection dropped mid-chunk, so a dropped
-connection costs at most that chunk again, never the blob.
+One GET streams the source blob once, in order; each chunk of the upload is a PATCH whose body is
+the next ``chunk_size`` bytes of that stream, handed from the source connection to the target one
+piece by piece (1 MiB), as a raw streaming copy does. Nothing is buffered per chunk, so chunks can be
+large (64 MiB by default: 16 round trips per GiB instead of 128) at no memory cost, and many copies
+can run in parallel in one worker. SHA-256 runs on each piece in the event loop's thread, as the raw
+copy does (``hash_in_thread`` hashes it in a thread while the loop sends it: faster on an idle
+machine, slower on a busy one, where the thread hop per piece costs more than the overlap gains).
+
+The upload URL and offset are the resumable state (``UploadSession``); the registry's own ``Range``
+answer is the truth on resume and after a connection dropped mid-chunk. A chunk that must be sent
+again is read again from the source with a ``Range`` GET (only the part the target does not hold),
+so a dropped connection costs at most that chunk again, never the blob.
+
+distribution (docker-registry) keeps the bytes of a PATCH whose connection dropped, and then refuses
+(and discards) the upload when it is addressed with the URL from before that PATCH: its URL carries
+the offset it expects. Resume there works from the last completed PATCH, i.e. when the drop or the
+worker's death fell between two chunks; a registry that answers the upload's status from what it
+holds (as the OCI distribution spec describes) resumes from any byte.
 """
 
 from __future__ import annotations
@@ -13,152 +25,155 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import os
-import weakref
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 
 from activities.ocm.errors import DigestMismatch, RegistryError
-from activities.ocm.oci import DEFAULT_CHUNK, CopyStats, RegistryClient, UploadSession
+from activities.ocm.oci import CopyStats, RegistryClient, StreamedBody, UploadSession
 
 ProgressFn = Callable[[UploadSession, int], Awaitable[None] | None]
 
-#: Chunks read and hashed ahead of the one being uploaded. One is enough to keep the upload busy
-#: (reading a chunk from the source is faster than sending it); each costs ``chunk_size`` of memory.
-READ_AHEAD = 1
+#: Default bytes per PATCH. Nothing is held per chunk, so the size costs no memory; it bounds how
+#: much is sent again after a connection drops mid-chunk, and is the step of the recorded progress.
+DEFAULT_CHUNK = 64 * 1024 * 1024
+#: Bytes handed from the source connection to the target one at a time.
+PIECE = 1024 * 1024
 #: How often one chunk is re-sent after the connection to the target dropped mid-chunk.
 CHUNK_RESENDS = 3
 
 
-class BufferBudget:
-    """Bytes of blob chunks one worker process holds at once, across all its parallel blob copies.
+class SourceFailed(RegistryError):
+    """The source stream broke or ended early while a chunk was being sent (retryable: the next
+    attempt resumes at the recorded offset)."""
 
-    Each copy needs one chunk to make progress and ``read_ahead`` more to overlap reading with
-    uploading; with many copies in parallel this caps the worker's memory (a chunk is taken before it
-    is read and given back once the target accepted it, so no copy waits on another's progress).
+
+class SourceBlob:
+    """The source blob, streamed once in order and hashed as it streams.
+
+    ``taken`` bytes have been handed out of the stream; a range before that is read again from the
+    source with a ``Range`` GET (``body``) when a chunk must be re-sent, and is not hashed again.
     """
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.used = 0
-        self.peak = 0
-        self._cond = asyncio.Condition()
+    def __init__(self, src: RegistryClient, repo: str, digest: str, *, hash_in_thread: bool = True) -> None:
+        self.src, self.repo, self.digest = src, repo, digest
+        self.hash_in_thread = hash_in_thread
+        self.hasher = hashlib.sha256()
+        self.size = 0
+        self.taken = 0
+        self._left = b""  # read and hashed, not yet handed out
+        self._pieces: AsyncIterator[bytes] | None = None
+        self._hashing: asyncio.Future[None] | None = None
+        self._stack = contextlib.AsyncExitStack()
 
-    async def take(self, n: int) -> int:
-        n = min(n, self.limit)  # a chunk larger than the budget still goes, alone
-        async with self._cond:
-            await self._cond.wait_for(lambda: self.used + n <= self.limit)
-            self.used += n
-            self.peak = max(self.peak, self.used)
-        return n
+    async def __aenter__(self) -> SourceBlob:
+        resp = await self._stack.enter_async_context(self.src.blob_stream(self.repo, self.digest))
+        length = resp.headers.get("content-length", "")
+        # A proxy may stream the answer without its length (chunked): then the HEAD answer says it.
+        size = int(length) if length.isdigit() else await self.src.blob_size(self.repo, self.digest)
+        if size is None:
+            await self._stack.aclose()
+            raise RegistryError(f"source {self.src.host} does not say how large blob {self.digest} is")
+        self.size = size
+        self._pieces = resp.aiter_bytes(PIECE)
+        return self
 
-    async def give(self, n: int) -> None:
-        if n:
-            async with self._cond:
-                self.used -= n
-                self._cond.notify_all()
+    async def __aexit__(self, *exc: object) -> None:
+        if self._hashing is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._hashing)
+        await self._stack.aclose()
 
+    async def _read(self) -> bytes:
+        """The next piece of the stream, its hashing started (and the previous piece's finished)."""
+        assert self._pieces is not None
+        try:
+            piece = await anext(self._pieces, b"")
+        except (httpx.TransportError, httpx.StreamError) as exc:
+            raise SourceFailed(
+                f"source {self.src.host} broke off blob {self.digest} at byte {self.taken} ({type(exc).__name__})"
+            ) from None
+        if self._hashing is not None:
+            await self._hashing  # one hasher, fed in order
+            self._hashing = None
+        if piece:
+            if self.hash_in_thread and len(piece) >= 64 * 1024:
+                self._hashing = asyncio.get_running_loop().run_in_executor(None, self.hasher.update, piece)
+            else:
+                self.hasher.update(piece)
+        return piece
 
-_BUDGETS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, BufferBudget] = weakref.WeakKeyDictionary()
+    async def stream(self, n: int) -> AsyncIterator[bytes]:
+        """The next ``n`` bytes of the stream, in pieces."""
+        while n > 0:
+            if not self._left:
+                self._left = await self._read()
+                if not self._left:
+                    raise SourceFailed(
+                        f"source {self.src.host} ended blob {self.digest} at byte {self.taken} of {self.size}"
+                    )
+            out = self._left[:n] if len(self._left) > n else self._left
+            self._left = self._left[len(out) :] if len(out) < len(self._left) else b""
+            self.taken += len(out)
+            n -= len(out)
+            yield out
 
+    async def skip(self, n: int) -> None:
+        """Read and hash ``n`` bytes without sending them (a resumed upload holds them already)."""
+        async for _ in self.stream(n):
+            pass
 
-def buffer_budget() -> BufferBudget:
-    """The process's budget (``APEIRO_OCM_BUFFER_MIB``, default 32 MiB), one per event loop."""
-    loop = asyncio.get_running_loop()
-    if loop not in _BUDGETS:
-        _BUDGETS[loop] = BufferBudget(int(os.environ.get("APEIRO_OCM_BUFFER_MIB", "32")) * 1024 * 1024)
-    return _BUDGETS[loop]
+    async def hexdigest(self) -> str:
+        """The SHA-256 of the whole blob (every byte taken, and nothing left over at the source)."""
+        if self._left or await self._read():
+            raise SourceFailed(f"source {self.src.host} serves more than the {self.size} bytes of blob {self.digest}")
+        if self._hashing is not None:
+            await self._hashing
+            self._hashing = None
+        return self.hasher.hexdigest()
 
+    async def body(self, start: int, end: int) -> AsyncIterator[bytes]:
+        """Bytes ``start..end-1`` for a PATCH body: what was taken before is read again from the source
+        (``Range``), the rest continues the stream."""
+        if start < self.taken:
+            stop = min(end, self.taken)
+            try:
+                async with self.src.blob_stream(self.repo, self.digest, start, stop) as resp:
+                    need = stop - start
+                    async for piece in resp.aiter_bytes(PIECE):
+                        out = piece[:need] if len(piece) > need else piece
+                        need -= len(out)
+                        yield out
+                        if not need:
+                            break
+            except (httpx.TransportError, httpx.StreamError) as exc:
+                raise SourceFailed(f"source {self.src.host}: re-reading blob {self.digest}: {exc}") from None
+            if need:
+                raise SourceFailed(f"source {self.src.host} ended blob {self.digest} early on a range read")
+            start = stop
+        if start < end:
+            async for piece in self.stream(end - start):
+                yield piece
 
-@dataclass
-class _Chunk:
-    pieces: list[bytes]
-    size: int
-    last: bool = False
-    #: Bytes of the process's buffer budget this chunk holds (given back once it is sent).
-    budget: int = 0
-
-
-def _hash_pieces(hasher: Any, pieces: list[bytes]) -> None:
-    for p in pieces:
-        hasher.update(p)
-
-
-def _skip(pieces: list[bytes], n: int) -> list[bytes]:
-    """``pieces`` without their first ``n`` bytes (no copy of the pieces kept whole)."""
-    out: list[bytes] = []
-    for p in pieces:
-        if n >= len(p):
-            n -= len(p)
-            continue
-        out.append(p[n:] if n else p)
-        n = 0
-    return out
-
-
-async def _read_chunks(
-    src: RegistryClient,
-    src_repo: str,
-    digest: str,
-    chunk_size: int,
-    skip: int,
-    hasher: Any,
-    out: asyncio.Queue[_Chunk | Exception],
-    stats: CopyStats,
-    budget: BufferBudget,
-) -> None:
-    """Producer: stream the source, hash each chunk in a thread (hashlib releases the GIL, so hashing
-    overlaps the upload on another core), queue the bytes past ``skip``. Ends with a ``last`` chunk
-    (possibly empty) once every byte is hashed; an error is queued instead of raised. Each chunk
-    takes its size from the process's buffer budget before it is read."""
-    held = 0
-    try:
-        pos = 0
-        pending: list[bytes] = []
-        pending_size = 0
-        held = await budget.take(chunk_size)
-        async with src.blob_stream(src_repo, digest) as resp:
-            async for piece in resp.aiter_bytes(chunk_size=min(chunk_size, 1024 * 1024)):
-                pending.append(piece)
-                pending_size += len(piece)
-                if pending_size >= chunk_size:
-                    await asyncio.to_thread(_hash_pieces, hasher, pending)
-                    send = _skip(pending, max(0, skip - pos))
-                    pos += pending_size
-                    pending, pending_size = [], 0
-                    if pos > skip:
-                        chunk, held = _Chunk(send, sum(len(p) for p in send), budget=held), 0
-                        await out.put(chunk)
-                        held = await budget.take(chunk_size)
-        await asyncio.to_thread(_hash_pieces, hasher, pending)
-        send = _skip(pending, max(0, skip - pos))
-        pos += pending_size
-        stats.size = pos
-        chunk, held = _Chunk(send, sum(len(p) for p in send), last=True, budget=held), 0
-        await out.put(chunk)
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:  # handed to the consumer, which raises it in its own frame
-        await out.put(exc)
-    finally:
-        await asyncio.shield(budget.give(held))
+    def chunk(self, start: int, end: int) -> StreamedBody:
+        return StreamedBody(lambda: self.body(start, end), end - start)
 
 
-async def _send_chunk(dst: RegistryClient, dst_repo: str, session: UploadSession, chunk: _Chunk) -> None:
-    """PATCH one chunk; when the connection drops mid-chunk, ask the registry where the upload stands
-    (``GET`` on the upload URL) and send only what it does not hold. The chunk is still in memory, so a
-    dropped connection costs at most this chunk again, never the blob."""
-    pieces, start = chunk.pieces, session.offset
+async def _send_chunk(dst: RegistryClient, dst_repo: str, session: UploadSession, source: SourceBlob, end: int) -> int:
+    """PATCH bytes ``session.offset..end-1``; when the connection drops mid-chunk, ask the registry where
+    the upload stands (``GET`` on the upload URL) and send only what it does not hold, read again from
+    the source. Returns the bytes the registry accepted."""
+    start = session.offset
     for resend in range(CHUNK_RESENDS + 1):
         try:
-            size = sum(len(p) for p in pieces)
-            if size:
-                session.location = await dst.upload_chunk(session.location, dst_repo, pieces, session.offset)
-                session.offset += size
-            return
+            if session.offset < end:
+                session.location = await dst.upload_chunk(
+                    session.location, dst_repo, source.chunk(session.offset, end), session.offset
+                )
+                session.offset = end
+            return end - start
+        except SourceFailed:
+            raise
         except RegistryError:
             if resend == CHUNK_RESENDS:
                 raise
@@ -169,12 +184,10 @@ async def _send_chunk(dst: RegistryClient, dst_repo: str, session: UploadSession
                     "the blob copy starts over"
                 ) from None
             held, session.location = status
-            if not start <= held <= start + chunk.size:
-                raise RegistryError(
-                    f"the target holds {held} bytes of an upload expected at {start}..{start + chunk.size}"
-                ) from None
+            if not start <= held <= end:
+                raise RegistryError(f"the target holds {held} bytes of an upload expected at {start}..{end}") from None
             session.offset = held
-            pieces = _skip(chunk.pieces, held - start)
+    raise AssertionError("unreachable")
 
 
 async def copy_blob(
@@ -188,14 +201,13 @@ async def copy_blob(
     session: UploadSession | None = None,
     progress: ProgressFn | None = None,
     allow_mount: bool = True,
-    read_ahead: int = READ_AHEAD,
+    hash_in_thread: bool = False,
 ) -> CopyStats:
     """Stream one blob from ``src`` to ``dst``, resumable, hashing on the fly.
 
-    A bounded pipeline: a producer reads and hashes chunk n+1 (up to ``read_ahead`` chunks ahead)
-    while chunk n is being uploaded, so memory holds at most ``read_ahead + 1`` chunks and the target
-    never waits for the source. ``progress(session, bytes_sent)`` runs after every chunk the target
-    accepted; it must not block for long (the activity hands the state to a background recorder).
+    Each chunk is one PATCH streamed from the source (nothing buffered); ``progress(session,
+    bytes_sent)`` runs after every chunk the target accepted and must not block for long (the
+    activity hands the state to a background recorder).
 
     ``session`` resumes an upload an earlier attempt started: the registry's ``Range`` decides the
     offset. Bytes before it are read from the source again (to rebuild the hash) but not sent again.
@@ -228,59 +240,35 @@ async def copy_blob(
         r = progress(session, 0)
         if r is not None:
             await r
-    hasher = hashlib.sha256()
-    budget = buffer_budget()
-    queue: asyncio.Queue[_Chunk | Exception] = asyncio.Queue(maxsize=max(1, read_ahead))
-    reader = asyncio.create_task(
-        _read_chunks(src, src_repo, digest, chunk_size, session.offset, hasher, queue, stats, budget)
-    )
-    item: _Chunk | Exception | None = None
     try:
-        while True:
-            item = await queue.get()
-            if isinstance(item, Exception):
-                raise item
-            if item.last:
-                break
-            await _send_chunk(dst, dst_repo, session, item)
-            # Free the bytes now: the reader's and this loop's references to the chunk outlive the send
-            # (until their next chunk), which would hold one more chunk per copy than the budget counts.
-            item.pieces.clear()
-            await budget.give(item.budget)
-            item.budget = 0
-            stats.bytes_sent += item.size
-            stats.chunks += 1
-            if progress is not None:
-                r = progress(session, stats.bytes_sent)
-                if r is not None:
-                    await r
-        actual = "sha256:" + hasher.hexdigest()
+        async with SourceBlob(src, src_repo, digest, hash_in_thread=hash_in_thread) as source:
+            stats.size = source.size
+            if session.offset > source.size:
+                raise RegistryError(
+                    f"the target holds {session.offset} bytes of an upload of the {source.size}-byte blob {digest}"
+                )
+            await source.skip(session.offset)
+            while session.offset < source.size:
+                sent = await _send_chunk(
+                    dst, dst_repo, session, source, min(source.size, session.offset + max(1, chunk_size))
+                )
+                stats.bytes_sent += sent
+                stats.chunks += 1
+                if progress is not None:
+                    r = progress(session, stats.bytes_sent)
+                    if r is not None:
+                        await r
+            actual = "sha256:" + await source.hexdigest()
         if actual != digest:
             await dst.cancel_upload(session.location, dst_repo)
             raise DigestMismatch(
                 f"blob {src_repo}@{digest} from {src.host} has content digest {actual}; "
                 "the source registry serves tampered or corrupt data"
             )
-        await dst.finish_upload(session.location, dst_repo, digest, item.pieces)
-        stats.bytes_sent += item.size
-        if item.size:
-            stats.chunks += 1
+        await dst.finish_upload(session.location, dst_repo, digest)
     except (httpx.TransportError, httpx.StreamError) as exc:
-        # A dropped source connection mid-stream: retryable; the next attempt resumes at the recorded offset.
+        # A dropped connection outside a request's own handling: retryable; the next attempt resumes.
         raise RegistryError(
             f"blob {digest} interrupted at byte {session.offset} ({type(exc).__name__}: {exc}); the upload will resume"
         ) from None
-    finally:
-        if not reader.done():
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reader
-        leftovers = [item] if isinstance(item, _Chunk) else []
-        while not queue.empty():
-            left = queue.get_nowait()
-            if isinstance(left, _Chunk):
-                leftovers.append(left)
-        for chunk in leftovers:
-            await asyncio.shield(budget.give(chunk.budget))
-            chunk.budget = 0
     return stats

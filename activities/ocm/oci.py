@@ -4,7 +4,8 @@ Why not oras: it reads whole blobs into memory, re-serialises manifests (their d
 has no cross-repository mount, resume or 429 handling. Here:
 
 - manifests travel as the exact bytes the registry served, so their digest never changes;
-- blobs stream source -> target in chunks, SHA-256 computed on the fly; memory holds one chunk;
+- blobs stream source -> target in chunks (``blobcopy``), SHA-256 computed on the fly; a chunk's
+  body streams from the source (``StreamedBody``), so memory holds one piece, not one chunk;
 - ``HEAD`` skips blobs the target already has; on the same registry a blob is mounted, not copied;
 - chunked uploads are resumable: the upload URL and offset are the state, the registry's own
   ``Range`` answer is the truth on resume, so at most the chunk in flight is sent twice;
@@ -111,13 +112,35 @@ class Credentials:
     token: str | None = None
 
 
+@dataclass(frozen=True)
+class StreamedBody:
+    """A request body produced while it is sent (e.g. a chunk streamed from another registry).
+
+    ``open()`` starts it afresh for each attempt of the request (a retry after 429 sends it again).
+    """
+
+    open: Callable[[], AsyncIterator[bytes]]
+    size: int
+
+
+Body = bytes | list[bytes] | StreamedBody
+
+
 async def _pieces(pieces: list[bytes]) -> AsyncIterator[bytes]:
     for p in pieces:
         yield p
 
 
-def _size(data: bytes | list[bytes]) -> int:
+def _size(data: Body) -> int:
+    if isinstance(data, StreamedBody):
+        return data.size
     return len(data) if isinstance(data, bytes) else sum(len(p) for p in data)
+
+
+def _body(content: Body | None) -> Any:
+    if isinstance(content, StreamedBody):
+        return content.open()
+    return _pieces(content) if isinstance(content, list) else content
 
 
 def sha256_digest(data: bytes) -> str:
@@ -262,14 +285,14 @@ class RegistryClient:
         *,
         scope: str = "",
         headers: dict[str, str] | None = None,
-        content: bytes | list[bytes] | None = None,
+        content: Body | None = None,
         stream: bool = False,
         ok: tuple[int, ...] = (200, 201, 202, 204),
     ) -> httpx.Response:
         """One request with auth and bounded 429/503 retries.
 
-        ``content`` is bytes or a list of pieces (sent as they are, so a chunk is held once in memory);
-        either can be sent again on a retry.
+        ``content`` is bytes, a list of pieces (sent as they are, so a chunk is held once in memory) or
+        a ``StreamedBody`` (opened afresh for each attempt); each can be sent again on a retry.
         """
         assert self._client is not None, "use RegistryClient as an async context manager"
         full = url if url.startswith("http") else urljoin(self.base_url, url)
@@ -280,7 +303,7 @@ class RegistryClient:
             auth = self._auth.get(scope) or self._auth.get("*")
             if auth:
                 hdrs["Authorization"] = auth
-            body: Any = _pieces(content) if isinstance(content, list) else content
+            body = _body(content)
             req = self._client.build_request(method, full, headers=hdrs, content=body)
             try:
                 # Always streamed: a non-streamed send would read a whole answer into memory, and a
@@ -407,8 +430,11 @@ class RegistryClient:
         return data
 
     @contextlib.asynccontextmanager
-    async def blob_stream(self, repo: str, digest: str, offset: int = 0) -> AsyncIterator[httpx.Response]:
-        headers = {"Range": f"bytes={offset}-"} if offset else {}
+    async def blob_stream(
+        self, repo: str, digest: str, offset: int = 0, end: int | None = None
+    ) -> AsyncIterator[httpx.Response]:
+        """The blob's bytes from ``offset`` (to ``end``, exclusive, when given), as a streamed answer."""
+        headers = {"Range": f"bytes={offset}-{'' if end is None else end - 1}"} if offset or end is not None else {}
         resp = await self.request(
             "GET",
             f"/v2/{repo}/blobs/{digest}",
@@ -418,7 +444,7 @@ class RegistryClient:
             ok=(200, 206),
         )
         try:
-            if offset and resp.status_code == 200:
+            if headers and resp.status_code == 200:
                 raise OCMError(f"registry {self.host} ignored the Range request for {digest}")
             yield resp
         finally:
@@ -483,7 +509,7 @@ class RegistryClient:
         offset = int(m.group(1)) + 1 if m and m.group(1) != "0" else 0
         return offset, self._location(resp) if resp.headers.get("location") else location
 
-    async def upload_chunk(self, location: str, repo: str, data: bytes | list[bytes], offset: int) -> str:
+    async def upload_chunk(self, location: str, repo: str, data: Body, offset: int) -> str:
         size = _size(data)
         resp = await self.request(
             "PATCH",
@@ -498,7 +524,7 @@ class RegistryClient:
         )
         return self._location(resp)
 
-    async def finish_upload(self, location: str, repo: str, digest: str, data: bytes | list[bytes] = b"") -> None:
+    async def finish_upload(self, location: str, repo: str, digest: str, data: Body = b"") -> None:
         sep = "&" if "?" in location else "?"
         await self.request(
             "PUT",

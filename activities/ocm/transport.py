@@ -474,6 +474,12 @@ class ProgressRecorder:
             if details is None:
                 continue
             try:
+                # The SDK's own (throttled) heartbeat too, before the exact record: the SDK times an
+                # activity out locally when it saw no heartbeat for the heartbeat timeout (a blob
+                # that takes longer than that was cancelled mid-copy), and handing it the newest
+                # details first means its delayed send never carries older ones than the RPC.
+                if activity.in_activity():
+                    activity.heartbeat(details)
                 await record_progress(details)
             except Exception as exc:
                 self._error = exc

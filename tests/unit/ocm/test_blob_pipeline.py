@@ -1,4 +1,4 @@
-"""The pipelined blob copy against an in-memory registry that drops connections and tracks memory."""
+"""The streamed blob copy against an in-memory registry that drops connections mid-chunk."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import re
 import httpx
 import pytest
 
-from activities.ocm import blobcopy
-from activities.ocm.blobcopy import BufferBudget, copy_blob
+from activities.ocm.blobcopy import SourceFailed, copy_blob
 from activities.ocm.errors import DigestMismatch
 from activities.ocm.oci import RegistryClient, UploadSession
 
@@ -30,6 +29,7 @@ class MemoryRegistry:
         self.patched_bytes = 0
         self.posts = 0
         self.commits: list[str] = []
+        self.ranges: list[str] = []  # Range headers of blob GETs
 
     def handler(self, req: httpx.Request) -> httpx.Response:
         path, m = req.url.path, req.method
@@ -39,6 +39,11 @@ class MemoryRegistry:
                 return httpx.Response(404)
             if m == "HEAD":
                 return httpx.Response(200, headers={"content-length": str(len(data))})
+            if rng := req.headers.get("range"):
+                self.ranges.append(rng)
+                first, _, last = rng.removeprefix("bytes=").partition("-")
+                part = data[int(first) : int(last) + 1 if last else len(data)]
+                return httpx.Response(206, content=part)
             return httpx.Response(200, content=data)
         if m == "POST":
             self.posts += 1
@@ -100,15 +105,19 @@ async def test_connection_dropped_mid_chunk_resends_only_that_chunk() -> None:
     reg = MemoryRegistry()
     digest, data = _blob(reg, 1000 * KiB)
     reg.drop_patches = {3, 7}
+    SOURCE.ranges.clear()
     src, dst = _clients(reg)
     async with src, dst:
         stats = await copy_blob(src, "s", dst, "t", digest, chunk_size=64 * KiB)
     assert reg.blobs[digest] == data
     assert reg.commits == [digest], "committed exactly once"
     assert reg.posts == 1, "one upload: a dropped connection never starts the blob over"
-    # Each dropped PATCH is sent once more: 2 chunks of 64 KiB beyond the blob, never the blob again.
-    assert reg.patches == 15 + 2
+    # 16 chunks (the last 40 KiB); each dropped PATCH is sent once more, never the blob again.
+    assert reg.patches == 16 + 2
+    assert reg.patched_bytes == len(data)
     assert stats.bytes_sent == len(data)
+    # The re-sent chunks were read again from the source, only their own range.
+    assert SOURCE.ranges == [f"bytes={2 * 64 * KiB}-{3 * 64 * KiB - 1}", f"bytes={5 * 64 * KiB}-{6 * 64 * KiB - 1}"]
 
 
 async def test_resume_takes_the_registry_offset_not_the_recorded_one() -> None:
@@ -127,19 +136,16 @@ async def test_resume_takes_the_registry_offset_not_the_recorded_one() -> None:
     assert reg.blobs[digest] == data and reg.posts == 0
 
 
-async def test_parallel_copies_stay_within_the_buffer_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_parallel_copies_stream_without_buffering_chunks() -> None:
     reg = MemoryRegistry()
     blobs = [_blob(reg, 700 * KiB) for _ in range(6)]
-    budget = BufferBudget(3 * 64 * KiB)
-    monkeypatch.setattr(blobcopy, "buffer_budget", lambda: budget)
     src, dst = _clients(reg)
     async with src, dst:
         await asyncio.gather(
             *[copy_blob(src, "s", dst, f"t{i}", d, chunk_size=64 * KiB) for i, (d, _) in enumerate(blobs)]
         )
     assert all(reg.blobs[d] == data for d, data in blobs)
-    assert 0 < budget.peak <= budget.limit
-    assert budget.used == 0, "every chunk gave its bytes back"
+    assert reg.patches == 6 * 11
 
 
 async def test_progress_after_every_accepted_chunk_never_goes_back() -> None:
@@ -154,20 +160,37 @@ async def test_progress_after_every_accepted_chunk_never_goes_back() -> None:
     async with src, dst:
         await copy_blob(src, "s", dst, "t", digest, chunk_size=64 * KiB, progress=progress)
     assert seen[0] == 0, "the upload URL is recorded before the first byte"
-    assert seen == sorted(seen) and seen[-1] == 4 * 64 * KiB
+    assert seen == sorted(seen) and seen[-1] == 300 * KiB
 
 
-async def test_source_failure_gives_the_budget_back(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_corrupt_source_is_never_committed() -> None:
     reg = MemoryRegistry()
-    digest, _ = _blob(reg, 300 * KiB)
-    SOURCE.blobs[digest] = b"short"  # corrupt at the source
-    budget = BufferBudget(2 * 64 * KiB)
-    monkeypatch.setattr(blobcopy, "buffer_budget", lambda: budget)
+    digest, data = _blob(reg, 300 * KiB)
+    SOURCE.blobs[digest] = data[:-1] + b"x"  # tampered at the source
     src, dst = _clients(reg)
     async with src, dst:
         with pytest.raises(DigestMismatch):
             await copy_blob(src, "s", dst, "t", digest, chunk_size=64 * KiB)
-    assert budget.used == 0
+    assert not reg.commits
+
+
+async def test_source_shorter_than_announced_fails_retryably() -> None:
+    reg = MemoryRegistry()
+    digest, data = _blob(reg, 300 * KiB)
+    src, dst = _clients(reg)
+
+    async def short_answer(req: httpx.Request) -> httpx.Response:
+        async def body():  # type: ignore[no-untyped-def]
+            yield data[: 100 * KiB]
+
+        return httpx.Response(200, headers={"content-length": str(len(data))}, content=body())
+
+    src.transport = httpx.MockTransport(short_answer)
+    async with src, dst:
+        with pytest.raises(SourceFailed) as err:
+            await copy_blob(src, "s", dst, "t", digest, chunk_size=64 * KiB)
+    assert err.value.retryable
+    assert not reg.commits
 
 
 async def test_first_chunk_dropped_resends_from_byte_zero() -> None:
@@ -179,3 +202,24 @@ async def test_first_chunk_dropped_resends_from_byte_zero() -> None:
     async with src, dst:
         await copy_blob(src, "s", dst, "t", digest, chunk_size=64 * KiB)
     assert reg.blobs[digest] == data and reg.commits == [digest]
+
+
+async def test_source_answer_without_length_takes_the_size_from_head() -> None:
+    """A proxy that streams the blob chunked (no Content-Length): the HEAD answer gives the size."""
+    reg = MemoryRegistry()
+    digest, data = _blob(reg, 300 * KiB)
+    src, dst = _clients(reg)
+
+    def chunked(req: httpx.Request) -> httpx.Response:
+        if req.method == "HEAD":
+            return SOURCE.handler(req)
+
+        async def body():  # type: ignore[no-untyped-def]
+            yield data
+
+        return httpx.Response(200, content=body())
+
+    src.transport = httpx.MockTransport(chunked)
+    async with src, dst:
+        stats = await copy_blob(src, "s", dst, "t", digest, chunk_size=64 * KiB)
+    assert reg.blobs[digest] == data and stats.size == len(data)
