@@ -43,6 +43,31 @@ def _fatal(message: str, type_: str) -> ApplicationError:
     return ApplicationError(message, type=type_, non_retryable=True)
 
 
+class _Poll:
+    """Reads of a Stage until it settles: 50 ms apart at first, then up to 2 s; past ``timeout_s``
+    the wait fails non-retryably (StageNotReady)."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self.deadline = asyncio.get_running_loop().time() + timeout_s
+        self.delay = 0.05
+
+    async def next(self, not_ready: str) -> None:
+        """Wait for the next read, or fail with ``not_ready`` (what is still missing) when time is up."""
+        if asyncio.get_running_loop().time() > self.deadline:
+            raise _fatal(f"{not_ready}: not done within {self.timeout_s:.0f}s", "StageNotReady")
+        await asyncio.sleep(self.delay)
+        self.delay = min(self.delay * 1.5, 2.0)
+
+
+def _deployed(
+    stage: str, previous: dict[str, Any] | None, ref: VectorRef, changed: bool, message: str
+) -> StageDeployResult:
+    return StageDeployResult(
+        stage=stage, previous_vector=previous, vector=ref.as_vector(), changed=changed, message=message
+    )
+
+
 # --- Stages ---------------------------------------------------------------------------------------
 
 
@@ -229,8 +254,7 @@ async def deploy_stage(request: StageDeploy) -> StageDeployResult:
         obj = await kube.set_vector(ref.reference) if changed else before
         assert obj is not None
         generation = int(obj["metadata"].get("generation", 1))
-        deadline = asyncio.get_running_loop().time() + request.ready_timeout_seconds
-        delay = 0.05
+        poll = _Poll(request.ready_timeout_seconds)
         while True:
             activity.heartbeat(previous)
             current = await kube.get()
@@ -238,13 +262,7 @@ async def deploy_stage(request: StageDeploy) -> StageDeployResult:
                 raise _fatal(f"Stage {name} was deleted while deploying", "StageDeleted")
             state = readiness(current, ref.reference, generation)
             if state.state == "ready":
-                return StageDeployResult(
-                    stage=name,
-                    previous_vector=previous,
-                    vector=ref.as_vector(),
-                    changed=changed,
-                    message=state.message or "Ready",
-                )
+                return _deployed(name, previous, ref, changed, state.message or "Ready")
             if state.state == "failed":
                 raise _fatal(f"Stage {name}: deploying {ref.reference} failed: {state.describe()}", "StageDeployFailed")
             if state.state == "replaced":
@@ -253,14 +271,7 @@ async def deploy_stage(request: StageDeploy) -> StageDeployResult:
                     "another writer changed spec.vector",
                     "StageDeployFailed",
                 )
-            if asyncio.get_running_loop().time() > deadline:
-                raise _fatal(
-                    f"Stage {name} did not become Ready with {ref.reference} within "
-                    f"{request.ready_timeout_seconds:.0f}s ({state.describe()})",
-                    "StageNotReady",
-                )
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 2.0)
+            await poll.next(f"Stage {name} did not become Ready with {ref.reference} ({state.describe()})")
     except httpx.HTTPError as exc:
         raise ApplicationError(f"Stage {name}: {type(exc).__name__}: {exc}", type="StageUnavailable") from None
     finally:
@@ -373,8 +384,7 @@ async def _through_promotion(
             "(create the Stage, or drop vectorPromotionConfig to let the orchestrator create it)",
             "StageDeployFailed",
         )
-    deadline = asyncio.get_running_loop().time() + request.ready_timeout_seconds
-    delay = 0.05
+    poll = _Poll(request.ready_timeout_seconds)
     while True:
         activity.heartbeat(previous)
         promotion = await _ensure_promotion(kube, request, ref)
@@ -403,19 +413,6 @@ async def _through_promotion(
             if current is not None:
                 ready = readiness(current, ref.reference, int(current["metadata"].get("generation", 1)))
                 if ready.state == "ready":
-                    return StageDeployResult(
-                        stage=name,
-                        previous_vector=previous,
-                        vector=ref.as_vector(),
-                        changed=changed,
-                        message=f"VectorPromotion {pname}: {ready.message}",
-                    )
+                    return _deployed(name, previous, ref, changed, f"VectorPromotion {pname}: {ready.message}")
                 why = ready.describe()
-        if asyncio.get_running_loop().time() > deadline:
-            raise _fatal(
-                f"Stage {name}: VectorPromotion {pname} did not finish within "
-                f"{request.ready_timeout_seconds:.0f}s (state {state}: {why})",
-                "StageNotReady",
-            )
-        await asyncio.sleep(delay)
-        delay = min(delay * 1.5, 2.0)
+        await poll.next(f"Stage {name}: VectorPromotion {pname} did not finish (state {state}: {why})")

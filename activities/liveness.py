@@ -19,6 +19,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from temporalio import activity
+from temporalio.api.common.v1 import Payloads
+from temporalio.api.workflowservice.v1 import RecordActivityTaskHeartbeatRequest
 
 #: How often a keep-alive heartbeats. The SDK forwards at most one heartbeat per 80 % of the
 #: heartbeat timeout, so this only has to be comfortably below that.
@@ -90,3 +92,23 @@ def keep_alive_sync(details: Callable[[], Any] | None = None, interval_s: float 
     finally:
         stop.set()
         thread.join(timeout=interval_s + 1)
+
+
+async def record_heartbeat_now(*details: Any) -> None:
+    """Record heartbeat ``details`` with their own RPC and wait until the server holds them.
+
+    ``activity.heartbeat`` is throttled (up to 80 % of the heartbeat timeout); a resumable copy that
+    must not leave the server with stale progress (ocm.copy_blob), or a worker handing its attempts
+    off at shutdown, sends the details at once with this. Needs the activity's client.
+    """
+    client = activity.client()
+    info = activity.info()
+    payloads = await client.data_converter.encode(list(details))
+    await client.workflow_service.record_activity_task_heartbeat(
+        RecordActivityTaskHeartbeatRequest(
+            task_token=info.task_token,
+            details=Payloads(payloads=payloads),
+            identity=client.identity,
+            namespace=client.namespace,
+        )
+    )

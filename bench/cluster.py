@@ -22,7 +22,6 @@ import uuid
 from pathlib import Path
 
 from temporalio.client import Client
-from temporalio.worker import Worker
 
 from bench._common import exit_cleanly
 from definitions.cluster import (
@@ -41,9 +40,9 @@ from landscape.kubeapi.admin import KubeApiAdmin
 from landscape.kubeapi.part import KubeApiServer
 from landscape.landscape import Landscape
 from landscape.temporal import TemporalDevServer
+from tests.support import sandboxed_worker
 from workers.config import data_converter
 from workers.gardener import contents
-from workers.worker import workflow_runner
 
 POLL_INTERVAL = 30.0
 TASK_SECONDS = 60.0
@@ -73,13 +72,7 @@ async def run(runs: int, speed: float) -> None:
         garden = GardenRef(kubeconfig_ref=f"file:{api.endpoints['kubeconfig']}")
         queue = f"bench-{uuid.uuid4().hex[:6]}"
         c = contents()
-        async with Worker(
-            client,
-            task_queue=queue,
-            workflows=list(c.workflows),
-            activities=list(c.activities),
-            workflow_runner=workflow_runner(),
-        ):
+        async with sandboxed_worker(client, queue, c.workflows, c.activities):
             ours: list[float] = []
             polled: list[float] = []
             for i in range(runs):

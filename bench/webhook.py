@@ -42,25 +42,20 @@ from bench._common import add_common_args, exit_cleanly, plot, report
 from definitions import queues
 from definitions import search_attributes as sa
 from definitions.runs import PipelineRequest
-from definitions.validate import load_yaml
 from landscape.landscape import Landscape
 from landscape.process import free_port
 from landscape.temporal import TemporalDevServer
+from tests.support import pipeline
 from triggers.auth import sign
 from workers.config import data_converter
 
 REPO = Path(__file__).resolve().parents[1]
 KEY = "bench-key"
-PIPELINE = """
-apiVersion: apeiro.dev/v1alpha1
-kind: Pipeline
-metadata: {name: bench-echo}
-spec:
-  inputs:
-    n: {type: integer}
-  steps:
-    - {name: echo, uses: core.echo, with: {values: {n: "${{ inputs.n }}"}}}
-"""
+PIPELINE = pipeline(
+    [{"name": "echo", "uses": "core.echo", "with": {"values": {"n": "${{ inputs.n }}"}}}],
+    name="bench-echo",
+    inputs={"n": {"type": "integer"}},
+)
 CONFIG = """
 routes:
   - name: pipelines
@@ -191,7 +186,7 @@ async def run(args: argparse.Namespace) -> None:
         d = Path(tmp)
         defs = d / "defs"
         defs.mkdir()
-        (defs / "bench-echo.yaml").write_text(PIPELINE)
+        (defs / "bench-echo.yaml").write_text(json.dumps(PIPELINE))
         (d / "gateway.yaml").write_text(CONFIG)
         landscape = Landscape([TemporalDevServer(headless=True, persistent=False)], state_dir=d / "landscape")
         with landscape.running():
@@ -243,7 +238,7 @@ async def run(args: argparse.Namespace) -> None:
                         raise SystemExit(
                             "gateway did not start: " + (gateway.stderr.read().decode() if gateway.stderr else "")
                         )
-                    definition = load_yaml(PIPELINE)
+                    definition = PIPELINE
                     procs = {"gateway": psutil.Process(gateway.pid), "load generator": psutil.Process()}
                     procs.update({f"temporal dev server ({pid})": psutil.Process(pid) for pid in server.pids})
                     for p in procs.values():

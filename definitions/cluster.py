@@ -226,11 +226,16 @@ class ApplyShootInput(BaseModel):
     garden: GardenRef = Field(default_factory=GardenRef)
 
 
-class WaitShootInput(BaseModel):
+class ShootKey(BaseModel):
+    """Which shoot, in which garden: the argument of an activity that needs no more."""
+
     model_config = ConfigDict(hide_input_in_errors=True)
     name: str
     namespace: str
     garden: GardenRef = Field(default_factory=GardenRef)
+
+
+class WaitShootInput(ShootKey):
     deadline_epoch: float = Field(description="absolute end (epoch s), fixed by the workflow across retries")
     min_generation: int = 0
     expect_gone: bool = False
@@ -257,11 +262,8 @@ class PatchShootInput(BaseModel):
     garden: GardenRef = Field(default_factory=GardenRef)
 
 
-class DeleteShootInput(BaseModel):
-    model_config = ConfigDict(hide_input_in_errors=True)
-    name: str
-    namespace: str
-    garden: GardenRef = Field(default_factory=GardenRef)
+class DeleteShootInput(ShootKey):
+    pass
 
 
 class CandidatesInput(BaseModel):

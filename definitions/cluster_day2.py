@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from definitions import queues
 from definitions.cluster import NON_RETRYABLE, GardenRef, _Strict
-from definitions.steptypes import REGISTRY, StepKind, StepType
+from definitions.steptypes import StepTable, register_all
 
 ROTATE_START = "rotate-credentials-start"
 ROTATE_COMPLETE = "rotate-credentials-complete"
@@ -160,39 +160,16 @@ class HibernationState(BaseModel):
     schedules: list[HibernationSchedule] = Field(default_factory=list)
 
 
-class ShootKey(BaseModel):
-    model_config = ConfigDict(hide_input_in_errors=True)
+GARDENER_DAY2 = StepTable(task_queue=queues.GARDENER, non_retryable_errors=NON_RETRYABLE, site_arg="site")
 
-    name: str
-    namespace: str
-    garden: GardenRef = Field(default_factory=GardenRef)
-
-
-REGISTRY.register(
-    StepType(
-        name="cluster.rotate-credentials",
-        kind=StepKind.WORKFLOW,
-        target="ClusterRotateCredentialsWorkflow",
-        task_queue=queues.GARDENER,
-        args_model=RotateCredentialsInput,
-        outputs_model=RotateCredentialsResult,
-        site_arg="site",
-        description="Rotate all shoot credentials in Gardener's two phases (start, wait, complete)",
-        default_timeout=timedelta(hours=4),
-        non_retryable_errors=NON_RETRYABLE,
-    )
-)
-REGISTRY.register(
-    StepType(
-        name="cluster.hibernate",
-        kind=StepKind.WORKFLOW,
-        target="ClusterHibernationWorkflow",
-        task_queue=queues.GARDENER,
-        args_model=HibernationInput,
-        outputs_model=HibernationResult,
-        site_arg="site",
-        description="Hibernate or wake up a shoot now, and/or set its hibernation schedules",
-        default_timeout=timedelta(hours=2),
-        non_retryable_errors=NON_RETRYABLE,
-    )
-)
+# fmt: off
+STEP_TYPES = register_all([
+    GARDENER_DAY2.workflow("cluster.rotate-credentials", "ClusterRotateCredentialsWorkflow", RotateCredentialsInput,
+                           RotateCredentialsResult,
+                           "Rotate all shoot credentials in Gardener's two phases (start, wait, complete)",
+                           default_timeout=timedelta(hours=4)),
+    GARDENER_DAY2.workflow("cluster.hibernate", "ClusterHibernationWorkflow", HibernationInput, HibernationResult,
+                           "Hibernate or wake up a shoot now, and/or set its hibernation schedules",
+                           default_timeout=timedelta(hours=2)),
+])
+# fmt: on

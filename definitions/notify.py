@@ -20,7 +20,7 @@ from pydantic.alias_generators import to_camel
 
 from definitions import queues
 from definitions.secrets import SecretRef
-from definitions.steptypes import REGISTRY, StepKind, StepType
+from definitions.steptypes import StepTable, register_all
 
 Event = Literal["approval", "failed", "finished"]
 EVENTS: tuple[Event, ...] = ("approval", "failed", "finished")
@@ -62,15 +62,12 @@ class NotifyResult(BaseModel):
     failed: list[str] = Field(default_factory=list)
 
 
-REGISTRY.register(
-    StepType(
-        name="core.notify",
-        kind=StepKind.ACTIVITY,
-        target="core.notify",
-        task_queue=queues.PIPELINE,
-        args_model=NotifyArgs,
-        outputs_model=NotifyResult,
-        description="send a message to Slack, Microsoft Teams or a (signed) webhook",
+STEP_TYPES = register_all([
+    StepTable(task_queue=queues.PIPELINE).activity(
+        "core.notify",
+        NotifyArgs,
+        NotifyResult,
+        "send a message to Slack, Microsoft Teams or a (signed) webhook",
         start_to_close=timedelta(minutes=1),
     )
-)
+])

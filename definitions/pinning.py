@@ -87,19 +87,30 @@ def _schema_hash(model: type[BaseModel]) -> str:
     return _hash(model.model_json_schema())
 
 
+#: What a pin keeps of a step type as it is (besides the name, the args schema's hash and the
+#: non-retryable errors): its routing and timeouts.
+PINNED_FIELDS = (
+    "kind",
+    "target",
+    "task_queue",
+    "start_to_close",
+    "heartbeat_timeout",
+    "default_timeout",
+    "default_max_attempts",
+    "site_arg",
+)
+
+
+def _pinned_fields(source: StepType | PinnedStepType) -> dict[str, Any]:
+    return {f: getattr(source, f) for f in PINNED_FIELDS}
+
+
 def pin_step_type(step_type: StepType) -> PinnedStepType:
     return PinnedStepType(
         name=step_type.name,
-        kind=step_type.kind,
-        target=step_type.target,
-        task_queue=step_type.task_queue,
         args_schema=_schema_hash(step_type.args_model),
-        start_to_close=step_type.start_to_close,
-        heartbeat_timeout=step_type.heartbeat_timeout,
-        default_timeout=step_type.default_timeout,
-        default_max_attempts=step_type.default_max_attempts,
-        site_arg=step_type.site_arg,
         non_retryable_errors=list(step_type.non_retryable_errors),
+        **_pinned_fields(step_type),
     )
 
 
@@ -174,15 +185,8 @@ def pinned_registry(pinned: PinnedDefinition, live: StepTypeRegistry) -> StepTyp
             replace(
                 base
                 or StepType(name=name, kind=p.kind, target=p.target, task_queue=p.task_queue, args_model=MissingArgs),
-                kind=p.kind,
-                target=p.target,
-                task_queue=p.task_queue,
-                start_to_close=p.start_to_close,
-                heartbeat_timeout=p.heartbeat_timeout,
-                default_timeout=p.default_timeout,
-                default_max_attempts=p.default_max_attempts,
-                site_arg=p.site_arg,
                 non_retryable_errors=tuple(p.non_retryable_errors),
+                **_pinned_fields(p),
             ),
             replace=True,
         )

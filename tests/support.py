@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from temporalio import activity
+from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
 
 from definitions import queues
 from definitions.steptypes import REGISTRY, StepKind, StepType
+from workers.worker import workflow_runner
 
 
 class ProbeArgs(BaseModel):
@@ -82,6 +85,19 @@ def pausing_flaky(key: str) -> dict[str, Any]:
     """A probe step named ``flaky`` whose first call fails and pauses the run (onFailure: pause): the
     run a repair test (retry, skip, resume) starts from. ``key`` keeps the probe's calls apart."""
     return {"name": "flaky", "uses": "test.probe", "onFailure": "pause", "with": {"key": key, "fail_calls": 1}}
+
+
+def sandboxed_worker(
+    client: Client, task_queue: str, workflows: Sequence[type], activities: Sequence[Callable[..., Any]]
+) -> Worker:
+    """A bare Worker (the project's sandbox runner, no interceptors) for just these workflows and activities."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=list(workflows),
+        activities=list(activities),
+        workflow_runner=workflow_runner(),
+    )
 
 
 def pipeline(steps: list[dict[str, Any]], *, name: str = "test", inputs: dict[str, Any] | None = None,

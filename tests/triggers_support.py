@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from definitions.library import EXAMPLES, PipelineLibrary
 from definitions.triggers import GatewayConfig, parse_gateway_config
 from landscape.process import free_port
+from tests.support import pipeline
 from triggers.app import create_app
 from triggers.auth import sign
 from triggers.dispatch import LibraryCache, Planner
@@ -25,23 +26,17 @@ TOKEN = "tok-123"
 BOOT_QUEUE = "test-boot"
 ENV = {"T_HOOK_KEY": HOOK_KEY, "T_HOOK_KEY_NEW": HOOK_KEY_NEW, "T_TOKEN": TOKEN}
 
-ECHO_PIPELINE = """
-apiVersion: apeiro.dev/v1alpha1
-kind: Pipeline
-metadata: {name: hook-echo}
-spec:
-  inputs:
-    message: {type: string}
-    count: {type: integer, default: 1}
-  steps:
-    - {name: echo, uses: core.echo, with: {values: {message: "${{ inputs.message }}", count: "${{ inputs.count }}"}}}
-  outputs:
-    message: steps.echo.outputs.message
-"""
+ECHO_PIPELINE = pipeline(
+    [{"name": "echo", "uses": "core.echo",
+      "with": {"values": {"message": "${{ inputs.message }}", "count": "${{ inputs.count }}"}}}],
+    name="hook-echo",
+    inputs={"message": {"type": "string"}, "count": {"type": "integer", "default": 1}},
+    outputs={"message": "steps.echo.outputs.message"},
+)
 
 
 def write_definitions(directory: Path) -> Path:
-    (directory / "hook-echo.yaml").write_text(ECHO_PIPELINE)
+    (directory / "hook-echo.yaml").write_text(json.dumps(ECHO_PIPELINE))
     return directory
 
 

@@ -272,21 +272,25 @@ def temporal_error(exc: BaseException) -> HookError:
     )
 
 
+async def _start(client: Client, p: Planned, **options: Any) -> None:
+    """Start the planned workflow (its type, argument, id and queue) with ``options``."""
+    await client.start_workflow(
+        p.workflow, p.arg, id=p.workflow_id, task_queue=p.task_queue, rpc_timeout=RPC_TIMEOUT, **options
+    )
+
+
 async def execute(client: Client, p: Planned, *, search_attributes_ok: bool = False) -> Outcome:
     """Do one planned action. Raises HookError (404 for a signal to a missing workflow, 502/503)."""
     try:
         if p.kind == "start":
             attrs = TypedSearchAttributes(p.search_attributes) if search_attributes_ok and p.search_attributes else None
             try:
-                await client.start_workflow(
-                    p.workflow,
-                    p.arg,
-                    id=p.workflow_id,
-                    task_queue=p.task_queue,
+                await _start(
+                    client,
+                    p,
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                     search_attributes=attrs,
-                    rpc_timeout=RPC_TIMEOUT,
                 )
             except WorkflowAlreadyStartedError:
                 return Outcome(p.event_id, p.rule, p.workflow_id, "existing")
@@ -304,15 +308,7 @@ async def execute(client: Client, p: Planned, *, search_attributes_ok: bool = Fa
                     ) from None
                 raise
             return Outcome(p.event_id, p.rule, p.workflow_id, "signalled")
-        await client.start_workflow(
-            p.workflow,
-            p.arg,
-            id=p.workflow_id,
-            task_queue=p.task_queue,
-            start_signal=p.signal,
-            start_signal_args=[p.signal_arg],
-            rpc_timeout=RPC_TIMEOUT,
-        )
+        await _start(client, p, start_signal=p.signal, start_signal_args=[p.signal_arg])
         return Outcome(p.event_id, p.rule, p.workflow_id, "signal-with-start")
     except HookError:
         raise

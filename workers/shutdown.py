@@ -32,8 +32,6 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import activity
-from temporalio.api.common.v1 import Payloads
-from temporalio.api.workflowservice.v1 import RecordActivityTaskHeartbeatRequest
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.worker import (
     ActivityInboundInterceptor,
@@ -42,6 +40,8 @@ from temporalio.worker import (
     Interceptor,
     Worker,
 )
+
+from activities.liveness import record_heartbeat_now
 
 log = logging.getLogger(__name__)
 
@@ -174,17 +174,7 @@ class _Inbound(ActivityInboundInterceptor):
         if self._progress.details is None:
             return  # the activity keeps its own exact record (ocm.copy_blob) or has none
         try:
-            client = activity.client()
-            info = activity.info()
-            payloads = await client.data_converter.encode(list(self._progress.details))
-            await client.workflow_service.record_activity_task_heartbeat(
-                RecordActivityTaskHeartbeatRequest(
-                    task_token=info.task_token,
-                    details=Payloads(payloads=payloads),
-                    identity=client.identity,
-                    namespace=client.namespace,
-                )
-            )
+            await record_heartbeat_now(*self._progress.details)
         except Exception as exc:  # the throttled heartbeat already sent older progress
             log.warning("could not record progress before handing off: %s", exc)
 

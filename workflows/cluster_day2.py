@@ -12,6 +12,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from definitions.cluster import ShootKey
     from definitions.cluster_day2 import (
         ROTATE_COMPLETE,
         ROTATE_START,
@@ -24,7 +25,6 @@ with workflow.unsafe.imports_passed_through():
         RotateCredentialsResult,
         RotationPhases,
         SetHibernationInput,
-        ShootKey,
     )
     from workflows.cluster import _call, _fail, _Waiting
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -29,6 +30,7 @@ from definitions.ocm_ctf import (
 )
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.step_activity import call_activity
     from workflows.transport import NON_RETRYABLE
 
 RETRY = RetryPolicy(
@@ -38,112 +40,74 @@ RETRY = RetryPolicy(
     maximum_attempts=8,
     non_retryable_error_types=[*NON_RETRYABLE, "ArchiveInvalid"],
 )
+T = TypeVar("T")
 
 
-def _progress(state: str, done: int, total: int) -> dict[str, object]:
-    return {"state": state, "blobs_done": done, "blobs_total": total}
+class _ArchiveTransfer:
+    """Plan -> one activity per blob (``parallel_blobs`` at a time, counted for the ``progress``
+    query) -> one finishing activity; every call with :data:`RETRY`."""
 
-
-@workflow.defn(name="CtfExportWorkflow")
-class CtfExportWorkflow:
-    def __init__(self) -> None:
-        self._state, self._done, self._total = "planning", 0, 0
+    def __init__(self, state: str = "planning") -> None:
+        self._state, self._done, self._total = state, 0, 0
 
     @workflow.query
     def progress(self) -> dict[str, object]:
-        return _progress(self._state, self._done, self._total)
+        return {"state": self._state, "blobs_done": self._done, "blobs_total": self._total}
 
+    async def _call(
+        self, activity: str, arg: Any, result_type: type[T], start_to_close: timedelta, heartbeat: timedelta
+    ) -> T:
+        return await call_activity(
+            activity, arg, result_type, start_to_close=start_to_close, heartbeat=heartbeat, retry_policy=RETRY
+        )
+
+    async def _blobs(
+        self, state: str, activity: str, args: list[Any], result_type: type[T], inp: CtfExportInput | CtfImportInput
+    ) -> list[T]:
+        self._total, self._state = len(args), state
+        sem = asyncio.Semaphore(inp.parallel_blobs)
+        heartbeat = timedelta(seconds=inp.heartbeat_timeout_s)
+
+        async def one(arg: Any) -> T:
+            async with sem:
+                r = await self._call(activity, arg, result_type, timedelta(hours=6), heartbeat)
+                self._done += 1
+                return r
+
+        return list(await asyncio.gather(*[one(a) for a in args]))
+
+
+@workflow.defn(name="CtfExportWorkflow")
+class CtfExportWorkflow(_ArchiveTransfer):
     @workflow.run
     async def run(self, inp: CtfExportInput) -> CtfExportResult:
-        plan = await workflow.execute_activity(
-            "ocm.ctf_plan_export",
-            inp,
-            result_type=CtfExportPlan,
-            start_to_close_timeout=timedelta(minutes=15),
-            heartbeat_timeout=timedelta(minutes=2),
-            retry_policy=RETRY,
-        )
-        self._total, self._state = len(plan.blobs), "writing blobs"
-        sem = asyncio.Semaphore(inp.parallel_blobs)
-
-        async def one(arg: CtfExportBlobInput) -> int:
-            async with sem:
-                n = await workflow.execute_activity(
-                    "ocm.ctf_export_blob",
-                    arg,
-                    result_type=int,
-                    start_to_close_timeout=timedelta(hours=6),
-                    heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s),
-                    retry_policy=RETRY,
-                )
-                self._done += 1
-                return n
-
-        await asyncio.gather(
-            *[one(CtfExportBlobInput(source=inp.source, staging=plan.staging, blob=b)) for b in plan.blobs]
-        )
+        plan = await self._call("ocm.ctf_plan_export", inp, CtfExportPlan, timedelta(minutes=15), timedelta(minutes=2))
+        blobs = [CtfExportBlobInput(source=inp.source, staging=plan.staging, blob=b) for b in plan.blobs]
+        await self._blobs("writing blobs", "ocm.ctf_export_blob", blobs, int, inp)
         self._state = "sealing"
-        result = await workflow.execute_activity(
-            "ocm.ctf_seal",
-            CtfSealInput(archive=inp.archive, format=inp.format, plan=plan),
-            result_type=CtfExportResult,
-            start_to_close_timeout=timedelta(hours=1),
-            heartbeat_timeout=timedelta(minutes=5),
-            retry_policy=RETRY,
-        )
+        seal = CtfSealInput(archive=inp.archive, format=inp.format, plan=plan)
+        result = await self._call("ocm.ctf_seal", seal, CtfExportResult, timedelta(hours=1), timedelta(minutes=5))
         self._state = "done"
         return result
 
 
 @workflow.defn(name="CtfImportWorkflow")
-class CtfImportWorkflow:
+class CtfImportWorkflow(_ArchiveTransfer):
     def __init__(self) -> None:
-        self._state, self._done, self._total = "checking archive", 0, 0
-
-    @workflow.query
-    def progress(self) -> dict[str, object]:
-        return _progress(self._state, self._done, self._total)
+        super().__init__("checking archive")
 
     @workflow.run
     async def run(self, inp: CtfImportInput) -> CtfImportResult:
-        plan = await workflow.execute_activity(
-            "ocm.ctf_plan_import",
-            inp,
-            result_type=CtfImportPlan,
-            start_to_close_timeout=timedelta(hours=1),
-            heartbeat_timeout=timedelta(minutes=2),
-            retry_policy=RETRY,
-        )
-        self._total, self._state = len(plan.blobs), "uploading blobs"
-        sem = asyncio.Semaphore(inp.parallel_blobs)
-
-        async def one(arg: CtfImportBlobInput) -> dict[str, int]:
-            async with sem:
-                r = await workflow.execute_activity(
-                    "ocm.ctf_import_blob",
-                    arg,
-                    result_type=dict[str, int],
-                    start_to_close_timeout=timedelta(hours=6),
-                    heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s),
-                    retry_policy=RETRY,
-                )
-                self._done += 1
-                return r
-
-        stats = await asyncio.gather(
-            *[
-                one(CtfImportBlobInput(archive=inp.archive, target=inp.target, blob=b, chunk_size=inp.chunk_size))
-                for b in plan.blobs
-            ]
-        )
+        plan = await self._call("ocm.ctf_plan_import", inp, CtfImportPlan, timedelta(hours=1), timedelta(minutes=2))
+        blobs = [
+            CtfImportBlobInput(archive=inp.archive, target=inp.target, blob=b, chunk_size=inp.chunk_size)
+            for b in plan.blobs
+        ]
+        stats = await self._blobs("uploading blobs", "ocm.ctf_import_blob", blobs, dict[str, int], inp)
         self._state = "writing versions"
-        versions = await workflow.execute_activity(
-            "ocm.ctf_finish_import",
-            CtfFinishInput(archive=inp.archive, target=inp.target, plan=plan, verify=inp.verify),
-            result_type=list[CtfImportedVersion],
-            start_to_close_timeout=timedelta(minutes=30),
-            heartbeat_timeout=timedelta(minutes=2),
-            retry_policy=RETRY,
+        finish = CtfFinishInput(archive=inp.archive, target=inp.target, plan=plan, verify=inp.verify)
+        versions = await self._call(
+            "ocm.ctf_finish_import", finish, list[CtfImportedVersion], timedelta(minutes=30), timedelta(minutes=2)
         )
         self._state = "done"
         return CtfImportResult(

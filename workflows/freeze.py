@@ -83,8 +83,7 @@ class FreezeWorkflow:
 
     @end_freeze.validator
     def _check_end(self, end: FreezeEnd) -> None:
-        if self._state.active is None:
-            raise ValueError("the landscape is not frozen")
+        self._require_frozen("the landscape is not frozen")
 
     @workflow.update
     def exempt(self, ex: Exemption) -> FreezeState:
@@ -96,8 +95,12 @@ class FreezeWorkflow:
 
     @exempt.validator
     def _check_exempt(self, ex: Exemption) -> None:
+        self._require_frozen("the landscape is not frozen: nothing to exempt from")
+
+    def _require_frozen(self, refusal: str) -> None:
+        """Refuse (with ``refusal``) an update that needs an active freeze."""
         if self._state.active is None:
-            raise ValueError("the landscape is not frozen: nothing to exempt from")
+            raise ValueError(refusal)
 
     @workflow.run
     async def run(self, carried: FreezeState | None = None) -> None:

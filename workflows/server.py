@@ -17,7 +17,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 from workflows.failures import failure_info
-from workflows.server_claim import ServerClaimWorkflow
+from workflows.server_claim import API_RETRY, ServerClaimWorkflow
+from workflows.step_activity import execute_step_activity
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
@@ -35,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         DiscoveryProgress,
         FirmwareStart,
         FirmwareStarted,
+        FirmwareUpdate,
         ImageCheck,
         ImageChecked,
         InlineInventory,
@@ -57,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
         ServerChange,
         ServerRef,
         ServerSummary,
+        SiteDefinition,
         SiteSnapshot,
         StepOutcome,
         SystemTarget,
@@ -70,13 +73,8 @@ with workflow.unsafe.imports_passed_through():
 T = TypeVar("T")
 
 #: BMC calls: a 503-ing BMC gets about a minute to recover; what retries cannot fix fails at once.
-BMC_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=20),
-    maximum_attempts=6,
-    non_retryable_error_types=list(NON_RETRYABLE),
-)
+#: The same policy as the metal-operator API calls of a claim.
+BMC_RETRY = API_RETRY
 PROBE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_attempts=2,
@@ -105,6 +103,18 @@ async def bounded(factories: Sequence[Callable[[], Awaitable[T]]], limit: int) -
 M = TypeVar("M", bound="BaseModel")
 
 
+#: What a top-level input looks like, shown when JSON typed into the UI does not fit its model.
+EXAMPLE_INPUTS: dict[type[BaseModel], str] = {
+    DiscoverInput: '{"site": {"name": "edge-1", "credentials": {"lab": '
+    '{"username": "admin", "password_ref": "env:BMC_PASSWORD"}}, "default_credentials": '
+    '"lab", "bmcs": [{"url": "https://10.0.0.5"}]}}',
+    ProvisionInput: '{"server": {"identity": "...", "bmc": {"url": "https://10.0.0.5", '
+    '"credentials": {...}}, "system_path": "/redfish/v1/Systems/1"}, "spec": {...}}',
+    ProvisionFleetInput: '{"site": {...}, "servers": [<discovery summaries>], '
+    '"spec": {"image": {"url": "...", "sha256": "..."}}}',
+}
+
+
 def parse_input(model: type[M], raw: Any, example: str) -> M:
     """Validate a top-level workflow's input inside the workflow. Typed into the Temporal UI, JSON that
     does not fit the model would otherwise fail the workflow *task* (retried forever, shown as
@@ -118,6 +128,21 @@ def parse_input(model: type[M], raw: Any, example: str) -> M:
             type="InvalidInput",
             non_retryable=True,
         ) from None
+
+
+def bmc_problem(err: BaseException, bmc: BmcConnection, system_path: str | None = None) -> BmcProblem:
+    """What discovery reports for a BMC (or one of its systems) it could not read: the root cause."""
+    etype, msg = failure_info(err)
+    return BmcProblem(bmc_url=bmc.url, name=bmc.name, error_type=etype, message=msg, system_path=system_path)
+
+
+def require_valid_site(site: SiteDefinition) -> None:
+    """A site definition with problems fails the workflow once, listing them all."""
+    problems = site.problems()
+    if problems:
+        raise ApplicationError(
+            "invalid site definition: " + "; ".join(problems), type="InvalidSiteDefinition", non_retryable=True
+        )
 
 
 def chunks(items: Sequence[T], size: int) -> list[list[T]]:
@@ -159,22 +184,11 @@ async def bmc_act(
     start_to_close: timedelta = SHORT,
     heartbeat: timedelta | None = None,
 ) -> T:
-    """One BMC activity; a failure becomes the workflow's own, non-retryable, naming ``step``."""
-    try:
-        res: T = await workflow.execute_activity(
-            name,
-            arg,
-            result_type=result_type,
-            start_to_close_timeout=start_to_close,
-            heartbeat_timeout=heartbeat,
-            retry_policy=BMC_RETRY,
-        )
-    except ActivityError as exc:
-        # Surface the root cause's type (ImageNotFound, BmcAuthenticationFailed...) as the workflow's
-        # failure, with the step it happened in, so operators and the pipeline can match on it.
-        etype, msg = failure_info(exc)
-        raise ApplicationError(f"step {step}: {msg}", type=etype, non_retryable=True) from exc
-    return res
+    """One BMC activity; a failure becomes the workflow's own, non-retryable, naming ``step`` (the root
+    cause's type: ImageNotFound, BmcAuthenticationFailed...)."""
+    return await execute_step_activity(
+        step, name, arg, result_type, start_to_close=start_to_close, heartbeat=heartbeat, retry_policy=BMC_RETRY
+    )
 
 
 async def wait_power(step: str, ref: ServerRef, target: Literal["On", "Off"], timeout_s: int) -> PowerWaitResult:
@@ -186,6 +200,32 @@ async def wait_power(step: str, ref: ServerRef, target: Literal["On", "Off"], ti
         start_to_close=timedelta(seconds=timeout_s + 120),
         heartbeat=HEARTBEAT_TIMEOUT,
     )
+
+
+async def update_firmware(step: str, ref: ServerRef, up: FirmwareUpdate, timeout_s: int) -> bool:
+    """Start one firmware update and wait for its task; False when the BMC had nothing to do."""
+    started = await bmc_act(step, "redfish.firmware_start", FirmwareStart(server=ref, update=up), FirmwareStarted)
+    if started.skipped or not started.task_uri:
+        return False
+    await bmc_act(
+        step,
+        "redfish.wait_task",
+        TaskWait(server=ref, task_uri=started.task_uri, timeout_s=timeout_s, what=f"firmware update {up.image_uri}"),
+        StepOutcome,
+        start_to_close=timedelta(seconds=timeout_s + 120),
+        heartbeat=HEARTBEAT_TIMEOUT,
+    )
+    return True
+
+
+async def power_must_reach(step: str, ref: ServerRef, target: Literal["On", "Off"], timeout_s: int, after: str) -> None:
+    """Wait for a power state; a server still elsewhere after ``timeout_s`` fails the workflow."""
+    reached = await wait_power(step, ref, target, timeout_s)
+    if not reached.reached:
+        raise ApplicationError(
+            f"server {ref.identity} at {ref.bmc.label} is still {reached.state} {timeout_s}s after {after}",
+            type="PowerStateTimeout",
+        )
 
 
 async def power_off(step: str, ref: ServerRef, graceful_s: int, timeout_s: int) -> StepOutcome:
@@ -200,12 +240,7 @@ async def power_off(step: str, ref: ServerRef, graceful_s: int, timeout_s: int) 
             await bmc_act(
                 step, "redfish.power", PowerRequest(server=ref, action="ForceOff", done_when="Off"), StepOutcome
             )
-            forced = await wait_power(step, ref, "Off", timeout_s)
-            if not forced.reached:
-                raise ApplicationError(
-                    f"server {ref.identity} at {ref.bmc.label} is still {forced.state} {timeout_s}s after ForceOff",
-                    type="PowerStateTimeout",
-                )
+            await power_must_reach(step, ref, "Off", timeout_s, "ForceOff")
     return off
 
 
@@ -239,12 +274,7 @@ class ServerListBatchWorkflow:
                 )
                 return res
             except ActivityError as exc:
-                etype, msg = failure_info(exc)
-                return ListSystemsResult(
-                    bmc_url=conn.url,
-                    name=conn.name,
-                    problem=BmcProblem(bmc_url=conn.url, name=conn.name, error_type=etype, message=msg),
-                )
+                return ListSystemsResult(bmc_url=conn.url, name=conn.name, problem=bmc_problem(exc, conn))
 
         results = await bounded([lambda c=c: one(c) for c in inp.bmcs], inp.concurrency)  # type: ignore[misc]
         out = ListBatchResult(results=[])
@@ -279,16 +309,7 @@ class ServerInventoryBatchWorkflow:
                 )
                 out.servers.append(summary)
             except ActivityError as exc:
-                etype, msg = failure_info(exc)
-                out.problems.append(
-                    BmcProblem(
-                        bmc_url=t.bmc.url,
-                        name=t.bmc.name,
-                        error_type=etype,
-                        message=msg,
-                        system_path=t.system_path,
-                    )
-                )
+                out.problems.append(bmc_problem(exc, t.bmc, t.system_path))
 
         await bounded([lambda t=t: one(t) for t in inp.targets], inp.concurrency)  # type: ignore[misc]
         out.servers.sort(key=lambda s: (s.bmc_url, s.system_path))
@@ -395,21 +416,9 @@ class ServerDiscoveryWorkflow:
 
     @workflow.run
     async def run(self, raw: Any) -> DiscoverResult:
-        inp = parse_input(
-            DiscoverInput,
-            raw,
-            '{"site": {"name": "edge-1", "credentials": {"lab": '
-            '{"username": "admin", "password_ref": "env:BMC_PASSWORD"}}, "default_credentials": '
-            '"lab", "bmcs": [{"url": "https://10.0.0.5"}]}}',
-        )
+        inp = parse_input(DiscoverInput, raw, EXAMPLE_INPUTS[DiscoverInput])
         self._status.state = "validating"
-        problems = inp.site.problems()
-        if problems:
-            raise ApplicationError(
-                "invalid site definition: " + "; ".join(problems),
-                type="InvalidSiteDefinition",
-                non_retryable=True,
-            )
+        require_valid_site(inp.site)
         conns = inp.site.connections()
         wid = workflow.info().workflow_id
 
@@ -443,10 +452,7 @@ class ServerDiscoveryWorkflow:
         silent: set[str] = set()
         for batch, res in zip(list_batches, listed, strict=True):
             if isinstance(res, BaseException):
-                etype, msg = failure_info(res)
-                result.problems += [
-                    BmcProblem(bmc_url=c.url, name=c.name, error_type=etype, message=msg) for c in batch
-                ]
+                result.problems += [bmc_problem(res, c) for c in batch]
                 continue
             result.addresses_without_bmc += res.addresses_without_bmc
             silent.update(res.silent_urls)
@@ -489,17 +495,7 @@ class ServerDiscoveryWorkflow:
             )
             for batch_t, rb in zip(inv_batches, read, strict=True):
                 if isinstance(rb, BaseException):
-                    etype, msg = failure_info(rb)
-                    result.problems += [
-                        BmcProblem(
-                            bmc_url=t.bmc.url,
-                            name=t.bmc.name,
-                            error_type=etype,
-                            message=msg,
-                            system_path=t.system_path,
-                        )
-                        for t in batch_t
-                    ]
+                    result.problems += [bmc_problem(rb, t.bmc, t.system_path) for t in batch_t]
                     continue
                 result.servers += rb.servers
                 result.problems += rb.problems
@@ -607,19 +603,17 @@ class ServerProvisionWorkflow:
             "ignored_reports": self._ignored_reports,
         }
 
-    async def _act(
-        self,
-        name: str,
-        arg: Any,
-        result_type: type[T],
-        *,
-        start_to_close: timedelta = SHORT,
-        heartbeat: timedelta | None = None,
-    ) -> T:
-        return await bmc_act(self._state, name, arg, result_type, start_to_close=start_to_close, heartbeat=heartbeat)
+    async def _act(self, name: str, arg: Any, result_type: type[T], **options: Any) -> T:
+        """:func:`bmc_act` (same options) in the current step."""
+        return await bmc_act(self._state, name, arg, result_type, **options)
 
     async def _wait_power(self, ref: ServerRef, target: Literal["On", "Off"], timeout_s: int) -> PowerWaitResult:
         return await wait_power(self._state, ref, target, timeout_s)
+
+    async def _step(self, state: str, name: str, arg: Any, *, start_to_close: timedelta = SHORT) -> None:
+        """A step that is one Redfish call answering a StepOutcome: done, or skipped when nothing changed."""
+        self._state = state
+        self._note(state, await self._act(name, arg, StepOutcome, start_to_close=start_to_close))
 
     def _note(self, step: str, outcome: StepOutcome | None = None, changed: bool = True) -> None:
         assert self._result is not None
@@ -629,12 +623,7 @@ class ServerProvisionWorkflow:
 
     @workflow.run
     async def run(self, raw: Any) -> ProvisionResult:
-        inp = parse_input(
-            ProvisionInput,
-            raw,
-            '{"server": {"identity": "...", "bmc": {"url": "https://10.0.0.5", '
-            '"credentials": {...}}, "system_path": "/redfish/v1/Systems/1"}, "spec": {...}}',
-        )
+        inp = parse_input(ProvisionInput, raw, EXAMPLE_INPUTS[ProvisionInput])
         spec = inp.spec
         if inp.site is not None and inp.site.backend == "ironcore" and workflow.patched("site-backend"):
             # metal-operator owns this site's servers: claim one instead of driving its BMC.
@@ -665,32 +654,12 @@ class ServerProvisionWorkflow:
 
         # 2. BIOS attributes as pending settings (applied when the server powers on).
         if spec.bios_attributes:
-            self._state = "bios"
-            out = await self._act(
-                "redfish.bios_apply", BiosApply(server=ref, attributes=spec.bios_attributes), StepOutcome
-            )
-            self._note("bios", out)
+            await self._step("bios", "redfish.bios_apply", BiosApply(server=ref, attributes=spec.bios_attributes))
 
         # 3. firmware updates, one task at a time.
         for i, up in enumerate(spec.firmware):
             self._state = f"firmware-{i}"
-            started = await self._act("redfish.firmware_start", FirmwareStart(server=ref, update=up), FirmwareStarted)
-            if started.skipped or not started.task_uri:
-                self._note(f"firmware-{i}", changed=False)
-                continue
-            await self._act(
-                "redfish.wait_task",
-                TaskWait(
-                    server=ref,
-                    task_uri=started.task_uri,
-                    timeout_s=spec.firmware_timeout_s,
-                    what=f"firmware update {up.image_uri}",
-                ),
-                StepOutcome,
-                start_to_close=timedelta(seconds=spec.firmware_timeout_s + 120),
-                heartbeat=HEARTBEAT_TIMEOUT,
-            )
-            self._note(f"firmware-{i}")
+            self._note(self._state, changed=await update_firmware(self._state, ref, up, spec.firmware_timeout_s))
 
         if spec.image is not None:
             # 4. the image must match its checksum before a BMC boots it.
@@ -703,32 +672,20 @@ class ServerProvisionWorkflow:
                 heartbeat=HEARTBEAT_TIMEOUT,
             )
             self._note("image-check")
-            self._state = "media-insert"
-            out = await self._act(
+            await self._step(
+                "media-insert",
                 "redfish.virtual_media",
                 MediaRequest(server=ref, image_url=spec.image.url),
-                StepOutcome,
                 start_to_close=timedelta(minutes=10),
             )
-            self._note("media-insert", out)
-            self._state = "boot-cd"
-            out = await self._act(
-                "redfish.set_boot",
-                BootRequest(server=ref, target="Cd", enabled="Once", mode=spec.boot_mode),
-                StepOutcome,
+            await self._step(
+                "boot-cd", "redfish.set_boot", BootRequest(server=ref, target="Cd", enabled="Once", mode=spec.boot_mode)
             )
-            self._note("boot-cd", out)
 
         # 5. power on (applies pending BIOS settings, boots the CD once).
         self._state = "power-on"
         on = await self._act("redfish.power", PowerRequest(server=ref, action="On", done_when="On"), StepOutcome)
-        reached = await self._wait_power(ref, "On", spec.power_timeout_s)
-        if not reached.reached:
-            raise ApplicationError(
-                f"server {ref.identity} at {ref.bmc.label} is still {reached.state} "
-                f"{spec.power_timeout_s}s after power on",
-                type="PowerStateTimeout",
-            )
+        await power_must_reach(self._state, ref, "On", spec.power_timeout_s, "power on")
         self._note("power-on", on)
 
         if spec.image is not None:
@@ -756,16 +713,12 @@ class ServerProvisionWorkflow:
                 )
             self._result.os_report = self._report
             self._note("os-reported-in")
-            self._state = "media-eject"
-            out = await self._act("redfish.virtual_media", MediaRequest(server=ref, image_url=None), StepOutcome)
-            self._note("media-eject", out)
-            self._state = "boot-disk"
-            out = await self._act(
+            await self._step("media-eject", "redfish.virtual_media", MediaRequest(server=ref, image_url=None))
+            await self._step(
+                "boot-disk",
                 "redfish.set_boot",
                 BootRequest(server=ref, target="Hdd", enabled="Continuous", mode=spec.boot_mode),
-                StepOutcome,
             )
-            self._note("boot-disk", out)
 
         self._result.power_state = "On"
         self._state = "done"
@@ -779,31 +732,15 @@ class ServerProvisionFleetWorkflow:
 
     @workflow.run
     async def run(self, raw: Any) -> ProvisionFleetResult:
-        inp = parse_input(
-            ProvisionFleetInput,
-            raw,
-            '{"site": {...}, "servers": [<discovery summaries>], "spec": {"image": {"url": "...", "sha256": "..."}}}',
-        )
-        problems = inp.site.problems()
-        if problems:
-            raise ApplicationError(
-                "invalid site definition: " + "; ".join(problems),
-                type="InvalidSiteDefinition",
-                non_retryable=True,
-            )
+        inp = parse_input(ProvisionFleetInput, raw, EXAMPLE_INPUTS[ProvisionFleetInput])
+        require_valid_site(inp.site)
         conns = {c.url: c for c in inp.site.connections()}
         out = ProvisionFleetResult()
 
         async def one(s: ServerSummary) -> None:
             conn = conns.get(s.bmc_url)
             if conn is None:
-                out.failed.append(
-                    ProvisionFailure(
-                        identity=s.identity,
-                        error_type="UnknownBmc",
-                        message=f"{s.bmc_url} is not a BMC of site {inp.site.name}",
-                    )
-                )
+                out.failed.append(ProvisionFailure.unknown_bmc(s, inp.site.name))
                 return
             ref = ServerRef(identity=s.identity, bmc=conn, system_path=s.system_path)
             try:

@@ -17,9 +17,9 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ApplicationError
 
-from workflows.failures import failure_info
+from workflows.step_activity import execute_step_activity
 
 with workflow.unsafe.imports_passed_through():
     from definitions.server import (
@@ -71,18 +71,10 @@ class ServerClaimWorkflow:
         return {"state": self._state}
 
     async def _act(self, name: str, arg: Any, result_type: type[Any], timeout: timedelta) -> Any:
-        try:
-            return await workflow.execute_activity(
-                name,
-                arg,
-                result_type=result_type,
-                start_to_close_timeout=timeout,
-                heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                retry_policy=API_RETRY,
-            )
-        except ActivityError as exc:
-            etype, msg = failure_info(exc)
-            raise ApplicationError(f"step {self._state}: {msg}", type=etype, non_retryable=True) from exc
+        return await execute_step_activity(
+            self._state, name, arg, result_type, start_to_close=timeout, heartbeat=HEARTBEAT_TIMEOUT,
+            retry_policy=API_RETRY,
+        )
 
     @workflow.run
     async def run(self, inp: ProvisionInput) -> ProvisionResult:

@@ -12,20 +12,25 @@ so the boot callback reaches it) and records the image for the site.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, ChildWorkflowError
 
 from workflows.failures import failure_info
-from workflows.server import SHORT, ServerProvisionWorkflow, bmc_act, parse_input, power_off, wait_power
+from workflows.server import (
+    SHORT,
+    ServerProvisionWorkflow,
+    bmc_act,
+    parse_input,
+    power_off,
+    update_firmware,
+    wait_power,
+)
 
 with workflow.unsafe.imports_passed_through():
     from definitions.server import (
         BiosApply,
-        FirmwareStart,
-        FirmwareStarted,
         ImageRecord,
         ImageRecordPut,
         PowerRequest,
@@ -37,11 +42,9 @@ with workflow.unsafe.imports_passed_through():
         ServerUpdateInput,
         ServerUpdateResult,
         StepOutcome,
-        TaskWait,
         ironcore_refusal,
         provision_workflow_id,
     )
-    from workflows.activity_options import HEARTBEAT_TIMEOUT
 
 
 def firmware_drift(inp: ServerUpdateInput, state: ServerState) -> list[str]:
@@ -155,24 +158,7 @@ class ServerUpdateWorkflow:
                 if have.get(up.component) == up.version:
                     continue
                 self._state = f"firmware-{i}"
-                started = await bmc_act(
-                    self._state, "redfish.firmware_start", FirmwareStart(server=ref, update=up), FirmwareStarted
-                )
-                if started.skipped or not started.task_uri:
-                    continue
-                await bmc_act(
-                    self._state,
-                    "redfish.wait_task",
-                    TaskWait(
-                        server=ref,
-                        task_uri=started.task_uri,
-                        timeout_s=inp.firmware_timeout_s,
-                        what=f"firmware update {up.image_uri}",
-                    ),
-                    StepOutcome,
-                    start_to_close=timedelta(seconds=inp.firmware_timeout_s + 120),
-                    heartbeat=HEARTBEAT_TIMEOUT,
-                )
+                await update_firmware(self._state, ref, up, inp.firmware_timeout_s)
         else:
             self._state = "bios"
             await bmc_act(

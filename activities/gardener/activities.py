@@ -141,6 +141,13 @@ def _judge(obj: dict[str, Any], inp: WaitShootInput) -> Readiness | None:
     return None
 
 
+def _gone(inp: WaitShootInput, last: Readiness | None, how: str) -> Readiness:
+    """The shoot is gone: what a deletion waits for, for any other wait a non-retryable failure."""
+    if inp.expect_gone:
+        return last or Readiness(ready=True, state="Deleted")
+    raise ApplicationError(f"shoot {inp.namespace}/{inp.name} {how}", type="ShootNotFound", non_retryable=True)
+
+
 @activity.defn(name="gardener_wait_shoot")
 async def wait_shoot(inp: WaitShootInput) -> Readiness:
     """Wait until the Shoot is ready (or gone) by watching from the last resourceVersion seen.
@@ -169,13 +176,7 @@ async def wait_shoot(inp: WaitShootInput) -> Readiness:
                     raise
                 continue
             if obj is None:
-                if inp.expect_gone:
-                    return last or Readiness(ready=True, state="Deleted")
-                raise ApplicationError(
-                    f"shoot {inp.namespace}/{inp.name} does not exist",
-                    type="ShootNotFound",
-                    non_retryable=True,
-                )
+                return _gone(inp, last, "does not exist")
             if not inp.expect_gone:
                 done = _judge(obj, inp)
                 if done is not None:
@@ -215,13 +216,7 @@ async def wait_shoot(inp: WaitShootInput) -> Readiness:
                                 activity.heartbeat(last.model_dump() if last else None)
                                 continue
                             if ev["type"] == "DELETED":
-                                if inp.expect_gone:
-                                    return last or Readiness(ready=True, state="Deleted")
-                                raise ApplicationError(
-                                    f"shoot {inp.namespace}/{inp.name} was deleted while waiting",
-                                    type="ShootNotFound",
-                                    non_retryable=True,
-                                )
+                                return _gone(inp, last, "was deleted while waiting")
                             last = shoot_readiness(raw)
                             if not inp.expect_gone:
                                 done = _judge(raw, inp)

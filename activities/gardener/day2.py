@@ -15,6 +15,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.gardener.client import MERGE, garden, get_shoot, patch_shoot_body, raise_for
+from definitions.cluster import ShootKey
 from definitions.cluster_day2 import (
     PHASED_CREDENTIALS,
     ROTATE_COMPLETE,
@@ -25,7 +26,6 @@ from definitions.cluster_day2 import (
     OperationResult,
     RotationPhases,
     SetHibernationInput,
-    ShootKey,
 )
 
 OPERATION = "gardener.cloud/operation"

@@ -30,15 +30,13 @@ from activities.ocm.ctf_format import (
     staging_dir,
     write_small_blob,
 )
-from activities.ocm.errors import DigestMismatch
-from activities.ocm.layout import ImageRef, RepoBase, check_local_blob, read_referenced_version, version_tag
+from activities.ocm.layout import StoredVersion, check_local_blob, version_tag
 from activities.ocm.oci import INDEX_TYPES, RegistryClient
-from activities.ocm.transport import _operator_errors, _registry_url_for, client_for, verify_signatures
+from activities.ocm.transport import SourceWalker, _operator_errors, _registry_url_for, client_for
 from definitions.ocm import (
     ACCESS_LOCAL_BLOB,
     ACCESS_OCI_ARTIFACT,
     ACCESS_OCI_REGISTRY,
-    NORM_OCI_ARTIFACT,
     ComponentVersionRef,
     TransferMode,
 )
@@ -69,43 +67,20 @@ def _index_dicts(index: list[CtfArtifact]) -> list[dict[str, Any]]:
     return out
 
 
-class _Exporter:
+class _Exporter(SourceWalker):
     def __init__(self, inp: CtfExportInput, src: RegistryClient, staging: Path) -> None:
-        self.inp, self.src, self.staging = inp, src, staging
-        self.base = RepoBase.parse(inp.source.url)
+        super().__init__(inp, src)
+        self.inp: CtfExportInput = inp
+        self.staging = staging
         self.plan = CtfExportPlan(staging=str(staging))
-        self.seen: set[tuple[str, str]] = set()
-        self.clients: dict[str, RegistryClient] = {}
-
-    async def close(self) -> None:
-        for c in self.clients.values():
-            await c.aclose()
-
-    async def client(self, host: str) -> tuple[RegistryClient, str | None]:
-        if host == self.base.host:
-            return self.src, None
-        url = _registry_url_for(host, self.inp.source)
-        if host not in self.clients:
-            c = client_for(self.inp.source, url)
-            await c.__aenter__()
-            self.clients[host] = c
-        return self.clients[host], url
 
     def add_blob(self, blob: CtfBlob) -> None:
         if not any(b.digest == blob.digest for b in self.plan.blobs):
             self.plan.blobs.append(blob)
 
-    async def visit(self, name: str, version: str, referrer: str | None) -> None:
-        if (name, version) in self.seen:
-            return
-        self.seen.add((name, version))
-        activity.heartbeat(f"reading {name}:{version}")
-        sv = await read_referenced_version(self.src, self.base, name, version, referrer)
-        where = f"{name}:{version} at the source"
-        self.plan.warnings += verify_signatures(sv.descriptor, self.inp.verify, required=referrer is None, where=where)
-        if self.inp.recursive:
-            for ref in sv.descriptor["component"].get("componentReferences") or []:
-                await self.visit(ref["componentName"], ref["version"], f"{name}:{version}")
+    async def take(self, sv: StoredVersion, warnings: list[str]) -> None:
+        name, version = sv.name, sv.version
+        self.plan.warnings += warnings
         raw, media, digest = await self.src.get_manifest(sv.repo, version_tag(version))
         write_small_blob(self.staging, raw)
         manifest = json.loads(raw)
@@ -140,22 +115,12 @@ class _Exporter:
                 await self.export_artifact(access, digest, rname)
 
     async def export_artifact(self, access: dict[str, Any], digest: dict[str, Any], rname: str) -> None:
-        ref = ImageRef.parse(str(access.get("imageReference", "")))
-        client, registry = await self.client(ref.host)
-        raw, media, mdigest = await client.get_manifest(ref.repo, ref.digest or ref.tag or "latest")
-        if (
-            digest.get("normalisationAlgorithm") == NORM_OCI_ARTIFACT
-            and "sha256:" + str(digest.get("value", "")).lower() != mdigest
-        ):
-            raise DigestMismatch(
-                f"{rname}: descriptor records artifact digest {digest.get('value')} but {ref} resolves to {mdigest}"
-            )
+        ref, client, raw, media, mdigest = await self.read_artifact(access, digest, rname)
         if self.inp.mode != TransferMode.BY_VALUE:
             return
+        registry = None if ref.host == self.src_base.host else _registry_url_for(ref.host, self.inp.source)
         await self.walk(client, registry, ref.repo, raw, media, rname)
-        rel = ref.repo
-        if ref.host == self.base.host and self.base.prefix and rel.startswith(self.base.prefix + "/"):
-            rel = rel[len(self.base.prefix) + 1 :]
+        rel = self.relative_repo(ref)
         if not any(a.digest == mdigest and a.repository == rel for a in self.plan.index):
             self.plan.index.append(
                 CtfArtifact(repository=rel, tag=ref.tag, digest=mdigest, media_type=media or OCI_MANIFEST)

@@ -212,5 +212,8 @@ def check_local_blob(access: dict[str, Any], digest: dict[str, Any], layers: set
         digest.get("normalisationAlgorithm") == NORM_GENERIC_BLOB
         and "sha256:" + str(digest.get("value", "")).lower() != ref
     ):
-        raise DigestMismatch(f"{rname}: descriptor records {digest.get('value')} but the blob is {ref}")
+        raise DigestMismatch(
+            f"{rname}: descriptor records digest {digest.get('value')} but the blob is {ref}; "
+            "the blob or the descriptor was tampered with"
+        )
     return ref

@@ -18,24 +18,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import functools
 import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from temporalio import activity
-from temporalio.api.common.v1 import Payloads
-from temporalio.api.workflowservice.v1 import RecordActivityTaskHeartbeatRequest
 from temporalio.exceptions import ApplicationError
 
 from activities.bounded import RemoteDataError, loads_strict
-from activities.liveness import keep_alive
+from activities.liveness import keep_alive, record_heartbeat_now
 from activities.ocm import normalise as norm
 from activities.ocm import signing as sg
 from activities.ocm.blobcopy import copy_blob
 from activities.ocm.errors import (
     DigestMismatch,
-    InvalidDescriptor,
     OCMError,
     SignatureInvalid,
     VersionConflict,
@@ -44,6 +42,7 @@ from activities.ocm.layout import (
     ImageRef,
     RepoBase,
     StoredVersion,
+    check_local_blob,
     read_referenced_version,
     read_version,
     version_exists,
@@ -83,6 +82,7 @@ from definitions.ocm import (
     VerifySpec,
     VersionPlan,
 )
+from definitions.ocm_ctf import CtfExportInput
 
 T = TypeVar("T")
 
@@ -192,12 +192,15 @@ def verify_signatures(descriptor: dict[str, Any], specs: list[VerifySpec], *, re
 # --- planning --------------------------------------------------------------------------------------
 
 
-class _Planner:
-    def __init__(self, inp: TransportInput, src: RegistryClient, dst: RegistryClient) -> None:
-        self.inp = inp
-        self.src, self.dst = src, dst
-        self.src_base, self.dst_base = RepoBase.parse(inp.source.url), RepoBase.parse(inp.target.url)
-        self.order: list[VersionPlan] = []
+class SourceWalker:
+    """Reads component versions from the source registry once each, references first (with
+    ``recursive``), verifies the signatures the input names, and hands every version to :meth:`take`.
+    Shared by the transport planner and the CTF exporter; artifacts on other hosts of the source
+    registry are read with their own clients (closed by :meth:`close`)."""
+
+    def __init__(self, inp: TransportInput | CtfExportInput, src: RegistryClient) -> None:
+        self.inp, self.src = inp, src
+        self.src_base = RepoBase.parse(inp.source.url)
         self.seen: set[tuple[str, str]] = set()
         self.extra_clients: dict[str, RegistryClient] = {}
 
@@ -225,6 +228,46 @@ class _Planner:
         if self.inp.recursive:
             for ref in sv.descriptor["component"].get("componentReferences") or []:
                 await self.visit(ref["componentName"], ref["version"], f"{name}:{version}")
+        await self.take(sv, warnings)
+
+    async def take(self, sv: StoredVersion, warnings: list[str]) -> None:
+        raise NotImplementedError
+
+    async def read_artifact(
+        self, access: dict[str, Any], digest: dict[str, Any], rname: str
+    ) -> tuple[ImageRef, RegistryClient, bytes, str, str]:
+        """An ``ociArtifact`` resource's manifest (ref, client, raw, media type, digest), after checking
+        that it is still the artifact the descriptor's digest records."""
+        ref = ImageRef.parse(str(access.get("imageReference", "")))
+        client = await self.client_for_host(ref.host)
+        raw, media, mdigest = await client.get_manifest(ref.repo, ref.digest or ref.tag or "latest")
+        if (
+            digest.get("normalisationAlgorithm") == NORM_OCI_ARTIFACT
+            and "sha256:" + str(digest.get("value", "")).lower() != mdigest
+        ):
+            raise DigestMismatch(
+                f"{rname}: descriptor records artifact digest {digest.get('value')} but "
+                f"{ref} resolves to {mdigest}; the artifact changed after signing"
+            )
+        return ref, client, raw, media, mdigest
+
+    def relative_repo(self, ref: ImageRef) -> str:
+        """An artifact's repository relative to the source's base (as is on another host)."""
+        base = self.src_base
+        if ref.host == base.host and base.prefix and ref.repo.startswith(base.prefix + "/"):
+            return ref.repo[len(base.prefix) + 1 :]
+        return ref.repo
+
+
+class _Planner(SourceWalker):
+    def __init__(self, inp: TransportInput, src: RegistryClient, dst: RegistryClient) -> None:
+        super().__init__(inp, src)
+        self.inp: TransportInput = inp
+        self.dst = dst
+        self.dst_base = RepoBase.parse(inp.target.url)
+        self.order: list[VersionPlan] = []
+
+    async def take(self, sv: StoredVersion, warnings: list[str]) -> None:
         plan = await self.plan_version(sv)
         plan.warnings = warnings + plan.warnings
         self.order.append(plan)
@@ -240,17 +283,7 @@ class _Planner:
             rname = f"{sv.name}:{sv.version} resource {res.get('name')!r}"
             digest = res.get("digest") or {}
             if atype == ACCESS_LOCAL_BLOB:
-                ref = _digest_hex(str(access.get("localReference", "")))
-                if ref not in layers:
-                    raise InvalidDescriptor(f"{rname}: local blob {ref} is not a layer of the component version")
-                if (
-                    digest.get("normalisationAlgorithm") == NORM_GENERIC_BLOB
-                    and "sha256:" + str(digest.get("value", "")).lower() != ref
-                ):
-                    raise DigestMismatch(
-                        f"{rname}: descriptor records digest {digest.get('value')} but the blob "
-                        f"is {ref}; the blob or the descriptor was tampered with"
-                    )
+                ref = check_local_blob(access, digest, set(layers), rname, "is not a layer of the component version")
                 plan.blobs.append(
                     BlobTask(
                         src_repo=sv.repo,
@@ -288,27 +321,10 @@ class _Planner:
         rname: str,
         by_value: bool,
     ) -> None:
-        ref = ImageRef.parse(str(access.get("imageReference", "")))
-        client = await self.client_for_host(ref.host)
-        raw, media, mdigest = await client.get_manifest(ref.repo, ref.digest or ref.tag or "latest")
-        if (
-            digest.get("normalisationAlgorithm") == NORM_OCI_ARTIFACT
-            and "sha256:" + str(digest.get("value", "")).lower() != mdigest
-        ):
-            raise DigestMismatch(
-                f"{rname}: descriptor records artifact digest {digest.get('value')} but "
-                f"{ref} resolves to {mdigest}; the artifact changed after signing"
-            )
+        ref, client, raw, media, mdigest = await self.read_artifact(access, digest, rname)
         if not by_value:
             return
-        src_repo_rel = ref.repo
-        if (
-            ref.host == self.src_base.host
-            and self.src_base.prefix
-            and src_repo_rel.startswith(self.src_base.prefix + "/")
-        ):
-            src_repo_rel = src_repo_rel[len(self.src_base.prefix) + 1 :]
-        dst_repo = self.dst_base.repo(src_repo_rel)
+        dst_repo = self.dst_base.repo(self.relative_repo(ref))
         registry_url = _registry_url_for(ref.host, self.inp.source)
         manifests: list[ManifestTask] = []
         await self.walk_manifest(plan, client, registry_url, ref.repo, dst_repo, raw, media, mdigest, manifests, rname)
@@ -415,20 +431,11 @@ async def record_progress(details: dict[str, Any]) -> None:
     at most one chunk behind.
     """
     try:
-        client = activity.client()
+        activity.client()
     except RuntimeError:  # no client (e.g. ActivityEnvironment in unit tests): plain heartbeat
         activity.heartbeat(details)
         return
-    info = activity.info()
-    payloads = await client.data_converter.encode([details])
-    await client.workflow_service.record_activity_task_heartbeat(
-        RecordActivityTaskHeartbeatRequest(
-            task_token=info.task_token,
-            details=Payloads(payloads=payloads),
-            identity=client.identity,
-            namespace=client.namespace,
-        )
-    )
+    await record_heartbeat_now(details)
 
 
 class ProgressRecorder:
@@ -519,15 +526,8 @@ async def copy_blob_activity(inp: BlobCopyInput) -> BlobCopyResult:
             )
     finally:
         await recorder.aclose()
-    return BlobCopyResult(
-        digest=stats.digest,
-        size=stats.size,
-        bytes_sent=stats.bytes_sent,
-        skipped=stats.skipped,
-        mounted=stats.mounted,
-        resumed_from=stats.resumed_from,
-        attempt=info.attempt,
-    )
+    # The copy's own figures (CopyStats; the result leaves out its chunk count) and the attempt.
+    return BlobCopyResult.model_validate({**dataclasses.asdict(stats), "attempt": info.attempt})
 
 
 @activity.defn(name="ocm.copy_manifests")

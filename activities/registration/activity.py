@@ -35,13 +35,7 @@ class RegistrationActivities:
                 activity.heartbeat(s.identity)
             conn = conns.get(s.bmc_url)
             if conn is None:
-                out.failed.append(
-                    ProvisionFailure(
-                        identity=s.identity,
-                        error_type="UnknownBmc",
-                        message=f"{s.bmc_url} is not in site {inp.site.name}",
-                    )
-                )
+                out.failed.append(ProvisionFailure.unknown_bmc(s, inp.site.name))
                 continue
             try:
                 # Ironic's manage/provide take seconds per server: heartbeat meanwhile (timeout 15 s).

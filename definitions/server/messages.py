@@ -281,6 +281,12 @@ class ProvisionFailure(BaseModel):
     error_type: str
     message: str
 
+    @classmethod
+    def unknown_bmc(cls, server: ServerSummary, site: str) -> ProvisionFailure:
+        """A server whose BMC the site does not list."""
+        message = f"{server.bmc_url} is not a BMC of site {site}"
+        return cls(identity=server.identity, error_type="UnknownBmc", message=message)
+
 
 class ProvisionFleetResult(BaseModel):
     provisioned: list[str] = Field(default_factory=list)

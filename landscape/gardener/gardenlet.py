@@ -22,6 +22,7 @@ import copy
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -442,30 +443,21 @@ class Gardenlet:
         return "continue"
 
     async def _flap(self, key: str, fault: ShootFault) -> None:
-        def down(status: dict[str, Any], obj: dict[str, Any]) -> None:
-            for c in status.get("conditions") or []:
-                if c["type"] == "EveryNodeReady":
-                    c.update(
-                        status="False",
-                        reason="NodesUnhealthy",
-                        lastTransitionTime=now_rfc3339(),
-                        message="Node 'shoot--worker-z1-0' is not ready (kubelet stopped posting status)",
-                    )
+        def nodes(status: str, reason: str, message: str) -> Callable[[dict[str, Any], dict[str, Any]], None]:
+            def write(st: dict[str, Any], obj: dict[str, Any]) -> None:
+                for c in st.get("conditions") or []:
+                    if c["type"] == "EveryNodeReady":
+                        c.update(status=status, reason=reason, lastTransitionTime=now_rfc3339(), message=message)
 
-        def up(status: dict[str, Any], obj: dict[str, Any]) -> None:
-            for c in status.get("conditions") or []:
-                if c["type"] == "EveryNodeReady":
-                    c.update(
-                        status="True",
-                        reason="EveryNodeReady",
-                        lastTransitionTime=now_rfc3339(),
-                        message="All nodes are ready.",
-                    )
+            return write
 
         await self._sleep_sim(self.task_seconds / 2)
-        self._write_status(key, down)
+        self._write_status(
+            key,
+            nodes("False", "NodesUnhealthy", "Node 'shoot--worker-z1-0' is not ready (kubelet stopped posting status)"),
+        )
         await self._sleep_sim(fault.sim_seconds)
-        self._write_status(key, up)
+        self._write_status(key, nodes("True", "EveryNodeReady", "All nodes are ready."))
 
 
 def snapshot(g: Gardenlet) -> dict[str, Any]:

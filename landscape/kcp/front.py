@@ -25,6 +25,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from landscape.kcp.workspaces import Binding, Kcp
+from landscape.kubeapi.app import split_api_path
 from landscape.kubeapi.errors import ApiError
 from landscape.kubeapi.selectors import field_selector, label_selector
 from landscape.kubeapi.store import Event, Watcher
@@ -42,16 +43,10 @@ def _error(err: ApiError) -> Response:
 
 def parse_api_path(rest: str) -> tuple[str, str, str | None, str | None]:
     """(group, version, namespace, plural) of `api/v1/...` or `apis/G/V/...`; plural None for discovery."""
-    parts = [p for p in rest.split("/") if p]
-    if parts[:2] == ["api", "v1"]:
-        group, version, tail = "", "v1", parts[2:]
-    elif len(parts) >= 3 and parts[0] == "apis":
-        group, version, tail = parts[1], parts[2], parts[3:]
-    else:
+    split = split_api_path(rest)
+    if split is None:
         return "", "", None, None
-    namespace = None
-    if len(tail) >= 3 and tail[0] == "namespaces":
-        namespace, tail = tail[1], tail[2:]
+    group, version, namespace, tail = split
     return group, version, namespace, (tail[0] if tail else None)
 
 

@@ -6,6 +6,8 @@ from typing import Any
 
 import httpx
 
+from landscape.kubeapi.faults import FaultSpec
+
 
 class KubeApiAdmin:
     def __init__(self, url: str, timeout: float = 5.0) -> None:
@@ -21,31 +23,11 @@ class KubeApiAdmin:
         data: dict[str, Any] = resp.json()
         return data
 
-    def inject(
-        self,
-        code: int,
-        count: int = 1,
-        verbs: list[str] | None = None,
-        resource: str | None = None,
-        namespace: str | None = None,
-        name: str | None = None,
-        subresource: str | None = None,
-        retry_after: int = 1,
-    ) -> int:
-        """Answer the next ``count`` matching requests with ``code`` (409/429/503...).
-
-        Verbs default to the write verbs."""
-        body = {
-            "code": code,
-            "count": count,
-            "verbs": verbs,
-            "resource": resource,
-            "namespace": namespace,
-            "name": name,
-            "subresource": subresource,
-            "retryAfter": retry_after,
-        }
-        return int(self._post("/admin/faults", body)["id"])
+    def inject(self, code: int, **where: Any) -> int:
+        """Answer the next ``count`` matching requests with ``code`` (409/429/503...); ``where`` takes the
+        other fields of :class:`~landscape.kubeapi.faults.FaultSpec` (count, verbs, resource, namespace,
+        name, subresource, retry_after). Verbs default to the write verbs."""
+        return int(self._post("/admin/faults", FaultSpec(code, **where).to_json())["id"])
 
     def clear_faults(self) -> None:
         self.client.delete("/admin/faults").raise_for_status()

@@ -27,7 +27,7 @@ from starlette.routing import Route
 from landscape.kubeapi import crd as crds
 from landscape.kubeapi import openapi, patches
 from landscape.kubeapi.errors import ApiError
-from landscape.kubeapi.faults import Faults
+from landscape.kubeapi.faults import Faults, FaultSpec
 from landscape.kubeapi.kinds import Kind, KindRegistry, default_registry
 from landscape.kubeapi.selectors import field_selector, label_selector
 from landscape.kubeapi.store import Event, Store
@@ -146,7 +146,9 @@ class Target:
     subresource: str
 
 
-def parse_path(server: ApiServer, path: str) -> Target | None:
+def split_api_path(path: str) -> tuple[str, str, str | None, list[str]] | None:
+    """``api/v1/...`` or ``apis/G/V/...`` as (group, version, namespace, the rest: plural, name,
+    subresource); None for any other path."""
     parts = [p for p in path.split("/") if p]
     if parts[:2] == ["api", "v1"]:
         group, version, rest = "", "v1", parts[2:]
@@ -154,11 +156,17 @@ def parse_path(server: ApiServer, path: str) -> Target | None:
         group, version, rest = parts[1], parts[2], parts[3:]
     else:
         return None
-    if not rest:
-        return None
     namespace: str | None = None
-    if rest[0] == "namespaces" and len(rest) >= 3:
+    if len(rest) >= 3 and rest[0] == "namespaces":
         namespace, rest = rest[1], rest[2:]
+    return group, version, namespace, rest
+
+
+def parse_path(server: ApiServer, path: str) -> Target | None:
+    split = split_api_path(path)
+    if split is None or not split[3]:
+        return None
+    group, version, namespace, rest = split
     plural, name, sub = rest[0], rest[1] if len(rest) > 1 else None, rest[2] if len(rest) > 2 else ""
     if len(rest) > 3:
         raise ApiError(404, f"the server could not find the requested resource ({path})")
@@ -478,16 +486,7 @@ def make_app(server: ApiServer) -> Starlette:
             )
         body = await request.json()
         try:
-            rule = server.faults.add(
-                code=body["code"],
-                count=body.get("count", 1),
-                verbs=body.get("verbs"),
-                resource=body.get("resource"),
-                namespace=body.get("namespace"),
-                name=body.get("name"),
-                subresource=body.get("subresource"),
-                retry_after=body.get("retryAfter", 1),
-            )
+            rule = server.faults.add(FaultSpec.from_json(body))
         except (KeyError, ValueError, TypeError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse({"id": rule.id})

@@ -8,7 +8,7 @@ then disappears, which is how "503 for a while" or "409 on the next patch" is ex
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from landscape.kubeapi.errors import ApiError
@@ -64,6 +64,37 @@ class FaultRule:
         return ApiError(self.code, _MESSAGES.get(self.code, "injected fault"), details=details)
 
 
+@dataclass(frozen=True)
+class FaultSpec:
+    """A fault to inject: answer the next ``count`` requests that match with ``code`` (409/429/503...).
+
+    ``verbs`` default to the write verbs (``write`` names them, ``*`` means all); ``None`` elsewhere
+    matches anything. The body of ``POST /admin/faults`` (:meth:`to_json`, ``retryAfter`` camel-cased).
+    """
+
+    code: int
+    count: int = 1
+    verbs: list[str] | None = None
+    resource: str | None = None  # plural, e.g. "shoots"
+    namespace: str | None = None
+    name: str | None = None
+    subresource: str | None = None
+    retry_after: int = 1
+
+    def to_json(self) -> dict[str, Any]:
+        body = asdict(self)
+        body["retryAfter"] = body.pop("retry_after")
+        return body
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> FaultSpec:
+        """Raises TypeError for an unknown or missing field."""
+        fields = dict(body)
+        if "retryAfter" in fields:
+            fields["retry_after"] = fields.pop("retryAfter")
+        return cls(**fields)
+
+
 @dataclass
 class WatchCut:
     """Cut the next ``watches`` watch streams (of ``resource``) after they delivered ``after_events``."""
@@ -80,18 +111,8 @@ class Faults:
     watch_cuts: list[WatchCut] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
-    def add(
-        self,
-        code: int,
-        count: int = 1,
-        verbs: list[str] | None = None,
-        resource: str | None = None,
-        namespace: str | None = None,
-        name: str | None = None,
-        subresource: str | None = None,
-        retry_after: int = 1,
-    ) -> FaultRule:
-        chosen = frozenset(verbs) if verbs else WRITE_VERBS
+    def add(self, spec: FaultSpec) -> FaultRule:
+        chosen = frozenset(spec.verbs) if spec.verbs else WRITE_VERBS
         if "write" in chosen:
             chosen = (chosen - {"write"}) | WRITE_VERBS
         if "*" in chosen or "all" in chosen:
@@ -101,14 +122,14 @@ class Faults:
             raise ValueError(f"unknown verbs {sorted(unknown)}; use {sorted(ALL_VERBS)}, 'write' or '*'")
         rule = FaultRule(
             next(self._ids),
-            int(code),
-            int(count),
+            int(spec.code),
+            int(spec.count),
             chosen,
-            resource,
-            namespace,
-            name,
-            subresource,
-            int(retry_after),
+            spec.resource,
+            spec.namespace,
+            spec.name,
+            spec.subresource,
+            int(spec.retry_after),
         )
         self.rules.append(rule)
         return rule

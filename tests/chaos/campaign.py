@@ -13,11 +13,9 @@ in the clean baseline run.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import random
-import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -30,6 +28,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
 from tests.chaos.common import (
+    CrashCommand,
     CrashRun,
     CrashTally,
     create_cluster_step,
@@ -210,18 +209,15 @@ async def campaign(runs: int, restarts: int, seed: int, state: Path, verbose: bo
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=10, help="pipelines with one worker killed (kill -9)")
-    parser.add_argument("--terms", type=int, default=0, help="pipelines with one worker stopped by SIGTERM")
+    parser = CrashCommand(__doc__, runs=10)
     parser.add_argument("--restarts", type=int, default=3, help="pipelines with a dev-server restart")
-    parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--state", type=Path, default=None, help="state directory (default: a temp dir)")
     args = parser.parse_args()
-    print(f"seed={args.seed}", flush=True)
-    with tempfile.TemporaryDirectory(prefix="apeiro-chaos-") as tmp:
-        report = asyncio.run(campaign(args.runs, args.restarts, args.seed, args.state or Path(tmp), terms=args.terms))
-    print(report.summary())
-    return report.exit_code()
+    return parser.run_campaign(
+        args.seed,
+        "apeiro-chaos-",
+        lambda tmp: campaign(args.runs, args.restarts, args.seed, args.state or tmp, terms=args.terms),
+    )
 
 
 if __name__ == "__main__":

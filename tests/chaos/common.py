@@ -7,11 +7,13 @@ Kept small on purpose: a campaign composes these; it does not subclass a framewo
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -321,3 +323,24 @@ def create_cluster_step(name: str, pool: dict[str, Any] | None = None, **extra: 
     input (``pool``: its worker pool; ``extra``: more step fields, such as ``needs``)."""
     with_ = {"site": "${{ inputs.site }}", "timeout_seconds": 600, "cluster": shoot_cluster("${{ inputs.site }}", pool)}
     return {"name": name, "uses": "cluster.create", **extra, "with": with_}
+
+
+# --- the command line of a crash campaign --------------------------------------------------------------
+
+
+class CrashCommand(argparse.ArgumentParser):
+    """The command line of a crash campaign: runs with a worker killed, runs with one stopped, the seed."""
+
+    def __init__(self, doc: str | None, runs: int, what: str = "pipelines") -> None:
+        super().__init__(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+        self.add_argument("--runs", type=int, default=runs, help=f"{what} with one worker killed (kill -9)")
+        self.add_argument("--terms", type=int, default=0, help=f"{what} with one worker stopped by SIGTERM")
+        self.add_argument("--seed", type=int, default=int(time.time()))
+
+    def run_campaign(self, seed: int, prefix: str, campaign: Callable[[Path], Awaitable[CrashTally]]) -> int:
+        """Run ``campaign`` in a fresh temporary state directory; print the seed first, the summary last."""
+        print(f"seed={seed}", flush=True)
+        with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+            report = asyncio.run(campaign(Path(tmp)))  # type: ignore[arg-type]
+        print(report.summary())
+        return report.exit_code()

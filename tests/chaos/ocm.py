@@ -13,14 +13,12 @@ records its recovery time (tests/chaos/recovery.py); the summary prints median a
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
 import random
 import re
 import shutil
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -37,7 +35,7 @@ from temporalio.client import Client
 from landscape.ocm_example import push_example
 from landscape.registry import RegistryPart
 from landscape.temporal import TemporalDevServer
-from tests.chaos.common import CrashRun, CrashTally, disrupted_run, run_fields, run_plan, stop_a_worker
+from tests.chaos.common import CrashCommand, CrashRun, CrashTally, disrupted_run, run_fields, run_plan, stop_a_worker
 from tests.chaos.harness import REPO, CountingProxy, WorkerPool, campaign_workers, counting_proxy
 from tests.chaos.recovery import run_workflow_ids
 from tests.support import pipeline
@@ -239,20 +237,17 @@ async def ocm_campaign(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=6, help="transports with one worker killed (kill -9)")
-    parser.add_argument("--terms", type=int, default=0, help="transports with one worker stopped by SIGTERM")
-    parser.add_argument("--seed", type=int, default=int(time.time()))
+    parser = CrashCommand(__doc__, runs=6, what="transports")
     parser.add_argument("--big-blob-mb", type=int, default=40)
     args = parser.parse_args()
     if not docker_registry_available():
         print("docker-registry is not installed (Debian package docker-registry)")
         return 2
-    print(f"seed={args.seed}", flush=True)
-    with tempfile.TemporaryDirectory(prefix="apeiro-chaos-ocm-") as tmp:
-        report = asyncio.run(ocm_campaign(args.runs, args.seed, Path(tmp), args.big_blob_mb << 20, terms=args.terms))
-    print(report.summary())
-    return report.exit_code()
+    return parser.run_campaign(
+        args.seed,
+        "apeiro-chaos-ocm-",
+        lambda tmp: ocm_campaign(args.runs, args.seed, tmp, args.big_blob_mb << 20, terms=args.terms),
+    )
 
 
 if __name__ == "__main__":

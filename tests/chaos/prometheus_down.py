@@ -38,6 +38,7 @@ from landscape.prometheus import Prometheus
 from landscape.temporal import TemporalDevServer
 from tests.chaos.common import OutcomeTally, emit
 from tests.chaos.harness import REPO, campaign_workers
+from tests.unit.promotion.samples import error_rate_gate
 
 REPOSITORY = "http://r"
 COMPONENT = "example.apeiro.dev/edge-app"
@@ -131,18 +132,7 @@ def promotion(land: PromLandscape, name: str) -> dict[str, Any]:
                 {
                     "name": "canary",
                     "targets": [{"stage": f"{name}-c", "kubeconfig": land.stages.endpoints["kubeconfig"]}],
-                    "verifyGates": [
-                        {
-                            "type": "prometheus",
-                            "name": "error-rate",
-                            "query": "max(sample_error_ratio)",
-                            "successCondition": "result < 0.05",
-                            "interval": "1s",
-                            "count": 6,
-                            "consecutiveErrorLimit": 2,
-                            "noData": "error",
-                        }
-                    ],
+                    "verifyGates": [error_rate_gate("1s", 6, consecutiveErrorLimit=2, noData="error")],
                 }
             ],
         },

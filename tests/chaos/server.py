@@ -19,12 +19,10 @@ without first checking what the BMC already did. Every run must complete with no
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
 import random
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -43,7 +41,7 @@ from definitions.validate import load_yaml
 from landscape.landscape import Landscape
 from landscape.redfish import RedfishEmulator, server_parts
 from landscape.temporal import TemporalDevServer
-from tests.chaos.common import CrashRun, CrashTally, disrupted_run, run_fields, run_plan, stop_a_worker
+from tests.chaos.common import CrashCommand, CrashRun, CrashTally, disrupted_run, run_fields, run_plan, stop_a_worker
 from tests.chaos.harness import REPO, CountingProxy, WorkerPool, campaign_workers, counting_proxy
 from tests.chaos.recovery import run_workflow_ids
 from workers.cli.pipeline import start_pipeline
@@ -211,17 +209,14 @@ async def server_campaign(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=6, help="pipelines with one worker killed (kill -9)")
-    parser.add_argument("--terms", type=int, default=0, help="pipelines with one worker stopped by SIGTERM")
+    parser = CrashCommand(__doc__, runs=6)
     parser.add_argument("--systems", type=int, default=2, help="servers behind the emulated BMC")
-    parser.add_argument("--seed", type=int, default=int(time.time()))
     args = parser.parse_args()
-    print(f"seed={args.seed}", flush=True)
-    with tempfile.TemporaryDirectory(prefix="apeiro-chaos-server-") as tmp:
-        report = asyncio.run(server_campaign(args.runs, args.seed, Path(tmp), terms=args.terms, systems=args.systems))
-    print(report.summary())
-    return report.exit_code()
+    return parser.run_campaign(
+        args.seed,
+        "apeiro-chaos-server-",
+        lambda tmp: server_campaign(args.runs, args.seed, tmp, terms=args.terms, systems=args.systems),
+    )
 
 
 if __name__ == "__main__":

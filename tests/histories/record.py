@@ -35,7 +35,8 @@ from definitions import queues
 from definitions.runs import ApprovalDecision, PipelineRequest, PipelineStatus, StepState
 from landscape.landscape import Landscape
 from landscape.temporal import TemporalDevServer
-from tests.support import pipeline
+from tests.support import pipeline, sandboxed_worker
+from tests.unit.promotion.samples import two_rings
 from workers.config import data_converter
 from workers.worker import build_workers
 
@@ -182,14 +183,12 @@ async def record_servers(client: Client, prefix: str, state: Path, temporal: Any
 async def record_server_fleet(client: Client, prefix: str, state: Path, temporal: Any) -> None:
     """A firmware wave over three emulated servers (one BMC each), one already in sync."""
     import httpx
-    from temporalio.worker import Worker
 
     from activities.freeze import ACTIVITIES as FREEZE
     from definitions.rollout import RolloutInput, RolloutResult
     from definitions.server import DiscoverInput
     from landscape.redfish import ImageServer, RedfishEmulator
     from tests.server_fixtures import BMC_PASSWORD, PASSWORD_ENV, redfish_worker, site
-    from workers.worker import workflow_runner
     from workflows.rollout import FleetRolloutWorkflow
 
     os.environ[PASSWORD_ENV] = BMC_PASSWORD
@@ -210,13 +209,7 @@ async def record_server_fleet(client: Client, prefix: str, state: Path, temporal
         definition = site("replay-fleet", *emu.bmc_urls)
         async with (
             redfish_worker(client, queue, state / "fleet-store"),
-            Worker(
-                client,
-                task_queue=rollout_queue,
-                workflows=[FleetRolloutWorkflow],
-                activities=list(FREEZE),
-                workflow_runner=workflow_runner(),
-            ),
+            sandboxed_worker(client, rollout_queue, [FleetRolloutWorkflow], FREEZE),
         ):
             await client.execute_workflow(
                 "ServerDiscoveryWorkflow", DiscoverInput(site=definition), id=f"{prefix}discover", task_queue=queue
@@ -240,25 +233,17 @@ async def record_server_fleet(client: Client, prefix: str, state: Path, temporal
 async def gardener_worker(client: Client, prefix: str, state: Path) -> AsyncIterator[tuple[str, Any]]:
     """The garden API server with the simulated gardenlet (seeded) and a `gardener` worker on its own
     queue; yields (queue, api)."""
-    from temporalio.worker import Worker
 
     from landscape.gardener import samples
     from landscape.kubeapi.part import KubeApiServer
     from workers.gardener import contents
-    from workers.worker import workflow_runner
 
     api = KubeApiServer(settings={"gardener.speed": "3000"}, bookmark_interval=0.5)
     api.start(state)
     try:
         samples.seed(api.url)
         queue, c = f"{prefix}gardener", contents()
-        async with Worker(
-            client,
-            task_queue=queue,
-            workflows=list(c.workflows),
-            activities=list(c.activities),
-            workflow_runner=workflow_runner(),
-        ):
+        async with sandboxed_worker(client, queue, c.workflows, c.activities):
             yield queue, api
     finally:
         api.stop()
@@ -337,16 +322,12 @@ async def record_transport(client: Client, prefix: str, state: Path, temporal: A
     """A component transport whose worker is killed mid-blob; the next attempt resumes the upload
     (as tests/integration/ocm/test_resume.py)."""
     import signal
-    import subprocess
-    import sys
-
-    from temporalio.worker import Worker
 
     from activities.ocm.transport import ACTIVITIES
     from definitions.ocm import ComponentVersionRef, RepositorySpec, TransportInput
     from landscape import ocm_example as ex
     from landscape.registry import RegistryPart
-    from workers.worker import workflow_runner
+    from tests.integration.ocm.slow_worker import spawn
     from workflows.transport import ComponentTransportWorkflow
 
     source, site = RegistryPart("source"), RegistryPart("site", tls=True, username="apeiro")
@@ -369,16 +350,10 @@ async def record_transport(client: Client, prefix: str, state: Path, temporal: A
             heartbeat_timeout_s=3,
             parallel_blobs=1,
         )
-        queue, repo = f"{prefix}ocm", HERE.parents[1]
-        proc = subprocess.Popen(  # noqa: ASYNC220 - a worker process to SIGKILL mid-blob
-            [sys.executable, "-m", "tests.integration.ocm.slow_worker", temporal.endpoints["address"], queue, "0.3"],
-            cwd=repo,
-            env={**os.environ, "PYTHONPATH": str(repo)},
-            stdout=subprocess.PIPE,
-            start_new_session=True,
-        )
+        queue = f"{prefix}ocm"
+        proc = spawn(temporal.endpoints["address"], queue, 0.3)  # a worker process to SIGKILL mid-blob
         try:
-            assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+            assert proc.stdout is not None
             handle = await client.start_workflow(
                 "ComponentTransportWorkflow", inp, id=f"{prefix}resumed-blob", task_queue=queue
             )
@@ -389,13 +364,7 @@ async def record_transport(client: Client, prefix: str, state: Path, temporal: A
         finally:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
-        async with Worker(
-            client,
-            task_queue=queue,
-            workflows=[ComponentTransportWorkflow],
-            activities=list(ACTIVITIES),
-            workflow_runner=workflow_runner(),
-        ):
+        async with sandboxed_worker(client, queue, [ComponentTransportWorkflow], ACTIVITIES):
             await handle.result()
     finally:
         site.stop()
@@ -406,7 +375,6 @@ async def record_promotions(client: Client, prefix: str, state: Path, temporal: 
     """Promotions against the Stage controller and a real Prometheus: one that succeeds, one that
     continues as new while its metric gate checks, one rolled back by its error-rate gate, one
     superseded by a newer version, one saved mid-soak, and the coordinator after those versions."""
-    from temporalio.worker import Worker
 
     from activities import konfidence
     from activities.freeze import ACTIVITIES as FREEZE_ACTIVITIES
@@ -414,7 +382,6 @@ async def record_promotions(client: Client, prefix: str, state: Path, temporal: 
     from definitions.promotion_runs import PromotionRequest
     from landscape.kubeapi.part import KubeApiServer
     from landscape.prometheus import Prometheus
-    from workers.worker import workflow_runner
     from workflows.promotion import WORKFLOWS
 
     api = KubeApiServer(
@@ -427,52 +394,14 @@ async def record_promotions(client: Client, prefix: str, state: Path, temporal: 
     prom.start(state / "prometheus")
     name = "replay"
     kube = api.endpoints["kubeconfig"]
-    data = {
-        "metadata": {"name": name},
-        "spec": {
-            "artifact": {"component": "example.apeiro.dev/edge-app", "repository": "http://r"},
-            "defaults": {"prometheus": prom.endpoints["url"], "errorBackoff": "2s"},
-            "rings": [
-                {
-                    "name": "dev",
-                    "targets": [{"stage": f"{name}-dev", "kubeconfig": kube}],
-                    "verifyGates": [{"type": "soak", "duration": "${{ soak }}"}],
-                },
-                {
-                    "name": "canary",
-                    "targets": [{"stage": f"{name}-c{i}", "kubeconfig": kube} for i in range(2)],
-                    "parallelism": 2,
-                    "flags": {
-                        "path": str(state / "flags.json"),
-                        "actions": [{"flag": "new-ui", "defaultVariant": "on", "variants": {"on": True, "off": False}}],
-                    },
-                    "verifyGates": [
-                        {
-                            "type": "prometheus",
-                            "name": "error-rate",
-                            "query": "max(sample_error_ratio)",
-                            "successCondition": "result < 0.05",
-                            "interval": "1s",
-                            "count": 2,
-                        }
-                    ],
-                },
-            ],
-        },
-    }
+    data = two_rings(name, kube, prom.endpoints["url"], str(state / "flags.json"), "${{ soak }}", "1s")
 
     def request(version: str, soak: str) -> PromotionRequest:
         spec = json.loads(json.dumps(data).replace("${{ soak }}", soak))
         return PromotionRequest(promotion=spec, version=version, requested_by="recorder")
 
     try:
-        async with Worker(
-            client,
-            task_queue=queues.KONFIDENCE,
-            workflows=WORKFLOWS,
-            activities=[*konfidence.ACTIVITIES, *FREEZE_ACTIVITIES],
-            workflow_runner=workflow_runner(),
-        ):
+        async with sandboxed_worker(client, queues.KONFIDENCE, WORKFLOWS, [*konfidence.ACTIVITIES, *FREEZE_ACTIVITIES]):
             prom.set_error_rate(0.0)
             await asyncio.sleep(2.5)  # two scrapes
             good = await client.start_workflow(
@@ -522,7 +451,6 @@ async def record_fleet(client: Client, prefix: str, state: Path, temporal: Any) 
     """The landscape-wide freeze (started, exempted, ended, asked for again: saved open), credential
     rotation in both phases, hibernation and wake-up, and a fleet rollout in two waves behind a soak
     and an approval, against the garden API server with the simulated gardenlet."""
-    from temporalio.worker import Worker
 
     from activities.freeze import ACTIVITIES as FREEZE_ACTIVITIES
     from definitions.cluster import ClusterCreateInput
@@ -533,7 +461,6 @@ async def record_fleet(client: Client, prefix: str, state: Path, temporal: Any) 
     from landscape.kubeapi.part import KubeApiServer
     from tests.integration.cluster.test_cluster_workflows import NS, garden, spec
     from workers.gardener import contents
-    from workers.worker import workflow_runner
     from workflows.freeze import FreezeWorkflow
 
     api = KubeApiServer(settings={"gardener.speed": "3000"}, bookmark_interval=0.5)
@@ -542,20 +469,8 @@ async def record_fleet(client: Client, prefix: str, state: Path, temporal: Any) 
         samples.seed(api.url)
         queue, c = f"{prefix}gardener", contents()
         async with (
-            Worker(
-                client,
-                task_queue=queue,
-                workflows=list(c.workflows),
-                activities=list(c.activities),
-                workflow_runner=workflow_runner(),
-            ),
-            Worker(
-                client,
-                task_queue=queues.PIPELINE,
-                workflows=[FreezeWorkflow],
-                activities=list(FREEZE_ACTIVITIES),
-                workflow_runner=workflow_runner(),
-            ),
+            sandboxed_worker(client, queue, c.workflows, c.activities),
+            sandboxed_worker(client, queues.PIPELINE, [FreezeWorkflow], FREEZE_ACTIVITIES),
         ):
             freeze = await client.start_workflow(
                 "FreezeWorkflow", None, id=FREEZE_WORKFLOW_ID, task_queue=queues.PIPELINE
@@ -622,7 +537,6 @@ async def record_fleet(client: Client, prefix: str, state: Path, temporal: Any) 
 async def record_ctf(client: Client, prefix: str, state: Path, temporal: Any) -> None:
     """The example component exported to a CTF archive (directory and tar) and imported into a second
     registry (as tests/integration/ocm/test_ctf.py, without signatures)."""
-    from temporalio.worker import Worker
 
     from activities.ocm.ctf_export import ACTIVITIES as EXPORT
     from activities.ocm.ctf_import import ACTIVITIES as IMPORT
@@ -630,7 +544,6 @@ async def record_ctf(client: Client, prefix: str, state: Path, temporal: Any) ->
     from definitions.ocm_ctf import CtfExportInput, CtfFormat, CtfImportInput
     from landscape import ocm_example as ex
     from landscape.registry import RegistryPart
-    from workers.worker import workflow_runner
     from workflows.ctf import CtfExportWorkflow, CtfImportWorkflow
 
     source, site = RegistryPart("ctf-source"), RegistryPart("ctf-site", tls=True, username="apeiro")
@@ -640,13 +553,7 @@ async def record_ctf(client: Client, prefix: str, state: Path, temporal: Any) ->
     try:
         await ex.push_example(f"{source.url}/example")
         queue = f"{prefix}ocm"
-        async with Worker(
-            client,
-            task_queue=queue,
-            workflows=[CtfExportWorkflow, CtfImportWorkflow],
-            activities=[*EXPORT, *IMPORT],
-            workflow_runner=workflow_runner(),
-        ):
+        async with sandboxed_worker(client, queue, [CtfExportWorkflow, CtfImportWorkflow], [*EXPORT, *IMPORT]):
             for fmt in (CtfFormat.DIRECTORY, CtfFormat.TAR):
                 archive = state / ("ctf-archive" if fmt is CtfFormat.DIRECTORY else "ctf-archive.tar")
                 await client.execute_workflow(

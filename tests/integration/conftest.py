@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,27 +13,20 @@ from temporalio.client import Client
 
 from definitions import queues
 from landscape.landscape import Landscape
-from tests.support import Probe, register_probe_step
+from tests.support import Probe, pipeline, register_probe_step
 from tests.workflow.conftest import SUB_PIPELINE, Engine
 from workers.worker import build_workers
 
 REPO = Path(__file__).resolve().parents[2]
 
-SLOW_SUB = """
-apiVersion: apeiro.dev/v1alpha1
-kind: Pipeline
-metadata: {name: sub-slow}
-spec:
-  steps:
-    - {name: hold, uses: core.echo, with: {sleep: 60s}}
-"""
+SLOW_SUB = pipeline([{"name": "hold", "uses": "core.echo", "with": {"sleep": "60s"}}], name="sub-slow")
 
 
 @pytest.fixture(scope="session")
 def definitions_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("definitions")
-    (d / "sub.yaml").write_text(SUB_PIPELINE)
-    (d / "slow.yaml").write_text(SLOW_SUB)
+    (d / "sub.yaml").write_text(json.dumps(SUB_PIPELINE))
+    (d / "slow.yaml").write_text(json.dumps(SLOW_SUB))
     return d
 
 

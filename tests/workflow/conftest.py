@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -12,21 +13,15 @@ from temporalio.testing import WorkflowEnvironment
 
 from definitions import queues
 from definitions.runs import PipelineRequest
-from tests.support import Probe, register_probe_step
+from tests.support import Probe, pipeline, register_probe_step
 from workers.worker import build_workers
 
-SUB_PIPELINE = """
-apiVersion: apeiro.dev/v1alpha1
-kind: Pipeline
-metadata: {name: sub-double}
-spec:
-  inputs:
-    n: {type: integer}
-  steps:
-    - {name: double, uses: core.echo, with: {values: {n: "${{ inputs.n * 2 }}"}}}
-  outputs:
-    doubled: steps.double.outputs.n
-"""
+SUB_PIPELINE = pipeline(
+    [{"name": "double", "uses": "core.echo", "with": {"values": {"n": "${{ inputs.n * 2 }}"}}}],
+    name="sub-double",
+    inputs={"n": {"type": "integer"}},
+    outputs={"doubled": "steps.double.outputs.n"},
+)
 
 
 @dataclass
@@ -43,7 +38,7 @@ class Engine:
 
 @pytest.fixture
 async def engine(ts_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Engine]:
-    (tmp_path / "sub.yaml").write_text(SUB_PIPELINE)
+    (tmp_path / "sub.yaml").write_text(json.dumps(SUB_PIPELINE))
     monkeypatch.setenv("APEIRO_DEFINITIONS", str(tmp_path))
     register_probe_step()
     probe = Probe()

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from definitions.secrets import secret_ref_arg
+from workers.cli.ocm_args import UsageError as _UsageError
+from workers.cli.ocm_args import component_refs, key_ref, verify_specs
 
 
 def register(subparsers: Any) -> None:
@@ -118,10 +120,6 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise _UsageError(f"cannot read {path}: {exc.strerror}") from None
-
-
-class _UsageError(Exception):
-    pass
 
 
 def cmd_digest(args: argparse.Namespace) -> int:
@@ -230,13 +228,6 @@ def check_local_blobs(data: dict[str, Any], blobs: Path) -> str | None:
     return None
 
 
-def _kv(text: str, what: str) -> tuple[str, str]:
-    name, sep, ref = text.partition("=")
-    if not sep or not name or not ref:
-        raise _UsageError(f"{what} must be NAME=KEYREF (e.g. acme=file:/keys/acme.pub), got {text!r}")
-    return name, ref
-
-
 def _repository(args: argparse.Namespace, side: str) -> Any:
     """The ``--source*`` or ``--target*`` options (``side``) as the transport's RepositorySpec."""
     from definitions.ocm import RepositorySpec
@@ -251,24 +242,13 @@ def _repository(args: argparse.Namespace, side: str) -> Any:
 
 
 def build_transport_input(args: argparse.Namespace) -> Any:
-    from definitions.ocm import (
-        ComponentVersionRef,
-        SigningSpec,
-        TransferMode,
-        TransportInput,
-        VerifySpec,
-    )
+    from definitions.ocm import SigningSpec, TransferMode, TransportInput
 
-    comps = []
-    for c in args.components:
-        name, sep, version = c.rpartition(":")
-        if not sep or not name or not version:
-            raise _UsageError(f"component must be NAME:VERSION, got {c!r}")
-        comps.append(ComponentVersionRef(name=name, version=version))
-    verify = [VerifySpec(name=n, public_key_ref=r) for n, r in (_kv(v, "--verify") for v in args.verify)]
+    comps = component_refs(args.components)
+    verify = verify_specs(args.verify)
     sign = None
     if args.sign:
-        n, r = _kv(args.sign, "--sign")
+        n, r = key_ref(args.sign, "--sign")
         sign = SigningSpec(name=n, private_key_ref=r, public_key_ref=args.sign_public_key)
     return TransportInput(
         source=_repository(args, "source"),

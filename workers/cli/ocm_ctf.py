@@ -18,9 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-
-class UsageError(Exception):
-    pass
+from workers.cli.ocm_args import UsageError, component_refs, verify_specs
 
 
 def is_archive(side: str) -> bool:
@@ -33,24 +31,14 @@ def archive_path(side: str) -> str:
 
 def build_ctf_input(args: argparse.Namespace) -> tuple[str, BaseModel]:
     """(workflow type, input) for an archive transfer; raises UsageError or ValidationError."""
-    from definitions.ocm import ComponentVersionRef, RepositorySpec, TransferMode, VerifySpec
+    from definitions.ocm import RepositorySpec, TransferMode
     from definitions.ocm_ctf import CtfExportInput, CtfFormat, CtfImportInput
 
     src_archive, dst_archive = is_archive(args.source), is_archive(args.target)
     if src_archive == dst_archive:
         raise UsageError("give one registry URL and one archive (ctf:PATH, a path, or a .tar file)")
-    comps = []
-    for c in args.components:
-        name, sep, version = c.rpartition(":")
-        if not sep or not name or not version:
-            raise UsageError(f"component must be NAME:VERSION, got {c!r}")
-        comps.append(ComponentVersionRef(name=name, version=version))
-    verify = []
-    for v in args.verify:
-        n, sep, r = v.partition("=")
-        if not sep or not n or not r:
-            raise UsageError(f"--verify must be NAME=KEYREF, got {v!r}")
-        verify.append(VerifySpec(name=n, public_key_ref=r))
+    comps = component_refs(args.components)
+    verify = verify_specs(args.verify)
     if args.sign:
         raise UsageError("--sign applies to registry-to-registry transfers; sign before exporting")
     if dst_archive:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
+from pydantic import BaseModel
 from temporalio.client import Client, WorkflowFailureError
 
 from definitions.cluster_day2 import (
@@ -22,29 +23,26 @@ from definitions.cluster_day2 import (
 from landscape.kubeapi.part import KubeApiServer
 from tests.integration.cluster.test_cluster_workflows import NS, create, failure, garden, shoot, uid
 
+R = TypeVar("R")
+
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("cluster")]
 
 
-async def rotate(client: Client, queue: str, api: KubeApiServer, name: str, **kw: Any) -> RotateCredentialsResult:
-    result: RotateCredentialsResult = await client.execute_workflow(
-        "ClusterRotateCredentialsWorkflow",
-        RotateCredentialsInput(name=name, project_namespace=NS, garden=garden(api), **kw),
-        id=f"rotate-{name}-{uuid.uuid4().hex[:4]}",
-        task_queue=queue,
-        result_type=RotateCredentialsResult,
+async def execute(client: Client, queue: str, workflow: str, inp: BaseModel, result_type: type[R], prefix: str) -> R:
+    result: R = await client.execute_workflow(
+        workflow, inp, id=f"{prefix}-{uuid.uuid4().hex[:4]}", task_queue=queue, result_type=result_type
     )
     return result
+
+
+async def rotate(client: Client, queue: str, api: KubeApiServer, name: str, **kw: Any) -> RotateCredentialsResult:
+    inp = RotateCredentialsInput(name=name, project_namespace=NS, garden=garden(api), **kw)
+    return await execute(client, queue, "ClusterRotateCredentialsWorkflow", inp, RotateCredentialsResult, f"rotate-{name}")
 
 
 async def hibernate(client: Client, queue: str, api: KubeApiServer, name: str, **kw: Any) -> HibernationResult:
-    result: HibernationResult = await client.execute_workflow(
-        "ClusterHibernationWorkflow",
-        HibernationInput(name=name, project_namespace=NS, garden=garden(api), **kw),
-        id=f"hib-{name}-{uuid.uuid4().hex[:4]}",
-        task_queue=queue,
-        result_type=HibernationResult,
-    )
-    return result
+    inp = HibernationInput(name=name, project_namespace=NS, garden=garden(api), **kw)
+    return await execute(client, queue, "ClusterHibernationWorkflow", inp, HibernationResult, f"hib-{name}")
 
 
 def rotation(api: KubeApiServer, name: str) -> dict[str, Any]:

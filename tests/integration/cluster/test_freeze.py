@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 from temporalio.client import Client
-from temporalio.worker import Worker
 
 from activities.freeze import ACTIVITIES as FREEZE_ACTIVITIES
 from definitions import queues
@@ -23,10 +22,10 @@ from definitions.triggers import Rule
 from landscape.kubeapi.admin import KubeApiAdmin
 from landscape.kubeapi.part import KubeApiServer
 from tests.integration.cluster.test_cluster_workflows import NS, create, garden, shoot, uid
+from tests.support import sandboxed_worker
 from triggers.dispatch import Planner, execute
 from triggers.events import Event
 from workers.cli.freeze import RefusedError, handle, update
-from workers.worker import workflow_runner
 from workflows.freeze import FreezeWorkflow
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("cluster")]
@@ -35,13 +34,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("cluster")]
 @pytest.fixture
 async def freeze_worker(dev_client: Client) -> AsyncIterator[Client]:
     """The freeze workflow's worker (queue `pipeline`); any freeze left over is ended afterwards."""
-    async with Worker(
-        dev_client,
-        task_queue=queues.PIPELINE,
-        workflows=[FreezeWorkflow],
-        activities=list(FREEZE_ACTIVITIES),
-        workflow_runner=workflow_runner(),
-    ):
+    async with sandboxed_worker(dev_client, queues.PIPELINE, [FreezeWorkflow], FREEZE_ACTIVITIES):
         try:
             yield dev_client
         finally:

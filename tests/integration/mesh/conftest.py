@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 from definitions import queues
 from landscape.kcp.front import make_kcp_app
 from landscape.kcp.workspaces import Kcp
+from tests.support import pipeline
 from workers.cli.mesh import manifests
 from workers.mesh.bootstrap import apply_provider, binding, ensure, ensure_workspace
 from workers.mesh.controller import Controller
@@ -27,19 +29,15 @@ from workers.worker import build_workers
 PROVIDER = "root:providers:apeiro"
 CONSUMER = "root:team-a"
 RUNS = "/apis/orchestrator.apeiro.dev/v1alpha1/namespaces/default/pipelineruns"
-DEMO_PIPELINE = """
-apiVersion: apeiro.dev/v1alpha1
-kind: Pipeline
-metadata: {name: mesh-demo}
-spec:
-  inputs:
-    site: {type: string}
-    count: {type: integer, default: 1}
-  steps:
-    - {name: prepare, uses: core.echo, with: {values: {site: "${{ inputs.site }}"}}}
-    - {name: gate, uses: core.approval, needs: [prepare], with: {approvers: [alice]}}
-    - {name: finish, uses: core.echo, needs: [gate], with: {values: {n: "${{ inputs.count }}"}}}
-"""
+DEMO_PIPELINE = pipeline(
+    [
+        {"name": "prepare", "uses": "core.echo", "with": {"values": {"site": "${{ inputs.site }}"}}},
+        {"name": "gate", "uses": "core.approval", "needs": ["prepare"], "with": {"approvers": ["alice"]}},
+        {"name": "finish", "uses": "core.echo", "needs": ["gate"], "with": {"values": {"n": "${{ inputs.count }}"}}},
+    ],
+    name="mesh-demo",
+    inputs={"site": {"type": "string"}, "count": {"type": "integer", "default": 1}},
+)
 PLURALS = {
     "APIResourceSchema": "apiresourceschemas",
     "APIExport": "apiexports",
@@ -121,7 +119,7 @@ async def serving_kcp() -> AsyncIterator[tuple[Kcp, str]]:
 
 @pytest.fixture
 async def mesh(ts_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Mesh]:
-    (tmp_path / "mesh-demo.yaml").write_text(DEMO_PIPELINE)
+    (tmp_path / "mesh-demo.yaml").write_text(json.dumps(DEMO_PIPELINE))
     monkeypatch.setenv("APEIRO_DEFINITIONS", str(tmp_path))
     workers = build_workers(ts_env.client, [queues.PIPELINE])
     async with serving_kcp() as (kcp, base), httpx.AsyncClient(base_url=base, timeout=30) as http, workers[0]:

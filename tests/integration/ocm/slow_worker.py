@@ -6,7 +6,11 @@ Run: python -m tests.integration.ocm.slow_worker ADDRESS TASK_QUEUE DELAY_SECOND
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
 import sys
+from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -16,6 +20,25 @@ from activities.ocm.transport import ACTIVITIES
 from workers.config import data_converter
 from workers.worker import workflow_runner
 from workflows.transport import ComponentTransportWorkflow
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def spawn(address: str, queue: str, delay_s: float) -> subprocess.Popen[bytes]:
+    """Start this worker as a process in its own session (a test SIGKILLs it with ``os.killpg``) and
+    wait until it polls; its stdout then says ``chunk OFFSET`` before every chunk it sends."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.integration.ocm.slow_worker", address, queue, str(delay_s)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    if proc.stdout is None or proc.stdout.readline().strip() != b"ready":
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        raise AssertionError("the slow worker did not start")
+    return proc
 
 
 def transport_worker(client: Client, queue: str) -> Worker:

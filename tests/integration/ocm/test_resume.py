@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from definitions.ocm import ComponentVersionRef, RepositorySpec, TransportInput,
 from landscape import ocm_example as ex
 from landscape.landscape import Landscape
 from tests.integration.ocm.conftest import Registries
-from tests.integration.ocm.slow_worker import transport_worker
+from tests.integration.ocm.slow_worker import spawn, transport_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("ocm-registries")]
 
@@ -59,15 +57,9 @@ async def test_worker_killed_mid_blob_resumes(
         parallel_blobs=1,
     )
     address = dev_landscape.part("temporal").endpoints["address"]
-    proc = subprocess.Popen(  # noqa: ASYNC220 - a separate worker process we can SIGKILL
-        [sys.executable, "-m", "tests.integration.ocm.slow_worker", address, task_queue, "1.0"],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.PIPE,
-        start_new_session=True,
-    )
+    proc = spawn(address, task_queue, 1.0)  # a separate worker process we can SIGKILL
     try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+        assert proc.stdout is not None
         wid = f"resume-{uuid.uuid4().hex[:8]}"
         handle = await dev_client.start_workflow(
             "ComponentTransportWorkflow", inp, id=wid, task_queue=task_queue, result_type=TransportResult

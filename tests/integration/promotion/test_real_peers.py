@@ -30,6 +30,7 @@ from definitions.promotion_runs import (
 from landscape.kubeapi.part import KubeApiServer
 from landscape.prometheus import Prometheus
 from tests.server_fixtures import shared_testdata
+from tests.unit.promotion.samples import two_rings
 from workers.worker import workflow_runner
 from workflows.promotion import WORKFLOWS
 
@@ -165,24 +166,8 @@ async def test_prometheus_query_real_and_unreachable(prometheus: Prometheus) -> 
 async def test_promotion_end_to_end_with_real_stages_and_prometheus(
         ts_env: WorkflowEnvironment, stage_api: KubeApiServer, prometheus: Prometheus, tmp_path: Path) -> None:
     name = f"e2e-{uuid.uuid4().hex[:6]}"
-    data = {
-        "metadata": {"name": name},
-        "spec": {
-            "artifact": {"component": "example.apeiro.dev/edge-app", "repository": "http://r"},
-            "defaults": {"prometheus": prometheus.endpoints["url"], "errorBackoff": "2s"},
-            "rings": [
-                {"name": "dev", "targets": [{"stage": f"{name}-dev", "kubeconfig": stage_api.endpoints["kubeconfig"]}],
-                 "verifyGates": [{"type": "soak", "duration": "5m"}]},
-                {"name": "canary", "targets": [{"stage": f"{name}-c{i}", "kubeconfig": stage_api.endpoints["kubeconfig"]}
-                                               for i in range(2)],
-                 "parallelism": 2,
-                 "flags": {"path": str(tmp_path / "flags.json"),
-                           "actions": [{"flag": "new-ui", "defaultVariant": "on", "variants": {"on": True, "off": False}}]},
-                 "verifyGates": [{"type": "prometheus", "name": "error-rate", "query": "max(sample_error_ratio)",
-                                  "successCondition": "result < 0.05", "interval": "10s", "count": 2}]},
-            ],
-        },
-    }
+    data = two_rings(name, stage_api.endpoints["kubeconfig"], prometheus.endpoints["url"], str(tmp_path / "flags.json"),
+                     "5m", "10s")
     worker = Worker(ts_env.client, task_queue=queues.KONFIDENCE, workflows=WORKFLOWS,
                     activities=[*konfidence.ACTIVITIES, *FREEZE_ACTIVITIES], workflow_runner=workflow_runner())
     ids = []

@@ -41,3 +41,45 @@ def sample(**changes: Any) -> dict[str, Any]:
     data = copy.deepcopy(BASE)
     data["spec"].update(changes)
     return data
+
+
+def error_rate_gate(interval: str, count: int, **more: Any) -> dict[str, Any]:
+    """The metric gate the landscape's Prometheus answers (``sample_error_ratio``): below 5 % passes."""
+    return {
+        "type": "prometheus",
+        "name": "error-rate",
+        "query": "max(sample_error_ratio)",
+        "successCondition": "result < 0.05",
+        "interval": interval,
+        "count": count,
+        **more,
+    }
+
+
+def two_rings(name: str, kubeconfig: str, prometheus: str, flags: str, soak: str, interval: str) -> dict[str, Any]:
+    """dev (one Stage, a soak) -> canary (two Stages, a flag, the error-rate gate) on real Stages and a
+    real Prometheus; Stages are named ``<name>-dev``, ``<name>-c0``, ``<name>-c1``."""
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "artifact": {"component": "example.apeiro.dev/edge-app", "repository": "http://r"},
+            "defaults": {"prometheus": prometheus, "errorBackoff": "2s"},
+            "rings": [
+                {
+                    "name": "dev",
+                    "targets": [{"stage": f"{name}-dev", "kubeconfig": kubeconfig}],
+                    "verifyGates": [{"type": "soak", "duration": soak}],
+                },
+                {
+                    "name": "canary",
+                    "targets": [{"stage": f"{name}-c{i}", "kubeconfig": kubeconfig} for i in range(2)],
+                    "parallelism": 2,
+                    "flags": {
+                        "path": flags,
+                        "actions": [{"flag": "new-ui", "defaultVariant": "on", "variants": {"on": True, "off": False}}],
+                    },
+                    "verifyGates": [error_rate_gate(interval, 2)],
+                },
+            ],
+        },
+    }

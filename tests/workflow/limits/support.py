@@ -19,7 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from definitions import queues
 from definitions.runs import PipelineRequest, PipelineResult
-from definitions.steptypes import REGISTRY, StepKind, StepType
+from definitions.steptypes import REGISTRY, StepTable
 from workers.worker import build_workers
 from workflows.stepexec import describe_failure
 
@@ -43,16 +43,9 @@ async def blob(args: BlobArgs) -> dict[str, Any]:
 def register_blob_step() -> None:
     if "test.blob" not in REGISTRY:
         REGISTRY.register(
-            StepType(
-                name="test.blob",
-                kind=StepKind.ACTIVITY,
-                target="test.blob",
-                task_queue=queues.PIPELINE,
-                args_model=BlobArgs,
-                outputs_model=None,
-                description="outputs of a given size",
-                start_to_close=timedelta(minutes=1),
-                default_max_attempts=1,
+            StepTable(task_queue=queues.PIPELINE).activity(
+                "test.blob", BlobArgs, None, "outputs of a given size",
+                start_to_close=timedelta(minutes=1), default_max_attempts=1,
             )
         )
 

@@ -4,26 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from temporalio.worker import Worker
-
 from activities.freeze import ACTIVITIES as FREEZE_ACTIVITIES
 from definitions import queues
 from definitions.freeze import FREEZE_WORKFLOW_ID, FreezeEnd, FreezeRequest, FreezeState
+from tests.support import sandboxed_worker
 from tests.workflow.promotion.conftest import Harness, definition
 from workers.cli.freeze import handle
-from workers.worker import workflow_runner
 from workflows.freeze import FreezeWorkflow
 
 
 async def test_ring_waits_while_frozen_then_deploys(harness: Harness, tmp_path: Path) -> None:
     client = harness.client
-    async with Worker(
-        client,
-        task_queue=queues.PIPELINE,
-        workflows=[FreezeWorkflow],
-        activities=list(FREEZE_ACTIVITIES),
-        workflow_runner=workflow_runner(),
-    ):
+    async with sandboxed_worker(client, queues.PIPELINE, [FreezeWorkflow], FREEZE_ACTIVITIES):
         freeze = await handle(client)
         harness.started.append(FREEZE_WORKFLOW_ID)
         await freeze.execute_update(
