@@ -107,6 +107,19 @@ def cpu_s(pid: int) -> float:
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu_s(pid: int) -> dict[str, float]:
+    """CPU seconds so far per thread of a process, keyed ``name/tid``."""
+    out: dict[str, float] = {}
+    for t in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            st = (t / "stat").read_text()
+            f = st.rsplit(")", 1)[1].split()
+            out[f"{st[st.index('(') + 1 : st.rindex(')')]}/{t.name}"] = (int(f[11]) + int(f[12])) / os.sysconf(
+                "SC_CLK_TCK"
+            )
+    return out
+
+
 def runqueue_wait_s(pid: int) -> float:
     """Seconds the process's threads so far waited runnable for a CPU (``/proc/PID/task/*/schedstat``)."""
     total = 0
@@ -241,6 +254,7 @@ async def bench(
                     "  CPU s (waiting for a CPU s), copy_blob without Temporal: "
                     + ", ".join(f"{k} {c1[k] - c0[k]:.1f} ({w1[k] - w0[k]:.1f})" for k in pids)
                 )
+            th0 = thread_cpu_s(worker.pid)
             c0 = {k: cpu_s(v) for k, v in pids.items()}
             w0 = {k: runqueue_wait_s(v) for k, v in pids.items()}
             result, tr_s = await _transport(client, inp)
@@ -248,6 +262,8 @@ async def bench(
             c1 = {k: cpu_s(v) for k, v in pids.items()}
             w1 = {k: runqueue_wait_s(v) for k, v in pids.items()}
             if same_run:
+                th = sorted(((v - th0.get(k, 0.0), k) for k, v in thread_cpu_s(worker.pid).items()), reverse=True)
+                print("  worker's busiest threads, CPU s: " + ", ".join(f"{k} {v:.2f}" for v, k in th[:3]))
                 print(
                     "  CPU s (waiting for a CPU s), transport: "
                     + ", ".join(f"{k} {c1[k] - c0[k]:.1f} ({w1[k] - w0[k]:.1f})" for k in pids)
