@@ -11,12 +11,16 @@ Temporal dev server and an ``ocm`` worker in its own process, then measures:
    the same number of bytes.
 
 It prints each table with the worker's peak RSS (VmHWM) and writes bench/results/transport*.png.
+``--same-run`` also times ``copy_blob`` without Temporal before and after each transport and the raw copy
+again after it, with each process's CPU and run-queue wait: the data path's cost apart from the
+worker's, and how far the load drifted during the run.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import os
 import signal
@@ -34,8 +38,9 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from activities.ocm.blobcopy import copy_blob
 from activities.ocm.layout import RepoBase, read_version
-from activities.ocm.oci import RegistryClient, push_chunks
+from activities.ocm.oci import Credentials, RegistryClient, push_chunks
 from bench._common import add_common_args, exit_cleanly, plot, report
 from definitions.ocm import ComponentVersionRef, RepositorySpec, SigningSpec, TransportInput, TransportResult
 from landscape import ocm_example as ex
@@ -80,6 +85,48 @@ async def raw_copy(source: RegistryPart, src_repo: str, site: RegistryPart, dst_
         if "sha256:" + hasher.hexdigest() != digest:
             raise RuntimeError("raw copy: digest mismatch")
         return size
+
+
+async def standalone_copy(source: RegistryPart, src_repo: str, site: RegistryPart, dst_repo: str, digest: str) -> float:
+    """``copy_blob`` as the activity runs it (64 MiB chunks, resumable), in this process without Temporal:
+    seconds taken. Tells the data path's cost from the worker's and the workflow's."""
+    t0 = time.monotonic()
+    async with (
+        RegistryClient(source.url) as src,
+        RegistryClient(
+            site.url, Credentials(site.username, site.password), ca_bundle=site.endpoints["ca_bundle"]
+        ) as dst,
+    ):
+        await copy_blob(src, src_repo, dst, dst_repo, digest, allow_mount=False)
+    return time.monotonic() - t0
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu_s(pid: int) -> dict[str, float]:
+    """CPU seconds so far per thread of a process, keyed ``name/tid``."""
+    out: dict[str, float] = {}
+    for t in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            st = (t / "stat").read_text()
+            f = st.rsplit(")", 1)[1].split()
+            out[f"{st[st.index('(') + 1 : st.rindex(')')]}/{t.name}"] = (int(f[11]) + int(f[12])) / os.sysconf(
+                "SC_CLK_TCK"
+            )
+    return out
+
+
+def runqueue_wait_s(pid: int) -> float:
+    """Seconds the process's threads so far waited runnable for a CPU (``/proc/PID/task/*/schedstat``)."""
+    total = 0
+    for t in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            total += int((t / "schedstat").read_text().split()[1])
+    return total / 1e9
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -128,7 +175,9 @@ async def _activity_times(client: Any, workflow_id: str) -> str:
     return ", ".join(f"{k.removeprefix('ocm.')} {v:.1f}s" for k, v in longest.items())
 
 
-async def bench(sizes: list[int], bulk: tuple[int, int], parallels: list[int], state: Path) -> None:
+async def bench(
+    sizes: list[int], bulk: tuple[int, int], parallels: list[int], state: Path, *, same_run: bool = False
+) -> None:
     source, site = RegistryPart("source"), RegistryPart("site", tls=True, username="apeiro")
     temporal = TemporalDevServer(headless=True, persistent=False)
     parts = [source, site, temporal]
@@ -189,8 +238,44 @@ async def bench(sizes: list[int], bulk: tuple[int, int], parallels: list[int], s
                 components=[ComponentVersionRef(name=ex.MAIN, version=ex.VERSION)],
                 **target(),
             )
+            pids = {
+                "this": os.getpid(),
+                "worker": worker.pid,
+                "site": site.processes[0].pid or 0,
+                "source": source.processes[0].pid or 0,
+            }
+            if same_run:
+                c0 = {k: cpu_s(v) for k, v in pids.items()}
+                w0 = {k: runqueue_wait_s(v) for k, v in pids.items()}
+                s1 = await standalone_copy(source, sv.repo, site, f"x/standalone-{size_mib}", payload["digest"])
+                c1 = {k: cpu_s(v) for k, v in pids.items()}
+                w1 = {k: runqueue_wait_s(v) for k, v in pids.items()}
+                print(
+                    "  CPU s (waiting for a CPU s), copy_blob without Temporal: "
+                    + ", ".join(f"{k} {c1[k] - c0[k]:.1f} ({w1[k] - w0[k]:.1f})" for k in pids)
+                )
+            th0 = thread_cpu_s(worker.pid)
+            c0 = {k: cpu_s(v) for k, v in pids.items()}
+            w0 = {k: runqueue_wait_s(v) for k, v in pids.items()}
             result, tr_s = await _transport(client, inp)
             tr_tp = result.bytes_sent / MiB / tr_s
+            c1 = {k: cpu_s(v) for k, v in pids.items()}
+            w1 = {k: runqueue_wait_s(v) for k, v in pids.items()}
+            if same_run:
+                th = sorted(((v - th0.get(k, 0.0), k) for k, v in thread_cpu_s(worker.pid).items()), reverse=True)
+                print("  worker's busiest threads, CPU s: " + ", ".join(f"{k} {v:.2f}" for v, k in th[:3]))
+                print(
+                    "  CPU s (waiting for a CPU s), transport: "
+                    + ", ".join(f"{k} {c1[k] - c0[k]:.1f} ({w1[k] - w0[k]:.1f})" for k in pids)
+                )
+            if same_run:
+                s2 = await standalone_copy(source, sv.repo, site, f"x/standalone2-{size_mib}", payload["digest"])
+                t0 = time.monotonic()
+                await raw_copy(source, sv.repo, site, f"raw/copy2-{size_mib}", payload["digest"])
+                print(
+                    f"  same run, {size_mib} MiB: raw {n / MiB / raw_tp:.1f}s, copy_blob without Temporal {s1:.1f}s, "
+                    f"transport {tr_s:.1f}s, then copy_blob {s2:.1f}s, raw {time.monotonic() - t0:.1f}s"
+                )
             rss = peak_rss_mib(worker.pid)
             rows.append([size_mib, raw_tp, tr_tp, tr_tp / raw_tp, tr_s, rss])
             raw_pts.append((size_mib, raw_tp))
@@ -282,6 +367,12 @@ def main() -> None:
         metavar="N",
         help="parallel_blobs levels of the 10 x 100 MiB component (default 1 2 4 8; none: skip that part)",
     )
+    parser.add_argument(
+        "--same-run",
+        action="store_true",
+        help="also time copy_blob without Temporal (before and after each transport) and the raw copy again "
+        "after it, to tell the data path's cost from the worker's and the load's drift",
+    )
     parser.add_argument("--worker", metavar="ADDRESS", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -291,7 +382,7 @@ def main() -> None:
     bulk = (4, 16) if args.quick else (10, 100)
     parallels = args.parallel if args.parallel is not None else ([1, 4] if args.quick else [1, 2, 4, 8])
     with tempfile.TemporaryDirectory(prefix="apeiro-bench-") as d:
-        asyncio.run(bench(sizes, bulk, parallels, Path(d)))
+        asyncio.run(bench(sizes, bulk, parallels, Path(d), same_run=args.same_run))
     exit_cleanly(0)
 
 

@@ -223,3 +223,37 @@ async def test_source_answer_without_length_takes_the_size_from_head() -> None:
     async with src, dst:
         stats = await copy_blob(src, "s", dst, "t", digest, chunk_size=64 * KiB)
     assert reg.blobs[digest] == data and stats.size == len(data)
+
+
+async def test_source_stream_reads_its_socket_in_large_reads() -> None:
+    """The source's HTTP/1.1 connection reads 1 MiB at a time instead of httpcore's 64 KiB (fewer trips
+    through the HTTP stack per GiB); a transport without such a connection is left as it is."""
+    import http.server
+    import threading
+
+    from activities.ocm.blobcopy import SOURCE_READ, read_larger
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "5")
+            self.end_headers()
+            self.wfile.write(b"hello")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        async with httpx.AsyncClient() as c, c.stream("GET", f"http://127.0.0.1:{srv.server_port}/") as r:
+            read_larger(r)
+            conn = r.stream._stream._httpcore_stream._stream._connection  # type: ignore[attr-defined]
+            assert conn.READ_NUM_BYTES == SOURCE_READ
+            assert await r.aread() == b"hello"
+        async with httpx.AsyncClient(transport=httpx.MockTransport(lambda _: httpx.Response(200))) as c:
+            async with c.stream("GET", "http://x/") as r:
+                read_larger(r)  # nothing to set, no error
+    finally:
+        srv.shutdown()
+        srv.server_close()
