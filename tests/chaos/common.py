@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -337,10 +337,10 @@ class CrashCommand(argparse.ArgumentParser):
         self.add_argument("--terms", type=int, default=0, help=f"{what} with one worker stopped by SIGTERM")
         self.add_argument("--seed", type=int, default=int(time.time()))
 
-    def run_campaign(self, seed: int, prefix: str, campaign: Callable[[Path], Awaitable[CrashTally]]) -> int:
+    def run_campaign(self, seed: int, prefix: str, campaign: Callable[[Path], Coroutine[Any, Any, CrashTally]]) -> int:
         """Run ``campaign`` in a fresh temporary state directory; print the seed first, the summary last."""
         print(f"seed={seed}", flush=True)
         with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
-            report = asyncio.run(campaign(Path(tmp)))  # type: ignore[arg-type]
+            report = asyncio.run(campaign(Path(tmp)))
         print(report.summary())
         return report.exit_code()
