@@ -219,6 +219,10 @@ class CrashTally:
             f"(+{self.missed} runs that ended before their {after} was due)"
         )
 
+    def summary(self) -> str:
+        """The campaign's printed result; each campaign's report says it its way."""
+        raise NotImplementedError
+
     def exit_code(self) -> int:
         """0 when every run completed without a duplicate side effect, else 1."""
         return 0 if self.completed == self.runs and self.duplicates == 0 else 1
