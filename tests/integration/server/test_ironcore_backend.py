@@ -201,9 +201,16 @@ async def test_a_server_metal_operator_reports_in_error_fails_the_provisioning(
     ts_env: WorkflowEnvironment, worker: str, land: Landscape, kube: KubeApiServer, strict: StrictRecorder
 ) -> None:
     site = ironcore_site(emulator(land).url, name="edge-err")
-    servers = get(kube, f"{M}/servers").json()["items"]
     uuid1 = emulator(land).systems[1]["uuid"]
-    name = next(s["metadata"]["name"] for s in servers if s["spec"]["systemUUID"] == uuid1)
+    # metal-operator creates the Servers behind a registered BMC on its own schedule: wait for this one.
+    name = ""
+    for _ in range(300):
+        servers = get(kube, f"{M}/servers").json()["items"]
+        name = next((s["metadata"]["name"] for s in servers if s["spec"]["systemUUID"] == uuid1), "")
+        if name:
+            break
+        await asyncio.sleep(0.1)
+    assert name, f"metal-operator never created a Server for system {uuid1}"
     metal_fault(kube, name)
     try:
         for _ in range(50):
