@@ -48,7 +48,10 @@ POLL_INTERVAL = 30.0
 TASK_SECONDS = 60.0
 
 
-def spec(name: str, version: str) -> ClusterSpec:
+def spec(
+    name: str, version: str, maintenance: MaintenanceWindow | None = None, labels: dict[str, str] | None = None
+) -> ClusterSpec:
+    """A provider-local shoot of the samples' project; maintenance open all day unless given."""
     return ClusterSpec(
         name=name,
         project_namespace=samples.PROJECT_NAMESPACE,
@@ -58,7 +61,8 @@ def spec(name: str, version: str) -> ClusterSpec:
         provider_type="local",
         kubernetes_version=version,
         workers=[WorkerPool(name="pool1", machine_type="local-small", image_version="1592.9.0")],
-        maintenance=MaintenanceWindow(begin="000000+0000", end="235959+0000"),
+        maintenance=maintenance or MaintenanceWindow(begin="000000+0000", end="235959+0000"),
+        labels=labels or {},
     )
 
 

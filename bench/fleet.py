@@ -37,8 +37,8 @@ from activities.freeze import ACTIVITIES as FREEZE
 from activities.redfish.activities import RedfishActivities
 from activities.redfish.store import FileInventoryStore
 from bench._common import add_common_args, exit_cleanly, table
+from bench.cluster import spec as cluster_spec
 from definitions.cluster import ClusterCreateInput, ClusterCreateResult, ClusterSpec, GardenRef, MaintenanceWindow
-from definitions.cluster import WorkerPool as Pool
 from definitions.rollout import RolloutInput, RolloutResult, RolloutStatus
 from definitions.server import DiscoverInput, SiteDefinition
 from landscape.gardener import samples
@@ -210,18 +210,7 @@ def open_window() -> MaintenanceWindow:
 
 
 def shoot(name: str, tag: str) -> ClusterSpec:
-    return ClusterSpec(
-        name=name,
-        project_namespace=samples.PROJECT_NAMESPACE,
-        cloud_profile=samples.PROFILE,
-        region="local",
-        credentials_binding=samples.BINDING,
-        provider_type="local",
-        kubernetes_version="1.30.8",
-        workers=[Pool(name="pool1", machine_type="local-small", image_version="1592.9.0")],
-        maintenance=open_window(),
-        labels={"fleet": tag},
-    )
+    return cluster_spec(name, "1.30.8", maintenance=open_window(), labels={"fleet": tag})
 
 
 async def shoots(client: Client, tmp: Path, m: int, speed: float, soak_s: float) -> None:
