@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from definitions import queues
 from definitions.cluster_plan import PlanStep, Readiness, UpgradePlan, parse_version
+from definitions.freeze import FreezeCarry, hold_bound
 from definitions.secrets import SecretRef
 from definitions.steptypes import StepTable, register_all
 
@@ -147,6 +148,9 @@ class ClusterUpgradeInput(_Strict):
     max_auto_retries: int = Field(default=3, ge=0)
     auto_retry_delay_seconds: float = Field(default=60, ge=0)
     site: str | None = None
+    #: Bounded histories: held at a freeze point past this many events, the run continues as new.
+    continue_as_new_after: int = hold_bound()
+    carried: FreezeCarry | None = Field(default=None, description="set by the run itself when it continues as new")
 
     _v = field_validator("target_version")(classmethod(lambda cls, v: _check_version(v)))
 
@@ -184,6 +188,9 @@ class ClusterMaintainInput(_Strict):
     dry_run: bool = False
     garden: GardenRef = Field(default_factory=GardenRef)
     step_timeout_seconds: float = Field(default=3600, gt=0)
+    #: Bounded histories: held at a freeze point past this many events, the run continues as new.
+    continue_as_new_after: int = hold_bound()
+    carried: FreezeCarry | None = Field(default=None, description="set by the run itself when it continues as new")
 
 
 class MaintenanceCandidate(BaseModel):

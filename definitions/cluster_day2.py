@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from definitions import queues
 from definitions.cluster import NON_RETRYABLE, GardenRef, _Strict
+from definitions.freeze import FreezeCarry, hold_bound
 from definitions.steptypes import StepTable, register_all
 
 ROTATE_START = "rotate-credentials-start"
@@ -41,6 +42,9 @@ class RotateCredentialsInput(_Strict):
     garden: GardenRef = Field(default_factory=GardenRef)
     step_timeout_seconds: float = Field(default=3600, gt=0, description="limit for each half")
     site: str | None = None
+    #: Bounded histories: held at a freeze point past this many events, the run continues as new.
+    continue_as_new_after: int = hold_bound()
+    carried: FreezeCarry | None = Field(default=None, description="set by the run itself when it continues as new")
 
 
 class RotationPhases(BaseModel):
@@ -106,6 +110,9 @@ class HibernationInput(_Strict):
     garden: GardenRef = Field(default_factory=GardenRef)
     timeout_seconds: float = Field(default=3600, gt=0)
     site: str | None = None
+    #: Bounded histories: held at a freeze point past this many events, the run continues as new.
+    continue_as_new_after: int = hold_bound()
+    carried: FreezeCarry | None = Field(default=None, description="set by the run itself when it continues as new")
 
     @model_validator(mode="after")
     def _something(self) -> HibernationInput:

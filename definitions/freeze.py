@@ -12,6 +12,7 @@ refused), and the webhook gateway can start a freeze with signal-with-start, whi
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -22,6 +23,34 @@ DEFAULT_RECHECK_SECONDS = 30.0
 AUDIT_KEEP = 200
 #: Memo key under which the freeze workflow publishes the active freeze (None when not frozen).
 MEMO_KEY = "freeze"
+#: A workflow held by a freeze continues as new once its history has this many events (the server
+#: suggests it at about 4k; the hard limit is 51,200); below the minimum a recheck or two would already
+#: cross it. docs/architecture.md, "Bounded histories".
+HOLD_BOUND_DEFAULT, HOLD_BOUND_MIN, HOLD_BOUND_MAX = 2000, 50, 40000
+
+
+def hold_bound(alias: str | None = None) -> Any:
+    """The ``continue_as_new_after`` field of every input whose workflow a freeze can hold."""
+    return Field(
+        default=HOLD_BOUND_DEFAULT,
+        ge=HOLD_BOUND_MIN,
+        le=HOLD_BOUND_MAX,
+        alias=alias,
+        description="held by a freeze: continue as new at the freeze point once the history has this many events",
+    )
+
+
+class FreezeCarry(BaseModel):
+    """What a cluster workflow held at a freeze point hands the next run of its chain (set by the run
+    itself when it continues as new; None when a person starts it)."""
+
+    continued: int = Field(ge=1, description="how many times the chain has continued as new")
+    #: Which freeze point the next run holds at: the upgrade step's index, or the rotation half (0 start, 1 complete).
+    resume_at: int = Field(default=0, ge=0)
+    #: The run's result so far (the workflow's own result model, dumped): plan and applied steps, ...
+    done: dict[str, Any] = Field(default_factory=dict)
+    #: Maintain: candidates already past their maintenance-window check (they do not wait for it again).
+    cleared: list[str] = Field(default_factory=list)
 
 
 def _text(v: str) -> str:

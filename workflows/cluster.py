@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
+from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
@@ -40,8 +41,9 @@ with workflow.unsafe.imports_passed_through():
         WaitShootInput,
     )
     from definitions.cluster_plan import PlanStep, Readiness, UpgradePlan, in_maintenance_window, seconds_until_window
+    from definitions.freeze import FreezeCarry
     from workflows.activity_options import HEARTBEAT_TIMEOUT, SHORT_CALL
-    from workflows.freeze_guard import FREEZE_PATCH, hold_while_frozen
+    from workflows.freeze_guard import CLUSTER_CONTINUE_PATCH, FREEZE_PATCH, HistoryBound, hold_while_frozen
 
 #: Short garden calls: retried by Temporal (client retries are off), bounded.
 CALL_RETRY = RetryPolicy(
@@ -75,28 +77,65 @@ class _AutoRetry(Protocol):
     auto_retry_delay_seconds: float
 
 
+class _Bounded(Protocol):
+    """The inputs' fields for bounded histories while a freeze holds the run."""
+
+    continue_as_new_after: int
+    carried: FreezeCarry | None
+
+
 class _Waiting:
     """Shared by the workflows: the `status` query, one phase's garden call, and the wait for ready
     with Gardener `retry` for transient Failed codes."""
 
     def __init__(self) -> None:
         self._status = ClusterStatus()
+        #: Set by ``_hold_bound``: a freeze point held past it makes the run continue as new there.
+        self._bound: HistoryBound | None = None
+        self._continued = 0
 
     @workflow.query
     def status(self) -> ClusterStatus:
         return self._status
 
-    async def _freeze_point(self, what: str) -> None:
+    def _hold_bound(self, inp: _Bounded) -> FreezeCarry | None:
+        """Bound the run's history while a freeze holds it; returns what an earlier run of the chain
+        carried over (None on a fresh start)."""
+        self._bound = HistoryBound(CLUSTER_CONTINUE_PATCH, inp.continue_as_new_after)
+        if inp.carried is not None:
+            self._continued = inp.carried.continued
+        return inp.carried
+
+    async def _freeze_point(self, what: str) -> bool:
         """Before acting on the fleet: wait while the landscape is frozen (status shows by whom and why).
-        Guarded: histories from before the freeze check replay without it."""
+        Guarded: histories from before the freeze check replay without it. True: the hold passed the
+        run's history bound; the caller continues as new here (``_continue_held``)."""
         if not workflow.patched(FREEZE_PATCH):
-            return
+            return False
         phase = self._status.phase
-        verdict = await hold_while_frozen(what, self._frozen_phase)
+        bound = self._bound
+        verdict = await hold_while_frozen(what, self._frozen_phase, stop=bound.park if bound else None)
+        if bound is not None and bound.continuing:
+            return True
         if self._status.phase == "frozen":
             self._status.phase = phase if phase != "frozen" else "resuming"
         if verdict.frozen and verdict.exemption is None:
             self._status.message = f"{what}: freeze lifted"
+        return False
+
+    async def _continue_held(
+        self, inp: BaseModel, resume_at: int = 0, done: BaseModel | None = None, cleared: list[str] | None = None
+    ) -> NoReturn:
+        """Continue as new from a freeze point, carrying what this run has done."""
+        carry = FreezeCarry(
+            continued=self._continued + 1,
+            resume_at=resume_at,
+            done=done.model_dump(mode="json") if done is not None else {},
+            cleared=cleared or [],
+        )
+        self._status.message += f" (continuing as new: {carry.continued})"
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(inp.model_copy(update={"carried": carry}))
 
     def _frozen_phase(self, message: str) -> None:
         if "waiting:" in message:
@@ -220,40 +259,33 @@ class ClusterUpgradeWorkflow(_Waiting):
 
     @workflow.run
     async def run(self, inp: ClusterUpgradeInput) -> ClusterUpgradeResult:
-        plan: UpgradePlan = await self._step(
-            "planning",
-            "gardener_plan_upgrade",
-            PlanInput(
+        carried = self._hold_bound(inp)
+        if carried is not None:  # held by a freeze in an earlier run of the chain: the same step next
+            result = ClusterUpgradeResult.model_validate(carried.done)
+            plan = result.plan
+            self._status.plan, self._status.applied = plan, list(result.applied)
+        else:
+            plan = await self._plan(inp)
+            result = ClusterUpgradeResult(
                 name=inp.name,
                 namespace=inp.project_namespace,
-                target_version=inp.target_version,
-                machine_image_version=inp.machine_image_version,
-                upgrade_workers=inp.upgrade_workers,
-                allow_preview=inp.allow_preview,
-                garden=inp.garden,
-            ),
-            UpgradePlan,
-        )
-        self._status.plan = plan
-        self._status.phase = "planned"
-        self._status.message = " -> ".join([plan.current, *plan.versions()]) if plan.steps else "nothing to do"
-        result = ClusterUpgradeResult(
-            name=inp.name,
-            namespace=inp.project_namespace,
-            plan=plan,
-            dry_run=inp.dry_run,
-            kubernetes_version=plan.current,
-        )
-        if inp.dry_run:
-            return result
+                plan=plan,
+                dry_run=inp.dry_run,
+                kubernetes_version=plan.current,
+            )
+            if inp.dry_run:
+                return result
         steps = plan.steps or [
             # Nothing to change: still make sure what is there is rolled out and ready (a re-run after
             # a crash, or a change held back by confineSpecUpdateRollout).
             PlanStep(target="controlPlane", kubernetes_version=plan.current, reason="settle: already planned")
         ]
-        for step in steps:
+        for index, step in enumerate(steps):
+            if carried is not None and index < carried.resume_at:
+                continue  # applied by an earlier run of the chain
             what = step.kubernetes_version or f"image {step.machine_image_version}"
-            await self._freeze_point(f"upgrade {inp.project_namespace}/{inp.name} {step.target} to {what}")
+            if await self._freeze_point(f"upgrade {inp.project_namespace}/{inp.name} {step.target} to {what}"):
+                await self._continue_held(inp, index, result)
             ref = await self._step(
                 f"upgrading {step.target} to {what}",
                 "gardener_patch_shoot",
@@ -277,6 +309,26 @@ class ClusterUpgradeWorkflow(_Waiting):
                 result.kubernetes_version = step.kubernetes_version
         self._status.phase = "done"
         return result
+
+    async def _plan(self, inp: ClusterUpgradeInput) -> UpgradePlan:
+        plan: UpgradePlan = await self._step(
+            "planning",
+            "gardener_plan_upgrade",
+            PlanInput(
+                name=inp.name,
+                namespace=inp.project_namespace,
+                target_version=inp.target_version,
+                machine_image_version=inp.machine_image_version,
+                upgrade_workers=inp.upgrade_workers,
+                allow_preview=inp.allow_preview,
+                garden=inp.garden,
+            ),
+            UpgradePlan,
+        )
+        self._status.plan = plan
+        self._status.phase = "planned"
+        self._status.message = " -> ".join([plan.current, *plan.versions()]) if plan.steps else "nothing to do"
+        return plan
 
 
 @workflow.defn(name="ClusterDeleteWorkflow")
@@ -309,19 +361,28 @@ class ClusterMaintainWorkflow(_Waiting):
 
     @workflow.run
     async def run(self, inp: ClusterMaintainInput) -> ClusterMaintainResult:
-        found: CandidatesResult = await self._step(
-            "finding candidates",
-            "gardener_maintenance_candidates",
-            CandidatesInput(
-                namespace=inp.project_namespace,
-                names=inp.names,
-                expiring_within_days=inp.expiring_within_days,
-                allow_preview=inp.allow_preview,
-                garden=inp.garden,
-            ),
-            CandidatesResult,
-        )
-        result = ClusterMaintainResult(candidates=found.candidates)
+        carried = self._hold_bound(inp)
+        if carried is not None:  # held by a freeze in an earlier run of the chain
+            result = ClusterMaintainResult.model_validate(carried.done)
+            finished = {*result.upgraded, *result.planned, *result.skipped, *result.failed}
+            todo = [c for c in result.candidates if c.name not in finished]
+        else:
+            found: CandidatesResult = await self._step(
+                "finding candidates",
+                "gardener_maintenance_candidates",
+                CandidatesInput(
+                    namespace=inp.project_namespace,
+                    names=inp.names,
+                    expiring_within_days=inp.expiring_within_days,
+                    allow_preview=inp.allow_preview,
+                    garden=inp.garden,
+                ),
+                CandidatesResult,
+            )
+            result = ClusterMaintainResult(candidates=found.candidates)
+            todo = found.candidates
+        cleared = set(carried.cleared) if carried is not None else set()
+        held: list[str] = []  # past their window, parked at the freeze point: the next run goes on
         self._status.phase = "upgrading"
 
         async def one(cand: Any) -> None:
@@ -329,7 +390,11 @@ class ClusterMaintainWorkflow(_Waiting):
                 result.skipped[cand.name] = "; ".join(cand.reasons)
                 return
             now = workflow.now()
-            if not inp.ignore_windows and not in_maintenance_window(now, cand.window_begin, cand.window_end):
+            if (
+                cand.name not in cleared
+                and not inp.ignore_windows
+                and not in_maintenance_window(now, cand.window_begin, cand.window_end)
+            ):
                 wait = seconds_until_window(now, cand.window_begin, cand.window_end)
                 if not inp.wait_for_window:
                     result.skipped[cand.name] = (
@@ -338,8 +403,9 @@ class ClusterMaintainWorkflow(_Waiting):
                     )
                     return
                 await workflow.sleep(wait)
-            if not inp.dry_run:
-                await self._freeze_point(f"maintain {cand.namespace}/{cand.name}")
+            if not inp.dry_run and await self._freeze_point(f"maintain {cand.namespace}/{cand.name}"):
+                held.append(cand.name)
+                return
             try:
                 child: ClusterUpgradeResult = await workflow.execute_child_workflow(
                     "ClusterUpgradeWorkflow",
@@ -366,7 +432,9 @@ class ClusterMaintainWorkflow(_Waiting):
             except ChildWorkflowError as err:
                 result.failed[cand.name] = _fail(err).message
 
-        await asyncio.gather(*(one(c) for c in found.candidates))
+        await asyncio.gather(*(one(c) for c in todo))
+        if held:  # every candidate finished or parked, no child running: the safe point
+            await self._continue_held(inp, done=result, cleared=held)
         self._status.phase = "done"
         return result
 

@@ -35,8 +35,11 @@ class ClusterRotateCredentialsWorkflow(_Waiting):
     ``rotate-credentials-complete`` -> ready and ``Completed``. Re-running finds a phase already
     reached and does not annotate again."""
 
-    async def _half(self, inp: RotateCredentialsInput, op: str, want: str) -> RotationPhases:
-        await self._freeze_point(f"{op} {inp.project_namespace}/{inp.name}")
+    async def _half(
+        self, inp: RotateCredentialsInput, op: str, want: str, result: RotateCredentialsResult
+    ) -> RotationPhases:
+        if await self._freeze_point(f"{op} {inp.project_namespace}/{inp.name}"):
+            await self._continue_held(inp, 0 if op == ROTATE_START else 1, result)
         self._status.phase = f"{op}"
         try:
             res: OperationResult = await _call(
@@ -70,15 +73,20 @@ class ClusterRotateCredentialsWorkflow(_Waiting):
 
     @workflow.run
     async def run(self, inp: RotateCredentialsInput) -> RotateCredentialsResult:
-        result = RotateCredentialsResult(name=inp.name, namespace=inp.project_namespace)
-        if inp.phase in ("both", "start"):
-            result.phases = await self._half(inp, ROTATE_START, "Prepared")
+        carried = self._hold_bound(inp)
+        if carried is not None:  # held by a freeze in an earlier run of the chain: at the same half
+            result = RotateCredentialsResult.model_validate(carried.done)
+        else:
+            result = RotateCredentialsResult(name=inp.name, namespace=inp.project_namespace)
+        first = carried.resume_at if carried is not None else 0
+        if inp.phase in ("both", "start") and first == 0:
+            result.phases = await self._half(inp, ROTATE_START, "Prepared", result)
             result.started = True
-        if inp.phase == "both" and inp.pause_seconds:
+        if inp.phase == "both" and inp.pause_seconds and first == 0:
             self._status.phase = "prepared; pausing before completion"
             await workflow.sleep(timedelta(seconds=inp.pause_seconds))
         if inp.phase in ("both", "complete"):
-            result.phases = await self._half(inp, ROTATE_COMPLETE, "Completed")
+            result.phases = await self._half(inp, ROTATE_COMPLETE, "Completed", result)
             result.completed = True
         self._status.phase = "done"
         return result
@@ -93,7 +101,9 @@ class ClusterHibernationWorkflow(_Waiting):
     async def run(self, inp: HibernationInput) -> HibernationResult:
         key = ShootKey(name=inp.name, namespace=inp.project_namespace, garden=inp.garden)
         verb = {True: "hibernating", False: "waking up", None: "setting schedules"}[inp.enabled]
-        await self._freeze_point(f"{verb} {inp.project_namespace}/{inp.name}")
+        self._hold_bound(inp)  # (nothing done before its one freeze point: a continued run starts over there)
+        if await self._freeze_point(f"{verb} {inp.project_namespace}/{inp.name}"):
+            await self._continue_held(inp)
         self._status.phase = verb
         try:
             state: HibernationState = await _call(

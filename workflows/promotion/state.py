@@ -24,6 +24,7 @@ from definitions.promotion_runs import (
     Superseded,
     TestResult,
 )
+from workflows.freeze_guard import history_past
 
 PASSING = (GateOutcome.PASSED, GateOutcome.OVERRIDDEN)
 
@@ -88,10 +89,7 @@ class PromotionState:
         """The history passed the run's bound: continue as new at the next safe point."""
         if not self._bounded or self._req is None:
             return False
-        info = workflow.info()
-        return info.is_continue_as_new_suggested() or info.get_current_history_length() >= (
-            self._req.continue_as_new_after
-        )
+        return history_past(self._req.continue_as_new_after)
 
     @property
     def _p(self) -> PromotionPipeline:
