@@ -47,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from definitions import queues
 from definitions.cluster import NON_RETRYABLE, GardenRef
 from definitions.durations import Duration
+from definitions.freeze import hold_bound
 from definitions.promotion import (
     ApprovalGate,
     Calendar,
@@ -172,6 +173,11 @@ class RolloutInput(_Strict):
     #: Fills in ``rollout.defaults.prometheus`` from a pipeline value, so the rollout itself stays literal
     #: and is validated in full before the pipeline starts (as ``promotion.run``'s ``prometheus``).
     prometheus: str | None = None
+    #: Bounded histories: a rollout whose targets a freeze holds continues as new once its history has
+    #: this many events (docs/fleet.md, "A long freeze").
+    continue_as_new_after: int = hold_bound("continueAsNewAfter")
+    #: Set by the rollout itself when it continues as new: where it stood (None when a person starts it).
+    carried: RolloutCarry | None = None
 
     @field_validator("operation")
     @classmethod
@@ -292,6 +298,8 @@ class RolloutStatus(BaseModel):
     waves: list[WaveStatus] = Field(default_factory=list)
     #: Approval gates waiting now, as ``<wave>/<gate>``.
     waiting_approvals: list[str] = Field(default_factory=list)
+    #: How many times the rollout continued as new (a long freeze held its targets).
+    continued: int = 0
 
 
 class RolloutResult(BaseModel):
@@ -326,6 +334,24 @@ class AbortRequest(BaseModel):
     by: str
     reason: str
 
+
+class RolloutCarry(BaseModel):
+    """What a rollout hands the next run of its chain when a long freeze makes it continue as new: the
+    selected targets (never selected again), every wave's and target's state with the gates' records,
+    failures and budget, approvals, pause and abort. Finished targets are never run again."""
+
+    continued: int = Field(ge=1)
+    wave: int = Field(ge=0, description="the wave the next run goes on with")
+    gates_done: bool = Field(description="that wave's gates have passed (they do not run again)")
+    status: RolloutStatus
+    servers: list[ServerTarget] = Field(default_factory=list)
+    approvals: list[WaveApproval] = Field(default_factory=list)
+    paused: bool = False
+    abort: AbortRequest | None = None
+    promotion_gates: bool = True
+
+
+RolloutInput.model_rebuild()
 
 REGISTRY.register(
     StepType(

@@ -8,13 +8,17 @@ time): pause point, freeze check, the operation's own workflow as a child -> cou
 the budget (a shoot deleted meanwhile is skipped, not failed) -> gates before the next wave.
 When the budget is exhausted or the rollout is aborted, targets in flight finish and nothing new
 starts; later waves stay untouched and the result lists every target.
+
+A long freeze: once the history passes ``continueAsNewAfter`` events while targets are held (patch
+``i13-rollout-freeze-continue-as-new``), nothing new starts, targets in flight finish, held ones park,
+and the rollout continues as new carrying ``RolloutCarry``; the next run goes on with the same wave.
 """
 
 from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ChildWorkflowError
@@ -25,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from definitions.rollout import (
         AbortRequest,
         ApprovalGate,
+        RolloutCarry,
         RolloutInput,
         RolloutResult,
         RolloutStatus,
@@ -37,9 +42,13 @@ with workflow.unsafe.imports_passed_through():
     from definitions.server import SelectServersInput, ServerTarget, ServerUpdateResult
     from definitions.steptypes import REGISTRY
     from workflows.cluster import CALL_RETRY, _call, _fail
-    from workflows.freeze_guard import hold_while_frozen
+    from workflows.freeze_guard import ROLLOUT_CONTINUE_PATCH, HistoryBound, hold_while_frozen
     from workflows.rollout_gates import PATCH, approval_gate, record_vote, run_wave_gates, with_pending
     from workflows.server import parse_input
+
+
+#: Target states a run never starts again (a continued run skips them).
+FINISHED = ("succeeded", "failed", "skipped", "in-sync")
 
 
 @workflow.defn(name="FleetRolloutWorkflow")
@@ -56,6 +65,8 @@ class FleetRolloutWorkflow:
         #: did not pass stops the rollout with this reason.
         self._promotion_gates = False
         self._gate_failure: str | None = None
+        #: Bounded histories during a long freeze (patch ``i13-rollout-freeze-continue-as-new``).
+        self._bound: HistoryBound | None = None
 
     # --- operator interface ------------------------------------------------------------------------
 
@@ -109,9 +120,14 @@ class FleetRolloutWorkflow:
     def _stop(self) -> bool:
         return self._abort is not None or self._exhausted or self._gate_failure is not None
 
+    def _parking(self) -> bool:
+        """The history passed its bound while a freeze held targets: nothing new starts, the rollout
+        continues as new once the wave's targets finished or parked."""
+        return self._bound is not None and self._bound.continuing
+
     async def _pause_point(self) -> None:
         if self._paused:
-            await workflow.wait_condition(lambda: not self._paused or self._abort is not None)
+            await workflow.wait_condition(lambda: not self._paused or self._abort is not None or self._parking())
 
     async def _gates(self, index: int) -> None:
         """Gates before wave ``index`` (after the previous one finished)."""
@@ -152,18 +168,25 @@ class FleetRolloutWorkflow:
         inp = self._inp
         ns = inp.rollout.selector.namespace
         step = REGISTRY.get(inp.operation)
+        if t.state in FINISHED:  # done in an earlier run of the chain: never again
+            return
         async with sem:
             await self._pause_point()
-            if self._stop():
+            if self._stop() or self._parking():
                 return
 
             def frozen(message: str) -> None:
                 t.state, t.message = ("frozen" if "waiting:" in message else t.state), message
 
             where = inp.site.name if t.name in self._servers and inp.site else ns
-            await hold_while_frozen(f"{inp.operation} {where}/{t.name}", frozen)
+            bound = self._bound
+            await hold_while_frozen(
+                f"{inp.operation} {where}/{t.name}", frozen, stop=bound.park if bound is not None else None
+            )
             if self._stop():
                 t.state = "pending"
+                return
+            if self._parking():  # parked at its freeze point: the next run of the chain holds on
                 return
             t.state, t.message = "running", ""
             try:
@@ -250,30 +273,65 @@ class FleetRolloutWorkflow:
             '{"namespace": "garden-edge", "matchLabels": {"ring": "edge"}}, "waves": [1, "100%"]}}',
         )
         self._inp = inp
-        self._promotion_gates = workflow.patched(PATCH)
-        try:
-            targets = await self._select(inp)
-        except ActivityError as err:
-            raise _fail(err) from None
-        self._status.waves = [
-            WaveStatus(index=i, targets=[TargetStatus(name=n) for n in wave])
-            for i, wave in enumerate(inp.rollout.plan(targets))
-        ]
-        self._status.budget = inp.rollout.budget(len(targets))
-        self._status.state = "running"
+        self._bound = HistoryBound(ROLLOUT_CONTINUE_PATCH, inp.continue_as_new_after)
+        carried = inp.carried
+        if carried is not None:  # continued as new during a long freeze: the same targets, same wave
+            self._restore(carried)
+        else:
+            self._promotion_gates = workflow.patched(PATCH)
+            try:
+                targets = await self._select(inp)
+            except ActivityError as err:
+                raise _fail(err) from None
+            self._status.waves = [
+                WaveStatus(index=i, targets=[TargetStatus(name=n) for n in wave])
+                for i, wave in enumerate(inp.rollout.plan(targets))
+            ]
+            self._status.budget = inp.rollout.budget(len(targets))
+            self._status.state = "running"
+        first = carried.wave if carried is not None else 0
         sem = asyncio.Semaphore(inp.rollout.max_in_flight)
-        for wave in self._status.waves:
-            if wave.index > 0:
+        for wave in self._status.waves[first:]:
+            if wave.index > 0 and not (carried is not None and carried.gates_done and wave.index == first):
                 await self._gates(wave.index)
             if self._stop():
                 break
             wave.state = "running"
             self._status.message = f"wave {wave.index}: {len(wave.targets)} target(s)"
             await asyncio.gather(*(self._target(t, sem) for t in wave.targets))
+            if self._parking() and not self._stop():  # no child running, every held target parked
+                await self._continue_held(inp, wave)
             wave.state = "stopped" if self._stop() else "done"
             if self._stop():
                 break
         return self._finish()
+
+    # --- continue-as-new during a long freeze (docs/fleet.md, "A long freeze") ----------------------
+
+    async def _continue_held(self, inp: RolloutInput, wave: WaveStatus) -> NoReturn:
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        open_targets = any(t.state not in FINISHED for t in wave.targets)
+        if not open_targets:
+            wave.state = "done"
+        self._status.continued += 1
+        carry = RolloutCarry(
+            continued=self._status.continued,
+            wave=wave.index if open_targets else wave.index + 1,
+            gates_done=open_targets,
+            status=self._status,
+            servers=list(self._servers.values()),
+            approvals=list(self._approvals.values()),
+            paused=self._paused,
+            abort=self._abort,
+            promotion_gates=self._promotion_gates,
+        )
+        workflow.continue_as_new(inp.model_copy(update={"carried": carry}))
+
+    def _restore(self, c: RolloutCarry) -> None:
+        self._status = c.status
+        self._servers = {s.identity: s for s in c.servers}
+        self._approvals = {a.wave: a for a in c.approvals}
+        self._paused, self._abort, self._promotion_gates = c.paused, c.abort, c.promotion_gates
 
     def _finish(self) -> RolloutResult:
         all_targets = [t for w in self._status.waves for t in w.targets]
