@@ -587,6 +587,14 @@ async def record_ctf(client: Client, prefix: str, state: Path, temporal: Any) ->
         source.stop()
 
 
+async def record_long_freeze(client: Client, prefix: str, state: Path, temporal: Any) -> None:
+    """A fleet rollout and a cluster upgrade held by a long freeze: each continues as new at its freeze
+    point past a small history bound, then finishes once the freeze ends (record_freeze.py)."""
+    from tests.histories.record_freeze import record_long_freeze as scenario
+
+    await scenario(client, prefix, state, temporal)
+
+
 SCENARIOS: dict[str, Scenario] = {
     "pipeline": record_pipelines,
     "server": record_servers,
@@ -597,6 +605,7 @@ SCENARIOS: dict[str, Scenario] = {
     "fleet": record_fleet,
     "ctf": record_ctf,
     "rollout": record_rollout,
+    "long-freeze": record_long_freeze,
 }
 
 

@@ -1,0 +1,111 @@
+"""The ``long-freeze`` scenario of ``python -m tests.histories.record``: a fleet rollout and a cluster
+upgrade held by a freeze past a small history bound, so each continues as new at its freeze point
+(patches ``i13-rollout-freeze-continue-as-new`` and ``i13-cluster-freeze-continue-as-new``), then the
+freeze ends and both finish."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+
+from definitions import queues
+
+HERE = Path(__file__).resolve().parent
+#: The smallest bound the inputs accept: with rechecks every 0.3 s a run continues as new every few seconds.
+BOUND = 50
+
+
+async def runs(client: Client, workflow_id: str, run_id: str | None) -> int:
+    """How many runs the chain that started with ``run_id`` has so far."""
+    count = 1
+    while True:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        last = history.events[-1]
+        if last.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+            return count
+        run_id = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+        count += 1
+
+
+async def record_long_freeze(client: Client, prefix: str, state: Path, temporal: Any) -> None:
+    from activities.freeze import ACTIVITIES as FREEZE_ACTIVITIES
+    from definitions.cluster import ClusterCreateInput, ClusterUpgradeInput
+    from definitions.freeze import FreezeEnd, FreezeRequest
+    from definitions.rollout import RolloutInput, RolloutStatus, WaveApproval
+    from tests.histories.record import gardener_worker
+    from tests.integration.cluster.test_cluster_workflows import NS, garden, spec
+    from tests.support import sandboxed_worker
+    from workers.cli.freeze import update
+    from workflows.freeze import FreezeWorkflow
+
+    async with (
+        gardener_worker(client, prefix, state / "garden-long-freeze") as (queue, api),
+        sandboxed_worker(client, queues.PIPELINE, [FreezeWorkflow], FREEZE_ACTIVITIES),
+    ):
+        ref = garden(api)
+        names = ["frozen-a", "frozen-b", "frozen-c"]
+        for name in [*names, "frozen-up"]:
+            labels = {"fleet": "frozen"} if name in names else {}
+            await client.execute_workflow(
+                "ClusterCreateWorkflow",
+                ClusterCreateInput(cluster=spec(name, version="1.29.10", labels=labels), garden=ref),
+                id=f"{prefix}create-{name}",
+                task_queue=queue,
+            )
+        rollout = await client.start_workflow(
+            "FleetRolloutWorkflow",
+            RolloutInput.model_validate(
+                {
+                    "operation": "cluster.hibernate",
+                    "with": {"enabled": True},
+                    "rollout": {
+                        "selector": {"namespace": NS, "matchLabels": {"fleet": "frozen"}},
+                        "waves": [1, "100%"],
+                        "maxInFlight": 2,
+                        "gates": [{"type": "approval", "approvers": ["bob"]}],
+                    },
+                    "garden": ref.model_dump(),
+                    "continueAsNewAfter": BOUND,
+                }
+            ),
+            id=f"{prefix}rollout",
+            task_queue=queue,
+        )
+        async with asyncio.timeout(60):
+            while not (await rollout.query("status", result_type=RolloutStatus)).waiting_approvals:
+                await asyncio.sleep(0.2)
+        await update(client, "start_freeze", FreezeRequest(by="recorder", reason="long freeze", recheck_seconds=0.3))
+        await rollout.execute_update("approve_wave", WaveApproval(wave=1, approver="bob", comment="replay"))
+        upgrade = await client.start_workflow(
+            "ClusterUpgradeWorkflow",
+            ClusterUpgradeInput(
+                name="frozen-up", project_namespace=NS, garden=ref, target_version="1.30.8", continue_as_new_after=BOUND
+            ),
+            id=f"{prefix}upgrade",
+            task_queue=queue,
+        )
+        async with asyncio.timeout(120):
+            while (
+                await runs(client, rollout.id, rollout.first_execution_run_id) < 3
+                or await runs(client, upgrade.id, upgrade.first_execution_run_id) < 3
+            ):
+                await asyncio.sleep(0.5)
+        await update(client, "end_freeze", FreezeEnd(by="recorder", reason="over"))
+        await rollout.result()
+        await upgrade.result()
+        for handle, workflow_type in ((rollout, "FleetRolloutWorkflow"), (upgrade, "ClusterUpgradeWorkflow")):
+            await save_last_run(client, handle.id, workflow_type, f"long-freeze-{handle.id.removeprefix(prefix)}")
+
+
+async def save_last_run(client: Client, workflow_id: str, workflow_type: str, case: str) -> None:
+    """The chain's last run (it resumed at the freeze point and finished) beside what ``save`` keeps
+    (the largest first and continued runs)."""
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    path = HERE / workflow_type / f"{case}-finished.json"
+    path.write_text(json.dumps({"workflowId": workflow_id, **json.loads(history.to_json())}, indent=1))
+    print(f"recorded {path.relative_to(HERE)}: {len(history.events)} events")
