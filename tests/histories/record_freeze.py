@@ -77,7 +77,9 @@ async def record_long_freeze(client: Client, prefix: str, state: Path, temporal:
             task_queue=queue,
         )
         async with asyncio.timeout(60):
-            while not (await rollout.query("status", result_type=RolloutStatus)).waiting_approvals:
+            while True:
+                if (await rollout.query("status", result_type=RolloutStatus)).waiting_approvals:
+                    break
                 await asyncio.sleep(0.2)
         await update(client, "start_freeze", FreezeRequest(by="recorder", reason="long freeze", recheck_seconds=0.3))
         await rollout.execute_update("approve_wave", WaveApproval(wave=1, approver="bob", comment="replay"))
@@ -89,11 +91,10 @@ async def record_long_freeze(client: Client, prefix: str, state: Path, temporal:
             id=f"{prefix}upgrade",
             task_queue=queue,
         )
-        async with asyncio.timeout(120):
-            while (
-                await runs(client, rollout.id, rollout.first_execution_run_id) < 3
-                or await runs(client, upgrade.id, upgrade.first_execution_run_id) < 3
-            ):
+        async with asyncio.timeout(120):  # each has continued as new at least twice
+            while True:
+                if min([await runs(client, h.id, h.first_execution_run_id) for h in (rollout, upgrade)]) >= 3:
+                    break
                 await asyncio.sleep(0.5)
         await update(client, "end_freeze", FreezeEnd(by="recorder", reason="over"))
         await rollout.result()

@@ -21,8 +21,13 @@ from temporalio.testing import WorkflowEnvironment
 from activities.freeze import ACTIVITIES as FREEZE_ACTIVITIES
 from definitions import queues
 from definitions.cluster import (
+    CandidatesInput,
+    CandidatesResult,
+    ClusterMaintainInput,
+    ClusterMaintainResult,
     ClusterUpgradeInput,
     ClusterUpgradeResult,
+    MaintenanceCandidate,
     PatchShootInput,
     PlanInput,
     ShootKey,
@@ -35,7 +40,7 @@ from definitions.freeze import FreezeEnd, FreezeRequest
 from definitions.rollout import RolloutInput, RolloutResult, RolloutStatus, SelectInput, WaveApproval
 from tests.support import sandboxed_worker
 from workers.cli.freeze import update
-from workflows.cluster import ClusterUpgradeWorkflow
+from workflows.cluster import ClusterMaintainWorkflow, ClusterUpgradeWorkflow
 from workflows.cluster_day2 import ClusterHibernationWorkflow
 from workflows.freeze import FreezeWorkflow
 from workflows.rollout import FleetRolloutWorkflow
@@ -57,6 +62,8 @@ class Garden:
     hibernated: list[str] = field(default_factory=list)
     patched: list[str] = field(default_factory=list)
     plans: int = 0
+    patched_shoots: list[str] = field(default_factory=list)
+    searches: int = 0
     freeze_after_first_patch: bool = False
 
     def activities(self) -> list[Any]:
@@ -88,18 +95,47 @@ class Garden:
         @activity.defn(name="gardener_patch_shoot")
         async def patch(inp: PatchShootInput) -> ShootRef:
             self.patched.append(inp.step.kubernetes_version or "")
+            self.patched_shoots.append(inp.name)
             if self.freeze_after_first_patch and len(self.patched) == 1:  # the freeze lands mid-upgrade
-                await update(activity.client(), "start_freeze", FreezeRequest(
-                    reason="incident 4711", by="alice", recheck_seconds=RECHECK.total_seconds()))
+                await update(
+                    activity.client(),
+                    "start_freeze",
+                    FreezeRequest(reason="incident 4711", by="alice", recheck_seconds=RECHECK.total_seconds()),
+                )
             return ShootRef(name=inp.name, namespace=inp.namespace, generation=len(self.patched) + 1)
 
-        return [select, set_hibernation, wait, state, plan, patch, *FREEZE_ACTIVITIES]
+        @activity.defn(name="gardener_maintenance_candidates")
+        async def candidates(inp: CandidatesInput) -> CandidatesResult:
+            self.searches += 1
+            return CandidatesResult(
+                candidates=[
+                    MaintenanceCandidate(
+                        name="m1",
+                        namespace=inp.namespace,
+                        kubernetes_version="1.29.5",
+                        target_version="1.31.4",
+                        reasons=["1.29.5 expires"],
+                    ),
+                    MaintenanceCandidate(
+                        name="m2",
+                        namespace=inp.namespace,
+                        kubernetes_version="1.29.5",
+                        target_version="1.31.4",
+                        reasons=["1.29.5 is deprecated"],
+                    ),
+                    MaintenanceCandidate(
+                        name="m3", namespace=inp.namespace, kubernetes_version="1.31.4", reasons=["nothing to do"]
+                    ),
+                ]
+            )
+
+        return [select, set_hibernation, wait, state, plan, patch, candidates, *FREEZE_ACTIVITIES]
 
 
 @pytest.fixture
 async def garden(ts_env: WorkflowEnvironment) -> AsyncIterator[Garden]:
     g = Garden(ts_env.client, ts_env)
-    workflows = [FleetRolloutWorkflow, ClusterHibernationWorkflow, ClusterUpgradeWorkflow]
+    workflows = [FleetRolloutWorkflow, ClusterHibernationWorkflow, ClusterUpgradeWorkflow, ClusterMaintainWorkflow]
     async with (
         sandboxed_worker(ts_env.client, queues.PIPELINE, [FreezeWorkflow], FREEZE_ACTIVITIES),
         sandboxed_worker(ts_env.client, queues.GARDENER, workflows, g.activities()),
@@ -140,17 +176,23 @@ def rollout_input(**rollout: Any) -> dict[str, Any]:
 
 async def test_a_rollout_held_by_a_long_freeze_continues_as_new_and_runs_each_target_once(garden: Garden) -> None:
     client = garden.client
-    inp = rollout_input(waves=[1, "100%"], maxInFlight=3, failureBudget=1,
-                        gates=[{"type": "approval", "approvers": ["bob"]}])
+    inp = rollout_input(
+        waves=[1, "100%"], maxInFlight=3, failureBudget=1, gates=[{"type": "approval", "approvers": ["bob"]}]
+    )
     handle = await client.start_workflow(
-        "FleetRolloutWorkflow", RolloutInput.model_validate({**inp, "continueAsNewAfter": BOUND}),
-        id="rollout-long-freeze", task_queue=queues.GARDENER)
+        "FleetRolloutWorkflow",
+        RolloutInput.model_validate({**inp, "continueAsNewAfter": BOUND}),
+        id="rollout-long-freeze",
+        task_queue=queues.GARDENER,
+    )
     await until(garden, handle, RolloutStatus, lambda s: s.waiting_approvals == ["1/approval"])
-    await update(client, "start_freeze", FreezeRequest(reason="incident 4711", by="alice",
-                                                       recheck_seconds=RECHECK.total_seconds()))
+    await update(
+        client,
+        "start_freeze",
+        FreezeRequest(reason="incident 4711", by="alice", recheck_seconds=RECHECK.total_seconds()),
+    )
     await handle.execute_update("approve_wave", WaveApproval(wave=1, approver="bob", comment="go"))
-    st = await until(garden, handle, RolloutStatus,
-                     lambda s: [t.state for t in s.waves[1].targets] == ["frozen"] * 3)
+    st = await until(garden, handle, RolloutStatus, lambda s: [t.state for t in s.waves[1].targets] == ["frozen"] * 3)
     assert "frozen by alice" in st.waves[1].targets[0].message
     for _ in range(12):  # two hours frozen, a recheck every ten minutes
         await garden.env.sleep(RECHECK)
@@ -176,7 +218,9 @@ async def test_a_cluster_upgrade_held_at_a_freeze_point_continues_as_new_and_fin
     handle = await client.start_workflow(
         "ClusterUpgradeWorkflow",
         ClusterUpgradeInput(name="edge-1", target_version="1.31.4", continue_as_new_after=BOUND),
-        id="upgrade-long-freeze", task_queue=queues.GARDENER)
+        id="upgrade-long-freeze",
+        task_queue=queues.GARDENER,
+    )
     for _ in range(15):
         await garden.env.sleep(RECHECK)
     sizes = await chain(client, handle)
@@ -193,6 +237,36 @@ async def test_a_cluster_upgrade_held_at_a_freeze_point_continues_as_new_and_fin
     assert garden.patched == ["1.30.8", "1.31.4"] and garden.plans == 1  # planned once, each step once
 
 
+async def test_a_maintenance_held_by_a_long_freeze_continues_as_new_and_upgrades_each_shoot_once(
+    garden: Garden,
+) -> None:
+    client = garden.client
+    await update(
+        client,
+        "start_freeze",
+        FreezeRequest(reason="incident 4711", by="alice", recheck_seconds=RECHECK.total_seconds()),
+    )
+    handle = await client.start_workflow(
+        "ClusterMaintainWorkflow",
+        ClusterMaintainInput(ignore_windows=True, continue_as_new_after=BOUND),
+        id="maintain-long-freeze",
+        task_queue=queues.GARDENER,
+    )
+    for _ in range(12):
+        await garden.env.sleep(RECHECK)
+    sizes = await chain(client, handle)
+    assert len(sizes) >= 3, f"continued as new only {len(sizes) - 1} times: {sizes}"
+    assert all(n < BOUND + 30 for n in sizes[:-1]), sizes
+    st = await handle.query("status")
+    assert st["phase"] == "frozen" and garden.patched_shoots == []
+
+    await update(client, "end_freeze", FreezeEnd(by="alice"))
+    res = ClusterMaintainResult.model_validate(await handle.result())
+    assert sorted(res.upgraded) == ["m1", "m2"] and list(res.skipped) == ["m3"] and not res.failed
+    assert Counter(garden.patched_shoots) == {"m1": 2, "m2": 2}  # two minors each, once
+    assert garden.searches == 1  # the candidates carried, not searched again
+
+
 async def test_a_bound_below_the_minimum_is_refused_with_a_clear_message(garden: Garden) -> None:
     with pytest.raises(ValidationError, match=r"continueAsNewAfter\n.*greater than or equal to 50"):
         RolloutInput.model_validate({**rollout_input(), "continueAsNewAfter": 10})
@@ -200,6 +274,10 @@ async def test_a_bound_below_the_minimum_is_refused_with_a_clear_message(garden:
         ClusterUpgradeInput(name="edge-1", target_version="1.31.4", continue_as_new_after=10)
     # typed into the UI: the run fails once, naming the field, instead of retrying its task forever
     with pytest.raises(WorkflowFailureError) as err:
-        await garden.client.execute_workflow("FleetRolloutWorkflow", {**rollout_input(), "continueAsNewAfter": 10},
-                                             id="rollout-bad-bound", task_queue=queues.GARDENER)
+        await garden.client.execute_workflow(
+            "FleetRolloutWorkflow",
+            {**rollout_input(), "continueAsNewAfter": 10},
+            id="rollout-bad-bound",
+            task_queue=queues.GARDENER,
+        )
     assert "continueAsNewAfter" in str(err.value.cause) and "50" in str(err.value.cause)
