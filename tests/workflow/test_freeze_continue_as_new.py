@@ -40,6 +40,7 @@ from definitions.freeze import FreezeEnd, FreezeRequest
 from definitions.rollout import RolloutInput, RolloutResult, RolloutStatus, SelectInput, WaveApproval
 from tests.support import sandboxed_worker
 from workers.cli.freeze import update
+from workers.cli.rollout import format_status
 from workflows.cluster import ClusterMaintainWorkflow, ClusterUpgradeWorkflow
 from workflows.cluster_day2 import ClusterHibernationWorkflow
 from workflows.freeze import FreezeWorkflow
@@ -201,6 +202,7 @@ async def test_a_rollout_held_by_a_long_freeze_continues_as_new_and_runs_each_ta
     assert all(n < BOUND + 40 for n in sizes[:-1]), f"a run went far past the bound: {sizes}"
     st = await handle.query("status", result_type=RolloutStatus)
     assert st.continued == len(sizes) - 1
+    assert f"continued: {st.continued} (a long freeze)" in format_status(st, handle.id).splitlines()[0]
     assert [t.state for t in st.waves[1].targets] == ["frozen"] * 3 and garden.hibernated == ["s0"]
     assert (st.failures, st.budget) == (1, 1) and st.waves[0].targets[0].state == "failed"
     assert [(v.approver, v.comment) for v in st.waves[1].gates[0].votes] == [("bob", "go")]
