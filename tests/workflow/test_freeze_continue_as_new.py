@@ -34,7 +34,18 @@ from definitions.cluster import (
     ShootRef,
     WaitShootInput,
 )
-from definitions.cluster_day2 import HibernationState, SetHibernationInput
+from definitions.cluster_day2 import (
+    PHASED_CREDENTIALS,
+    ROTATE_COMPLETE,
+    ROTATE_START,
+    HibernationState,
+    OperationInput,
+    OperationResult,
+    RotateCredentialsInput,
+    RotateCredentialsResult,
+    RotationPhases,
+    SetHibernationInput,
+)
 from definitions.cluster_plan import PlanStep, Readiness, UpgradePlan
 from definitions.freeze import FreezeEnd, FreezeRequest
 from definitions.rollout import RolloutInput, RolloutResult, RolloutStatus, SelectInput, WaveApproval
@@ -42,7 +53,7 @@ from tests.support import sandboxed_worker
 from workers.cli.freeze import update
 from workers.cli.rollout import format_status
 from workflows.cluster import ClusterMaintainWorkflow, ClusterUpgradeWorkflow
-from workflows.cluster_day2 import ClusterHibernationWorkflow
+from workflows.cluster_day2 import ClusterHibernationWorkflow, ClusterRotateCredentialsWorkflow
 from workflows.freeze import FreezeWorkflow
 from workflows.rollout import FleetRolloutWorkflow
 
@@ -65,6 +76,7 @@ class Garden:
     plans: int = 0
     patched_shoots: list[str] = field(default_factory=list)
     searches: int = 0
+    rotations: list[str] = field(default_factory=list)
     freeze_after_first_patch: bool = False
 
     def activities(self) -> list[Any]:
@@ -130,13 +142,35 @@ class Garden:
                 ]
             )
 
-        return [select, set_hibernation, wait, state, plan, patch, candidates, *FREEZE_ACTIVITIES]
+        @activity.defn(name="gardener_rotation_operation")
+        async def rotate(inp: OperationInput) -> OperationResult:
+            self.rotations.append(inp.operation)
+            if inp.operation == ROTATE_START:  # the freeze lands between the halves
+                await update(
+                    activity.client(),
+                    "start_freeze",
+                    FreezeRequest(reason="incident 4711", by="alice", recheck_seconds=RECHECK.total_seconds()),
+                )
+            return OperationResult(annotated=True, generation=len(self.rotations) + 1)
+
+        @activity.defn(name="gardener_rotation_phases")
+        async def phases(inp: ShootKey) -> RotationPhases:
+            want = "Completed" if ROTATE_COMPLETE in self.rotations else "Prepared"
+            return RotationPhases(phases=dict.fromkeys(PHASED_CREDENTIALS, want))
+
+        return [select, set_hibernation, wait, state, plan, patch, candidates, rotate, phases, *FREEZE_ACTIVITIES]
 
 
 @pytest.fixture
 async def garden(ts_env: WorkflowEnvironment) -> AsyncIterator[Garden]:
     g = Garden(ts_env.client, ts_env)
-    workflows = [FleetRolloutWorkflow, ClusterHibernationWorkflow, ClusterUpgradeWorkflow, ClusterMaintainWorkflow]
+    workflows = [
+        FleetRolloutWorkflow,
+        ClusterHibernationWorkflow,
+        ClusterUpgradeWorkflow,
+        ClusterMaintainWorkflow,
+        ClusterRotateCredentialsWorkflow,
+    ]
     async with (
         sandboxed_worker(ts_env.client, queues.PIPELINE, [FreezeWorkflow], FREEZE_ACTIVITIES),
         sandboxed_worker(ts_env.client, queues.GARDENER, workflows, g.activities()),
@@ -267,6 +301,27 @@ async def test_a_maintenance_held_by_a_long_freeze_continues_as_new_and_upgrades
     assert sorted(res.upgraded) == ["m1", "m2"] and list(res.skipped) == ["m3"] and not res.failed
     assert Counter(garden.patched_shoots) == {"m1": 2, "m2": 2}  # two minors each, once
     assert garden.searches == 1  # the candidates carried, not searched again
+
+
+async def test_a_credential_rotation_held_between_its_halves_continues_as_new_and_completes_once(
+    garden: Garden,
+) -> None:
+    client = garden.client
+    handle = await client.start_workflow(
+        "ClusterRotateCredentialsWorkflow",
+        RotateCredentialsInput(name="edge-1", continue_as_new_after=BOUND),
+        id="rotate-long-freeze",
+        task_queue=queues.GARDENER,
+    )
+    for _ in range(15):
+        await garden.env.sleep(RECHECK)
+    sizes = await chain(client, handle)
+    assert len(sizes) >= 3 and all(n < BOUND + 30 for n in sizes[:-1]), sizes
+    assert garden.rotations == [ROTATE_START]
+    await update(client, "end_freeze", FreezeEnd(by="alice"))
+    res = RotateCredentialsResult.model_validate(await handle.result())
+    assert res.started and res.completed and res.phases.all_in("Completed")
+    assert garden.rotations == [ROTATE_START, ROTATE_COMPLETE]  # the first half not again
 
 
 async def test_a_bound_below_the_minimum_is_refused_with_a_clear_message(garden: Garden) -> None:
