@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from definitions import queues
 from definitions.cluster_plan import PlanStep, Readiness, UpgradePlan, parse_version
@@ -150,7 +151,8 @@ class ClusterUpgradeInput(_Strict):
     site: str | None = None
     #: Bounded histories: held at a freeze point past this many events, the run continues as new.
     continue_as_new_after: int = hold_bound()
-    carried: FreezeCarry | None = Field(default=None, description="set by the run itself when it continues as new")
+    #: Set by the run itself when it continues as new (not part of the schema users see).
+    carried: SkipJsonSchema[FreezeCarry | None] = None
 
     _v = field_validator("target_version")(classmethod(lambda cls, v: _check_version(v)))
 
@@ -190,7 +192,8 @@ class ClusterMaintainInput(_Strict):
     step_timeout_seconds: float = Field(default=3600, gt=0)
     #: Bounded histories: held at a freeze point past this many events, the run continues as new.
     continue_as_new_after: int = hold_bound()
-    carried: FreezeCarry | None = Field(default=None, description="set by the run itself when it continues as new")
+    #: Set by the run itself when it continues as new (not part of the schema users see).
+    carried: SkipJsonSchema[FreezeCarry | None] = None
 
 
 class MaintenanceCandidate(BaseModel):

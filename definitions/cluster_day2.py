@@ -17,6 +17,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from definitions import queues
 from definitions.cluster import NON_RETRYABLE, GardenRef, _Strict
@@ -44,7 +45,8 @@ class RotateCredentialsInput(_Strict):
     site: str | None = None
     #: Bounded histories: held at a freeze point past this many events, the run continues as new.
     continue_as_new_after: int = hold_bound()
-    carried: FreezeCarry | None = Field(default=None, description="set by the run itself when it continues as new")
+    #: Set by the run itself when it continues as new (not part of the schema users see).
+    carried: SkipJsonSchema[FreezeCarry | None] = None
 
 
 class RotationPhases(BaseModel):
@@ -112,7 +114,8 @@ class HibernationInput(_Strict):
     site: str | None = None
     #: Bounded histories: held at a freeze point past this many events, the run continues as new.
     continue_as_new_after: int = hold_bound()
-    carried: FreezeCarry | None = Field(default=None, description="set by the run itself when it continues as new")
+    #: Set by the run itself when it continues as new (not part of the schema users see).
+    carried: SkipJsonSchema[FreezeCarry | None] = None
 
     @model_validator(mode="after")
     def _something(self) -> HibernationInput:

@@ -43,6 +43,7 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from definitions import queues
 from definitions.cluster import NON_RETRYABLE, GardenRef
@@ -176,8 +177,9 @@ class RolloutInput(_Strict):
     #: Bounded histories: a rollout whose targets a freeze holds continues as new once its history has
     #: this many events (docs/fleet.md, "A long freeze").
     continue_as_new_after: int = hold_bound("continueAsNewAfter")
-    #: Set by the rollout itself when it continues as new: where it stood (None when a person starts it).
-    carried: RolloutCarry | None = None
+    #: Set by the rollout itself when it continues as new: where it stood (None when a person starts it;
+    #: not part of the schema users see).
+    carried: SkipJsonSchema[RolloutCarry | None] = None
 
     @field_validator("operation")
     @classmethod
