@@ -299,8 +299,8 @@ class FleetRolloutWorkflow:
             wave.state = "running"
             self._status.message = f"wave {wave.index}: {len(wave.targets)} target(s)"
             await asyncio.gather(*(self._target(t, sem) for t in wave.targets))
-            if self._parking() and not self._stop():  # no child running, every held target parked
-                await self._continue_held(inp, wave)
+            if self._parking() and not self._stop() and not self._last_done(wave):
+                await self._continue_held(inp, wave)  # no child running, every held target parked
             wave.state = "stopped" if self._stop() else "done"
             if self._stop():
                 break
@@ -326,6 +326,10 @@ class FleetRolloutWorkflow:
             promotion_gates=self._promotion_gates,
         )
         workflow.continue_as_new(inp.model_copy(update={"carried": carry}))
+
+    def _last_done(self, wave: WaveStatus) -> bool:
+        """The last wave, every target finished: nothing is left for a next run."""
+        return wave.index == len(self._status.waves) - 1 and all(t.state in FINISHED for t in wave.targets)
 
     def _restore(self, c: RolloutCarry) -> None:
         self._status = c.status
