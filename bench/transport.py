@@ -12,8 +12,10 @@ Temporal dev server and an ``ocm`` worker in its own process, then measures:
 
 It prints each table with the worker's peak RSS (VmHWM) and writes bench/results/transport*.png.
 ``--same-run`` also times ``copy_blob`` without Temporal before and after each transport and the raw copy
-again after it, with each process's CPU and run-queue wait: the data path's cost apart from the
-worker's, and how far the load drifted during the run.
+again after it, with each process's CPU, run-queue wait and minor page faults: the data path's cost
+apart from the worker's, and how far the load drifted during the run. ``--profile DIR`` writes
+cProfile files (CPU-time clock) of the worker's main thread and of each standalone copy, to compare
+them function by function (``pstats``).
 """
 
 from __future__ import annotations
