@@ -12,8 +12,10 @@ Temporal dev server and an ``ocm`` worker in its own process, then measures:
 
 It prints each table with the worker's peak RSS (VmHWM) and writes bench/results/transport*.png.
 ``--same-run`` also times ``copy_blob`` without Temporal before and after each transport and the raw copy
-again after it, with each process's CPU and run-queue wait: the data path's cost apart from the
-worker's, and how far the load drifted during the run.
+again after it, with each process's CPU, run-queue wait and minor page faults: the data path's cost
+apart from the worker's, and how far the load drifted during the run. ``--profile DIR`` writes
+cProfile files (CPU-time clock) of the worker's main thread and of each standalone copy, to compare
+them function by function (``pstats``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import hashlib
 import os
 import signal
@@ -87,9 +90,29 @@ async def raw_copy(source: RegistryPart, src_repo: str, site: RegistryPart, dst_
         return size
 
 
-async def standalone_copy(source: RegistryPart, src_repo: str, site: RegistryPart, dst_repo: str, digest: str) -> float:
+#: ``--profile DIR``: cProfile (CPU time of the profiled thread) of the worker's main thread over its
+#: whole life and of this process over each standalone copy, written to DIR as .prof files.
+PROFILE_ENV = "APEIRO_BENCH_PROFILE"
+
+
+def _profiler() -> cProfile.Profile | None:
+    return cProfile.Profile(time.thread_time) if os.environ.get(PROFILE_ENV) else None
+
+
+def _dump(prof: cProfile.Profile | None, name: str) -> None:
+    if prof is not None:
+        prof.disable()
+        prof.dump_stats(Path(os.environ[PROFILE_ENV]) / f"{name}.prof")
+
+
+async def standalone_copy(
+    source: RegistryPart, src_repo: str, site: RegistryPart, dst_repo: str, digest: str, name: str = "standalone"
+) -> float:
     """``copy_blob`` as the activity runs it (64 MiB chunks, resumable), in this process without Temporal:
     seconds taken. Tells the data path's cost from the worker's and the workflow's."""
+    prof = _profiler()
+    if prof is not None:
+        prof.enable()
     t0 = time.monotonic()
     async with (
         RegistryClient(source.url) as src,
@@ -98,13 +121,20 @@ async def standalone_copy(source: RegistryPart, src_repo: str, site: RegistryPar
         ) as dst,
     ):
         await copy_blob(src, src_repo, dst, dst_repo, digest, allow_mount=False)
-    return time.monotonic() - t0
+    elapsed = time.monotonic() - t0
+    _dump(prof, name)
+    return elapsed
 
 
 def cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process so far."""
     f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def minor_faults(pid: int) -> int:
+    """Minor page faults of a process so far (fresh memory touched: each costs the kernel a zeroed page)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
 
 
 def thread_cpu_s(pid: int) -> dict[str, float]:
@@ -247,16 +277,21 @@ async def bench(
             if same_run:
                 c0 = {k: cpu_s(v) for k, v in pids.items()}
                 w0 = {k: runqueue_wait_s(v) for k, v in pids.items()}
+                f0 = {k: minor_faults(v) for k, v in pids.items()}
                 s1 = await standalone_copy(source, sv.repo, site, f"x/standalone-{size_mib}", payload["digest"])
                 c1 = {k: cpu_s(v) for k, v in pids.items()}
                 w1 = {k: runqueue_wait_s(v) for k, v in pids.items()}
                 print(
-                    "  CPU s (waiting for a CPU s), copy_blob without Temporal: "
-                    + ", ".join(f"{k} {c1[k] - c0[k]:.1f} ({w1[k] - w0[k]:.1f})" for k in pids)
+                    "  CPU s (waiting for a CPU s) [minor page faults], copy_blob without Temporal: "
+                    + ", ".join(
+                        f"{k} {c1[k] - c0[k]:.1f} ({w1[k] - w0[k]:.1f}) [{minor_faults(v) - f0[k]}]"
+                        for k, v in pids.items()
+                    )
                 )
             th0 = thread_cpu_s(worker.pid)
             c0 = {k: cpu_s(v) for k, v in pids.items()}
             w0 = {k: runqueue_wait_s(v) for k, v in pids.items()}
+            f0 = {k: minor_faults(v) for k, v in pids.items()}
             result, tr_s = await _transport(client, inp)
             tr_tp = result.bytes_sent / MiB / tr_s
             c1 = {k: cpu_s(v) for k, v in pids.items()}
@@ -265,11 +300,16 @@ async def bench(
                 th = sorted(((v - th0.get(k, 0.0), k) for k, v in thread_cpu_s(worker.pid).items()), reverse=True)
                 print("  worker's busiest threads, CPU s: " + ", ".join(f"{k} {v:.2f}" for v, k in th[:3]))
                 print(
-                    "  CPU s (waiting for a CPU s), transport: "
-                    + ", ".join(f"{k} {c1[k] - c0[k]:.1f} ({w1[k] - w0[k]:.1f})" for k in pids)
+                    "  CPU s (waiting for a CPU s) [minor page faults], transport: "
+                    + ", ".join(
+                        f"{k} {c1[k] - c0[k]:.1f} ({w1[k] - w0[k]:.1f}) [{minor_faults(v) - f0[k]}]"
+                        for k, v in pids.items()
+                    )
                 )
             if same_run:
-                s2 = await standalone_copy(source, sv.repo, site, f"x/standalone2-{size_mib}", payload["digest"])
+                s2 = await standalone_copy(
+                    source, sv.repo, site, f"x/standalone2-{size_mib}", payload["digest"], "standalone2"
+                )
                 t0 = time.monotonic()
                 await raw_copy(source, sv.repo, site, f"raw/copy2-{size_mib}", payload["digest"])
                 print(
@@ -373,11 +413,23 @@ def main() -> None:
         help="also time copy_blob without Temporal (before and after each transport) and the raw copy again "
         "after it, to tell the data path's cost from the worker's and the load's drift",
     )
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="write cProfile files (CPU time) of the worker's main thread and of each standalone copy to DIR",
+    )
     parser.add_argument("--worker", metavar="ADDRESS", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
+        prof = _profiler()
+        if prof is not None:
+            prof.enable()
         asyncio.run(worker_main(args.worker))
+        _dump(prof, "worker")
         exit_cleanly(0)
+    if args.profile:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
+        os.environ[PROFILE_ENV] = str(Path(args.profile).resolve())
     sizes = args.sizes or ([16, 64] if args.quick else [128, 512, 1024])
     bulk = (4, 16) if args.quick else (10, 100)
     parallels = args.parallel if args.parallel is not None else ([1, 4] if args.quick else [1, 2, 4, 8])

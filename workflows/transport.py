@@ -43,6 +43,9 @@ NON_RETRYABLE = [
 ]
 #: Patch id: all versions' blobs are copied at once, largest first (before: version by version).
 PATCH_OVERLAP = "transport-blobs-overlap-largest-first"
+#: Patch id: a version's OCI manifests are copied as soon as the blobs of their repositories are at the
+#: target, while its other (large) blobs still copy (before: after all of the version's blobs).
+PATCH_EARLY_MANIFESTS = "transport-manifests-before-large-blobs"
 RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -119,6 +122,15 @@ class ComponentTransportWorkflow:
                     )
             for (i, _j), task in sorted(tasks.items()):
                 started.setdefault(i, []).append(task)
+        # Patched: the manifests wait only for the blobs of their own repositories (an OCI image's
+        # config and layers), so they are at the target before the version's large local blob is.
+        manifests: dict[int, asyncio.Task[None]] = {}
+        if overlap and workflow.patched(PATCH_EARLY_MANIFESTS):
+            for i, vp in enumerate(plan.versions):
+                if vp.action != "skip" and vp.manifests:
+                    repos = {m.dst_repo for m in vp.manifests}
+                    needed = [t for b, t in zip(vp.blobs, started.get(i, []), strict=True) if b.dst_repo in repos]
+                    manifests[i] = asyncio.create_task(self._copy_manifests(inp, vp, needed))
         try:
             for i, vp in enumerate(plan.versions):
                 label = f"{vp.name}:{vp.version}"
@@ -132,12 +144,13 @@ class ComponentTransportWorkflow:
                     copies = list(await asyncio.gather(*started.get(i, [])))
                 else:
                     copies = list(await asyncio.gather(*[copy_one(blob_input(vp, j)) for j in range(len(vp.blobs))]))
-                await self._finish_version(inp, vp, copies, result)
+                await self._finish_version(inp, vp, copies, result, manifests.get(i))
         finally:
-            for ts in started.values():
-                for t in ts:
-                    if not t.done():
-                        t.cancel()
+            for t in [*(t for ts in started.values() for t in ts), *manifests.values()]:
+                if not t.done():
+                    t.cancel()
+                elif not t.cancelled():
+                    t.exception()  # retrieved: a failed blob's error is raised by the version that needs it
         result.blobs_copied = sum(v.blobs_copied for v in result.versions)
         result.bytes_sent = sum(v.bytes_sent for v in result.versions)
         result.verified = inp.sign is not None and all(
@@ -146,20 +159,36 @@ class ComponentTransportWorkflow:
         self._state = "done"
         return result
 
-    async def _finish_version(
-        self, inp: TransportInput, vp: VersionPlan, copies: list[BlobCopyResult], result: TransportResult
+    async def _copy_manifests(
+        self, inp: TransportInput, vp: VersionPlan, blobs: list[asyncio.Task[BlobCopyResult]]
     ) -> None:
-        """Manifests, then sign + publish + verify one version whose blobs are all at the target."""
+        """The version's OCI manifests, once ``blobs`` (the blobs they reference) are at the target."""
+        if blobs:
+            await asyncio.gather(*(asyncio.shield(b) for b in blobs))
+        await workflow.execute_activity(
+            "ocm.copy_manifests",
+            ManifestCopyInput(source=inp.source, target=inp.target, manifests=vp.manifests),
+            result_type=list[str],
+            start_to_close_timeout=timedelta(minutes=10),
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            retry_policy=RETRY,
+        )
+
+    async def _finish_version(
+        self,
+        inp: TransportInput,
+        vp: VersionPlan,
+        copies: list[BlobCopyResult],
+        result: TransportResult,
+        manifests: asyncio.Task[None] | None = None,
+    ) -> None:
+        """Manifests (unless ``manifests`` copies them already), then sign + publish + verify one
+        version whose blobs are all at the target."""
         label = f"{vp.name}:{vp.version}"
-        if vp.manifests:
-            await workflow.execute_activity(
-                "ocm.copy_manifests",
-                ManifestCopyInput(source=inp.source, target=inp.target, manifests=vp.manifests),
-                result_type=list[str],
-                start_to_close_timeout=timedelta(minutes=10),
-                heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                retry_policy=RETRY,
-            )
+        if manifests is not None:
+            await manifests
+        elif vp.manifests:
+            await self._copy_manifests(inp, vp, [])
         self._state = f"finalising {label}"
         tv = await workflow.execute_activity(
             "ocm.finalise_version",

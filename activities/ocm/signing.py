@@ -54,8 +54,26 @@ PEM_ALGORITHM_HEADER = "Signature Algorithm"
 MIN_RSA_BITS = 2048
 
 
+#: Keys loaded so far, by the SHA-256 of their PEM: loading one checks the RSA key's consistency, 35-60
+#: ms of CPU, and a transport loads its key in the plan and again per version it signs.
+_PRIVATE_KEYS: dict[bytes, rsa.RSAPrivateKey] = {}
+_PRIVATE_KEYS_MAX = 16
+
+
 def load_private_key(pem: bytes | str) -> rsa.RSAPrivateKey:
     data = pem.encode() if isinstance(pem, str) else pem
+    fingerprint = hashlib.sha256(data).digest()
+    cached = _PRIVATE_KEYS.get(fingerprint)
+    if cached is not None:
+        return cached
+    key = _load_private_key(data)
+    if len(_PRIVATE_KEYS) >= _PRIVATE_KEYS_MAX:
+        _PRIVATE_KEYS.pop(next(iter(_PRIVATE_KEYS)))
+    _PRIVATE_KEYS[fingerprint] = key
+    return key
+
+
+def _load_private_key(data: bytes) -> rsa.RSAPrivateKey:
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:

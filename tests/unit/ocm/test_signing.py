@@ -146,6 +146,34 @@ def test_key_loading() -> None:
         sg.load_private_key(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
 
 
+def test_private_keys_are_loaded_once_per_pem(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    pems = [
+        k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        for k in (KEY, OTHER)
+    ]
+    loads: list[bytes] = []
+    real = serialization.load_pem_private_key
+
+    def counting(data: bytes, password: bytes | None = None) -> object:
+        loads.append(data)
+        return real(data, password=password)
+
+    monkeypatch.setattr(sg, "_PRIVATE_KEYS", {})
+    monkeypatch.setattr(sg.serialization, "load_pem_private_key", counting)
+    first = sg.load_private_key(pems[0])
+    assert sg.load_private_key(pems[0].decode()) is first  # same PEM (str or bytes): the same key object
+    other = sg.load_private_key(pems[1])
+    assert other.private_numbers() == OTHER.private_numbers() and first.private_numbers() == KEY.private_numbers()
+    assert loads == pems
+    bad = b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+    for _ in range(2):  # a bad key is never cached: it fails every time
+        with pytest.raises(sg.KeyError_):
+            sg.load_private_key(bad)
+    assert loads == [*pems, bad, bad]
+
+
 def test_legacy_signed_vector() -> None:
     d = vectors_dir() / "ocm-v1-signing-compat-rsa"
     data = norm.load_descriptor_data((d / "component-descriptor.yaml").read_text())

@@ -38,16 +38,17 @@ from workflows.transport import ComponentTransportWorkflow
 BIG = f"sha256:{99:064x}"
 
 
-def blob(i: int, size: int = 10) -> BlobTask:
-    return BlobTask(src_repo="s", dst_repo="d", digest=f"sha256:{i:064x}", size=size)
+def blob(i: int, size: int = 10, dst_repo: str = "d") -> BlobTask:
+    return BlobTask(src_repo="s", dst_repo=dst_repo, digest=f"sha256:{i:064x}", size=size)
 
 
 class TwoVersions:
     """base (1 small blob) then app (4 small blobs and one large one, listed last, and a manifest)."""
 
-    def __init__(self, shared: bool = False) -> None:
+    def __init__(self, shared: bool = False, image_repo: str = "d") -> None:
         self.events: list[str] = []
         self.shared = shared  # app also carries base's blob 0 (same repository): it must be copied once
+        self.image_repo = image_repo  # where app's small blobs and its manifest go (the big blob: "d")
 
     def activities(self) -> list[Callable[..., Any]]:
         @activity.defn(name="ocm.plan_transport")
@@ -60,11 +61,13 @@ class TwoVersions:
                         version="1",
                         action="copy",
                         blobs=[
-                            *(blob(i) for i in range(1, 5)),
+                            *(blob(i, dst_repo=self.image_repo) for i in range(1, 5)),
                             BlobTask(src_repo="s", dst_repo="d", digest=BIG, size=10**9),
                         ],
                         manifests=[
-                            ManifestTask(src_registry="http://src:5000", src_repo="s", dst_repo="d", digest=BIG)
+                            ManifestTask(
+                                src_registry="http://src:5000", src_repo="s", dst_repo=self.image_repo, digest=BIG
+                            )
                         ],
                     ),
                 ]

@@ -38,6 +38,28 @@ async def test_largest_blob_first_and_references_finalised_while_it_copies(ts_en
     assert await replay_failure(history) is None
 
 
+async def test_manifests_copied_while_the_large_blob_of_another_repository_copies(ts_env: WorkflowEnvironment) -> None:
+    """An OCI image's manifest needs only the image's blobs: it is copied before the version's large local
+    blob (another repository) is at the target; the version is finalised after both."""
+    fakes = TwoVersions(image_repo="img")
+    async with transport_worker(ts_env, fakes.activities()) as queue:
+        handle = await start_transport(ts_env, queue, transport_input(2))
+        result = await handle.result()
+        history = await handle.fetch_history()
+    ev = fakes.events
+    assert all(ev.index(f"done {i}") < ev.index("manifests") for i in range(1, 5)), "the image's blobs first"
+    assert ev.index("manifests") < ev.index("done big") < ev.index("finalise acme/app"), ev
+    assert [v.outcome for v in result.versions] == ["copied", "copied"] and result.blobs_copied == 6
+    assert await replay_failure(history) is None
+
+
+async def test_transport_with_early_manifests_replays() -> None:
+    """Recorded by the test above (both patches in its markers): a guard for later changes."""
+    path = HISTORIES / "transport-early-manifests.json"
+    history = WorkflowHistory.from_json("transport-early-manifests", path.read_text())
+    assert await replay_failure(history) is None
+
+
 async def test_transport_started_before_the_overlap_replays() -> None:
     """Recorded with the version-by-version workflow: it must replay unchanged (``workflow.patched``)."""
     path = HISTORIES / "transport-sequential.json"
