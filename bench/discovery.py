@@ -31,7 +31,7 @@ from activities.redfish.backend import list_system_paths, redfish_server
 from activities.redfish.client import connect
 from activities.redfish.store import FileInventoryStore
 from bench._common import add_common_args, exit_cleanly, plot, report
-from bench.bmcfan import basic, credentials
+from bench.bmcfan import basic, credentials, open_files_for
 from definitions.server import (
     BmcConnection,
     BmcCredentials,
@@ -174,6 +174,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=8)
     args = ap.parse_args()
     sizes = args.bmcs or ([10, 30] if args.quick else [100, 300, 1000])
+    open_files_for(max(sizes))  # the worker keeps a session (a socket) per BMC
     with tempfile.TemporaryDirectory() as tmp:
         asyncio.run(run(sizes, args.concurrency, Path(tmp)))
     exit_cleanly(0)
