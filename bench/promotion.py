@@ -125,10 +125,16 @@ async def run(levels: list[int], state: Path) -> None:
             for n in levels:
                 cpu0, land0 = proc.cpu_times(), landscape_cpu()
                 t0 = time.monotonic()
-                outs = await asyncio.gather(*(promote(client, kubeconfig, prometheus) for _ in range(n)))
+                done = await asyncio.gather(
+                    *(promote(client, kubeconfig, prometheus) for _ in range(n)), return_exceptions=True
+                )
                 total = time.monotonic() - t0
                 cpu1, land1 = proc.cpu_times(), landscape_cpu()
-                over = overheads(list(outs))
+                outs = [o for o in done if isinstance(o, PromotionOutcome)]
+                failed = [o for o in done if not isinstance(o, PromotionOutcome)]
+                for err in failed[:5]:  # the table still prints; the target says NOT met
+                    print(f"  promotion failed: {type(err).__name__}: {err}", flush=True)
+                over = overheads(outs) or [float("nan")]
                 ours = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
                 rows.append(
                     [
@@ -139,6 +145,7 @@ async def run(levels: list[int], state: Path) -> None:
                         max(over),
                         ours / total,
                         (land1 - land0) / total,
+                        len(failed),
                     ]
                 )
                 ours_last, land_last = ours / total, (land1 - land0) / total
@@ -171,13 +178,15 @@ async def run(levels: list[int], state: Path) -> None:
             "max s",
             "worker+client CPU (cores)",
             "landscape CPU (cores)",
+            "failed",
         ],
         rows=rows,
         target=f"baseline (same run): the nominal gate time, {nominal:.1f}s per promotion (soak {SOAK_S}s, metric "
         f"gate {COUNT} checks {INTERVAL_S}s apart, per ring); target: gate overhead median <= 1 s at every level "
         "(the issue sets none; max is reported)"
         + (
-            f" -- {'met' if all(r[3] <= 1.0 for r in rows) else 'NOT met'}"  # type: ignore[operator]
+            f" -- {'met' if all(r[3] <= 1.0 and r[-1] == 0 for r in rows) else 'NOT met'}"  # type: ignore[operator]
+            " (and every promotion Succeeded)"
             if rows
             else ""
         ),
