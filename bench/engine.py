@@ -39,6 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 HAND_QUEUE = "bench-hand-written"
 PARTS = ("throughput", "dag", "foreach")
 HISTORY_LIMIT = 51_200
+FOREACH_PARALLEL = 50
 
 
 def chain(steps: int) -> dict[str, Any]:
@@ -56,7 +57,7 @@ def for_each(items: int) -> dict[str, Any]:
         "name": "each",
         "uses": "core.echo",
         "forEach": list(range(items)),
-        "maxParallel": 50,
+        "maxParallel": FOREACH_PARALLEL,
         "with": {"values": {"i": "${{ item }}"}},
     }
     return pipeline([each], name="bench-foreach")
@@ -259,26 +260,30 @@ async def bench(args: argparse.Namespace, state: Path) -> None:
             )
 
         big: list[list[object]] = []
-        hand_rate = 0.0  # activities/s of the hand-written 1,000-step DAG, measured in this run
+
+        async def hand_written(activities: int, width: int) -> float:
+            """The same-run baseline: the same activities written by hand (HandWrittenDag: layers of
+            `width` activities one after the other, no definition, no CEL, no bookkeeping), in workflows
+            of at most 1,000 activities (~3,500 history events each) run one after the other."""
+            layers, t0 = max(1, activities // width), time.monotonic()
+            while layers > 0:
+                run = min(layers, max(1, 1000 // width))
+                await client.execute_workflow(
+                    HandWrittenDag.run, [run, width], id=f"h-big-{uuid.uuid4().hex[:8]}", task_queue=HAND_QUEUE
+                )
+                layers -= run
+            return time.monotonic() - t0
+
         for part, label, doc in (
             ("dag", f"{args.dag_steps}-step DAG", dag(args.dag_steps)),
             ("foreach", f"{args.items}-item forEach", for_each(args.items)),
         ):
             if part not in args.parts:
                 continue
-            if not hand_rate:
-                # The same-run baseline: the same DAG written by hand (HandWrittenDag: layer after layer
-                # of 10 activities, no definition, no CEL, no bookkeeping; ~3,500 events in one history).
-                layers, width = max(1, args.dag_steps // 10), 10
-                t0 = time.monotonic()
-                await client.execute_workflow(
-                    HandWrittenDag.run, [layers, width], id=f"h-big-{uuid.uuid4().hex[:8]}", task_queue=HAND_QUEUE
-                )
-                hand_s = time.monotonic() - t0
-                hand_rate = layers * width / hand_s
-                print(f"baseline: hand-written {layers * width}-activity DAG {hand_s:.1f} s", flush=True)
-            steps = args.dag_steps if part == "dag" else args.items
-            base_s = steps / hand_rate  # the forEach: its item count at the hand-written activity rate
+            # the DAG: 10 wide, layer after layer; the forEach: maxParallel 50 at a time
+            steps, width = (args.dag_steps, 10) if part == "dag" else (args.items, FOREACH_PARALLEL)
+            base_s = await hand_written(steps, width)
+            print(f"baseline: {steps} activities hand-written, {width} at a time: {base_s:.1f} s", flush=True)
             wid = f"big-{uuid.uuid4().hex[:8]}"
             t0 = time.monotonic()
             await (await start_pipeline(client, doc, {}, workflow_id=wid)).result()
@@ -302,7 +307,7 @@ async def bench(args: argparse.Namespace, state: Path) -> None:
                 rows=big,
                 target=f"every history below the {HISTORY_LIMIT:,}-event limit (continue-as-new / children keep it "
                 f"bounded) -- {'met' if ok else 'NOT met'}; baseline (same run): the hand-written DAG of the same "
-                "steps, and for the forEach its items at the hand-written DAG's activity rate (ratio = hand-written "
+                "steps (10 wide), and for the forEach its items hand-written 50 at a time (ratio = hand-written "
                 "/ pipeline; the issue sets no speed target here, 0.8 as for throughput is a guide)",
                 saturates="Temporal (history persistence of ~3 events per activity) on the shared cores; the "
                 "worker stays mostly idle (see its RSS)",
