@@ -26,7 +26,7 @@ from typing import Any
 import psutil
 from temporalio.client import Client
 
-from bench._common import add_common_args, exit_cleanly, plot, report
+from bench._common import add_common_args, exit_cleanly, load, plot, report
 from definitions import queues
 from definitions.promotion_runs import PromotionOutcome, PromotionRequest
 from landscape.kubeapi.part import KubeApiServer
@@ -83,12 +83,12 @@ async def promote(client: Client, kubeconfig: str, prometheus: str) -> Promotion
     return out
 
 
-def overheads(outcomes: list[PromotionOutcome]) -> list[float]:
+def overheads(outcomes: list[PromotionOutcome], gate_type: str | None = None) -> list[float]:
     result = []
     for out in outcomes:
         for attempt in out.audit:
             for gate in attempt.gates:
-                if gate.started_at is None or gate.finished_at is None:
+                if gate.started_at is None or gate.finished_at is None or gate_type not in (None, gate.type):
                     continue
                 nominal = SOAK_S if gate.type == "soak" else (COUNT - 1) * INTERVAL_S
                 result.append((gate.finished_at - gate.started_at).total_seconds() - nominal)
@@ -149,6 +149,13 @@ async def run(levels: list[int], state: Path) -> None:
                     ]
                 )
                 ours_last, land_last = ours / total, (land1 - land0) / total
+                by_type = {t: overheads(outs, t) for t in ("soak", "prometheus")}
+                print(
+                    f"{n} promotions: {total:.1f} s, {len(failed)} failed, gate overhead median/max "
+                    + ", ".join(f"{t} {statistics.median(v):.2f}/{max(v):.2f} s" for t, v in by_type.items() if v)
+                    + f"; {load()}",
+                    flush=True,
+                )
                 med_pts.append((n, statistics.median(over)))
                 max_pts.append((n, max(over)))
     finally:
