@@ -237,6 +237,7 @@ async def servers(
                     }
                 )
                 result, total, waves = await follow(client, f"bench-fw-{uuid.uuid4().hex[:6]}", "bench-rollout", inp)
+                saturates = cpu.saturates()  # while the landscape's processes still run
         acts.close()
     report(
         f"firmware wave over {n} emulated servers (one BMC each; BMC update task {firmware_s:g} s)",
@@ -246,7 +247,7 @@ async def servers(
         firmware_s,
         soak_s,
         setup,
-        cpu.saturates(),
+        saturates,
         n,
     )
 
@@ -277,7 +278,6 @@ async def shoots(client: Client, tmp: Path, m: int, speed: float, soak_s: float,
         ):
             tag = uuid.uuid4().hex[:6]
             t0 = time.perf_counter()
-            cpu = Cpu(api.pids + temporal_pids)
             sem = asyncio.Semaphore(25)
 
             async def create(i: int) -> None:
@@ -308,6 +308,7 @@ async def shoots(client: Client, tmp: Path, m: int, speed: float, soak_s: float,
             wid = f"bench-up-{tag}"
             cpu = Cpu(api.pids + temporal_pids)
             result, total, waves = await follow(client, wid, "bench-gardener", inp)
+            saturates = cpu.saturates()  # while the landscape's processes still run
             first = result.succeeded[0] if result.succeeded else None
             steps = 1
             if first:
@@ -323,7 +324,7 @@ async def shoots(client: Client, tmp: Path, m: int, speed: float, soak_s: float,
         unit,
         soak_s,
         setup,
-        cpu.saturates(),
+        saturates,
         m,
     )
 
