@@ -2,7 +2,7 @@
 
 sushy-tools' ``PersistentDict.connection`` opens a sqlite connection per access inside
 ``with sqlite3.connect(...)``, which commits but does not close it: the fake driver's state files stay
-open until the garbage collector finds the connection, about one file descriptor per request. Under a
+open until the garbage collector finds the connection, one or two file descriptors per request. Under a
 fleet's worth of requests (200 BMCs, tens of thousands of reads) the emulator reached its open-file
 limit and answered 500 ("unable to open database file", "Too many open files" reading the auth file)
 until retries ran out, so discovery missed BMCs. This launcher closes each connection when its block
@@ -47,7 +47,7 @@ def raise_open_files_limit() -> None:
 
 
 def main() -> int:
-    memoize.PersistentDict.connection = closing_connection  # type: ignore[method-assign,assignment]
+    memoize.PersistentDict.connection = closing_connection
     raise_open_files_limit()
     return int(emulator_main.main() or 0)
 
