@@ -1,14 +1,15 @@
 """Benchmark: the pipeline engine's throughput curve and its two big shapes, one worker process.
 
-Run: ``python -m bench.engine [--quick] [--batches 10 30 100] [--dag-steps 1000] [--items 10000]
-[--profile FILE]``. In one run it starts a Temporal dev server and one ``pipeline`` worker in its own
-process (so its RSS is its own), then measures:
+Run: ``python -m bench.engine [--quick] [--parts throughput dag foreach] [--batches 10 30 100]
+[--dag-steps 1000] [--items 10000] [--profile FILE]``. In one run it starts a Temporal dev server and
+one ``pipeline`` worker in its own process (so its RSS is its own), then measures:
 
 1. throughput: for each batch size N, N trivial 10-step pipelines (a chain of ``core.echo``) started
    at once, pipelines/s until all finished; and, as the same-run baseline, N hand-written workflows
    running the same 10 activities (``HandWrittenDag``: no definition, no CEL, no bookkeeping);
 2. a 1,000-step DAG (100 layers x 10) and a 10,000-item ``forEach``: wall time, the largest history
-   among the workflow and its children / continued runs, and the worker's peak RSS.
+   among the workflow and its children / continued runs, and the worker's peak RSS; as the same-run
+   baseline, the same activities hand-written (10 wide for the DAG, 50 at a time for the forEach).
 
 ``--profile FILE`` runs the worker under cProfile (every thread: the event loop and the workflow
 activation threads) and writes FILE (pstats) plus the top entries to stdout.
