@@ -79,6 +79,15 @@ def plot(
     return path
 
 
+def load() -> str:
+    """The machine's load average, to label figures with (a shared 2-core machine is a busy one)."""
+    try:
+        one, five, fifteen = os.getloadavg()
+    except OSError:
+        return "load average unknown"
+    return f"load average {one:.1f} / {five:.1f} / {fifteen:.1f} on {os.cpu_count()} cores"
+
+
 def report(
     name: str,
     *,
@@ -94,6 +103,7 @@ def report(
     if target:
         print(f"target: {target}")
     print(f"saturates first: {saturates}")
+    print(f"measured at {load()} (above ~1 per core: a busy machine, figures are shapes and ratios only)")
     if plot_path is not None:
         print(f"plot: {plot_path}")
     sys.stdout.flush()

@@ -17,6 +17,7 @@ import asyncio
 import base64
 import json
 import os
+import resource
 import socket
 import sys
 from typing import Any
@@ -87,7 +88,21 @@ class Fan:
         await send({"type": "http.response.body", "body": body})
 
 
+def open_files_for(count: int) -> None:
+    """Raise the soft open-file limit to the hard one; each BMC costs a listening socket and a connection
+    or two (1,000 BMCs pass the common soft limit of 1,024). Too low a hard limit fails here, clearly."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 3 * count + 256
+    if soft < want and soft != resource.RLIM_INFINITY:
+        raised = want if hard == resource.RLIM_INFINITY or hard >= want else hard
+        resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft != resource.RLIM_INFINITY and soft < want:
+        raise SystemExit(f"{count} BMCs need about {want} open files; the limit is {soft} (raise it: ulimit -n {want})")
+
+
 async def main(upstream: str, count: int) -> None:
+    open_files_for(count)
     secret = os.environ.get("APEIRO_BMCFAN_SECRET", "bench")
     upstream_auth = os.environ.get("APEIRO_BMCFAN_UPSTREAM_AUTH") or None
     async with httpx.AsyncClient(timeout=60) as c:

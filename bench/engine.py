@@ -1,14 +1,15 @@
 """Benchmark: the pipeline engine's throughput curve and its two big shapes, one worker process.
 
-Run: ``python -m bench.engine [--quick] [--batches 10 30 100] [--dag-steps 1000] [--items 10000]
-[--profile FILE]``. In one run it starts a Temporal dev server and one ``pipeline`` worker in its own
-process (so its RSS is its own), then measures:
+Run: ``python -m bench.engine [--quick] [--parts throughput dag foreach] [--batches 10 30 100]
+[--dag-steps 1000] [--items 10000] [--profile FILE]``. In one run it starts a Temporal dev server and
+one ``pipeline`` worker in its own process (so its RSS is its own), then measures:
 
 1. throughput: for each batch size N, N trivial 10-step pipelines (a chain of ``core.echo``) started
    at once, pipelines/s until all finished; and, as the same-run baseline, N hand-written workflows
    running the same 10 activities (``HandWrittenDag``: no definition, no CEL, no bookkeeping);
 2. a 1,000-step DAG (100 layers x 10) and a 10,000-item ``forEach``: wall time, the largest history
-   among the workflow and its children / continued runs, and the worker's peak RSS.
+   among the workflow and its children / continued runs, and the worker's peak RSS; as the same-run
+   baseline, the same activities hand-written (10 wide for the DAG, 50 at a time for the forEach).
 
 ``--profile FILE`` runs the worker under cProfile (every thread: the event loop and the workflow
 activation threads) and writes FILE (pstats) plus the top entries to stdout.
@@ -32,11 +33,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench._common import add_common_args, exit_cleanly, plot, report
+from bench._common import add_common_args, exit_cleanly, load, plot, report
 from tests.support import pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 HAND_QUEUE = "bench-hand-written"
+PARTS = ("throughput", "dag", "foreach")
+HISTORY_LIMIT = 51_200
+FOREACH_PARALLEL = 50
 
 
 def chain(steps: int) -> dict[str, Any]:
@@ -54,7 +58,7 @@ def for_each(items: int) -> dict[str, Any]:
         "name": "each",
         "uses": "core.echo",
         "forEach": list(range(items)),
-        "maxParallel": 50,
+        "maxParallel": FOREACH_PARALLEL,
         "with": {"values": {"i": "${{ item }}"}},
     }
     return pipeline([each], name="bench-foreach")
@@ -218,61 +222,97 @@ async def bench(args: argparse.Namespace, state: Path) -> None:
             await asyncio.gather(*(h.result() for h in hh))
             return time.monotonic() - t0
 
-        for n in args.batches:
-            # Alternate the two (engine first, then hand-written first, ...) and add up the times: on a
-            # shared machine the load drifts within seconds, and one pass of each gave ratios from
-            # 0.5 to 1.5 for the same code.
-            e_s = b_s = 0.0
-            for r in range(args.repeat):
-                if r % 2 == 0:
-                    e_s += await engine_batch(n)
-                    b_s += await hand_batch(n)
-                else:
-                    b_s += await hand_batch(n)
-                    e_s += await engine_batch(n)
-            e, b = n * args.repeat / e_s, n * args.repeat / b_s
-            rows.append([n, args.repeat, e, b, e / b, peak_rss_mib(worker.pid)])
-            eng_pts.append((n, e))
-            hand_pts.append((n, b))
-        path = plot(
-            "engine",
-            "10-step pipelines/s vs hand-written workflows/s (1 worker)",
-            "workflows started at once",
-            "completed/s",
-            {"PipelineWorkflow (10 steps)": eng_pts, "hand-written (10 activities)": hand_pts},
-            logx=True,
-        )
-        report(
-            "engine",
-            title="throughput: trivial 10-step pipelines vs the same activities hand-written",
-            header=["batch", "passes", "pipelines/s", "hand-written/s", "ratio", "worker peak RSS MiB"],
-            rows=rows,
-            target="ratio >= 0.80 -- " + ("met" if all(r[4] >= 0.8 for r in rows) else "NOT met")  # type: ignore[operator]
-            + " at every batch size",
-            saturates="the dev server and the single worker share 2 cores: Temporal's persistence of ~25 "
-            "events per workflow saturates first; the ratio is the engine's own cost",
-            plot_path=path,
-        )
+        if "throughput" in args.parts:
+            for n in args.batches:
+                # Alternate the two (engine first, then hand-written first, ...) and add up the times: on a
+                # shared machine the load drifts within seconds, and one pass of each gave ratios from
+                # 0.5 to 1.5 for the same code.
+                e_s = b_s = 0.0
+                for r in range(args.repeat):
+                    if r % 2 == 0:
+                        e_s += await engine_batch(n)
+                        b_s += await hand_batch(n)
+                    else:
+                        b_s += await hand_batch(n)
+                        e_s += await engine_batch(n)
+                e, b = n * args.repeat / e_s, n * args.repeat / b_s
+                rows.append([n, args.repeat, e, b, e / b, peak_rss_mib(worker.pid)])
+                eng_pts.append((n, e))
+                hand_pts.append((n, b))
+            path = plot(
+                "engine",
+                "10-step pipelines/s vs hand-written workflows/s (1 worker)",
+                "workflows started at once",
+                "completed/s",
+                {"PipelineWorkflow (10 steps)": eng_pts, "hand-written (10 activities)": hand_pts},
+                logx=True,
+            )
+            report(
+                "engine",
+                title="throughput: trivial 10-step pipelines vs the same activities hand-written",
+                header=["batch", "passes", "pipelines/s", "hand-written/s", "ratio", "worker peak RSS MiB"],
+                rows=rows,
+                target="ratio >= 0.80 -- "
+                + ("met" if all(r[4] >= 0.8 for r in rows) else "NOT met")  # type: ignore[operator]
+                + " at every batch size",
+                saturates="the dev server and the single worker share 2 cores: Temporal's persistence of ~25 "
+                "events per workflow saturates first; the ratio is the engine's own cost",
+                plot_path=path,
+            )
 
         big: list[list[object]] = []
-        for label, doc in (
-            (f"{args.dag_steps}-step DAG", dag(args.dag_steps)),
-            (f"{args.items}-item forEach", for_each(args.items)),
+
+        async def hand_written(activities: int, width: int) -> float:
+            """The same-run baseline: the same activities written by hand (HandWrittenDag: layers of
+            `width` activities one after the other, no definition, no CEL, no bookkeeping), in workflows
+            of at most 1,000 activities (~3,500 history events each) run one after the other."""
+            layers, t0 = max(1, activities // width), time.monotonic()
+            while layers > 0:
+                run = min(layers, max(1, 1000 // width))
+                await client.execute_workflow(
+                    HandWrittenDag.run, [run, width], id=f"h-big-{uuid.uuid4().hex[:8]}", task_queue=HAND_QUEUE
+                )
+                layers -= run
+            return time.monotonic() - t0
+
+        for part, label, doc in (
+            ("dag", f"{args.dag_steps}-step DAG", dag(args.dag_steps)),
+            ("foreach", f"{args.items}-item forEach", for_each(args.items)),
         ):
+            if part not in args.parts:
+                continue
+            # the DAG: 10 wide, layer after layer; the forEach: maxParallel 50 at a time
+            steps, width = (args.dag_steps, 10) if part == "dag" else (args.items, FOREACH_PARALLEL)
+            base_s = await hand_written(steps, width)
+            print(f"baseline: {steps} activities hand-written, {width} at a time: {base_s:.1f} s", flush=True)
             wid = f"big-{uuid.uuid4().hex[:8]}"
             t0 = time.monotonic()
             await (await start_pipeline(client, doc, {}, workflow_id=wid)).result()
             wall = time.monotonic() - t0
-            big.append([label, wall, await largest_history(client, wid), peak_rss_mib(worker.pid)])
-            print(f"{label}: {wall:.1f} s, largest history {big[-1][2]} events", flush=True)
-        report(
-            "engine-big",
-            title="large pipelines (one worker)",
-            header=["pipeline", "wall s", "largest history (events)", "worker peak RSS MiB"],
-            rows=big,
-            target="every history below the 51,200-event limit (continue-as-new / children keep it bounded)",
-            saturates="Temporal (history persistence) on the shared cores; watch the worker RSS as the pipeline grows",
-        )
+            largest = await largest_history(client, wid)
+            big.append([label, wall, base_s, base_s / wall, largest, peak_rss_mib(worker.pid)])
+            print(f"{label}: {wall:.1f} s, largest history {largest} events, {load()}", flush=True)
+        if big:
+            ok = all(r[4] < HISTORY_LIMIT for r in big)  # type: ignore[operator]
+            report(
+                "engine-big",
+                title="large pipelines (one worker) vs the same activities hand-written",
+                header=[
+                    "pipeline",
+                    "wall s",
+                    "hand-written s",
+                    "ratio",
+                    "largest history (events)",
+                    "worker peak RSS MiB",
+                ],
+                rows=big,
+                target=f"every history below the {HISTORY_LIMIT:,}-event limit (continue-as-new / children keep it "
+                f"bounded) -- {'met' if ok else 'NOT met'}; baseline (same run): the hand-written DAG of the same "
+                "steps (10 wide), and for the forEach its items hand-written 50 at a time (ratio = hand-written "
+                "/ pipeline; the issue sets no speed target here, 0.8 as for throughput is a guide)",
+                saturates="Temporal (history persistence of ~3 events per activity) on the shared cores; the "
+                "worker stays mostly idle (see its RSS)",
+            )
     finally:
         if worker is not None and worker.poll() is None:
             worker.send_signal(signal.SIGTERM)
@@ -305,6 +345,13 @@ def main() -> None:
     parser.add_argument("--dag-steps", type=int, help="steps of the large DAG (default 1000)")
     parser.add_argument("--items", type=int, help="items of the large forEach (default 10000)")
     parser.add_argument("--repeat", type=int, help="passes per batch size, alternating the order (default 3)")
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        choices=PARTS,
+        default=list(PARTS),
+        help="what to run (default all): the throughput sweep, the large DAG, the large forEach",
+    )
     parser.add_argument("--profile", metavar="FILE", help="run the worker under cProfile, write pstats to FILE")
     parser.add_argument("--worker", metavar="ADDRESS", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -30,17 +30,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psutil
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.freeze import ACTIVITIES as FREEZE
 from activities.redfish.activities import RedfishActivities
 from activities.redfish.store import FileInventoryStore
-from bench._common import add_common_args, exit_cleanly, table
+from bench._common import add_common_args, exit_cleanly, load, table
 from bench.cluster import spec as cluster_spec
 from definitions.cluster import ClusterCreateInput, ClusterCreateResult, ClusterSpec, GardenRef, MaintenanceWindow
 from definitions.rollout import RolloutInput, RolloutResult, RolloutStatus
-from definitions.server import DiscoverInput, SiteDefinition
+from definitions.server import DiscoverInput, DiscoverResult, SiteDefinition
 from landscape.gardener import samples
 from landscape.gardener.gardenlet import RECONCILE_TASKS
 from landscape.kubeapi.part import KubeApiServer
@@ -58,6 +59,36 @@ PASSWORD = "bench-fleet-password"
 MAX_IN_FLIGHT = 10
 WAVES: list[int | str] = [1, "10%", "100%"]
 TASK_SECONDS = 60.0
+
+
+class Cpu:
+    """CPU seconds of this process (workers + client) and of the landscape's processes (Temporal, the
+    emulated BMCs or the garden API) over a span: what saturates first."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.me = psutil.Process()
+        self.others = [psutil.Process(p) for p in pids]
+        self.t0, self.c0 = time.perf_counter(), self.sample()
+
+    def sample(self) -> tuple[float, float]:
+        def cpu(p: psutil.Process) -> float:
+            try:
+                t = p.cpu_times()
+            except psutil.Error:
+                return 0.0
+            return t.user + t.system + t.children_user + t.children_system
+
+        return cpu(self.me), sum(cpu(p) for p in self.others)
+
+    def saturates(self) -> str:
+        span = max(1e-9, time.perf_counter() - self.t0)
+        (m1, o1), (m0, o0) = self.sample(), self.c0
+        ours, land = (m1 - m0) / span, (o1 - o0) / span
+        which = "the worker + client process" if ours > land else "the landscape (Temporal and the emulated peer)"
+        out = f"{which}: {max(ours, land):.2f} cores vs {min(ours, land):.2f} during the wave"
+        if max(ours, land) < 0.8:
+            out += f"; neither near a core: the shared machine ({load()}) limits first"
+        return out
 
 
 async def follow(client: Client, wid: str, queue: str, inp: RolloutInput) -> tuple[RolloutResult, float, list[float]]:
@@ -97,6 +128,8 @@ def report(
     unit_s: float,
     soak_s: float,
     setup_s: float,
+    saturates: str,
+    expected: int,
 ) -> None:
     sizes = [len(w.targets) for w in result.waves]
     work = [math.ceil(n / MAX_IN_FLIGHT) * unit_s for n in sizes]
@@ -118,9 +151,19 @@ def report(
         f"our overhead {over:.1f} s ({over / total * 100:.0f}% of the total, "
         f"{over / max(1, sum(sizes)) * 1000:.0f} ms per target)"
     )
+    every = sum(sizes) == expected and not result.failed
+    print(
+        f"target: every one of the {expected} targets selected and done, none failed -- {'met' if every else 'NOT met'}"
+        f" ({sum(sizes)} selected, {len(result.failed)} failed); overhead per target is reported (no issue sets a "
+        "bound)"
+    )
+    print(f"saturates first: {saturates}")
+    print(f"measured at {load()} (above ~1 per core: a busy machine)", flush=True)
 
 
-async def servers(client: Client, tmp: Path, n: int, firmware_s: float, soak_s: float) -> None:
+async def servers(
+    client: Client, tmp: Path, n: int, firmware_s: float, soak_s: float, temporal_pids: list[int]
+) -> None:
     emu = RedfishEmulator(
         n,
         username="admin",
@@ -162,13 +205,17 @@ async def servers(client: Client, tmp: Path, n: int, firmware_s: float, soak_s: 
                 ),
             ):
                 t0 = time.perf_counter()
-                await client.execute_workflow(
+                found: DiscoverResult = await client.execute_workflow(
                     ServerDiscoveryWorkflow.run,
                     DiscoverInput(site=site, concurrency=32),
                     id=f"bench-discover-{uuid.uuid4().hex[:6]}",
                     task_queue="bench-redfish",
                 )
                 setup = time.perf_counter() - t0
+                print(f"setup discovery: {len(found.servers)} of {n} servers in {setup:.1f} s", flush=True)
+                for p in found.problems[:10]:  # a miss is the emulator's or ours: say which BMC and why
+                    print(f"  discovery problem: {p.name or p.bmc_url}: {p.error_type}: {p.message}", flush=True)
+                cpu = Cpu(emu.pids + temporal_pids)
                 inp = RolloutInput.model_validate(
                     {
                         "operation": "server.firmware",
@@ -190,6 +237,7 @@ async def servers(client: Client, tmp: Path, n: int, firmware_s: float, soak_s: 
                     }
                 )
                 result, total, waves = await follow(client, f"bench-fw-{uuid.uuid4().hex[:6]}", "bench-rollout", inp)
+                saturates = cpu.saturates()  # while the landscape's processes still run
         acts.close()
     report(
         f"firmware wave over {n} emulated servers (one BMC each; BMC update task {firmware_s:g} s)",
@@ -199,6 +247,8 @@ async def servers(client: Client, tmp: Path, n: int, firmware_s: float, soak_s: 
         firmware_s,
         soak_s,
         setup,
+        saturates,
+        n,
     )
 
 
@@ -213,7 +263,7 @@ def shoot(name: str, tag: str) -> ClusterSpec:
     return cluster_spec(name, "1.30.8", maintenance=open_window(), labels={"fleet": tag})
 
 
-async def shoots(client: Client, tmp: Path, m: int, speed: float, soak_s: float) -> None:
+async def shoots(client: Client, tmp: Path, m: int, speed: float, soak_s: float, temporal_pids: list[int]) -> None:
     api = KubeApiServer(settings={"gardener.speed": str(speed), "gardener.taskSeconds": str(TASK_SECONDS)})
     land = Landscape([api], state_dir=tmp / "garden")
     with land.running():
@@ -256,7 +306,9 @@ async def shoots(client: Client, tmp: Path, m: int, speed: float, soak_s: float)
                 }
             )
             wid = f"bench-up-{tag}"
+            cpu = Cpu(api.pids + temporal_pids)
             result, total, waves = await follow(client, wid, "bench-gardener", inp)
+            saturates = cpu.saturates()  # while the landscape's processes still run
             first = result.succeeded[0] if result.succeeded else None
             steps = 1
             if first:
@@ -272,6 +324,8 @@ async def shoots(client: Client, tmp: Path, m: int, speed: float, soak_s: float)
         unit,
         soak_s,
         setup,
+        saturates,
+        m,
     )
 
 
@@ -282,9 +336,9 @@ async def run(n: int, m: int, firmware_s: float, speed: float, soak_s: float) ->
         with Landscape([temporal], state_dir=tmp / "temporal").running():
             client = await Client.connect(temporal.endpoints["address"], data_converter=data_converter())
             if n:
-                await servers(client, tmp, n, firmware_s, soak_s)
+                await servers(client, tmp, n, firmware_s, soak_s, temporal.pids)
             if m:
-                await shoots(client, tmp, m, speed, soak_s)
+                await shoots(client, tmp, m, speed, soak_s, temporal.pids)
 
 
 def main() -> None:

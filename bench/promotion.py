@@ -26,7 +26,7 @@ from typing import Any
 import psutil
 from temporalio.client import Client
 
-from bench._common import add_common_args, exit_cleanly, plot, report
+from bench._common import add_common_args, exit_cleanly, load, plot, report
 from definitions import queues
 from definitions.promotion_runs import PromotionOutcome, PromotionRequest
 from landscape.kubeapi.part import KubeApiServer
@@ -83,12 +83,12 @@ async def promote(client: Client, kubeconfig: str, prometheus: str) -> Promotion
     return out
 
 
-def overheads(outcomes: list[PromotionOutcome]) -> list[float]:
+def overheads(outcomes: list[PromotionOutcome], gate_type: str | None = None) -> list[float]:
     result = []
     for out in outcomes:
         for attempt in out.audit:
             for gate in attempt.gates:
-                if gate.started_at is None or gate.finished_at is None:
+                if gate.started_at is None or gate.finished_at is None or gate_type not in (None, gate.type):
                     continue
                 nominal = SOAK_S if gate.type == "soak" else (COUNT - 1) * INTERVAL_S
                 result.append((gate.finished_at - gate.started_at).total_seconds() - nominal)
@@ -125,10 +125,16 @@ async def run(levels: list[int], state: Path) -> None:
             for n in levels:
                 cpu0, land0 = proc.cpu_times(), landscape_cpu()
                 t0 = time.monotonic()
-                outs = await asyncio.gather(*(promote(client, kubeconfig, prometheus) for _ in range(n)))
+                done = await asyncio.gather(
+                    *(promote(client, kubeconfig, prometheus) for _ in range(n)), return_exceptions=True
+                )
                 total = time.monotonic() - t0
                 cpu1, land1 = proc.cpu_times(), landscape_cpu()
-                over = overheads(list(outs))
+                outs = [o for o in done if isinstance(o, PromotionOutcome)]
+                failed = [o for o in done if not isinstance(o, PromotionOutcome)]
+                for err in failed[:5]:  # the table still prints; the target says NOT met
+                    print(f"  promotion failed: {type(err).__name__}: {err}", flush=True)
+                over = overheads(outs) or [float("nan")]
                 ours = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
                 rows.append(
                     [
@@ -139,9 +145,17 @@ async def run(levels: list[int], state: Path) -> None:
                         max(over),
                         ours / total,
                         (land1 - land0) / total,
+                        len(failed),
                     ]
                 )
                 ours_last, land_last = ours / total, (land1 - land0) / total
+                by_type = {t: overheads(outs, t) for t in ("soak", "prometheus")}
+                print(
+                    f"{n} promotions: {total:.1f} s, {len(failed)} failed, gate overhead median/max "
+                    + ", ".join(f"{t} {statistics.median(v):.2f}/{max(v):.2f} s" for t, v in by_type.items() if v)
+                    + f"; {load()}",
+                    flush=True,
+                )
                 med_pts.append((n, statistics.median(over)))
                 max_pts.append((n, max(over)))
     finally:
@@ -171,13 +185,15 @@ async def run(levels: list[int], state: Path) -> None:
             "max s",
             "worker+client CPU (cores)",
             "landscape CPU (cores)",
+            "failed",
         ],
         rows=rows,
         target=f"baseline (same run): the nominal gate time, {nominal:.1f}s per promotion (soak {SOAK_S}s, metric "
         f"gate {COUNT} checks {INTERVAL_S}s apart, per ring); target: gate overhead median <= 1 s at every level "
         "(the issue sets none; max is reported)"
         + (
-            f" -- {'met' if all(r[3] <= 1.0 for r in rows) else 'NOT met'}"  # type: ignore[operator]
+            f" -- {'met' if all(r[3] <= 1.0 and r[-1] == 0 for r in rows) else 'NOT met'}"  # type: ignore[operator]
+            " (and every promotion Succeeded)"
             if rows
             else ""
         ),

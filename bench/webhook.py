@@ -301,7 +301,9 @@ async def run(args: argparse.Namespace) -> None:
             ],
             rows=rows,
             target=f"gateway knee >= 0.8 x direct knee; knees (p99 > 250 ms): gateway "
-            f"{k_gw or 'not reached'}, direct {k_direct or 'not reached'} (ratio {ratio:.2f}); lost must be 0",
+            f"{k_gw or 'not reached'}, direct {k_direct or 'not reached'} (ratio {ratio:.2f}) -- "
+            f"{'met' if ratio >= 0.8 else 'NOT met'}; lost must be 0 -- "
+            f"{'met' if all(r[-1] == 0 for r in rows) else 'NOT met'}",
             saturates=(
                 f"{top[0]} ({top[1]:.0f}% of a core on average over the sweep)"
                 if top[1] >= 80

@@ -135,8 +135,10 @@ class RedfishEmulator(Part):
         )
         emu = ManagedProcess(
             "sushy-emulator",
-            [str(find_executable("sushy-emulator")), "--config", str(conf_path)],
+            # sushy-emulator's own main, with its sqlite connections closed (landscape.sushy_emulator)
+            [sys.executable, "-m", "landscape.sushy_emulator", "--config", str(conf_path)],
             state_dir / "emulator.log",
+            cwd=Path(__file__).resolve().parents[1],
         )
         self.processes.append(emu)
         emu.start(lambda: httpx.get(f"http://127.0.0.1:{emu_port}/redfish/v1", timeout=1).status_code == 200)
