@@ -115,21 +115,23 @@ async def run(levels: list[int], state: Path) -> None:
         client = await Client.connect(temporal.endpoints["address"], data_converter=data_converter())
         kubeconfig, prometheus = api.endpoints["kubeconfig"], prom.endpoints["url"]
         proc = psutil.Process()
-        landscape = [psutil.Process(pid) for part in parts for pid in part.pids]
+        landscape = {part.name: [psutil.Process(pid) for pid in part.pids] for part in parts}
 
-        def landscape_cpu() -> float:
-            return sum(p.cpu_times().user + p.cpu_times().system for p in landscape)
+        def part_cpu() -> dict[str, float]:
+            return {name: sum(p.cpu_times().user + p.cpu_times().system for p in ps) for name, ps in landscape.items()}
 
         async with build_workers(client, [queues.KONFIDENCE])[0]:
             await promote(client, kubeconfig, prometheus)  # warm-up: sandbox imports, connections
             for n in levels:
-                cpu0, land0 = proc.cpu_times(), landscape_cpu()
+                cpu0, parts0 = proc.cpu_times(), part_cpu()
+                land0 = sum(parts0.values())
                 t0 = time.monotonic()
                 done = await asyncio.gather(
                     *(promote(client, kubeconfig, prometheus) for _ in range(n)), return_exceptions=True
                 )
                 total = time.monotonic() - t0
-                cpu1, land1 = proc.cpu_times(), landscape_cpu()
+                cpu1, parts1 = proc.cpu_times(), part_cpu()
+                land1 = sum(parts1.values())
                 outs = [o for o in done if isinstance(o, PromotionOutcome)]
                 failed = [o for o in done if not isinstance(o, PromotionOutcome)]
                 for err in failed[:5]:  # the table still prints; the target says NOT met
@@ -154,6 +156,12 @@ async def run(levels: list[int], state: Path) -> None:
                     f"{n} promotions: {total:.1f} s, {len(failed)} failed, gate overhead median/max "
                     + ", ".join(f"{t} {statistics.median(v):.2f}/{max(v):.2f} s" for t, v in by_type.items() if v)
                     + f"; {load()}",
+                    flush=True,
+                )
+                by_process = {"worker+client": ours, **{k: parts1[k] - parts0[k] for k in parts1}}
+                print(
+                    "  CPU by process (cores): "
+                    + ", ".join(f"{k} {v / total:.2f}" for k, v in sorted(by_process.items(), key=lambda kv: -kv[1])),
                     flush=True,
                 )
                 med_pts.append((n, statistics.median(over)))
