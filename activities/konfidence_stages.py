@@ -94,7 +94,8 @@ def _ssl_context(verify: bool | str, cert: tuple[str, str] | None) -> ssl.SSLCon
 @functools.lru_cache(maxsize=32)
 def _ssl_context_for(verify: bool | str, cert: tuple[str, str] | None, _mtimes: tuple[int, ...]) -> ssl.SSLContext:
     if isinstance(verify, str):  # a CA file (or directory), as httpx's deprecated verify=<str> loaded it
-        ctx = ssl.create_default_context(**({"capath": verify} if os.path.isdir(verify) else {"cafile": verify}))
+        is_dir = os.path.isdir(verify)
+        ctx = ssl.create_default_context(cafile=None if is_dir else verify, capath=verify if is_dir else None)
     else:
         ctx = httpx.create_ssl_context(verify=verify)
     if cert:

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, timedelta
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
@@ -29,13 +30,18 @@ async def test_promotes_through_three_rings_with_gates_and_approval(harness: Har
     assert st.waiting_approvals == ["production/approval"]
     prod = next(r for r in st.rings if r.ring == "production")
     assert "waiting for approval" in prod.pending  # "why is this pending"
-    await handle.execute_update("approve", ApprovalDecision(step="production/approval", approver="bob",
-                                                            comment="looks good"))
+    await handle.execute_update(
+        "approve", ApprovalDecision(step="production/approval", approver="bob", comment="looks good")
+    )
     out = await harness.outcome(handle)
     assert out.status.state is RunState.SUCCEEDED
     assert [r.state for r in out.status.rings] == [RingState.VERIFIED] * 3
-    assert harness.world.stages == {"default/dev": "1.0.0", "default/canary-1": "1.0.0",
-                                    "default/canary-2": "1.0.0", "default/prod": "1.0.0"}
+    assert harness.world.stages == {
+        "default/dev": "1.0.0",
+        "default/canary-1": "1.0.0",
+        "default/canary-2": "1.0.0",
+        "default/prod": "1.0.0",
+    }
     # immutable audit: one record per ring attempt, with approvals and measurements
     assert [a.ring for a in out.audit] == ["dev", "canary", "production"]
     canary = out.audit[1]
@@ -66,8 +72,10 @@ async def test_metric_breach_rolls_back_to_last_verified_and_blocks_the_version(
     assert stages["default/prod"] == "1.0.0"  # later rings untouched
     assert next(r for r in out.status.rings if r.ring == "production").state is RingState.STOPPED
     # the flag file is back as it was before the ring
-    assert json.loads((harness.tmp / "flags-canary.json").read_text())["flags"]["new-ui"]["metadata"][
-        "apeiroVersion"] == "1.0.0"
+    assert (
+        json.loads((harness.tmp / "flags-canary.json").read_text())["flags"]["new-ui"]["metadata"]["apeiroVersion"]
+        == "1.0.0"
+    )
     # re-promoting the blocked version is refused; with an override reason it runs again
     coord = harness.client.get_workflow_handle(f"promotion-coordinator-{data['metadata']['name']}")
     state = await coord.query("state")
@@ -76,22 +84,44 @@ async def test_metric_breach_rolls_back_to_last_verified_and_blocks_the_version(
     harness.track(data, "promotion-retry-blocked")
     harness.track(data, "promotion-retry-override")
     again = await harness.client.start_workflow(
-        "PromotionWorkflow", {"promotion": data, "version": "2.0.0"}, id="promotion-retry-blocked",
-        task_queue="konfidence")
+        "PromotionWorkflow",
+        {"promotion": data, "version": "2.0.0"},
+        id="promotion-retry-blocked",
+        task_queue="konfidence",
+    )
     blocked = await harness.outcome(again)
     assert blocked.status.state is RunState.BLOCKED
     assert "failed ring canary" in blocked.status.message
     forced = await harness.client.start_workflow(
-        "PromotionWorkflow", {"promotion": data, "version": "2.0.0", "override_reason": "metric fixed upstream"},
-        id="promotion-retry-override", task_queue="konfidence")
+        "PromotionWorkflow",
+        {"promotion": data, "version": "2.0.0", "override_reason": "metric fixed upstream"},
+        id="promotion-retry-override",
+        task_queue="konfidence",
+    )
     assert (await harness.outcome(forced)).status.state is RunState.SUCCEEDED
 
 
 async def test_flaky_metric_errors_are_error_not_failed(harness: Harness) -> None:
     # two query errors in a row reach the limit: Error, retried after backoff, then the metric answers
     harness.world.metric = lambda n: "HTTP 503: prometheus unavailable" if n <= 2 else 0.01
-    out = await harness.outcome(await harness.start(definition(harness.tmp, approval=False), "1.0.0"))
+    handle = await harness.start(definition(harness.tmp, approval=False), "1.0.0")
+    out = await harness.outcome(handle)
     assert out.status.state is RunState.SUCCEEDED
+    # Metric measurements run as local activities (markers), not server-scheduled activities.
+    events = (await handle.fetch_history()).events
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    assert "konfidence.prometheus_query" not in scheduled
+    local = [
+        e
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+        and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+    ]
+    assert len(local) >= 3  # each ring's measurements, the two errors included
     metric = next(g for g in out.audit[1].gates if g.name == "error-rate")
     assert metric.outcome == "Passed"
     assert [m.outcome for m in metric.measurements][:2] == ["Error", "Error"]
@@ -105,8 +135,10 @@ async def test_persistent_metric_errors_pause_without_rollback(harness: Harness)
     gate = next(g for r in st.rings for g in r.gates if g.state == "Paused")
     assert gate.outcome == "Error" and "paused for a person" in gate.reason
     assert harness.world.stages["default/canary-1"] == "1.0.0"  # nothing rolled back
-    await handle.execute_update("override_gate", GateOverride(ring="canary", gate="error-rate", by="carol",
-                                                              reason="Prometheus outage, checked dashboards"))
+    await handle.execute_update(
+        "override_gate",
+        GateOverride(ring="canary", gate="error-rate", by="carol", reason="Prometheus outage, checked dashboards"),
+    )
     out = await harness.outcome(handle)
     assert out.status.state is RunState.SUCCEEDED
     canary = out.audit[1]
@@ -125,8 +157,9 @@ async def test_approval_validator(harness: Harness) -> None:
     assert "four-eyes" in str(self_approval.value.cause)
     with pytest.raises(WorkflowUpdateFailedError):
         await handle.execute_update("approve", ApprovalDecision(step="production/nope", approver="carol"))
-    await handle.execute_update("reject", ApprovalDecision(step="production/approval", approver="carol",
-                                                           comment="not this week"))
+    await handle.execute_update(
+        "reject", ApprovalDecision(step="production/approval", approver="carol", comment="not this week")
+    )
     out = await harness.outcome(handle)
     assert out.status.state is RunState.REJECTED
     assert harness.world.stages.get("default/prod") is None
@@ -154,11 +187,21 @@ async def test_newer_version_supersedes_and_closes_approvals(harness: Harness) -
 
 async def test_freeze_window_waits_then_proceeds(harness: Harness) -> None:
     now = (await harness.env.get_current_time()).astimezone(UTC)
-    data = definition(harness.tmp, approval=False,
-                      production={"entryGates": [{"type": "timeWindow", "calendar": "changes"}]})
-    data["spec"]["calendars"] = {"changes": {"timeZone": "Europe/Berlin", "deny": [
-        {"from": (now - timedelta(hours=1)).isoformat(), "until": (now + timedelta(hours=3)).isoformat(),
-         "note": "release freeze"}]}}
+    data = definition(
+        harness.tmp, approval=False, production={"entryGates": [{"type": "timeWindow", "calendar": "changes"}]}
+    )
+    data["spec"]["calendars"] = {
+        "changes": {
+            "timeZone": "Europe/Berlin",
+            "deny": [
+                {
+                    "from": (now - timedelta(hours=1)).isoformat(),
+                    "until": (now + timedelta(hours=3)).isoformat(),
+                    "note": "release freeze",
+                }
+            ],
+        }
+    }
     handle = await harness.start(data, "1.0.0")
     out = await harness.outcome(handle)
     assert out.status.state is RunState.SUCCEEDED
@@ -182,8 +225,7 @@ async def test_external_alert_fails_verification_at_once(harness: Harness) -> No
     data = definition(harness.tmp, approval=False)
     await (await harness.start(data, "1.0.0")).result()
     handle = await harness.start(data, "1.1.0")
-    await harness.wait_for(handle, lambda s: any(r.ring == "dev" and r.state is RingState.VERIFYING
-                                                 for r in s.rings))
+    await harness.wait_for(handle, lambda s: any(r.ring == "dev" and r.state is RingState.VERIFYING for r in s.rings))
     await handle.signal("external_alert", ExternalAlert(message="HighErrorRate firing", ring="dev"))
     out = await harness.outcome(handle)
     assert out.status.state is RunState.FAILED
