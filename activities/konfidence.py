@@ -8,10 +8,8 @@ Failed) and Temporal retries would hide flaky metrics from that count.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
-import ssl
 import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -24,7 +22,7 @@ from temporalio import activity
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 
-from activities.konfidence_stages import deploy_stage
+from activities.konfidence_stages import deploy_stage, tls_context
 from activities.secrets import resolve_secret
 from definitions import queues
 from definitions.promotion import (
@@ -53,17 +51,6 @@ from definitions.promotion_runs import (
 
 FLAGD_SCHEMA = "https://flagd.dev/schema/v0/flags.json"
 TIMEOUT = httpx.Timeout(10.0)
-
-
-@functools.cache
-def tls_context() -> ssl.SSLContext:
-    """One TLS context for every gate request, built as httpx builds its default one.
-
-    httpx builds a context (and loads the CA bundle into it) for every new client: ~50 ms of CPU on the
-    worker's event loop per gate measurement, where the gate activities and the workflow activations
-    run. At 50 promotions at once (bench.promotion) that was most of the worker's CPU and the gates'
-    overhead (median 15 s for a Prometheus gate of 2 s). SSL contexts are safe to share."""
-    return httpx.create_ssl_context()
 
 
 def _fatal(message: str, type_: str) -> ApplicationError:

@@ -80,8 +80,9 @@ def _mtime(path: str) -> int:
         return -1  # ssl reports the missing file when it builds the context
 
 
-def _ssl_context(verify: bool | str, cert: tuple[str, str] | None) -> ssl.SSLContext:
-    """One TLS context per (CA, client cert) as their files are now, shared by every Stage client.
+def tls_context(verify: bool | str = True, cert: tuple[str, str] | None = None) -> ssl.SSLContext:
+    """One TLS context per (CA, client cert) as their files are now, shared by every Stage client and
+    (with the defaults: httpx's own CA bundle, no client cert) by every gate request.
 
     httpx builds a context and loads the CA bundle into it for every new client: ~28 ms of CPU (under
     a profiler) on the worker's event loop per deploy_stage, where the gate activities and the workflow
@@ -132,7 +133,7 @@ class KubeTarget:
             verify = cluster["certificate-authority"]
         cert = (user["client-certificate"], user["client-key"]) if user.get("client-certificate") else None
         self.client = httpx.AsyncClient(
-            base_url=self.server, headers=headers, verify=_ssl_context(verify, cert), timeout=TIMEOUT
+            base_url=self.server, headers=headers, verify=tls_context(verify, cert), timeout=TIMEOUT
         )
 
     @property

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from activities import konfidence
+from activities import konfidence, konfidence_stages
 from definitions.promotion_runs import PromQuery
 
 
@@ -21,7 +21,7 @@ def test_gate_requests_build_the_tls_context_once(monkeypatch: pytest.MonkeyPatc
         return real(*args, **kwargs)
 
     monkeypatch.setattr(ssl, "create_default_context", counting)
-    clear = getattr(getattr(konfidence, "tls_context", None), "cache_clear", lambda: None)
+    clear = konfidence_stages._ssl_context_for.cache_clear  # the one cache gate and Stage requests share
     clear()
 
     async def queries() -> list[Any]:
