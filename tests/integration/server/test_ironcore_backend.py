@@ -22,7 +22,14 @@ from temporalio.worker import Worker
 from activities.redfish.store import FileInventoryStore
 from activities.registration.activity import RegistrationActivities
 from activities.registration.claims import ClaimActivities
-from definitions.server import ProvisionInput, ProvisionResult, ServerSummary, SiteDefinition, claim_workflow_id
+from definitions.server import (
+    ProvisionInput,
+    ProvisionResult,
+    RegisterInput,
+    ServerSummary,
+    SiteDefinition,
+    claim_workflow_id,
+)
 from definitions.server_claims import ClaimRequest, ReleaseRequest
 from landscape.kubeapi.part import KubeApiServer
 from landscape.landscape import Landscape
@@ -198,19 +205,23 @@ async def test_a_claim_that_stays_unbound_is_deleted_with_a_clear_error(
 
 
 async def test_a_server_metal_operator_reports_in_error_fails_the_provisioning(
-    ts_env: WorkflowEnvironment, worker: str, land: Landscape, kube: KubeApiServer, strict: StrictRecorder
+    ts_env: WorkflowEnvironment,
+    worker: str,
+    land: Landscape,
+    kube: KubeApiServer,
+    strict: StrictRecorder,
+    tmp_path: Path,
 ) -> None:
     site = ironcore_site(emulator(land).url, name="edge-err")
-    uuid1 = emulator(land).systems[1]["uuid"]
-    # metal-operator creates the Servers behind a registered BMC on its own schedule: wait for this one.
-    name = ""
-    for _ in range(300):
-        servers = get(kube, f"{M}/servers").json()["items"]
-        name = next((s["metadata"]["name"] for s in servers if s["spec"]["systemUUID"] == uuid1), "")
-        if name:
-            break
-        await asyncio.sleep(0.1)
-    assert name, f"metal-operator never created a Server for system {uuid1}"
+    # Register the BMC here (idempotent if an earlier test did): this test must not depend on the order
+    # tests run in or on which xdist worker ran the others. The registration waits for the Server.
+    registered = await asyncio.to_thread(
+        RegistrationActivities(store=FileInventoryStore(tmp_path)).register,
+        RegisterInput(target="ironcore", servers=[summary(land, 1)], site=site, discovery_timeout_s=30),
+    )
+    assert registered.failed == [] and len(registered.registered) == 1, registered
+    name = registered.registered[0].object_id.removeprefix("servers/")
+    assert get(kube, f"{M}/servers/{name}").json()["spec"]["systemUUID"] == emulator(land).systems[1]["uuid"]
     metal_fault(kube, name)
     try:
         for _ in range(50):
