@@ -80,7 +80,10 @@ async def test_failed_step_with_pause_waits_and_retry_runs_it_and_its_dependants
     # The repaired run replays deterministically (updates, the patch marker, summaries and details).
     history = await h.fetch_history()
     replayer = Replayer(
-        workflows=[PipelineWorkflow, FanOutWorkflow], data_converter=data_converter(), workflow_runner=workflow_runner()
+        debug_mode=True,
+        workflows=[PipelineWorkflow, FanOutWorkflow],
+        data_converter=data_converter(),
+        workflow_runner=workflow_runner(),
     )
     replay = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert replay.replay_failure is None, replay.replay_failure

@@ -375,7 +375,9 @@ async def test_workflow_histories_replay(dev_client: Client, gardener_queue: str
         task_queue=gardener_queue,
         result_type=ClusterUpgradeResult,
     )
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=data_converter(), workflow_runner=workflow_runner())
+    replayer = Replayer(
+        debug_mode=True, workflows=WORKFLOWS, data_converter=data_converter(), workflow_runner=workflow_runner()
+    )
     replayed = 0
     for wid in ids:
         history = await dev_client.get_workflow_handle(wid).fetch_history()

@@ -346,7 +346,10 @@ async def test_history_replays_deterministically(
     assert result.verified
     history = await handle.fetch_history()
     replayer = Replayer(
-        workflows=[ComponentTransportWorkflow], data_converter=data_converter(), workflow_runner=workflow_runner()
+        debug_mode=True,
+        workflows=[ComponentTransportWorkflow],
+        data_converter=data_converter(),
+        workflow_runner=workflow_runner(),
     )
     replay = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert replay.replay_failure is None

@@ -175,6 +175,9 @@ async def start_transport(
 async def replay_failure(history: WorkflowHistory) -> Exception | None:
     """Replays a transport history with the current workflow code; None when it replays cleanly."""
     replay = await Replayer(
-        workflows=[ComponentTransportWorkflow], data_converter=data_converter(), workflow_runner=workflow_runner()
+        debug_mode=True,
+        workflows=[ComponentTransportWorkflow],
+        data_converter=data_converter(),
+        workflow_runner=workflow_runner(),
     ).replay_workflow(history, raise_on_replay_failure=False)
     return replay.replay_failure

@@ -35,6 +35,9 @@ async def test_a_history_with_a_literal_username_ref_still_replays() -> None:
     started = history.events[0].workflow_execution_started_event_attributes.input.payloads[0].data
     assert b'"username_ref": "apeiro"' in started  # the old form really is in the input
     replay = await Replayer(
-        workflows=[ComponentTransportWorkflow], data_converter=data_converter(), workflow_runner=workflow_runner()
+        debug_mode=True,
+        workflows=[ComponentTransportWorkflow],
+        data_converter=data_converter(),
+        workflow_runner=workflow_runner(),
     ).replay_workflow(history, raise_on_replay_failure=False)
     assert replay.replay_failure is None, replay.replay_failure

@@ -34,7 +34,9 @@ async def replays(client: Client, workflow_id: str, case: str) -> None:
     """The run's history replays on this code (the release paths and their patch markers are deterministic);
     with APEIRO_SAVE_HISTORIES=1 it is also saved under tests/histories for later changes to replay."""
     history = await client.get_workflow_handle(workflow_id).fetch_history()
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=data_converter(), workflow_runner=workflow_runner())
+    replayer = Replayer(
+        debug_mode=True, workflows=WORKFLOWS, data_converter=data_converter(), workflow_runner=workflow_runner()
+    )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{workflow_id}: {result.replay_failure}"
     if os.environ.get("APEIRO_SAVE_HISTORIES") == "1":
@@ -43,14 +45,18 @@ async def replays(client: Client, workflow_id: str, case: str) -> None:
         path.write_text(json.dumps({"workflowId": workflow_id, **json.loads(history.to_json())}, indent=1))
 
 
-def release(tmp: Path, pins: dict[str, str], *, name: str | None = None, supersede: bool = True,
-            approval: bool = False) -> dict[str, Any]:
+def release(
+    tmp: Path, pins: dict[str, str], *, name: str | None = None, supersede: bool = True, approval: bool = False
+) -> dict[str, Any]:
     data = definition(tmp, approval=approval)
     if name:
         data["metadata"]["name"] = name
     del data["spec"]["artifact"]
-    data["spec"]["release"] = {"vector": VECTOR, "repository": "http://registry",
-                               "components": [{"component": c, "version": v} for c, v in pins.items()]}
+    data["spec"]["release"] = {
+        "vector": VECTOR,
+        "repository": "http://registry",
+        "components": [{"component": c, "version": v} for c, v in pins.items()],
+    }
     data["spec"]["versionPolicy"] = {"supersede": supersede}
     return data
 
@@ -135,10 +141,14 @@ async def test_a_release_across_landscapes_in_waves_canary_first(harness: Harnes
     data = release(harness.tmp, {A: "1.4.0", B: "2.1.0"})
     del data["spec"]["rings"]
     data["spec"]["landscapeWaves"] = {
-        "landscapes": ["canary-eu", "eu-1", "eu-2", "us-1"], "stage": "edge", "namespace": "apps",
-        "waves": [1, "50%", "100%"], "maxInFlight": 2,
+        "landscapes": ["canary-eu", "eu-1", "eu-2", "us-1"],
+        "stage": "edge",
+        "namespace": "apps",
+        "waves": [1, "50%", "100%"],
+        "maxInFlight": 2,
         "entryGates": [{"type": "approval", "approvers": ["bob"]}],
-        "verifyGates": [{"type": "soak", "duration": "10m"}]}
+        "verifyGates": [{"type": "soak", "duration": "10m"}],
+    }
     handle = await harness.start(data, "2026.12.1")
     st = await harness.wait_for(handle, lambda s: bool(s.waiting_approvals))
     assert st.waiting_approvals == ["wave-1/approval"]
@@ -149,24 +159,30 @@ async def test_a_release_across_landscapes_in_waves_canary_first(harness: Harnes
     out = await harness.outcome(handle)
     assert out.status.state is RunState.SUCCEEDED
     assert [(a.ring, [(t.landscape, t.stage) for t in a.targets]) for a in out.audit] == [
-        ("canary", [("canary-eu", "apps/edge")]), ("wave-1", [("eu-1", "apps/edge")]),
-        ("wave-2", [("eu-2", "apps/edge"), ("us-1", "apps/edge")])]
+        ("canary", [("canary-eu", "apps/edge")]),
+        ("wave-1", [("eu-1", "apps/edge")]),
+        ("wave-2", [("eu-2", "apps/edge"), ("us-1", "apps/edge")]),
+    ]
     order = [k for k, _ in harness.world.deployments]
     assert order[:2] == ["canary-eu:apps/edge", "eu-1:apps/edge"]
     assert sorted(order[2:]) == ["eu-2:apps/edge", "us-1:apps/edge"]  # the last wave two at a time
     assert set(harness.world.vectors.values()) == {f"{VECTOR}:2026.12.1"}
 
 
-async def test_a_bad_release_typed_into_the_ui_fails_the_run_with_its_path(ts_env: WorkflowEnvironment,
-                                                                          tmp_path: Path) -> None:
+async def test_a_bad_release_typed_into_the_ui_fails_the_run_with_its_path(
+    ts_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
     """Raw JSON (the Temporal UI) that nothing validated before: the production worker fails the run with the
     path instead of retrying the workflow task forever."""
     data = release(tmp_path, {A: "1.4.0"})
     data["spec"]["release"]["components"].append({"component": A, "version": "1.5.0"})
     async with build_workers(ts_env.client, [queues.KONFIDENCE])[0]:
         handle = await ts_env.client.start_workflow(
-            "PromotionWorkflow", {"promotion": data, "version": "2026.12.1"},
-            id=f"promotion-bad-{uuid.uuid4().hex[:6]}", task_queue=queues.KONFIDENCE)
+            "PromotionWorkflow",
+            {"promotion": data, "version": "2026.12.1"},
+            id=f"promotion-bad-{uuid.uuid4().hex[:6]}",
+            task_queue=queues.KONFIDENCE,
+        )
         with pytest.raises(WorkflowFailureError) as failure:
             await asyncio.wait_for(handle.result(), timeout=60)
     assert "spec.release.components[1].component" in str(failure.value.cause)

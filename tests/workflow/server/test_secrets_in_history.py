@@ -78,7 +78,9 @@ async def test_password_absent_from_exported_histories(
         f"server-provision-{chosen[0].identity}",
     ]
     exported = []
-    replayer = Replayer(workflows=SERVER_WORKFLOWS, data_converter=data_converter(), workflow_runner=workflow_runner())
+    replayer = Replayer(
+        debug_mode=True, workflows=SERVER_WORKFLOWS, data_converter=data_converter(), workflow_runner=workflow_runner()
+    )
     for workflow_id in ids:
         history = await ts_env.client.get_workflow_handle(workflow_id).fetch_history()
         exported.append(readable(history.to_json()))

@@ -29,7 +29,9 @@ async def _record(env: WorkflowEnvironment, release: type) -> WorkflowHistory:
 
 
 async def _replay_failure(history: WorkflowHistory, release: type) -> str | None:
-    result = await Replayer(workflows=[release]).replay_workflow(history, raise_on_replay_failure=False)
+    result = await Replayer(debug_mode=True, workflows=[release]).replay_workflow(
+        history, raise_on_replay_failure=False
+    )
     return None if result.replay_failure is None else str(result.replay_failure)
 
 
