@@ -165,7 +165,7 @@ def format_status(st: RolloutStatus, wid: str) -> str:
     targets = sum(len(w.targets) for w in st.waves)
     lines = [f"rollout {wid}  state: {st.state}  waves: {len(st.waves)}  targets: {targets}  "
              f"failures: {st.failures} (budget {st.budget})"
-             + (f"  continued: {st.continued} (a long freeze)" if st.continued else "")]
+             + (f"  continued: {st.continued} (history bound)" if st.continued else "")]
     if st.message:
         lines.append(st.message)
     waves = [[w.index, w.state, len(w.targets), sum(t.state == "succeeded" for t in w.targets),
