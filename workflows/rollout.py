@@ -13,10 +13,8 @@ A long freeze: once the history passes ``continueAsNewAfter`` events while targe
 ``i13-rollout-freeze-continue-as-new``), nothing new starts, targets in flight finish, held ones park,
 and the rollout continues as new carrying ``RolloutCarry``; the next run goes on with the same wave.
 
-Long wave gates: once the history passes ``continueAsNewAfter`` while a gate between waves waits (for its
-next check, for votes, in an Error backoff; patch ``i13-rollout-gate-continue-as-new-v2``), the rollout
-continues as new there carrying the wave's gate records and the open gate's progress
-(``rollout_gates.GateBound``); the next run resumes that gate, deadline and counters unchanged.
+Long wave gates (patch ``i13-rollout-gate-continue-as-new-v2``): past the bound, a gate between waves
+continues as new at its next wait carrying its progress (``rollout_gates.GateBound``) and resumes there.
 """
 
 from __future__ import annotations
@@ -84,8 +82,7 @@ class FleetRolloutWorkflow:
         self._bound: HistoryBound | None = None
         #: Bounded histories during long wave gates (patch ``i13-rollout-gate-continue-as-new-v2``).
         self._gate_bound = GateBound(0)
-        # A continued run knows where it stands before its first task: a vote, pause or abort that reaches
-        # it first (sent around the continue-as-new) finds the carried waves and is kept (see ``run``).
+        # A continued run knows its state before its first task: a vote, pause or abort reaching it first is kept.
         try:
             early = RolloutInput.model_validate(raw)
         except ValueError:
@@ -349,8 +346,7 @@ class FleetRolloutWorkflow:
         self._continue(inp, wave.index if open_targets else wave.index + 1, gates_done=open_targets)
 
     def _continue(self, inp: RolloutInput, wave: int, gates_done: bool) -> NoReturn:
-        """Continue as new with wave ``wave`` next (its gates passed or not; an open gate's progress is
-        carried). The caller has waited for every handler to finish."""
+        """Continue as new with wave ``wave`` next (after every handler finished), an open gate's progress carried."""
         self._status.continued += 1
         carry = RolloutCarry(
             continued=self._status.continued,

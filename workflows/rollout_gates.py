@@ -108,6 +108,8 @@ class WaveGateContext(TemporalGateContext):
             return await super().wait(condition, timeout)
         if condition():
             return True
+        if self._halted():
+            raise asyncio.CancelledError()  # the driver settles the gate
         self.bound.check()
         if not await super().wait(lambda: condition() or self.bound.full() or self._halted(), timeout):
             return False
