@@ -116,7 +116,7 @@ async def record_long_gates(client: Client, prefix: str, state: Path, temporal: 
     """A fleet rollout whose gate between waves runs long (15 probes a second apart, then an approval)
     past the small bound: it continues as new at the gate's waits (patch
     ``i13-rollout-gate-continue-as-new-v2``) carrying the open gate's progress, is paused and approved
-    across a continue-as-new, then finishes (first, largest continued and the finished run)."""
+    across a continue-as-new, then finishes (first, second, largest continued and the finished run)."""
     from definitions.cluster import ClusterCreateInput
     from definitions.rollout import RolloutInput, RolloutStatus, WaveApproval
     from tests.histories.record import gardener_worker
@@ -169,3 +169,10 @@ async def record_long_gates(client: Client, prefix: str, state: Path, temporal: 
         await rollout.signal("resume", "recorder")
         await rollout.result()
         await save_last_run(client, rollout.id, "FleetRolloutWorkflow", "long-gates-rollout")
+        # the second run: it resumed the probe gate from the carried progress (``save`` keeps the largest)
+        first = await client.get_workflow_handle(rollout.id, run_id=rollout.first_execution_run_id).fetch_history()
+        second = first.events[-1].workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+        history = await client.get_workflow_handle(rollout.id, run_id=second).fetch_history()
+        path = HERE / "FleetRolloutWorkflow" / "long-gates-rollout-resumed.json"
+        path.write_text(json.dumps({"workflowId": rollout.id, **json.loads(history.to_json())}, indent=1))
+        print(f"recorded {path.relative_to(HERE)}: {len(history.events)} events")
