@@ -63,6 +63,8 @@ class World:
     hibernated: list[str] = field(default_factory=list)
     #: When each query ran (server time, so skipped time counts).
     queries: list[datetime] = field(default_factory=list)
+    #: Queries (1-based) that cannot run (HTTP 503).
+    errors: set[int] = field(default_factory=set)
 
     def activities(self) -> list[Any]:
         @activity.defn(name="gardener_select_shoots")
@@ -85,6 +87,8 @@ class World:
         @activity.defn(name="konfidence.prometheus_query")
         async def prometheus(q: PromQuery) -> PromResult:
             self.queries.append(activity.info().scheduled_time)
+            if len(self.queries) in self.errors:
+                return PromResult(ok=False, error="HTTP 503: unavailable")
             return PromResult(ok=True, value=0.01, samples=1)
 
         return [select, set_hibernation, wait, state, prometheus, *FREEZE_ACTIVITIES]
@@ -102,7 +106,7 @@ async def world(ts_env: WorkflowEnvironment) -> AsyncIterator[World]:
         yield w
 
 
-def gates(timeout: str, count: int = CHECKS) -> list[dict[str, Any]]:
+def gates(timeout: str, count: int = CHECKS, **prometheus: Any) -> list[dict[str, Any]]:
     return [
         {
             "type": "prometheus",
@@ -112,12 +116,15 @@ def gates(timeout: str, count: int = CHECKS) -> list[dict[str, Any]]:
             "interval": "30s",
             "count": count,
             "timeout": timeout,
+            **prometheus,
         },
         {"type": "approval", "name": "sign-off", "approvers": ["bob", "carol"], "quorum": 2},
     ]
 
 
-async def start(client: Client, wid: str, wave_gates: list[dict[str, Any]]) -> WorkflowHandle[Any, Any]:
+async def start(
+    client: Client, wid: str, wave_gates: list[dict[str, Any]], **defaults: Any
+) -> WorkflowHandle[Any, Any]:
     inp = {
         "operation": "cluster.hibernate",
         "with": {"enabled": True},
@@ -126,7 +133,7 @@ async def start(client: Client, wid: str, wave_gates: list[dict[str, Any]]) -> W
             "waves": [1, "100%"],
             "maxInFlight": 3,
             "gates": wave_gates,
-            "defaults": {"prometheus": "http://prometheus.example:9090"},
+            "defaults": {"prometheus": "http://prometheus.example:9090", **defaults},
         },
         "continueAsNewAfter": BOUND,
     }
@@ -264,6 +271,34 @@ async def test_a_gate_deadline_is_not_reset_by_continuing_as_new(world: World) -
     assert 19 <= len(world.queries) <= 21 and world.hibernated == ["s0"]
     chain = await runs(world.client, handle)
     assert sum(1 for r in chain if r.input.carried and r.input.carried.gates) >= 2, [len(r.events) for r in chain]
+
+
+async def test_a_gate_in_error_backoff_continues_as_new_keeping_its_backoff_and_deadline(world: World) -> None:
+    """The third query cannot run: Error, retried after 5 minutes. Operator traffic fills the history
+    during the backoff: the rollout continues as new there, the retry comes 5 minutes after the error
+    (not after the continue-as-new), and the 15-minute timeout still counts from the gate's start."""
+    world.errors = {3}
+    wave_gates = gates(timeout="15m", consecutiveErrorLimit=1)[:1]
+    handle = await start(world.client, "rollout-gate-backoff", wave_gates, errorBackoff="5m", errorRetries=1)
+    await world.env.sleep(timedelta(minutes=2))
+    st = await handle.query("status", result_type=RolloutStatus)
+    assert len(world.queries) == 3 and "retrying in 5m (0 retries left)" in gate(st, "error-rate").reason, st
+    chain = await runs(world.client, handle)
+    before = len(chain)
+    while len(chain) == before:  # a signal adds 4 events: at most a dozen pass any bound of 50
+        chain = await handled(world.client, handle, handle.signal("resume", "noise"))
+    carry = chain[-1].input.carried
+    assert carry is not None and carry.gates[0].stage == "backoff" and carry.gates[0].retries == 0, carry
+    assert len(world.queries) == 3  # nothing retried early
+
+    res = RolloutResult.model_validate(await handle.result())
+    assert res.state == "stopped", res.message
+    assert res.message.startswith("gate error-rate before wave 1 TimedOut: no result within 15m"), res.message
+    assert timedelta(minutes=5) <= world.queries[3] - world.queries[2] < timedelta(minutes=5, seconds=2)
+    metric = res.waves[1].gates[0]
+    assert metric.started_at is not None and metric.finished_at is not None
+    assert timedelta(minutes=15) <= metric.finished_at - metric.started_at < timedelta(minutes=15, seconds=2)
+    assert world.queries[-1] - world.queries[0] < timedelta(minutes=15) and world.hibernated == ["s0"]
 
 
 def test_a_continued_run_knows_its_waves_before_its_first_task() -> None:
