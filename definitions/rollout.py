@@ -61,7 +61,7 @@ from definitions.promotion import (
     gate_problems,
     promql_problem,
 )
-from definitions.promotion_runs import GateStatus
+from definitions.promotion_runs import GateProgress, GateStatus
 from definitions.server.fleet import SERVER_OPERATIONS, InUsePolicy, ServerTarget, ironcore_refusal
 from definitions.server.messages import ServerRef
 from definitions.server.site import SiteDefinition, normalise_url
@@ -300,7 +300,7 @@ class RolloutStatus(BaseModel):
     waves: list[WaveStatus] = Field(default_factory=list)
     #: Approval gates waiting now, as ``<wave>/<gate>``.
     waiting_approvals: list[str] = Field(default_factory=list)
-    #: How many times the rollout continued as new (a long freeze held its targets).
+    #: How many times the rollout continued as new (a long freeze held its targets, or a long gate).
     continued: int = 0
 
 
@@ -338,9 +338,10 @@ class AbortRequest(BaseModel):
 
 
 class RolloutCarry(BaseModel):
-    """What a rollout hands the next run of its chain when a long freeze makes it continue as new: the
-    selected targets (never selected again), every wave's and target's state with the gates' records,
-    failures and budget, approvals, pause and abort. Finished targets are never run again."""
+    """What a rollout hands the next run of its chain when it continues as new (a long freeze, or a
+    long gate between waves): the selected targets (never selected again), every wave's and target's
+    state with the gates' records, failures and budget, approvals, pause and abort, the open gate's
+    progress. Finished targets and decided gates are never run again."""
 
     continued: int = Field(ge=1)
     wave: int = Field(ge=0, description="the wave the next run goes on with")
@@ -351,6 +352,9 @@ class RolloutCarry(BaseModel):
     paused: bool = False
     abort: AbortRequest | None = None
     promotion_gates: bool = True
+    #: The open gate of ``wave`` when the rollout continued as new in the middle of its gates: its
+    #: deadline, Error retries and backoff, the evaluator's counters and timer (it resumes there).
+    gates: list[GateProgress] = Field(default_factory=list)
 
 
 RolloutInput.model_rebuild()

@@ -12,6 +12,9 @@ starts; later waves stay untouched and the result lists every target.
 A long freeze: once the history passes ``continueAsNewAfter`` events while targets are held (patch
 ``i13-rollout-freeze-continue-as-new``), nothing new starts, targets in flight finish, held ones park,
 and the rollout continues as new carrying ``RolloutCarry``; the next run goes on with the same wave.
+
+Long wave gates (patch ``i13-rollout-gate-continue-as-new-v2``): past the bound, a gate between waves
+continues as new at its next wait carrying its progress (``rollout_gates.GateBound``) and resumes there.
 """
 
 from __future__ import annotations
@@ -43,7 +46,16 @@ with workflow.unsafe.imports_passed_through():
     from definitions.steptypes import REGISTRY
     from workflows.cluster import CALL_RETRY, _call, _fail
     from workflows.freeze_guard import ROLLOUT_CONTINUE_PATCH, HistoryBound, hold_while_frozen
-    from workflows.rollout_gates import PATCH, approval_gate, record_vote, run_wave_gates, with_pending
+    from workflows.rollout_gates import (
+        CONTINUE_PATCH,
+        PATCH,
+        GateBound,
+        GateContinue,
+        approval_gate,
+        record_vote,
+        run_wave_gates,
+        with_pending,
+    )
     from workflows.server import parse_input
 
 
@@ -53,7 +65,8 @@ FINISHED = ("succeeded", "failed", "skipped", "in-sync")
 
 @workflow.defn(name="FleetRolloutWorkflow")
 class FleetRolloutWorkflow:
-    def __init__(self) -> None:
+    @workflow.init
+    def __init__(self, raw: Any) -> None:
         self._status = RolloutStatus()
         self._paused = False
         self._abort: AbortRequest | None = None
@@ -67,6 +80,16 @@ class FleetRolloutWorkflow:
         self._gate_failure: str | None = None
         #: Bounded histories during a long freeze (patch ``i13-rollout-freeze-continue-as-new``).
         self._bound: HistoryBound | None = None
+        #: Bounded histories during long wave gates (patch ``i13-rollout-gate-continue-as-new-v2``).
+        self._gate_bound = GateBound(0)
+        # A continued run knows its state before its first task: a vote, pause or abort reaching it first is kept.
+        try:
+            early = RolloutInput.model_validate(raw)
+        except ValueError:
+            return  # ``run`` fails the run with the problems
+        if early.carried is not None:
+            self._inp = early
+            self._restore(early.carried)
 
     # --- operator interface ------------------------------------------------------------------------
 
@@ -136,7 +159,7 @@ class FleetRolloutWorkflow:
         if self._promotion_gates:
             wave.state = "gate"
             self._gate_failure = await run_wave_gates(
-                wave, self._inp.rollout, self._status, lambda: self._abort is not None
+                wave, self._inp.rollout, self._status, lambda: self._abort is not None, self._gate_bound
             )
             if self._gate_failure is not None:
                 wave.state = "stopped"
@@ -272,11 +295,13 @@ class FleetRolloutWorkflow:
             '{"operation": "cluster.upgrade", "with": {"target_version": "1.31.4"}, "rollout": {"selector": '
             '{"namespace": "garden-edge", "matchLabels": {"ring": "edge"}}, "waves": [1, "100%"]}}',
         )
+        gates_bounded = workflow.patched(CONTINUE_PATCH)
         self._inp = inp
         self._bound = HistoryBound(ROLLOUT_CONTINUE_PATCH, inp.continue_as_new_after)
         carried = inp.carried
-        if carried is not None:  # continued as new during a long freeze: the same targets, same wave
-            self._restore(carried)
+        if carried is not None:  # continued as new (a long freeze, long gates): same targets, same wave
+            if not gates_bounded:  # restored again (``__init__`` did), dropping signals of the first task
+                self._restore(carried)  # as runs from before the patch always did
         else:
             self._promotion_gates = workflow.patched(PATCH)
             try:
@@ -289,11 +314,16 @@ class FleetRolloutWorkflow:
             ]
             self._status.budget = inp.rollout.budget(len(targets))
             self._status.state = "running"
+        self._gate_bound = GateBound(inp.continue_as_new_after, gates_bounded, carried.gates if carried else None)
         first = carried.wave if carried is not None else 0
         sem = asyncio.Semaphore(inp.rollout.max_in_flight)
         for wave in self._status.waves[first:]:
             if wave.index > 0 and not (carried is not None and carried.gates_done and wave.index == first):
-                await self._gates(wave.index)
+                try:
+                    await self._gates(wave.index)
+                except GateContinue:  # a long gate: the next run resumes it (docs/fleet.md, "Long gates")
+                    await workflow.wait_condition(workflow.all_handlers_finished)
+                    self._continue(inp, wave.index, gates_done=False)
             if self._stop():
                 break
             wave.state = "running"
@@ -313,17 +343,22 @@ class FleetRolloutWorkflow:
         open_targets = any(t.state not in FINISHED for t in wave.targets)
         if not open_targets:
             wave.state = "done"
+        self._continue(inp, wave.index if open_targets else wave.index + 1, gates_done=open_targets)
+
+    def _continue(self, inp: RolloutInput, wave: int, gates_done: bool) -> NoReturn:
+        """Continue as new with wave ``wave`` next (after every handler finished), an open gate's progress carried."""
         self._status.continued += 1
         carry = RolloutCarry(
             continued=self._status.continued,
-            wave=wave.index if open_targets else wave.index + 1,
-            gates_done=open_targets,
+            wave=wave,
+            gates_done=gates_done,
             status=self._status,
             servers=list(self._servers.values()),
             approvals=list(self._approvals.values()),
             paused=self._paused,
             abort=self._abort,
             promotion_gates=self._promotion_gates,
+            gates=list(self._gate_bound.progress.values()),
         )
         workflow.continue_as_new(inp.model_copy(update={"carried": carry}))
 

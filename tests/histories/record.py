@@ -306,8 +306,12 @@ async def record_rollout(client: Client, prefix: str, state: Path, temporal: Any
         ]
         rollout = {"selector": {"namespace": NS, "matchLabels": {"fleet": "replay"}}, "gates": gates}
         inp = RolloutInput.model_validate(
-            {"operation": "cluster.hibernate", "with": {"enabled": True}, "rollout": rollout,
-             "garden": ref.model_dump()}
+            {
+                "operation": "cluster.hibernate",
+                "with": {"enabled": True},
+                "rollout": rollout,
+                "garden": ref.model_dump(),
+            }
         )
         handle = await client.start_workflow("FleetRolloutWorkflow", inp, id=f"{prefix}rollout", task_queue=queue)
         for _ in range(600):
@@ -595,6 +599,14 @@ async def record_long_freeze(client: Client, prefix: str, state: Path, temporal:
     await scenario(client, prefix, state, temporal)
 
 
+async def record_long_gates(client: Client, prefix: str, state: Path, temporal: Any) -> None:
+    """A fleet rollout whose gate between waves runs long: it continues as new mid-gate past a small
+    history bound, the open gate's progress carried, then finishes (record_freeze.py)."""
+    from tests.histories.record_freeze import record_long_gates as scenario
+
+    await scenario(client, prefix, state, temporal)
+
+
 SCENARIOS: dict[str, Scenario] = {
     "pipeline": record_pipelines,
     "server": record_servers,
@@ -606,6 +618,7 @@ SCENARIOS: dict[str, Scenario] = {
     "ctf": record_ctf,
     "rollout": record_rollout,
     "long-freeze": record_long_freeze,
+    "long-gates": record_long_gates,
 }
 
 

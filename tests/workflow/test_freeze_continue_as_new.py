@@ -236,7 +236,7 @@ async def test_a_rollout_held_by_a_long_freeze_continues_as_new_and_runs_each_ta
     assert all(n < BOUND + 40 for n in sizes[:-1]), f"a run went far past the bound: {sizes}"
     st = await handle.query("status", result_type=RolloutStatus)
     assert st.continued == len(sizes) - 1
-    assert f"continued: {st.continued} (a long freeze)" in format_status(st, handle.id).splitlines()[0]
+    assert f"continued: {st.continued} (history bound)" in format_status(st, handle.id).splitlines()[0]
     assert [t.state for t in st.waves[1].targets] == ["frozen"] * 3 and garden.hibernated == ["s0"]
     assert (st.failures, st.budget) == (1, 1) and st.waves[0].targets[0].state == "failed"
     assert [(v.approver, v.comment) for v in st.waves[1].gates[0].votes] == [("bob", "go")]

@@ -46,21 +46,30 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     def addressed(name: str, help_text: str) -> argparse.ArgumentParser:
         p = rs.add_parser(name, help=help_text)
-        p.add_argument("id", metavar="RUN_OR_WORKFLOW_ID",
-                       help="the rollout's workflow id, or the id of the pipeline run that holds it")
-        p.add_argument("--step", default=None,
-                       help="with a pipeline run id: the fleet.rollout step (needed when the run has several)")
+        p.add_argument(
+            "id",
+            metavar="RUN_OR_WORKFLOW_ID",
+            help="the rollout's workflow id, or the id of the pipeline run that holds it",
+        )
+        p.add_argument(
+            "--step",
+            default=None,
+            help="with a pipeline run id: the fleet.rollout step (needed when the run has several)",
+        )
         return p
 
     p = addressed("status", "every wave (with its gates and why it waits) and every target")
     add_output_option(p)
     p.set_defaults(func=cmd_status)
 
-    for verb, help_text in (("pause", "start no new target (targets in flight finish)"),
-                            ("resume", "continue a paused rollout")):
+    for verb, help_text in (
+        ("pause", "start no new target (targets in flight finish)"),
+        ("resume", "continue a paused rollout"),
+    ):
         p = addressed(verb, help_text)
-        p.add_argument("--as", dest="who", default=None,
-                       help="who acts (shown in the rollout's message; default: $USER)")
+        p.add_argument(
+            "--as", dest="who", default=None, help="who acts (shown in the rollout's message; default: $USER)"
+        )
         p.set_defaults(func=cmd_signal, signal=verb)
 
     p = addressed("abort", "stop the rollout: targets in flight finish, nothing new starts")
@@ -163,25 +172,40 @@ def _gate_rows(wave: WaveStatus) -> list[list[Any]]:
 
 def format_status(st: RolloutStatus, wid: str) -> str:
     targets = sum(len(w.targets) for w in st.waves)
-    lines = [f"rollout {wid}  state: {st.state}  waves: {len(st.waves)}  targets: {targets}  "
-             f"failures: {st.failures} (budget {st.budget})"
-             + (f"  continued: {st.continued} (a long freeze)" if st.continued else "")]
+    lines = [
+        f"rollout {wid}  state: {st.state}  waves: {len(st.waves)}  targets: {targets}  "
+        f"failures: {st.failures} (budget {st.budget})"
+        + (f"  continued: {st.continued} (history bound)" if st.continued else "")
+    ]
     if st.message:
         lines.append(st.message)
-    waves = [[w.index, w.state, len(w.targets), sum(t.state == "succeeded" for t in w.targets),
-              sum(t.state == "failed" for t in w.targets), w.pending or w.gate] for w in st.waves]
+    waves = [
+        [
+            w.index,
+            w.state,
+            len(w.targets),
+            sum(t.state == "succeeded" for t in w.targets),
+            sum(t.state == "failed" for t in w.targets),
+            w.pending or w.gate,
+        ]
+        for w in st.waves
+    ]
     lines += ["", table(waves, ["WAVE", "STATE", "TARGETS", "OK", "FAILED", "GATE / WHY PENDING"])]
     gates = [row for w in st.waves for row in _gate_rows(w)]
     if gates:
         lines += ["", table(gates, ["WHEN", "GATE", "OUTCOME", "NEXT CHECK (UTC)", "WHY"])]
-    rows = [[w.index, f"{TARGET_MARK.get(t.state, ' ')} {t.name}", t.state, t.message[:90]]
-            for w in st.waves for t in w.targets]
+    rows = [
+        [w.index, f"{TARGET_MARK.get(t.state, ' ')} {t.name}", t.state, t.message[:90]]
+        for w in st.waves
+        for t in w.targets
+    ]
     if rows:
         lines += ["", table(rows, ["WAVE", "TARGET", "STATE", "MESSAGE"])]
     for ref in st.waiting_approvals:
         wave, _, gate = ref.partition("/")
-        lines.append(f"\nwaiting for approval: wave {wave} gate {gate}  "
-                     f"(apeiro rollout approve {wid} --wave {wave} --as USER)")
+        lines.append(
+            f"\nwaiting for approval: wave {wave} gate {gate}  (apeiro rollout approve {wid} --wave {wave} --as USER)"
+        )
     return "\n".join(lines)
 
 
@@ -222,11 +246,12 @@ def cmd_approve(args: argparse.Namespace) -> int:
             waiting = (await _status(handle, wid)).waiting_approvals
             if not waiting:
                 raise Refused(f"rollout {wid} waits for no approval now")
-            if len({w.partition('/')[0] for w in waiting}) > 1:
+            if len({w.partition("/")[0] for w in waiting}) > 1:
                 raise Refused(f"several waves wait for approval ({', '.join(waiting)}); name one with --wave")
             wave = int(waiting[0].partition("/")[0])
-        vote = WaveApproval(wave=wave, gate=gate, approver=_user(args.who), comment=args.comment,
-                            approve=not args.reject)
+        vote = WaveApproval(
+            wave=wave, gate=gate, approver=_user(args.who), comment=args.comment, approve=not args.reject
+        )
         try:
             status: RolloutStatus = await handle.execute_update("approve_wave", vote, result_type=RolloutStatus)
         except WorkflowUpdateFailedError as exc:
