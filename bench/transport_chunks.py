@@ -117,16 +117,16 @@ async def bench(size_mib: int, rounds: int, schedules: list[Schedule], state: Pa
             print("; ".join(line), flush=True)
         rows: list[list[object]] = [["raw", statistics.median(raw), 1.0, 1, 0.0, 0.0, 0]]
         for s in schedules:
-            got = runs[s.label]
+            mine = runs[s.label]
             rows.append(
                 [
                     s.label,
-                    statistics.median(g[0] for g in got),
-                    statistics.median(g[2] for g in got),
-                    got[0][1].chunks,
-                    statistics.median(g[1].chunk_end_s for g in got),
-                    statistics.median(g[1].chunk_end_max_s for g in got),
-                    statistics.median(g[1].read_ahead for g in got) // MiB,
+                    statistics.median(g[0] for g in mine),
+                    statistics.median(g[2] for g in mine),
+                    mine[0][1].chunks,
+                    statistics.median(g[1].chunk_end_s for g in mine),
+                    statistics.median(g[1].chunk_end_max_s for g in mine),
+                    int(statistics.median(g[1].read_ahead for g in mine)) // MiB,
                 ]
             )
         report(

@@ -16,10 +16,11 @@ streaming PUT) pays once. Chunks therefore grow with what the target holds: 16, 
 at most the chunk in flight again: at most ``chunk_size`` bytes, and at most as many as the target
 already held (at least ``FIRST_CHUNK``), so a copy killed early loses little.
 
-Read-ahead: while the target finishes a chunk, the next chunk's first ``READ_AHEAD`` bytes (16 MiB)
-are read from the source and hashed into memory (all copies of a process together at most
-``AHEAD_BUDGET``, 32 MiB), and the next PATCH sends them first: the source read and the hashing
-overlap the target's chunk end instead of following it.
+Read-ahead (off unless the worker sets ``APEIRO_OCM_READ_AHEAD_MIB``, e.g. 16): while the target
+finishes a chunk, the next chunk's first bytes are read from the source and hashed into memory (all
+copies of a process together at most ``AHEAD_BUDGET``, 32 MiB), and the next PATCH sends them first:
+the source read and the hashing overlap the target's chunk end instead of following it. On a busy
+machine it bought nothing measurable (docs/performance.md) and cost ~9 MiB of worker RSS.
 
 The upload URL and offset are the resumable state (``UploadSession``); the registry's own ``Range``
 answer is the truth on resume and after a connection dropped mid-chunk. A chunk that must be sent
@@ -44,21 +45,23 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 
+from activities.ocm.chunking import (
+    DEFAULT_CHUNK,
+    FIRST_CHUNK,
+    READ_AHEAD,
+    Budget,
+    MiB,
+    chunk_end,
+)
+from activities.ocm.chunking import READ_AHEAD_ENV as READ_AHEAD_ENV  # re-exported
+from activities.ocm.chunking import read_ahead_setting as read_ahead_setting  # re-exported
 from activities.ocm.errors import DigestMismatch, RegistryError
 from activities.ocm.oci import CopyStats, RegistryClient, StreamedBody, UploadSession
 
 ProgressFn = Callable[[UploadSession, int], Awaitable[None] | None]
 
-MiB = 1024 * 1024
-#: Default largest PATCH (``TransportInput.chunk_size``). Nothing is held per chunk, so the size
-#: costs no memory; it bounds how much a resume or a re-send after a dropped connection repeats.
-DEFAULT_CHUNK = 256 * MiB
-#: The first chunk of an upload. Chunks then grow with what the target holds (``chunk_end``).
-FIRST_CHUNK = 16 * MiB
 #: Bytes handed from the source connection to the target one at a time.
 PIECE = MiB
-#: Bytes one copy reads ahead from the source (and hashes) while the target finishes a chunk.
-READ_AHEAD = 16 * MiB
 #: How often one chunk is re-sent after the connection to the target dropped mid-chunk.
 CHUNK_RESENDS = 3
 
@@ -80,35 +83,8 @@ def read_larger(resp: httpx.Response, size: int = SOURCE_READ) -> None:
         obj = next((getattr(obj, a) for a in ("_stream", "_httpcore_stream", "_connection") if hasattr(obj, a)), None)
 
 
-def chunk_end(offset: int, size: int, chunk_size: int, first: int | None = FIRST_CHUNK) -> int:
-    """Where the chunk that starts at ``offset`` ends: chunks grow with the bytes the target already
-    holds, ``max(first, offset)`` (16, 16, 32, 64, 128, 256 MiB, ...), and never exceed
-    ``chunk_size``. A killed or dropped chunk is what a resume sends again, so a resume repeats at
-    most ``chunk_size`` bytes, and at most ``max(first, offset)``: early in a blob, little.
-    ``first=None`` (or ``>= chunk_size``): every chunk is ``chunk_size``."""
-    step = chunk_size if first is None else min(chunk_size, max(first, offset))
-    return min(size, offset + max(1, step))
-
-
-class _Budget:
-    """Bytes read ahead by all copies of this process together (their memory bound)."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.held = 0
-
-    def take(self, n: int) -> bool:
-        if self.held + n > self.limit:
-            return False
-        self.held += n
-        return True
-
-    def give(self, n: int) -> None:
-        self.held = max(0, self.held - n)
-
-
 #: Read-ahead of all copies in one process: with ``parallel_blobs`` copies, at most this is buffered.
-AHEAD_BUDGET = _Budget(32 * MiB)
+AHEAD_BUDGET = Budget(32 * MiB)
 
 
 class SourceFailed(RegistryError):

@@ -9,6 +9,7 @@ import pytest
 
 from activities.ocm import blobcopy
 from activities.ocm.blobcopy import chunk_end, copy_blob
+from activities.ocm.chunking import Budget
 from activities.ocm.oci import UploadSession
 from tests.unit.ocm.test_blob_pipeline import MemoryRegistry, _blob, _clients
 
@@ -120,7 +121,7 @@ async def test_a_killed_copy_resumes_repeating_at_most_the_chunk_in_flight(kill_
 
 
 async def test_parallel_copies_read_ahead_within_the_process_budget(monkeypatch: pytest.MonkeyPatch) -> None:
-    budget = blobcopy._Budget(2 * MiB)
+    budget = Budget(2 * MiB)
     peak = 0
     take = budget.take
 
@@ -163,3 +164,13 @@ def test_chunk_size_out_of_range_names_the_field(bad: object) -> None:
     with pytest.raises(ValidationError) as err:
         TransportInput.model_validate({**base, "chunk_size": bad})
     assert [e["loc"] for e in err.value.errors()] == [("chunk_size",)]
+
+
+def test_read_ahead_setting_from_the_worker_environment() -> None:
+    from activities.ocm.errors import OCMError
+
+    assert blobcopy.read_ahead_setting({}) == blobcopy.READ_AHEAD == 0
+    assert blobcopy.read_ahead_setting({blobcopy.READ_AHEAD_ENV: " 16 "}) == 16 * MiB
+    for bad in ("-1", "65", "16MiB"):
+        with pytest.raises(OCMError, match=f"{blobcopy.READ_AHEAD_ENV} must be a whole number of MiB"):
+            blobcopy.read_ahead_setting({blobcopy.READ_AHEAD_ENV: bad})
