@@ -108,7 +108,7 @@ def _dump(prof: cProfile.Profile | None, name: str) -> None:
 async def standalone_copy(
     source: RegistryPart, src_repo: str, site: RegistryPart, dst_repo: str, digest: str, name: str = "standalone"
 ) -> float:
-    """``copy_blob`` as the activity runs it (64 MiB chunks, resumable), in this process without Temporal:
+    """``copy_blob`` as the activity runs it (its default chunks, resumable), in this process without Temporal:
     seconds taken. Tells the data path's cost from the worker's and the workflow's."""
     prof = _profiler()
     if prof is not None:

@@ -281,7 +281,12 @@ class TransportInput(BaseModel):
     sign: SigningSpec | None = None
     existing: ExistingPolicy = ExistingPolicy.SKIP_IDENTICAL
     parallel_blobs: int = Field(default=4, ge=1, le=32)
-    chunk_size: int = Field(default=64 * 1024 * 1024, ge=64 * 1024)
+    #: The largest PATCH of a blob upload, in bytes (64 KiB to 4 GiB). Chunks start at 16 MiB and grow
+    #: with what the target holds (16, 16, 32, 64, 128, 256 MiB...) up to this bound, so a resume after
+    #: a crash or a dropped connection sends at most one chunk again: at most this many bytes, and at
+    #: most as many as the target already held (16 MiB early on). Fewer, larger chunks mean fewer
+    #: waits for the registry's per-request fsync; a chunk is streamed, so its size costs no memory.
+    chunk_size: int = Field(default=256 * 1024 * 1024, ge=64 * 1024, le=4 * 1024**3)
     #: A blob copy that stops heartbeating this long is retried (resuming its upload) elsewhere. It
     #: records its progress after every chunk and repeats it every third of this while a chunk is on
     #: the wire, so a slow link needs no more (a chunk is streamed: its size costs no memory).
@@ -377,7 +382,7 @@ class BlobCopyInput(BaseModel):
     source: RepositorySpec
     target: RepositorySpec
     blob: BlobTask
-    chunk_size: int = 64 * 1024 * 1024
+    chunk_size: int = 256 * 1024 * 1024  # the largest chunk (TransportInput.chunk_size)
 
 
 class BlobCopyResult(BaseModel):

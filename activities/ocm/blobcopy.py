@@ -1,12 +1,26 @@
 """Copy one blob between registries at wire speed: chunks streamed from the source, resumable.
 
 One GET streams the source blob once, in order; each chunk of the upload is a PATCH whose body is
-the next ``chunk_size`` bytes of that stream, handed from the source connection to the target one
-piece by piece (1 MiB), as a raw streaming copy does. Nothing is buffered per chunk, so chunks can be
-large (64 MiB by default: 16 round trips per GiB instead of 128) at no memory cost, and many copies
-can run in parallel in one worker. SHA-256 runs on each piece in the event loop's thread, as the raw
-copy does (``hash_in_thread`` hashes it in a thread while the loop sends it: faster on an idle
-machine, slower on a busy one, where the thread hop per piece costs more than the overlap gains).
+the next part of that stream, handed from the source connection to the target one piece by piece
+(1 MiB), as a raw streaming copy does. Nothing is buffered per chunk, so chunks can be large at no
+memory cost, and many copies can run in parallel in one worker. SHA-256 runs on each piece in the
+event loop's thread, as the raw copy does (``hash_in_thread`` hashes it in a thread while the loop
+sends it: faster on an idle machine, slower on a busy one, where the thread hop per piece costs more
+than the overlap gains).
+
+Chunk schedule (``chunk_end``): distribution ``Sync()``s the upload file at the end of every PATCH
+before it answers, and nothing flows meanwhile, so every chunk end costs a wait the raw copy (one
+streaming PUT) pays once. Chunks therefore grow with what the target holds: 16, 16, 32, 64, 128,
+256 MiB..., up to ``chunk_size`` (default 256 MiB: 8 chunk ends per GiB instead of 16 at a fixed
+64 MiB). A resume (after a crash, or a dropped connection behind a proxy that buffers bodies) sends
+at most the chunk in flight again: at most ``chunk_size`` bytes, and at most as many as the target
+already held (at least ``FIRST_CHUNK``), so a copy killed early loses little.
+
+Read-ahead (off unless the worker sets ``APEIRO_OCM_READ_AHEAD_MIB``, e.g. 16): while the target
+finishes a chunk, the next chunk's first bytes are read from the source and hashed into memory (all
+copies of a process together at most ``AHEAD_BUDGET``, 32 MiB), and the next PATCH sends them first:
+the source read and the hashing overlap the target's chunk end instead of following it. On a busy
+machine it bought nothing measurable (docs/performance.md) and cost ~9 MiB of worker RSS.
 
 The upload URL and offset are the resumable state (``UploadSession``); the registry's own ``Range``
 answer is the truth on resume and after a connection dropped mid-chunk. A chunk that must be sent
@@ -25,20 +39,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 
+from activities.ocm.chunking import (
+    DEFAULT_CHUNK,
+    FIRST_CHUNK,
+    READ_AHEAD,
+    Budget,
+    MiB,
+    chunk_end,
+)
+from activities.ocm.chunking import READ_AHEAD_ENV as READ_AHEAD_ENV  # re-exported
+from activities.ocm.chunking import read_ahead_setting as read_ahead_setting  # re-exported
 from activities.ocm.errors import DigestMismatch, RegistryError
 from activities.ocm.oci import CopyStats, RegistryClient, StreamedBody, UploadSession
 
 ProgressFn = Callable[[UploadSession, int], Awaitable[None] | None]
 
-#: Default bytes per PATCH. Nothing is held per chunk, so the size costs no memory; it bounds how
-#: much is sent again after a connection drops mid-chunk, and is the step of the recorded progress.
-DEFAULT_CHUNK = 64 * 1024 * 1024
 #: Bytes handed from the source connection to the target one at a time.
-PIECE = 1024 * 1024
+PIECE = MiB
 #: How often one chunk is re-sent after the connection to the target dropped mid-chunk.
 CHUNK_RESENDS = 3
 
@@ -60,6 +83,10 @@ def read_larger(resp: httpx.Response, size: int = SOURCE_READ) -> None:
         obj = next((getattr(obj, a) for a in ("_stream", "_httpcore_stream", "_connection") if hasattr(obj, a)), None)
 
 
+#: Read-ahead of all copies in one process: with ``parallel_blobs`` copies, at most this is buffered.
+AHEAD_BUDGET = Budget(32 * MiB)
+
+
 class SourceFailed(RegistryError):
     """The source stream broke or ended early while a chunk was being sent (retryable: the next
     attempt resumes at the recorded offset)."""
@@ -70,15 +97,30 @@ class SourceBlob:
 
     ``taken`` bytes have been handed out of the stream; a range before that is read again from the
     source with a ``Range`` GET (``body``) when a chunk must be re-sent, and is not hashed again.
+
+    Read-ahead: when a chunk's last byte is handed out, up to ``read_ahead`` bytes of the next chunk
+    are read (and hashed) into memory while the target finishes the chunk (distribution ``Sync()``s the
+    upload file before it answers), within the process-wide ``AHEAD_BUDGET``; the next chunk's body
+    sends them first. ``sent_at`` is when the last chunk's last byte was handed out.
     """
 
-    def __init__(self, src: RegistryClient, repo: str, digest: str, *, hash_in_thread: bool = True) -> None:
+    def __init__(
+        self, src: RegistryClient, repo: str, digest: str, *, hash_in_thread: bool = True, read_ahead: int = 0
+    ) -> None:
         self.src, self.repo, self.digest = src, repo, digest
         self.hash_in_thread = hash_in_thread
+        self.read_ahead = read_ahead
         self.hasher = hashlib.sha256()
         self.size = 0
         self.taken = 0
+        self.sent_at = 0.0
+        self.ahead_read = 0  # bytes read ahead in total (statistics)
         self._left = b""  # read and hashed, not yet handed out
+        self._ahead: deque[bytes] = deque()  # read ahead and hashed, after _left
+        self._ahead_bytes = 0
+        self._ahead_error: SourceFailed | None = None
+        self._ahead_task: asyncio.Task[None] | None = None
+        self._ahead_stop = False
         self._pieces: AsyncIterator[bytes] | None = None
         self._hashing: asyncio.Future[None] | None = None
         self._stack = contextlib.AsyncExitStack()
@@ -97,6 +139,10 @@ class SourceBlob:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        await self.stop_read_ahead()
+        AHEAD_BUDGET.give(self._ahead_bytes)
+        self._ahead.clear()
+        self._ahead_bytes = 0
         if self._hashing is not None:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._hashing)
@@ -121,11 +167,59 @@ class SourceBlob:
                 self.hasher.update(piece)
         return piece
 
+    async def _next(self) -> bytes:
+        """The next piece after ``_left``: read ahead before, or from the stream."""
+        if self._ahead:
+            piece = self._ahead.popleft()
+            self._ahead_bytes -= len(piece)
+            AHEAD_BUDGET.give(len(piece))
+            return piece
+        if self._ahead_error is not None:
+            raise self._ahead_error
+        return await self._read()
+
+    async def _read_ahead(self) -> None:
+        try:
+            while (
+                not self._ahead_stop
+                and self._ahead_bytes < self.read_ahead
+                and self.taken + len(self._left) + self._ahead_bytes < self.size
+                and AHEAD_BUDGET.take(PIECE)
+            ):
+                piece = b""
+                try:
+                    piece = await self._read()
+                finally:
+                    AHEAD_BUDGET.give(PIECE - len(piece))  # the piece's bytes stay taken until handed out
+                if not piece:
+                    break
+                self._ahead.append(piece)
+                self._ahead_bytes += len(piece)
+                self.ahead_read += len(piece)
+        except SourceFailed as exc:
+            self._ahead_error = exc
+
+    def _start_read_ahead(self) -> None:
+        if self.read_ahead > 0 and self._ahead_task is None:
+            self._ahead_stop = False
+            self._ahead_task = asyncio.create_task(self._read_ahead())
+
+    async def stop_read_ahead(self) -> None:
+        """Let the read-ahead finish the piece it reads, and stop (before anything else reads)."""
+        if self._ahead_task is not None:
+            self._ahead_stop = True
+            task, self._ahead_task = self._ahead_task, None
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                task.cancel()
+                raise
+
     async def stream(self, n: int) -> AsyncIterator[bytes]:
         """The next ``n`` bytes of the stream, in pieces."""
         while n > 0:
             if not self._left:
-                self._left = await self._read()
+                self._left = await self._next()
                 if not self._left:
                     raise SourceFailed(
                         f"source {self.src.host} ended blob {self.digest} at byte {self.taken} of {self.size}"
@@ -143,7 +237,8 @@ class SourceBlob:
 
     async def hexdigest(self) -> str:
         """The SHA-256 of the whole blob (every byte taken, and nothing left over at the source)."""
-        if self._left or await self._read():
+        await self.stop_read_ahead()
+        if self._left or self._ahead or await self._next():
             raise SourceFailed(f"source {self.src.host} serves more than the {self.size} bytes of blob {self.digest}")
         if self._hashing is not None:
             await self._hashing
@@ -152,7 +247,9 @@ class SourceBlob:
 
     async def body(self, start: int, end: int) -> AsyncIterator[bytes]:
         """Bytes ``start..end-1`` for a PATCH body: what was taken before is read again from the source
-        (``Range``), the rest continues the stream."""
+        (``Range``), the rest continues the stream. After the last byte, the read-ahead of the next
+        chunk starts (it runs until the next body, or ``stop_read_ahead``)."""
+        await self.stop_read_ahead()
         if start < self.taken:
             stop = min(end, self.taken)
             try:
@@ -173,6 +270,8 @@ class SourceBlob:
         if start < end:
             async for piece in self.stream(end - start):
                 yield piece
+        self.sent_at = time.monotonic()
+        self._start_read_ahead()
 
     def chunk(self, start: int, end: int) -> StreamedBody:
         return StreamedBody(lambda: self.body(start, end), end - start)
@@ -221,10 +320,14 @@ async def copy_blob(
     progress: ProgressFn | None = None,
     allow_mount: bool = True,
     hash_in_thread: bool = False,
+    first_chunk: int | None = FIRST_CHUNK,
+    read_ahead: int = READ_AHEAD,
 ) -> CopyStats:
     """Stream one blob from ``src`` to ``dst``, resumable, hashing on the fly.
 
-    Each chunk is one PATCH streamed from the source (nothing buffered); ``progress(session,
+    Each chunk is one PATCH streamed from the source; chunks grow from ``first_chunk`` up to
+    ``chunk_size`` (``chunk_end``; ``first_chunk=None``: all ``chunk_size``), and ``read_ahead``
+    bytes of the next chunk are read while the target answers one (0: none). ``progress(session,
     bytes_sent)`` runs after every chunk the target accepted and must not block for long (the
     activity hands the state to a background recorder).
 
@@ -260,7 +363,7 @@ async def copy_blob(
         if r is not None:
             await r
     try:
-        async with SourceBlob(src, src_repo, digest, hash_in_thread=hash_in_thread) as source:
+        async with SourceBlob(src, src_repo, digest, hash_in_thread=hash_in_thread, read_ahead=read_ahead) as source:
             stats.size = source.size
             if session.offset > source.size:
                 raise RegistryError(
@@ -268,9 +371,11 @@ async def copy_blob(
                 )
             await source.skip(session.offset)
             while session.offset < source.size:
-                sent = await _send_chunk(
-                    dst, dst_repo, session, source, min(source.size, session.offset + max(1, chunk_size))
-                )
+                end = chunk_end(session.offset, source.size, chunk_size, first_chunk)
+                sent = await _send_chunk(dst, dst_repo, session, source, end)
+                waited = time.monotonic() - source.sent_at
+                stats.chunk_end_s += waited
+                stats.chunk_end_max_s = max(stats.chunk_end_max_s, waited)
                 stats.bytes_sent += sent
                 stats.chunks += 1
                 if progress is not None:
@@ -278,13 +383,16 @@ async def copy_blob(
                     if r is not None:
                         await r
             actual = "sha256:" + await source.hexdigest()
+            stats.read_ahead = source.ahead_read
         if actual != digest:
             await dst.cancel_upload(session.location, dst_repo)
             raise DigestMismatch(
                 f"blob {src_repo}@{digest} from {src.host} has content digest {actual}; "
                 "the source registry serves tampered or corrupt data"
             )
+        t0 = time.monotonic()
         await dst.finish_upload(session.location, dst_repo, digest)
+        stats.finish_s = time.monotonic() - t0
     except (httpx.TransportError, httpx.StreamError) as exc:
         # A dropped connection outside a request's own handling: retryable; the next attempt resumes.
         raise RegistryError(

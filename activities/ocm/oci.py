@@ -107,6 +107,13 @@ class CopyStats:
     mounted: bool = False
     resumed_from: int = 0
     chunks: int = 0
+    #: Seconds from each chunk's last byte sent to the target's answer, summed and the longest.
+    chunk_end_s: float = 0.0
+    chunk_end_max_s: float = 0.0
+    #: Seconds the closing PUT took (the registry checks the digest and moves the blob into place).
+    finish_s: float = 0.0
+    #: Bytes read from the source (and hashed) while the target finished a chunk.
+    read_ahead: int = 0
 
 
 @dataclass

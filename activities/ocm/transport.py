@@ -31,7 +31,7 @@ from activities.bounded import RemoteDataError, loads_strict
 from activities.liveness import keep_alive, record_heartbeat_now
 from activities.ocm import normalise as norm
 from activities.ocm import signing as sg
-from activities.ocm.blobcopy import copy_blob
+from activities.ocm.blobcopy import copy_blob, read_ahead_setting
 from activities.ocm.errors import (
     DigestMismatch,
     OCMError,
@@ -523,6 +523,7 @@ async def copy_blob_activity(inp: BlobCopyInput) -> BlobCopyResult:
                 chunk_size=inp.chunk_size,
                 session=session,
                 progress=progress,
+                read_ahead=read_ahead_setting(),
             )
     finally:
         await recorder.aclose()
