@@ -6,7 +6,7 @@ through the same endpoints in the same run; the figure is the ratio of the two w
 (target: the workflow within 1.25x of the direct script at every size, time linear in the BMCs), and
 the largest history among the workflows of the run (limit: 51,200 events).
 
-    python -m bench.discovery [--quick] [--bmcs 100 300 1000] [--concurrency 8]
+    python -m bench.discovery [--quick] [--bmcs 100 300 1000] [--concurrency 8] [--bmcs-per-activity 8]
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def direct(conns: list[BmcConnection], threads: int) -> tuple[float, int]:
 
 
 async def through_workflow(
-    client: Client, site: SiteDefinition, concurrency: int, store: Path
+    client: Client, site: SiteDefinition, concurrency: int, store: Path, bmcs_per_activity: int = 8
 ) -> tuple[float, DiscoverResult, int]:
     from bench.engine import largest_history
 
@@ -85,7 +85,12 @@ async def through_workflow(
             start = time.perf_counter()
             result: DiscoverResult = await client.execute_workflow(
                 ServerDiscoveryWorkflow.run,
-                DiscoverInput(site=site, concurrency=concurrency, compare_with_previous=False),
+                DiscoverInput(
+                    site=site,
+                    concurrency=concurrency,
+                    compare_with_previous=False,
+                    bmcs_per_activity=bmcs_per_activity,
+                ),
                 id=wid,
                 task_queue=queue,
             )
@@ -94,7 +99,7 @@ async def through_workflow(
     return elapsed, result, largest
 
 
-async def run(sizes: list[int], concurrency: int, state: Path) -> None:
+async def run(sizes: list[int], concurrency: int, state: Path, bmcs_per_activity: int = 8) -> None:
     secret = f"bench-{uuid.uuid4().hex[:6]}"
     top = max(sizes)
     emu = RedfishEmulator(top, username="admin", password=PASSWORD, seed="bench")
@@ -129,11 +134,15 @@ async def run(sizes: list[int], concurrency: int, state: Path) -> None:
                 # Alternate which path goes first from one size to the next: on a shared machine the load
                 # drifts between the two halves of a level.
                 if k % 2:
-                    wf_s, result, largest = await through_workflow(client, site, concurrency, state / f"store-{n}")
+                    wf_s, result, largest = await through_workflow(
+                        client, site, concurrency, state / f"store-{n}", bmcs_per_activity
+                    )
                     base_s, found = direct(conns, 8)
                 else:
                     base_s, found = direct(conns, 8)
-                    wf_s, result, largest = await through_workflow(client, site, concurrency, state / f"store-{n}")
+                    wf_s, result, largest = await through_workflow(
+                        client, site, concurrency, state / f"store-{n}", bmcs_per_activity
+                    )
                 rows.append([n, base_s, wf_s, wf_s / base_s, len(result.servers), found, largest])
                 for p in result.problems[:10]:  # a BMC missed: say which and why (the emulator's or ours)
                     print(f"  {n} BMCs: problem at {p.name or p.bmc_url}: {p.error_type}: {p.message}", flush=True)
@@ -157,7 +166,8 @@ async def run(sizes: list[int], concurrency: int, state: Path) -> None:
     all_found = all(r[0] == r[4] == r[5] for r in rows)
     report(
         "discovery",
-        title=f"discovery + full inventory, workflow concurrency {concurrency} vs the direct 8-thread script",
+        title=f"discovery + full inventory, workflow concurrency {concurrency}, {bmcs_per_activity} BMCs per "
+        "activity, vs the direct 8-thread script",
         header=["BMCs", "direct s", "workflow s", "ratio", "servers found", "direct found", "largest history"],
         rows=rows,
         target="ratio <= 1.25 at every size; time linear in BMCs (workflow ms per BMC: " + ", ".join(per) + ") -- "
@@ -180,11 +190,17 @@ def main() -> None:
     add_common_args(ap)
     ap.add_argument("--bmcs", type=int, nargs="+", help="BMC counts (default 100 300 1000)")
     ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument(
+        "--bmcs-per-activity",
+        type=int,
+        default=8,
+        help="DiscoverInput.bmcs_per_activity (default 8, the product's; 1: one activity per BMC, as before)",
+    )
     args = ap.parse_args()
     sizes = args.bmcs or ([10, 30] if args.quick else [100, 300, 1000])
     open_files_for(max(sizes))  # the worker keeps a session (a socket) per BMC
     with tempfile.TemporaryDirectory() as tmp:
-        asyncio.run(run(sizes, args.concurrency, Path(tmp)))
+        asyncio.run(run(sizes, args.concurrency, Path(tmp), args.bmcs_per_activity))
     exit_cleanly(0)
 
 
