@@ -172,6 +172,17 @@ def spread(items: Sequence[T], size: int, slots: int) -> list[list[T]]:
     return out
 
 
+def proportional(n: int, shares: Sequence[int]) -> list[int]:
+    """`n` items split in proportion to `shares` (the remainder one each from the first). Equal counts
+    over lanes of shares 2,2,1,1,1,1 (300 BMCs, 8 reads in flight) left the 1-read lanes reading alone,
+    4 reads in flight, for the second half of the run."""
+    total = max(1, sum(shares))
+    sizes = [n * share // total for share in shares]
+    for j in range(n - sum(sizes)):
+        sizes[j % len(sizes)] += 1
+    return sizes
+
+
 def diff_snapshots(previous: Sequence[ServerSummary], current: Sequence[ServerSummary]) -> DiscoveryDiff:
     before = {s.identity: s for s in previous}
     after = {s.identity: s for s in current}
@@ -396,20 +407,26 @@ class ServerDiscoveryWorkflow:
     async def _discover_in_lanes(
         self, inp: DiscoverInput, conns: list[BmcConnection], wid: str
     ) -> tuple[list[list[BmcConnection]], list[ListBatchResult | BaseException]]:
-        """One `redfish.discover_bmc` per BMC, in child batches of at most `bmcs_per_batch`. The BMCs
-        are split evenly over `lanes` (at most MAX_PARALLEL_CHILDREN, at most `concurrency`); a lane
+        """One `redfish.discover_bmc` per BMC (patched i15-discovery-bmc-groups: up to `bmcs_per_activity`
+        BMCs per `redfish.discover_bmcs`), in child batches of at most `bmcs_per_batch`. The BMCs are
+        split over `lanes` (at most MAX_PARALLEL_CHILDREN, at most `concurrency`; evenly before the
+        patch, in proportion to each lane's share of `concurrency` after it); a lane
         runs its batches one after the other with its share of `concurrency`, so `concurrency` reads
         stay in flight until the end (fixed batches handed to 8 slots left a slow tail: 1,000 BMCs
         in 10 batches ran the last 2 with 2 reads in flight)."""
         n = len(conns)
         lanes = max(1, min(MAX_PARALLEL_CHILDREN, inp.concurrency, -(-n // inp.bmcs_per_batch)))
         inline = InlineInventory(site=inp.site.name, store=inp.store_inventory, max_systems=inp.systems_inline)
-        per_activity = inp.bmcs_per_activity if workflow.patched(PATCH_BMC_GROUPS) else 1
+        grouped = workflow.patched(PATCH_BMC_GROUPS)
+        per_activity = inp.bmcs_per_activity if grouped else 1
+        shares = [inp.concurrency // lanes + (1 if k < inp.concurrency % lanes else 0) for k in range(lanes)]
+        if grouped:
+            sizes = proportional(n, shares)
+        else:
+            sizes = [n // lanes + (1 if k < n % lanes else 0) for k in range(lanes)]
         plan: list[tuple[int, list[list[BmcConnection]]]] = []  # per lane: its concurrency, its batches
         start = 0
-        for k in range(lanes):
-            size = n // lanes + (1 if k < n % lanes else 0)
-            share = inp.concurrency // lanes + (1 if k < inp.concurrency % lanes else 0)
+        for share, size in zip(shares, sizes, strict=True):
             plan.append((share, chunks(conns[start : start + size], inp.bmcs_per_batch)))
             start += size
         batches = [b for _, lane_batches in plan for b in lane_batches]

@@ -13,7 +13,7 @@ from landscape.landscape import Landscape
 from landscape.process import free_port
 from landscape.redfish import RedfishEmulator
 from tests.server_fixtures import PASSWORD_ENV, WRONG_ENV, redfish_worker
-from workflows.server import ServerDiscoveryWorkflow, spread
+from workflows.server import ServerDiscoveryWorkflow, proportional, spread
 
 pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("redfish-site")]
 
@@ -24,6 +24,12 @@ def test_groups_are_even_and_fill_the_slots() -> None:
     assert [len(g) for g in spread(list(range(3)), 8, 4)] == [1, 1, 1]
     assert spread([], 8, 1) == []
     assert [x for g in spread(list(range(13)), 4, 3) for x in g] == list(range(13))
+
+
+def test_lanes_get_bmcs_in_proportion_to_their_reads() -> None:
+    assert proportional(300, [2, 2, 1, 1, 1, 1]) == [76, 76, 37, 37, 37, 37]  # each lane ~37 BMCs per read
+    assert proportional(100, [4, 4]) == [50, 50]
+    assert proportional(7, [1, 1, 1]) == [3, 2, 2]
 
 
 async def test_a_group_reads_its_bmcs_and_hands_back_only_what_a_retry_may_fix(
