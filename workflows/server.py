@@ -30,6 +30,8 @@ with workflow.unsafe.imports_passed_through():
         BmcProblem,
         BootRequest,
         DiscoverBmcInput,
+        DiscoverBmcsInput,
+        DiscoverBmcsResult,
         DiscoverInput,
         DiscoverResult,
         DiscoveryDiff,
@@ -86,6 +88,10 @@ MAX_PARALLEL_CHILDREN = 8
 #: inventories), its batches spread evenly over at most MAX_PARALLEL_CHILDREN lanes that share
 #: `concurrency`; runs started before it replay the list-then-inventory path.
 PATCH_ONE_ACTIVITY_PER_BMC = "i15-discovery-one-activity-per-bmc"
+#: workflow.patched() id (issue 15, second pass): BMCs go `DiscoverInput.bmcs_per_activity` at a time to one
+#: `redfish.discover_bmcs` activity (ListBatchInput.bmcs_per_activity); runs started before it replay
+#: with one `redfish.discover_bmc` per BMC.
+PATCH_BMC_GROUPS = "i15-discovery-bmc-groups"
 
 
 async def bounded(factories: Sequence[Callable[[], Awaitable[T]]], limit: int) -> list[T | BaseException]:
@@ -147,6 +153,34 @@ def require_valid_site(site: SiteDefinition) -> None:
 
 def chunks(items: Sequence[T], size: int) -> list[list[T]]:
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def spread(items: Sequence[T], size: int, slots: int) -> list[list[T]]:
+    """`items` in groups of at most `size`, as many groups as a multiple of `slots` (when there are
+    enough items) and of even sizes, so `slots` groups in flight end together instead of one slot
+    reading a last group alone."""
+    if not items:
+        return []
+    n = len(items)
+    count = -(-n // max(1, size))
+    count = min(n, -(-count // max(1, slots)) * max(1, slots))
+    out, start = [], 0
+    for k in range(count):
+        end = start + n // count + (1 if k < n % count else 0)
+        out.append(list(items[start:end]))
+        start = end
+    return out
+
+
+def proportional(n: int, shares: Sequence[int]) -> list[int]:
+    """`n` items split in proportion to `shares` (the remainder one each from the first). Equal counts
+    over lanes of shares 2,2,1,1,1,1 (300 BMCs, 8 reads in flight) left the 1-read lanes reading alone,
+    4 reads in flight, for the second half of the run."""
+    total = max(1, sum(shares))
+    sizes = [n * share // total for share in shares]
+    for j in range(n - sum(sizes)):
+        sizes[j % len(sizes)] += 1
+    return sizes
 
 
 def diff_snapshots(previous: Sequence[ServerSummary], current: Sequence[ServerSummary]) -> DiscoveryDiff:
@@ -276,7 +310,46 @@ class ServerListBatchWorkflow:
             except ActivityError as exc:
                 return ListSystemsResult(bmc_url=conn.url, name=conn.name, problem=bmc_problem(exc, conn))
 
-        results = await bounded([lambda c=c: one(c) for c in inp.bmcs], inp.concurrency)  # type: ignore[misc]
+        async def group(conns: list[BmcConnection]) -> list[ListSystemsResult]:
+            """Several BMCs in one `redfish.discover_bmcs`; a BMC it hands back (a retry may fix its
+            failure), or every BMC of a group whose activity failed as a whole, is read alone by `one`."""
+            assert inp.inline is not None
+            if len(conns) == 1:
+                return [await one(conns[0])]
+            res = DiscoverBmcsResult()
+            try:
+                res = await workflow.execute_activity(
+                    "redfish.discover_bmcs",
+                    DiscoverBmcsInput(conns=conns, inline=inp.inline),
+                    result_type=DiscoverBmcsResult,
+                    start_to_close_timeout=timedelta(
+                        seconds=sum(c.timeout_s for c in conns) * (3 + 10 * inp.inline.max_systems)
+                    ),
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                    retry_policy=BMC_RETRY,
+                )
+                again = set(res.again)
+            except ActivityError:
+                again = set(range(len(conns)))
+            if len(res.results) + len(again) != len(conns):
+                again = set(range(len(conns)))
+            read = iter(res.results)
+            return [await one(c) if i in again else next(read) for i, c in enumerate(conns)]
+
+        if inp.inline is not None and inp.bmcs_per_activity > 1:
+            # Scanned addresses keep an activity each (PROBE_RETRY, and most of them answer nothing).
+            groups = spread([c for c in inp.bmcs if not c.probe], inp.bmcs_per_activity, inp.concurrency)
+            groups += [[c] for c in inp.bmcs if c.probe]
+            units = await bounded([lambda g=g: group(g) for g in groups], inp.concurrency)  # type: ignore[misc]
+            by_url: dict[str, ListSystemsResult | BaseException] = {}
+            for batch, unit in zip(groups, units, strict=True):
+                read: list[ListSystemsResult | BaseException] = (
+                    list(unit) if isinstance(unit, list) else [unit] * len(batch)
+                )
+                by_url.update((conn.url, r) for conn, r in zip(batch, read, strict=True))
+            results: list[ListSystemsResult | BaseException] = [by_url[c.url] for c in inp.bmcs]
+        else:
+            results = await bounded([lambda c=c: one(c) for c in inp.bmcs], inp.concurrency)  # type: ignore[misc]
         out = ListBatchResult(results=[])
         for conn, r in zip(inp.bmcs, results, strict=True):
             if not isinstance(r, ListSystemsResult):
@@ -334,19 +407,26 @@ class ServerDiscoveryWorkflow:
     async def _discover_in_lanes(
         self, inp: DiscoverInput, conns: list[BmcConnection], wid: str
     ) -> tuple[list[list[BmcConnection]], list[ListBatchResult | BaseException]]:
-        """One `redfish.discover_bmc` per BMC, in child batches of at most `bmcs_per_batch`. The BMCs
-        are split evenly over `lanes` (at most MAX_PARALLEL_CHILDREN, at most `concurrency`); a lane
+        """One `redfish.discover_bmc` per BMC (patched i15-discovery-bmc-groups: up to `bmcs_per_activity`
+        BMCs per `redfish.discover_bmcs`), in child batches of at most `bmcs_per_batch`. The BMCs are
+        split over `lanes` (at most MAX_PARALLEL_CHILDREN, at most `concurrency`; evenly before the
+        patch, in proportion to each lane's share of `concurrency` after it); a lane
         runs its batches one after the other with its share of `concurrency`, so `concurrency` reads
         stay in flight until the end (fixed batches handed to 8 slots left a slow tail: 1,000 BMCs
         in 10 batches ran the last 2 with 2 reads in flight)."""
         n = len(conns)
         lanes = max(1, min(MAX_PARALLEL_CHILDREN, inp.concurrency, -(-n // inp.bmcs_per_batch)))
         inline = InlineInventory(site=inp.site.name, store=inp.store_inventory, max_systems=inp.systems_inline)
+        grouped = workflow.patched(PATCH_BMC_GROUPS)
+        per_activity = inp.bmcs_per_activity if grouped else 1
+        shares = [inp.concurrency // lanes + (1 if k < inp.concurrency % lanes else 0) for k in range(lanes)]
+        if grouped:
+            sizes = proportional(n, shares)
+        else:
+            sizes = [n // lanes + (1 if k < n % lanes else 0) for k in range(lanes)]
         plan: list[tuple[int, list[list[BmcConnection]]]] = []  # per lane: its concurrency, its batches
         start = 0
-        for k in range(lanes):
-            size = n // lanes + (1 if k < n % lanes else 0)
-            share = inp.concurrency // lanes + (1 if k < inp.concurrency % lanes else 0)
+        for share, size in zip(shares, sizes, strict=True):
             plan.append((share, chunks(conns[start : start + size], inp.bmcs_per_batch)))
             start += size
         batches = [b for _, lane_batches in plan for b in lane_batches]
@@ -363,7 +443,7 @@ class ServerDiscoveryWorkflow:
                     results[i] = await self._counted(
                         workflow.execute_child_workflow(
                             ServerListBatchWorkflow.run,
-                            ListBatchInput(bmcs=b, concurrency=share, inline=inline),
+                            ListBatchInput(bmcs=b, concurrency=share, inline=inline, bmcs_per_activity=per_activity),
                             id=f"{wid}/list-{i}",
                             task_queue=workflow.info().task_queue,
                         ),

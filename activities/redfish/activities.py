@@ -27,11 +27,14 @@ from definitions.server import (
     BmcProblem,
     BootRequest,
     DiscoverBmcInput,
+    DiscoverBmcsInput,
+    DiscoverBmcsResult,
     FirmwareStart,
     FirmwareStarted,
     ImageCheck,
     ImageChecked,
     ImageRecordPut,
+    InlineInventory,
     InventoryReadInput,
     ListSystemsResult,
     MediaRequest,
@@ -89,6 +92,7 @@ class RedfishActivities:
             self.list_systems,
             self.inventory_system,
             self.discover_bmc,
+            self.discover_bmcs,
             self.load_snapshot,
             self.save_snapshot,
             self.power,
@@ -153,31 +157,61 @@ class RedfishActivities:
         inventory: one activity (and one session) per BMC instead of a listing plus one activity per
         system. A system whose read fails in a way no retry fixes becomes a problem of that system; a
         retryable failure fails the activity, and Temporal's retry reads the BMC again (reads only)."""
-        conn, inline = req.conn, req.inline
         current = {"system": ""}
         with keep_alive_sync(lambda: current["system"]):
-            paths = self._call(conn, lambda: list_system_paths(self.cache.get(conn)))
-            out = ListSystemsResult(bmc_url=conn.url, name=conn.name, system_paths=paths)
-            if len(paths) > inline.max_systems:
-                return out  # a chassis: the workflow fans its systems out in inventory batches
-            for path in paths:
-                current["system"] = path
+            return self._discover(req.conn, req.inline, current)
+
+    @activity.defn(name="redfish.discover_bmcs")
+    def discover_bmcs(self, req: DiscoverBmcsInput) -> DiscoverBmcsResult:
+        """``redfish.discover_bmc`` for several BMCs, one after the other (as many reads in flight as
+        activities, like one BMC per activity, with a fraction of the activities and workflow tasks).
+        A BMC whose failure no retry fixes (bad credentials, an answer refused) gets its problem here,
+        exactly as its own activity would have reported it; one a retry may fix (unreachable, 5xx) is
+        named in ``again``, for the workflow to read alone with the retry policy. Reads only: a retry of
+        the whole activity (a worker lost) reads the BMCs again."""
+        out = DiscoverBmcsResult()
+        current = {"system": ""}
+        with keep_alive_sync(lambda: current["system"]):
+            for i, conn in enumerate(req.conns):
+                current["system"] = conn.url
                 try:
-                    out.servers.append(self._read_inventory(inline.site, conn, path, inline.store))
+                    out.results.append(self._discover(conn, req.inline, current))
                 except ApplicationError as exc:
                     if not (exc.non_retryable or exc.type in NON_RETRYABLE):
-                        raise
-                    out.problems.append(
-                        BmcProblem(
-                            bmc_url=conn.url,
-                            name=conn.name,
-                            error_type=exc.type or "ApplicationError",
-                            message=exc.message,
-                            system_path=path,
-                        )
+                        out.again.append(i)
+                        continue
+                    problem = BmcProblem(
+                        bmc_url=conn.url,
+                        name=conn.name,
+                        error_type=exc.type or "ApplicationError",
+                        message=exc.message,
                     )
-            out.inventoried = True
-            return out
+                    out.results.append(ListSystemsResult(bmc_url=conn.url, name=conn.name, problem=problem))
+        return out
+
+    def _discover(self, conn: BmcConnection, inline: InlineInventory, current: dict[str, str]) -> ListSystemsResult:
+        paths = self._call(conn, lambda: list_system_paths(self.cache.get(conn)))
+        out = ListSystemsResult(bmc_url=conn.url, name=conn.name, system_paths=paths)
+        if len(paths) > inline.max_systems:
+            return out  # a chassis: the workflow fans its systems out in inventory batches
+        for path in paths:
+            current["system"] = path
+            try:
+                out.servers.append(self._read_inventory(inline.site, conn, path, inline.store))
+            except ApplicationError as exc:
+                if not (exc.non_retryable or exc.type in NON_RETRYABLE):
+                    raise
+                out.problems.append(
+                    BmcProblem(
+                        bmc_url=conn.url,
+                        name=conn.name,
+                        error_type=exc.type or "ApplicationError",
+                        message=exc.message,
+                        system_path=path,
+                    )
+                )
+        out.inventoried = True
+        return out
 
     @activity.defn(name="redfish.load_snapshot")
     def load_snapshot(self, site: str) -> SiteSnapshot:
@@ -242,8 +276,7 @@ class RedfishActivities:
             wanted = ",".join(f"{k}={v}" for k, v in sorted(req.match_labels.items())) or "(any)"
             names = f" and names {', '.join(req.names)}" if req.names is not None else ""
             raise ApplicationError(
-                f"no server of site {req.site} matches labels {wanted}{names} "
-                f"({len(snap.servers)} discovered)",
+                f"no server of site {req.site} matches labels {wanted}{names} ({len(snap.servers)} discovered)",
                 type="SelectorMatchesNothing",
                 non_retryable=True,
             )

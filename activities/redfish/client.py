@@ -7,10 +7,12 @@ worker thread stuck in those loops hides a BMC's state from Temporal's retry pol
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
 import requests
+import requests.utils
 import sushy
 from sushy import auth as sushy_auth
 from sushy import connector as sushy_connector
@@ -66,6 +68,29 @@ class NoRetryConnector(sushy_connector.Connector):
         )
 
 
+def freeze_environment(connector: sushy_connector.Connector, url: str) -> None:
+    """Read the environment's proxy settings for this BMC once, at connect, and stop the connector's
+    ``requests.Session`` from reading the environment again on every request.
+
+    With ``trust_env`` on, requests scans every environment variable for ``*_proxy`` on each request
+    (``merge_environment_settings``, then ``should_bypass_proxies``): ~0.5 ms per request with 35
+    variables, ~8 ms with 1,000 (a Kubernetes pod gets several per Service of its namespace), under
+    the GIL, 14 requests per inventory. Same outcome: ``HTTP(S)_PROXY`` / ``ALL_PROXY`` /
+    ``NO_PROXY`` for this URL as of the connect (the CA bundle variables: :func:`environment_verify`).
+    """
+    session: requests.Session = connector._session
+    session.proxies.update(requests.utils.get_environ_proxies(url))
+    session.trust_env = False
+
+
+def environment_verify(verify: bool | str) -> bool | str:
+    """``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` when verification is on without a bundle of the
+    site's own, as requests would pick them per request with ``trust_env``."""
+    if verify is True:
+        return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    return verify
+
+
 class NoAuth(sushy_auth.AuthBase):
     """For BMCs (and mockups) without authentication: sends no Authorization header at all."""
 
@@ -78,7 +103,7 @@ class NoAuth(sushy_auth.AuthBase):
 
 def connect(conn: BmcConnection) -> sushy.Sushy:
     """Open a sushy root for a BMC; resolves the password reference here, inside the activity."""
-    verify = conn.tls.verify()
+    verify = environment_verify(conn.tls.verify())
     # server_side_retries=1 makes the connector's transport loop a single attempt; _op forces the
     # 5xx retry budget to 0.
     connector = NoRetryConnector(
@@ -89,6 +114,7 @@ def connect(conn: BmcConnection) -> sushy.Sushy:
         default_request_timeout=conn.timeout_s,
         connect_timeout=min(conn.timeout_s, 3.0 if conn.probe else 10.0),
     )
+    freeze_environment(connector, conn.url)
     auth: sushy_auth.AuthBase | None = None
     if conn.credentials is not None:
         password = resolve_secret(conn.credentials.password_ref)

@@ -28,6 +28,8 @@ __all__ = [
     "BmcProblem",
     "BootRequest",
     "DiscoverBmcInput",
+    "DiscoverBmcsInput",
+    "DiscoverBmcsResult",
     "DiscoverInput",
     "DiscoverResult",
     "DiscoveryDiff",
@@ -81,6 +83,14 @@ class DiscoverInput(_Strict):
     )
     store_inventory: bool = Field(default=True, description="write full inventories to the inventory store")
     compare_with_previous: bool = True
+    bmcs_per_activity: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description="BMCs one redfish.discover_bmcs activity reads one after the other (fewer activities, "
+        "workflow tasks and history events per BMC); a BMC whose read fails in a way a retry may fix is read "
+        "again in an activity of its own, with the usual retries; scanned range addresses always get their own",
+    )
 
 
 class BmcProblem(BaseModel):
@@ -167,6 +177,23 @@ class DiscoverBmcInput(BaseModel):
     inline: InlineInventory
 
 
+class DiscoverBmcsInput(BaseModel):
+    """Several BMCs for one activity to read one after the other, each as ``redfish.discover_bmc`` would."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)
+    conns: list[BmcConnection]
+    inline: InlineInventory
+
+
+class DiscoverBmcsResult(BaseModel):
+    #: One per BMC read (its systems, or its problem when no retry can fix it), in input order; the BMCs
+    #: named in ``again`` have none.
+    results: list[ListSystemsResult] = Field(default_factory=list)
+    #: Indexes (into ``conns``) of the BMCs whose read failed in a way a retry may fix: the workflow reads
+    #: each again in a ``redfish.discover_bmc`` of its own, with the usual retry policy.
+    again: list[int] = Field(default_factory=list)
+
+
 class ListBatchInput(BaseModel):
     model_config = ConfigDict(hide_input_in_errors=True)
     bmcs: list[BmcConnection]
@@ -174,6 +201,9 @@ class ListBatchInput(BaseModel):
     #: Given: one ``redfish.discover_bmc`` per BMC (list and inventory); absent: ``redfish.list_systems``
     #: (the parent starts it only on its patched path, so histories from before replay unchanged).
     inline: InlineInventory | None = None
+    #: With ``inline``: above 1, BMCs (not scanned addresses) go ``bmcs_per_activity`` at a time to one
+    #: ``redfish.discover_bmcs``. Set by the parent's patched path only (1 replays the older children).
+    bmcs_per_activity: int = 1
 
 
 class ListBatchResult(BaseModel):

@@ -180,6 +180,21 @@ async def record_servers(client: Client, prefix: str, state: Path, temporal: Any
             await discover_and_provision(client, queue, site, images, (f"{prefix}discover", f"{prefix}fleet"))
 
 
+async def record_server_groups(client: Client, prefix: str, state: Path, temporal: Any) -> None:
+    """Discovery of six emulated BMCs (one system each), three BMCs per ``redfish.discover_bmcs``."""
+    from definitions.server import DiscoverInput
+    from landscape.redfish import RedfishEmulator
+    from tests.server_fixtures import BMC_PASSWORD, PASSWORD_ENV, redfish_worker, site
+
+    os.environ[PASSWORD_ENV] = BMC_PASSWORD
+    emu = RedfishEmulator(6, username="admin", password=BMC_PASSWORD, seed="replay-groups", bmc_per_system=True)
+    queue = f"{prefix}redfish"
+    with Landscape([emu], state_dir=state / "groups").running():
+        inp = DiscoverInput(site=site("replay-groups", *emu.bmc_urls), concurrency=2, bmcs_per_activity=3)
+        async with redfish_worker(client, queue, state / "groups-store"):
+            await client.execute_workflow("ServerDiscoveryWorkflow", inp, id=f"{prefix}discover", task_queue=queue)
+
+
 async def record_server_fleet(client: Client, prefix: str, state: Path, temporal: Any) -> None:
     """A firmware wave over three emulated servers (one BMC each), one already in sync."""
     import httpx
@@ -611,6 +626,7 @@ SCENARIOS: dict[str, Scenario] = {
     "pipeline": record_pipelines,
     "server": record_servers,
     "server-fleet": record_server_fleet,
+    "server-groups": record_server_groups,
     "cluster": record_clusters,
     "transport": record_transport,
     "promotion": record_promotions,

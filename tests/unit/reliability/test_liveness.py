@@ -46,6 +46,24 @@ def test_sync_helpers_heartbeat_from_the_activity_thread_and_a_helper_thread() -
     assert ({"state": "Off"},) in beats and ("system-1",) in beats
 
 
+def test_a_block_shorter_than_the_interval_sends_no_heartbeat() -> None:
+    """The SDK forwards an attempt's first heartbeat to the server at once: a short read must not
+    cost the server a heartbeat (issue 15: one per BMC of a discovery)."""
+    env = ActivityEnvironment()
+    beats: list[Any] = []
+    env.on_heartbeat = lambda *details: beats.append(details)
+
+    def short_then_long() -> None:
+        with keep_alive_sync(lambda: "short", interval_s=0.2):
+            time.sleep(0.02)
+        with keep_alive_sync(lambda: "long", interval_s=0.05):
+            time.sleep(0.08)
+
+    env.run(short_then_long)
+    assert ("short",) not in beats
+    assert beats and beats[0] == ("long",)
+
+
 def test_outside_an_activity_the_helpers_only_wait() -> None:
     sleep_heartbeating(0.01)
     with keep_alive_sync():
