@@ -206,7 +206,13 @@ async def _activity_times(client: Any, workflow_id: str) -> str:
 
 
 async def bench(
-    sizes: list[int], bulk: tuple[int, int], parallels: list[int], state: Path, *, same_run: bool = False
+    sizes: list[int],
+    bulk: tuple[int, int],
+    parallels: list[int],
+    state: Path,
+    *,
+    same_run: bool = False,
+    chunk_mib: int | None = None,
 ) -> None:
     source, site = RegistryPart("source"), RegistryPart("site", tls=True, username="apeiro")
     temporal = TemporalDevServer(headless=True, persistent=False)
@@ -234,6 +240,7 @@ async def bench(
                     ca_bundle=site.endpoints["ca_bundle"],
                 ),
                 "sign": SigningSpec(name="site", private_key_ref=f"file:{keys / 'site.pem'}") if sign else None,
+                **({"chunk_size": chunk_mib * MiB} if chunk_mib else {}),
                 **kw,
             }
 
@@ -418,6 +425,9 @@ def main() -> None:
         metavar="DIR",
         help="write cProfile files (CPU time) of the worker's main thread and of each standalone copy to DIR",
     )
+    parser.add_argument(
+        "--chunk-mib", type=int, metavar="MIB", help="TransportInput.chunk_size in MiB (default: the input's default)"
+    )
     parser.add_argument("--worker", metavar="ADDRESS", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -434,7 +444,7 @@ def main() -> None:
     bulk = (4, 16) if args.quick else (10, 100)
     parallels = args.parallel if args.parallel is not None else ([1, 4] if args.quick else [1, 2, 4, 8])
     with tempfile.TemporaryDirectory(prefix="apeiro-bench-") as d:
-        asyncio.run(bench(sizes, bulk, parallels, Path(d), same_run=args.same_run))
+        asyncio.run(bench(sizes, bulk, parallels, Path(d), same_run=args.same_run, chunk_mib=args.chunk_mib))
     exit_cleanly(0)
 
 
