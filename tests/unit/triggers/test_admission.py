@@ -131,7 +131,7 @@ async def test_a_flood_against_a_slow_temporal_is_shed_fast_and_accepted_ones_wa
     # 64 in flight x 10 ms each: a fixed bound lets accepted deliveries queue ~0.6 s behind each other.
     assert fixed_p90 > 0.4, fixed_p90
     assert adaptive_p90 < 0.3, f"adaptive p90 {adaptive_p90:.3f} s (fixed {fixed_p90:.3f} s)"
-    assert started >= 0.6 * fixed_started, "the adaptive limit still admits about what Temporal can start"
+    assert started >= 0.5 * fixed_started, "the adaptive limit still admits about what Temporal can start"
 
 
 def test_the_limit_shrinks_on_slow_deliveries_once_per_window_and_grows_back() -> None:
