@@ -12,6 +12,14 @@ then for each offered rate:
 It prints one row per rate (accepted/s, p50/p99, 503s shed past the admission bound, errors, and
 accepted events whose workflow is missing: must be 0), the knee of each curve (p99 > 250 ms), and
 writes bench/results/webhook.png. No worker runs: the figure is the cost of accepting and starting.
+A 503 without Retry-After counts as an error. Per level it also prints where an accepted
+delivery's time went: waiting in the client for a connection, the gateway's own request-duration
+histogram (from its /metrics), and each process's CPU.
+
+The deliveries go through ``bench._http.LeanClient`` (keep-alive connections, a fraction of
+httpx's CPU per request): with one httpx.AsyncClient the load generator used ~90% of a core at
+200-400/s and its requests waited 11-34 s (p50) in its own pool before leaving the process, so the
+bench measured itself, not the gateway.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from temporalio.common import (
 )
 
 from bench._common import add_common_args, exit_cleanly, plot, report
+from bench._http import LeanClient
 from definitions import queues
 from definitions import search_attributes as sa
 from definitions.runs import PipelineRequest
@@ -124,13 +133,14 @@ async def count_runs(client: Client, query: str, expect: int) -> int:
 
 
 async def gateway_level(
-    http: httpx.AsyncClient, url: str, client: Client, rate: float, seconds: float, duplicates: float, tag: str
+    lean: LeanClient, client: Client, rate: float, seconds: float, duplicates: float, tag: str
 ) -> dict[str, Any]:
     """Offer ``rate`` signed deliveries/s for ``seconds`` (``duplicates`` of them repeats)."""
     total = int(rate * seconds)
     rng = random.Random(7)
     sent: list[int] = []
     latencies: list[float] = []
+    waits: list[float] = []
     statuses: dict[int, int] = {}
     accepted_events: set[int] = set()
 
@@ -148,13 +158,16 @@ async def gateway_level(
         }
         t = time.perf_counter()
         try:
-            resp = await http.post(f"{url}/hooks/pipelines/bench-echo", content=body, headers=headers)
-            code = resp.status_code
-        except httpx.HTTPError:
-            code = 0
+            answer = await lean.post("/hooks/pipelines/bench-echo", body, headers)
+            code, waited = answer.status, answer.waited
+            if code == 503 and "retry-after" not in answer.headers:
+                code = -503  # a 503 must say when to retry: without Retry-After it counts as an error
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
+            code, waited = 0, 0.0
         statuses[code] = statuses.get(code, 0) + 1
         if code == 202:
             latencies.append(time.perf_counter() - t)
+            waits.append(waited)
             accepted_events.add(event)
 
     t0 = time.perf_counter()
@@ -172,7 +185,39 @@ async def gateway_level(
         "errors": total - accepted - statuses.get(503, 0),
         "lost": len(accepted_events) - started,
         "distinct": len(set(sent)),
+        "other": {c: n for c, n in statuses.items() if c not in (202, 503)},
+        "client_wait_p50": pct(waits, 0.5),
+        "client_wait_p99": pct(waits, 0.99),
     }
+
+
+async def scrape(http: httpx.AsyncClient, url: str, name: str = "apeiro_webhook_request_seconds") -> dict[str, float]:
+    """The gateway's own histogram ``name`` (all routes): cumulative bucket counts by ``le``, plus sum and count."""
+    text = (await http.get(f"{url}/metrics")).text
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line.startswith(name):
+            continue
+        key, _, value = line.rpartition(" ")
+        if key.startswith(f"{name}_bucket"):
+            le = key.split('le="', 1)[1].split('"', 1)[0]
+            out[le] = out.get(le, 0.0) + float(value)
+        elif key.startswith(f"{name}_sum"):
+            out["sum"] = out.get("sum", 0.0) + float(value)
+        elif key.startswith(f"{name}_count"):
+            out["count"] = out.get("count", 0.0) + float(value)
+    return out
+
+
+def bucket_quantile(before: dict[str, float], after: dict[str, float], q: float) -> float:
+    """Upper bucket bound holding quantile ``q`` of the observations between two scrapes (s; inf past the last)."""
+    total = after.get("count", 0.0) - before.get("count", 0.0)
+    if total <= 0:
+        return float("nan")
+    for le in sorted((k for k in after if k not in ("sum", "count")), key=float):
+        if after[le] - before.get(le, 0.0) >= q * total:
+            return float(le)
+    return float("inf")
 
 
 def knee(rows: list[tuple[float, float]], limit: float = 0.25) -> float | None:
@@ -225,6 +270,7 @@ async def run(args: argparse.Namespace) -> None:
             direct_p99: list[tuple[float, float]] = []
             gw_p99: list[tuple[float, float]] = []
             cpu: dict[str, float] = {}
+            where: list[str] = []
             try:
                 url = f"http://127.0.0.1:{port}"
                 async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=500)) as http:
@@ -241,14 +287,32 @@ async def run(args: argparse.Namespace) -> None:
                     definition = PIPELINE
                     procs = {"gateway": psutil.Process(gateway.pid), "load generator": psutil.Process()}
                     procs.update({f"temporal dev server ({pid})": psutil.Process(pid) for pid in server.pids})
-                    for p in procs.values():
-                        p.cpu_percent(None)
+                    sweep_start = time.monotonic()
+                    cpu_start = {name: sum(p.cpu_times()[:2]) for name, p in procs.items()}
                     for level, rate in enumerate(rates):
                         tag = f"l{level}"
                         distinct = int(rate * args.seconds * (1 - args.duplicates))
+                        lean = LeanClient("127.0.0.1", port)
                         print(f"offered {rate:.0f}/s: {distinct} direct starts, then the gateway ...", flush=True)
                         base = await baseline(client, rate, distinct, definition, tag)
-                        gw = await gateway_level(http, url, client, rate, args.seconds, args.duplicates, tag)
+                        before = await scrape(http, url)
+                        for p in procs.values():
+                            p.cpu_percent(None)
+                        gw = await gateway_level(lean, client, rate, args.seconds, args.duplicates, tag)
+                        await lean.aclose()
+                        level_cpu = {name: p.cpu_percent(None) for name, p in procs.items()}
+                        after = await scrape(http, url)
+                        inside = {q: bucket_quantile(before, after, q) for q in (0.5, 0.99)}
+                        where.append(
+                            f"  {rate:.0f}/s: accepted p50/p99 {gw['p50'] * 1000:.0f}/{gw['p99'] * 1000:.0f} ms = "
+                            f"client wait for a connection p50/p99 {gw['client_wait_p50'] * 1000:.0f}/"
+                            f"{gw['client_wait_p99'] * 1000:.0f} ms + gateway; errors by status "
+                            f"{gw['other'] or 'none'}; "
+                            "gateway's own handler (all "
+                            f"answers) p50 <= {inside[0.5] * 1000:.0f} ms, p99 <= {inside[0.99] * 1000:.0f} ms; CPU "
+                            + ", ".join(f"{n} {c:.0f}%" for n, c in level_cpu.items())
+                        )
+                        print(where[-1], flush=True)
                         rows.append(
                             [
                                 int(rate),
@@ -265,7 +329,8 @@ async def run(args: argparse.Namespace) -> None:
                         )
                         direct_p99.append((rate, base["p99"]))
                         gw_p99.append((rate, gw["p99"]))
-                    cpu = {name: p.cpu_percent(None) for name, p in procs.items()}
+                    wall = time.monotonic() - sweep_start
+                    cpu = {name: 100 * (sum(p.cpu_times()[:2]) - cpu_start[name]) / wall for name, p in procs.items()}
             finally:
                 gateway.terminate()
                 gateway.wait(timeout=15)
@@ -313,6 +378,8 @@ async def run(args: argparse.Namespace) -> None:
             + "; past the admission bound the gateway sheds with 503",
             plot_path=path,
         )
+        print("where an accepted delivery's time goes, per level (client = waiting for/opening a connection):")
+        print("\n".join(where))
         await asyncio.sleep(0)
 
 

@@ -334,12 +334,15 @@ def create_app(
 
     app.include_router(ord_router(app))  # Open Resource Discovery (triggers/ord.py)
     # Past its knee the gateway answers 503 + Retry-After instead of queueing until senders time out.
-    limit, retry_after = (max_in_flight, admission.DEFAULT_RETRY_AFTER) if max_in_flight else admission.from_env()
+    settings = admission.from_env()
+    if max_in_flight:
+        settings["max_in_flight"] = max_in_flight
+    gateway.metrics.admission_limit.set(settings["max_in_flight"])
     app.add_middleware(
         admission.AdmissionLimit,
-        max_in_flight=limit,
-        retry_after=retry_after,
+        **settings,
         on_shed=lambda path: gateway.metrics.requests.labels(route=path, outcome="shed", status="503").inc(),
+        on_limit=gateway.metrics.admission_limit.set,
     )
     if os.environ.get("APEIRO_CONSOLE", "").strip().lower() in ("1", "true", "yes"):
         # The operator's console at /console/, sharing the gateway's Temporal connection.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class GatewayMetrics:
@@ -19,6 +19,11 @@ class GatewayMetrics:
             "Time to answer a delivery",
             ["route"],
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self.admission_limit = Gauge(
+            "apeiro_webhook_admission_limit",
+            "Deliveries admitted at once now (lowered while deliveries take longer than the target latency)",
             registry=self.registry,
         )
         self.workflows = Counter(

@@ -4,6 +4,7 @@ being read; admitted ones finish; health and metrics are never shed."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 import pytest
@@ -71,3 +72,91 @@ async def test_in_flight_is_released_when_the_app_fails() -> None:
 def test_bound_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_in_flight"):
         AdmissionLimit(lambda *a: None, max_in_flight=0)  # type: ignore[arg-type]
+
+
+class SerialTemporal:
+    """A fake Temporal that starts one workflow at a time, ``service`` s each: a delivery's wait grows
+    with the deliveries ahead of it, as a saturated dev server's does."""
+
+    def __init__(self, service: float) -> None:
+        self.service = service
+        self.lock = asyncio.Lock()
+        self.started = 0
+
+    async def hook(self, request: Request) -> JSONResponse:
+        await request.body()
+        async with self.lock:
+            await asyncio.sleep(self.service)
+            self.started += 1
+        return JSONResponse({"accepted": True}, status_code=202)
+
+
+async def _flood(target_latency: float, count: int = 500, interval: float = 0.002) -> tuple[list[float], int, int]:
+    """Open-loop flood of ``count`` deliveries; (latencies of those accepted after the first 0.4 s, all
+    started, answers other than 202 or 503 with Retry-After)."""
+    temporal = SerialTemporal(service=0.01)
+    app = Starlette(routes=[Route("/hooks/x", temporal.hook, methods=["POST"])])
+    guard = AdmissionLimit(app, max_in_flight=64, min_in_flight=2, target_latency=target_latency)
+    latencies: list[float] = []
+    bad_503 = 0
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=guard), base_url="http://gw") as client:
+
+        async def deliver() -> None:
+            nonlocal bad_503
+            t = time.monotonic()
+            r = await client.post("/hooks/x", content=b"{}")
+            if r.status_code == 202:
+                if t - t0 > 0.4:  # once the limit had time to adapt
+                    latencies.append(time.monotonic() - t)
+            elif r.status_code != 503 or r.headers.get("retry-after") != "1" or "send it again" not in r.text:
+                bad_503 += 1
+
+        tasks = []
+        t0 = time.monotonic()
+        for _ in range(count):
+            tasks.append(asyncio.create_task(deliver()))
+            await asyncio.sleep(interval)
+        await asyncio.gather(*tasks)
+    assert guard.in_flight == 0
+    return latencies, temporal.started, bad_503
+
+
+async def test_a_flood_against_a_slow_temporal_is_shed_fast_and_accepted_ones_wait_near_the_target() -> None:
+    fixed, fixed_started, _ = await _flood(target_latency=0.0)
+    adaptive, started, bad = await _flood(target_latency=0.1)
+    assert bad == 0, "every answer is 202 or 503 with Retry-After and a reason"
+    assert started >= len(adaptive) and fixed_started >= len(fixed), "every accepted delivery was started"
+    fixed_p90 = sorted(fixed)[int(0.9 * len(fixed))]
+    adaptive_p90 = sorted(adaptive)[int(0.9 * len(adaptive))]
+    # 64 in flight x 10 ms each: a fixed bound lets accepted deliveries queue ~0.6 s behind each other.
+    assert fixed_p90 > 0.4, fixed_p90
+    assert adaptive_p90 < 0.3, f"adaptive p90 {adaptive_p90:.3f} s (fixed {fixed_p90:.3f} s)"
+    assert started >= 0.5 * fixed_started, "the adaptive limit still admits about what Temporal can start"
+
+
+def test_the_limit_shrinks_on_slow_deliveries_once_per_window_and_grows_back() -> None:
+    now = [0.0]
+    changes: list[int] = []
+    guard = AdmissionLimit(
+        lambda *a: None,  # type: ignore[arg-type]
+        max_in_flight=64,
+        min_in_flight=4,
+        target_latency=1.0,
+        on_limit=changes.append,
+        clock=lambda: now[0],
+    )
+    guard._adapt(1.2)
+    assert guard.limit == 48, "a little slow: a quarter off"
+    guard._adapt(2.0)
+    assert guard.limit == 48, "deliveries slowed by the same burst are one signal"
+    now[0] += 1.0
+    guard._adapt(10.0)
+    assert guard.limit == 24, "much slower: halved at once"
+    for _ in range(10):
+        now[0] += 1.0
+        guard._adapt(2.0)
+    assert guard.limit == 4, "never below min_in_flight"
+    for _ in range(3000):
+        guard._adapt(0.01)
+    assert guard.limit == 64, "fast deliveries grow it back to max_in_flight"
+    assert changes[0] == 48 and changes[-1] == 64
