@@ -22,6 +22,13 @@ copies of a process together at most ``AHEAD_BUDGET``, 32 MiB), and the next PAT
 the source read and the hashing overlap the target's chunk end instead of following it. On a busy
 machine it bought nothing measurable (docs/performance.md) and cost ~9 MiB of worker RSS.
 
+The last chunk is the body of the closing ``PUT <location>?digest=`` (``put_last``; the OCI
+distribution spec allows it): one request and one chunk end fewer per blob than PATCH + empty PUT.
+The registry checks the digest before it commits and refuses a mismatch (``DigestMismatch`` to us);
+our own hash of the source is compared after the PUT as before it: a refused PUT with a source hash
+that differs is reported as tampered source data. A PUT cut off is resumed like a PATCH (the
+registry's upload status), unless the target already holds the blob (only the answer was lost).
+
 The upload URL and offset are the resumable state (``UploadSession``); the registry's own ``Range``
 answer is the truth on resume and after a connection dropped mid-chunk. A chunk that must be sent
 again is read again from the source with a ``Range`` GET (only the part the target does not hold),
