@@ -6,7 +6,9 @@ site: TLS + htpasswd), pushes one blob of ``--size`` MiB, and then, round after 
 the raw baseline (GET stream -> one streaming PUT + SHA-256) and with ``copy_blob`` under each
 schedule, alternating, each to a fresh repository. A schedule is ``[g]MIB[rMIB]``: ``64`` fixed 64 MiB
 chunks, ``g256`` chunks growing from 16 MiB up to 256 MiB (``blobcopy.chunk_end``), ``r16`` with a
-16 MiB read-ahead of the next chunk while the target finishes one, ``all`` one chunk for the blob.
+16 MiB read-ahead of the next chunk while the target finishes one, ``all`` one chunk for the blob; a
+trailing ``e`` (``g256e``) closes with an empty PUT after the last PATCH (before issue 15) instead of
+sending the last chunk as the closing PUT's body.
 
 Per schedule it prints the median seconds, the ratio raw/schedule per round (median), the chunks,
 and the chunk ends: seconds from a chunk's last byte sent to the registry's answer (distribution
@@ -41,13 +43,15 @@ class Schedule:
     chunk_mib: int  # 0: the whole blob
     grow: bool
     ahead_mib: int
+    put_last: bool = True
 
     @classmethod
     def parse(cls, spec: str) -> Schedule:
-        rest, _, ahead = spec.partition("r")
+        put_last = not spec.endswith("e")
+        rest, _, ahead = spec.removesuffix("e").partition("r")
         grow = rest.startswith("g")
         size = rest.removeprefix("g")
-        return cls(spec, 0 if size == "all" else int(size), grow, int(ahead or 0))
+        return cls(spec, 0 if size == "all" else int(size), grow, int(ahead or 0), put_last)
 
 
 async def timed_copy(source: RegistryPart, site: RegistryPart, digest: str, size: int, s: Schedule) -> CopyStats:
@@ -67,6 +71,7 @@ async def timed_copy(source: RegistryPart, site: RegistryPart, digest: str, size
             chunk_size=(s.chunk_mib * MiB) or size,
             first_chunk=16 * MiB if s.grow else None,
             read_ahead=s.ahead_mib * MiB,
+            put_last=s.put_last,
         )
 
 
@@ -151,7 +156,7 @@ def main() -> None:
         "--schedules",
         nargs="+",
         default=["64", "128", "256", "512", "all", "g256", "g256r16"],
-        help="chunk schedules, [g]MIB[rMIB] or all (default: 64 128 256 512 all g256 g256r16)",
+        help="chunk schedules, [g]MIB[rMIB][e] or all[e] (default: 64 128 256 512 all g256 g256r16)",
     )
     args = parser.parse_args()
     schedules = [Schedule.parse(s) for s in args.schedules]

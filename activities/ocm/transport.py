@@ -455,6 +455,7 @@ class ProgressRecorder:
         self._changed = asyncio.Event()
         self._error: BaseException | None = None
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self.rpcs = 0
 
     def update(self, details: dict[str, Any]) -> None:
@@ -466,9 +467,14 @@ class ProgressRecorder:
             self._task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), self.keepalive)
+            if self._closing:
+                # Python 3.11's wait_for drops a cancel that arrives as the event is set (an update
+                # right before aclose, e.g. a blob whose last chunk was its closing PUT): without
+                # this check the loop would run on and aclose would wait for ever.
+                return
             self._changed.clear()
             details = self._latest
             if details is None:
@@ -488,6 +494,7 @@ class ProgressRecorder:
             self.rpcs += 1
 
     async def aclose(self) -> None:
+        self._closing = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -4,7 +4,8 @@ in the middle of chunk uploads, and counts what reaches the registry.
 A dropped PATCH has its whole body read by the proxy and never forwarded, then the client's
 connection is aborted: what a load balancer that buffers request bodies (nginx's default) does when
 it gives up. The registry's upload state is untouched, so the client can ask it where the upload
-stands and send the chunk again.
+stands and send the chunk again. ``drop_put_every``: the same for every n-th closing PUT that carries
+the last chunk of a blob (a body of at least ``PUT_CHUNK``; smaller PUTs are monolithic uploads).
 """
 
 from __future__ import annotations
@@ -22,14 +23,25 @@ from tests.integration.ocm.faulty_proxy import FaultyProxy
 from tests.proxy_support import catch_all, serving
 
 UPLOAD = re.compile(r"^/v2/(?P<repo>.+)/blobs/uploads/(?P<uid>[^/]+)$")
+#: A closing PUT with at least this body carries a chunk (``drop_put_every`` counts those).
+PUT_CHUNK = 64 * 1024
 
 
 class DroppingProxy(FaultyProxy):
     def __init__(
-        self, upstream: str, ca_bundle: str | None = None, *, drop_patch_every: int = 4, throttle_every: int = 7
+        self,
+        upstream: str,
+        ca_bundle: str | None = None,
+        *,
+        drop_patch_every: int = 4,
+        throttle_every: int = 7,
+        drop_put_every: int = 0,
     ) -> None:
         super().__init__(upstream, ca_bundle, every=10**9)  # the parent's own faults: never
         self.drop_patch_every = drop_patch_every
+        self.drop_put_every = drop_put_every
+        self.chunk_puts = 0  # closing PUTs that carried a chunk
+        self.put_drops = 0
         self.throttle_every = throttle_every
         self.seen = 0
         self.patches = 0
@@ -52,8 +64,15 @@ class DroppingProxy(FaultyProxy):
                 self.drops += 1
                 request.scope["apeiro.transport"].abort()
                 return Response(status_code=502)  # never delivered: the connection is gone
+        if m and request.method == "PUT" and int(request.headers.get("content-length") or 0) >= PUT_CHUNK:
+            self.chunk_puts += 1
+            if self.drop_put_every and self.chunk_puts % self.drop_put_every == 0:
+                await request.body()
+                self.put_drops += 1
+                request.scope["apeiro.transport"].abort()
+                return Response(status_code=502)
         resp = await super().handle(request)
-        if m and request.method == "PATCH" and resp.status_code == 202:
+        if m and request.method in ("PATCH", "PUT") and resp.status_code in (201, 202):
             self.forwarded[m["uid"]] += len(await request.body())
         if m and request.method == "PUT" and resp.status_code == 201:
             digest = request.query_params.get("digest", "")

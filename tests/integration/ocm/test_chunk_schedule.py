@@ -54,3 +54,15 @@ async def test_growing_chunks_resume_from_the_recorded_state_at_the_real_registr
         data = await dst.get_blob(f"{repo}/dst", digest, max_size=size)
     assert "sha256:" + hashlib.sha256(data).hexdigest() == digest and len(data) == size
     assert blobcopy.AHEAD_BUDGET.held == 0
+
+
+@pytest.mark.parametrize("size", [182, 3 * MiB + 5])
+async def test_the_last_chunk_is_the_closing_put_at_the_real_registry(registries: Registries, size: int) -> None:
+    """distribution takes the last chunk as the body of ``PUT ?digest=``, verifies it and commits."""
+    repo = f"putlast-{uuid.uuid4().hex[:6]}"
+    async with RegistryClient(registries.source.url) as c:
+        digest, _ = await push_chunks(c, f"{repo}/src", pseudo_random(size, seed=repo.encode()))
+    async with registries.source_client() as src, registries.site_client() as dst:
+        stats = await copy_blob(src, f"{repo}/src", dst, f"{repo}/dst", digest, chunk_size=MiB, allow_mount=False)
+        assert stats.bytes_sent == size and stats.chunks == -(-size // MiB)
+        assert await dst.blob_size(f"{repo}/dst", digest) == size

@@ -27,7 +27,7 @@ async def test_throttled_and_dropped_parallel_copy_is_exact_and_never_starts_a_b
     src = RepoBase.parse(f"{registries.source.url}/bulk-{uuid.uuid4().hex[:6]}")
     digests = await push_bulk(f"{registries.source.url}/{src.prefix}", count=4, size=2 * MiB)
     prefix = f"par-{uuid.uuid4().hex[:6]}"
-    with dropping_proxy(registries.site.url, registries.site.endpoints["ca_bundle"]) as proxy:
+    with dropping_proxy(registries.site.url, registries.site.endpoints["ca_bundle"], drop_put_every=2) as proxy:
         inp = TransportInput(
             source=RepositorySpec(url=f"{registries.source.url}/{src.prefix}"),
             target=RepositorySpec(
@@ -47,13 +47,15 @@ async def test_throttled_and_dropped_parallel_copy_is_exact_and_never_starts_a_b
     assert [v.outcome for v in result.versions] == ["copied"]
     assert proxy.drops >= 3, "connections were dropped mid-chunk"
     assert proxy.throttled >= 3, "the registry throttled"
+    # Each blob's last chunk is the closing PUT's body; every second such PUT was dropped and sent again.
+    assert proxy.put_drops >= 2 and proxy.chunk_puts >= len(digests) + proxy.put_drops
     repo = RepoBase.parse(f"{registries.site.url}/{prefix}").component_repo(BULK)
     # Committed exactly once each, from one upload that never started over.
     for d in digests:
         assert proxy.commits[(repo, d)] == 1
         uploads = [uid for uid, dg in proxy.upload_of.items() if dg == d]
         assert len(uploads) == 1
-        assert proxy.forwarded[uploads[0]] <= 2 * MiB, "no byte reached the registry twice"
+        assert proxy.forwarded[uploads[0]] == 2 * MiB, "every byte reached the registry once"
     # Every payload blob sent once (a dropped chunk is re-sent, but never reached the registry before).
     assert result.versions[0].bytes_resumed == 0
     # The bytes at the target are the source's.

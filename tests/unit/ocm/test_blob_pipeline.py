@@ -25,6 +25,8 @@ class MemoryRegistry:
         self.blobs: dict[str, bytes] = {}
         self.uploads: dict[str, bytearray] = {}
         self.drop_patches: set[int] = set()  # indexes of PATCH requests whose connection drops
+        self.drop_puts: dict[int, bool] = {}  # index of a PUT whose answer is lost -> after committing?
+        self.puts: list[int] = []  # body size of each closing PUT
         self.patches = 0
         self.patched_bytes = 0
         self.posts = 0
@@ -69,6 +71,10 @@ class MemoryRegistry:
                 202, headers={"Location": f"/v2/t/blobs/uploads/{uid}", "Range": f"0-{len(held) - 1}"}
             )
         if m == "PUT":
+            self.puts.append(len(req.content))
+            commit = self.drop_puts.get(len(self.puts))
+            if commit is False:  # dropped with the body: the registry keeps nothing of it
+                raise httpx.RemoteProtocolError("peer closed connection without sending complete message body")
             held.extend(req.content)
             digest = req.url.params["digest"]
             if "sha256:" + hashlib.sha256(held).hexdigest() != digest:
@@ -76,6 +82,8 @@ class MemoryRegistry:
             self.blobs[digest] = bytes(held)
             self.commits.append(digest)
             del self.uploads[uid]
+            if commit:  # committed, but the answer never arrived
+                raise httpx.ReadError("connection reset by peer")
             return httpx.Response(201)
         return httpx.Response(500)
 
@@ -112,9 +120,10 @@ async def test_connection_dropped_mid_chunk_resends_only_that_chunk() -> None:
     assert reg.blobs[digest] == data
     assert reg.commits == [digest], "committed exactly once"
     assert reg.posts == 1, "one upload: a dropped connection never starts the blob over"
-    # 16 chunks (the last 40 KiB); each dropped PATCH is sent once more, never the blob again.
-    assert reg.patches == 16 + 2
-    assert reg.patched_bytes == len(data)
+    # 16 chunks (the last 40 KiB, the closing PUT's body); each dropped PATCH is sent once more,
+    # never the blob again.
+    assert reg.patches == 15 + 2 and reg.puts == [40 * KiB]
+    assert reg.patched_bytes + 40 * KiB == len(data)
     assert stats.bytes_sent == len(data)
     # The re-sent chunks were read again from the source, only their own range.
     assert SOURCE.ranges == [f"bytes={2 * 64 * KiB}-{3 * 64 * KiB - 1}", f"bytes={5 * 64 * KiB}-{6 * 64 * KiB - 1}"]
@@ -145,7 +154,7 @@ async def test_parallel_copies_stream_without_buffering_chunks() -> None:
             *[copy_blob(src, "s", dst, f"t{i}", d, chunk_size=64 * KiB) for i, (d, _) in enumerate(blobs)]
         )
     assert all(reg.blobs[d] == data for d, data in blobs)
-    assert reg.patches == 6 * 11
+    assert reg.patches == 6 * 10 and reg.puts == [700 * KiB - 10 * 64 * KiB] * 6
 
 
 async def test_progress_after_every_accepted_chunk_never_goes_back() -> None:

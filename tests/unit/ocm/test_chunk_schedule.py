@@ -52,20 +52,22 @@ class Killed(BaseException):
 
 
 class KillingRegistry(MemoryRegistry):
-    """Takes a few milliseconds to answer a PATCH (distribution ``Sync()``s the upload file) and records
-    each PATCH's size; PATCH number ``kill_at`` kills the copier after the whole body was sent (the
-    registry keeps none of it, as behind a proxy that buffers request bodies)."""
+    """Takes a few milliseconds to answer a chunk (distribution ``Sync()``s the upload file) and records
+    each chunk's size: a PATCH, or the closing PUT that carries the last chunk. Chunk number
+    ``kill_at`` kills the copier after the whole body was sent (the registry keeps none of it, as
+    behind a proxy that buffers request bodies)."""
 
     def __init__(self, kill_at: int = 0) -> None:
         super().__init__()
         self.kill_at = kill_at
+        self.sends = 0
         self.sizes: list[int] = []
 
     async def handler(self, req: httpx.Request) -> httpx.Response:  # type: ignore[override]
-        if req.method == "PATCH":
+        if req.method == "PATCH" or (req.method == "PUT" and req.content):
             await asyncio.sleep(0.005)
-            if self.patches + 1 == self.kill_at:
-                self.patches += 1
+            self.sends += 1
+            if self.sends == self.kill_at:
                 raise Killed
             self.sizes.append(len(req.content))
         return super().handler(req)
@@ -81,6 +83,7 @@ async def test_growing_chunks_with_read_ahead_copy_the_exact_bytes() -> None:
         )
     assert reg.blobs[digest] == data and reg.commits == [digest] and reg.posts == 1
     assert reg.sizes == [256 * KiB, 256 * KiB, 512 * KiB, MiB, 2 * MiB, MiB + 77]
+    assert reg.patches == 5 and reg.puts == [MiB + 77], "the last chunk is the closing PUT's body"
     assert stats.chunks == 6 and stats.bytes_sent == len(data)
     assert stats.read_ahead > 0, "the next chunk was read while the target answered"
     assert blobcopy.AHEAD_BUDGET.held == 0, "every byte read ahead was handed on"
@@ -115,7 +118,8 @@ async def test_a_killed_copy_resumes_repeating_at_most_the_chunk_in_flight(kill_
     assert reg.commits == [digest] and reg.posts == 1, "one upload, never started over"
     assert stats.resumed_from == held
     assert stats.bytes_sent == len(data) - held
-    assert reg.patched_bytes == len(data), "no byte reached the registry twice"
+    assert reg.patched_bytes + sum(reg.puts) == len(data), "no byte reached the registry twice"
+    assert 0 not in reg.puts, "never an empty closing PUT"
     assert held + lost + stats.bytes_sent <= len(data) + min(bound, max(first, held))
     assert blobcopy.AHEAD_BUDGET.held == 0
 

@@ -112,8 +112,11 @@ async def test_manifest_bytes_are_exact_and_checked() -> None:
             await c.get_manifest("a/b", "sha256:" + "f" * 64)
 
 
-async def test_tampered_blob_stream_is_rejected_before_commit() -> None:
-    """The source serves bytes that do not match the digest: the upload is cancelled, not committed."""
+@pytest.mark.parametrize("put_last", [True, False])
+async def test_tampered_blob_stream_is_rejected_before_commit(put_last: bool) -> None:
+    """The source serves bytes that do not match the digest: the upload is cancelled, not committed.
+    With ``put_last`` the last chunk is the closing PUT's body: the registry verifies the digest and
+    refuses it (DIGEST_INVALID), and our own hash names the source as the culprit."""
     good = b"x" * 300_000
     digest = "sha256:" + hashlib.sha256(good).hexdigest()
     events = []
@@ -133,6 +136,9 @@ async def test_tampered_blob_stream_is_rejected_before_commit() -> None:
             )
         if m == "DELETE":
             return httpx.Response(204)
+        if m == "PUT" and put_last:  # a registry checks the body against ?digest= before it commits
+            assert req.content == b"y" * (300_000 - 4 * 64 * 1024)
+            return httpx.Response(400, content=b'{"errors": [{"code": "DIGEST_INVALID"}]}')
         return httpx.Response(500, content=json.dumps({"unexpected": f"{m} {path}"}).encode())
 
     src, _ = _client(httpx.MockTransport(handler))
@@ -140,6 +146,6 @@ async def test_tampered_blob_stream_is_rejected_before_commit() -> None:
     dst.base_url = "http://other.test:5000"
     async with src, dst:
         with pytest.raises(DigestMismatch, match="tampered or corrupt"):
-            await copy_blob(src, "s", dst, "t", digest, chunk_size=64 * 1024)
+            await copy_blob(src, "s", dst, "t", digest, chunk_size=64 * 1024, put_last=put_last)
     assert any(e.startswith("DELETE") for e in events)
-    assert not any(e.startswith("PUT") for e in events)
+    assert sum(e.startswith("PUT") for e in events) == (1 if put_last else 0)
