@@ -691,9 +691,13 @@ class ServerProvisionWorkflow:
         return await wait_power(self._state, ref, target, timeout_s)
 
     async def _step(self, state: str, name: str, arg: Any, *, start_to_close: timedelta = SHORT) -> None:
-        """A step that is one Redfish call answering a StepOutcome: done, or skipped when nothing changed."""
+        """A step that is one Redfish call answering a StepOutcome: done, or skipped when nothing changed.
+        The activity heartbeats while a BMC request blocks, so a killed worker is noticed within
+        HEARTBEAT_TIMEOUT, not after ``start_to_close`` (timeouts are not part of replay's check)."""
         self._state = state
-        self._note(state, await self._act(name, arg, StepOutcome, start_to_close=start_to_close))
+        self._note(
+            state, await self._act(name, arg, StepOutcome, start_to_close=start_to_close, heartbeat=HEARTBEAT_TIMEOUT)
+        )
 
     def _note(self, step: str, outcome: StepOutcome | None = None, changed: bool = True) -> None:
         assert self._result is not None

@@ -329,6 +329,12 @@ class RedfishActivities:
 
     @activity.defn(name="redfish.bios_apply")
     def bios_apply(self, req: BiosApply) -> StepOutcome:
+        """One provisioning step (``_bios_apply``), heartbeating while a BMC request blocks: a worker killed
+        mid-call is noticed within the heartbeat timeout (10 s), not the step's 60 s start-to-close."""
+        with keep_alive_sync():
+            return self._bios_apply(req)
+
+    def _bios_apply(self, req: BiosApply) -> StepOutcome:
         """Stage the attributes that differ as pending settings (applied at the next power on)."""
         srv = self._server(req.server)
         try:
@@ -449,6 +455,12 @@ class RedfishActivities:
 
     @activity.defn(name="redfish.virtual_media")
     def virtual_media(self, req: MediaRequest) -> StepOutcome:
+        """One provisioning step (``_virtual_media``), heartbeating while a BMC request blocks: a worker killed
+        mid-call is noticed within the heartbeat timeout (10 s), not the step's 60 s start-to-close."""
+        with keep_alive_sync():
+            return self._virtual_media(req)
+
+    def _virtual_media(self, req: MediaRequest) -> StepOutcome:
         """Insert `image_url` into the CD slot (ejecting another image first), or eject (None)."""
         srv = self._server(req.server)
         bmc = req.server.bmc
@@ -483,6 +495,12 @@ class RedfishActivities:
 
     @activity.defn(name="redfish.set_boot")
     def set_boot(self, req: BootRequest) -> StepOutcome:
+        """One provisioning step (``_set_boot``), heartbeating while a BMC request blocks: a worker killed
+        mid-call is noticed within the heartbeat timeout (10 s), not the step's 60 s start-to-close."""
+        with keep_alive_sync():
+            return self._set_boot(req)
+
+    def _set_boot(self, req: BootRequest) -> StepOutcome:
         srv = self._server(req.server)
         cur = self._call(req.server.bmc, srv.boot.get_boot_override)
         if (
