@@ -30,7 +30,8 @@ from pathlib import Path
 from activities.ocm.blobcopy import copy_blob
 from activities.ocm.oci import CopyStats, Credentials, RegistryClient, push_chunks
 from bench._common import exit_cleanly, report
-from bench.transport import cpu_s, raw_copy
+from bench._proc import cpu_s
+from bench.transport import raw_copy
 from landscape.ocm_example import pseudo_random
 from landscape.registry import RegistryPart
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 Scope = MutableMapping[str, Any]
@@ -45,13 +45,34 @@ DEFAULT_TARGET_LATENCY = 1.0
 DEFAULT_RETRY_AFTER = 1
 
 
-def from_env() -> dict[str, Any]:
-    """The admission settings from the environment, as keyword arguments of :class:`AdmissionLimit`."""
+class AdmissionConfigError(ValueError):
+    """An ``APEIRO_WEBHOOK_*`` admission setting is not a usable number; the message names it."""
+
+
+def _setting(env: Mapping[str, str], name: str, default: float, kind: type[int] | type[float], least: float) -> Any:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return kind(default)
+    try:
+        value = kind(raw)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise AdmissionConfigError(f"{name} must be {what} >= {least:g}, not {raw!r}") from None
+    if value < least or value != value:  # NaN compares false to everything
+        raise AdmissionConfigError(f"{name} must be >= {least:g}, not {raw!r}")
+    return value
+
+
+def from_env(env: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """The admission settings from the environment, as keyword arguments of :class:`AdmissionLimit`.
+
+    Raises AdmissionConfigError naming the variable, so `apeiro webhook serve` exits 2 with it
+    instead of a traceback."""
     return {
-        "max_in_flight": int(os.environ.get("APEIRO_WEBHOOK_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT)),
-        "min_in_flight": int(os.environ.get("APEIRO_WEBHOOK_MIN_IN_FLIGHT", DEFAULT_MIN_IN_FLIGHT)),
-        "target_latency": float(os.environ.get("APEIRO_WEBHOOK_TARGET_LATENCY", DEFAULT_TARGET_LATENCY)),
-        "retry_after": int(os.environ.get("APEIRO_WEBHOOK_SHED_RETRY_AFTER", DEFAULT_RETRY_AFTER)),
+        "max_in_flight": _setting(env, "APEIRO_WEBHOOK_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT, int, 1),
+        "min_in_flight": _setting(env, "APEIRO_WEBHOOK_MIN_IN_FLIGHT", DEFAULT_MIN_IN_FLIGHT, int, 1),
+        "target_latency": _setting(env, "APEIRO_WEBHOOK_TARGET_LATENCY", DEFAULT_TARGET_LATENCY, float, 0),
+        "retry_after": _setting(env, "APEIRO_WEBHOOK_SHED_RETRY_AFTER", DEFAULT_RETRY_AFTER, int, 0),
     }
 
 

@@ -7,8 +7,10 @@ import os
 from pathlib import Path
 
 from definitions.secrets import secret_ref_arg
+from workers import eventloop
 from workers.cli.common import fail, uvicorn_log_config
 from workers.codec import ENV_KEYS, CodecConfigError, codec_from_env, generate_key
+from workers.config import ConfigError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -96,8 +98,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         return fail(f"{exc} (--token-ref env:NAME, or --oidc-issuer with --oidc-public-key)")
+    try:
+        loop = eventloop.loop_name()
+    except ConfigError as exc:
+        return fail(str(exc), 2)
     uvicorn.run(
         create_app(config),
+        loop=loop,
         host=args.host,
         port=args.port,
         log_level="info",

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import argparse
 
+from workers import eventloop
+from workers.cli.common import fail
+from workers.config import ConfigError
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("console", help="serve the console: runs, live DAGs, approve/retry/skip/pause/cancel")
@@ -22,8 +26,14 @@ def cmd_console(args: argparse.Namespace) -> int:
     from triggers.console.app import create_console
     from workers.cli.common import uvicorn_log_config
 
+    try:
+        loop = eventloop.loop_name()
+    except ConfigError as exc:
+        return fail(str(exc), 2)
     app = create_console(ui_url=args.ui_url)
     print(f"console on http://{args.host}:{args.port}/")
     # Open event streams (the run pages) must not hold a shutdown: they reconnect to the next console.
-    uvicorn.run(app, host=args.host, port=args.port, log_config=uvicorn_log_config(), timeout_graceful_shutdown=3)
+    uvicorn.run(
+        app, host=args.host, port=args.port, loop=loop, log_config=uvicorn_log_config(), timeout_graceful_shutdown=3
+    )
     return 0

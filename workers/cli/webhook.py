@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING
 
 from definitions.secrets import secret_ref_arg
 from definitions.validate import DefinitionError
+from workers import eventloop
 from workers.cli.common import fail, uvicorn_log_config
+from workers.config import ConfigError
 
 if TYPE_CHECKING:
     from definitions.triggers import GatewayConfig
@@ -89,13 +91,18 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from triggers.admission import AdmissionConfigError
     from triggers.app import create_app
 
     checked = _checked_config(args)
     if checked is None:
         return 1
     path, config = checked
-    app = create_app(config)
+    try:
+        loop = eventloop.loop_name()
+        app = create_app(config)
+    except (ConfigError, AdmissionConfigError) as exc:
+        return fail(str(exc), 2)
     print(
         f"webhook gateway: {len(config.routes)} route(s) from {path} on http://{args.host}:{args.port} "
         "(OpenAPI at /openapi.json, metrics at /metrics)",
@@ -103,6 +110,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     uvicorn.run(
         app,
+        loop=loop,
         host=args.host,
         port=args.port,
         log_level=args.log_level,
@@ -114,6 +122,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_openapi(args: argparse.Namespace) -> int:
+    from triggers.admission import AdmissionConfigError
     from triggers.app import create_app
     from triggers.config import config_path, load_checked
 
@@ -122,7 +131,11 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     except DefinitionError as exc:
         print(str(exc), file=sys.stderr)
         return 1
-    print(json.dumps(create_app(config).openapi(), indent=2))
+    try:
+        app = create_app(config)
+    except AdmissionConfigError as exc:
+        return fail(str(exc), 2)
+    print(json.dumps(app.openapi(), indent=2))
     return 0
 
 

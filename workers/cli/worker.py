@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from workers.cli.common import client_from_env, fail, run_async
+from workers import eventloop
+from workers.cli.common import client_from_env, fail
 from workers.config import ConfigError
 from workers.queues import known_queues
 from workers.versioning import ENV_BUILD_ID, ENV_DEPLOYMENT, VersioningConfigError, deployment_version
@@ -62,4 +63,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         await run_workers(client, queues, deployment=deployment)
         return 0
 
-    return run_async(go())
+    try:
+        return eventloop.run(go())
+    except ConfigError as exc:
+        return fail(str(exc), 2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from triggers.admission import AdmissionLimit
+from triggers.admission import AdmissionConfigError, AdmissionLimit, from_env
 
 
 class Slow:
@@ -160,3 +161,43 @@ def test_the_limit_shrinks_on_slow_deliveries_once_per_window_and_grows_back() -
         guard._adapt(0.01)
     assert guard.limit == 64, "fast deliveries grow it back to max_in_flight"
     assert changes[0] == 48 and changes[-1] == 64
+
+
+def test_settings_from_the_environment_default_and_parse() -> None:
+    assert from_env({}) == {"max_in_flight": 64, "min_in_flight": 4, "target_latency": 1.0, "retry_after": 1}
+    got = from_env({"APEIRO_WEBHOOK_MAX_IN_FLIGHT": " 16 ", "APEIRO_WEBHOOK_TARGET_LATENCY": "0.25"})
+    assert got["max_in_flight"] == 16 and got["target_latency"] == 0.25
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("APEIRO_WEBHOOK_MAX_IN_FLIGHT", "64x", "must be a whole number >= 1, not '64x'"),
+        ("APEIRO_WEBHOOK_MAX_IN_FLIGHT", "0", "must be >= 1, not '0'"),
+        ("APEIRO_WEBHOOK_MIN_IN_FLIGHT", "2.5", "must be a whole number >= 1, not '2.5'"),
+        ("APEIRO_WEBHOOK_TARGET_LATENCY", "1s", "must be a number >= 0, not '1s'"),
+        ("APEIRO_WEBHOOK_TARGET_LATENCY", "nan", "must be >= 0, not 'nan'"),
+        ("APEIRO_WEBHOOK_SHED_RETRY_AFTER", "-1", "must be >= 0, not '-1'"),
+    ],
+)
+def test_a_bad_setting_names_its_variable(name: str, value: str, says: str) -> None:
+    with pytest.raises(AdmissionConfigError) as info:
+        from_env({name: value})
+    assert str(info.value) == f"{name} {says}"
+
+
+def test_serve_and_openapi_exit_2_on_a_bad_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from workers.cli import main
+
+    (tmp_path / "gw.yaml").write_text(
+        "routes:\n  - name: pipelines\n    source: pipeline\n    auth: {type: hmac, secrets: [\"env:T_HOOK_KEY\"]}\n"
+    )
+    monkeypatch.setenv("T_HOOK_KEY", "k" * 32)
+    monkeypatch.setenv("APEIRO_WEBHOOK_TARGET_LATENCY", "1s")
+    for argv in (["webhook", "serve"], ["webhook", "openapi"]):
+        assert main([*argv, "--config", str(tmp_path / "gw.yaml")]) == 2
+        err = capsys.readouterr().err
+        assert "error: APEIRO_WEBHOOK_TARGET_LATENCY must be a number >= 0, not '1s'" in err
+        assert "Traceback" not in err
