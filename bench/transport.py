@@ -4,7 +4,7 @@ Run: ``python -m bench.transport [--quick] [--sizes 128 512 1024]``. In one run 
 ``docker-registry`` instances (source: plain HTTP; site: TLS + htpasswd, as in the landscape), a
 Temporal dev server and an ``ocm`` worker in its own process, then measures:
 
-1. per blob size, ``--rounds`` times (default 3), alternating which goes first: the raw baseline (the
+1. per blob size, ``--rounds`` times (default 5), alternating which goes first: the raw baseline (the
    same blob copied source -> site with plain httpx, GET stream -> one streaming PUT, SHA-256 on the
    fly, no Temporal) and ``ComponentTransportWorkflow`` by value to a fresh target (signed and verified
    there). One pair swings by 10-20% here (the site registry's hashing and fsync share two cores with
@@ -241,7 +241,7 @@ async def bench(
     *,
     same_run: bool = False,
     chunk_mib: int | None = None,
-    rounds: int = 3,
+    rounds: int = 5,
 ) -> None:
     source, site = RegistryPart("source"), RegistryPart("site", tls=True, username="apeiro")
     temporal = TemporalDevServer(headless=True, persistent=False)
@@ -449,7 +449,7 @@ def main() -> None:
         type=int,
         metavar="N",
         help="raw copy / transport pairs per blob size, alternating which goes first; the table shows the "
-        "medians (default 3, --quick 1): one pair swings by 10-20%% on this machine",
+        "medians (default 5, --quick 1): one pair swings by 10-20%% on this machine",
     )
     parser.add_argument("--worker", metavar="ADDRESS", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -467,7 +467,7 @@ def main() -> None:
     bulk = (4, 16) if args.quick else (10, 100)
     parallels = args.parallel if args.parallel is not None else ([1, 4] if args.quick else [1, 2, 4, 8])
     with tempfile.TemporaryDirectory(prefix="apeiro-bench-") as d:
-        rounds = args.rounds or (1 if args.quick else 3)
+        rounds = args.rounds or (1 if args.quick else 5)
         if rounds < 1:
             parser.error("--rounds must be at least 1")
         asyncio.run(

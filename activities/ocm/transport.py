@@ -626,8 +626,10 @@ async def _finalise(inp: FinaliseInput, previous: Any, progress: dict[str, Any])
                 if inp.sign.public_key_ref
                 else key.public_key()
             )
-        for lay in sv.blob_layers:
-            if await dst.blob_size(dst_base.component_repo(plan.name), lay["digest"]) is None:
+        repo = dst_base.component_repo(plan.name)
+        held = await _gather_bounded([functools.partial(dst.blob_size, repo, lay["digest"]) for lay in sv.blob_layers])
+        for lay, size in zip(sv.blob_layers, held, strict=True):
+            if size is None:
                 raise OCMError(f"{plan.name}:{plan.version}: local blob {lay['digest']} is missing at the target")
         written = await _written_before(dst, dst_base, plan, desc, inp.sign, pub)
         if written is not None:
@@ -660,6 +662,18 @@ async def _finalise(inp: FinaliseInput, previous: Any, progress: dict[str, Any])
         signature_digest=sig_digest,
         warnings=warnings,
     )
+
+
+async def _gather_bounded(calls: list[Callable[[], Awaitable[T]]], limit: int = 8) -> list[T]:
+    """``calls`` at most ``limit`` at a time, results in order: a version's checks at the target without
+    one round trip after the other, and without a request per blob at once for a version of hundreds."""
+    sem = asyncio.Semaphore(limit)
+
+    async def one(call: Callable[[], Awaitable[T]]) -> T:
+        async with sem:
+            return await call()
+
+    return list(await asyncio.gather(*(one(c) for c in calls)))
 
 
 async def _written_before(

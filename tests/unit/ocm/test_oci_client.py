@@ -149,3 +149,69 @@ async def test_tampered_blob_stream_is_rejected_before_commit(put_last: bool) ->
             await copy_blob(src, "s", dst, "t", digest, chunk_size=64 * 1024, put_last=put_last)
     assert any(e.startswith("DELETE") for e in events)
     assert sum(e.startswith("PUT") for e in events) == (1 if put_last else 0)
+
+
+async def test_basic_auth_is_sent_up_front_once_the_registry_asked_for_it() -> None:
+    """One 401 per process and registry, not one per client and scope: every activity opens clients."""
+    seen: list[tuple[str, str | None]] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        auth = req.headers.get("authorization")
+        seen.append((req.method, auth))
+        if auth != "Basic dTpw":  # u:p
+            return httpx.Response(401, headers={"WWW-Authenticate": 'Basic realm="r"'})
+        if req.method == "POST":
+            return httpx.Response(202, headers={"location": "/v2/a/b/blobs/uploads/1"})
+        return httpx.Response(200, headers={"content-length": "1"})
+
+    c, _ = _client(httpx.MockTransport(handler), Credentials("u", "p"))
+    async with c:
+        assert await c.blob_size("a/b", "sha256:" + "1" * 64) == 1  # pull scope: challenged once
+        await c.start_upload("x/y")  # another repository and the push scope: basic already sent
+    assert seen == [("HEAD", None), ("HEAD", "Basic dTpw"), ("POST", "Basic dTpw")]
+    seen.clear()
+    c2, _ = _client(httpx.MockTransport(handler), Credentials("u", "p"))
+    async with c2:  # the next client (the next activity) of this process
+        assert await c2.blob_size("a/b", "sha256:" + "2" * 64) == 1
+    assert seen == [("HEAD", "Basic dTpw")]
+    seen.clear()
+    other, _ = _client(httpx.MockTransport(handler), Credentials("v", "p"))
+    async with other:  # another user: not sent before the registry asks
+        with pytest.raises(BadCredentials):
+            await other.blob_size("a/b", "sha256:" + "2" * 64)
+    assert seen[0] == ("HEAD", None)
+
+
+async def test_a_registry_that_switches_to_tokens_gets_no_basic_up_front_any_more() -> None:
+    mode = {"basic": True}
+    seen: list[str | None] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        auth = req.headers.get("authorization")
+        if req.url.path == "/token":
+            return httpx.Response(200, json={"token": "T0K"})
+        seen.append(auth)
+        if mode["basic"]:
+            ok = auth == "Basic dTpw"
+            challenge = 'Basic realm="r"'
+        else:
+            ok = auth == "Bearer T0K"
+            challenge = 'Bearer realm="http://reg.test:5000/token",service="reg"'
+        if not ok:
+            return httpx.Response(401, headers={"WWW-Authenticate": challenge})
+        return httpx.Response(200, headers={"content-length": "1"})
+
+    c, _ = _client(httpx.MockTransport(handler), Credentials("u", "p"))
+    async with c:
+        await c.blob_size("a/b", "sha256:" + "1" * 64)
+    mode["basic"] = False
+    seen.clear()
+    c2, _ = _client(httpx.MockTransport(handler), Credentials("u", "p"))
+    async with c2:
+        assert await c2.blob_size("a/b", "sha256:" + "1" * 64) == 1
+    assert seen == ["Basic dTpw", "Bearer T0K"]
+    seen.clear()
+    c3, _ = _client(httpx.MockTransport(handler), Credentials("u", "p"))
+    async with c3:
+        assert await c3.blob_size("a/b", "sha256:" + "1" * 64) == 1
+    assert seen == [None, "Bearer T0K"]
