@@ -13,14 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from temporalio import activity
 from temporalio.api.common.v1 import Payloads
 from temporalio.api.workflowservice.v1 import RecordActivityTaskHeartbeatRequest
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 #: How often a keep-alive heartbeats. The SDK forwards at most one heartbeat per 80 % of the
 #: heartbeat timeout, so this only has to be comfortably below that.
@@ -96,6 +100,19 @@ def keep_alive_sync(details: Callable[[], Any] | None = None, interval_s: float 
     finally:
         stop.set()
         thread.join(timeout=interval_s + 1)
+
+
+def kept_alive_sync(fn: Callable[P, T]) -> Callable[P, T]:
+    """Decorator: the whole sync activity ``fn`` runs under :func:`keep_alive_sync`. For a step of a
+    few blocking calls (each a BMC request that may take its 30 s timeout): a worker killed mid-call
+    is noticed within the heartbeat timeout (10 s), not after the step's start-to-close."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        with keep_alive_sync(interval_s=INTERVAL_S):
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 async def record_heartbeat_now(*details: Any) -> None:

@@ -8,7 +8,8 @@ schedule, alternating, each to a fresh repository. A schedule is ``[g]MIB[rMIB]`
 chunks, ``g256`` chunks growing from 16 MiB up to 256 MiB (``blobcopy.chunk_end``), ``r16`` with a
 16 MiB read-ahead of the next chunk while the target finishes one, ``all`` one chunk for the blob; a
 trailing ``e`` (``g256e``) closes with an empty PUT after the last PATCH (before issue 15) instead of
-sending the last chunk as the closing PUT's body.
+sending the last chunk as the closing PUT's body; a trailing ``u`` (``g256u``) runs the copy on a
+uvloop loop, as workers do (``workers/eventloop.py``), the others on asyncio's own.
 
 Per schedule it prints the median seconds, the ratio raw/schedule per round (median), the chunks,
 and the chunk ends: seconds from a chunk's last byte sent to the registry's answer (distribution
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import statistics
 import tempfile
@@ -45,17 +47,25 @@ class Schedule:
     grow: bool
     ahead_mib: int
     put_last: bool = True
+    uvloop: bool = False
 
     @classmethod
     def parse(cls, spec: str) -> Schedule:
-        put_last = not spec.endswith("e")
-        rest, _, ahead = spec.removesuffix("e").partition("r")
+        uv = spec.endswith("u")
+        body = spec.removesuffix("u")
+        put_last = not body.endswith("e")
+        rest, _, ahead = body.removesuffix("e").partition("r")
         grow = rest.startswith("g")
         size = rest.removeprefix("g")
-        return cls(spec, 0 if size == "all" else int(size), grow, int(ahead or 0), put_last)
+        return cls(spec, 0 if size == "all" else int(size), grow, int(ahead or 0), put_last, uv)
 
 
 async def timed_copy(source: RegistryPart, site: RegistryPart, digest: str, size: int, s: Schedule) -> CopyStats:
+    if s.uvloop:  # on a uvloop loop of its own (in a thread; this loop waits), as a worker runs it
+        import uvloop
+
+        plain = dataclasses.replace(s, uvloop=False)
+        return await asyncio.to_thread(uvloop.run, timed_copy(source, site, digest, size, plain))
     async with (
         RegistryClient(source.url) as src,
         RegistryClient(
@@ -157,7 +167,7 @@ def main() -> None:
         "--schedules",
         nargs="+",
         default=["64", "128", "256", "512", "all", "g256", "g256r16"],
-        help="chunk schedules, [g]MIB[rMIB][e] or all[e] (default: 64 128 256 512 all g256 g256r16)",
+        help="chunk schedules, [g]MIB[rMIB][e][u] or all[e][u] (default: 64 128 256 512 all g256 g256r16)",
     )
     args = parser.parse_args()
     schedules = [Schedule.parse(s) for s in args.schedules]

@@ -14,7 +14,7 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.liveness import keep_alive_sync, sleep_heartbeating
+from activities.liveness import keep_alive_sync, kept_alive_sync, sleep_heartbeating
 from activities.redfish.backend import PartUnknown, list_system_paths, redfish_server
 from activities.redfish.client import ClientCache
 from activities.redfish.errors import classify
@@ -328,13 +328,8 @@ class RedfishActivities:
     # -- bios ----------------------------------------------------------------------------------------
 
     @activity.defn(name="redfish.bios_apply")
+    @kept_alive_sync  # heartbeats while a BMC request blocks (a killed worker is noticed in 10 s)
     def bios_apply(self, req: BiosApply) -> StepOutcome:
-        """One provisioning step (``_bios_apply``), heartbeating while a BMC request blocks: a worker killed
-        mid-call is noticed within the heartbeat timeout (10 s), not the step's 60 s start-to-close."""
-        with keep_alive_sync():
-            return self._bios_apply(req)
-
-    def _bios_apply(self, req: BiosApply) -> StepOutcome:
         """Stage the attributes that differ as pending settings (applied at the next power on)."""
         srv = self._server(req.server)
         try:
@@ -454,13 +449,8 @@ class RedfishActivities:
         return ImageChecked(url=req.image.url, sha256=digest, size_bytes=size)
 
     @activity.defn(name="redfish.virtual_media")
+    @kept_alive_sync  # heartbeats while a BMC request blocks (a killed worker is noticed in 10 s)
     def virtual_media(self, req: MediaRequest) -> StepOutcome:
-        """One provisioning step (``_virtual_media``), heartbeating while a BMC request blocks: a worker killed
-        mid-call is noticed within the heartbeat timeout (10 s), not the step's 60 s start-to-close."""
-        with keep_alive_sync():
-            return self._virtual_media(req)
-
-    def _virtual_media(self, req: MediaRequest) -> StepOutcome:
         """Insert `image_url` into the CD slot (ejecting another image first), or eject (None)."""
         srv = self._server(req.server)
         bmc = req.server.bmc
@@ -494,13 +484,8 @@ class RedfishActivities:
         return StepOutcome(changed=True, detail=f"inserted in {slot.id}")
 
     @activity.defn(name="redfish.set_boot")
+    @kept_alive_sync  # heartbeats while a BMC request blocks (a killed worker is noticed in 10 s)
     def set_boot(self, req: BootRequest) -> StepOutcome:
-        """One provisioning step (``_set_boot``), heartbeating while a BMC request blocks: a worker killed
-        mid-call is noticed within the heartbeat timeout (10 s), not the step's 60 s start-to-close."""
-        with keep_alive_sync():
-            return self._set_boot(req)
-
-    def _set_boot(self, req: BootRequest) -> StepOutcome:
         srv = self._server(req.server)
         cur = self._call(req.server.bmc, srv.boot.get_boot_override)
         if (

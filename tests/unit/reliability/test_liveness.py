@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from activities.liveness import keep_alive, keep_alive_sync, sleep_heartbeating
+from activities import liveness
+from activities.liveness import keep_alive, keep_alive_sync, kept_alive_sync, sleep_heartbeating
 from workers.shutdown import GRACE_ENV, recovery_options, shutdown_grace
 from workflows.activity_options import HEARTBEAT_TIMEOUT, MAX_HEARTBEAT_TIMEOUT, capped_heartbeat
 
@@ -62,6 +63,29 @@ def test_a_block_shorter_than_the_interval_sends_no_heartbeat() -> None:
     env.run(short_then_long)
     assert ("short",) not in beats
     assert beats and beats[0] == ("long",)
+
+
+def test_a_kept_alive_step_heartbeats_while_it_blocks_and_keeps_its_signature(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``@kept_alive_sync`` (the provisioning steps): the whole call is kept alive, and Temporal still
+    sees the step's own parameter types (the activity's input model is decoded from them)."""
+    import typing
+
+    from activities.redfish.activities import RedfishActivities
+    from definitions.server.messages import BootRequest
+
+    monkeypatch.setattr(liveness, "INTERVAL_S", 0.05)  # the decorator uses the default interval
+    env = ActivityEnvironment()
+    beats: list[Any] = []
+    env.on_heartbeat = lambda *details: beats.append(details)
+
+    @kept_alive_sync
+    def step(seconds: float) -> str:
+        time.sleep(seconds)
+        return "done"
+
+    assert env.run(step, 0.15) == "done"
+    assert len(beats) >= 2
+    assert typing.get_type_hints(RedfishActivities.set_boot)["req"] is BootRequest
 
 
 def test_outside_an_activity_the_helpers_only_wait() -> None:
