@@ -16,8 +16,8 @@ A 503 without Retry-After counts as an error. Per level it also prints where an 
 delivery's time went: waiting in the client for a connection, the gateway's own request-duration
 histogram (from its /metrics), and each process's CPU.
 
-The deliveries go through ``bench._http.LeanClient`` (keep-alive connections, a fraction of
-httpx's CPU per request): with one httpx.AsyncClient the load generator used ~90% of a core at
+The deliveries go through ``bench._http.LoadClient`` (aiohttp, keep-alive connections, a fraction
+of httpx's CPU per request): with one httpx.AsyncClient the load generator used ~90% of a core at
 200-400/s and its requests waited 11-34 s (p50) in its own pool before leaving the process, so the
 bench measured itself, not the gateway.
 """
@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import psutil
 from temporalio.client import Client
@@ -47,7 +48,7 @@ from temporalio.common import (
 )
 
 from bench._common import add_common_args, exit_cleanly, plot, report
-from bench._http import LeanClient
+from bench._http import LoadClient
 from definitions import queues
 from definitions import search_attributes as sa
 from definitions.runs import PipelineRequest
@@ -133,7 +134,7 @@ async def count_runs(client: Client, query: str, expect: int) -> int:
 
 
 async def gateway_level(
-    lean: LeanClient, client: Client, rate: float, seconds: float, duplicates: float, tag: str
+    lean: LoadClient, client: Client, rate: float, seconds: float, duplicates: float, tag: str
 ) -> dict[str, Any]:
     """Offer ``rate`` signed deliveries/s for ``seconds`` (``duplicates`` of them repeats)."""
     total = int(rate * seconds)
@@ -162,7 +163,7 @@ async def gateway_level(
             code, waited = answer.status, answer.waited
             if code == 503 and "retry-after" not in answer.headers:
                 code = -503  # a 503 must say when to retry: without Retry-After it counts as an error
-        except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
+        except (OSError, TimeoutError, aiohttp.ClientError, ValueError):
             code, waited = 0, 0.0
         statuses[code] = statuses.get(code, 0) + 1
         if code == 202:
@@ -292,7 +293,7 @@ async def run(args: argparse.Namespace) -> None:
                     for level, rate in enumerate(rates):
                         tag = f"l{level}"
                         distinct = int(rate * args.seconds * (1 - args.duplicates))
-                        lean = LeanClient("127.0.0.1", port)
+                        lean = LoadClient("127.0.0.1", port)
                         print(f"offered {rate:.0f}/s: {distinct} direct starts, then the gateway ...", flush=True)
                         base = await baseline(client, rate, distinct, definition, tag)
                         before = await scrape(http, url)
