@@ -21,6 +21,11 @@ pytestmark = [pytest.mark.chaos, pytest.mark.integration, pytest.mark.xdist_grou
 #: Upper bounds for one CI sample (see the module docstring).
 KILL_RECOVERY_S = 30.0
 TERM_RECOVERY_S = 6.0
+#: A SIGTERM that lands as the server hands the stopping worker a workflow task: the SDK's graceful
+#: shutdown does not complete or return that task, so it waits out its start-to-close timeout (10 s,
+#: Temporal's default) before another worker gets it (temporalio/sdk-python#783, sticky execution
+#: after shutdown). Rare (one CI-sized sample in about four full runs); bounded by that timeout.
+WFT_TIMEOUT_RECOVERY_S = 12.0
 
 
 def check_recovery(records: list, details: str) -> None:
@@ -28,6 +33,9 @@ def check_recovery(records: list, details: str) -> None:
         if rec.recovery_s is None:
             continue  # the disruption hit an idle worker or a short call it let finish
         if rec.disruption == "term":
+            if "workflow task (" in rec.recovery:  # the stall named above, among the run's stalls
+                assert rec.recovery_s <= WFT_TIMEOUT_RECOVERY_S, details
+                continue
             assert rec.recovery_s <= TERM_RECOVERY_S, details
         elif rec.disruption == "kill":
             assert rec.recovery_s <= KILL_RECOVERY_S, details
