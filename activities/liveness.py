@@ -109,7 +109,7 @@ def kept_alive_sync(fn: Callable[P, T]) -> Callable[P, T]:
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        with keep_alive_sync(interval_s=INTERVAL_S):
+        with keep_alive_sync(interval_s=INTERVAL_S):  # read now, not at import: a test may shorten it
             return fn(*args, **kwargs)
 
     return wrapper

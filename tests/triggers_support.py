@@ -35,6 +35,23 @@ ECHO_PIPELINE = pipeline(
 )
 
 
+#: The smallest gateway file `apeiro webhook serve` accepts: one HMAC route to pipelines (key in T_HOOK_KEY).
+MINIMAL_GATEWAY_YAML = """
+routes:
+  - name: pipelines
+    source: pipeline
+    auth: {type: hmac, secrets: ["env:T_HOOK_KEY"]}
+"""
+
+
+def write_minimal_gateway(directory: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``MINIMAL_GATEWAY_YAML`` as ``directory/gw.yaml``, its key in this process's environment."""
+    monkeypatch.setenv("T_HOOK_KEY", HOOK_KEY)
+    path = directory / "gw.yaml"
+    path.write_text(MINIMAL_GATEWAY_YAML)
+    return path
+
+
 def write_definitions(directory: Path) -> Path:
     (directory / "hook-echo.yaml").write_text(json.dumps(ECHO_PIPELINE))
     return directory

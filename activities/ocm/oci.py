@@ -232,8 +232,9 @@ class RegistryClient:
 
     async def __aenter__(self) -> RegistryClient:
         verify = _ssl_context(self.ca_bundle, _mtime(self.ca_bundle))
-        if self.credentials.username is not None and (self.base_url, self.credentials.username) in _BASIC_REGISTRIES:
-            self._auth["*"] = self._basic_header() or ""
+        header = self._basic_header()
+        if header is not None and self._basic_key in _BASIC_REGISTRIES:
+            self._auth["*"] = header
         if self.transport is not None:
             self._client = httpx.AsyncClient(transport=self.transport, timeout=self.timeout)
         else:
@@ -254,6 +255,11 @@ class RegistryClient:
 
     # --- auth and retries --------------------------------------------------------------------------
 
+    @property
+    def _basic_key(self) -> tuple[str, str]:
+        """This client's entry in ``_BASIC_REGISTRIES``: registry and user."""
+        return self.base_url, self.credentials.username or ""
+
     def _basic_header(self) -> str | None:
         c = self.credentials
         if c.username is None:
@@ -270,12 +276,12 @@ class RegistryClient:
             # Basic auth does not depend on the scope: send it with every request from now on, and
             # from the first request of this process's next client for the same registry and user.
             self._auth[scope] = self._auth["*"] = header
-            _BASIC_REGISTRIES.add((self.base_url, self.credentials.username or ""))
+            _BASIC_REGISTRIES.add(self._basic_key)
             return
         if scheme != "bearer" or "realm" not in params:
             raise BadCredentials(f"registry {self.host} asks for unsupported authentication {challenge!r}")
         # A registry that asked for basic auth before now wants tokens: stop sending basic up front.
-        _BASIC_REGISTRIES.discard((self.base_url, self.credentials.username or ""))
+        _BASIC_REGISTRIES.discard(self._basic_key)
         if self._auth.get("*", "").startswith("Basic "):
             del self._auth["*"]
         if self.credentials.token and not self.credentials.username:

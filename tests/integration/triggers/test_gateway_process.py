@@ -16,18 +16,12 @@ from landscape.landscape import Landscape
 from landscape.process import free_port
 from landscape.temporal import TemporalDevServer
 from tests.integration.conftest import REPO, cli_env
-from tests.triggers_support import ENV, asgi_client, gateway_app, signed, write_definitions
+from tests.triggers_support import ENV, MINIMAL_GATEWAY_YAML, asgi_client, gateway_app, signed, write_definitions
 from triggers.temporal import TemporalConnection
 from workers.config import TemporalSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("triggers-dev")]
 
-CONFIG = """
-routes:
-  - name: pipelines
-    source: pipeline
-    auth: {type: hmac, secrets: ["env:T_HOOK_KEY"]}
-"""
 
 
 def serve_argv(config: Path, port: int) -> list[str]:
@@ -37,7 +31,7 @@ def serve_argv(config: Path, port: int) -> list[str]:
 
 @pytest.fixture
 def served(dev_landscape: Landscape, tmp_path: Path) -> Iterator[str]:
-    (tmp_path / "gw.yaml").write_text(CONFIG)
+    (tmp_path / "gw.yaml").write_text(MINIMAL_GATEWAY_YAML)
     port = free_port()
     env = cli_env(dev_landscape, APEIRO_DEFINITIONS=str(write_definitions(tmp_path)), **ENV)
     proc = subprocess.Popen(
@@ -74,7 +68,7 @@ async def test_serve_as_a_process(served: str, dev_client: Client) -> None:
 
 
 def test_serve_refuses_a_config_whose_keys_do_not_resolve(dev_landscape: Landscape, tmp_path: Path) -> None:
-    (tmp_path / "gw.yaml").write_text(CONFIG.replace("T_HOOK_KEY", "T_NOT_SET_ANYWHERE"))
+    (tmp_path / "gw.yaml").write_text(MINIMAL_GATEWAY_YAML.replace("T_HOOK_KEY", "T_NOT_SET_ANYWHERE"))
     env = cli_env(dev_landscape)
     res = subprocess.run(
         serve_argv(tmp_path / "gw.yaml", free_port()), env=env, cwd=REPO, capture_output=True, text=True, timeout=60

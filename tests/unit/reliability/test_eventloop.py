@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import uvloop
 
+from tests.triggers_support import write_minimal_gateway
 from workers import eventloop
 from workers.cli import main
 from workers.config import ConfigError
@@ -48,14 +49,6 @@ def test_a_typo_names_the_variable_and_never_starts_the_coroutine() -> None:
     assert not started
 
 
-GATEWAY = """
-routes:
-  - name: pipelines
-    source: pipeline
-    auth: {type: hmac, secrets: ["env:T_HOOK_KEY"]}
-"""
-
-
 @pytest.mark.parametrize(
     "argv",
     [
@@ -67,9 +60,8 @@ routes:
 def test_commands_refuse_a_bad_loop_with_exit_2(
     argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (tmp_path / "gw.yaml").write_text(GATEWAY)
-    argv = [a.format(gw=tmp_path / "gw.yaml") for a in argv]
-    monkeypatch.setenv("T_HOOK_KEY", "k" * 32)
+    gw = write_minimal_gateway(tmp_path, monkeypatch)
+    argv = [a.format(gw=gw) for a in argv]
     monkeypatch.setenv("APEIRO_EVENT_LOOP", "tokio")
     assert main(argv) == 2
     err = capsys.readouterr().err

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tests.triggers_support import write_minimal_gateway
 from triggers.admission import AdmissionConfigError, AdmissionLimit, from_env
 
 
@@ -191,13 +192,10 @@ def test_serve_and_openapi_exit_2_on_a_bad_setting(
 ) -> None:
     from workers.cli import main
 
-    (tmp_path / "gw.yaml").write_text(
-        "routes:\n  - name: pipelines\n    source: pipeline\n    auth: {type: hmac, secrets: [\"env:T_HOOK_KEY\"]}\n"
-    )
-    monkeypatch.setenv("T_HOOK_KEY", "k" * 32)
+    gw = write_minimal_gateway(tmp_path, monkeypatch)
     monkeypatch.setenv("APEIRO_WEBHOOK_TARGET_LATENCY", "1s")
     for argv in (["webhook", "serve"], ["webhook", "openapi"]):
-        assert main([*argv, "--config", str(tmp_path / "gw.yaml")]) == 2
+        assert main([*argv, "--config", str(gw)]) == 2
         err = capsys.readouterr().err
         assert "error: APEIRO_WEBHOOK_TARGET_LATENCY must be a number >= 0, not '1s'" in err
         assert "Traceback" not in err
