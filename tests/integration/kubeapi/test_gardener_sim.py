@@ -189,6 +189,8 @@ def test_stuck_and_flap(co: client.CustomObjectsApi, admin: KubeApiAdmin) -> Non
     f = name()
     admin.post("/admin/gardener/faults", {"fault": "flap", "shoot": f"{NS}/{f}", "atProgress": 0, "simSeconds": 6000})
     co.create_namespaced_custom_object(G, V, NS, P, samples.shoot(f))
-    flapped = wait_for(co, f, lambda o: any(c["status"] == "False" for c in o["status"]["conditions"]))
+    flapped = wait_for(
+        co, f, lambda o: any(c["status"] == "False" for c in (o.get("status") or {}).get("conditions", []))
+    )
     assert flapped["status"]["lastOperation"]["state"] == "Succeeded"
     wait_for(co, f, ready)

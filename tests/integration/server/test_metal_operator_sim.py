@@ -108,7 +108,7 @@ def test_a_bmc_becomes_available_servers_and_a_claim_binds_and_powers_one(
     )
     assert bound["status"]["phase"] == "Bound"
     server = wait_for(
-        lambda: api.get(f"{M}/servers/bmc-a-system-1").json(), lambda s: s["status"].get("powerState") == "On"
+        lambda: api.get(f"{M}/servers/bmc-a-system-1").json(), lambda s: s.get("status", {}).get("powerState") == "On"
     )
     assert server["status"]["state"] == "Reserved" and server["status"]["powerState"] == "On"
     assert server["spec"]["serverClaimRef"] == {"name": "web", "namespace": "default"}
@@ -116,7 +116,7 @@ def test_a_bmc_becomes_available_servers_and_a_claim_binds_and_powers_one(
     assert api.delete(f"{M}/namespaces/default/serverclaims/web").status_code == 200
     released = wait_for(
         lambda: api.get(f"{M}/servers/bmc-a-system-1").json(),
-        lambda s: s["status"].get("state") == "Available" and "serverClaimRef" not in s["spec"],
+        lambda s: s.get("status", {}).get("state") == "Available" and "serverClaimRef" not in s["spec"],
     )
     assert released["status"]["state"] == "Available" and "serverClaimRef" not in released["spec"]
 
@@ -178,7 +178,7 @@ def test_claim_activity_binds_powers_and_releases(
     assert acts.release_server(ReleaseRequest(name="site-a-0")) is True
     assert acts.release_server(ReleaseRequest(name="site-a-0")) is False
     back = wait_for(
-        lambda: api.get(f"{M}/servers/bmc-a-system-0").json(), lambda s: s["status"].get("state") == "Available"
+        lambda: api.get(f"{M}/servers/bmc-a-system-0").json(), lambda s: s.get("status", {}).get("state") == "Available"
     )
     assert back["status"]["state"] == "Available"
 
