@@ -101,7 +101,8 @@ def load_descriptor(text: str | bytes) -> ComponentDescriptor:
 
 def dump_descriptor(data: Mapping[str, Any] | ComponentDescriptor) -> str:
     raw = data.to_dict() if isinstance(data, ComponentDescriptor) else dict(data)
-    return yaml.safe_dump(raw, sort_keys=False, allow_unicode=True)
+    # libyaml's emitter when PyYAML has it: the same text as the pure Python one, several times faster.
+    return yaml.dump(raw, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False, allow_unicode=True)
 
 
 # --- step 1: the Go-struct projection -------------------------------------------------------------
