@@ -402,12 +402,26 @@ class ManifestCopyInput(BaseModel):
     manifests: list[ManifestTask]
 
 
+class PreparedVersion(BaseModel):
+    """A version's signed descriptor layer and config, uploaded to the target by ``ocm.prepare_version``
+    while its blobs copy; ``ocm.finalise_version`` then only writes the manifest over them and verifies.
+    OCI descriptors (``mediaType``, ``digest``, ``size``) only: no secret, no descriptor text."""
+
+    descriptor_layer: dict[str, Any]
+    config: dict[str, Any]
+    #: The source manifest's local-blob layers, as the target manifest lists them.
+    blob_layers: list[dict[str, Any]] = Field(default_factory=list)
+
+
 class FinaliseInput(BaseModel):
     model_config = ConfigDict(hide_input_in_errors=True)
     source: RepositorySpec
     target: RepositorySpec
     plan: VersionPlan
     sign: SigningSpec | None = None
+    #: Set when ``ocm.prepare_version`` ran for this version (workflows started since the
+    #: ``transport-prepare-while-copying`` patch); absent: finalise signs and uploads itself.
+    prepared: PreparedVersion | None = None
 
 
 OCM = StepTable(task_queue=queues.OCM)

@@ -2,8 +2,8 @@
 
 States (visible through the ``progress`` query): planning -> copying <name:version> (the blobs of
 every version in parallel, largest first, bounded by ``parallel_blobs``; one activity per blob,
-resumable) -> finalising (sign,
-upload descriptor, read back, verify at the target) -> done. Versions are handled references first,
+resumable; meanwhile each version's descriptor is signed and uploaded, ``ocm.prepare_version``) ->
+finalising (write the manifest, read back, verify at the target) -> done. Versions are handled references first,
 so a component never appears at the target before the components it references.
 
 No I/O here: activities do it all, named by string so the workflow sandbox never imports them.
@@ -22,6 +22,7 @@ from definitions.ocm import (
     BlobCopyResult,
     FinaliseInput,
     ManifestCopyInput,
+    PreparedVersion,
     TransportedVersion,
     TransportInput,
     TransportPlan,
@@ -46,6 +47,12 @@ PATCH_OVERLAP = "transport-blobs-overlap-largest-first"
 #: Patch id: a version's OCI manifests are copied as soon as the blobs of their repositories are at the
 #: target, while its other (large) blobs still copy (before: after all of the version's blobs).
 PATCH_EARLY_MANIFESTS = "transport-manifests-before-large-blobs"
+#: Patch id: each version's descriptor is signed and uploaded (``ocm.prepare_version``) while its blobs
+#: copy, so finalising after the largest blob only writes the manifest and verifies (before: all of it).
+PATCH_PREPARE = "transport-prepare-while-copying"
+#: Versions prepared at once (each a few small requests; a transport of hundreds of versions must not
+#: open hundreds of registry connections at the start).
+PREPARE_AT_ONCE = 4
 RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -131,6 +138,13 @@ class ComponentTransportWorkflow:
                     repos = {m.dst_repo for m in vp.manifests}
                     needed = [t for b, t in zip(vp.blobs, started.get(i, []), strict=True) if b.dst_repo in repos]
                     manifests[i] = asyncio.create_task(self._copy_manifests(inp, vp, needed))
+        # Patched: descriptors signed and uploaded while the blobs copy (references first, bounded).
+        prepared: dict[int, asyncio.Task[PreparedVersion]] = {}
+        if workflow.patched(PATCH_PREPARE):
+            at_once = asyncio.Semaphore(PREPARE_AT_ONCE)
+            for i, vp in enumerate(plan.versions):
+                if vp.action != "skip":
+                    prepared[i] = asyncio.create_task(self._prepare(inp, vp, at_once))
         try:
             for i, vp in enumerate(plan.versions):
                 label = f"{vp.name}:{vp.version}"
@@ -144,9 +158,9 @@ class ComponentTransportWorkflow:
                     copies = list(await asyncio.gather(*started.get(i, [])))
                 else:
                     copies = list(await asyncio.gather(*[copy_one(blob_input(vp, j)) for j in range(len(vp.blobs))]))
-                await self._finish_version(inp, vp, copies, result, manifests.get(i))
+                await self._finish_version(inp, vp, copies, result, manifests.get(i), prepared.get(i))
         finally:
-            for t in [*(t for ts in started.values() for t in ts), *manifests.values()]:
+            for t in [*(t for ts in started.values() for t in ts), *manifests.values(), *prepared.values()]:
                 if not t.done():
                     t.cancel()
                 elif not t.cancelled():
@@ -174,6 +188,18 @@ class ComponentTransportWorkflow:
             retry_policy=RETRY,
         )
 
+    async def _prepare(self, inp: TransportInput, vp: VersionPlan, at_once: asyncio.Semaphore) -> PreparedVersion:
+        """The version's signed descriptor and config at the target, ahead of its manifest."""
+        async with at_once:
+            return await workflow.execute_activity(
+                "ocm.prepare_version",
+                FinaliseInput(source=inp.source, target=inp.target, plan=vp, sign=inp.sign),
+                result_type=PreparedVersion,
+                start_to_close_timeout=timedelta(minutes=10),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=RETRY,
+            )
+
     async def _finish_version(
         self,
         inp: TransportInput,
@@ -181,18 +207,20 @@ class ComponentTransportWorkflow:
         copies: list[BlobCopyResult],
         result: TransportResult,
         manifests: asyncio.Task[None] | None = None,
+        prepared: asyncio.Task[PreparedVersion] | None = None,
     ) -> None:
-        """Manifests (unless ``manifests`` copies them already), then sign + publish + verify one
-        version whose blobs are all at the target."""
+        """Manifests (unless ``manifests`` copies them already), then publish + verify one version
+        whose blobs are all at the target (signing it first unless ``prepared`` did)."""
         label = f"{vp.name}:{vp.version}"
         if manifests is not None:
             await manifests
         elif vp.manifests:
             await self._copy_manifests(inp, vp, [])
+        ready = await prepared if prepared is not None else None
         self._state = f"finalising {label}"
         tv = await workflow.execute_activity(
             "ocm.finalise_version",
-            FinaliseInput(source=inp.source, target=inp.target, plan=vp, sign=inp.sign),
+            FinaliseInput(source=inp.source, target=inp.target, plan=vp, sign=inp.sign, prepared=ready),
             result_type=TransportedVersion,
             start_to_close_timeout=timedelta(minutes=10),
             heartbeat_timeout=HEARTBEAT_TIMEOUT,

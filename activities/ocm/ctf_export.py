@@ -20,6 +20,7 @@ from typing import Any
 
 from temporalio import activity
 
+from activities.ocm.activity_support import _operator_errors, _registry_url_for, client_for
 from activities.ocm.ctf_format import (
     INDEX_FILE,
     ArchiveInvalid,
@@ -32,7 +33,7 @@ from activities.ocm.ctf_format import (
 )
 from activities.ocm.layout import StoredVersion, check_local_blob, version_tag
 from activities.ocm.oci import INDEX_TYPES, RegistryClient
-from activities.ocm.transport import SourceWalker, _operator_errors, _registry_url_for, client_for
+from activities.ocm.transport import SourceWalker
 from definitions.ocm import (
     ACCESS_LOCAL_BLOB,
     ACCESS_OCI_ARTIFACT,

@@ -20,6 +20,7 @@ from typing import Any
 from temporalio import activity
 
 from activities.ocm import normalise as norm
+from activities.ocm.activity_support import _operator_errors, client_for, record_progress
 from activities.ocm.ctf_format import Archive, ArchiveInvalid
 from activities.ocm.errors import ComponentNotFound, DigestMismatch, InvalidDescriptor, OCMError, VersionConflict
 from activities.ocm.layout import (
@@ -34,7 +35,7 @@ from activities.ocm.layout import (
     write_version,
 )
 from activities.ocm.oci import INDEX_TYPES, UploadSession
-from activities.ocm.transport import _operator_errors, client_for, record_progress, verify_signatures
+from activities.ocm.transport import verify_signatures
 from definitions.ocm import (
     ACCESS_LOCAL_BLOB,
     ACCESS_OCI_ARTIFACT,

@@ -138,27 +138,52 @@ async def version_exists(client: RegistryClient, base: RepoBase, name: str, vers
     return await client.head_manifest(base.component_repo(name), version_tag(version))
 
 
+async def upload_descriptor(
+    client: RegistryClient, base: RepoBase, descriptor: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Upload a version's descriptor layer and config blob (skipped when present): their OCI
+    descriptors, for :func:`put_version_manifest`. Nothing refers to them yet, so the version does
+    not appear at the target before its manifest is written."""
+    repo = base.component_repo(descriptor["component"]["name"])
+    tar = descriptor_tar(dump_descriptor(descriptor))
+    layer = {"mediaType": DESCRIPTOR_TAR, "digest": sha256_digest(tar), "size": len(tar)}
+    config = json.dumps({"componentDescriptorLayer": layer}, separators=(",", ":")).encode()
+    # Both small blobs at once: each round trip here adds to a transport's wall time when it follows
+    # the version's largest blob.
+    _, config_digest = await asyncio.gather(client.put_blob(repo, tar), client.put_blob(repo, config))
+    return layer, {"mediaType": COMPONENT_CONFIG, "digest": config_digest, "size": len(config)}
+
+
+async def put_version_manifest(
+    client: RegistryClient,
+    base: RepoBase,
+    name: str,
+    version: str,
+    layer: dict[str, Any],
+    config: dict[str, Any],
+    blob_layers: list[dict[str, Any]],
+) -> str:
+    """Tag the version: its manifest over the uploaded descriptor layer, config and local blobs (all
+    in the repository already; the registry refuses a manifest whose blobs it lacks). The same inputs
+    give the same bytes, so writing it again is harmless. Returns the manifest digest."""
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": config,
+        "layers": [layer, *blob_layers],
+    }
+    data = json.dumps(manifest, separators=(",", ":")).encode()
+    await client.put_manifest(base.component_repo(name), version_tag(version), data, OCI_MANIFEST)
+    return sha256_digest(data)
+
+
 async def write_version(
     client: RegistryClient, base: RepoBase, descriptor: dict[str, Any], blob_layers: list[dict[str, Any]]
 ) -> str:
     """Upload descriptor layer, config and manifest (local blobs must be in the repository already)."""
     comp = descriptor["component"]
-    repo = base.component_repo(comp["name"])
-    tar = descriptor_tar(dump_descriptor(descriptor))
-    layer = {"mediaType": DESCRIPTOR_TAR, "digest": sha256_digest(tar), "size": len(tar)}
-    config = json.dumps({"componentDescriptorLayer": layer}, separators=(",", ":")).encode()
-    # Both small blobs at once: a version's finalising follows its largest blob, so each round trip
-    # here adds to the transport's wall time.
-    _, config_digest = await asyncio.gather(client.put_blob(repo, tar), client.put_blob(repo, config))
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": COMPONENT_CONFIG, "digest": config_digest, "size": len(config)},
-        "layers": [layer, *blob_layers],
-    }
-    data = json.dumps(manifest, separators=(",", ":")).encode()
-    await client.put_manifest(repo, version_tag(comp["version"]), data, OCI_MANIFEST)
-    return sha256_digest(data)
+    layer, config = await upload_descriptor(client, base, descriptor)
+    return await put_version_manifest(client, base, comp["name"], comp["version"], layer, config, blob_layers)
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@
 - ``ocm.copy_blob``: stream one blob; heartbeats carry the upload URL and offset, so an attempt after
   a worker crash resumes the upload instead of starting over.
 - ``ocm.copy_manifests``: OCI artifact manifests, byte for byte, children before parents.
-- ``ocm.finalise_version``: rewrite accesses, sign, upload the descriptor, read it back from the
-  target and verify it there.
+- ``ocm.prepare_version`` and ``ocm.finalise_version`` (activities/ocm/finalise.py): sign and upload
+  the descriptor while the blobs copy, then write the manifest, read it back and verify it there.
 - ``ocm.verify_component``: the ``component.verify`` step: signatures and blob digests at a registry.
 
 Secrets (registry passwords, signing keys) are resolved here from references; they never appear in
@@ -17,27 +17,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import dataclasses
-import functools
 import hashlib
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
-from activities.bounded import RemoteDataError, loads_strict
-from activities.liveness import keep_alive, record_heartbeat_now
+from activities.bounded import loads_strict
 from activities.ocm import normalise as norm
 from activities.ocm import signing as sg
+from activities.ocm.activity_support import (
+    _kept_alive,
+    _operator_errors,
+    _registry_url_for,
+    client_for,
+    record_progress,
+)
 from activities.ocm.blobcopy import copy_blob, read_ahead_setting
 from activities.ocm.errors import (
     DigestMismatch,
-    OCMError,
     SignatureInvalid,
     VersionConflict,
 )
+from activities.ocm.finalise import finalise_version, prepare_version
 from activities.ocm.layout import (
     ImageRef,
     RepoBase,
@@ -46,17 +48,15 @@ from activities.ocm.layout import (
     read_referenced_version,
     read_version,
     version_exists,
-    write_version,
 )
 from activities.ocm.oci import (
     INDEX_TYPES,
-    Credentials,
     RegistryClient,
     RemoteDataRejected,
     UploadSession,
     copy_manifest,
 )
-from activities.secrets import SecretError, resolve_secret
+from activities.secrets import resolve_secret
 from definitions.ocm import (
     ACCESS_LOCAL_BLOB,
     ACCESS_NONE,
@@ -68,13 +68,9 @@ from definitions.ocm import (
     BlobCopyResult,
     BlobTask,
     ExistingPolicy,
-    FinaliseInput,
     ManifestCopyInput,
     ManifestTask,
-    RepositorySpec,
-    SigningSpec,
     TransferMode,
-    TransportedVersion,
     TransportInput,
     TransportPlan,
     VerifyInput,
@@ -83,77 +79,6 @@ from definitions.ocm import (
     VersionPlan,
 )
 from definitions.ocm_ctf import CtfExportInput
-
-T = TypeVar("T")
-
-
-def _operator_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
-    """OCM errors -> ApplicationError with the error kind as type; non-retryable unless transient.
-
-    Remote data past a cap and a ``RecursionError`` (a document nested deeper than any parser on the
-    path allows, e.g. in a walk over an index of indexes) are non-retryable too: the registry serves the
-    same bytes on every attempt, so a retry only burns the worker again.
-    """
-
-    @functools.wraps(fn)
-    async def wrapper(*args: Any, **kwargs: Any) -> T:
-        try:
-            return await fn(*args, **kwargs)
-        except OCMError as exc:
-            raise ApplicationError(str(exc), type=exc.kind, non_retryable=not exc.retryable) from None
-        except SecretError as exc:
-            raise ApplicationError(str(exc), type="SecretUnavailable", non_retryable=True) from None
-        except RemoteDataError as exc:
-            raise ApplicationError(str(exc), type=RemoteDataRejected.kind, non_retryable=True) from None
-        except RecursionError:
-            raise ApplicationError(
-                f"{fn.__name__}: remote data nested too deep to process (RecursionError); the source serves "
-                "the same document on every attempt, so this is not retried: fix or replace it at the source",
-                type=RemoteDataRejected.kind,
-                non_retryable=True,
-            ) from None
-
-    return wrapper
-
-
-def _kept_alive(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
-    """Heartbeat every couple of seconds while ``fn`` runs: one registry request may take up to its
-    60 s timeout, the heartbeat timeout is 10 s (workflows/activity_options.py). Not for
-    ``ocm.copy_blob``, whose heartbeats must carry the exact upload state."""
-
-    @functools.wraps(fn)
-    async def wrapper(*args: Any, **kwargs: Any) -> T:
-        async with keep_alive():
-            return await fn(*args, **kwargs)
-
-    return wrapper
-
-
-def client_for(spec: RepositorySpec, registry_url: str | None = None) -> RegistryClient:
-    """A client for the registry of ``spec`` (or another registry met on the way, anonymously)."""
-    base = RepoBase.parse(spec.url)
-    if registry_url is not None and RepoBase.parse(registry_url).host != base.host:
-        return RegistryClient(registry_url, ca_bundle=spec.ca_bundle)
-    creds = Credentials(
-        username=resolve_secret(spec.username_ref).strip() if spec.username_ref else spec.username,
-        password=resolve_secret(spec.password_ref) if spec.password_ref else None,
-        token=resolve_secret(spec.token_ref).strip() if spec.token_ref else None,
-    )
-    return RegistryClient(base.registry_url, creds, ca_bundle=spec.ca_bundle)
-
-
-def _registry_url_for(host: str, like: RepositorySpec) -> str:
-    """URL of a registry named in an image reference (which carries no scheme).
-
-    The source registry's own host and loopback hosts use the source's scheme (local registries often
-    speak plain HTTP); any other registry is reached over HTTPS.
-    """
-    base = RepoBase.parse(like.url)
-    scheme = base.registry_url.split("://")[0]
-    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host
-    if host == base.host or name in ("localhost", "127.0.0.1", "[::1]"):
-        return f"{scheme}://{host}"
-    return f"https://{host}"
 
 
 def _digest_hex(local_reference: str) -> str:
@@ -421,23 +346,6 @@ async def plan_transport(inp: TransportInput) -> TransportPlan:
 # --- copying ---------------------------------------------------------------------------------------
 
 
-async def record_progress(details: dict[str, Any]) -> None:
-    """Heartbeat ``details`` and wait until the server has recorded them.
-
-    The SDK's ``activity.heartbeat`` is throttled (up to 80% of the heartbeat timeout), so after a
-    crash the server may hold an upload URL several chunks old. distribution validates the upload
-    state in that URL against what it holds and *cancels* the upload on a mismatch, so a stale URL
-    would throw the upload away. Recording each chunk's URL with its own RPC keeps the recorded state
-    at most one chunk behind.
-    """
-    try:
-        activity.client()
-    except RuntimeError:  # no client (e.g. ActivityEnvironment in unit tests): plain heartbeat
-        activity.heartbeat(details)
-        return
-    await record_heartbeat_now(details)
-
-
 class ProgressRecorder:
     """Records the newest upload state in the background, so the data path never waits for an RPC.
 
@@ -554,157 +462,6 @@ async def copy_manifests(inp: ManifestCopyInput) -> list[str]:
     return done
 
 
-# --- finishing -------------------------------------------------------------------------------------
-
-
-def _target_descriptor(source: dict[str, Any], plan: VersionPlan, src_base: RepoBase) -> dict[str, Any]:
-    desc = copy.deepcopy(source)
-    resources = desc["component"].get("resources") or []
-    for index, access in plan.access_rewrites.items():
-        resources[int(index)]["access"] = access
-    ctx = {
-        "type": "OCIRegistry",
-        "baseUrl": "/".join(p for p in (src_base.host, src_base.prefix) if p),
-        "componentNameMapping": "urlPath",
-    }
-    contexts = desc["component"].setdefault("repositoryContexts", [])
-    if not contexts or contexts[-1] != ctx:
-        contexts.append(ctx)
-    return desc
-
-
-@activity.defn(name="ocm.finalise_version")
-@_operator_errors
-async def finalise_version(inp: FinaliseInput) -> TransportedVersion:
-    """Sign and write one version at the target, then read it back and verify it there.
-
-    Idempotent across attempts: the signed descriptor is recorded in a heartbeat before anything is
-    written, so an attempt after a crash or a worker shutdown writes the very same bytes (uploads of
-    present blobs are skipped), and a version already written by an earlier attempt is not written
-    again (:func:`_written_before`).
-    """
-    details = activity.info().heartbeat_details if activity.in_activity() else []
-    previous = details[-1] if details else None
-    progress: dict[str, Any] = {"details": previous if isinstance(previous, dict) else None}
-    async with keep_alive(lambda: progress["details"]):
-        return await _finalise(inp, previous, progress)
-
-
-async def _finalise(inp: FinaliseInput, previous: Any, progress: dict[str, Any]) -> TransportedVersion:
-    plan = inp.plan
-    src_base, dst_base = RepoBase.parse(inp.source.url), RepoBase.parse(inp.target.url)
-    async with client_for(inp.source) as src, client_for(inp.target) as dst:
-        sv = await read_version(src, src_base, plan.name, plan.version)
-        if sv.manifest_digest != plan.source_manifest_digest:
-            raise VersionConflict(
-                f"{plan.name}:{plan.version} changed at the source during the transport "
-                f"({plan.source_manifest_digest} -> {sv.manifest_digest}); start it again"
-            )
-        desc = _target_descriptor(sv.descriptor, plan, src_base)
-        pub = None
-        if inp.sign is not None:
-            key = sg.load_private_key(resolve_secret(inp.sign.private_key_ref))
-            chain = sg.load_certificates(resolve_secret(inp.sign.certificate_ref)) if inp.sign.certificate_ref else []
-            signed = previous.get("signed") if isinstance(previous, dict) else None
-            if isinstance(signed, dict) and _unsigned(signed) == _unsigned(desc):
-                desc = signed  # signed by the attempt before: same bytes, no second descriptor
-            else:
-                desc = sg.sign_descriptor(
-                    desc,
-                    name=inp.sign.name,
-                    private_key=key,
-                    algorithm=inp.sign.algorithm,
-                    normalisation=inp.sign.normalisation,
-                    chain=chain,
-                )
-                progress["details"] = {"signed": desc}  # what the keep-alive repeats from now on
-                await record_progress(progress["details"])
-                if activity.in_activity():
-                    activity.heartbeat(progress["details"])  # replaces an older throttled heartbeat
-            pub = (
-                sg.load_public_key(resolve_secret(inp.sign.public_key_ref))
-                if inp.sign.public_key_ref
-                else key.public_key()
-            )
-        repo = dst_base.component_repo(plan.name)
-        held = await _gather_bounded([functools.partial(dst.blob_size, repo, lay["digest"]) for lay in sv.blob_layers])
-        for lay, size in zip(sv.blob_layers, held, strict=True):
-            if size is None:
-                raise OCMError(f"{plan.name}:{plan.version}: local blob {lay['digest']} is missing at the target")
-        written = await _written_before(dst, dst_base, plan, desc, inp.sign, pub)
-        if written is not None:
-            manifest_digest = written  # an earlier attempt wrote it (killed or handed off afterwards)
-        else:
-            manifest_digest = await write_version(dst, dst_base, desc, sv.blob_layers)
-        # Read back from the target and verify there: what a consumer will see.
-        tv = await read_version(dst, dst_base, plan.name, plan.version)
-        if tv.manifest_digest != manifest_digest:
-            raise VersionConflict(
-                f"{plan.name}:{plan.version} at the target is {tv.manifest_digest}, we wrote "
-                f"{manifest_digest}; another writer raced us"
-            )
-        warnings = list(plan.warnings)
-        sig_digest = ""
-        if inp.sign is not None:
-            res = sg.verify_descriptor(tv.descriptor, name=inp.sign.name, public_key=pub, strict=True)
-            if not res.valid:
-                raise SignatureInvalid(f"{plan.name}:{plan.version} at the target: {res.reason}")
-            sig_digest = res.digest
-        for access in plan.access_rewrites.values():
-            ref = ImageRef.parse(access["imageReference"])
-            if await dst.head_manifest(ref.repo, ref.digest or "") != ref.digest:
-                raise OCMError(f"{plan.name}:{plan.version}: artifact {ref} is missing at the target")
-    return TransportedVersion(
-        name=plan.name,
-        version=plan.version,
-        outcome="overwritten" if plan.overwrite else ("signed" if plan.action == "sign" else "copied"),
-        manifest_digest=manifest_digest,
-        signature_digest=sig_digest,
-        warnings=warnings,
-    )
-
-
-async def _gather_bounded(calls: list[Callable[[], Awaitable[T]]], limit: int = 8) -> list[T]:
-    """``calls`` at most ``limit`` at a time, results in order: a version's checks at the target without
-    one round trip after the other, and without a request per blob at once for a version of hundreds."""
-    sem = asyncio.Semaphore(limit)
-
-    async def one(call: Callable[[], Awaitable[T]]) -> T:
-        async with sem:
-            return await call()
-
-    return list(await asyncio.gather(*(one(c) for c in calls)))
-
-
-async def _written_before(
-    dst: RegistryClient,
-    dst_base: RepoBase,
-    plan: VersionPlan,
-    desc: dict[str, Any],
-    sign: SigningSpec | None,
-    pub: Any,
-) -> str | None:
-    """The target's manifest digest when an earlier attempt of this activity already wrote this
-    version (it was killed or handed off afterwards): the same descriptor and, when signing, a valid
-    signature of ours. Signing again would write a new descriptor (RSASSA-PSS signatures differ every
-    time), i.e. a second write of the same version."""
-    try:
-        existing = await read_version(dst, dst_base, plan.name, plan.version)
-    except OCMError:
-        return None  # not there (ComponentNotFound) or unreadable: write it
-    if _unsigned(existing.descriptor) != _unsigned(desc):
-        return None
-    if sign is not None:
-        res = sg.verify_descriptor(existing.descriptor, name=sign.name, public_key=pub, strict=True)
-        if not res.valid:
-            return None
-    return existing.manifest_digest
-
-
-def _unsigned(descriptor: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in descriptor.items() if k != "signatures"}
-
-
 # --- verification step ------------------------------------------------------------------------------
 
 
@@ -751,4 +508,4 @@ async def verify_component(inp: VerifyInput) -> VerifyResult:
     return VerifyResult(name=sv.name, version=sv.version, valid=True, digest=digest_value, warnings=warnings)
 
 
-ACTIVITIES = [plan_transport, copy_blob_activity, copy_manifests, finalise_version, verify_component]
+ACTIVITIES = [plan_transport, copy_blob_activity, copy_manifests, prepare_version, finalise_version, verify_component]

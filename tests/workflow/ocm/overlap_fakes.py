@@ -23,6 +23,7 @@ from definitions.ocm import (
     FinaliseInput,
     ManifestCopyInput,
     ManifestTask,
+    PreparedVersion,
     RepositorySpec,
     SigningSpec,
     TransportedVersion,
@@ -86,12 +87,17 @@ class TwoVersions:
             self.events.append("manifests")
             return [m.digest for m in inp.manifests]
 
+        @activity.defn(name="ocm.prepare_version")
+        async def prepare(inp: FinaliseInput) -> PreparedVersion:
+            self.events.append(f"prepare {inp.plan.name}")
+            return prepared_for(inp)
+
         @activity.defn(name="ocm.finalise_version")
         async def finalise(inp: FinaliseInput) -> TransportedVersion:
-            self.events.append(f"finalise {inp.plan.name}")
+            self.events.append(f"finalise {inp.plan.name}" + (" prepared" if inp.prepared else ""))
             return TransportedVersion(name=inp.plan.name, version=inp.plan.version, outcome="copied")
 
-        return [plan, copy, manifests, finalise]
+        return [plan, copy, manifests, prepare, finalise]
 
 
 class Fakes:
@@ -130,6 +136,11 @@ class Fakes:
         async def manifests(inp: ManifestCopyInput) -> list[str]:
             return []
 
+        @activity.defn(name="ocm.prepare_version")
+        async def prepare(inp: FinaliseInput) -> PreparedVersion:
+            self.order.append("prepare")
+            return prepared_for(inp)
+
         @activity.defn(name="ocm.finalise_version")
         async def finalise(inp: FinaliseInput) -> TransportedVersion:
             self.order.append("finalise")
@@ -137,7 +148,14 @@ class Fakes:
                 name=inp.plan.name, version=inp.plan.version, outcome="copied", signature_digest="ab" * 32
             )
 
-        return [plan, copy, manifests, finalise]
+        return [plan, copy, manifests, prepare, finalise]
+
+
+def prepared_for(inp: FinaliseInput) -> PreparedVersion:
+    """What ``ocm.prepare_version`` answers for ``inp``: made-up descriptors of the right shape."""
+    layer = {"mediaType": "application/x-tar", "digest": f"sha256:{1:064x}", "size": 1}
+    config = {"mediaType": "application/json", "digest": f"sha256:{2:064x}", "size": 1}
+    return PreparedVersion(descriptor_layer=layer, config=config, blob_layers=[])
 
 
 def transport_input(parallel: int = 2, sign: SigningSpec | None = None) -> TransportInput:

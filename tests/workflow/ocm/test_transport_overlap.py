@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -15,10 +18,24 @@ from tests.workflow.ocm.overlap_fakes import (
     transport_input,
     transport_worker,
 )
+from workflows.transport import PATCH_EARLY_MANIFESTS, PATCH_OVERLAP, PATCH_PREPARE
 
 pytestmark = pytest.mark.workflow
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
+#: APEIRO_RECORD_HISTORIES=1: the recording tests write their history under HISTORIES (commit it).
+RECORD = os.environ.get("APEIRO_RECORD_HISTORIES") == "1"
+
+
+def patch_ids(path: Path) -> list[str]:
+    """The ``workflow.patched`` ids recorded in a saved history, in order."""
+    ids = []
+    for ev in json.loads(path.read_text())["events"]:
+        marker = ev.get("markerRecordedEventAttributes") or {}
+        if marker.get("markerName") == "core_patch":
+            data = marker["details"]["patch-data"]["payloads"][0]["data"]
+            ids.append(json.loads(base64.b64decode(data))["id"])
+    return ids
 
 
 async def test_largest_blob_first_and_references_finalised_while_it_copies(ts_env: WorkflowEnvironment) -> None:
@@ -30,9 +47,9 @@ async def test_largest_blob_first_and_references_finalised_while_it_copies(ts_en
     ev = fakes.events
     # parallel_blobs=2: the big blob is in the first pair the workflow schedules (which of the two the
     # worker starts first is up to its thread pool).
-    assert "start big" in ev[:2], ev
-    assert ev.index("finalise acme/base") < ev.index("done big"), "the reference is published while the big blob copies"
-    assert ev.index("done big") < ev.index("manifests") < ev.index("finalise acme/app"), "children before parents"
+    assert "start big" in [e for e in ev if e.startswith("start")][:2], ev
+    assert ev.index("finalise acme/base prepared") < ev.index("done big"), "the reference is published meanwhile"
+    assert ev.index("done big") < ev.index("manifests") < ev.index("finalise acme/app prepared"), "children first"
     assert [v.outcome for v in result.versions] == ["copied", "copied"]
     assert result.versions[1].bytes_sent == 10**9 + 40 and result.blobs_copied == 6
     assert await replay_failure(history) is None
@@ -48,14 +65,41 @@ async def test_manifests_copied_while_the_large_blob_of_another_repository_copie
         history = await handle.fetch_history()
     ev = fakes.events
     assert all(ev.index(f"done {i}") < ev.index("manifests") for i in range(1, 5)), "the image's blobs first"
-    assert ev.index("manifests") < ev.index("done big") < ev.index("finalise acme/app"), ev
+    assert ev.index("manifests") < ev.index("done big") < ev.index("finalise acme/app prepared"), ev
     assert [v.outcome for v in result.versions] == ["copied", "copied"] and result.blobs_copied == 6
     assert await replay_failure(history) is None
 
 
+async def test_descriptors_prepared_while_the_large_blob_copies(ts_env: WorkflowEnvironment) -> None:
+    """Each version's descriptor is signed and uploaded while the big blob copies (references first), so
+    finalising after it only writes the manifest: finalise gets what prepare answered."""
+    fakes = TwoVersions()
+    async with transport_worker(ts_env, fakes.activities()) as queue:
+        handle = await start_transport(ts_env, queue, transport_input(2))
+        result = await handle.result()
+        history = await handle.fetch_history()
+    ev = fakes.events
+    # Scheduled references first; which the worker starts first is up to its thread pool.
+    assert max(ev.index("prepare acme/base"), ev.index("prepare acme/app")) < ev.index("done big"), ev
+    assert ev[-1] == "finalise acme/app prepared", ev
+    assert [v.outcome for v in result.versions] == ["copied", "copied"]
+    assert await replay_failure(history) is None
+    HISTORIES.joinpath("transport-prepared.json").write_text(history.to_json()) if RECORD else None
+
+
+async def test_transport_with_descriptors_prepared_replays() -> None:
+    """Recorded by the test above (all three patches in its markers): a guard for later changes."""
+    path = HISTORIES / "transport-prepared.json"
+    history = WorkflowHistory.from_json("transport-prepared", path.read_text())
+    assert patch_ids(path) == [PATCH_OVERLAP, PATCH_EARLY_MANIFESTS, PATCH_PREPARE]
+    assert await replay_failure(history) is None
+
+
 async def test_transport_with_early_manifests_replays() -> None:
-    """Recorded by the test above (both patches in its markers): a guard for later changes."""
+    """Recorded before ``ocm.prepare_version`` existed (the first two patches in its markers): it must
+    replay unchanged, finalising signing itself."""
     path = HISTORIES / "transport-early-manifests.json"
+    assert patch_ids(path) == [PATCH_OVERLAP, PATCH_EARLY_MANIFESTS]
     history = WorkflowHistory.from_json("transport-early-manifests", path.read_text())
     assert await replay_failure(history) is None
 
