@@ -13,7 +13,8 @@ Temporal dev server and an ``ocm`` worker in its own process, then measures:
 2. a component of 10 x 100 MiB blobs copied with ``parallel_blobs`` 1, 2, 4, 8 vs one raw stream of
    the same number of bytes.
 
-It prints each table with the worker's peak RSS (VmHWM) and writes bench/results/transport*.png.
+Before each timed copy it writes back the page cache (``sync``), so no copy meets the write-back of
+the one before it. It prints each table with the worker's peak RSS (VmHWM) and writes bench/results/transport*.png.
 ``--same-run`` also times ``copy_blob`` without Temporal before and after each transport and the raw copy
 again after it, with each process's CPU, run-queue wait and minor page faults: the data path's cost
 apart from the worker's, and how far the load drifted during the run. ``--profile DIR`` writes
@@ -142,6 +143,7 @@ async def worker_main(address: str) -> None:
 
 
 async def _transport(client: Any, inp: TransportInput) -> tuple[TransportResult, float]:
+    settle()
     t0 = time.monotonic()
     wid = f"bench-{uuid.uuid4().hex}"
     result = await client.execute_workflow(
@@ -170,10 +172,20 @@ async def _activity_times(client: Any, workflow_id: str) -> str:
     return ", ".join(f"{k.removeprefix('ocm.')} {v:.1f}s" for k, v in longest.items())
 
 
+def settle() -> None:
+    """Write back what earlier copies left dirty in the page cache before the next timed copy starts.
+
+    Otherwise the kernel flushes a previous copy's GiB during the next one, and every fsync the
+    registry makes then waits behind it: a chunked upload (one fsync per chunk end) pays more for
+    that than the raw copy's single closing fsync, and which copy meets the flush is chance."""
+    os.sync()
+
+
 async def _timed_raw(
     source: RegistryPart, src_repo: str, site: RegistryPart, dst_repo: str, layer: dict[str, Any]
 ) -> float:
     """The raw baseline once: MiB/s of a GET -> streaming PUT copy of ``layer`` to a fresh repository."""
+    settle()
     t0 = time.monotonic()
     n = await raw_copy(source, src_repo, site, dst_repo, layer["digest"])
     return n / MiB / (time.monotonic() - t0)
@@ -379,6 +391,7 @@ async def bench(
         digests = await push_bulk(bulk_url, count=count, size=each_mib * MiB)
         async with RegistryClient(source.url) as c:
             one = await push_chunks(c, "raw/one", pseudo_random(count * each_mib * MiB, seed=b"one"))
+        settle()
         t0 = time.monotonic()
         n = await raw_copy(source, "raw/one", site, "raw/one-copy", one[0])
         raw_tp = n / MiB / (time.monotonic() - t0)
