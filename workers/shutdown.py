@@ -27,9 +27,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
+import sys
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
@@ -89,6 +91,59 @@ def handoff_error() -> ApplicationError:
         type=HANDOFF_ERROR,
         next_retry_delay=HANDOFF_RETRY_DELAY,
     )
+
+
+#: How long past the grace period a stopping process waits for its Workers before it exits anyway.
+#: A Temporal server that is gone never answers the shutdown, and the SDK retries its polls forever.
+STOP_MARGIN_S = 5.0
+#: Exit status when the Workers did not stop within the grace period and the margin.
+STUCK_EXIT_CODE = 1
+
+
+def exit_now(code: int) -> NoReturn:
+    """Leave the process at once, logs flushed: the SDK's Workers and its runtime threads would keep a
+    normal interpreter exit waiting for a server that does not answer."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
+async def stop_workers_or_exit(workers: Sequence[Worker], bound_s: float | None = None) -> None:
+    """:func:`stop_workers`, but never forever: a second SIGINT/SIGTERM exits at once (128 + the
+    signal's number, as a shell reports it), and so does the grace period plus :data:`STOP_MARGIN_S`
+    running out (:data:`STUCK_EXIT_CODE`), each with a log line saying what was left behind."""
+    loop = asyncio.get_running_loop()
+    bound = shutdown_grace().total_seconds() + STOP_MARGIN_S if bound_s is None else bound_s
+    forced: asyncio.Future[Any] = loop.create_future()
+
+    def second_signal(signum: int) -> None:
+        if not forced.done():
+            forced.set_result(128 + signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, second_signal, int(sig))
+    stopping: asyncio.Future[Any] = asyncio.ensure_future(stop_workers(workers))
+    done, _ = await asyncio.wait({stopping, forced}, timeout=bound, return_when=asyncio.FIRST_COMPLETED)
+    if stopping in done:
+        stopping.result()
+        return
+    if forced in done:
+        log.error(
+            "second signal while shutting down: exiting now; running activities are not handed off "
+            "and resume on another worker after their heartbeat timeout"
+        )
+        exit_now(forced.result())
+    log.error(
+        "workers did not stop within %.0f s (grace period %s + %.0f s): is the Temporal server reachable? "
+        "Exiting now; running activities resume on another worker after their heartbeat timeout",
+        bound,
+        shutdown_grace(),
+        STOP_MARGIN_S,
+    )
+    exit_now(STUCK_EXIT_CODE)
 
 
 async def stop_workers(workers: Sequence[Worker]) -> None:

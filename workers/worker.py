@@ -18,7 +18,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from workers.interceptors import StepMetricsInterceptor
 from workers.progress import ProgressInterceptor
 from workers.queues import contents_for
-from workers.shutdown import ShutdownHandoffInterceptor, recovery_options, stop_workers
+from workers.shutdown import ShutdownHandoffInterceptor, recovery_options, stop_workers_or_exit
 from workers.versioning import deployment_config, registered_workflows
 from workflows.user_errors import USER_DATA_ERRORS
 
@@ -35,11 +35,16 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     )
 
 
-def build_workers(client: Client, queues: Sequence[str], *, max_concurrent_activities: int = 100,
-                  activity_executor: ThreadPoolExecutor | None = None,
-                  extra_activities: Mapping[str, Sequence[Callable[..., Any]]] | None = None,
-                  extra_workflows: Mapping[str, Sequence[type]] | None = None,
-                  deployment: WorkerDeploymentVersion | None = None) -> list[Worker]:
+def build_workers(
+    client: Client,
+    queues: Sequence[str],
+    *,
+    max_concurrent_activities: int = 100,
+    activity_executor: ThreadPoolExecutor | None = None,
+    extra_activities: Mapping[str, Sequence[Callable[..., Any]]] | None = None,
+    extra_workflows: Mapping[str, Sequence[type]] | None = None,
+    deployment: WorkerDeploymentVersion | None = None,
+) -> list[Worker]:
     """One Worker per queue, sharing the client. Sync activities run on ``activity_executor``.
 
     ``deployment`` runs them as that Worker Deployment Version (workers/versioning.py).
@@ -80,8 +85,12 @@ def build_workers(client: Client, queues: Sequence[str], *, max_concurrent_activ
     return workers
 
 
-async def run_workers(client: Client, queues: Sequence[str], stop: asyncio.Event | None = None,
-                      deployment: WorkerDeploymentVersion | None = None) -> None:
+async def run_workers(
+    client: Client,
+    queues: Sequence[str],
+    stop: asyncio.Event | None = None,
+    deployment: WorkerDeploymentVersion | None = None,
+) -> None:
     """Run until ``stop`` is set or SIGINT/SIGTERM arrives; then shut down gracefully."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -94,4 +103,4 @@ async def run_workers(client: Client, queues: Sequence[str], stop: asyncio.Event
             await stack.enter_async_context(w)
         log.info("workers running for queues: %s", ", ".join(queues))
         await stop.wait()
-        await stop_workers(workers)
+        await stop_workers_or_exit(workers)
