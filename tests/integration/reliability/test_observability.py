@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,7 +19,8 @@ from temporalio.client import Client, WorkflowFailureError
 from definitions import queues
 from landscape.process import free_port
 from landscape.temporal import TemporalDevServer
-from tests.integration.reliability.conftest import REPO, child_env
+from tests.chaos.common import start_worker
+from tests.integration.reliability.conftest import child_env
 from tests.support import pipeline
 from workers.cli.pipeline import start_pipeline
 from workers.config import TemporalSettings, connect, data_converter
@@ -121,14 +120,7 @@ def test_worker_process_serves_metrics_and_logs_json_with_ids(own_temporal: Temp
     port = free_port()
     log_path = tmp_path / "worker.log"
     env = child_env(own_temporal, APEIRO_METRICS_PORT=str(port), APEIRO_LOG_FORMAT="json")
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "workers.cli", "worker", "--queues", "pipeline"],
-            env=env,
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    proc = start_worker(env, "pipeline", log_path)
     try:
 
         async def go() -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from landscape.temporal import TemporalDevServer
-from tests.integration.reliability.conftest import REPO, child_env
+from tests.chaos.common import start_worker
+from tests.integration.reliability.conftest import child_env
 from workers.shutdown import STOP_MARGIN_S, STUCK_EXIT_CODE
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("reliability")]
@@ -32,15 +32,7 @@ def lost_server_workers(tmp_path: Path) -> Iterator[list[tuple[subprocess.Popen[
         env = child_env(server, APEIRO_SHUTDOWN_GRACE_SECONDS=str(GRACE_S))
         for i in range(2):
             log = tmp_path / f"worker-{i}.log"
-            with open(log, "wb") as out:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "workers.cli", "worker", "--queues", "ocm"],
-                    env=env,
-                    cwd=REPO,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            procs.append((proc, log))
+            procs.append((start_worker(env, "ocm", log), log))
         deadline = time.monotonic() + 60
         while not all("workers running" in log.read_text() for _, log in procs):
             assert time.monotonic() < deadline, [log.read_text()[-2000:] for _, log in procs]

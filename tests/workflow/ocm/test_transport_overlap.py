@@ -11,6 +11,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
+from definitions.ocm import TransportResult
 from tests.workflow.ocm.overlap_fakes import (
     TwoVersions,
     replay_failure,
@@ -38,12 +39,18 @@ def patch_ids(path: Path) -> list[str]:
     return ids
 
 
-async def test_largest_blob_first_and_references_finalised_while_it_copies(ts_env: WorkflowEnvironment) -> None:
-    fakes = TwoVersions()
+async def transport_and_history(
+    ts_env: WorkflowEnvironment, fakes: TwoVersions
+) -> tuple[TransportResult, WorkflowHistory]:
+    """One transport over ``fakes`` with two blobs at once: its result and its history."""
     async with transport_worker(ts_env, fakes.activities()) as queue:
         handle = await start_transport(ts_env, queue, transport_input(2))
-        result = await handle.result()
-        history = await handle.fetch_history()
+        return await handle.result(), await handle.fetch_history()
+
+
+async def test_largest_blob_first_and_references_finalised_while_it_copies(ts_env: WorkflowEnvironment) -> None:
+    fakes = TwoVersions()
+    result, history = await transport_and_history(ts_env, fakes)
     ev = fakes.events
     # parallel_blobs=2: the big blob is in the first pair the workflow schedules (which of the two the
     # worker starts first is up to its thread pool).
@@ -59,10 +66,7 @@ async def test_manifests_copied_while_the_large_blob_of_another_repository_copie
     """An OCI image's manifest needs only the image's blobs: it is copied before the version's large local
     blob (another repository) is at the target; the version is finalised after both."""
     fakes = TwoVersions(image_repo="img")
-    async with transport_worker(ts_env, fakes.activities()) as queue:
-        handle = await start_transport(ts_env, queue, transport_input(2))
-        result = await handle.result()
-        history = await handle.fetch_history()
+    result, history = await transport_and_history(ts_env, fakes)
     ev = fakes.events
     assert all(ev.index(f"done {i}") < ev.index("manifests") for i in range(1, 5)), "the image's blobs first"
     assert ev.index("manifests") < ev.index("done big") < ev.index("finalise acme/app prepared"), ev
@@ -74,10 +78,7 @@ async def test_descriptors_prepared_while_the_large_blob_copies(ts_env: Workflow
     """Each version's descriptor is signed and uploaded while the big blob copies (references first), so
     finalising after it only writes the manifest: finalise gets what prepare answered."""
     fakes = TwoVersions()
-    async with transport_worker(ts_env, fakes.activities()) as queue:
-        handle = await start_transport(ts_env, queue, transport_input(2))
-        result = await handle.result()
-        history = await handle.fetch_history()
+    result, history = await transport_and_history(ts_env, fakes)
     ev = fakes.events
     # Scheduled references first; which the worker starts first is up to its thread pool.
     assert max(ev.index("prepare acme/base"), ev.index("prepare acme/app")) < ev.index("done big"), ev
