@@ -110,12 +110,12 @@ def exit_now(code: int) -> NoReturn:
     os._exit(code)
 
 
-async def stop_workers_or_exit(workers: Sequence[Worker], bound_s: float | None = None) -> None:
+async def stop_workers_or_exit(workers: Sequence[Worker]) -> None:
     """:func:`stop_workers`, but never forever: a second SIGINT/SIGTERM exits at once (128 + the
     signal's number, as a shell reports it), and so does the grace period plus :data:`STOP_MARGIN_S`
     running out (:data:`STUCK_EXIT_CODE`), each with a log line saying what was left behind."""
     loop = asyncio.get_running_loop()
-    bound = shutdown_grace().total_seconds() + STOP_MARGIN_S if bound_s is None else bound_s
+    bound = shutdown_grace().total_seconds() + STOP_MARGIN_S
     forced: asyncio.Future[Any] = loop.create_future()
 
     def second_signal(signum: int) -> None:

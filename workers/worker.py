@@ -35,16 +35,11 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     )
 
 
-def build_workers(
-    client: Client,
-    queues: Sequence[str],
-    *,
-    max_concurrent_activities: int = 100,
-    activity_executor: ThreadPoolExecutor | None = None,
-    extra_activities: Mapping[str, Sequence[Callable[..., Any]]] | None = None,
-    extra_workflows: Mapping[str, Sequence[type]] | None = None,
-    deployment: WorkerDeploymentVersion | None = None,
-) -> list[Worker]:
+def build_workers(client: Client, queues: Sequence[str], *, max_concurrent_activities: int = 100,
+                  activity_executor: ThreadPoolExecutor | None = None,
+                  extra_activities: Mapping[str, Sequence[Callable[..., Any]]] | None = None,
+                  extra_workflows: Mapping[str, Sequence[type]] | None = None,
+                  deployment: WorkerDeploymentVersion | None = None) -> list[Worker]:
     """One Worker per queue, sharing the client. Sync activities run on ``activity_executor``.
 
     ``deployment`` runs them as that Worker Deployment Version (workers/versioning.py).
@@ -85,12 +80,8 @@ def build_workers(
     return workers
 
 
-async def run_workers(
-    client: Client,
-    queues: Sequence[str],
-    stop: asyncio.Event | None = None,
-    deployment: WorkerDeploymentVersion | None = None,
-) -> None:
+async def run_workers(client: Client, queues: Sequence[str], stop: asyncio.Event | None = None,
+                      deployment: WorkerDeploymentVersion | None = None) -> None:
     """Run until ``stop`` is set or SIGINT/SIGTERM arrives; then shut down gracefully."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -143,7 +143,7 @@ async def _finalise(inp: FinaliseInput, previous: Any, progress: dict[str, Any])
     dst_base = RepoBase.parse(inp.target.url)
     repo = dst_base.component_repo(plan.name)
     pub = _verification_key(inp.sign) if inp.sign is not None else None
-    async with client_for(inp.source) as src, client_for(inp.target) as dst:
+    async with client_for(inp.target) as dst:
         prepared = inp.prepared
         if prepared is not None:
             own = [prepared.descriptor_layer, prepared.config]
@@ -168,7 +168,8 @@ async def _finalise(inp: FinaliseInput, previous: Any, progress: dict[str, Any])
                 prepared.blob_layers,
             )
         else:
-            sv, desc = await _signed_descriptor(inp, src, previous, progress)
+            async with client_for(inp.source) as src:  # only here: a prepared version needs no source
+                sv, desc = await _signed_descriptor(inp, src, previous, progress)
             missing = await _missing_at_target(dst, repo, sv.blob_layers)
             if missing:
                 raise OCMError(f"{plan.name}:{plan.version}: local blob {missing[0]} is missing at the target")
