@@ -26,6 +26,7 @@ import os
 import re
 import ssl
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,7 @@ import httpx
 
 from activities.bounded import MAX_ERROR_BODY, MAX_MANIFEST_BYTES, RemoteDataError, loads_strict, read_response
 from activities.ocm.errors import BadCredentials, ComponentNotFound, DigestMismatch, OCMError, RegistryError
+from activities.ocm.loopstream import LoopTransport
 
 # httpx imports httpcore (and httpcore trio, when it is installed) only when its first client is built;
 # imported here, a worker pays that at start (~0.1-0.3 s) instead of in its first transport's plan.
@@ -235,14 +237,17 @@ class RegistryClient:
         header = self._basic_header()
         if header is not None and self._basic_key in _BASIC_REGISTRIES:
             self._auth["*"] = header
+        timeout = httpx.Timeout(self.timeout, connect=10.0)
+        limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
         if self.transport is not None:
             self._client = httpx.AsyncClient(transport=self.transport, timeout=self.timeout)
+        elif set(urllib.request.getproxies()) - {"no"}:
+            # httpx's own transport: it routes through the proxies in the environment (HTTPS_PROXY, ...).
+            self._client = httpx.AsyncClient(verify=verify, timeout=timeout, limits=limits)
         else:
-            self._client = httpx.AsyncClient(
-                verify=verify,
-                timeout=httpx.Timeout(self.timeout, connect=10.0),
-                limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
-            )
+            # Connections on the event loop's own transports (activities/ocm/loopstream.py): bounded read
+            # buffers per connection and the loop's TLS, less CPU and memory per streamed MiB.
+            self._client = httpx.AsyncClient(transport=LoopTransport(verify=verify, limits=limits), timeout=timeout)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
