@@ -2,9 +2,13 @@
 
 Run: ``python -m bench.transport [--quick] [--sizes 128 512 1024]``. In one run it starts two Debian
 ``docker-registry`` instances (source: plain HTTP; site: TLS + htpasswd, as in the landscape), a
-Temporal dev server and an ``ocm`` worker in its own process, then measures:
+Temporal dev server and ``apeiro worker --queues ocm`` in its own process (as operators run it: its
+RSS is what the tables report), then measures:
 
-1. per blob size, ``--rounds`` times (default 5), alternating which goes first: the raw baseline (the
+1. per blob size, after ``--warmup`` untimed pairs (default 1: the site keeps the first copy of a blob
+   and drops later uploads of the same digest at commit; without a warm-up the first round's transport
+   ran at 0.67-0.71 of the raw copy before it in four runs, with it 1.08-1.15), ``--rounds`` times
+   (default 5), alternating which goes first: the raw baseline (the
    same blob copied source -> site with plain httpx, GET stream -> one streaming PUT, SHA-256 on the
    fly, no Temporal) and ``ComponentTransportWorkflow`` by value to a fresh target (signed and verified
    there). One pair swings by 10-20% here (the site registry's hashing and fsync share two cores with
@@ -28,6 +32,7 @@ import argparse
 import asyncio
 import cProfile
 import hashlib
+import logging
 import os
 import signal
 import ssl
@@ -137,9 +142,37 @@ async def worker_main(address: str) -> None:
 
     from workers.worker import run_workers
 
+    logging.basicConfig(level=logging.INFO)
     client = await Client.connect(address, data_converter=data_converter())
-    print("ready", flush=True)
-    await run_workers(client, ["ocm"])
+    await run_workers(client, ["ocm"])  # logs WORKER_READY
+
+
+#: The line ``apeiro worker`` logs once its Workers poll.
+WORKER_READY = "workers running for queues"
+
+
+async def start_worker(address: str, state: Path) -> subprocess.Popen[bytes]:
+    """The worker under test in its own process: ``apeiro worker --queues ocm`` as operators run it (its
+    RSS is what the tables report), or this module's profiling worker under ``--profile``."""
+    log = state / "worker.log"
+    if os.environ.get(PROFILE_ENV):
+        cmd = [sys.executable, "-m", "bench.transport", "--worker", address]
+    else:
+        cmd = [str(Path(sys.executable).parent / "apeiro"), "worker", "--queues", "ocm"]
+    with log.open("wb") as out:
+        worker = subprocess.Popen(  # noqa: ASYNC220 - the worker under test, in its own process
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "TEMPORAL_ADDRESS": address},
+        )
+    deadline = time.monotonic() + 60
+    while WORKER_READY not in log.read_text(errors="replace"):
+        if worker.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the worker did not start: {' '.join(cmd)}\n{log.read_text(errors='replace')[-2000:]}")
+        await asyncio.sleep(0.1)
+    return worker
 
 
 async def _transport(client: Any, inp: TransportInput) -> tuple[TransportResult, float]:
@@ -254,6 +287,7 @@ async def bench(
     same_run: bool = False,
     chunk_mib: int | None = None,
     rounds: int = 5,
+    warmup: int = 1,
 ) -> None:
     source, site = RegistryPart("source"), RegistryPart("site", tls=True, username="apeiro")
     temporal = TemporalDevServer(headless=True, persistent=False)
@@ -286,13 +320,7 @@ async def bench(
             }
 
         address = temporal.endpoints["address"]
-        worker = subprocess.Popen(  # noqa: ASYNC220 - the worker under test, in its own process
-            [sys.executable, "-m", "bench.transport", "--worker", address],
-            stdout=subprocess.PIPE,
-            start_new_session=True,
-        )
-        assert worker.stdout is not None
-        worker.stdout.readline()
+        worker = await start_worker(address, state)
         from temporalio.client import Client
 
         client = await Client.connect(address, data_converter=data_converter())
@@ -309,6 +337,18 @@ async def bench(
             async with RegistryClient(source.url) as c:
                 sv = await read_version(c, RepoBase.parse(src_url), ex.MAIN, ex.VERSION)
             payload = next(lay for lay in sv.blob_layers if lay["size"] == size_mib * MiB)
+            for w in range(warmup):
+                # Untimed: the site's first copy of this blob (it keeps that one; later uploads of the
+                # same digest are dropped at commit), the worker's first copy of this size.
+                await _timed_raw(source, sv.repo, site, f"raw/warmup-{size_mib}-{w}", payload)
+                await _transport(
+                    client,
+                    TransportInput(
+                        source=RepositorySpec(url=src_url),
+                        components=[ComponentVersionRef(name=ex.MAIN, version=ex.VERSION)],
+                        **target(),
+                    ),
+                )
             raws: list[float] = []
             trs: list[tuple[float, float]] = []  # (MiB/s, seconds)
             for rnd in range(rounds):
@@ -464,6 +504,12 @@ def main() -> None:
         help="raw copy / transport pairs per blob size, alternating which goes first; the table shows the "
         "medians (default 5, --quick 1): one pair swings by 10-20%% on this machine",
     )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        metavar="N",
+        help="untimed raw copy / transport pairs per blob size before the rounds (default 1, --quick 0)",
+    )
     parser.add_argument("--worker", metavar="ADDRESS", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -484,7 +530,16 @@ def main() -> None:
         if rounds < 1:
             parser.error("--rounds must be at least 1")
         asyncio.run(
-            bench(sizes, bulk, parallels, Path(d), same_run=args.same_run, chunk_mib=args.chunk_mib, rounds=rounds)
+            bench(
+                sizes,
+                bulk,
+                parallels,
+                Path(d),
+                same_run=args.same_run,
+                chunk_mib=args.chunk_mib,
+                rounds=rounds,
+                warmup=args.warmup if args.warmup is not None else (0 if args.quick else 1),
+            )
         )
     exit_cleanly(0)
 

@@ -7,14 +7,10 @@ import asyncio
 import os
 import sys
 from collections.abc import Coroutine, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
 from temporalio.client import Client
 
-from definitions.library import PipelineLibrary
-from definitions.pipeline import Pipeline
-from definitions.validate import DefinitionError, Problem, coerce_cli_value, load_yaml, parse_pipeline
 from workers.config import (
     ConfigError,
     TemporalSettings,
@@ -53,48 +49,6 @@ def rpc_fail(exc: BaseException, what: str) -> int:
     if isinstance(exc, ConfigError):
         return fail(f"{what}: {exc}", EXIT_USAGE)
     return fail(f"{what}: {exc}")
-
-
-def read_definition(target: str) -> tuple[dict[str, Any], str]:
-    """A definition from a file path, or from the library by pipeline name."""
-    path = Path(target)
-    if path.is_file():
-        data = load_yaml(read_text_file(path), str(path))
-        if not isinstance(data, dict):
-            raise DefinitionError([Problem("", "a definition must be a YAML mapping")], str(path))
-        return data, str(path)
-    if path.suffix in (".yaml", ".yml") or os.sep in target:
-        raise DefinitionError([Problem("", f"no such file: {target}")], target)
-    return PipelineLibrary().load(target), f"pipeline {target}"
-
-
-def read_text_file(path: Path, what: str = "definition") -> str:
-    """A UTF-8 text file, or a DefinitionError naming it (binary, unreadable, a directory)."""
-    try:
-        return path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DefinitionError(
-            [Problem("", f"not UTF-8 text (byte {exc.start}); a {what} file is YAML or JSON text")], str(path)
-        ) from None
-    except OSError as exc:
-        raise DefinitionError([Problem("", f"cannot read: {exc.strerror}")], str(path)) from None
-
-
-def parse_inputs(pairs: Sequence[str], data: dict[str, Any]) -> dict[str, Any]:
-    """`--input k=v` pairs, typed by the definition's declared inputs where it parses."""
-    declared = {}
-    try:
-        declared = parse_pipeline(data).spec.inputs
-    except DefinitionError:
-        pass
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise DefinitionError([Problem(f"--input {pair}", "expected NAME=VALUE")])
-        spec = declared.get(key)
-        out[key] = coerce_cli_value(spec, raw) if spec is not None else raw
-    return out
 
 
 def add_input_args(parser: argparse.ArgumentParser) -> None:
@@ -157,8 +111,4 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def pipeline_or_error(data: dict[str, Any], source: str) -> Pipeline:
-    return parse_pipeline(data, source)
-
-
-__all__ = ["ConfigError", "DefinitionError"]
+__all__ = ["ConfigError"]

@@ -25,14 +25,13 @@ from workers.cli.common import (
     add_input_args,
     client_from_env,
     fail,
-    parse_inputs,
-    read_definition,
     rpc_fail,
     run_async,
     search_attributes_registered,
     table,
     ui_url,
 )
+from workers.cli.definition_files import parse_inputs, read_definition
 from workers.cli.output import add_output_option, emit, output_format
 from workers.config import ConfigError
 
