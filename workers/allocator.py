@@ -25,8 +25,10 @@ M_MMAP_THRESHOLD = -3
 MiB = 1024 * 1024
 #: Buffers up to this size come from the heap (reused), larger ones are mapped and unmapped per use.
 MMAP_THRESHOLD = 4 * MiB
-#: The heap keeps up to this much free memory at its top before it returns any to the kernel.
-TRIM_THRESHOLD = 16 * MiB
+#: The heap keeps up to this much free memory at its top before it returns any to the kernel. It is
+#: RSS the worker holds between copies (its RSS saw-toothed by ~15 MiB at 16 MiB); 8 MiB costs no more
+#: page faults than 16 for one or eight parallel copies, 4 MiB costs ~25x (docs/performance.md, ninth pass).
+TRIM_THRESHOLD = 8 * MiB
 ENV_VARS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
 
 _applied: bool | None = None

@@ -2,7 +2,7 @@
 
 One GET streams the source blob once, in order; each chunk of the upload is a PATCH whose body is
 the next part of that stream, handed from the source connection to the target one piece by piece
-(1 MiB), as a raw streaming copy does. Nothing is buffered per chunk, so chunks can be large at no
+(``PIECE``), as a raw streaming copy does. Nothing is buffered per chunk, so chunks can be large at no
 memory cost, and many copies can run in parallel in one worker. SHA-256 runs on each piece in the
 event loop's thread, as the raw copy does (``hash_in_thread`` hashes it in a thread while the loop
 sends it: faster on an idle machine, slower on a busy one, where the thread hop per piece costs more
@@ -67,8 +67,11 @@ from activities.ocm.oci import CopyStats, RegistryClient, StreamedBody, UploadSe
 
 ProgressFn = Callable[[UploadSession, int], Awaitable[None] | None]
 
-#: Bytes handed from the source connection to the target one at a time.
-PIECE = MiB
+#: Bytes handed from the source connection to the target one at a time. The event loop reads a socket
+#: at most 256 KiB at a time (uvloop, asyncio), so larger pieces are joined from several reads: one
+#: more copy of every byte and ~3 MiB more per parallel copy (1 MiB pieces: eight parallel 100 MiB
+#: copies peaked at 129 MiB RSS in a fresh process, 256 KiB at 105, at no more CPU; docs/performance.md).
+PIECE = 256 * 1024
 #: How often one chunk is re-sent after the connection to the target dropped mid-chunk.
 CHUNK_RESENDS = 3
 
