@@ -20,7 +20,7 @@ import contextlib
 import socket
 import ssl
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import httpcore
@@ -213,35 +213,41 @@ class LoopBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[SocketOption] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(timeout):
-                _, protocol = await loop.create_connection(
-                    _Protocol, host, port, local_addr=(local_address, 0) if local_address else None
-                )
-        except TimeoutError:
-            raise httpcore.ConnectTimeout(f"no connection to {host}:{port} within {timeout} s") from None
-        except OSError as exc:
-            raise httpcore.ConnectError(str(exc)) from None
-        _apply(protocol, socket_options)
-        return LoopStream(protocol)
+        local = (local_address, 0) if local_address else None
+        return await _connect(
+            f"{host}:{port}",
+            lambda: asyncio.get_running_loop().create_connection(_Protocol, host, port, local_addr=local),
+            timeout,
+            socket_options,
+        )
 
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[SocketOption] | None = None
     ) -> httpcore.AsyncNetworkStream:
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(timeout):
-                _, protocol = await loop.create_unix_connection(_Protocol, path)
-        except TimeoutError:
-            raise httpcore.ConnectTimeout(f"no connection to {path} within {timeout} s") from None
-        except OSError as exc:
-            raise httpcore.ConnectError(str(exc)) from None
-        _apply(protocol, socket_options)
-        return LoopStream(protocol)
+        return await _connect(
+            path, lambda: asyncio.get_running_loop().create_unix_connection(_Protocol, path), timeout, socket_options
+        )
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+
+async def _connect(
+    where: str,
+    opener: Callable[[], Awaitable[tuple[asyncio.BaseTransport, _Protocol]]],
+    timeout: float | None,
+    options: Iterable[SocketOption] | None,
+) -> LoopStream:
+    """A connection made by ``opener`` within ``timeout``, with httpcore's errors when it fails."""
+    try:
+        async with asyncio.timeout(timeout):
+            _, protocol = await opener()
+    except TimeoutError:
+        raise httpcore.ConnectTimeout(f"no connection to {where} within {timeout} s") from None
+    except OSError as exc:
+        raise httpcore.ConnectError(str(exc)) from None
+    _apply(protocol, options)
+    return LoopStream(protocol)
 
 
 def _apply(protocol: _Protocol, options: Iterable[SocketOption] | None) -> None:
