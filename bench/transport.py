@@ -7,7 +7,7 @@ RSS is what the tables report), then measures:
 
 1. per blob size, after ``--warmup`` untimed pairs (default 1: the site keeps the first copy of a blob
    and drops later uploads of the same digest at commit; without a warm-up the first round's transport
-   ran at 0.67-0.71 of the raw copy before it in four runs, with it 1.08-1.15), ``--rounds`` times
+   ran at 0.64-0.71 of the raw copy before it in five runs, with it 1.08-1.15), ``--rounds`` times
    (default 5), alternating which goes first: the raw baseline (the
    same blob copied source -> site with plain httpx, GET stream -> one streaming PUT, SHA-256 on the
    fly, no Temporal) and ``ComponentTransportWorkflow`` by value to a fresh target (signed and verified
