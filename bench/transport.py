@@ -34,7 +34,6 @@ import cProfile
 import hashlib
 import logging
 import os
-import signal
 import ssl
 import statistics
 import subprocess
@@ -61,6 +60,8 @@ from landscape.ocm_bulk import BULK, push_bulk
 from landscape.ocm_example import pseudo_random
 from landscape.registry import RegistryPart
 from landscape.temporal import TemporalDevServer
+from tests.chaos.common import start_worker as start_ocm_worker
+from tests.chaos.common import stop_workers
 from workers import eventloop
 from workers.config import data_converter
 
@@ -156,21 +157,16 @@ async def start_worker(address: str, state: Path) -> subprocess.Popen[bytes]:
     RSS is what the tables report), or this module's profiling worker under ``--profile``."""
     log = state / "worker.log"
     if os.environ.get(PROFILE_ENV):
-        cmd = [sys.executable, "-m", "bench.transport", "--worker", address]
+        with log.open("wb") as out:
+            worker = subprocess.Popen(  # noqa: ASYNC220 - the worker under test, in its own process
+                [sys.executable, "-m", "bench.transport", "--worker", address], stdout=out, stderr=subprocess.STDOUT
+            )
     else:
-        cmd = [str(Path(sys.executable).parent / "apeiro"), "worker", "--queues", "ocm"]
-    with log.open("wb") as out:
-        worker = subprocess.Popen(  # noqa: ASYNC220 - the worker under test, in its own process
-            cmd,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={**os.environ, "TEMPORAL_ADDRESS": address},
-        )
+        worker = start_ocm_worker({**os.environ, "TEMPORAL_ADDRESS": address}, "ocm", log)
     deadline = time.monotonic() + 60
     while WORKER_READY not in log.read_text(errors="replace"):
         if worker.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the worker did not start: {' '.join(cmd)}\n{log.read_text(errors='replace')[-2000:]}")
+            raise RuntimeError(f"the worker did not start: {worker.args!r}\n{log.read_text(errors='replace')[-2000:]}")
         await asyncio.sleep(0.1)
     return worker
 
@@ -319,6 +315,14 @@ async def bench(
                 **kw,
             }
 
+        def main_version(src_url: str) -> TransportInput:
+            """The example's main version (with its reference) from ``src_url`` to a fresh target."""
+            return TransportInput(
+                source=RepositorySpec(url=src_url),
+                components=[ComponentVersionRef(name=ex.MAIN, version=ex.VERSION)],
+                **target(),
+            )
+
         address = temporal.endpoints["address"]
         worker = await start_worker(address, state)
         from temporalio.client import Client
@@ -341,14 +345,7 @@ async def bench(
                 # Untimed: the site's first copy of this blob (it keeps that one; later uploads of the
                 # same digest are dropped at commit), the worker's first copy of this size.
                 await _timed_raw(source, sv.repo, site, f"raw/warmup-{size_mib}-{w}", payload)
-                await _transport(
-                    client,
-                    TransportInput(
-                        source=RepositorySpec(url=src_url),
-                        components=[ComponentVersionRef(name=ex.MAIN, version=ex.VERSION)],
-                        **target(),
-                    ),
-                )
+                await _transport(client, main_version(src_url))
             raws: list[float] = []
             trs: list[tuple[float, float]] = []  # (MiB/s, seconds)
             for rnd in range(rounds):
@@ -357,11 +354,7 @@ async def bench(
                 raw_first = rnd % 2 == 0
                 if raw_first:
                     raws.append(await _timed_raw(source, sv.repo, site, f"raw/copy-{size_mib}-{rnd}", payload))
-                inp = TransportInput(
-                    source=RepositorySpec(url=src_url),
-                    components=[ComponentVersionRef(name=ex.MAIN, version=ex.VERSION)],
-                    **target(),
-                )
+                inp = main_version(src_url)
                 if same_run and rnd == 0:
                     result, tr_s = await _with_same_run(client, inp, source, sv.repo, site, payload, worker.pid)
                 else:
@@ -466,8 +459,7 @@ async def bench(
         print(f"worker RSS at start {rss_start:.1f} MiB")
     finally:
         if worker is not None and worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-            worker.wait(timeout=20)
+            stop_workers([worker])
         for p in reversed(parts):
             p.stop()
 
