@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
 import subprocess
 import sysconfig
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,11 +20,71 @@ class LandscapeError(RuntimeError):
     """A landscape part could not start or stop; the message names the part and its log."""
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free right now (the OS picks it)."""
+#: Where this user's processes claim the ports they hand out (one empty file per port). Shared by all
+#: of them (pytest-xdist workers, the demo, benchmarks), so two never hand out the same port.
+PORT_CLAIMS = Path(tempfile.gettempdir()) / f"apeiro-port-claims-{os.getuid()}"
+#: A claim older than this is stale: whoever took the port has bound it, or never will.
+PORT_CLAIM_TTL = 600.0
+#: The lowest port handed out; the highest is just below the kernel's ephemeral range.
+PORT_FLOOR = 15000
+
+
+def _ephemeral_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default range is 32768-60999
+
+
+def _bindable(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _claim(port: int) -> bool:
+    """Take the port's claim file; False when another caller holds a fresh claim on it."""
+    claim = PORT_CLAIMS / str(port)
+    try:
+        os.close(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        return True
+    except FileExistsError:
+        try:
+            if time.time() - claim.stat().st_mtime < PORT_CLAIM_TTL:
+                return False
+            os.utime(claim)
+        except OSError:
+            return False
+        return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free now and that no other caller on this machine was given recently.
+
+    Why not bind to port 0: the kernel picks from its ephemeral range, which every outgoing
+    connection draws from too, and hands the same port out again once it is closed, so between this
+    call and the child process binding the port, another test's client or another `free_port` could
+    take it ("bind: address already in use"). Ports come from below the ephemeral range, at random,
+    and each is claimed in a file shared by all processes (pytest-xdist workers included) for
+    PORT_CLAIM_TTL seconds.
+    """
+    ceiling = _ephemeral_floor()
+    if ceiling - PORT_FLOOR < 1000:  # an unusual kernel setting: leave it to the kernel
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            return int(sock.getsockname()[1])
+    PORT_CLAIMS.mkdir(mode=0o700, exist_ok=True)
+    for _ in range(200):
+        port = random.randrange(PORT_FLOOR, ceiling)
+        if _bindable(host, port) and _claim(port):
+            return port
+    raise LandscapeError(
+        f"no free TCP port on {host} between {PORT_FLOOR} and {ceiling} after 200 tries; "
+        f"stop leftover landscape processes (`make clean`?) or remove stale claims in {PORT_CLAIMS}"
+    )
 
 
 def port_open(host: str, port: int, timeout: float = 0.2) -> bool:

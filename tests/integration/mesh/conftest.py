@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from definitions import queues
 from landscape.kcp.front import make_kcp_app
 from landscape.kcp.workspaces import Kcp
+from landscape.process import free_port
 from tests.support import pipeline
 from workers.cli.mesh import manifests
 from workers.mesh.bootstrap import apply_provider, binding, ensure, ensure_workspace
@@ -43,12 +43,6 @@ PLURALS = {
     "APIExport": "apiexports",
     "APIExportEndpointSlice": "apiexportendpointslices",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def bootstrap(http: httpx.AsyncClient) -> None:
