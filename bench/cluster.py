@@ -17,12 +17,10 @@ Per level N (N clusters created, and created + upgraded, at the same time):
    Target: overhead median <= 1 s per operation at every level (a real operation takes minutes);
    the ratio wall / gardenlet time is stated, it depends on --speed.
 
-CPU seconds per wall second of the Temporal dev server, this process (the worker; the client's part
-is a few calls per cluster) and the landscape API server (which runs the simulated gardenlet), per
-level: the busiest at the top level is named as what saturates first.
-
-On this 2-core machine (busy): the full sweep takes about 2 minutes, --quick (1 and 3 clusters,
-6 creates for detection) about 30 s.
+Per level, CPU seconds per wall second and run-queue wait of the Temporal dev server, this process
+(the worker, and its event-loop thread; the client adds a few calls per cluster) and the landscape
+API server (it runs the simulated gardenlet): the busiest at the top level is what saturates first.
+On this 2-core machine (busy, load ~10): the full sweep took 2 min 17 s, --quick 33-47 s.
 """
 
 from __future__ import annotations
@@ -44,7 +42,7 @@ from typing import TypeVar
 from temporalio.client import Client
 
 from bench._common import add_common_args, exit_cleanly, load, plot, report
-from bench._proc import cpu_s, runqueue_wait_s
+from bench._proc import cpu_s, runqueue_wait_s, thread_cpu_s
 from definitions.cluster import (
     ClusterCreateInput,
     ClusterCreateResult,
@@ -199,6 +197,7 @@ class Level:
     failed: int  # workflows that failed, both phases
     cores: dict[str, float]  # CPU seconds per wall second over the whole level, per process
     waits: dict[str, float]  # seconds waited runnable for a CPU per wall second, per process
+    loop: float  # cores of the worker's main thread (its event loop: one core at most)
 
     @property
     def gardenlet(self) -> float:
@@ -217,10 +216,12 @@ async def measure(env: Env, n: int, runs: int, pids: dict[str, list[int]]) -> Le
     def cpu() -> dict[str, tuple[float, float]]:
         return {role: (sum(map(cpu_s, ps)), sum(map(runqueue_wait_s, ps))) for role, ps in pids.items()}
 
-    cpu0, t0 = cpu(), time.monotonic()
-    ours: list[float] = []
-    polled: list[float] = []
-    failed = 0
+    def loop() -> float:
+        pid = os.getpid()
+        return sum(v for k, v in thread_cpu_s(pid).items() if k.endswith(f"/{pid}"))
+
+    cpu0, loop0, t0 = cpu(), loop(), time.monotonic()
+    ours, polled, failed = list[float](), list[float](), 0
     for _ in range(math.ceil(runs / n)):
         o, p, f = await detect_round(env, n)
         ours, polled, failed = ours + o, polled + p, failed + f
@@ -232,7 +233,7 @@ async def measure(env: Env, n: int, runs: int, pids: dict[str, list[int]]) -> Le
     cpu1, elapsed = cpu(), time.monotonic() - t0
     cores = {role: (cpu1[role][0] - cpu0[role][0]) / elapsed for role in cpu0}
     waits = {role: (cpu1[role][1] - cpu0[role][1]) / elapsed for role in cpu0}
-    return Level(n, ours, polled, lives, wall, failed + len(lost), cores, waits)
+    return Level(n, ours, polled, lives, wall, failed + len(lost), cores, waits, (loop() - loop0) / elapsed)
 
 
 def progress(lv: Level) -> None:
@@ -247,7 +248,7 @@ def progress(lv: Level) -> None:
         flush=True,
     )
     print(
-        "  CPU by process (cores): "
+        f"  CPU by process (cores; worker event loop thread {lv.loop:.2f}): "
         + ", ".join(f"{k} {v:.2f}" for k, v in sorted(lv.cores.items(), key=lambda kv: -kv[1]))
         + "; waiting for a CPU (s per s): "
         + ", ".join(f"{k} {v:.2f}" for k, v in lv.waits.items()),
@@ -285,7 +286,7 @@ def summarize(levels: list[Level], speed: float) -> None:
     busiest = sorted(last.cores.items(), key=lambda kv: -kv[1])
     first, cores = busiest[0]
     saturates = (
-        f"at {last.n} clusters the {first} process: {cores:.2f} cores, then "
+        f"at {last.n} clusters the {first} process: {cores:.2f} cores (worker event loop {last.loop:.2f}), then "
         + ", ".join(f"{k} {v:.2f}" for k, v in busiest[1:])
         + f" (of {os.cpu_count()}; worker = this process, gardener-api runs the simulated gardenlet)"
         + (
