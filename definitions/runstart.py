@@ -25,7 +25,9 @@ from definitions.validate import parse_pipeline, validate_definition
 
 
 def default_workflow_id(pipeline: str) -> str:
-    return f"{pipeline}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    """``<pipeline>-<UTC second>-<8 hex>``: readable, sortable, and unique for bulk starts (a schedule's
+    backfill, a script starting hundreds in one second; 4 hex digits collided at 120 starts a second)."""
+    return f"{pipeline}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"
 
 
 async def start_pipeline(
