@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import add_common_args, exit_cleanly, load, plot, report
+from tests.chaos.common import stop_workers
 from tests.support import pipeline
 
 REPO = Path(__file__).resolve().parents[1]
@@ -314,12 +315,8 @@ async def bench(args: argparse.Namespace, state: Path) -> None:
                 "worker stays mostly idle (see its RSS)",
             )
     finally:
-        if worker is not None and worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        if worker is not None:
+            stop_workers([worker], timeout=60)
         temporal.stop()
     if args.profile and Path(args.profile).exists():
         out = io.StringIO()

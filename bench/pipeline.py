@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from temporalio.client import Client
 
 from bench._common import add_common_args, exit_cleanly, load, plot, report
 from bench._proc import cpu_s, runqueue_wait_s
+from tests.chaos.common import stop_workers
 from tests.support import pipeline
 
 TARGET = 1.3
@@ -190,12 +190,8 @@ async def bench(shapes: list[tuple[int, int]], runs: int, state: Path) -> list[L
                 flush=True,
             )
     finally:
-        if worker is not None and worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        if worker is not None:
+            stop_workers([worker], timeout=60)
         temporal.stop()
     return levels
 
