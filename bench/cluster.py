@@ -298,7 +298,7 @@ def summarize(levels: list[Level], speed: float) -> None:
     )
     ready_path = plot(
         "cluster",
-        "ready detection vs clusters created at once (busy machine)",
+        "ready detection vs clusters created at once",
         "clusters at once",
         "detection latency (s)",
         {
@@ -310,7 +310,7 @@ def summarize(levels: list[Level], speed: float) -> None:
     )
     plot(
         "cluster-upgrade",
-        f"create + upgrade 1.29 -> 1.32 + image per cluster ({speed:g}x, busy machine)",
+        f"create + upgrade 1.29 -> 1.32 + image per cluster (simulated Gardener at {speed:g}x)",
         "clusters at once",
         "seconds",
         {
@@ -321,7 +321,7 @@ def summarize(levels: list[Level], speed: float) -> None:
     )
     report(
         "cluster",
-        title=f"cluster lifecycle vs clusters at once (simulated Gardener at {speed:g}x, busy machine)",
+        title=f"cluster lifecycle vs clusters at once (simulated Gardener at {speed:g}x)",
         header=[
             "clusters",
             "creates",

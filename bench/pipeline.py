@@ -258,8 +258,7 @@ def summarize(levels: list[Level], runs: int) -> None:
         )
     report(
         "pipeline",
-        title=f"engine overhead vs DAG size: median of {runs} runs each, one worker process + dev server "
-        "(busy machine)",
+        title=f"engine overhead vs DAG size: median of {runs} runs each, one worker process + dev server",
         header=[
             "steps",
             "layers x width",

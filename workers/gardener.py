@@ -9,6 +9,7 @@ from workers.queues import QueueContents
 def contents() -> QueueContents:
     from activities.freeze import ACTIVITIES as FREEZE
     from activities.gardener.activities import ACTIVITIES
+    from activities.gardener.connections import close_all
     from activities.gardener.day2 import ACTIVITIES as DAY2_ACTIVITIES
     from activities.gardener.select import ACTIVITIES as SELECT
     from activities.konfidence import GATE_ACTIVITIES
@@ -19,4 +20,5 @@ def contents() -> QueueContents:
     return QueueContents(
         workflows=[*WORKFLOWS, *DAY2_WORKFLOWS, *ROLLOUT],
         activities=[*ACTIVITIES, *DAY2_ACTIVITIES, *SELECT, *FREEZE, *GATE_ACTIVITIES],
+        close=close_all,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import signal
 from collections.abc import Callable, Mapping, Sequence
@@ -39,8 +40,12 @@ def build_workers(client: Client, queues: Sequence[str], *, max_concurrent_activ
                   activity_executor: ThreadPoolExecutor | None = None,
                   extra_activities: Mapping[str, Sequence[Callable[..., Any]]] | None = None,
                   extra_workflows: Mapping[str, Sequence[type]] | None = None,
-                  deployment: WorkerDeploymentVersion | None = None) -> list[Worker]:
+                  deployment: WorkerDeploymentVersion | None = None,
+                  closers: list[Callable[[], Any]] | None = None) -> list[Worker]:
     """One Worker per queue, sharing the client. Sync activities run on ``activity_executor``.
+
+    ``closers`` receives each queue's ``close`` hook (HTTP clients its activities share), for the
+    caller to run once the workers have stopped (:func:`run_workers` does).
 
     ``deployment`` runs them as that Worker Deployment Version (workers/versioning.py).
 
@@ -53,6 +58,8 @@ def build_workers(client: Client, queues: Sequence[str], *, max_concurrent_activ
             contents.activities = [*contents.activities, *extra_activities[queue]]
         if extra_workflows and queue in extra_workflows:
             contents.workflows = [*contents.workflows, *extra_workflows[queue]]
+        if closers is not None and contents.close is not None:
+            closers.append(contents.close)
         needs_executor = any(not asyncio.iscoroutinefunction(a) for a in contents.activities)
         workers.append(
             Worker(
@@ -88,10 +95,18 @@ async def run_workers(client: Client, queues: Sequence[str], stop: asyncio.Event
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    workers = build_workers(client, queues, deployment=deployment)
+    closers: list[Callable[[], Any]] = []
+    workers = build_workers(client, queues, deployment=deployment, closers=closers)
     async with contextlib.AsyncExitStack() as stack:
         for w in workers:
             await stack.enter_async_context(w)
         log.info("workers running for queues: %s", ", ".join(queues))
         await stop.wait()
         await stop_workers_or_exit(workers)
+    for close in closers:  # the activities are done: close what they shared (HTTP clients)
+        try:
+            done = close()
+            if inspect.isawaitable(done):
+                await done
+        except Exception:  # a failing close must not hide the others or turn a clean stop into a crash
+            log.warning("closing a queue's shared clients failed", exc_info=True)

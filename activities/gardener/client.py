@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from kubernetes_asyncio import client, config
+from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 from temporalio.exceptions import ApplicationError
 
+from activities.gardener.connections import shared_api
 from activities.secrets import resolve_secret
 from definitions.cluster import GardenRef
 from definitions.yamlfiles import YamlProblem, parse_yaml
@@ -24,22 +25,24 @@ FIELD_MANAGER = "apeiro"
 REQUEST_TIMEOUT = 30
 
 
-def _kubeconfig(ref: GardenRef) -> dict[str, Any]:
+def _kubeconfig_text(ref: GardenRef) -> str:
     try:
         if ref.kubeconfig_ref:
-            text = resolve_secret(ref.kubeconfig_ref)
-        else:
-            path = os.environ.get("APEIRO_GARDEN_KUBECONFIG")
-            if not path:
-                raise ApplicationError(
-                    "no garden kubeconfig: set garden.kubeconfig_ref (env:/file:/k8s:) in the input or "
-                    "APEIRO_GARDEN_KUBECONFIG on the worker",
-                    type="GardenConfigError",
-                    non_retryable=True,
-                )
-            text = Path(path).read_text()
+            return resolve_secret(ref.kubeconfig_ref)
+        path = os.environ.get("APEIRO_GARDEN_KUBECONFIG")
+        if not path:
+            raise ApplicationError(
+                "no garden kubeconfig: set garden.kubeconfig_ref (env:/file:/k8s:) in the input or "
+                "APEIRO_GARDEN_KUBECONFIG on the worker",
+                type="GardenConfigError",
+                non_retryable=True,
+            )
+        return Path(path).read_text()
     except OSError as exc:
         raise ApplicationError(f"garden kubeconfig: {exc}", type="GardenConfigError", non_retryable=True) from None
+
+
+def _parse_kubeconfig(text: str) -> dict[str, Any]:
     try:
         data = parse_yaml(text)
     except YamlProblem as exc:
@@ -55,8 +58,9 @@ def _kubeconfig(ref: GardenRef) -> dict[str, Any]:
 
 @contextlib.asynccontextmanager
 async def garden(ref: GardenRef) -> AsyncIterator[client.CustomObjectsApi]:
-    api = await config.new_client_from_config_dict(_kubeconfig(ref))
-    async with api:
+    """The garden's custom-objects API, on the client this worker shares for that kubeconfig
+    (activities/gardener/connections.py: a new client per activity cost ~30 ms of the event loop)."""
+    async with shared_api(_kubeconfig_text(ref), _parse_kubeconfig) as api:
         yield client.CustomObjectsApi(api)
 
 
