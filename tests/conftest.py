@@ -55,3 +55,15 @@ async def dev_client(dev_landscape: Landscape) -> Client:
 def task_queue() -> str:
     """A task queue unique to one test, so workers of different tests never steal each other's tasks."""
     return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def close_shared_garden_clients() -> AsyncIterator[None]:
+    """Close the garden API clients in-process workers shared (a real worker does this when it stops:
+    workers/worker.py run_workers); otherwise aiohttp reports their sessions unclosed at exit."""
+    yield
+    import sys
+
+    connections = sys.modules.get("activities.gardener.connections")
+    if connections is not None:
+        await connections.close_all()
