@@ -146,6 +146,17 @@ def worker_env(state: Path) -> dict[str, str]:
     return env
 
 
+def start_worker(address: str, state: Path, profile: Path | None = None) -> subprocess.Popen[bytes]:
+    """This module's worker (the pipeline queue and the hand-written baselines') in its own process,
+    once it says it is ready."""
+    cmd = [sys.executable, "-m", "bench.engine", "--worker", address, *(["--profile", str(profile)] if profile else [])]
+    worker = subprocess.Popen(cmd, stdout=subprocess.PIPE, cwd=REPO, env=worker_env(state))
+    assert worker.stdout is not None
+    if worker.stdout.readline().strip() != b"ready":
+        raise RuntimeError(f"the worker did not start (exit code {worker.wait()})")
+    return worker
+
+
 async def largest_history(client: Any, workflow_id: str) -> int:
     """Events in the largest history among the workflow's runs (continue-as-new included) and their
     children (one level, at most 200 per run)."""
@@ -184,14 +195,7 @@ async def bench(args: argparse.Namespace, state: Path) -> None:
     worker: subprocess.Popen[bytes] | None = None
     try:
         address = temporal.endpoints["address"]
-        cmd = [sys.executable, "-m", "bench.engine", "--worker", address]
-        if args.profile:
-            cmd += ["--profile", str(Path(args.profile).resolve())]
-        worker = subprocess.Popen(  # noqa: ASYNC220 - the worker under test, in its own process
-            cmd, stdout=subprocess.PIPE, cwd=REPO, env=worker_env(state)
-        )
-        assert worker.stdout is not None
-        worker.stdout.readline()
+        worker = start_worker(address, state, Path(args.profile).resolve() if args.profile else None)
         client = await Client.connect(address, data_converter=data_converter())
         definition = chain(10)
         # warm-up: sandbox imports, connections

@@ -24,7 +24,6 @@ import asyncio
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -39,7 +38,6 @@ from tests.chaos.common import stop_workers
 from tests.support import pipeline
 
 TARGET = 1.3
-REPO = Path(__file__).resolve().parents[1]
 
 
 def dag(layers: int, width: int) -> dict[str, Any]:
@@ -144,23 +142,8 @@ async def measure(client: Client, level: Level, runs: int, meter: Meter) -> None
         level.history[name] = await largest_history(client, wid)
 
 
-def start_worker(address: str, state: Path) -> subprocess.Popen[bytes]:
-    """bench.engine's worker (the pipeline queue and the hand-written baseline's) in its own process."""
-    from bench.engine import worker_env
-
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "bench.engine", "--worker", address],
-        stdout=subprocess.PIPE,
-        cwd=REPO,
-        env=worker_env(state),
-    )
-    assert worker.stdout is not None
-    if worker.stdout.readline().strip() != b"ready":
-        raise RuntimeError(f"the worker did not start (exit code {worker.wait()})")
-    return worker
-
-
 async def bench(shapes: list[tuple[int, int]], runs: int, state: Path) -> list[Level]:
+    from bench.engine import start_worker
     from landscape.temporal import TemporalDevServer
     from workers.config import data_converter
 

@@ -83,7 +83,7 @@ def free_port(host: str = "127.0.0.1") -> int:
             return port
     raise LandscapeError(
         f"no free TCP port on {host} between {PORT_FLOOR} and {ceiling} after 200 tries; "
-        f"stop leftover landscape processes (`make clean`?) or remove stale claims in {PORT_CLAIMS}"
+        f"stop leftover landscape processes (`apeiro dev down`) or remove stale claims in {PORT_CLAIMS}"
     )
 
 

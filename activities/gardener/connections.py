@@ -51,10 +51,19 @@ async def _make(data: dict[str, Any]) -> client.ApiClient:
     return client.ApiClient(configuration=cfg)
 
 
+def _stale(entry: _Shared, now: float) -> bool:
+    return now - entry.born >= MAX_AGE_S
+
+
+async def _close_if_idle(entry: _Shared) -> None:
+    """Close a retired client once no activity uses it (nothing to close on a finished loop)."""
+    if entry.retired and entry.users == 0 and not entry.loop.is_closed():
+        await entry.api.close()
+
+
 async def _retire(entry: _Shared) -> None:
     entry.retired = True
-    if entry.users == 0 and not entry.loop.is_closed():
-        await entry.api.close()
+    await _close_if_idle(entry)
 
 
 async def _drop_stale(now: float) -> None:
@@ -62,7 +71,7 @@ async def _drop_stale(now: float) -> None:
     for key, entry in list(_shared.items()):
         if entry.loop.is_closed():
             del _shared[key]  # a finished event loop (tests): nothing left to close on it
-        elif entry.loop is loop and now - entry.born >= MAX_AGE_S:
+        elif entry.loop is loop and _stale(entry, now):
             del _shared[key]
             await _retire(entry)
     mine = sorted((e.born, k) for k, e in _shared.items() if e.loop is loop)
@@ -75,11 +84,11 @@ async def shared_api(text: str, parse: Callable[[str], dict[str, Any]]) -> Async
     """The API client for kubeconfig ``text`` (``parse`` turns it into a dict when a client is made)."""
     key, now = _key(text), time.monotonic()
     entry = _shared.get(key)
-    if entry is None or now - entry.born >= MAX_AGE_S:
+    if entry is None or _stale(entry, now):
         await _drop_stale(now)
         api = await _make(parse(text))
         entry = _shared.get(key)  # another activity may have made one meanwhile: use the first
-        if entry is None or now - entry.born >= MAX_AGE_S:
+        if entry is None or _stale(entry, now):
             if entry is not None:
                 await _retire(entry)
             entry = _shared[key] = _Shared(api=api, loop=asyncio.get_running_loop(), born=now)
@@ -90,8 +99,7 @@ async def shared_api(text: str, parse: Callable[[str], dict[str, Any]]) -> Async
         yield entry.api
     finally:
         entry.users -= 1
-        if entry.retired and entry.users == 0 and not entry.loop.is_closed():
-            await entry.api.close()
+        await _close_if_idle(entry)
 
 
 async def close_all() -> None:
