@@ -6,6 +6,7 @@ set-current-version` / `describe` make), so the CLI and the tests share one code
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 
@@ -20,6 +21,9 @@ from temporalio.common import WorkerDeploymentVersion
 from temporalio.service import RPCError, RPCStatusCode
 
 log = logging.getLogger(__name__)
+#: Answers to a read that mean "ask again", and the pauses before asking again.
+TRANSIENT_READ_ERRORS = (RPCStatusCode.CANCELLED, RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED)
+READ_RETRY_DELAYS_S = (0.2, 0.5, 1.0)
 
 
 class DeployError(Exception):
@@ -60,10 +64,19 @@ async def describe(client: Client, deployment: str, *, with_runs: bool = True) -
     """The deployment's versions, its current one and (optionally) which running workflows use which."""
     from temporalio.api.enums.v1 import VersionDrainageStatus, WorkerDeploymentVersionStatus
 
+    request = DescribeWorkerDeploymentRequest(namespace=client.namespace, deployment_name=deployment)
     try:
-        resp = await client.workflow_service.describe_worker_deployment(
-            DescribeWorkerDeploymentRequest(namespace=client.namespace, deployment_name=deployment)
-        )
+        for delay in (*READ_RETRY_DELAYS_S, None):
+            try:
+                resp = await client.workflow_service.describe_worker_deployment(request)
+                break
+            except RPCError as exc:
+                # Right after a change of the current version the server may cancel a describe that
+                # raced the deployment's own update (seen: "operation was canceled"); a read is safe
+                # to ask again.
+                if delay is None or exc.status not in TRANSIENT_READ_ERRORS:
+                    raise
+                await asyncio.sleep(delay)
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise DeployError(
